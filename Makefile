@@ -1,0 +1,57 @@
+# Tandem: `make run` serves the site, `make test` runs every test. Both install what is missing
+# first (scripts/setup.sh, idempotent). Build cache: $(CARGO_TARGET_DIR), outside the clone.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/tandem/target
+# wasm-opt from npm's binaryen must win over Debian's (TOOLCHAIN.md); cargo-installed tools next.
+export PATH := $(CURDIR)/tools/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
+export CARGO_TERM_COLOR ?= never
+
+ADDR ?= 127.0.0.1:3000
+DATA_DIR ?= data
+SERVER := $(CARGO_TARGET_DIR)/release/server
+
+# Native crates checked and tested together (the page's `frontend` needs `hydrate`, which
+# excludes `ssr`: it is checked on wasm32 instead).
+NATIVE := -p tandem-events -p tandem-store -p tandem-protocol -p worker -p app -p server --features app/ssr
+WASM := -p tandem-events -p tandem-store -p worker -p frontend --target wasm32-unknown-unknown
+
+.PHONY: run test setup worker build lint test-rust check-wasm e2e sizes clean
+
+run: build
+	$(SERVER) serve --addr $(ADDR) --data-dir $(DATA_DIR)
+
+test: setup lint test-rust check-wasm build e2e
+
+setup:
+	@scripts/setup.sh
+
+worker: setup
+	scripts/build-worker.sh
+
+build: worker
+	cargo leptos build --release
+
+lint: setup
+	cargo fmt --all --check
+	cargo clippy $(NATIVE) --all-targets -- -D warnings
+	cargo clippy $(WASM) -- -D warnings
+
+test-rust: setup
+	cargo test $(NATIVE)
+
+check-wasm: setup
+	cargo build -p tandem-events -p tandem-store --target wasm32-unknown-unknown
+
+e2e: build
+	cd end2end && TANDEM_SERVER_BIN=$(SERVER) npx playwright test
+
+# Raw and gzip sizes of every .wasm/.js the site ships (recorded in docs/development.md).
+sizes:
+	@cd target/site && for f in $$(find . -name '*.wasm' -o -name '*.js' | sort); do \
+	  printf '%-40s %9d raw %9d gzip\n' "$$f" "$$(wc -c < $$f)" "$$(gzip -9c $$f | wc -c)"; done
+
+clean:
+	rm -rf target public/worker end2end/test-results end2end/playwright-report

@@ -1,0 +1,89 @@
+//! Tandem's Leptos application: the HTML shell, routes and components, compiled twice — into
+//! the server (feature `ssr`, server-side rendering and server functions) and into the page's
+//! wasm (feature `hydrate`). Kept thin: substance lives in the pure crates and the worker.
+
+pub mod local_store;
+pub mod server_status;
+mod status_bar;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::components::{Route, Router, Routes};
+use leptos_router::StaticSegment;
+
+use crate::status_bar::StatusBar;
+
+/// The site's name as cargo-leptos builds it: `/pkg/tandem.js`, `/pkg/tandem.css`, ...
+pub const OUTPUT_NAME: &str = "tandem";
+
+/// The whole HTML document, rendered by the server around [`App`].
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <meta name="description" content="Tandem: a local-first collaborative to-do list"/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+/// The application: routes inside the document body.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Stylesheet id="leptos" href=format!("/pkg/{OUTPUT_NAME}.css")/>
+        <Title text="Tandem"/>
+        <Router>
+            <Routes fallback=|| view! { <NotFound/> }>
+                <Route path=StaticSegment("") view=Home/>
+            </Routes>
+        </Router>
+    }
+}
+
+#[component]
+fn Home() -> impl IntoView {
+    local_store::provide_local_store();
+    view! {
+        <div class="layout">
+            <header class="masthead">
+                <h1>"Tandem"</h1>
+                <p class="tagline">"Local-first to-dos, in tandem."</p>
+            </header>
+            <main>
+                <section class="todoapp" aria-label="To-dos">
+                    <p class="todo-empty">"Nothing to do yet."</p>
+                </section>
+            </main>
+            <StatusBar/>
+        </div>
+    }
+}
+
+#[component]
+fn NotFound() -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        response.set_status(http_not_found());
+    }
+    view! {
+        <main class="not-found">
+            <h1>"Not found"</h1>
+            <p><a href="/">"Back to Tandem"</a></p>
+        </main>
+    }
+}
+
+#[cfg(feature = "ssr")]
+fn http_not_found() -> http::StatusCode {
+    http::StatusCode::NOT_FOUND
+}

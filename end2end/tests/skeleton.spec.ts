@@ -1,0 +1,67 @@
+import { expect, test, type Page } from "@playwright/test";
+
+// The walking skeleton end to end: server-side rendering, hydration, a server function round
+// trip, and SQLite in OPFS owned by a Dedicated Worker, surviving a reload.
+
+async function ready(page: Page) {
+  await expect(page.locator("body")).toHaveAttribute("data-ready", "true");
+}
+
+async function probeRows(page: Page): Promise<number> {
+  const state = page.locator(".store-state");
+  await expect(state).toHaveAttribute("data-state", "ready");
+  return Number(await state.getAttribute("data-rows"));
+}
+
+test.describe("without JavaScript", () => {
+  test.use({ javaScriptEnabled: false });
+
+  test("the page is rendered by the server", async ({ page }) => {
+    await page.goto("/");
+    await expect(page).toHaveTitle("Tandem");
+    await expect(page.getByRole("heading", { name: "Tandem" })).toBeVisible();
+    await expect(page.locator("section.todoapp")).toBeVisible();
+    await expect(page.locator(".store-state")).toHaveText("Local store: opening…");
+    await expect(page.locator("body")).not.toHaveAttribute("data-ready", /.*/);
+  });
+});
+
+test("the page hydrates and a click changes state", async ({ page }) => {
+  await page.goto("/");
+  await ready(page);
+  const before = await probeRows(page);
+  await page.getByRole("button", { name: "Add probe row" }).click();
+  await expect(page.locator(".store-state")).toHaveAttribute("data-rows", String(before + 1));
+  await expect(page.locator(".store-state")).toHaveText(`Local store: ${before + 1} probe row${before + 1 === 1 ? "" : "s"}`);
+});
+
+test("the server function round trip is shown on the page", async ({ page }) => {
+  await page.goto("/");
+  await ready(page);
+  await page.getByRole("button", { name: "Check server" }).click();
+  await expect(page.locator(".server-report")).toHaveText(/^Server \d+\.\d+\.\d+ · clock offset [+-]\d+ ms$/);
+});
+
+test("rows written in the OPFS worker survive a reload", async ({ page }) => {
+  await page.goto("/");
+  await ready(page);
+  // Each test has a fresh browser context, so OPFS starts empty.
+  expect(await probeRows(page)).toBe(0);
+  const add = page.getByRole("button", { name: "Add probe row" });
+  await add.click();
+  await expect(page.locator(".store-state")).toHaveAttribute("data-rows", "1");
+  await add.click();
+  await expect(page.locator(".store-state")).toHaveAttribute("data-rows", "2");
+
+  await page.reload();
+  await ready(page);
+  expect(await probeRows(page)).toBe(2);
+  await add.click();
+  await expect(page.locator(".store-state")).toHaveAttribute("data-rows", "3");
+});
+
+test("unknown pages answer 404 with a way back", async ({ page }) => {
+  const response = await page.goto("/no/such/page");
+  expect(response?.status()).toBe(404);
+  await expect(page.getByRole("link", { name: "Back to Tandem" })).toBeVisible();
+});

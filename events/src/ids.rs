@@ -1,0 +1,100 @@
+//! Identifiers: devices, workspaces, aggregates and events are UUIDs chosen once by their author
+//! (DESIGN.md rules 1 and 2) and never changed. Parsing is strict: only the hyphenated form.
+
+use std::fmt;
+use std::str::FromStr;
+
+use uuid::Uuid;
+
+/// A malformed identifier, naming which kind and the text that was given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed {kind} {text:?}: expected a hyphenated UUID")]
+pub struct IdError {
+    pub kind: &'static str,
+    pub text: String,
+}
+
+macro_rules! uuid_id {
+    ($(#[$doc:meta])* $name:ident, $kind:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(Uuid);
+
+        impl $name {
+            /// Wraps a UUID the caller generated (ids are injected, never made here).
+            pub const fn from_uuid(uuid: Uuid) -> Self {
+                Self(uuid)
+            }
+
+            /// The underlying UUID.
+            pub const fn as_uuid(&self) -> &Uuid {
+                &self.0
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = IdError;
+
+            fn from_str(text: &str) -> Result<Self, IdError> {
+                let err = || IdError { kind: $kind, text: text.chars().take(64).collect() };
+                if text.len() != 36 {
+                    return Err(err());
+                }
+                Uuid::try_parse(text).map(Self).map_err(|_| err())
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.hyphenated().fmt(f)
+            }
+        }
+    };
+}
+
+uuid_id!(
+    /// A device: a browser profile's Tandem, another client, or the server itself.
+    DeviceId,
+    "device id"
+);
+uuid_id!(
+    /// A workspace: the unit of sync, sequence numbering and (later) access.
+    WorkspaceId,
+    "workspace id"
+);
+uuid_id!(
+    /// An aggregate (a list or a todo), whose events carry dense versions from 1.
+    AggregateId,
+    "aggregate id"
+);
+uuid_id!(
+    /// An event, the idempotency key everywhere, forever.
+    EventId,
+    "event id"
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_prints_the_hyphenated_form() {
+        let text = "0190f5a2-7c3e-7b4a-9d2e-1234567890ab";
+        let id: EventId = text.parse().unwrap();
+        assert_eq!(id.to_string(), text);
+    }
+
+    #[test]
+    fn rejects_other_forms_with_the_kind_named() {
+        for bad in [
+            "",
+            "xyz",
+            "0190f5a27c3e7b4a9d2e1234567890ab",
+            "{0190f5a2-7c3e-7b4a-9d2e-1234567890ab}",
+        ] {
+            let err = bad.parse::<DeviceId>().unwrap_err();
+            assert_eq!(err.kind, "device id", "{bad}");
+            assert!(err.to_string().contains("malformed device id"));
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! The command line (CONTRACT.md): `server serve --addr HOST:PORT --data-dir DIR`. Every flag
+//! also reads an environment variable; both beat Leptos.toml, which beats the defaults.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{self, ConfigError, FileConfig, Overrides, DEFAULT_CONFIG_FILE};
+use crate::Config;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "server",
+    version,
+    about = "Tandem: a local-first, event-sourced collaborative to-do site",
+    long_about = "Tandem's server: serves the site, holds the central event log and answers sync.\n\
+                  Configuration precedence: flags, then environment (TANDEM_*), then the runtime \
+                  config file (Leptos.toml), then defaults. Without a subcommand, `serve` runs."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the site and the sync API until SIGINT or SIGTERM.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Default, Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:3000, or server.addr in the config file]
+    #[arg(long, env = "TANDEM_ADDR", value_name = "HOST:PORT")]
+    pub addr: Option<String>,
+    /// Directory holding events.db and views.db; created if missing [default: ./data]
+    #[arg(long, env = "TANDEM_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The built site to serve (/pkg, the worker, assets) [default: LEPTOS_SITE_ROOT, or
+    /// server.site-root in the config file, or ./target/site]
+    #[arg(long, env = "TANDEM_SITE_ROOT", value_name = "DIR")]
+    pub site_root: Option<PathBuf>,
+    /// Runtime config file [default: ./Leptos.toml when present]
+    #[arg(long, env = "TANDEM_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    /// Resolves these flags over the environment cargo-leptos sets, the config file and the
+    /// defaults.
+    pub fn resolve(self) -> Result<Config, ConfigError> {
+        let file = match &self.config {
+            Some(path) => FileConfig::load(path, true)?,
+            None => FileConfig::load(std::path::Path::new(DEFAULT_CONFIG_FILE), false)?,
+        };
+        let leptos_env = Overrides {
+            addr: std::env::var("LEPTOS_SITE_ADDR").ok(),
+            data_dir: None,
+            site_root: std::env::var_os("LEPTOS_SITE_ROOT").map(PathBuf::from),
+        };
+        config::resolve(
+            Overrides {
+                addr: self.addr,
+                data_dir: self.data_dir,
+                site_root: self.site_root,
+            },
+            leptos_env,
+            file,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn serve_takes_the_contract_flags() {
+        let cli = Cli::try_parse_from([
+            "server",
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--data-dir",
+            "/tmp/x",
+        ])
+        .unwrap();
+        let Some(Command::Serve(args)) = cli.command else {
+            panic!("expected serve");
+        };
+        assert_eq!(args.addr.as_deref(), Some("127.0.0.1:0"));
+        assert_eq!(args.data_dir, Some(PathBuf::from("/tmp/x")));
+    }
+
+    #[test]
+    fn unknown_flags_are_refused() {
+        let err = Cli::try_parse_from(["server", "serve", "--port", "1"]).unwrap_err();
+        assert!(err.to_string().contains("--port"), "{err}");
+    }
+}

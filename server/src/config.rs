@@ -1,0 +1,253 @@
+//! The server's configuration and its precedence (CONTRACT.md): command-line flags, then
+//! environment, then Leptos.toml (the runtime config file), then built-in defaults.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Everything `serve` needs, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    /// The built site (cargo-leptos's site root: `pkg/`, the worker, static assets).
+    pub site_root: PathBuf,
+    pub limits: Limits,
+}
+
+/// Sync limits (CONTRACT.md defaults); enforced by the sync endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Limits {
+    pub push_body_bytes: usize,
+    pub events_per_push: usize,
+    pub event_data_bytes: usize,
+    pub max_clock_drift_ms: u64,
+    pub pull_limit_default: usize,
+    pub pull_limit_max: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            push_body_bytes: 4 * 1024 * 1024,
+            events_per_push: 1_000,
+            event_data_bytes: 64 * 1024,
+            max_clock_drift_ms: 60_000,
+            pull_limit_default: 500,
+            pull_limit_max: 5_000,
+        }
+    }
+}
+
+pub const DEFAULT_ADDR: &str = "127.0.0.1:3000";
+pub const DEFAULT_DATA_DIR: &str = "data";
+pub const DEFAULT_SITE_ROOT: &str = "target/site";
+pub const DEFAULT_CONFIG_FILE: &str = "Leptos.toml";
+
+/// Leptos.toml as written on disk; every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FileConfig {
+    pub server: FileServer,
+    pub limits: Limits,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FileServer {
+    pub addr: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub site_root: Option<PathBuf>,
+}
+
+/// What flags and environment gave (clap merges the two: a flag beats its env variable).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub addr: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub site_root: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        path: String,
+        #[source]
+        source: toml::de::Error,
+    },
+    #[error(
+        "invalid address {value:?} (from {origin}): expected HOST:PORT such as 127.0.0.1:3000"
+    )]
+    Addr { value: String, origin: &'static str },
+    #[error("invalid limit in {path}: {message}")]
+    Limit { path: String, message: String },
+}
+
+impl FileConfig {
+    /// Reads the config file. A missing file is only an error when it was asked for by name.
+    pub fn load(path: &Path, required: bool) -> Result<Self, ConfigError> {
+        let shown = path.display().to_string();
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+                return Ok(Self::default())
+            }
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: shown,
+                    source,
+                })
+            }
+        };
+        let file: Self = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: shown.clone(),
+            source,
+        })?;
+        file.limits.check(&shown)?;
+        Ok(file)
+    }
+}
+
+impl Limits {
+    fn check(&self, path: &str) -> Result<(), ConfigError> {
+        let fail = |message: &str| {
+            Err(ConfigError::Limit {
+                path: path.to_string(),
+                message: message.to_string(),
+            })
+        };
+        if self.push_body_bytes == 0 || self.events_per_push == 0 || self.event_data_bytes == 0 {
+            return fail("push-body-bytes, events-per-push and event-data-bytes must be above 0");
+        }
+        if self.pull_limit_default == 0 || self.pull_limit_default > self.pull_limit_max {
+            return fail("pull-limit-default must be between 1 and pull-limit-max");
+        }
+        Ok(())
+    }
+}
+
+/// Resolves flags/env over the file over the defaults. `leptos_env` carries cargo-leptos's
+/// LEPTOS_SITE_ADDR / LEPTOS_SITE_ROOT, which rank just below Tandem's own variables.
+pub fn resolve(
+    overrides: Overrides,
+    leptos_env: Overrides,
+    file: FileConfig,
+) -> Result<Config, ConfigError> {
+    let (addr_text, origin) = if let Some(a) = overrides.addr {
+        (a, "--addr / TANDEM_ADDR")
+    } else if let Some(a) = leptos_env.addr {
+        (a, "LEPTOS_SITE_ADDR")
+    } else if let Some(a) = file.server.addr {
+        (a, "the config file")
+    } else {
+        (DEFAULT_ADDR.to_string(), "the default")
+    };
+    let addr = addr_text.parse().map_err(|_| ConfigError::Addr {
+        value: addr_text.clone(),
+        origin,
+    })?;
+    Ok(Config {
+        addr,
+        data_dir: overrides
+            .data_dir
+            .or(file.server.data_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+        site_root: overrides
+            .site_root
+            .or(leptos_env.site_root)
+            .or(file.server.site_root)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_SITE_ROOT)),
+        limits: file.limits,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> FileConfig {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("Leptos.toml");
+        std::fs::write(&path, text).unwrap();
+        FileConfig::load(&path, true).unwrap()
+    }
+
+    #[test]
+    fn defaults_apply_without_file_or_overrides() {
+        let config = resolve(
+            Overrides::default(),
+            Overrides::default(),
+            FileConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(config.addr.to_string(), DEFAULT_ADDR);
+        assert_eq!(config.data_dir, PathBuf::from("data"));
+        assert_eq!(config.site_root, PathBuf::from("target/site"));
+        assert_eq!(config.limits, Limits::default());
+    }
+
+    #[test]
+    fn flags_beat_leptos_env_which_beats_the_file() {
+        let f = || file("[server]\naddr = \"127.0.0.1:4000\"\ndata-dir = \"/srv/tandem\"\n");
+        let flags = Overrides {
+            addr: Some("127.0.0.1:5000".into()),
+            ..Overrides::default()
+        };
+        let leptos = Overrides {
+            addr: Some("127.0.0.1:6000".into()),
+            ..Overrides::default()
+        };
+        let c = resolve(flags, leptos.clone(), f()).unwrap();
+        assert_eq!(c.addr.port(), 5000);
+        assert_eq!(c.data_dir, PathBuf::from("/srv/tandem"));
+        let c = resolve(Overrides::default(), leptos, f()).unwrap();
+        assert_eq!(c.addr.port(), 6000);
+        let c = resolve(Overrides::default(), Overrides::default(), f()).unwrap();
+        assert_eq!(c.addr.port(), 4000);
+    }
+
+    #[test]
+    fn the_repository_leptos_toml_parses_to_the_contract_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Leptos.toml");
+        let f = FileConfig::load(&path, true).unwrap();
+        assert_eq!(f.limits, Limits::default());
+        assert_eq!(f.server.addr.as_deref(), Some(DEFAULT_ADDR));
+    }
+
+    #[test]
+    fn bad_input_is_a_clear_error() {
+        let err = resolve(
+            Overrides {
+                addr: Some("localhost".into()),
+                ..Overrides::default()
+            },
+            Overrides::default(),
+            FileConfig::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("\"localhost\""), "{err}");
+        assert!(err.to_string().contains("TANDEM_ADDR"), "{err}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("Leptos.toml");
+        std::fs::write(&path, "[server]\nport = 1\n").unwrap();
+        let err = FileConfig::load(&path, true).unwrap_err();
+        assert!(err.to_string().contains("unknown field `port`"), "{err}");
+
+        std::fs::write(&path, "[limits]\npull-limit-default = 9000\n").unwrap();
+        let err = FileConfig::load(&path, true).unwrap_err();
+        assert!(err.to_string().contains("pull-limit-default"), "{err}");
+
+        assert!(FileConfig::load(&dir.path().join("absent.toml"), true).is_err());
+        assert!(FileConfig::load(&dir.path().join("absent.toml"), false).is_ok());
+    }
+}

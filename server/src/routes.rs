@@ -1,0 +1,75 @@
+//! The HTTP surface: `/healthz`, the Leptos pages and server functions, static files.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use app::{shell, App, OUTPUT_NAME};
+use axum::extract::{FromRef, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use leptos::config::LeptosOptions;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use serde_json::json;
+use tower_http::compression::CompressionLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::{Config, Databases};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub leptos: LeptosOptions,
+    pub databases: Arc<Databases>,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos.clone()
+    }
+}
+
+pub fn router(config: &Config, databases: Arc<Databases>) -> Router {
+    let leptos = LeptosOptions::builder()
+        .output_name(OUTPUT_NAME)
+        .site_root(config.site_root.display().to_string())
+        .site_pkg_dir("pkg")
+        .site_addr(config.addr)
+        .env(leptos::config::Env::PROD)
+        .build();
+    let state = AppState { leptos, databases };
+    let routes = generate_route_list(App);
+    Router::new()
+        .route("/healthz", get(healthz))
+        .leptos_routes(&state, routes, {
+            let options = state.leptos.clone();
+            move || shell(options.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(CompressionLayer::new())
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// 200 when both databases answer; 503 with the contract's error shape otherwise.
+async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
+    let databases = Arc::clone(&state.databases);
+    let checked = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::task::spawn_blocking(move || databases.check()),
+    )
+    .await;
+    match checked {
+        Ok(Ok(Ok(()))) => (StatusCode::OK, Json(json!({"status": "ok"}))),
+        Ok(Ok(Err(e))) => unavailable(e.to_string()),
+        Ok(Err(e)) => unavailable(format!("health check crashed: {e}")),
+        Err(_) => unavailable("the databases did not answer within 5 s".into()),
+    }
+}
+
+fn unavailable(message: String) -> (StatusCode, Json<serde_json::Value>) {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({"code": "UNAVAILABLE", "message": message})),
+    )
+}

@@ -1,0 +1,95 @@
+//! Opening a SQLite database with the pragmas Tandem relies on.
+
+use std::path::Path;
+
+use rusqlite::Connection;
+
+/// How hard a database works to keep a committed transaction across a power cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// `synchronous=FULL`: for logs whose appends are acknowledged to others (DESIGN.md rule 14).
+    Full,
+    /// `synchronous=NORMAL`: for views, which can always be rebuilt from the log.
+    Normal,
+}
+
+/// Failures opening or preparing a database.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open database {path}: {source}")]
+    Open {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("cannot set up database {path}: {source}")]
+    Setup {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("cannot install the OPFS storage: {0}")]
+    Opfs(String),
+}
+
+/// Opens (creating if needed) the database at `path` with Tandem's pragmas. Natively the
+/// journal is WAL; on the browser's OPFS pool VFS, which has no WAL, it stays a rollback journal.
+pub fn open(path: impl AsRef<Path>, durability: Durability) -> Result<Connection, StoreError> {
+    let path = path.as_ref();
+    let shown = path.display().to_string();
+    let conn = Connection::open(path).map_err(|source| StoreError::Open {
+        path: shown.clone(),
+        source,
+    })?;
+    let synchronous = match durability {
+        Durability::Full => "FULL",
+        Durability::Normal => "NORMAL",
+    };
+    let journal = if cfg!(target_arch = "wasm32") {
+        "DELETE"
+    } else {
+        "WAL"
+    };
+    conn.pragma_update(None, "journal_mode", journal)
+        .and_then(|()| conn.pragma_update(None, "synchronous", synchronous))
+        .and_then(|()| conn.pragma_update(None, "foreign_keys", "ON"))
+        .and_then(|()| conn.busy_timeout(std::time::Duration::from_secs(5)))
+        .map_err(|source| StoreError::Setup {
+            path: shown,
+            source,
+        })?;
+    Ok(conn)
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opens_a_real_file_in_wal_with_the_requested_durability() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(dir.path().join("events.db"), Durability::Full).unwrap();
+        let mode: String = conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let sync: i64 = conn
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .unwrap();
+        assert_eq!(sync, 2, "FULL is 2");
+        let views = open(dir.path().join("views.db"), Durability::Normal).unwrap();
+        let sync: i64 = views
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .unwrap();
+        assert_eq!(sync, 1, "NORMAL is 1");
+    }
+
+    #[test]
+    fn a_missing_directory_is_a_typed_error_naming_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("no/such/dir/events.db");
+        let err = open(&path, Durability::Full).unwrap_err();
+        assert!(matches!(err, StoreError::Open { .. }), "{err:?}");
+        assert!(err.to_string().contains("no/such/dir"), "{err}");
+    }
+}
