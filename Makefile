@@ -45,8 +45,10 @@ test-rust: setup
 check-wasm: setup
 	cargo build -p tandem-events -p tandem-store --target wasm32-unknown-unknown
 
+# Against the release server, on its own port, with a fresh data dir removed afterwards.
 e2e: build
-	cd end2end && TANDEM_SERVER_BIN=$(SERVER) npx playwright test
+	data=$$(mktemp -d); trap 'rm -rf "$$data"' EXIT; \
+	cd end2end && TANDEM_SERVER_BIN=$(SERVER) E2E_DATA_DIR=$$data npx playwright test
 
 # Raw and gzip sizes of every .wasm/.js the site ships (recorded in docs/development.md).
 sizes:

@@ -6,7 +6,8 @@ import * as path from "node:path";
 // The release server built by `make build`, started on its own port with a fresh data dir.
 const port = Number(process.env.E2E_PORT ?? 3100);
 const server = process.env.TANDEM_SERVER_BIN ?? path.join(os.homedir(), ".cache/tandem/target/release/server");
-const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "tandem-e2e-"));
+// `make e2e` passes a fresh data dir; run by hand, a new temp dir is made.
+const dataDir = process.env.E2E_DATA_DIR ?? (process.env.E2E_DATA_DIR = fs.mkdtempSync(path.join(os.tmpdir(), "tandem-e2e-")));
 
 export default defineConfig({
   testDir: "./tests",
