@@ -1,0 +1,225 @@
+//! The command side: `decide(state, command) -> events`. Pure: ids, stamps and time are added
+//! around the result by the caller (the envelope), never made here.
+
+use crate::domain::{
+    Bases, Deleted, DomainEvent, DueDate, ListCreated, ListRenamed, TodoCreated, TodoDueDateSet,
+    TodoMoved, TodoNotesEdited, TodoTitleEdited,
+};
+use crate::ids::AggregateId;
+use crate::merge::Field;
+use crate::position;
+use crate::state::{ListState, TodoState};
+
+pub const MAX_NAME_CHARS: usize = 200;
+pub const MAX_TITLE_CHARS: usize = 1_000;
+pub const MAX_NOTES_CHARS: usize = 20_000;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListCommand {
+    Create {
+        name: String,
+    },
+    /// `resolving`: the user chose this value over the shown conflicts (they end).
+    Rename {
+        name: String,
+        resolving: bool,
+    },
+    Delete,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TodoCommand {
+    Create {
+        list_id: AggregateId,
+        title: String,
+        position: String,
+        due_date: Option<DueDate>,
+    },
+    Edit {
+        edit: TodoEdit,
+        resolving: bool,
+    },
+    Delete,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TodoEdit {
+    Title(String),
+    Notes(String),
+    DueDate(Option<DueDate>),
+    Completed(bool),
+    Position(String),
+}
+
+/// Why a command was refused; nothing happened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    #[error("{kind} {id} does not exist")]
+    NotFound { kind: &'static str, id: AggregateId },
+    #[error("{kind} {id} already exists")]
+    AlreadyExists { kind: &'static str, id: AggregateId },
+    #[error("{kind} {id} was deleted")]
+    Deleted { kind: &'static str, id: AggregateId },
+    #[error("the {field} cannot be empty")]
+    Empty { field: &'static str },
+    #[error("the {field} has {chars} characters; at most {max} are allowed")]
+    TooLong {
+        field: &'static str,
+        chars: usize,
+        max: usize,
+    },
+    #[error(transparent)]
+    Position(#[from] position::PositionError),
+}
+
+fn text(
+    field: &'static str,
+    value: &str,
+    max: usize,
+    allow_empty: bool,
+) -> Result<String, DomainError> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() && !allow_empty {
+        return Err(DomainError::Empty { field });
+    }
+    let chars = trimmed.chars().count();
+    if chars > max {
+        return Err(DomainError::TooLong { field, chars, max });
+    }
+    Ok(trimmed.to_string())
+}
+
+/// Decides a list command against the list's current state.
+pub fn decide_list(
+    id: AggregateId,
+    list: &ListState,
+    command: ListCommand,
+) -> Result<Vec<DomainEvent>, DomainError> {
+    let kind = "list";
+    match command {
+        ListCommand::Create { name } => {
+            if list.created.is_some() {
+                return Err(DomainError::AlreadyExists { kind, id });
+            }
+            let name = text("list name", &name, MAX_NAME_CHARS, false)?;
+            Ok(vec![DomainEvent::ListCreated(ListCreated { name })])
+        }
+        ListCommand::Rename { name, resolving } => {
+            live(list.created.is_some(), list.deleted, kind, id)?;
+            let name = text("list name", &name, MAX_NAME_CHARS, false)?;
+            Ok(edit(&list.name, &name, resolving)
+                .map(|bases| DomainEvent::ListRenamed(ListRenamed { name, bases }))
+                .into_iter()
+                .collect())
+        }
+        ListCommand::Delete => {
+            live(list.created.is_some(), list.deleted, kind, id)?;
+            Ok(vec![DomainEvent::ListDeleted(Deleted {})])
+        }
+    }
+}
+
+/// Decides a todo command against the todo's state and (for creation) its list's.
+pub fn decide_todo(
+    id: AggregateId,
+    todo: &TodoState,
+    list: Option<&ListState>,
+    command: TodoCommand,
+) -> Result<Vec<DomainEvent>, DomainError> {
+    let kind = "todo";
+    match command {
+        TodoCommand::Create {
+            list_id,
+            title,
+            position,
+            due_date,
+        } => {
+            if todo.created.is_some() {
+                return Err(DomainError::AlreadyExists { kind, id });
+            }
+            let list = list.ok_or(DomainError::NotFound {
+                kind: "list",
+                id: list_id,
+            })?;
+            live(list.created.is_some(), list.deleted, "list", list_id)?;
+            let title = text("title", &title, MAX_TITLE_CHARS, false)?;
+            position::validate(&position)?;
+            Ok(vec![DomainEvent::TodoCreated(TodoCreated {
+                list_id,
+                title,
+                position,
+                due_date,
+            })])
+        }
+        TodoCommand::Edit {
+            edit: change,
+            resolving,
+        } => {
+            live(todo.created.is_some(), todo.deleted, kind, id)?;
+            let event = match change {
+                TodoEdit::Title(title) => {
+                    let title = text("title", &title, MAX_TITLE_CHARS, false)?;
+                    edit(&todo.title, &title, resolving)
+                        .map(|bases| DomainEvent::TodoTitleEdited(TodoTitleEdited { title, bases }))
+                }
+                TodoEdit::Notes(notes) => {
+                    let notes = text("notes", &notes, MAX_NOTES_CHARS, true)?;
+                    edit(&todo.notes, &notes, resolving)
+                        .map(|bases| DomainEvent::TodoNotesEdited(TodoNotesEdited { notes, bases }))
+                }
+                TodoEdit::DueDate(due) => {
+                    edit(&todo.due_date, &due, resolving).map(|bases| match due {
+                        Some(due_date) => {
+                            DomainEvent::TodoDueDateSet(TodoDueDateSet { due_date, bases })
+                        }
+                        None => DomainEvent::TodoDueDateCleared(Bases { bases }),
+                    })
+                }
+                TodoEdit::Completed(done) => edit(&todo.completed, &done, resolving).map(|bases| {
+                    if done {
+                        DomainEvent::TodoCompleted(Bases { bases })
+                    } else {
+                        DomainEvent::TodoReopened(Bases { bases })
+                    }
+                }),
+                TodoEdit::Position(position) => {
+                    position::validate(&position)?;
+                    edit(&todo.position, &position, resolving)
+                        .map(|bases| DomainEvent::TodoMoved(TodoMoved { position, bases }))
+                }
+            };
+            Ok(event.into_iter().collect())
+        }
+        TodoCommand::Delete => {
+            live(todo.created.is_some(), todo.deleted, kind, id)?;
+            Ok(vec![DomainEvent::TodoDeleted(Deleted {})])
+        }
+    }
+}
+
+fn live(
+    created: bool,
+    deleted: bool,
+    kind: &'static str,
+    id: AggregateId,
+) -> Result<(), DomainError> {
+    if !created {
+        Err(DomainError::NotFound { kind, id })
+    } else if deleted {
+        Err(DomainError::Deleted { kind, id })
+    } else {
+        Ok(())
+    }
+}
+
+/// The bases of an edit setting `field` to `value`, or `None` when it would change nothing
+/// (same value, and no conflicts to resolve).
+fn edit<V: PartialEq>(field: &Field<V>, value: &V, resolving: bool) -> Option<Vec<Stamp>> {
+    let unchanged = field.winner().is_some_and(|w| w.value == value);
+    if unchanged && (!resolving || field.conflicts().is_empty()) {
+        return None;
+    }
+    Some(field.bases(resolving))
+}
+
+use crate::hlc::Stamp;

@@ -1,0 +1,303 @@
+//! The fold: an aggregate's state from the *set* of its events, and the view rows it yields.
+//!
+//! Applying is idempotent by event id and independent of order (DESIGN.md rules 17, 19, 20):
+//! fields merge by [`crate::merge::Field`]; creation keeps the least `(stamp, event id)`;
+//! deletion is a tombstone no edit undoes. Edits that arrive before the creation are kept and
+//! show once it arrives. The same fold serves the command side (`decide`), incremental
+//! projection and full rebuilds, so they cannot disagree.
+
+use crate::domain::{DomainEvent, DueDate};
+use crate::event::Event;
+use crate::hlc::Stamp;
+use crate::ids::{AggregateId, DeviceId, EventId, WorkspaceId};
+use crate::merge::Field;
+
+/// Who made an aggregate, and when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Creation {
+    pub stamp: Stamp,
+    pub event_id: EventId,
+    pub workspace_id: WorkspaceId,
+    pub created_at: i64,
+}
+
+impl Creation {
+    fn of(event: &Event) -> Self {
+        Self {
+            stamp: event.hlc,
+            event_id: event.event_id,
+            workspace_id: event.workspace_id,
+            created_at: event.created_at,
+        }
+    }
+
+    /// Keeps the least creation, so duplicates and orders agree.
+    fn merge(slot: &mut Option<Self>, new: Self) {
+        if slot.is_none_or(|old| (new.stamp, new.event_id) < (old.stamp, old.event_id)) {
+            *slot = Some(new);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListState {
+    pub created: Option<Creation>,
+    pub name: Field<String>,
+    pub deleted: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TodoState {
+    pub created: Option<Creation>,
+    /// The list of the least creation.
+    pub list_id: Option<AggregateId>,
+    pub title: Field<String>,
+    pub notes: Field<String>,
+    pub due_date: Field<Option<DueDate>>,
+    pub completed: Field<bool>,
+    pub position: Field<String>,
+    pub deleted: bool,
+}
+
+/// One aggregate id's state. An id is a list or a todo; should forged events use one id for
+/// both, both states are kept, deterministically.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Aggregate {
+    pub list: ListState,
+    pub todo: TodoState,
+}
+
+impl ListState {
+    pub fn exists(&self) -> bool {
+        self.created.is_some() && !self.deleted
+    }
+}
+
+impl TodoState {
+    pub fn exists(&self) -> bool {
+        self.created.is_some() && !self.deleted
+    }
+}
+
+impl Aggregate {
+    /// Folds one event in. Applying an event twice, or in any order, gives the same state.
+    pub fn apply(&mut self, event: &Event) {
+        let (s, id, dev) = (event.hlc, event.event_id, event.device_id);
+        match &event.body {
+            DomainEvent::ListCreated(e) => {
+                Creation::merge(&mut self.list.created, Creation::of(event));
+                self.list.name.add(s, id, dev, e.name.clone(), &[]);
+            }
+            DomainEvent::ListRenamed(e) => self.list.name.add(s, id, dev, e.name.clone(), &e.bases),
+            DomainEvent::ListDeleted(_) => self.list.deleted = true,
+            DomainEvent::TodoCreated(e) => {
+                let creation = Creation::of(event);
+                let least = self.todo.created.is_none_or(|old| {
+                    (creation.stamp, creation.event_id) < (old.stamp, old.event_id)
+                });
+                if least {
+                    self.todo.list_id = Some(e.list_id);
+                }
+                Creation::merge(&mut self.todo.created, creation);
+                let t = &mut self.todo;
+                t.title.add(s, id, dev, e.title.clone(), &[]);
+                t.notes.add(s, id, dev, String::new(), &[]);
+                t.due_date.add(s, id, dev, e.due_date, &[]);
+                t.completed.add(s, id, dev, false, &[]);
+                t.position.add(s, id, dev, e.position.clone(), &[]);
+            }
+            DomainEvent::TodoTitleEdited(e) => {
+                self.todo.title.add(s, id, dev, e.title.clone(), &e.bases)
+            }
+            DomainEvent::TodoNotesEdited(e) => {
+                self.todo.notes.add(s, id, dev, e.notes.clone(), &e.bases)
+            }
+            DomainEvent::TodoDueDateSet(e) => {
+                self.todo
+                    .due_date
+                    .add(s, id, dev, Some(e.due_date), &e.bases)
+            }
+            DomainEvent::TodoDueDateCleared(e) => {
+                self.todo.due_date.add(s, id, dev, None, &e.bases)
+            }
+            DomainEvent::TodoCompleted(e) => self.todo.completed.add(s, id, dev, true, &e.bases),
+            DomainEvent::TodoReopened(e) => self.todo.completed.add(s, id, dev, false, &e.bases),
+            DomainEvent::TodoMoved(e) => {
+                self.todo
+                    .position
+                    .add(s, id, dev, e.position.clone(), &e.bases)
+            }
+            DomainEvent::TodoDeleted(_) => self.todo.deleted = true,
+        }
+    }
+
+    /// The view rows of this aggregate.
+    pub fn rows(&self, aggregate_id: AggregateId) -> Rows {
+        let mut rows = Rows::default();
+        if let (Some(created), Some(name)) = (self.list.created, self.list.name.winner()) {
+            rows.list = Some(ListRow {
+                list_id: aggregate_id,
+                workspace_id: created.workspace_id,
+                name: name.value.clone(),
+                name_hlc: name.stamp,
+                created_hlc: created.stamp,
+                created_at: created.created_at,
+                deleted: self.list.deleted,
+            });
+            if !self.list.deleted {
+                conflicts(
+                    &mut rows.conflicts,
+                    aggregate_id,
+                    "name",
+                    &self.list.name,
+                    |v| json_str(v),
+                );
+            }
+        }
+        let t = &self.todo;
+        if let (Some(created), Some(list_id)) = (t.created, t.list_id) {
+            // A creation sets every field, so each has a winner once created.
+            let (Some(title), Some(notes), Some(due), Some(done), Some(pos)) = (
+                t.title.winner(),
+                t.notes.winner(),
+                t.due_date.winner(),
+                t.completed.winner(),
+                t.position.winner(),
+            ) else {
+                return rows;
+            };
+            rows.todo = Some(TodoRow {
+                todo_id: aggregate_id,
+                workspace_id: created.workspace_id,
+                list_id,
+                title: title.value.clone(),
+                notes: notes.value.clone(),
+                due_date: due.value.map(|d| d.to_string()),
+                completed: *done.value,
+                position: pos.value.clone(),
+                created_hlc: created.stamp,
+                created_at: created.created_at,
+                title_hlc: title.stamp,
+                notes_hlc: notes.stamp,
+                due_date_hlc: due.stamp,
+                completed_hlc: done.stamp,
+                position_hlc: pos.stamp,
+                deleted: t.deleted,
+            });
+            if !t.deleted {
+                let c = &mut rows.conflicts;
+                conflicts(c, aggregate_id, "title", &t.title, |v| json_str(v));
+                conflicts(c, aggregate_id, "notes", &t.notes, |v| json_str(v));
+                conflicts(c, aggregate_id, "due_date", &t.due_date, |v| match v {
+                    Some(d) => json_str(&d.to_string()),
+                    None => "null".into(),
+                });
+                conflicts(c, aggregate_id, "completed", &t.completed, |v| {
+                    v.to_string()
+                });
+                conflicts(c, aggregate_id, "position", &t.position, |v| json_str(v));
+            }
+        }
+        rows
+    }
+}
+
+fn json_str(s: &str) -> String {
+    serde_json::Value::String(s.to_string()).to_string()
+}
+
+fn conflicts<V>(
+    out: &mut Vec<ConflictRow>,
+    aggregate_id: AggregateId,
+    field: &'static str,
+    edits: &Field<V>,
+    encode: impl Fn(&V) -> String,
+) {
+    out.extend(edits.conflicts().into_iter().map(|e| ConflictRow {
+        aggregate_id,
+        field,
+        hlc: e.stamp,
+        event_id: e.event_id,
+        device_id: e.device_id,
+        value: encode(e.value),
+    }));
+}
+
+/// The rows one aggregate contributes to the views.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rows {
+    pub list: Option<ListRow>,
+    pub todo: Option<TodoRow>,
+    pub conflicts: Vec<ConflictRow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListRow {
+    pub list_id: AggregateId,
+    pub workspace_id: WorkspaceId,
+    pub name: String,
+    pub name_hlc: Stamp,
+    pub created_hlc: Stamp,
+    pub created_at: i64,
+    pub deleted: bool,
+}
+
+/// A todo's current state, with the stamp of each field's winning edit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TodoRow {
+    pub todo_id: AggregateId,
+    pub workspace_id: WorkspaceId,
+    pub list_id: AggregateId,
+    pub title: String,
+    pub notes: String,
+    pub due_date: Option<String>,
+    pub completed: bool,
+    pub position: String,
+    pub created_hlc: Stamp,
+    pub created_at: i64,
+    pub title_hlc: Stamp,
+    pub notes_hlc: Stamp,
+    pub due_date_hlc: Stamp,
+    pub completed_hlc: Stamp,
+    pub position_hlc: Stamp,
+    pub deleted: bool,
+}
+
+/// An edit nobody superseded that lost to a newer one: shown to the user until resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConflictRow {
+    pub aggregate_id: AggregateId,
+    pub field: &'static str,
+    pub hlc: Stamp,
+    pub event_id: EventId,
+    pub device_id: DeviceId,
+    /// The losing value as JSON.
+    pub value: String,
+}
+
+/// One line of an item's history: every event that touched it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryRow {
+    pub aggregate_id: AggregateId,
+    pub hlc: Stamp,
+    pub event_id: EventId,
+    pub event_type: &'static str,
+    pub device_id: DeviceId,
+    pub created_at: i64,
+    /// The event's data in the current schema, as JSON.
+    pub data: String,
+}
+
+impl HistoryRow {
+    pub fn of(event: &Event) -> Self {
+        Self {
+            aggregate_id: event.aggregate_id,
+            hlc: event.hlc,
+            event_id: event.event_id,
+            event_type: event.body.event_type(),
+            device_id: event.device_id,
+            created_at: event.created_at,
+            data: event.body.to_data(),
+        }
+    }
+}
