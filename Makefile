@@ -15,7 +15,7 @@ SERVER := $(CARGO_TARGET_DIR)/release/server
 
 # Native crates checked and tested together (the page's `frontend` needs `hydrate`, which
 # excludes `ssr`: it is checked on wasm32 instead).
-NATIVE := -p tandem-events -p tandem-store -p tandem-protocol -p worker -p app -p server --features app/ssr
+NATIVE := -p tandem-events -p tandem-store -p tandem-protocol -p worker -p app -p server --features app/ssr,tandem-events/testkit
 WASM := -p tandem-events -p tandem-store -p worker -p frontend --target wasm32-unknown-unknown
 
 .PHONY: run test setup worker build lint test-rust check-wasm e2e sizes clean

@@ -17,3 +17,5 @@ pub mod ids;
 pub mod merge;
 pub mod position;
 pub mod state;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;

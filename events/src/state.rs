@@ -301,3 +301,44 @@ impl HistoryRow {
         }
     }
 }
+
+/// Every aggregate's state and every history line: the whole views, in memory. Used by full
+/// rebuilds and by tests as the reference.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Model {
+    pub aggregates: std::collections::BTreeMap<AggregateId, Aggregate>,
+    pub history: std::collections::BTreeMap<(AggregateId, Stamp, EventId), HistoryRow>,
+}
+
+/// The views as sorted rows: the canonical dump of DESIGN.md rule 20.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AllRows {
+    pub lists: Vec<ListRow>,
+    pub todos: Vec<TodoRow>,
+    pub conflicts: Vec<ConflictRow>,
+    pub history: Vec<HistoryRow>,
+}
+
+impl Model {
+    pub fn apply(&mut self, event: &Event) {
+        self.aggregates
+            .entry(event.aggregate_id)
+            .or_default()
+            .apply(event);
+        self.history
+            .entry((event.aggregate_id, event.hlc, event.event_id))
+            .or_insert_with(|| HistoryRow::of(event));
+    }
+
+    pub fn rows(&self) -> AllRows {
+        let mut all = AllRows::default();
+        for (id, aggregate) in &self.aggregates {
+            let rows = aggregate.rows(*id);
+            all.lists.extend(rows.list);
+            all.todos.extend(rows.todo);
+            all.conflicts.extend(rows.conflicts);
+        }
+        all.history = self.history.values().cloned().collect();
+        all
+    }
+}
