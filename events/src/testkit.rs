@@ -202,9 +202,7 @@ pub fn simulate(sim: Simulation) -> Vec<StoredEvent> {
                         .flatten(),
                 ),
                 3 => TodoEdit::Completed(rng.chance(50)),
-                4 => {
-                    TodoEdit::Position(format!("{}", ["1", "3", "V", "a", "k", "z"][rng.below(6)]))
-                }
+                4 => TodoEdit::Position(["1", "3", "V", "a", "k", "z"][rng.below(6)].to_string()),
                 _ => TodoEdit::Title(words[rng.below(words.len())].to_string()),
             };
             let cmd = if rng.chance(5) {

@@ -1,11 +1,16 @@
-//! Tandem's SQLite adapter. It opens the event log (`events.db`) and the read models
-//! (`views.db`) with the durability each needs, natively and on wasm32, where the databases
-//! live in the browser's Origin Private File System behind the sync-access-handle pool VFS.
-//! Everything that differs between native and wasm32 storage stays in this crate.
+//! Tandem's SQLite adapter. It owns the event log (`events.db`: log, outbox, clock state, the
+//! `hlc_now()`/`hlc_compare()` SQL functions) and the read models (`views.db`: the projection
+//! engine), natively and on wasm32, where the databases live in the browser's Origin Private
+//! File System behind the sync-access-handle pool VFS. Everything that differs between native
+//! and wasm32 storage stays in this crate.
 
 pub mod connection;
+pub mod log;
 #[cfg(target_arch = "wasm32")]
 pub mod opfs;
+pub mod views;
 
 pub use connection::{open, Durability, StoreError};
+pub use log::{Appended, EventLog, LogError, PhysicalClock};
 pub use rusqlite;
+pub use views::{Progress, Views, ViewsError, PROJECTION_VERSION};

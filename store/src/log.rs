@@ -1,0 +1,532 @@
+//! events.db: the immutable event log, the device's outbox and the persisted HLC, with the SQL
+//! functions `hlc_now()` and `hlc_compare(a, b)` registered on the same connection.
+//!
+//! Every write is one transaction: a batch is stored whole or not at all, and the clock's state
+//! is saved in the same transaction as the events that used it.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rusqlite::functions::FunctionFlags;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use tandem_events::event::StoredEvent;
+use tandem_events::hlc::{Clock, ClockError, ClockState, Stamp};
+use tandem_events::ids::{AggregateId, DeviceId, EventId, WorkspaceId};
+
+use crate::connection::{open, Durability, StoreError};
+
+/// The physical clock, injected (ms since the Unix epoch).
+pub type PhysicalClock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// Failures of the log. On any error nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error(
+        "version conflict on aggregate {aggregate}: expected version {expected}, actual {actual}"
+    )]
+    VersionConflict {
+        aggregate: AggregateId,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("event {event_id} belongs to aggregate {found}, not {aggregate}")]
+    WrongAggregate {
+        event_id: EventId,
+        aggregate: AggregateId,
+        found: AggregateId,
+    },
+    #[error("event {event_id} is already stored")]
+    DuplicateEvent { event_id: EventId },
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Clock(#[from] ClockError),
+    #[error(transparent)]
+    Open(#[from] StoreError),
+    #[error("database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+}
+
+/// An event stored in the log: its id and the position the log gave it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub event_id: EventId,
+    pub seq: u64,
+}
+
+/// The open events.db.
+pub struct EventLog {
+    conn: Connection,
+    clock: Arc<Mutex<Clock>>,
+    physical: PhysicalClock,
+}
+
+const COLUMNS: &str =
+    "event_id, workspace_id, aggregate_id, event_type, schema_version, event_data, \
+                       hlc_timestamp, device_id, version, created_at";
+
+impl EventLog {
+    /// Opens (creating if needed) the log at `path`. A new database takes `device` as its clock's
+    /// node; an existing one keeps the device id it was created with.
+    pub fn open(
+        path: impl AsRef<Path>,
+        device: DeviceId,
+        physical: PhysicalClock,
+    ) -> Result<Self, LogError> {
+        let conn = open(path, Durability::Full)?;
+        Self::with_connection(conn, device, physical)
+    }
+
+    /// Opens the log on a connection already opened with [`open`] (in-memory ones in tests).
+    pub fn with_connection(
+        conn: Connection,
+        device: DeviceId,
+        physical: PhysicalClock,
+    ) -> Result<Self, LogError> {
+        conn.execute_batch(include_str!("sql/events.sql"))?;
+        let stored = conn
+            .query_row(
+                "SELECT node, last_ms, last_counter, offset_ms FROM hlc_state WHERE id = 1",
+                [],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let mut clock = match stored {
+            Some((node, last_ms, last_counter, offset_ms)) => Clock::restore(ClockState {
+                node: node
+                    .parse()
+                    .map_err(|e| LogError::Corrupt(format!("hlc_state.node: {e}")))?,
+                last_ms: u64::try_from(last_ms)
+                    .map_err(|_| LogError::Corrupt("hlc_state.last_ms".into()))?,
+                last_counter: u32::try_from(last_counter)
+                    .map_err(|_| LogError::Corrupt("hlc_state.last_counter".into()))?,
+                offset_ms,
+            }),
+            None => Clock::new(device),
+        };
+        // Never behind a stamp already stored, whatever happened to hlc_state.
+        let greatest: Option<String> = conn.query_row(
+            "SELECT max(h) FROM (SELECT max(hlc_timestamp) AS h FROM events \
+             UNION ALL SELECT max(hlc_timestamp) FROM outbox)",
+            [],
+            |r| r.get(0),
+        )?;
+        if let Some(text) = greatest {
+            clock.observe(&parse_stamp(&text)?);
+        }
+        save_clock(&conn, &clock)?;
+        let log = Self {
+            conn,
+            clock: Arc::new(Mutex::new(clock)),
+            physical,
+        };
+        log.register_functions()?;
+        Ok(log)
+    }
+
+    fn register_functions(&self) -> Result<(), LogError> {
+        let clock = Arc::clone(&self.clock);
+        let physical = Arc::clone(&self.physical);
+        self.conn
+            .create_scalar_function("hlc_now", 0, FunctionFlags::SQLITE_UTF8, move |_| {
+                let mut clock = clock.lock().unwrap_or_else(|p| p.into_inner());
+                clock
+                    .tick(physical())
+                    .map(|s| s.encode())
+                    .map_err(|e| rusqlite::Error::UserFunctionError(Box::new(e)))
+            })?;
+        self.conn.create_scalar_function(
+            "hlc_compare",
+            2,
+            FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+            |ctx| {
+                let a: String = ctx.get(0)?;
+                let b: String = ctx.get(1)?;
+                let parse = |t: &str| {
+                    t.parse::<Stamp>()
+                        .map_err(|e| rusqlite::Error::UserFunctionError(Box::new(e)))
+                };
+                Ok(parse(&a)?.cmp(&parse(&b)?) as i32)
+            },
+        )?;
+        Ok(())
+    }
+
+    fn clock(&self) -> MutexGuard<'_, Clock> {
+        self.clock.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The device id this log's clock stamps with.
+    pub fn device_id(&self) -> DeviceId {
+        self.clock().node()
+    }
+
+    /// A new stamp from the device clock. It is persisted with the next write that uses it.
+    pub fn stamp(&self) -> Result<Stamp, LogError> {
+        let now = (self.physical)();
+        Ok(self.clock().tick(now)?)
+    }
+
+    /// The physical clock (for `created_at`).
+    pub fn now_ms(&self) -> u64 {
+        (self.physical)()
+    }
+
+    /// The current clock state (what `hlc_state` holds after the next write).
+    pub fn clock_state(&self) -> ClockState {
+        self.clock().state()
+    }
+
+    /// The connection, for read-only queries and tests (the triggers guard the log).
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// The aggregate's version: its greatest version in the log and the outbox (0 if none).
+    pub fn version(&self, aggregate: AggregateId) -> Result<u64, LogError> {
+        version_in(&self.conn, aggregate)
+    }
+
+    /// A workspace's head: its greatest `seq` (0 if none).
+    pub fn head(&self, workspace: WorkspaceId) -> Result<u64, LogError> {
+        head_in(&self.conn, workspace)
+    }
+
+    /// Appends `events` of one aggregate to the log, if its version is still `expected_version`.
+    /// Their versions must continue it densely. Assigns each its workspace's next `seq`.
+    pub fn append(
+        &mut self,
+        aggregate: AggregateId,
+        expected_version: u64,
+        events: &[StoredEvent],
+    ) -> Result<Vec<Appended>, LogError> {
+        if let Some(e) = events.iter().find(|e| e.aggregate_id != aggregate) {
+            return Err(LogError::WrongAggregate {
+                event_id: e.event_id,
+                aggregate,
+                found: e.aggregate_id,
+            });
+        }
+        let actual = self.version(aggregate)?;
+        if actual != expected_version {
+            return Err(LogError::VersionConflict {
+                aggregate,
+                expected: expected_version,
+                actual,
+            });
+        }
+        self.append_batch(events)
+    }
+
+    /// Appends a batch (any aggregates, any workspaces) in one transaction. Each event's
+    /// version must be its aggregate's current version + 1, counting earlier events of the
+    /// batch; otherwise nothing is stored.
+    pub fn append_batch(&mut self, events: &[StoredEvent]) -> Result<Vec<Appended>, LogError> {
+        let mut clock = self.clock().clone();
+        let tx = self.conn.transaction()?;
+        let mut versions: HashMap<AggregateId, u64> = HashMap::new();
+        let mut heads: HashMap<WorkspaceId, u64> = HashMap::new();
+        let mut appended = Vec::with_capacity(events.len());
+        {
+            let mut insert = tx.prepare_cached(&format!(
+                "INSERT INTO events (seq, {COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+            ))?;
+            for e in events {
+                let current = match versions.get(&e.aggregate_id) {
+                    Some(v) => *v,
+                    None => version_in(&tx, e.aggregate_id)?,
+                };
+                if e.version != current + 1 {
+                    return Err(LogError::VersionConflict {
+                        aggregate: e.aggregate_id,
+                        expected: e.version.saturating_sub(1),
+                        actual: current,
+                    });
+                }
+                versions.insert(e.aggregate_id, e.version);
+                let seq = match heads.get(&e.workspace_id) {
+                    Some(h) => h + 1,
+                    None => head_in(&tx, e.workspace_id)? + 1,
+                };
+                heads.insert(e.workspace_id, seq);
+                insert
+                    .execute(params![
+                        seq as i64,
+                        e.event_id.to_string(),
+                        e.workspace_id.to_string(),
+                        e.aggregate_id.to_string(),
+                        e.event_type,
+                        e.schema_version,
+                        e.event_data,
+                        e.hlc_timestamp.encode(),
+                        e.device_id.to_string(),
+                        e.version as i64,
+                        e.created_at,
+                    ])
+                    .map_err(|err| duplicate_or(err, e.event_id))?;
+                clock.observe(&e.hlc_timestamp);
+                appended.push(Appended {
+                    event_id: e.event_id,
+                    seq,
+                });
+            }
+            save_clock(&tx, &clock)?;
+        }
+        tx.commit()?;
+        self.publish_clock(clock);
+        Ok(appended)
+    }
+
+    /// Records this device's new events of one aggregate in the outbox, if its version (log and
+    /// outbox) is still `expected_version`; versions must continue it densely.
+    pub fn record(
+        &mut self,
+        aggregate: AggregateId,
+        expected_version: u64,
+        events: &[StoredEvent],
+    ) -> Result<(), LogError> {
+        let mut clock = self.clock().clone();
+        let tx = self.conn.transaction()?;
+        let actual = version_in(&tx, aggregate)?;
+        if actual != expected_version {
+            return Err(LogError::VersionConflict {
+                aggregate,
+                expected: expected_version,
+                actual,
+            });
+        }
+        {
+            let mut insert = tx.prepare_cached(&format!(
+                "INSERT INTO outbox ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+            ))?;
+            for (i, e) in events.iter().enumerate() {
+                if e.aggregate_id != aggregate {
+                    return Err(LogError::WrongAggregate {
+                        event_id: e.event_id,
+                        aggregate,
+                        found: e.aggregate_id,
+                    });
+                }
+                if e.version != expected_version + 1 + i as u64 {
+                    return Err(LogError::VersionConflict {
+                        aggregate,
+                        expected: e.version.saturating_sub(1),
+                        actual: expected_version + i as u64,
+                    });
+                }
+                insert
+                    .execute(params![
+                        e.event_id.to_string(),
+                        e.workspace_id.to_string(),
+                        e.aggregate_id.to_string(),
+                        e.event_type,
+                        e.schema_version,
+                        e.event_data,
+                        e.hlc_timestamp.encode(),
+                        e.device_id.to_string(),
+                        e.version as i64,
+                        e.created_at,
+                    ])
+                    .map_err(|err| duplicate_or(err, e.event_id))?;
+                clock.observe(&e.hlc_timestamp);
+            }
+            save_clock(&tx, &clock)?;
+        }
+        tx.commit()?;
+        self.publish_clock(clock);
+        Ok(())
+    }
+
+    /// After a commit: the shared clock becomes the greater of itself (stamps issued meanwhile
+    /// through `hlc_now()`) and the committed copy.
+    fn publish_clock(&self, committed: Clock) {
+        self.clock().observe(&committed.last());
+    }
+
+    /// The outbox, in recording order.
+    pub fn outbox(&self) -> Result<Vec<StoredEvent>, LogError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("SELECT {COLUMNS} FROM outbox ORDER BY position"))?;
+        let rows = stmt.query_map([], read_event)?;
+        collect(rows)
+    }
+
+    /// Up to `limit` events of `workspace` with `seq > after`, in seq order.
+    pub fn events_after(
+        &self,
+        workspace: WorkspaceId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, StoredEvent)>, LogError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {COLUMNS}, seq FROM events WHERE workspace_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
+        ))?;
+        let rows = stmt.query_map(
+            params![workspace.to_string(), after as i64, limit as i64],
+            |r| Ok((r.get::<_, i64>(10)? as u64, read_event(r)?)),
+        )?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, event) = row?;
+            out.push((seq, event?));
+        }
+        Ok(out)
+    }
+
+    /// Every event of one aggregate: the log's in version order, then the outbox's.
+    pub fn aggregate_events(&self, aggregate: AggregateId) -> Result<Vec<StoredEvent>, LogError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM events WHERE aggregate_id = ?1 ORDER BY version"
+        ))?;
+        let mut out = collect(stmt.query_map([aggregate.to_string()], read_event)?)?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM outbox WHERE aggregate_id = ?1 ORDER BY position"
+        ))?;
+        out.extend(collect(
+            stmt.query_map([aggregate.to_string()], read_event)?,
+        )?);
+        Ok(out)
+    }
+
+    /// The workspaces that have events in the log, with their heads.
+    pub fn heads(&self) -> Result<Vec<(WorkspaceId, u64)>, LogError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT workspace_id, max(seq) FROM events GROUP BY workspace_id ORDER BY workspace_id",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (ws, head) = row?;
+            out.push((parse_id(&ws)?, head as u64));
+        }
+        Ok(out)
+    }
+
+    /// The number of events in the log.
+    pub fn len(&self) -> Result<u64, LogError> {
+        Ok(self
+            .conn
+            .query_row("SELECT count(*) FROM events", [], |r| r.get::<_, i64>(0))?
+            as u64)
+    }
+
+    pub fn is_empty(&self) -> Result<bool, LogError> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Calls `f` on every event of the log (by workspace, then seq), then every outbox event.
+    pub fn for_each(
+        &self,
+        mut f: impl FnMut(&StoredEvent) -> Result<(), LogError>,
+    ) -> Result<(), LogError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM events ORDER BY workspace_id, seq"
+        ))?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            f(&read_event(row)??)?;
+        }
+        for e in self.outbox()? {
+            f(&e)?;
+        }
+        Ok(())
+    }
+}
+
+fn duplicate_or(err: rusqlite::Error, event_id: EventId) -> LogError {
+    match &err {
+        rusqlite::Error::SqliteFailure(e, Some(msg))
+            if e.code == rusqlite::ErrorCode::ConstraintViolation && msg.contains("event_id") =>
+        {
+            LogError::DuplicateEvent { event_id }
+        }
+        _ => LogError::Sql(err),
+    }
+}
+
+fn version_in(conn: &Connection, aggregate: AggregateId) -> Result<u64, LogError> {
+    let id = aggregate.to_string();
+    let v: i64 = conn
+        .prepare_cached(
+            "SELECT max(coalesce((SELECT max(version) FROM events WHERE aggregate_id = ?1), 0), \
+                        coalesce((SELECT max(version) FROM outbox WHERE aggregate_id = ?1), 0))",
+        )?
+        .query_row([&id], |r| r.get(0))?;
+    Ok(v as u64)
+}
+
+fn head_in(conn: &Connection, workspace: WorkspaceId) -> Result<u64, LogError> {
+    let h: i64 = conn
+        .prepare_cached("SELECT coalesce(max(seq), 0) FROM events WHERE workspace_id = ?1")?
+        .query_row([workspace.to_string()], |r| r.get(0))?;
+    Ok(h as u64)
+}
+
+fn save_clock(conn: &Connection, clock: &Clock) -> Result<(), LogError> {
+    let s = clock.state();
+    conn.prepare_cached(
+        "INSERT INTO hlc_state (id, node, last_ms, last_counter, offset_ms) VALUES (1, ?1, ?2, ?3, ?4) \
+         ON CONFLICT (id) DO UPDATE SET last_ms = ?2, last_counter = ?3, offset_ms = ?4",
+    )?
+    .execute(params![s.node.to_string(), s.last_ms as i64, s.last_counter, s.offset_ms])?;
+    Ok(())
+}
+
+fn parse_stamp(text: &str) -> Result<Stamp, LogError> {
+    text.parse().map_err(|e| LogError::Corrupt(format!("{e}")))
+}
+
+fn parse_id<T: std::str::FromStr>(text: &str) -> Result<T, LogError>
+where
+    T::Err: std::fmt::Display,
+{
+    text.parse()
+        .map_err(|e: T::Err| LogError::Corrupt(e.to_string()))
+}
+
+/// Reads the first ten columns (COLUMNS) of a row. The outer error is SQLite's, the inner one
+/// a corrupt value.
+fn read_event(r: &Row<'_>) -> rusqlite::Result<Result<StoredEvent, LogError>> {
+    let text = |i: usize| r.get::<_, String>(i);
+    let (event_id, workspace_id, aggregate_id, hlc, device_id) =
+        (text(0)?, text(1)?, text(2)?, text(6)?, text(7)?);
+    let event_type = text(3)?;
+    let schema_version: u32 = r.get(4)?;
+    let event_data = text(5)?;
+    let version: i64 = r.get(8)?;
+    let created_at: i64 = r.get(9)?;
+    Ok((|| {
+        Ok(StoredEvent {
+            event_id: parse_id(&event_id)?,
+            workspace_id: parse_id(&workspace_id)?,
+            aggregate_id: parse_id(&aggregate_id)?,
+            event_type,
+            schema_version,
+            event_data,
+            hlc_timestamp: parse_stamp(&hlc)?,
+            device_id: parse_id(&device_id)?,
+            version: u64::try_from(version)
+                .map_err(|_| LogError::Corrupt(format!("version {version}")))?,
+            created_at,
+        })
+    })())
+}
+
+fn collect(
+    rows: impl Iterator<Item = rusqlite::Result<Result<StoredEvent, LogError>>>,
+) -> Result<Vec<StoredEvent>, LogError> {
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(row??);
+    }
+    Ok(out)
+}

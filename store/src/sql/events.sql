@@ -1,0 +1,59 @@
+-- events.db: the event log (immutable), the device's outbox, and the clock's state.
+-- Applied at every open; every statement is idempotent.
+
+-- The log of accepted events. `seq` is the per-workspace position the server assigned
+-- (DESIGN.md rule 10). Never updated or deleted (rule 4): the triggers below refuse it.
+CREATE TABLE IF NOT EXISTS events (
+    event_id       TEXT    NOT NULL PRIMARY KEY,
+    workspace_id   TEXT    NOT NULL,
+    seq            INTEGER NOT NULL CHECK (seq >= 1),
+    aggregate_id   TEXT    NOT NULL,
+    version        INTEGER NOT NULL CHECK (version >= 1),
+    event_type     TEXT    NOT NULL,
+    schema_version INTEGER NOT NULL CHECK (schema_version >= 1),
+    event_data     TEXT    NOT NULL,
+    hlc_timestamp  TEXT    NOT NULL,
+    device_id      TEXT    NOT NULL,
+    created_at     INTEGER NOT NULL,
+    UNIQUE (aggregate_id, version),
+    UNIQUE (workspace_id, seq)
+);
+-- UNIQUE (aggregate_id, version) already indexes lookups by aggregate_id.
+CREATE INDEX IF NOT EXISTS events_hlc ON events (hlc_timestamp);
+CREATE INDEX IF NOT EXISTS events_type ON events (event_type);
+
+CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
+BEGIN
+    SELECT RAISE(ABORT, 'the event log is immutable: UPDATE refused');
+END;
+CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
+BEGIN
+    SELECT RAISE(ABORT, 'the event log is immutable: DELETE refused');
+END;
+
+-- This device's events not yet accepted by the server (DESIGN.md rule 5), in recording order.
+-- Rebase may change `version`; the clock correction may change stamps; acceptance moves a row
+-- into `events`.
+CREATE TABLE IF NOT EXISTS outbox (
+    position       INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id       TEXT    NOT NULL UNIQUE,
+    workspace_id   TEXT    NOT NULL,
+    aggregate_id   TEXT    NOT NULL,
+    version        INTEGER NOT NULL CHECK (version >= 1),
+    event_type     TEXT    NOT NULL,
+    schema_version INTEGER NOT NULL CHECK (schema_version >= 1),
+    event_data     TEXT    NOT NULL,
+    hlc_timestamp  TEXT    NOT NULL,
+    device_id      TEXT    NOT NULL,
+    created_at     INTEGER NOT NULL,
+    UNIQUE (aggregate_id, version)
+);
+
+-- The HLC's persisted state (DESIGN.md rule 9): one row.
+CREATE TABLE IF NOT EXISTS hlc_state (
+    id           INTEGER PRIMARY KEY CHECK (id = 1),
+    node         TEXT    NOT NULL,
+    last_ms      INTEGER NOT NULL,
+    last_counter INTEGER NOT NULL,
+    offset_ms    INTEGER NOT NULL
+);

@@ -1,0 +1,53 @@
+-- The projection's own tables: dropped and recreated by a rebuild.
+CREATE TABLE IF NOT EXISTS lists (
+    list_id      TEXT    NOT NULL PRIMARY KEY,
+    workspace_id TEXT    NOT NULL,
+    name         TEXT    NOT NULL,
+    name_hlc     TEXT    NOT NULL,
+    created_hlc  TEXT    NOT NULL,
+    created_at   INTEGER NOT NULL,
+    deleted      INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS lists_workspace ON lists (workspace_id, created_hlc);
+
+CREATE TABLE IF NOT EXISTS todos (
+    todo_id       TEXT    NOT NULL PRIMARY KEY,
+    workspace_id  TEXT    NOT NULL,
+    list_id       TEXT    NOT NULL,
+    title         TEXT    NOT NULL,
+    notes         TEXT    NOT NULL,
+    due_date      TEXT,
+    completed     INTEGER NOT NULL,
+    position      TEXT    NOT NULL,
+    created_hlc   TEXT    NOT NULL,
+    created_at    INTEGER NOT NULL,
+    title_hlc     TEXT    NOT NULL,
+    notes_hlc     TEXT    NOT NULL,
+    due_date_hlc  TEXT    NOT NULL,
+    completed_hlc TEXT    NOT NULL,
+    position_hlc  TEXT    NOT NULL,
+    deleted       INTEGER NOT NULL
+);
+-- A list's todos in display order; equal positions break by id.
+CREATE INDEX IF NOT EXISTS todos_list ON todos (list_id, position, todo_id);
+
+CREATE TABLE IF NOT EXISTS conflicts (
+    aggregate_id TEXT NOT NULL,
+    field        TEXT NOT NULL,
+    hlc          TEXT NOT NULL,
+    event_id     TEXT NOT NULL,
+    device_id    TEXT NOT NULL,
+    value        TEXT NOT NULL,
+    PRIMARY KEY (aggregate_id, field, hlc, event_id)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS history (
+    aggregate_id TEXT    NOT NULL,
+    hlc          TEXT    NOT NULL,
+    event_id     TEXT    NOT NULL,
+    event_type   TEXT    NOT NULL,
+    device_id    TEXT    NOT NULL,
+    created_at   INTEGER NOT NULL,
+    data         TEXT    NOT NULL,
+    PRIMARY KEY (aggregate_id, hlc, event_id)
+) WITHOUT ROWID;
