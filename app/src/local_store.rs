@@ -4,15 +4,15 @@
 //! only carries the initial `Opening` state: there is no worker to talk to during SSR.
 
 use leptos::prelude::*;
-use tandem_protocol::worker::{WorkerReply, WorkerRequest};
+use tandem_protocol::worker::{StoreSummary, WorkerReply, WorkerRequest};
 
 /// What the page knows about the local store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreState {
     /// The worker is starting and opening its databases.
     Opening,
-    /// The store is open; `rows` rows are in the probe table.
-    Ready { rows: u64 },
+    /// The store is open and holds this.
+    Ready(StoreSummary),
     /// The worker reported an error or could not start.
     Failed(String),
 }
@@ -21,7 +21,9 @@ impl StoreState {
     /// The state a worker reply leaves the store in.
     pub fn after(reply: WorkerReply) -> Self {
         match reply {
-            WorkerReply::Ready { rows } | WorkerReply::Rows { rows } => Self::Ready { rows },
+            WorkerReply::Ready { summary } | WorkerReply::Summary { summary } => {
+                Self::Ready(summary)
+            }
             WorkerReply::Failed { message } => Self::Failed(message),
         }
     }
@@ -81,7 +83,7 @@ impl LocalStore {
         let state = self.state;
         let on_reply = move |reply: WorkerReply| {
             let next = StoreState::after(reply);
-            if matches!(next, StoreState::Ready { .. }) {
+            if matches!(next, StoreState::Ready(_)) {
                 browser::mark_body_ready();
             }
             state.set(next);
@@ -169,13 +171,19 @@ mod tests {
 
     #[test]
     fn replies_set_the_state() {
+        let summary = StoreSummary {
+            lists: 1,
+            todos: 2,
+            accepted: 0,
+            pending: 3,
+        };
         assert_eq!(
-            StoreState::after(WorkerReply::Ready { rows: 2 }),
-            StoreState::Ready { rows: 2 }
+            StoreState::after(WorkerReply::Ready { summary }),
+            StoreState::Ready(summary)
         );
         assert_eq!(
-            StoreState::after(WorkerReply::Rows { rows: 3 }),
-            StoreState::Ready { rows: 3 }
+            StoreState::after(WorkerReply::Summary { summary }),
+            StoreState::Ready(summary)
         );
         assert_eq!(
             StoreState::after(WorkerReply::Failed {

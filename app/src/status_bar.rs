@@ -1,4 +1,5 @@
-//! The status bar: the local store's state (with the OPFS probe) and the server check.
+//! The status bar: the local store's state (with a button adding a to-do through it) and the
+//! server check.
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -23,30 +24,43 @@ fn LocalStoreStatus() -> impl IntoView {
     let state = store.state();
     let text = move || match state.get() {
         StoreState::Opening => "Local store: opening…".to_string(),
-        StoreState::Ready { rows } => format!(
-            "Local store: {rows} probe {}",
-            if rows == 1 { "row" } else { "rows" }
+        StoreState::Ready(s) => format!(
+            "Local store: {} to-do{}, {} event{} not yet synced",
+            s.todos,
+            if s.todos == 1 { "" } else { "s" },
+            s.pending,
+            if s.pending == 1 { "" } else { "s" },
         ),
         StoreState::Failed(message) => format!("Local store error: {message}"),
     };
-    let rows = move || match state.get() {
-        StoreState::Ready { rows } => rows.to_string(),
-        _ => String::new(),
+    let summary = move || match state.get() {
+        StoreState::Ready(s) => Some(s),
+        _ => None,
     };
     view! {
         <div class="statusbar-item">
-            <span class="store-state" data-state=move || match state.get() {
-                StoreState::Opening => "opening",
-                StoreState::Ready { .. } => "ready",
-                StoreState::Failed(_) => "failed",
-            } data-rows=rows>{text}</span>
+            <span
+                class="store-state"
+                data-state=move || match state.get() {
+                    StoreState::Opening => "opening",
+                    StoreState::Ready(_) => "ready",
+                    StoreState::Failed(_) => "failed",
+                }
+                data-todos=move || summary().map(|s| s.todos.to_string())
+                data-events=move || summary().map(|s| (s.pending + s.accepted).to_string())
+            >
+                {text}
+            </span>
             <button
                 type="button"
-                class="probe-append"
-                disabled=move || !matches!(state.get(), StoreState::Ready { .. })
-                on:click=move |_| store.send(WorkerRequest::AppendProbeRow)
+                class="add-sample-todo"
+                disabled=move || summary().is_none()
+                on:click=move |_| {
+                    let n = summary().map_or(0, |s| s.todos) + 1;
+                    store.send(WorkerRequest::AddTodo { title: format!("To-do #{n}") });
+                }
             >
-                "Add probe row"
+                "Add a to-do"
             </button>
         </div>
     }

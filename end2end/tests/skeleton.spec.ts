@@ -7,10 +7,10 @@ async function ready(page: Page) {
   await expect(page.locator("body")).toHaveAttribute("data-ready", "true");
 }
 
-async function probeRows(page: Page): Promise<number> {
+async function todos(page: Page): Promise<number> {
   const state = page.locator(".store-state");
   await expect(state).toHaveAttribute("data-state", "ready");
-  return Number(await state.getAttribute("data-rows"));
+  return Number(await state.getAttribute("data-todos"));
 }
 
 test.describe("without JavaScript", () => {
@@ -29,10 +29,11 @@ test.describe("without JavaScript", () => {
 test("the page hydrates and a click changes state", async ({ page }) => {
   await page.goto("/");
   await ready(page);
-  const before = await probeRows(page);
-  await page.getByRole("button", { name: "Add probe row" }).click();
-  await expect(page.locator(".store-state")).toHaveAttribute("data-rows", String(before + 1));
-  await expect(page.locator(".store-state")).toHaveText(`Local store: ${before + 1} probe row${before + 1 === 1 ? "" : "s"}`);
+  expect(await todos(page)).toBe(0);
+  await page.getByRole("button", { name: "Add a to-do" }).click();
+  // The first to-do also creates the device's first list: two events in the outbox.
+  await expect(page.locator(".store-state")).toHaveText("Local store: 1 to-do, 2 events not yet synced");
+  await expect(page.locator(".store-state")).toHaveAttribute("data-todos", "1");
 });
 
 test("the server function round trip is shown on the page", async ({ page }) => {
@@ -42,22 +43,26 @@ test("the server function round trip is shown on the page", async ({ page }) => 
   await expect(page.locator(".server-report")).toHaveText(/^Server \d+\.\d+\.\d+ · clock offset [+-]\d+ ms$/);
 });
 
-test("rows written in the OPFS worker survive a reload", async ({ page }) => {
+test("events written in the OPFS worker survive a reload", async ({ page }) => {
   await page.goto("/");
   await ready(page);
   // Each test has a fresh browser context, so OPFS starts empty.
-  expect(await probeRows(page)).toBe(0);
-  const add = page.getByRole("button", { name: "Add probe row" });
+  expect(await todos(page)).toBe(0);
+  const add = page.getByRole("button", { name: "Add a to-do" });
+  const state = page.locator(".store-state");
   await add.click();
-  await expect(page.locator(".store-state")).toHaveAttribute("data-rows", "1");
+  await expect(state).toHaveAttribute("data-todos", "1");
   await add.click();
-  await expect(page.locator(".store-state")).toHaveAttribute("data-rows", "2");
+  await expect(state).toHaveAttribute("data-todos", "2");
+  await expect(state).toHaveAttribute("data-events", "3");
 
   await page.reload();
   await ready(page);
-  expect(await probeRows(page)).toBe(2);
+  expect(await todos(page)).toBe(2);
+  await expect(state).toHaveAttribute("data-events", "3");
   await add.click();
-  await expect(page.locator(".store-state")).toHaveAttribute("data-rows", "3");
+  await expect(state).toHaveAttribute("data-todos", "3");
+  await expect(state).toHaveAttribute("data-events", "4");
 });
 
 test("unknown pages answer 404 with a way back", async ({ page }) => {

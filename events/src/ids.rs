@@ -86,6 +86,12 @@ uuid_id!(
     "event id"
 );
 
+impl WorkspaceId {
+    /// The workspace every device and the server use before accounts exist (CONTRACT.md: a
+    /// default workspace). Well known, so that no device needs a round trip to learn it.
+    pub const DEFAULT: Self = Self(Uuid::from_u128(0x7a4d_e000_0000_4000_8000_0000_0000_0001));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,20 +9,31 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum WorkerRequest {
-    /// Append one row to the probe table and answer with the new count.
-    AppendProbeRow,
-    /// Answer with the current count.
-    CountProbeRows,
+    /// Add a to-do to the device's first list (made on demand), then answer with a summary.
+    AddTodo { title: String },
+    /// Answer with a summary.
+    Summary,
+}
+
+/// What the local store holds, for the status bar.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreSummary {
+    pub lists: u64,
+    pub todos: u64,
+    /// Events accepted by the server (in the device's log).
+    pub accepted: u64,
+    /// Events waiting in the outbox.
+    pub pending: u64,
 }
 
 /// A message from the worker to the page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum WorkerReply {
-    /// The store is open; `rows` is the probe table's row count.
-    Ready { rows: u64 },
-    /// The probe table's row count after a request.
-    Rows { rows: u64 },
+    /// The store is open.
+    Ready { summary: StoreSummary },
+    /// The store after a request.
+    Summary { summary: StoreSummary },
     /// Something failed; nothing was written.
     Failed { message: String },
 }
@@ -65,11 +76,23 @@ mod tests {
 
     #[test]
     fn requests_and_replies_round_trip_as_tagged_json() {
-        let req = WorkerRequest::AppendProbeRow;
-        assert_eq!(req.to_json(), r#"{"type":"append_probe_row"}"#);
+        let req = WorkerRequest::AddTodo {
+            title: "milk".into(),
+        };
+        assert_eq!(req.to_json(), r#"{"type":"add_todo","title":"milk"}"#);
         assert_eq!(WorkerRequest::from_json(&req.to_json()).unwrap(), req);
-        let reply = WorkerReply::Ready { rows: 3 };
-        assert_eq!(reply.to_json(), r#"{"type":"ready","rows":3}"#);
+        let reply = WorkerReply::Ready {
+            summary: StoreSummary {
+                lists: 1,
+                todos: 2,
+                accepted: 0,
+                pending: 3,
+            },
+        };
+        assert_eq!(
+            reply.to_json(),
+            r#"{"type":"ready","summary":{"lists":1,"todos":2,"accepted":0,"pending":3}}"#
+        );
         assert_eq!(WorkerReply::from_json(&reply.to_json()).unwrap(), reply);
     }
 

@@ -8,9 +8,11 @@ pub mod connection;
 pub mod log;
 #[cfg(target_arch = "wasm32")]
 pub mod opfs;
+pub mod replica;
 pub mod views;
 
 pub use connection::{open, Durability, StoreError};
 pub use log::{Appended, EventLog, LogError, PhysicalClock};
+pub use replica::{IdSource, Replica, ReplicaError, Summary};
 pub use rusqlite;
 pub use views::{Progress, Views, ViewsError, PROJECTION_VERSION};

@@ -142,6 +142,25 @@ impl Views {
         Ok(processed)
     }
 
+    /// The current state of one aggregate (for deciding commands), loaded from `log` and its
+    /// outbox the first time and then kept.
+    pub fn aggregate(&mut self, log: &EventLog, id: AggregateId) -> Result<&Aggregate, ViewsError> {
+        self.load(log, id).map(|a| &*a)
+    }
+
+    fn load(&mut self, log: &EventLog, id: AggregateId) -> Result<&mut Aggregate, ViewsError> {
+        match self.cache.entry(id) {
+            std::collections::hash_map::Entry::Occupied(slot) => Ok(slot.into_mut()),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                let mut state = Aggregate::default();
+                for e in decode_all(&log.aggregate_events(id)?)? {
+                    state.apply(&e);
+                }
+                Ok(slot.insert(state))
+            }
+        }
+    }
+
     /// Applies events this device just recorded in its outbox.
     pub fn apply_outbox(
         &mut self,
@@ -161,17 +180,8 @@ impl Views {
     ) -> Result<(), ViewsError> {
         let decoded = decode_all(events)?;
         let touched: BTreeSet<AggregateId> = decoded.iter().map(|e| e.aggregate_id).collect();
-        for id in &touched {
-            if !self.cache.contains_key(id) {
-                let mut state = Aggregate::default();
-                for e in decode_all(&log.aggregate_events(*id)?)? {
-                    state.apply(&e);
-                }
-                self.cache.insert(*id, state);
-            }
-        }
         for e in &decoded {
-            self.cache.entry(e.aggregate_id).or_default().apply(e);
+            self.load(log, e.aggregate_id)?.apply(e);
         }
         let tx = self.conn.transaction()?;
         for id in &touched {

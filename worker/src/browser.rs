@@ -1,41 +1,48 @@
-//! The worker's event loop: install the OPFS VFS, open the probe database, then answer
-//! requests one at a time in arrival order.
+//! The worker's event loop: install the OPFS VFS, open the device's replica (events.db and
+//! views.db), then answer requests one at a time in arrival order.
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::Arc;
 
-use tandem_protocol::worker::{WorkerReply, WorkerRequest};
-use tandem_store::rusqlite::Connection;
-use tandem_store::{open, Durability};
+use tandem_events::decide::{ListCommand, TodoCommand};
+use tandem_events::ids::{AggregateId, DeviceId, WorkspaceId};
+use tandem_events::position;
+use tandem_protocol::worker::{StoreSummary, WorkerReply, WorkerRequest};
+use tandem_store::{Replica, ReplicaError};
 use wasm_bindgen::prelude::*;
 use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
 
 /// How long to keep retrying the OPFS pool while a previous owner (the page being reloaded)
 /// still holds its access handles.
 const OPFS_RETRY_DEADLINE_MS: f64 = 10_000.0;
+/// The list a first to-do goes to when the device has none.
+const FIRST_LIST_NAME: &str = "Inbox";
 
 /// Entry point, called by `worker.js` once the module is initialised.
 #[wasm_bindgen]
 pub async fn worker_main() -> Result<(), JsValue> {
     console_error_panic_hook::set_once();
     let scope: DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
-    let conn = match open_probe().await {
-        Ok(conn) => conn,
+    let replica = match open_replica().await {
+        Ok(replica) => replica,
         Err(message) => {
             post(&scope, &WorkerReply::Failed { message });
             return Ok(());
         }
     };
-    let conn = Rc::new(RefCell::new(conn));
-    let reply = match count(&conn.borrow()) {
-        Ok(rows) => WorkerReply::Ready { rows },
-        Err(message) => WorkerReply::Failed { message },
+    let replica = Rc::new(RefCell::new(replica));
+    let ready = match summary(&replica.borrow()) {
+        Ok(summary) => WorkerReply::Ready { summary },
+        Err(e) => WorkerReply::Failed {
+            message: e.to_string(),
+        },
     };
     let handler_scope = scope.clone();
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
         let reply = match event.data().as_string() {
             Some(text) => match WorkerRequest::from_json(&text) {
-                Ok(request) => handle(&conn.borrow(), request),
+                Ok(request) => handle(&mut replica.borrow_mut(), request),
                 Err(e) => WorkerReply::Failed {
                     message: e.to_string(),
                 },
@@ -49,7 +56,7 @@ pub async fn worker_main() -> Result<(), JsValue> {
     scope.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     // The handler lives as long as the worker.
     on_message.forget();
-    post(&scope, &reply);
+    post(&scope, &ready);
     Ok(())
 }
 
@@ -59,7 +66,7 @@ fn post(scope: &DedicatedWorkerGlobalScope, reply: &WorkerReply) {
     }
 }
 
-async fn open_probe() -> Result<Connection, String> {
+async fn open_replica() -> Result<Replica, String> {
     let start = js_sys::Date::now();
     let mut delay_ms = 50;
     loop {
@@ -73,35 +80,99 @@ async fn open_probe() -> Result<Connection, String> {
             Err(e) => return Err(e.to_string()),
         }
     }
-    let conn = open("probe.db", Durability::Full).map_err(|e| e.to_string())?;
-    conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY, added_at_ms INTEGER NOT NULL);",
+    // Used only when events.db is new: the device id is minted once and kept (DESIGN.md rule 1).
+    let device = DeviceId::from_uuid(new_uuid_v7());
+    Replica::open(
+        "events.db",
+        "views.db",
+        device,
+        Arc::new(|| js_sys::Date::now() as u64),
+        Box::new(new_uuid_v7),
+        |_| {},
     )
-    .map_err(|e| format!("cannot create the probe table: {e}"))?;
-    Ok(conn)
+    .map_err(|e| format!("cannot open the local store: {e}"))
 }
 
-fn handle(conn: &Connection, request: WorkerRequest) -> WorkerReply {
+fn handle(replica: &mut Replica, request: WorkerRequest) -> WorkerReply {
     let result = match request {
-        WorkerRequest::AppendProbeRow => conn
-            .execute(
-                "INSERT INTO probe (added_at_ms) VALUES (?1)",
-                [js_sys::Date::now() as i64],
-            )
-            .map_err(|e| format!("cannot append a probe row: {e}"))
-            .and_then(|_| count(conn)),
-        WorkerRequest::CountProbeRows => count(conn),
+        WorkerRequest::AddTodo { title } => {
+            add_todo(replica, title).and_then(|()| summary(replica))
+        }
+        WorkerRequest::Summary => summary(replica),
     };
     match result {
-        Ok(rows) => WorkerReply::Rows { rows },
-        Err(message) => WorkerReply::Failed { message },
+        Ok(summary) => WorkerReply::Summary { summary },
+        Err(e) => WorkerReply::Failed {
+            message: e.to_string(),
+        },
     }
 }
 
-fn count(conn: &Connection) -> Result<u64, String> {
-    conn.query_row("SELECT count(*) FROM probe", [], |row| row.get::<_, i64>(0))
-        .map(|n| n.max(0) as u64)
-        .map_err(|e| format!("cannot count probe rows: {e}"))
+/// Adds a to-do at the end of the device's first list, creating that list if there is none.
+fn add_todo(replica: &mut Replica, title: String) -> Result<(), ReplicaError> {
+    let ws = WorkspaceId::DEFAULT;
+    let list = match replica.lists(ws)?.first() {
+        Some((id, _)) => *id,
+        None => {
+            let id = AggregateId::from_uuid(new_uuid_v7());
+            replica.execute_list(
+                ws,
+                id,
+                ListCommand::Create {
+                    name: FIRST_LIST_NAME.into(),
+                },
+            )?;
+            id
+        }
+    };
+    let last: Option<String> = replica
+        .views()
+        .connection()
+        .query_row(
+            "SELECT max(position) FROM todos WHERE list_id = ?1",
+            [list.to_string()],
+            |r| r.get(0),
+        )
+        .map_err(|e| ReplicaError::Views(e.into()))?;
+    let position =
+        position::between(last.as_deref(), None).map_err(|e| ReplicaError::Domain(e.into()))?;
+    replica.execute_todo(
+        ws,
+        AggregateId::from_uuid(new_uuid_v7()),
+        TodoCommand::Create {
+            list_id: list,
+            title,
+            position,
+            due_date: None,
+        },
+    )?;
+    Ok(())
+}
+
+fn summary(replica: &Replica) -> Result<StoreSummary, ReplicaError> {
+    let s = replica.summary()?;
+    Ok(StoreSummary {
+        lists: s.lists,
+        todos: s.todos,
+        accepted: s.accepted,
+        pending: s.pending,
+    })
+}
+
+/// A UUID v7 (time-ordered, DESIGN.md rule 2) from the clock and the browser's CSPRNG.
+fn new_uuid_v7() -> uuid::Uuid {
+    let mut random = [0u8; 10];
+    let scope: DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
+    let filled = scope
+        .crypto()
+        .and_then(|c| c.get_random_values_with_u8_array(&mut random).map(|_| ()));
+    if filled.is_err() {
+        // No CSPRNG in this worker: fall back to Math.random (ids stay unique in practice).
+        for b in &mut random {
+            *b = (js_sys::Math::random() * 256.0) as u8;
+        }
+    }
+    uuid::Builder::from_unix_timestamp_millis(js_sys::Date::now() as u64, &random).into_uuid()
 }
 
 async fn sleep_ms(ms: i32) {

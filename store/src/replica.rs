@@ -1,0 +1,191 @@
+//! A device's replica: its event log (with outbox) and views, and the command path of
+//! DESIGN.md rule 16 — decide against the current state, stamp, record in the outbox in one
+//! transaction, then project. Used by the browser worker and by native clients alike.
+
+use std::path::Path;
+
+use tandem_events::decide::{decide_list, decide_todo, DomainError, ListCommand, TodoCommand};
+use tandem_events::domain::DomainEvent;
+use tandem_events::event::{Event, StoredEvent};
+use tandem_events::ids::DeviceId;
+use tandem_events::ids::{AggregateId, EventId, WorkspaceId};
+
+use crate::log::{EventLog, LogError, PhysicalClock};
+use crate::views::{Progress, Views, ViewsError};
+
+/// The id generator, injected (UUIDs; v7 or v4, the caller's choice).
+pub type IdSource = Box<dyn FnMut() -> uuid::Uuid + Send>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicaError {
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error(transparent)]
+    Views(#[from] ViewsError),
+}
+
+/// Counts for a status line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Summary {
+    pub lists: u64,
+    pub todos: u64,
+    /// Events in the log (accepted by the server).
+    pub accepted: u64,
+    /// Events in the outbox (not yet accepted).
+    pub pending: u64,
+}
+
+pub struct Replica {
+    log: EventLog,
+    views: Views,
+    ids: IdSource,
+}
+
+impl Replica {
+    /// Opens (creating if needed) `events.db` and `views.db`, rebuilding the views if their
+    /// projection version changed, then catching up with the log and the outbox.
+    pub fn open(
+        events_path: impl AsRef<Path>,
+        views_path: impl AsRef<Path>,
+        device: DeviceId,
+        physical: PhysicalClock,
+        ids: IdSource,
+        progress: impl FnMut(Progress),
+    ) -> Result<Self, ReplicaError> {
+        let log = EventLog::open(events_path, device, physical)?;
+        let (mut views, _) = Views::open_current(views_path, &log, progress)?;
+        views.catch_up(&log, 1_000)?;
+        // Outbox events recorded before a crash between the two transactions take effect now
+        // (applying is idempotent).
+        views.apply_outbox(&log, &log.outbox()?)?;
+        Ok(Self { log, views, ids })
+    }
+
+    pub fn log(&self) -> &EventLog {
+        &self.log
+    }
+
+    pub fn views(&self) -> &Views {
+        &self.views
+    }
+
+    pub fn execute_list(
+        &mut self,
+        workspace: WorkspaceId,
+        id: AggregateId,
+        command: ListCommand,
+    ) -> Result<Vec<StoredEvent>, ReplicaError> {
+        let bodies = decide_list(id, &self.views.aggregate(&self.log, id)?.list, command)?;
+        self.record(workspace, id, bodies)
+    }
+
+    pub fn execute_todo(
+        &mut self,
+        workspace: WorkspaceId,
+        id: AggregateId,
+        command: TodoCommand,
+    ) -> Result<Vec<StoredEvent>, ReplicaError> {
+        let list_id = match &command {
+            TodoCommand::Create { list_id, .. } => Some(*list_id),
+            _ => None,
+        };
+        let list = match list_id {
+            Some(list_id) => Some(self.views.aggregate(&self.log, list_id)?.list.clone()),
+            None => None,
+        };
+        let bodies = decide_todo(
+            id,
+            &self.views.aggregate(&self.log, id)?.todo,
+            list.as_ref(),
+            command,
+        )?;
+        self.record(workspace, id, bodies)
+    }
+
+    /// Envelopes, records (one transaction) and projects the decided events.
+    fn record(
+        &mut self,
+        workspace: WorkspaceId,
+        aggregate: AggregateId,
+        bodies: Vec<DomainEvent>,
+    ) -> Result<Vec<StoredEvent>, ReplicaError> {
+        if bodies.is_empty() {
+            return Ok(vec![]);
+        }
+        let expected = self.log.version(aggregate)?;
+        let device = self.log.device_id();
+        let created_at = i64::try_from(self.log.now_ms()).unwrap_or(i64::MAX);
+        let mut events = Vec::with_capacity(bodies.len());
+        for (i, body) in bodies.into_iter().enumerate() {
+            events.push(
+                Event {
+                    event_id: EventId::from_uuid((self.ids)()),
+                    workspace_id: workspace,
+                    aggregate_id: aggregate,
+                    hlc: self.log.stamp()?,
+                    device_id: device,
+                    version: expected + 1 + i as u64,
+                    created_at,
+                    body,
+                }
+                .to_stored(),
+            );
+        }
+        self.log.record(aggregate, expected, &events)?;
+        self.views.apply_outbox(&self.log, &events)?;
+        Ok(events)
+    }
+
+    /// Live lists and todos, and the log and outbox sizes.
+    pub fn summary(&self) -> Result<Summary, ReplicaError> {
+        let count = |conn: &rusqlite::Connection, sql: &str| -> Result<u64, rusqlite::Error> {
+            conn.query_row(sql, [], |r| r.get::<_, i64>(0))
+                .map(|n| n.max(0) as u64)
+        };
+        let views = self.views.connection();
+        let log = self.log.connection();
+        let map = |e: rusqlite::Error| ReplicaError::Views(ViewsError::Sql(e));
+        Ok(Summary {
+            lists: count(views, "SELECT count(*) FROM lists WHERE NOT deleted").map_err(map)?,
+            todos: count(
+                views,
+                "SELECT count(*) FROM todos t JOIN lists l ON l.list_id = t.list_id \
+                 WHERE NOT t.deleted AND NOT l.deleted",
+            )
+            .map_err(map)?,
+            accepted: count(log, "SELECT count(*) FROM events").map_err(map)?,
+            pending: count(log, "SELECT count(*) FROM outbox").map_err(map)?,
+        })
+    }
+
+    /// The live lists of a workspace, oldest first: `(id, name)`.
+    pub fn lists(
+        &self,
+        workspace: WorkspaceId,
+    ) -> Result<Vec<(AggregateId, String)>, ReplicaError> {
+        let mut stmt = self
+            .views
+            .connection()
+            .prepare_cached(
+                "SELECT list_id, name FROM lists WHERE workspace_id = ?1 AND NOT deleted \
+                 ORDER BY created_hlc, list_id",
+            )
+            .map_err(ViewsError::Sql)?;
+        let rows = stmt
+            .query_map([workspace.to_string()], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
+            .map_err(ViewsError::Sql)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, name) = row.map_err(ViewsError::Sql)?;
+            let id = id
+                .parse()
+                .map_err(|e| LogError::Corrupt(format!("lists.list_id: {e}")))?;
+            out.push((id, name));
+        }
+        Ok(out)
+    }
+}
