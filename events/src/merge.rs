@@ -6,8 +6,6 @@
 //! edit not superseded is a conflict. Both are functions of the *set* of edits, so any arrival
 //! order, with duplicates, gives the same answer.
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use crate::hlc::Stamp;
 use crate::ids::{DeviceId, EventId};
 
@@ -20,21 +18,23 @@ pub struct Edit<'a, V> {
     pub value: &'a V,
 }
 
-/// All edits of one field received so far.
+/// All edits of one field received so far. Sorted vectors rather than trees: a field usually
+/// has a handful of edits, and replays fold hundreds of thousands of them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Field<V> {
-    /// Keyed by stamp, then event id: two events never share a stamp unless a device misbehaves,
-    /// and even then the order stays total.
-    edits: BTreeMap<(Stamp, EventId), (DeviceId, V)>,
-    /// Every stamp named in some edit's bases, whether or not that edit has arrived.
-    superseded: BTreeSet<Stamp>,
+    /// Sorted by stamp, then event id: two events never share a stamp unless a device
+    /// misbehaves, and even then the order stays total.
+    edits: Vec<((Stamp, EventId), (DeviceId, V))>,
+    /// Sorted, without duplicates: every stamp named in some edit's bases, whether or not that
+    /// edit has arrived.
+    superseded: Vec<Stamp>,
 }
 
 impl<V> Default for Field<V> {
     fn default() -> Self {
         Self {
-            edits: BTreeMap::new(),
-            superseded: BTreeSet::new(),
+            edits: Vec::new(),
+            superseded: Vec::new(),
         }
     }
 }
@@ -49,22 +49,31 @@ impl<V> Field<V> {
         value: V,
         bases: &[Stamp],
     ) {
-        self.edits
-            .entry((stamp, event_id))
-            .or_insert((device_id, value));
-        self.superseded.extend(bases.iter().copied());
+        let key = (stamp, event_id);
+        if let Err(at) = self.edits.binary_search_by(|(k, _)| k.cmp(&key)) {
+            self.edits.insert(at, (key, (device_id, value)));
+        }
+        for base in bases {
+            if let Err(at) = self.superseded.binary_search(base) {
+                self.superseded.insert(at, *base);
+            }
+        }
+    }
+
+    fn is_superseded(&self, stamp: &Stamp) -> bool {
+        self.superseded.binary_search(stamp).is_ok()
     }
 
     fn live(&self) -> impl DoubleEndedIterator<Item = Edit<'_, V>> {
         self.edits
             .iter()
-            .filter(|((stamp, _), _)| !self.superseded.contains(stamp))
+            .filter(|((stamp, _), _)| !self.is_superseded(stamp))
             .map(Self::edit)
     }
 
-    fn edit<'a>(
-        ((stamp, event_id), (device_id, value)): (&'a (Stamp, EventId), &'a (DeviceId, V)),
-    ) -> Edit<'a, V> {
+    fn edit(
+        ((stamp, event_id), (device_id, value)): &((Stamp, EventId), (DeviceId, V)),
+    ) -> Edit<'_, V> {
         Edit {
             stamp: *stamp,
             event_id: *event_id,
@@ -79,7 +88,7 @@ impl<V> Field<V> {
     pub fn winner(&self) -> Option<Edit<'_, V>> {
         self.live()
             .next_back()
-            .or_else(|| self.edits.iter().next_back().map(Self::edit))
+            .or_else(|| self.edits.last().map(Self::edit))
     }
 
     /// The edits not superseded other than the winner, in stamp order.
@@ -109,6 +118,7 @@ impl<V> Field<V> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::collections::BTreeSet;
 
     fn dev(n: u8) -> DeviceId {
         DeviceId::from_uuid(uuid::Uuid::from_bytes([n; 16]))

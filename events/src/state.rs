@@ -7,7 +7,7 @@
 //! projection and full rebuilds, so they cannot disagree.
 
 use crate::domain::{DomainEvent, DueDate};
-use crate::event::Event;
+use crate::event::{Event, StoredEvent};
 use crate::hlc::Stamp;
 use crate::ids::{AggregateId, DeviceId, EventId, WorkspaceId};
 use crate::merge::Field;
@@ -289,7 +289,14 @@ pub struct HistoryRow {
 }
 
 impl HistoryRow {
-    pub fn of(event: &Event) -> Self {
+    /// The history line of `event`, decoded from `stored`. The data is the stored JSON when it
+    /// is already in the current schema, and the upcast data re-encoded otherwise.
+    pub fn of(stored: &StoredEvent, event: &Event) -> Self {
+        let data = if stored.schema_version == event.body.schema_version() {
+            stored.event_data.clone()
+        } else {
+            event.body.to_data()
+        };
         Self {
             aggregate_id: event.aggregate_id,
             hlc: event.hlc,
@@ -297,17 +304,18 @@ impl HistoryRow {
             event_type: event.body.event_type(),
             device_id: event.device_id,
             created_at: event.created_at,
-            data: event.body.to_data(),
+            data,
         }
     }
 }
 
 /// Every aggregate's state and every history line: the whole views, in memory. Used by full
-/// rebuilds and by tests as the reference.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// rebuilds and by tests as the reference. Hash map and vector while folding (fast); sorted
+/// when turned into rows (deterministic).
+#[derive(Debug, Clone, Default)]
 pub struct Model {
-    pub aggregates: std::collections::BTreeMap<AggregateId, Aggregate>,
-    pub history: std::collections::BTreeMap<(AggregateId, Stamp, EventId), HistoryRow>,
+    pub aggregates: std::collections::HashMap<AggregateId, Aggregate>,
+    history: Vec<HistoryRow>,
 }
 
 /// The views as sorted rows: the canonical dump of DESIGN.md rule 20.
@@ -320,25 +328,35 @@ pub struct AllRows {
 }
 
 impl Model {
-    pub fn apply(&mut self, event: &Event) {
+    /// Folds in `event`, decoded from `stored`.
+    pub fn apply(&mut self, stored: &StoredEvent, event: &Event) {
         self.aggregates
             .entry(event.aggregate_id)
             .or_default()
             .apply(event);
-        self.history
-            .entry((event.aggregate_id, event.hlc, event.event_id))
-            .or_insert_with(|| HistoryRow::of(event));
+        self.history.push(HistoryRow::of(stored, event));
     }
 
+    /// The rows, sorted by key, each event's history line once.
     pub fn rows(&self) -> AllRows {
+        self.clone().into_parts().0
+    }
+
+    /// The rows (as [`Self::rows`]) and the aggregates' states, without copying the history.
+    pub fn into_parts(self) -> (AllRows, std::collections::HashMap<AggregateId, Aggregate>) {
         let mut all = AllRows::default();
-        for (id, aggregate) in &self.aggregates {
-            let rows = aggregate.rows(*id);
+        let mut ids: Vec<&AggregateId> = self.aggregates.keys().collect();
+        ids.sort_unstable();
+        for id in ids {
+            let rows = self.aggregates[id].rows(*id);
             all.lists.extend(rows.list);
             all.todos.extend(rows.todo);
             all.conflicts.extend(rows.conflicts);
         }
-        all.history = self.history.values().cloned().collect();
-        all
+        let key = |h: &HistoryRow| (h.aggregate_id, h.hlc, h.event_id);
+        all.history = self.history;
+        all.history.sort_unstable_by_key(key);
+        all.history.dedup_by_key(|h| key(h));
+        (all, self.aggregates)
     }
 }

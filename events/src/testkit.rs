@@ -273,3 +273,117 @@ pub fn as_v1(events: &[StoredEvent]) -> Vec<StoredEvent> {
         })
         .collect()
 }
+
+/// A fast, conflict-free workload for benchmarks: one device makes `lists` lists, `todos`
+/// todos spread over them, then `edits` edits spread over the todos (titles, completion,
+/// notes), each based on the value it replaces. Versions are dense.
+pub fn workload(seed: u64, lists: usize, todos: usize, edits: usize) -> Vec<StoredEvent> {
+    use crate::domain::{
+        Bases, DomainEvent, ListCreated, TodoCreated, TodoNotesEdited, TodoTitleEdited,
+    };
+    let mut rng = Rng::new(seed);
+    let device = DeviceId::from_uuid(rng.uuid());
+    let workspace = WorkspaceId::DEFAULT;
+    let mut clock = Clock::new(device);
+    let mut now = 1_750_000_000_000u64;
+    let mut out = Vec::with_capacity(lists + todos + edits);
+    let mut versions: HashMap<AggregateId, u64> = HashMap::new();
+    let mut last: HashMap<AggregateId, crate::hlc::Stamp> = HashMap::new();
+    let mut push =
+        |rng: &mut Rng, aggregate: AggregateId, body: DomainEvent, out: &mut Vec<StoredEvent>| {
+            now += 1;
+            let hlc = clock.tick(now).unwrap_or_else(|_| clock.last());
+            let v = versions.entry(aggregate).or_default();
+            *v += 1;
+            last.insert(aggregate, hlc);
+            out.push(
+                Event {
+                    event_id: EventId::from_uuid(rng.uuid()),
+                    workspace_id: workspace,
+                    aggregate_id: aggregate,
+                    hlc,
+                    device_id: device,
+                    version: *v,
+                    created_at: now as i64,
+                    body,
+                }
+                .to_stored(),
+            );
+            hlc
+        };
+    let list_ids: Vec<AggregateId> = (0..lists.max(1))
+        .map(|_| AggregateId::from_uuid(rng.uuid()))
+        .collect();
+    for (i, id) in list_ids.iter().enumerate() {
+        push(
+            &mut rng,
+            *id,
+            DomainEvent::ListCreated(ListCreated {
+                name: format!("List {i}"),
+            }),
+            &mut out,
+        );
+    }
+    let mut todo_stamps: Vec<(AggregateId, crate::hlc::Stamp)> = Vec::with_capacity(todos);
+    for i in 0..todos {
+        let id = AggregateId::from_uuid(rng.uuid());
+        let body = DomainEvent::TodoCreated(TodoCreated {
+            list_id: list_ids[i % list_ids.len()],
+            title: format!("To-do number {i}"),
+            position: format!("V{i:x}").trim_end_matches('0').to_string(),
+            due_date: None,
+        });
+        let s = push(&mut rng, id, body, &mut out);
+        todo_stamps.push((id, s));
+    }
+    // Per todo and field, the stamp of the current value.
+    let mut title_base: HashMap<AggregateId, crate::hlc::Stamp> =
+        todo_stamps.iter().copied().collect();
+    let mut other_base = title_base.clone();
+    let mut notes_base = title_base.clone();
+    for i in 0..edits {
+        if todo_stamps.is_empty() {
+            break;
+        }
+        let (id, _) = todo_stamps[rng.below(todo_stamps.len())];
+        match i % 3 {
+            0 => {
+                let bases = vec![title_base[&id]];
+                let s = push(
+                    &mut rng,
+                    id,
+                    DomainEvent::TodoTitleEdited(TodoTitleEdited {
+                        title: format!("Edited {i}"),
+                        bases,
+                    }),
+                    &mut out,
+                );
+                title_base.insert(id, s);
+            }
+            1 => {
+                let bases = vec![other_base[&id]];
+                let s = push(
+                    &mut rng,
+                    id,
+                    DomainEvent::TodoCompleted(Bases { bases }),
+                    &mut out,
+                );
+                other_base.insert(id, s);
+            }
+            _ => {
+                let bases = vec![notes_base[&id]];
+                let s = push(
+                    &mut rng,
+                    id,
+                    DomainEvent::TodoNotesEdited(TodoNotesEdited {
+                        notes: format!("Note {i}"),
+                        bases,
+                    }),
+                    &mut out,
+                );
+                notes_base.insert(id, s);
+            }
+        }
+    }
+    out
+}

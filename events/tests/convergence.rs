@@ -10,7 +10,7 @@ use tandem_events::testkit::{as_v1, simulate, Rng, Simulation};
 fn fold(events: &[StoredEvent]) -> AllRows {
     let mut model = Model::default();
     for e in events {
-        model.apply(&e.decode().expect("simulated events decode"));
+        model.apply(e, &e.decode().expect("simulated events decode"));
     }
     model.rows()
 }

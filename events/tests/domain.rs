@@ -98,7 +98,7 @@ impl Given {
     fn model(&self) -> Model {
         let mut m = Model::default();
         for e in &self.events {
-            m.apply(e);
+            m.apply(&e.to_stored(), e);
         }
         m
     }

@@ -11,7 +11,7 @@ pub mod opfs;
 pub mod replica;
 pub mod views;
 
-pub use connection::{open, Durability, StoreError};
+pub use connection::{open, open_with_page_size, Durability, StoreError};
 pub use log::{Appended, EventLog, LogError, PhysicalClock};
 pub use replica::{IdSource, Replica, ReplicaError, Summary};
 pub use rusqlite;

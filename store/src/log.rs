@@ -494,26 +494,30 @@ where
 }
 
 /// Reads the first ten columns (COLUMNS) of a row. The outer error is SQLite's, the inner one
-/// a corrupt value.
+/// a corrupt value. Ids and stamps are parsed from borrowed text (no copies).
 fn read_event(r: &Row<'_>) -> rusqlite::Result<Result<StoredEvent, LogError>> {
-    let text = |i: usize| r.get::<_, String>(i);
-    let (event_id, workspace_id, aggregate_id, hlc, device_id) =
-        (text(0)?, text(1)?, text(2)?, text(6)?, text(7)?);
-    let event_type = text(3)?;
+    let text = |i: usize| -> rusqlite::Result<&str> {
+        r.get_ref(i)?.as_str().map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+        })
+    };
+    let event_type = r.get::<_, String>(3)?;
     let schema_version: u32 = r.get(4)?;
-    let event_data = text(5)?;
+    let event_data = r.get::<_, String>(5)?;
     let version: i64 = r.get(8)?;
     let created_at: i64 = r.get(9)?;
+    let (event_id, workspace_id, aggregate_id, hlc, device_id) =
+        (text(0)?, text(1)?, text(2)?, text(6)?, text(7)?);
     Ok((|| {
         Ok(StoredEvent {
-            event_id: parse_id(&event_id)?,
-            workspace_id: parse_id(&workspace_id)?,
-            aggregate_id: parse_id(&aggregate_id)?,
+            event_id: parse_id(event_id)?,
+            workspace_id: parse_id(workspace_id)?,
+            aggregate_id: parse_id(aggregate_id)?,
             event_type,
             schema_version,
             event_data,
-            hlc_timestamp: parse_stamp(&hlc)?,
-            device_id: parse_id(&device_id)?,
+            hlc_timestamp: parse_stamp(hlc)?,
+            device_id: parse_id(device_id)?,
             version: u64::try_from(version)
                 .map_err(|_| LogError::Corrupt(format!("version {version}")))?,
             created_at,

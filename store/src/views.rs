@@ -19,7 +19,7 @@ use tandem_events::event::{DecodeError, Event, StoredEvent};
 use tandem_events::ids::{AggregateId, WorkspaceId};
 use tandem_events::state::{Aggregate, AllRows, HistoryRow, Model, Rows};
 
-use crate::connection::{open, Durability, StoreError};
+use crate::connection::{open_with_page_size, Durability, StoreError};
 use crate::log::{EventLog, LogError};
 
 /// The version of the projection (fold and tables). Bump it whenever either changes: every
@@ -65,7 +65,7 @@ impl Views {
         log: &EventLog,
         progress: impl FnMut(Progress),
     ) -> Result<(Self, bool), ViewsError> {
-        let conn = open(path, Durability::Normal)?;
+        let conn = open_with_page_size(path, Durability::Normal, Some(16_384))?;
         Self::with_connection(conn, log, progress)
     }
 
@@ -188,8 +188,8 @@ impl Views {
             let rows = self.cache.get(id).map(|a| a.rows(*id)).unwrap_or_default();
             write_aggregate(&tx, *id, &rows)?;
         }
-        for e in &decoded {
-            write_history(&tx, &HistoryRow::of(e))?;
+        for (stored, e) in events.iter().zip(&decoded) {
+            write_history(&tx, &HistoryRow::of(stored, e))?;
         }
         if let Some((workspace, seq)) = checkpoint {
             set_checkpoint(&tx, workspace, seq)?;
@@ -217,7 +217,7 @@ impl Views {
                     stored.event_id
                 ))
             })?;
-            model.apply(&event);
+            model.apply(stored, &event);
             done += 1;
             if done.is_multiple_of(step) {
                 progress(Progress { done, total });
@@ -231,7 +231,8 @@ impl Views {
              DROP TABLE IF EXISTS conflicts; DROP TABLE IF EXISTS history; DELETE FROM checkpoints;",
         )?;
         tx.execute_batch(include_str!("sql/views_tables.sql"))?;
-        write_all(&tx, &model.rows())?;
+        let (rows, aggregates) = model.into_parts();
+        write_all(&tx, &rows)?;
         for (workspace, head) in heads {
             set_checkpoint(&tx, workspace, head)?;
         }
@@ -241,7 +242,7 @@ impl Views {
             params![PROJECTION_NAME, PROJECTION_VERSION],
         )?;
         tx.commit()?;
-        self.cache = model.aggregates.into_iter().collect();
+        self.cache = aggregates;
         progress(Progress { done: total, total });
         Ok(())
     }
@@ -394,12 +395,16 @@ fn write_rows<'a>(
     Ok(())
 }
 
+const HISTORY_INSERT: &str = "INSERT OR IGNORE INTO history \
+     (aggregate_id, hlc, event_id, event_type, device_id, created_at, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+
 fn write_history(tx: &Transaction<'_>, h: &HistoryRow) -> rusqlite::Result<()> {
-    tx.prepare_cached(
-        "INSERT OR IGNORE INTO history (aggregate_id, hlc, event_id, event_type, device_id, created_at, data) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?
-    .execute(params![
+    let mut insert = tx.prepare_cached(HISTORY_INSERT)?;
+    insert_history(&mut insert, h)
+}
+
+fn insert_history(insert: &mut rusqlite::Statement<'_>, h: &HistoryRow) -> rusqlite::Result<()> {
+    insert.execute(params![
         h.aggregate_id.to_string(),
         h.hlc.encode(),
         h.event_id.to_string(),
