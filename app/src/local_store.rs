@@ -21,7 +21,7 @@ impl StoreState {
     /// The state a worker reply leaves the store in.
     pub fn after(reply: WorkerReply) -> Self {
         match reply {
-            WorkerReply::Ready { summary } | WorkerReply::Summary { summary } => {
+            WorkerReply::Ready { summary, .. } | WorkerReply::Summary { summary } => {
                 Self::Ready(summary)
             }
             WorkerReply::Failed { message } => Self::Failed(message),
@@ -33,6 +33,8 @@ impl StoreState {
 #[derive(Clone, Copy)]
 pub struct LocalStore {
     state: RwSignal<StoreState>,
+    /// The device clock's stamp when the store opened (read through SQL `hlc_now()`).
+    clock: RwSignal<Option<String>>,
     #[cfg(feature = "hydrate")]
     client: StoredValue<Option<browser::WorkerClient>, LocalStorage>,
 }
@@ -41,6 +43,7 @@ pub struct LocalStore {
 pub fn provide_local_store() -> LocalStore {
     let store = LocalStore {
         state: RwSignal::new(StoreState::Opening),
+        clock: RwSignal::new(None),
         #[cfg(feature = "hydrate")]
         client: StoredValue::new_local(None),
     };
@@ -59,6 +62,11 @@ impl LocalStore {
     /// The current state, reactive.
     pub fn state(&self) -> ReadSignal<StoreState> {
         self.state.read_only()
+    }
+
+    /// The device clock's stamp when the store opened, reactive.
+    pub fn clock(&self) -> ReadSignal<Option<String>> {
+        self.clock.read_only()
     }
 
     /// Sends a request to the worker; its reply updates [`Self::state`].
@@ -81,7 +89,11 @@ impl LocalStore {
     #[cfg(feature = "hydrate")]
     fn start(self) {
         let state = self.state;
+        let clock = self.clock;
         let on_reply = move |reply: WorkerReply| {
+            if let WorkerReply::Ready { clock: stamp, .. } = &reply {
+                clock.set(Some(stamp.clone()));
+            }
             let next = StoreState::after(reply);
             if matches!(next, StoreState::Ready(_)) {
                 browser::mark_body_ready();
@@ -178,7 +190,10 @@ mod tests {
             pending: 3,
         };
         assert_eq!(
-            StoreState::after(WorkerReply::Ready { summary }),
+            StoreState::after(WorkerReply::Ready {
+                summary,
+                clock: "c".into()
+            }),
             StoreState::Ready(summary)
         );
         assert_eq!(

@@ -22,6 +22,7 @@ pub fn StatusBar() -> impl IntoView {
 fn LocalStoreStatus() -> impl IntoView {
     let store = use_local_store();
     let state = store.state();
+    let clock = store.clock();
     let text = move || match state.get() {
         StoreState::Opening => "Local store: opening…".to_string(),
         StoreState::Ready(s) => format!(
@@ -48,6 +49,7 @@ fn LocalStoreStatus() -> impl IntoView {
                 }
                 data-todos=move || summary().map(|s| s.todos.to_string())
                 data-events=move || summary().map(|s| (s.pending + s.accepted).to_string())
+                data-clock=move || clock.get()
             >
                 {text}
             </span>

@@ -56,9 +56,15 @@ test("events written in the OPFS worker survive a reload", async ({ page }) => {
   await expect(state).toHaveAttribute("data-todos", "2");
   await expect(state).toHaveAttribute("data-events", "3");
 
+  const clockBefore = await state.getAttribute("data-clock");
   await page.reload();
   await ready(page);
   expect(await todos(page)).toBe(2);
+  // The device clock (SQL hlc_now() in the worker's events.db) keeps its node and never goes back.
+  const clockAfter = await state.getAttribute("data-clock");
+  expect(clockBefore).toMatch(/^\d{15}-\d{10}-[0-9a-f-]{36}$/);
+  expect(clockAfter!.slice(27)).toBe(clockBefore!.slice(27));
+  expect(clockAfter! > clockBefore!).toBe(true);
   await expect(state).toHaveAttribute("data-events", "3");
   await add.click();
   await expect(state).toHaveAttribute("data-todos", "3");

@@ -30,8 +30,12 @@ pub struct StoreSummary {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum WorkerReply {
-    /// The store is open.
-    Ready { summary: StoreSummary },
+    /// The store is open. `clock` is a fresh stamp from the device clock, read through the
+    /// `hlc_now()` SQL function (proof that the clock lives in the database).
+    Ready {
+        summary: StoreSummary,
+        clock: String,
+    },
     /// The store after a request.
     Summary { summary: StoreSummary },
     /// Something failed; nothing was written.
@@ -81,7 +85,7 @@ mod tests {
         };
         assert_eq!(req.to_json(), r#"{"type":"add_todo","title":"milk"}"#);
         assert_eq!(WorkerRequest::from_json(&req.to_json()).unwrap(), req);
-        let reply = WorkerReply::Ready {
+        let reply = WorkerReply::Summary {
             summary: StoreSummary {
                 lists: 1,
                 todos: 2,
@@ -91,7 +95,7 @@ mod tests {
         };
         assert_eq!(
             reply.to_json(),
-            r#"{"type":"ready","summary":{"lists":1,"todos":2,"accepted":0,"pending":3}}"#
+            r#"{"type":"summary","summary":{"lists":1,"todos":2,"accepted":0,"pending":3}}"#
         );
         assert_eq!(WorkerReply::from_json(&reply.to_json()).unwrap(), reply);
     }

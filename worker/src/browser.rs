@@ -32,8 +32,9 @@ pub async fn worker_main() -> Result<(), JsValue> {
         }
     };
     let replica = Rc::new(RefCell::new(replica));
-    let ready = match summary(&replica.borrow()) {
-        Ok(summary) => WorkerReply::Ready { summary },
+    let opened = summary(&replica.borrow()).and_then(|s| Ok((s, clock(&replica.borrow())?)));
+    let ready = match opened {
+        Ok((summary, clock)) => WorkerReply::Ready { summary, clock },
         Err(e) => WorkerReply::Failed {
             message: e.to_string(),
         },
@@ -157,6 +158,15 @@ fn summary(replica: &Replica) -> Result<StoreSummary, ReplicaError> {
         accepted: s.accepted,
         pending: s.pending,
     })
+}
+
+/// A fresh stamp through the SQL function `hlc_now()`.
+fn clock(replica: &Replica) -> Result<String, ReplicaError> {
+    replica
+        .log()
+        .connection()
+        .query_row("SELECT hlc_now()", [], |r| r.get(0))
+        .map_err(|e| ReplicaError::Views(e.into()))
 }
 
 /// A UUID v7 (time-ordered, DESIGN.md rule 2) from the clock and the browser's CSPRNG.
