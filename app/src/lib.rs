@@ -5,6 +5,7 @@
 pub mod local_store;
 pub mod server_status;
 mod status_bar;
+pub mod sync;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};

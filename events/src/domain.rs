@@ -228,10 +228,13 @@ impl DomainEvent {
         current_version(self.event_type()).unwrap_or(1)
     }
 
-    /// The JSON text of the data, in the current schema.
+    /// The JSON text of the data, in the current schema, canonical (see
+    /// [`crate::event::canonical_json`]).
     pub fn to_data(&self) -> String {
         // Serializing these plain structs cannot fail.
-        serde_json::to_string(self).unwrap_or_default()
+        serde_json::to_value(self)
+            .map(|v| crate::event::canonical_json(&v))
+            .unwrap_or_default()
     }
 
     /// Reads data of any known `(type, version)`, upcasting old versions.

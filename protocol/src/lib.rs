@@ -2,4 +2,5 @@
 //! crate), and later the sync messages of docs/protocol.md. Serde shapes only; no IO.
 #![forbid(unsafe_code)]
 
+pub mod sync;
 pub mod worker;

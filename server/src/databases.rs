@@ -1,11 +1,13 @@
-//! The data dir's SQLite databases: the central event log (`events.db`, synchronous=FULL)
-//! and the server's views (`views.db`).
+//! The data dir's databases: the central log (`events.db`, synchronous=FULL) and the server's
+//! views (`views.db`), behind one mutex (one writer, DESIGN.md rule 10).
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use tandem_store::rusqlite::Connection;
-use tandem_store::{open, Durability, StoreError};
+use tandem_events::ids::DeviceId;
+use tandem_store::{Central, CentralError, SyncLimits};
+
+use crate::config::Limits;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DatabaseError {
@@ -15,58 +17,66 @@ pub enum DatabaseError {
         #[source]
         source: std::io::Error,
     },
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("{name} is not usable: {message}")]
-    Unhealthy { name: &'static str, message: String },
+    #[error("cannot open the data dir's databases: {0}")]
+    Open(#[from] CentralError),
+    #[error("the databases are not usable: {0}")]
+    Unhealthy(String),
 }
 
-/// The open databases. One connection each; callers lock for short, synchronous work.
+/// The server's wall clock in ms since the epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// The open central log and views.
+#[derive(Clone)]
 pub struct Databases {
-    events: Mutex<Connection>,
-    views: Mutex<Connection>,
+    pub central: Arc<Mutex<Central>>,
 }
 
 impl Databases {
-    /// Opens (creating if needed) `events.db` and `views.db` in `data_dir`.
-    pub fn open(data_dir: &Path) -> Result<Self, DatabaseError> {
+    /// Opens (creating if needed) the data dir. A new events.db gets a fresh device id for
+    /// the server (DESIGN.md rule 1); an existing one keeps its own.
+    pub fn open(data_dir: &Path, limits: &Limits) -> Result<Self, DatabaseError> {
         std::fs::create_dir_all(data_dir).map_err(|source| DatabaseError::DataDir {
             path: data_dir.to_path_buf(),
             source,
         })?;
+        let central = Central::open(
+            data_dir,
+            DeviceId::from_uuid(uuid::Uuid::new_v4()),
+            Arc::new(now_ms),
+            SyncLimits {
+                events_per_push: limits.events_per_push,
+                event_data_bytes: limits.event_data_bytes,
+                max_clock_drift_ms: limits.max_clock_drift_ms,
+                pull_limit_default: limits.pull_limit_default as u64,
+                pull_limit_max: limits.pull_limit_max as u64,
+            },
+            |p| tracing::info!(done = p.done, total = p.total, "rebuilding views"),
+        )?;
         Ok(Self {
-            events: Mutex::new(open(data_dir.join("events.db"), Durability::Full)?),
-            views: Mutex::new(open(data_dir.join("views.db"), Durability::Normal)?),
+            central: Arc::new(Mutex::new(central)),
         })
     }
 
     /// Checks that both databases answer a query.
     pub fn check(&self) -> Result<(), DatabaseError> {
-        for (name, conn) in [("events.db", &self.events), ("views.db", &self.views)] {
-            let conn = conn.lock().map_err(|_| DatabaseError::Unhealthy {
-                name,
-                message: "a writer panicked while holding it".into(),
-            })?;
+        let central = self.central.lock().map_err(|_| {
+            DatabaseError::Unhealthy("a writer panicked while holding the log".into())
+        })?;
+        for (name, conn) in [
+            ("events.db", central.log().connection()),
+            ("views.db", central.views().connection()),
+        ] {
             conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
                 r.get::<_, i64>(0)
             })
-            .map_err(|e| DatabaseError::Unhealthy {
-                name,
-                message: e.to_string(),
-            })?;
+            .map_err(|e| DatabaseError::Unhealthy(format!("{name}: {e}")))?;
         }
         Ok(())
-    }
-
-    /// Closes both connections, checkpointing the WAL.
-    pub fn close(self) {
-        for (name, conn) in [("events.db", self.events), ("views.db", self.views)] {
-            let conn = conn
-                .into_inner()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            if let Err((_, e)) = conn.close() {
-                tracing::error!(database = name, error = %e, "closing failed");
-            }
-        }
     }
 }

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 mod databases;
 mod routes;
+mod sync_layer;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -34,8 +35,8 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let databases = Arc::new(Databases::open(&config.data_dir)?);
-    let router = routes::router(&config, Arc::clone(&databases));
+    let databases = Databases::open(&config.data_dir, &config.limits)?;
+    let router = routes::router(&config, databases.clone());
     tracing::info!(
         addr = %listener.local_addr()?,
         data_dir = %config.data_dir.display(),
@@ -62,9 +63,11 @@ pub async fn run(
             SHUTDOWN_GRACE.as_secs()
         ),
     }
-    match Arc::try_unwrap(databases) {
-        Ok(databases) => databases.close(),
-        Err(_) => tracing::warn!("databases still referenced at shutdown; closed on drop"),
+    // The router (and its clones of the databases) is gone once serving ends; dropping the
+    // last handle closes both connections, checkpointing the WAL.
+    match Arc::try_unwrap(databases.central) {
+        Ok(central) => drop(central),
+        Err(_) => tracing::warn!("the central log is still referenced at shutdown; closed on drop"),
     }
     tracing::info!("Tandem stopped");
     Ok(())

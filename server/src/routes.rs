@@ -3,24 +3,26 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use app::sync::ssr::SyncService;
 use app::{shell, App, OUTPUT_NAME};
-use axum::extract::{FromRef, State};
+use axum::extract::{DefaultBodyLimit, FromRef, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use leptos::config::LeptosOptions;
+use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use serde_json::json;
 use tower_http::compression::CompressionLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::{Config, Databases};
+use crate::{sync_layer, Config, Databases};
 
 #[derive(Clone)]
 pub struct AppState {
     pub leptos: LeptosOptions,
-    pub databases: Arc<Databases>,
+    pub databases: Databases,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -29,7 +31,7 @@ impl FromRef<AppState> for LeptosOptions {
     }
 }
 
-pub fn router(config: &Config, databases: Arc<Databases>) -> Router {
+pub fn router(config: &Config, databases: Databases) -> Router {
     let leptos = LeptosOptions::builder()
         .output_name(OUTPUT_NAME)
         .site_root(config.site_root.display().to_string())
@@ -37,15 +39,33 @@ pub fn router(config: &Config, databases: Arc<Databases>) -> Router {
         .site_addr(config.addr)
         .env(leptos::config::Env::PROD)
         .build();
+    let sync = SyncService::new(
+        Arc::clone(&databases.central),
+        Arc::new(|outcome| {
+            tracing::debug!(
+                workspace = %outcome.workspace,
+                head = outcome.response.head,
+                appended = outcome.appended.len(),
+                "push stored events"
+            );
+        }),
+    );
     let state = AppState { leptos, databases };
     let routes = generate_route_list(App);
     Router::new()
         .route("/healthz", get(healthz))
-        .leptos_routes(&state, routes, {
+        .leptos_routes_with_context(&state, routes, move || provide_context(sync.clone()), {
             let options = state.leptos.clone();
             move || shell(options.clone())
         })
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(axum::middleware::from_fn_with_state(
+            config.limits.push_body_bytes,
+            sync_layer::guard,
+        ))
+        // The sync layer enforces the configured limit; the extractor's own 2 MiB default
+        // would otherwise refuse bodies the contract allows.
+        .layer(DefaultBodyLimit::max(config.limits.push_body_bytes))
         .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http())
         .with_state(state)
@@ -53,7 +73,7 @@ pub fn router(config: &Config, databases: Arc<Databases>) -> Router {
 
 /// 200 when both databases answer; 503 with the contract's error shape otherwise.
 async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
-    let databases = Arc::clone(&state.databases);
+    let databases = state.databases.clone();
     let checked = tokio::time::timeout(
         Duration::from_secs(5),
         tokio::task::spawn_blocking(move || databases.check()),

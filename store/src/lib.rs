@@ -4,13 +4,16 @@
 //! File System behind the sync-access-handle pool VFS. Everything that differs between native
 //! and wasm32 storage stays in this crate.
 
+pub mod central;
 pub mod connection;
 pub mod log;
 #[cfg(target_arch = "wasm32")]
 pub mod opfs;
 pub mod replica;
 pub mod views;
+pub mod wire;
 
+pub use central::{Central, CentralError, PushOutcome, SyncLimits};
 pub use connection::{open, open_with_page_size, Durability, StoreError};
 pub use log::{Appended, EventLog, LogError, PhysicalClock};
 pub use replica::{IdSource, Replica, ReplicaError, Summary};

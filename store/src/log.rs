@@ -351,6 +351,21 @@ impl EventLog {
         self.clock().observe(&committed.last());
     }
 
+    /// The stored event with this id, and its seq.
+    pub fn find(&self, event_id: EventId) -> Result<Option<(u64, StoredEvent)>, LogError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {COLUMNS}, seq FROM events WHERE event_id = ?1"
+        ))?;
+        let mut rows = stmt.query([event_id.to_string()])?;
+        match rows.next()? {
+            Some(row) => {
+                let seq: i64 = row.get(10)?;
+                Ok(Some((seq as u64, read_event(row)??)))
+            }
+            None => Ok(None),
+        }
+    }
+
     /// The outbox, in recording order.
     pub fn outbox(&self) -> Result<Vec<StoredEvent>, LogError> {
         let mut stmt = self

@@ -1,0 +1,147 @@
+//! The sync endpoints as server functions at fixed paths (CONTRACT.md, docs/protocol.md):
+//! `POST /api/sync/push` and `POST /api/sync/pull`, JSON in and out. The arguments are the
+//! request's JSON keys. Errors answer with the contract's status and `{"code", "message", ...}`
+//! body; decode failures and oversized bodies, which Leptos reports as 500 before the body
+//! runs, are mapped to 400/413 by the server's sync layer (server/src/sync_layer.rs).
+
+use leptos::prelude::*;
+use leptos::server_fn::codec::{Json, JsonEncoding};
+use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
+use serde::{Deserialize, Serialize};
+use tandem_protocol::sync::{ErrorCode, PullResponse, PushResponse, SyncError, WireEvent};
+
+/// [`SyncError`] as a server function error (a local type, so the server_fn traits can be
+/// implemented for it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(transparent)]
+#[error(transparent)]
+pub struct SyncFnError(pub SyncError);
+
+impl FromServerFnError for SyncFnError {
+    type Encoder = JsonEncoding;
+
+    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        let code = match &value {
+            ServerFnErrorErr::Args(_)
+            | ServerFnErrorErr::MissingArg(_)
+            | ServerFnErrorErr::Deserialization(_) => ErrorCode::Malformed,
+            _ => ErrorCode::Internal,
+        };
+        Self(SyncError::new(code, value.to_string()))
+    }
+}
+
+/// Uploads events (docs/protocol.md, "Push").
+#[server(endpoint = "sync/push", input = Json, output = Json)]
+pub async fn push(
+    device_id: String,
+    workspace_id: String,
+    cursor: u64,
+    events: Vec<WireEvent>,
+) -> Result<PushResponse, SyncFnError> {
+    let request = tandem_protocol::sync::PushRequest {
+        device_id,
+        workspace_id,
+        cursor,
+        events,
+    };
+    ssr::run(move |service| {
+        let outcome = service.central()?.push(&request)?;
+        service.announce(&outcome);
+        Ok(outcome.response)
+    })
+    .await
+}
+
+/// Downloads events after a cursor (docs/protocol.md, "Pull").
+#[server(endpoint = "sync/pull", input = Json, output = Json)]
+pub async fn pull(
+    device_id: String,
+    workspace_id: String,
+    cursor: u64,
+    limit: Option<u64>,
+) -> Result<PullResponse, SyncFnError> {
+    let request = tandem_protocol::sync::PullRequest {
+        device_id,
+        workspace_id,
+        cursor,
+        limit,
+    };
+    ssr::run(move |service| service.central()?.pull(&request)).await
+}
+
+#[cfg(feature = "ssr")]
+pub mod ssr {
+    //! The server side: the central log behind a mutex (one writer), provided as context.
+
+    use std::sync::{Arc, Mutex, MutexGuard};
+
+    use leptos::prelude::*;
+    use tandem_protocol::sync::{ErrorCode, SyncError};
+    use tandem_store::{Central, PushOutcome};
+
+    use super::SyncFnError;
+
+    /// Called after every push that stored events (the live broadcast, metrics).
+    pub type Announce = Arc<dyn Fn(&PushOutcome) + Send + Sync>;
+
+    /// What the sync server functions need, provided by the server as context.
+    #[derive(Clone)]
+    pub struct SyncService {
+        central: Arc<Mutex<Central>>,
+        announce: Announce,
+    }
+
+    impl SyncService {
+        pub fn new(central: Arc<Mutex<Central>>, announce: Announce) -> Self {
+            Self { central, announce }
+        }
+
+        pub fn central(&self) -> Result<MutexGuard<'_, Central>, SyncError> {
+            self.central.lock().map_err(|_| {
+                SyncError::new(
+                    ErrorCode::Internal,
+                    "the central log is poisoned by an earlier panic",
+                )
+            })
+        }
+
+        pub fn announce(&self, outcome: &PushOutcome) {
+            if !outcome.appended.is_empty() {
+                (self.announce)(outcome);
+            }
+        }
+    }
+
+    /// Runs `f` on a blocking thread (SQLite is synchronous) and turns its error into the
+    /// contract's answer: status code from the error code, JSON body.
+    pub async fn run<T: Send + 'static>(
+        f: impl FnOnce(&SyncService) -> Result<T, SyncError> + Send + 'static,
+    ) -> Result<T, SyncFnError> {
+        let service = use_context::<SyncService>()
+            .ok_or_else(|| SyncError::new(ErrorCode::Internal, "the sync service is not running"));
+        let result = match service {
+            Ok(service) => tokio::task::spawn_blocking(move || f(&service))
+                .await
+                .unwrap_or_else(|e| {
+                    Err(SyncError::new(
+                        ErrorCode::Internal,
+                        format!("the sync task failed: {e}"),
+                    ))
+                }),
+            Err(e) => Err(e),
+        };
+        result.map_err(|e| {
+            if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+                if let Ok(status) = http::StatusCode::from_u16(e.code.status()) {
+                    response.set_status(status);
+                }
+                response.insert_header(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("application/json"),
+                );
+            }
+            SyncFnError(e)
+        })
+    }
+}

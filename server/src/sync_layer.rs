@@ -1,0 +1,84 @@
+//! The layer in front of the sync server functions (`/api/sync/*`). Leptos 0.8 server
+//! functions decode their input before the function body runs and answer any decode failure
+//! (malformed JSON, wrong types, a body over the extractor's limit) with 500. The contract wants
+//! 400 MALFORMED and 413 TOO_LARGE with the JSON error shape, so this layer
+//! - reads the body itself, up to the configured push body limit: over it, 413 TOO_LARGE;
+//! - maps a 500 whose body is the server function's own MALFORMED error to 400.
+//!
+//! The function then decodes the same bytes (why not plain axum handlers: docs/protocol.md).
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tandem_protocol::sync::{ErrorCode, SyncError};
+
+/// Paths the layer guards.
+pub const SYNC_PREFIX: &str = "/api/sync/";
+
+/// Error bodies are small; a 500 body bigger than this is not ours and is passed on as is.
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
+
+pub async fn guard(State(body_limit): State<usize>, request: Request, next: Next) -> Response {
+    if !request.uri().path().starts_with(SYNC_PREFIX) {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > body_limit) {
+        return too_large(body_limit);
+    }
+    let bytes = match axum::body::to_bytes(body, body_limit).await {
+        Ok(bytes) => bytes,
+        Err(_) => return too_large(body_limit),
+    };
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
+    if response.status() != StatusCode::INTERNAL_SERVER_ERROR {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, ERROR_BODY_LIMIT).await else {
+        return error(SyncError::new(
+            ErrorCode::Internal,
+            "the server failed while answering",
+        ));
+    };
+    match serde_json::from_slice::<SyncError>(&bytes) {
+        Ok(e) if e.code == ErrorCode::Malformed => error(e),
+        _ => {
+            parts
+                .headers
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+            Response::from_parts(parts, Body::from(bytes))
+        }
+    }
+}
+
+fn too_large(limit: usize) -> Response {
+    error(SyncError::new(
+        ErrorCode::TooLarge,
+        format!("the request body is over the limit of {limit} bytes"),
+    ))
+}
+
+/// A contract error response: its status and `{"code", "message", ...}`.
+pub fn error(e: SyncError) -> Response {
+    let status = StatusCode::from_u16(e.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = Bytes::from(serde_json::to_vec(&e).unwrap_or_default());
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}

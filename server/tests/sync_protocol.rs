@@ -1,0 +1,361 @@
+//! The sync protocol against the real server on 127.0.0.1:0, spoken as plain JSON (as any
+//! client would): push, pull, idempotency, and every rejection of CONTRACT.md with its code,
+//! status and fields — each leaving the log untouched.
+
+mod common;
+
+use common::{client, start, start_with, Running};
+use serde_json::{json, Value};
+use server::config::Limits;
+use tandem_events::event::StoredEvent;
+use tandem_events::testkit::workload;
+use tandem_store::wire::to_wire;
+
+struct Peer {
+    base: String,
+    http: reqwest::Client,
+    device: String,
+    workspace: String,
+}
+
+impl Peer {
+    fn new(server: &Running, events: &[StoredEvent]) -> Self {
+        Self {
+            base: server.base.clone(),
+            http: client(),
+            device: events[0].device_id.to_string(),
+            workspace: events[0].workspace_id.to_string(),
+        }
+    }
+
+    async fn post(&self, path: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        let body = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{status}: not JSON ({e}): {text}"));
+        (status, body)
+    }
+
+    fn push_body(&self, cursor: u64, events: &[StoredEvent]) -> Value {
+        json!({
+            "device_id": self.device,
+            "workspace_id": self.workspace,
+            "cursor": cursor,
+            "events": events.iter().map(to_wire).collect::<Vec<_>>(),
+        })
+    }
+
+    async fn push(&self, cursor: u64, events: &[StoredEvent]) -> (u16, Value) {
+        self.post("/api/sync/push", self.push_body(cursor, events).to_string())
+            .await
+    }
+
+    async fn pull(&self, cursor: u64, limit: Option<u64>) -> (u16, Value) {
+        let body = json!({"device_id": self.device, "workspace_id": self.workspace, "cursor": cursor, "limit": limit});
+        self.post("/api/sync/pull", body.to_string()).await
+    }
+
+    async fn head(&self) -> u64 {
+        let (status, body) = self.pull(0, Some(1)).await;
+        assert_eq!(status, 200, "{body}");
+        body["head"].as_u64().unwrap()
+    }
+}
+
+fn events(n: usize) -> Vec<StoredEvent> {
+    // One device: 2 lists, then todos and edits, versions dense, stamps in the past.
+    let all = workload(42, 2, n / 3, n);
+    all.into_iter().take(n).collect()
+}
+
+fn assert_error(status: u16, body: &Value, code: &str, expected_status: u16) {
+    assert_eq!(status, expected_status, "{body}");
+    assert_eq!(body["code"], code, "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn push_then_pull_round_trips_with_dense_seqs_and_pages() {
+    let server = start().await;
+    let evs = events(12);
+    let peer = Peer::new(&server, &evs);
+    let (status, body) = peer.push(0, &evs).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["head"], 12);
+    let seqs: Vec<u64> = body["accepted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, (1..=12).collect::<Vec<_>>());
+    assert!(body["server_time_ms"].as_i64().unwrap() > 1_700_000_000_000);
+
+    let (status, page) = peer.pull(0, Some(5)).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["events"].as_array().unwrap().len(), 5);
+    assert_eq!(page["has_more"], true);
+    assert_eq!(page["head"], 12);
+    let (_, rest) = peer.pull(5, None).await;
+    let got: Vec<u64> = rest["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(got, (6..=12).collect::<Vec<_>>());
+    assert_eq!(rest["has_more"], false);
+    // What comes back is what went in.
+    let first = &page["events"][0];
+    assert_eq!(first["event_id"], evs[0].event_id.to_string());
+    assert_eq!(
+        first["event_data"],
+        serde_json::from_str::<Value>(&evs[0].event_data).unwrap()
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_repeated_push_is_acknowledged_not_duplicated_whatever_the_cursor() {
+    let server = start().await;
+    let evs = events(10);
+    let peer = Peer::new(&server, &evs);
+    let (_, first) = peer.push(0, &evs[..6]).await;
+    let (_, _) = peer.push(6, &evs[6..]).await;
+    // The first batch again, its ack having been lost: cursor 0 is behind head 10.
+    let (status, again) = peer.push(0, &evs[..6]).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["accepted"], first["accepted"]);
+    assert_eq!(peer.head().await, 10);
+    // Same id, same content but data written with other key order and spacing: still the same.
+    let mut body = peer.push_body(0, &evs[..1]);
+    let data = body["events"][0]["event_data"].to_string();
+    body["events"][0]["event_data"] = serde_json::from_str(&data).unwrap();
+    let (status, _) = peer.post("/api/sync/push", body.to_string()).await;
+    assert_eq!(status, 200);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_id_reused_with_other_content_is_refused() {
+    let server = start().await;
+    let evs = events(4);
+    let peer = Peer::new(&server, &evs);
+    peer.push(0, &evs).await;
+    let mut changed = evs[1].clone();
+    changed.created_at += 1;
+    let (status, body) = peer.push(4, &[changed]).await;
+    assert_error(status, &body, "ID_REUSED", 409);
+    assert_eq!(body["event_id"], evs[1].event_id.to_string());
+    assert_eq!(peer.head().await, 4);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_push_behind_the_head_must_pull_first_and_one_ahead_is_refused() {
+    let server = start().await;
+    let evs = events(8);
+    let peer = Peer::new(&server, &evs);
+    peer.push(0, &evs[..4]).await;
+    let (status, body) = peer.push(2, &evs[4..]).await;
+    assert_error(status, &body, "PULL_REQUIRED", 409);
+    assert_eq!(body["head"], 4);
+    let (status, body) = peer.push(9, &evs[4..]).await;
+    assert_error(status, &body, "CURSOR_AHEAD", 409);
+    assert_eq!(body["head"], 4);
+    let (status, body) = peer.pull(5, None).await;
+    assert_error(status, &body, "CURSOR_AHEAD", 409);
+    assert_eq!(peer.head().await, 4);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn malformed_bodies_answer_400_with_the_error_shape() {
+    let server = start().await;
+    let evs = events(2);
+    let peer = Peer::new(&server, &evs);
+    let (device, workspace) = (&peer.device, &peer.workspace);
+    for (path, body) in [
+        ("push", "not json".to_string()),
+        ("push", "{}".to_string()),
+        ("push", json!({"device_id": device, "workspace_id": workspace, "cursor": "zero", "events": []}).to_string()),
+        ("push", json!({"device_id": device, "workspace_id": workspace, "cursor": 0, "events": [{"event_id": 5}]}).to_string()),
+        ("push", json!({"device_id": device, "workspace_id": workspace, "cursor": 0, "events": {}}).to_string()),
+        ("push", json!({"device_id": "not-a-uuid", "workspace_id": workspace, "cursor": 0, "events": []}).to_string()),
+        ("push", json!({"device_id": device, "workspace_id": workspace, "cursor": -1, "events": []}).to_string()),
+        ("pull", "[1, 2".to_string()),
+        ("pull", json!({"device_id": device, "cursor": 0}).to_string()),
+        ("pull", json!({"device_id": device, "workspace_id": workspace, "cursor": 0, "limit": "all"}).to_string()),
+        ("pull", json!({"device_id": device, "workspace_id": "nope", "cursor": 0}).to_string()),
+    ] {
+        let (status, reply) = peer.post(&format!("/api/sync/{path}"), body.clone()).await;
+        assert_error(status, &reply, "MALFORMED", 400);
+    }
+    assert_eq!(peer.head().await, 0);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn bodies_and_batches_over_the_limits_are_too_large() {
+    let limits = Limits {
+        push_body_bytes: 16 * 1024,
+        events_per_push: 5,
+        ..Limits::default()
+    };
+    let server = start_with(limits).await;
+    let evs = events(6);
+    let peer = Peer::new(&server, &evs);
+    let (status, body) = peer.push(0, &evs).await;
+    assert_error(status, &body, "TOO_LARGE", 413);
+    let big = "x".repeat(20 * 1024);
+    let (status, body) = peer.post("/api/sync/push", big).await;
+    assert_error(status, &body, "TOO_LARGE", 413);
+    assert_eq!(peer.head().await, 0);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn invalid_events_are_refused_and_nothing_of_the_batch_is_stored() {
+    let limits = Limits {
+        event_data_bytes: 200,
+        ..Limits::default()
+    };
+    let server = start_with(limits).await;
+    let evs = events(6);
+    let peer = Peer::new(&server, &evs);
+    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+        (
+            "unknown type",
+            Box::new(|e| e["event_type"] = json!("TodoExploded")),
+        ),
+        (
+            "unknown schema version",
+            Box::new(|e| e["schema_version"] = json!(9)),
+        ),
+        ("bad event id", Box::new(|e| e["event_id"] = json!("42"))),
+        (
+            "bad aggregate id",
+            Box::new(|e| e["aggregate_id"] = json!("x")),
+        ),
+        (
+            "bad stamp",
+            Box::new(|e| e["hlc_timestamp"] = json!("yesterday")),
+        ),
+        (
+            "data not matching its schema",
+            Box::new(|e| e["event_data"] = json!({"nonsense": true})),
+        ),
+        (
+            "data not an object",
+            Box::new(|e| e["event_data"] = json!([1, 2])),
+        ),
+        (
+            "data too big",
+            Box::new(|e| e["event_data"] = json!({"name": "n".repeat(300)})),
+        ),
+        (
+            "other workspace",
+            Box::new(|e| e["workspace_id"] = json!("0190f5a2-7c3e-7b4a-9d2e-1234567890ab")),
+        ),
+        (
+            "other device",
+            Box::new(|e| e["device_id"] = json!("0190f5a2-7c3e-7b4a-9d2e-1234567890ab")),
+        ),
+    ];
+    for (what, spoil) in cases {
+        let mut body = peer.push_body(0, &evs);
+        spoil(&mut body["events"][5]);
+        let (status, reply) = peer.post("/api/sync/push", body.to_string()).await;
+        assert_error(status, &reply, "INVALID_EVENT", 422);
+        assert!(
+            reply["event_id"].is_string() || what == "bad event id",
+            "{what}: {reply}"
+        );
+        assert_eq!(peer.head().await, 0, "{what}: nothing stored");
+    }
+    // The same id twice in one push.
+    let twice = [evs[0].clone(), evs[0].clone()];
+    let (status, reply) = peer.push(0, &twice).await;
+    assert_error(status, &reply, "INVALID_EVENT", 422);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn stamps_too_far_ahead_are_clock_drift_with_the_offset() {
+    let server = start().await;
+    let mut evs = events(3);
+    let now = tandem_server_now();
+    evs[2].hlc_timestamp.ms = now + 3_600_000;
+    let peer = Peer::new(&server, &evs);
+    let (status, body) = peer.push(0, &evs).await;
+    assert_error(status, &body, "CLOCK_DRIFT", 422);
+    let offset = body["offset_ms"].as_u64().unwrap();
+    assert!((3_590_000..=3_600_000).contains(&offset), "{body}");
+    assert_eq!(body["event_id"], evs[2].event_id.to_string());
+    assert!(body["server_time_ms"].as_i64().is_some());
+    assert_eq!(peer.head().await, 0);
+    // Within the drift: fine.
+    evs[2].hlc_timestamp.ms = now + 30_000;
+    let (status, body) = peer.push(0, &evs).await;
+    assert_eq!(status, 200, "{body}");
+    server.stop().await;
+}
+
+fn tandem_server_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+#[tokio::test]
+async fn versions_must_continue_densely() {
+    let server = start().await;
+    let evs = events(6);
+    let peer = Peer::new(&server, &evs);
+    let mut gap = evs.clone();
+    gap[4].version += 1;
+    let (status, body) = peer.push(0, &gap).await;
+    assert_error(status, &body, "VERSION_CONFLICT", 409);
+    assert_eq!(body["event_id"], evs[4].event_id.to_string());
+    assert_eq!(peer.head().await, 0);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_empty_push_succeeds_and_changes_nothing_and_pull_limits_are_clamped() {
+    let limits = Limits {
+        pull_limit_max: 3,
+        ..Limits::default()
+    };
+    let server = start_with(limits).await;
+    let evs = events(5);
+    let peer = Peer::new(&server, &evs);
+    let (status, body) = peer.push(0, &[]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["head"], 0);
+    assert_eq!(body["accepted"], json!([]));
+    peer.push(0, &evs).await;
+    let (status, body) = peer.pull(0, Some(1_000_000)).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["events"].as_array().unwrap().len(), 3);
+    assert_eq!(body["has_more"], true);
+    let (_, body) = peer.pull(0, Some(0)).await;
+    assert_eq!(
+        body["events"].as_array().unwrap().len(),
+        1,
+        "a limit of 0 is clamped to 1"
+    );
+    server.stop().await;
+}

@@ -1,0 +1,363 @@
+//! The server's central log: push and pull over events.db, in the order of checks of
+//! DESIGN.md rule 13, with the server's views kept caught up. One writer: the caller serialises
+//! calls (the server holds it behind a mutex).
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use tandem_events::domain::DomainEvent;
+use tandem_events::event::StoredEvent;
+use tandem_events::hlc::check_drift;
+use tandem_events::ids::{DeviceId, EventId, WorkspaceId};
+use tandem_protocol::sync::{
+    Accepted, ErrorCode, LoggedEvent, PullRequest, PullResponse, PushRequest, PushResponse,
+    SyncError,
+};
+
+use crate::log::{EventLog, LogError, PhysicalClock};
+use crate::views::{Progress, Views, ViewsError};
+use crate::wire::{from_wire, logged};
+
+/// The limits a push or pull is held to (CONTRACT.md defaults). The body size limit is the
+/// HTTP layer's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncLimits {
+    pub events_per_push: usize,
+    pub event_data_bytes: usize,
+    pub max_clock_drift_ms: u64,
+    pub pull_limit_default: u64,
+    pub pull_limit_max: u64,
+}
+
+impl Default for SyncLimits {
+    fn default() -> Self {
+        Self {
+            events_per_push: 1_000,
+            event_data_bytes: 64 * 1024,
+            max_clock_drift_ms: 60_000,
+            pull_limit_default: 500,
+            pull_limit_max: 5_000,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CentralError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error(transparent)]
+    Views(#[from] ViewsError),
+}
+
+/// What a push did: the answer, and the events it appended (for the live broadcast).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PushOutcome {
+    pub response: PushResponse,
+    pub workspace: WorkspaceId,
+    pub appended: Vec<LoggedEvent>,
+}
+
+pub struct Central {
+    log: EventLog,
+    views: Views,
+    limits: SyncLimits,
+}
+
+impl Central {
+    /// Opens events.db and views.db in `data_dir` (rebuilding the views if their projection
+    /// version changed) and catches the views up.
+    pub fn open(
+        data_dir: &Path,
+        device: DeviceId,
+        physical: PhysicalClock,
+        limits: SyncLimits,
+        progress: impl FnMut(Progress),
+    ) -> Result<Self, CentralError> {
+        let log = EventLog::open(data_dir.join("events.db"), device, physical)?;
+        let (mut views, _) = Views::open_current(data_dir.join("views.db"), &log, progress)?;
+        views.catch_up(&log, 1_000)?;
+        Ok(Self { log, views, limits })
+    }
+
+    pub fn log(&self) -> &EventLog {
+        &self.log
+    }
+
+    pub fn views(&self) -> &Views {
+        &self.views
+    }
+
+    pub fn limits(&self) -> SyncLimits {
+        self.limits
+    }
+
+    fn now_ms(&self) -> i64 {
+        i64::try_from(self.log.now_ms()).unwrap_or(i64::MAX)
+    }
+
+    fn internal(&self, e: impl std::fmt::Display) -> SyncError {
+        SyncError::new(ErrorCode::Internal, e.to_string()).at(self.now_ms())
+    }
+
+    /// Appends events the server itself authored (e.g. the default list), like a push whose
+    /// cursor is the head.
+    pub fn append_own(&mut self, events: &[StoredEvent]) -> Result<PushOutcome, SyncError> {
+        let Some(first) = events.first() else {
+            return Err(SyncError::new(ErrorCode::Malformed, "no events"));
+        };
+        let workspace = first.workspace_id;
+        let head = self.log.head(workspace).map_err(|e| self.internal(e))?;
+        let request = PushRequest {
+            device_id: self.log.device_id().to_string(),
+            workspace_id: workspace.to_string(),
+            cursor: head,
+            events: events.iter().map(crate::wire::to_wire).collect(),
+        };
+        self.push(&request)
+    }
+
+    /// Handles a push (docs/protocol.md). On any error nothing is stored.
+    pub fn push(&mut self, request: &PushRequest) -> Result<PushOutcome, SyncError> {
+        let now = self.now_ms();
+        let fail = |code: ErrorCode, message: String| SyncError::new(code, message).at(now);
+        // Transport-level shape.
+        let workspace: WorkspaceId = request
+            .workspace_id
+            .parse()
+            .map_err(|e| fail(ErrorCode::Malformed, format!("workspace_id: {e}")))?;
+        let device: DeviceId = request
+            .device_id
+            .parse()
+            .map_err(|e| fail(ErrorCode::Malformed, format!("device_id: {e}")))?;
+        if request.events.len() > self.limits.events_per_push {
+            return Err(fail(
+                ErrorCode::TooLarge,
+                format!(
+                    "{} events in one push; at most {} are accepted",
+                    request.events.len(),
+                    self.limits.events_per_push
+                ),
+            ));
+        }
+        // Idempotency first (rule 12): events already stored with the same content are
+        // acknowledged; an id stored with different content is ID_REUSED.
+        let mut seqs: Vec<Option<u64>> = Vec::with_capacity(request.events.len());
+        for wire in &request.events {
+            let Ok(id) = wire.event_id.parse::<EventId>() else {
+                seqs.push(None);
+                continue;
+            };
+            match self.log.find(id).map_err(|e| self.internal(e))? {
+                None => seqs.push(None),
+                Some((seq, stored)) => {
+                    let same =
+                        from_wire(wire).is_ok_and(|candidate| candidate.same_content(&stored));
+                    if !same {
+                        return Err(fail(
+                            ErrorCode::IdReused,
+                            format!("event {id} is already stored with different content"),
+                        )
+                        .with_event(id.to_string()));
+                    }
+                    seqs.push(Some(seq));
+                }
+            }
+        }
+        let head = self.log.head(workspace).map_err(|e| self.internal(e))?;
+        if seqs.iter().all(Option::is_some) {
+            return Ok(PushOutcome {
+                response: PushResponse {
+                    accepted: accepted(request, &seqs),
+                    head,
+                    server_time_ms: now,
+                },
+                workspace,
+                appended: vec![],
+            });
+        }
+        // Then the cursor (rule 13).
+        if request.cursor < head {
+            return Err(fail(
+                ErrorCode::PullRequired,
+                format!(
+                    "the workspace is at seq {head}; pull the events after {} first",
+                    request.cursor
+                ),
+            )
+            .with_head(head));
+        }
+        if request.cursor > head {
+            return Err(fail(
+                ErrorCode::CursorAhead,
+                format!(
+                    "cursor {} is beyond the workspace head {head}",
+                    request.cursor
+                ),
+            )
+            .with_head(head));
+        }
+        // Then each new event: INVALID_EVENT, then CLOCK_DRIFT, then VERSION_CONFLICT.
+        let mut fresh: Vec<StoredEvent> = Vec::new();
+        let mut ids: HashSet<EventId> = HashSet::new();
+        for (wire, seq) in request.events.iter().zip(&seqs) {
+            if seq.is_some() {
+                continue;
+            }
+            let invalid = |message: String| {
+                fail(ErrorCode::InvalidEvent, message).with_event(wire.event_id.clone())
+            };
+            let event = from_wire(wire).map_err(|e| invalid(e.to_string()))?;
+            if event.workspace_id != workspace {
+                return Err(invalid(format!(
+                    "workspace_id {} differs from the push's {workspace}",
+                    event.workspace_id
+                )));
+            }
+            if event.device_id != device {
+                return Err(invalid(format!(
+                    "device_id {} differs from the push's {device}",
+                    event.device_id
+                )));
+            }
+            if event.hlc_timestamp.node != device {
+                return Err(invalid(format!(
+                    "hlc_timestamp {} was not stamped by device {device}",
+                    event.hlc_timestamp
+                )));
+            }
+            if event.event_data.len() > self.limits.event_data_bytes {
+                return Err(invalid(format!(
+                    "event_data has {} bytes; at most {} are accepted",
+                    event.event_data.len(),
+                    self.limits.event_data_bytes
+                )));
+            }
+            DomainEvent::decode(&event.event_type, event.schema_version, &event.event_data)
+                .map_err(|e| invalid(e.to_string()))?;
+            if !ids.insert(event.event_id) {
+                return Err(invalid(format!(
+                    "event {} appears twice in the push",
+                    event.event_id
+                )));
+            }
+            fresh.push(event);
+        }
+        let server_now = u64::try_from(now).unwrap_or(0);
+        for event in &fresh {
+            if let Err(e) = check_drift(
+                &event.hlc_timestamp,
+                server_now,
+                self.limits.max_clock_drift_ms,
+            ) {
+                let offset = event.hlc_timestamp.ms.saturating_sub(server_now);
+                return Err(fail(ErrorCode::ClockDrift, e.to_string())
+                    .with_offset(offset)
+                    .with_event(event.event_id.to_string()));
+            }
+        }
+        let appended = match self.log.append_batch(&fresh) {
+            Ok(appended) => appended,
+            Err(LogError::VersionConflict {
+                aggregate,
+                expected,
+                actual,
+            }) => {
+                let event = fresh
+                    .iter()
+                    .find(|e| e.aggregate_id == aggregate && e.version == expected + 1)
+                    .map(|e| e.event_id.to_string());
+                let mut err = fail(
+                    ErrorCode::VersionConflict,
+                    format!("aggregate {aggregate} is at version {actual}; the event proposes version {}", expected + 1),
+                );
+                err.event_id = event;
+                return Err(err);
+            }
+            Err(LogError::DuplicateEvent { event_id }) => {
+                return Err(fail(
+                    ErrorCode::IdReused,
+                    format!("event {event_id} is already stored"),
+                )
+                .with_event(event_id.to_string()))
+            }
+            Err(e) => return Err(self.internal(e)),
+        };
+        let mut new_seqs = appended.iter().map(|a| a.seq);
+        let seqs: Vec<Option<u64>> = seqs
+            .into_iter()
+            .map(|s| s.or_else(|| new_seqs.next()))
+            .collect();
+        let appended_events: Vec<LoggedEvent> = fresh
+            .iter()
+            .zip(&appended)
+            .map(|(e, a)| logged(a.seq, e))
+            .collect();
+        // The log is the truth: a views failure is logged by the caller's next catch-up, never
+        // turned into a failed push of events already stored.
+        let _ = self.views.catch_up(&self.log, 1_000);
+        let head = self.log.head(workspace).map_err(|e| self.internal(e))?;
+        Ok(PushOutcome {
+            response: PushResponse {
+                accepted: accepted(request, &seqs),
+                head,
+                server_time_ms: now,
+            },
+            workspace,
+            appended: appended_events,
+        })
+    }
+
+    /// Handles a pull: events with `seq > cursor`, at most `limit` (clamped).
+    pub fn pull(&self, request: &PullRequest) -> Result<PullResponse, SyncError> {
+        let now = self.now_ms();
+        let workspace: WorkspaceId = request.workspace_id.parse().map_err(|e| {
+            SyncError::new(ErrorCode::Malformed, format!("workspace_id: {e}")).at(now)
+        })?;
+        request
+            .device_id
+            .parse::<DeviceId>()
+            .map_err(|e| SyncError::new(ErrorCode::Malformed, format!("device_id: {e}")).at(now))?;
+        let head = self.log.head(workspace).map_err(|e| self.internal(e))?;
+        if request.cursor > head {
+            return Err(SyncError::new(
+                ErrorCode::CursorAhead,
+                format!(
+                    "cursor {} is beyond the workspace head {head}",
+                    request.cursor
+                ),
+            )
+            .with_head(head)
+            .at(now));
+        }
+        let limit = request
+            .limit
+            .unwrap_or(self.limits.pull_limit_default)
+            .clamp(1, self.limits.pull_limit_max);
+        let mut events = self
+            .log
+            .events_after(workspace, request.cursor, (limit + 1) as usize)
+            .map_err(|e| self.internal(e))?;
+        let has_more = events.len() as u64 > limit;
+        events.truncate(limit as usize);
+        Ok(PullResponse {
+            events: events.iter().map(|(seq, e)| logged(*seq, e)).collect(),
+            head,
+            has_more,
+            server_time_ms: now,
+        })
+    }
+}
+
+fn accepted(request: &PushRequest, seqs: &[Option<u64>]) -> Vec<Accepted> {
+    request
+        .events
+        .iter()
+        .zip(seqs)
+        .filter_map(|(e, seq)| {
+            seq.map(|seq| Accepted {
+                event_id: e.event_id.clone(),
+                seq,
+            })
+        })
+        .collect()
+}
