@@ -234,7 +234,8 @@ async fn invalid_events_are_refused_and_nothing_of_the_batch_is_stored() {
     let server = start_with(limits).await;
     let evs = events(6);
     let peer = Peer::new(&server, &evs);
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    type Spoil = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(&str, Spoil)> = vec![
         (
             "unknown type",
             Box::new(|e| e["event_type"] = json!("TodoExploded")),
