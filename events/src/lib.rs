@@ -17,5 +17,6 @@ pub mod ids;
 pub mod merge;
 pub mod position;
 pub mod state;
+pub mod sync;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;

@@ -38,6 +38,15 @@ pub enum LogError {
     },
     #[error("event {event_id} is already stored")]
     DuplicateEvent { event_id: EventId },
+    #[error("event {event_id} has seq {seq} but the log of workspace {workspace} is at {head}: seqs must follow densely")]
+    SeqGap {
+        event_id: EventId,
+        workspace: WorkspaceId,
+        seq: u64,
+        head: u64,
+    },
+    #[error("event {event_id} is not in the outbox")]
+    NotInOutbox { event_id: EventId },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error(transparent)]
@@ -285,6 +294,84 @@ impl EventLog {
         Ok(appended)
     }
 
+    /// A device takes events the server accepted, in seq order: pulled ones (`events`, any
+    /// author) and its own acknowledged ones (by id, from its outbox, with their seqs). Each must
+    /// carry its workspace's next seq. An event whose id is in the outbox leaves the outbox (its
+    /// ack was lost, or this is the ack). The remaining outbox is then rebased: its events get
+    /// new versions after the log's, in recording order (DESIGN.md rule 5). One transaction.
+    /// Returns the number of events added to the log.
+    pub fn accept(
+        &mut self,
+        events: &[(u64, StoredEvent)],
+        own: &[(EventId, u64)],
+    ) -> Result<usize, LogError> {
+        let mut clock = self.clock().clone();
+        let tx = self.conn.transaction()?;
+        let mut heads: HashMap<WorkspaceId, u64> = HashMap::new();
+        let mut incoming: Vec<(u64, StoredEvent)> = events.to_vec();
+        for (event_id, seq) in own {
+            let mut stmt =
+                tx.prepare_cached(&format!("SELECT {COLUMNS} FROM outbox WHERE event_id = ?1"))?;
+            let mut rows = stmt.query([event_id.to_string()])?;
+            let Some(row) = rows.next()? else {
+                return Err(LogError::NotInOutbox {
+                    event_id: *event_id,
+                });
+            };
+            incoming.push((*seq, read_event(row)??));
+        }
+        incoming.sort_by_key(|(seq, e)| (e.workspace_id, *seq));
+        let mut added = 0;
+        {
+            let mut insert = tx.prepare_cached(&format!(
+                "INSERT INTO events (seq, {COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+            ))?;
+            let mut remove = tx.prepare_cached("DELETE FROM outbox WHERE event_id = ?1")?;
+            for (seq, e) in &incoming {
+                let head = match heads.get(&e.workspace_id) {
+                    Some(h) => *h,
+                    None => head_in(&tx, e.workspace_id)?,
+                };
+                if *seq <= head {
+                    // Already in the log (a repeated pull): nothing to do.
+                    continue;
+                }
+                if *seq != head + 1 {
+                    return Err(LogError::SeqGap {
+                        event_id: e.event_id,
+                        workspace: e.workspace_id,
+                        seq: *seq,
+                        head,
+                    });
+                }
+                heads.insert(e.workspace_id, *seq);
+                remove.execute([e.event_id.to_string()])?;
+                insert
+                    .execute(params![
+                        *seq as i64,
+                        e.event_id.to_string(),
+                        e.workspace_id.to_string(),
+                        e.aggregate_id.to_string(),
+                        e.event_type,
+                        e.schema_version,
+                        e.event_data,
+                        e.hlc_timestamp.encode(),
+                        e.device_id.to_string(),
+                        e.version as i64,
+                        e.created_at,
+                    ])
+                    .map_err(|err| duplicate_or(err, e.event_id))?;
+                clock.observe(&e.hlc_timestamp);
+                added += 1;
+            }
+        }
+        rebase_outbox(&tx)?;
+        save_clock(&tx, &clock)?;
+        tx.commit()?;
+        self.publish_clock(clock);
+        Ok(added)
+    }
+
     /// Records this device's new events of one aggregate in the outbox, if its version (log and
     /// outbox) is still `expected_version`; versions must continue it densely.
     pub fn record(
@@ -466,6 +553,49 @@ fn duplicate_or(err: rusqlite::Error, event_id: EventId) -> LogError {
         }
         _ => LogError::Sql(err),
     }
+}
+
+/// Gives every outbox event a version after its aggregate's greatest version in the log, in
+/// recording order, keeping everything else (ids, content, stamps, order).
+fn rebase_outbox(conn: &Connection) -> Result<(), LogError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT position, {COLUMNS} FROM outbox ORDER BY position"
+    ))?;
+    let rows: Vec<(i64, String, i64)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get::<_, String>(3)?, r.get(9)?)))?
+        .collect::<Result<_, _>>()?;
+    drop(stmt);
+    let mut next: HashMap<String, i64> = HashMap::new();
+    let mut changes = Vec::new();
+    for (position, aggregate, version) in rows {
+        let v = match next.get(&aggregate) {
+            Some(v) => *v,
+            None => conn
+                .prepare_cached(
+                    "SELECT coalesce(max(version), 0) + 1 FROM events WHERE aggregate_id = ?1",
+                )?
+                .query_row([&aggregate], |r| r.get(0))?,
+        };
+        next.insert(aggregate, v + 1);
+        if v != version {
+            changes.push((position, v));
+        }
+    }
+    if changes.is_empty() {
+        return Ok(());
+    }
+    // Two passes, so that no intermediate state breaks UNIQUE (aggregate_id, version).
+    let mut park = conn.prepare_cached(
+        "UPDATE outbox SET version = version + 1000000000000 WHERE position = ?1",
+    )?;
+    for (position, _) in &changes {
+        park.execute([position])?;
+    }
+    let mut set = conn.prepare_cached("UPDATE outbox SET version = ?2 WHERE position = ?1")?;
+    for (position, v) in &changes {
+        set.execute([position, v])?;
+    }
+    Ok(())
 }
 
 fn version_in(conn: &Connection, aggregate: AggregateId) -> Result<u64, LogError> {
