@@ -10,6 +10,7 @@ pub mod log;
 #[cfg(target_arch = "wasm32")]
 pub mod opfs;
 pub mod replica;
+pub mod sync;
 pub mod views;
 pub mod wire;
 

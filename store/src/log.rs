@@ -372,6 +372,47 @@ impl EventLog {
         Ok(added)
     }
 
+    /// The one backwards move of the clock (DESIGN.md rule 8), after the server refused an
+    /// outbox stamp as too far ahead: adopt the server's time (`server_ms`, read now), never
+    /// below the greatest stamp in the log, then re-stamp the outbox in order, rewriting `bases`
+    /// that named the old stamps. One transaction. Returns the aggregates whose events changed.
+    pub fn correct_clock(&mut self, server_ms: u64) -> Result<Vec<AggregateId>, LogError> {
+        let physical = (self.physical)();
+        let mut clock = self.clock().clone();
+        let greatest: Option<String> =
+            self.conn
+                .query_row("SELECT max(hlc_timestamp) FROM events", [], |r| r.get(0))?;
+        let greatest = greatest.map(|t| parse_stamp(&t)).transpose()?;
+        clock.correct(server_ms, physical, greatest.as_ref());
+        let outbox = self.outbox()?;
+        let mut renamed: HashMap<String, String> = HashMap::new();
+        let mut restamped = Vec::with_capacity(outbox.len());
+        for e in &outbox {
+            let new = clock.tick(physical)?;
+            renamed.insert(e.hlc_timestamp.encode(), new.encode());
+            restamped.push((e, new));
+        }
+        let tx = self.conn.transaction()?;
+        let mut touched = Vec::new();
+        {
+            let mut update = tx.prepare_cached(
+                "UPDATE outbox SET hlc_timestamp = ?2, event_data = ?3 WHERE event_id = ?1",
+            )?;
+            for (e, new) in &restamped {
+                let data = rename_bases(&e.event_data, &renamed);
+                update.execute(params![e.event_id.to_string(), new.encode(), data])?;
+                if !touched.contains(&e.aggregate_id) {
+                    touched.push(e.aggregate_id);
+                }
+            }
+        }
+        save_clock(&tx, &clock)?;
+        tx.commit()?;
+        // Published as is: this is the one move that may go backwards.
+        *self.clock() = clock;
+        Ok(touched)
+    }
+
     /// Records this device's new events of one aggregate in the outbox, if its version (log and
     /// outbox) is still `expected_version`; versions must continue it densely.
     pub fn record(
@@ -553,6 +594,21 @@ fn duplicate_or(err: rusqlite::Error, event_id: EventId) -> LogError {
         }
         _ => LogError::Sql(err),
     }
+}
+
+/// The event data with every stamp in its `bases` renamed as `renamed` says.
+fn rename_bases(data: &str, renamed: &HashMap<String, String>) -> String {
+    let Ok(mut value) = serde_json::from_str::<serde_json::Value>(data) else {
+        return data.to_string();
+    };
+    if let Some(bases) = value.get_mut("bases").and_then(|b| b.as_array_mut()) {
+        for base in bases {
+            if let Some(new) = base.as_str().and_then(|old| renamed.get(old)) {
+                *base = serde_json::Value::String(new.clone());
+            }
+        }
+    }
+    tandem_events::event::canonical_json(&value)
 }
 
 /// Gives every outbox event a version after its aggregate's greatest version in the log, in

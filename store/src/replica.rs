@@ -138,6 +138,43 @@ impl Replica {
         Ok(events)
     }
 
+    /// The greatest seq of `workspace` this device holds (its pull cursor).
+    pub fn cursor(&self, workspace: WorkspaceId) -> Result<u64, ReplicaError> {
+        Ok(self.log.head(workspace)?)
+    }
+
+    /// The first `limit` outbox events, in recording order.
+    pub fn pending(&self, limit: usize) -> Result<Vec<StoredEvent>, ReplicaError> {
+        let mut events = self.log.outbox()?;
+        events.truncate(limit);
+        Ok(events)
+    }
+
+    /// The outbox size.
+    pub fn pending_len(&self) -> Result<usize, ReplicaError> {
+        Ok(self.log.outbox()?.len())
+    }
+
+    /// Stores events the server accepted (pulled ones and acknowledgements of ours), rebases
+    /// the outbox and projects (DESIGN.md rules 5 and 17).
+    pub fn accept(
+        &mut self,
+        pulled: &[(u64, StoredEvent)],
+        own: &[(EventId, u64)],
+    ) -> Result<usize, ReplicaError> {
+        let added = self.log.accept(pulled, own)?;
+        self.views.catch_up(&self.log, 1_000)?;
+        Ok(added)
+    }
+
+    /// The clock correction of DESIGN.md rule 8: re-stamps the outbox and re-projects what
+    /// it touched. Returns the number of events re-stamped.
+    pub fn correct_clock(&mut self, server_ms: u64) -> Result<usize, ReplicaError> {
+        let touched = self.log.correct_clock(server_ms)?;
+        self.views.refresh(&self.log, &touched)?;
+        self.pending_len()
+    }
+
     /// Live lists and todos, and the log and outbox sizes.
     pub fn summary(&self) -> Result<Summary, ReplicaError> {
         let count = |conn: &rusqlite::Connection, sql: &str| -> Result<u64, rusqlite::Error> {

@@ -161,6 +161,34 @@ impl Views {
         }
     }
 
+    /// Recomputes the rows and history of `aggregates` from the log and outbox (after events of
+    /// theirs changed in place: the clock correction re-stamps outbox events).
+    pub fn refresh(
+        &mut self,
+        log: &EventLog,
+        aggregates: &[AggregateId],
+    ) -> Result<(), ViewsError> {
+        let tx = self.conn.transaction()?;
+        for id in aggregates {
+            self.cache.remove(id);
+            let events = log.aggregate_events(*id)?;
+            let decoded = decode_all(&events)?;
+            let mut state = Aggregate::default();
+            for e in &decoded {
+                state.apply(e);
+            }
+            write_aggregate(&tx, *id, &state.rows(*id))?;
+            tx.prepare_cached("DELETE FROM history WHERE aggregate_id = ?1")?
+                .execute([id.to_string()])?;
+            for (stored, e) in events.iter().zip(&decoded) {
+                write_history(&tx, &HistoryRow::of(stored, e))?;
+            }
+            self.cache.insert(*id, state);
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Applies events this device just recorded in its outbox.
     pub fn apply_outbox(
         &mut self,
@@ -249,16 +277,27 @@ impl Views {
 
     /// The canonical dump of DESIGN.md rule 20: every view row, sorted by key, as text.
     pub fn dump(&self) -> Result<String, ViewsError> {
-        let mut out = String::new();
+        dump(&self.conn)
+    }
+
+    /// A hash of [`Self::dump`], for comparing replicas.
+    pub fn hash(&self) -> Result<u64, ViewsError> {
+        hash(&self.conn)
+    }
+}
+
+/// The canonical dump of the views in `conn` (a views.db, possibly opened read-only by
+/// another process or test).
+pub fn dump(conn: &Connection) -> Result<String, ViewsError> {
+    let mut out = String::new();
+    {
         for (table, order) in [
             ("lists", "list_id"),
             ("todos", "todo_id"),
             ("conflicts", "aggregate_id, field, hlc, event_id"),
             ("history", "aggregate_id, hlc, event_id"),
         ] {
-            let mut stmt = self
-                .conn
-                .prepare(&format!("SELECT * FROM {table} ORDER BY {order}"))?;
+            let mut stmt = conn.prepare(&format!("SELECT * FROM {table} ORDER BY {order}"))?;
             let columns = stmt.column_count();
             let mut rows = stmt.query([])?;
             out.push_str(table);
@@ -271,16 +310,16 @@ impl Views {
                 out.push('\n');
             }
         }
-        Ok(out)
     }
+    Ok(out)
+}
 
-    /// A hash of [`Self::dump`], for comparing replicas.
-    pub fn hash(&self) -> Result<u64, ViewsError> {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        self.dump()?.hash(&mut h);
-        Ok(h.finish())
-    }
+/// A hash of [`dump`].
+pub fn hash(conn: &Connection) -> Result<u64, ViewsError> {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    dump(conn)?.hash(&mut h);
+    Ok(h.finish())
 }
 
 fn decode_all(events: &[StoredEvent]) -> Result<Vec<Event>, ViewsError> {

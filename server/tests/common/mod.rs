@@ -59,3 +59,108 @@ pub fn client() -> reqwest::Client {
         .build()
         .unwrap()
 }
+
+/// A native client's transport: the documented JSON over HTTP (reqwest), with an off switch.
+pub struct HttpTransport {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub online: bool,
+}
+
+impl HttpTransport {
+    pub fn new(base: &str) -> Self {
+        Self {
+            base: base.to_string(),
+            http: client(),
+            online: true,
+        }
+    }
+
+    async fn call<Req: serde::Serialize, Res: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        request: &Req,
+    ) -> Result<Res, tandem_store::sync::TransportError> {
+        use tandem_store::sync::TransportError;
+        if !self.online {
+            return Err(TransportError::Unreachable("offline".into()));
+        }
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(request)
+            .send()
+            .await
+            .map_err(|e| TransportError::Unreachable(e.to_string()))?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| TransportError::Unreachable(e.to_string()))?;
+        if status.is_success() {
+            serde_json::from_slice(&bytes)
+                .map_err(|e| TransportError::Unreachable(format!("bad answer: {e}")))
+        } else if status.is_client_error() {
+            match serde_json::from_slice(&bytes) {
+                Ok(e) => Err(TransportError::Refused(e)),
+                Err(e) => Err(TransportError::Unreachable(format!(
+                    "{status} without an error body: {e}"
+                ))),
+            }
+        } else {
+            Err(TransportError::Unreachable(format!("{status}")))
+        }
+    }
+}
+
+impl tandem_store::sync::Transport for HttpTransport {
+    async fn push(
+        &mut self,
+        request: &tandem_protocol::sync::PushRequest,
+    ) -> Result<tandem_protocol::sync::PushResponse, tandem_store::sync::TransportError> {
+        self.call("/api/sync/push", request).await
+    }
+
+    async fn pull(
+        &mut self,
+        request: &tandem_protocol::sync::PullRequest,
+    ) -> Result<tandem_protocol::sync::PullResponse, tandem_store::sync::TransportError> {
+        self.call("/api/sync/pull", request).await
+    }
+}
+
+pub fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// Runs a client's sync until it is idle, sleeping when it asks to wait; fails after 20 s.
+pub async fn sync_until_idle(
+    client: &mut tandem_store::sync::SyncClient<HttpTransport>,
+    seed: &mut u64,
+) {
+    use tandem_events::sync::Action;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let action = client
+            .run(wall_ms, || {
+                *seed ^= *seed << 13;
+                *seed ^= *seed >> 7;
+                *seed ^= *seed << 17;
+                *seed
+            })
+            .await
+            .unwrap();
+        match action {
+            Action::Idle => return,
+            Action::Wait { until_ms } => {
+                assert!(Instant::now() < deadline, "sync did not settle in 20 s");
+                let ms = until_ms.saturating_sub(wall_ms()).min(1_000);
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
+            other => panic!("run returned {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! Several native clients (the same sync engine as the browser's, over HTTP) against the real
+//! server: they write offline, concurrently, come back in some order, and must converge to the
+//! server's log and views (DESIGN.md rules 19 and 20).
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{start, sync_until_idle, wall_ms, HttpTransport};
+use tandem_events::decide::{ListCommand, TodoCommand, TodoEdit};
+use tandem_events::ids::{AggregateId, DeviceId, WorkspaceId};
+use tandem_events::sync::{Input, Settings};
+use tandem_events::testkit::Rng;
+use tandem_store::sync::SyncClient;
+use tandem_store::Replica;
+
+struct Device {
+    _dir: tempfile::TempDir,
+    client: SyncClient<HttpTransport>,
+}
+
+fn device(base: &str, n: u128) -> Device {
+    let dir = tempfile::tempdir().unwrap();
+    let mut next = n << 64;
+    let replica = Replica::open(
+        dir.path().join("events.db"),
+        dir.path().join("views.db"),
+        DeviceId::from_uuid(uuid::Uuid::from_u128(n)),
+        Arc::new(wall_ms),
+        Box::new(move || {
+            next += 1;
+            uuid::Uuid::from_u128(next)
+        }),
+        |_| {},
+    )
+    .unwrap();
+    let client = SyncClient::new(
+        replica,
+        HttpTransport::new(base),
+        WorkspaceId::DEFAULT,
+        Settings::default(),
+    )
+    .unwrap();
+    Device { _dir: dir, client }
+}
+
+fn log_of(conn: &tandem_store::rusqlite::Connection) -> Vec<(i64, String, i64)> {
+    let mut stmt = conn
+        .prepare("SELECT seq, event_id, version FROM events ORDER BY seq")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[tokio::test]
+async fn offline_writers_converge_with_the_server() {
+    let seed = wall_ms();
+    println!("convergence seed {seed}");
+    let mut rng = Rng::new(seed);
+    let mut jitter = seed | 1;
+    let server = start().await;
+    let mut devices: Vec<Device> = (1..=3).map(|n| device(&server.base, n)).collect();
+    let ws = WorkspaceId::DEFAULT;
+
+    // Device 1 makes a list with two todos; everyone syncs.
+    let list = AggregateId::from_uuid(uuid::Uuid::from_u128(0x11));
+    let todos: Vec<AggregateId> = (0..2)
+        .map(|i| AggregateId::from_uuid(uuid::Uuid::from_u128(0x100 + i)))
+        .collect();
+    {
+        let r = devices[0].client.replica_mut();
+        r.execute_list(
+            ws,
+            list,
+            ListCommand::Create {
+                name: "Shared".into(),
+            },
+        )
+        .unwrap();
+        for (i, t) in todos.iter().enumerate() {
+            let position = ["F", "V"][i].to_string();
+            r.execute_todo(
+                ws,
+                *t,
+                TodoCommand::Create {
+                    list_id: list,
+                    title: format!("todo {i}"),
+                    position,
+                    due_date: None,
+                },
+            )
+            .unwrap();
+        }
+    }
+    for d in &mut devices {
+        d.client.notify(Input::LocalChange, wall_ms(), 0).unwrap();
+        sync_until_idle(&mut d.client, &mut jitter).await;
+    }
+    assert_eq!(devices[2].client.replica().summary().unwrap().todos, 2);
+
+    // Everyone goes offline and edits, concurrently, the same todos.
+    for d in &mut devices {
+        d.client.transport_mut().online = false;
+    }
+    for (n, d) in devices.iter_mut().enumerate() {
+        let r = d.client.replica_mut();
+        r.execute_todo(
+            ws,
+            todos[0],
+            TodoCommand::Edit {
+                edit: TodoEdit::Title(format!("title from device {n}")),
+                resolving: false,
+            },
+        )
+        .unwrap();
+        if rng.chance(50) {
+            r.execute_todo(
+                ws,
+                todos[1],
+                TodoCommand::Edit {
+                    edit: TodoEdit::Completed(true),
+                    resolving: false,
+                },
+            )
+            .unwrap();
+        }
+        r.execute_todo(
+            ws,
+            todos[1],
+            TodoCommand::Edit {
+                edit: TodoEdit::Notes(format!("note {n}")),
+                resolving: false,
+            },
+        )
+        .unwrap();
+        let extra = AggregateId::from_uuid(uuid::Uuid::from_u128(0x200 + n as u128));
+        r.execute_todo(
+            ws,
+            extra,
+            TodoCommand::Create {
+                list_id: list,
+                title: format!("new on {n}"),
+                position: "k".into(),
+                due_date: None,
+            },
+        )
+        .unwrap();
+        // Offline sync attempts back off instead of failing.
+        d.client.notify(Input::LocalChange, wall_ms(), 0).unwrap();
+        let action = d.client.run(wall_ms, || 7).await.unwrap();
+        assert!(
+            matches!(action, tandem_events::sync::Action::Wait { .. }),
+            "{action:?}"
+        );
+        assert_eq!(d.client.state(), tandem_store::sync::SyncState::Offline);
+    }
+    // Device 2 also deletes todo 1 while offline.
+    devices[2]
+        .client
+        .replica_mut()
+        .execute_todo(ws, todos[1], TodoCommand::Delete)
+        .unwrap();
+
+    // They come back in a random order; then everyone syncs once more to get the rest.
+    let mut order: Vec<usize> = (0..devices.len()).collect();
+    rng.shuffle(&mut order);
+    for &i in &order {
+        devices[i].client.transport_mut().online = true;
+        devices[i]
+            .client
+            .notify(Input::Tick, u64::MAX / 2, 0)
+            .unwrap();
+        sync_until_idle(&mut devices[i].client, &mut jitter).await;
+    }
+    for d in &mut devices {
+        d.client.notify(Input::Tick, wall_ms(), 0).unwrap();
+        sync_until_idle(&mut d.client, &mut jitter).await;
+    }
+
+    // Identical logs and views everywhere, the server's included.
+    let server_db =
+        tandem_store::rusqlite::Connection::open(server.data_dir.path().join("events.db")).unwrap();
+    let server_views =
+        tandem_store::rusqlite::Connection::open(server.data_dir.path().join("views.db")).unwrap();
+    let server_log = log_of(&server_db);
+    assert_eq!(
+        server_log.len(),
+        3 + 3 * 3 + 1 + devices_completed(&server_db)
+    );
+    let server_dump = tandem_store::views::dump(&server_views).unwrap();
+    for (n, d) in devices.iter().enumerate() {
+        let r = d.client.replica();
+        assert_eq!(r.summary().unwrap().pending, 0, "device {n} outbox empty");
+        assert_eq!(log_of(r.log().connection()), server_log, "device {n} log");
+        assert_eq!(
+            r.views().dump().unwrap(),
+            server_dump,
+            "seed {seed}: device {n} views"
+        );
+    }
+    // The concurrent titles: one shown, the others kept as conflicts.
+    let conflicts: i64 = server_views
+        .query_row(
+            "SELECT count(*) FROM conflicts WHERE aggregate_id = ?1 AND field = 'title'",
+            [todos[0].to_string()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(conflicts, 2, "seed {seed}");
+    let deleted: bool = server_views
+        .query_row(
+            "SELECT deleted FROM todos WHERE todo_id = ?1",
+            [todos[1].to_string()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(deleted, "delete wins");
+    server.stop().await;
+}
+
+fn devices_completed(conn: &tandem_store::rusqlite::Connection) -> usize {
+    conn.query_row(
+        "SELECT count(*) FROM events WHERE event_type = 'TodoCompleted'",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .unwrap() as usize
+}
