@@ -18,7 +18,7 @@ SERVER := $(CARGO_TARGET_DIR)/release/server
 NATIVE := -p tandem-events -p tandem-store -p tandem-protocol -p worker -p app -p server --features app/ssr,tandem-events/testkit
 WASM := -p tandem-events -p tandem-store -p worker -p frontend --target wasm32-unknown-unknown
 
-.PHONY: run test setup worker build lint test-rust check-wasm e2e sizes clean
+.PHONY: run test setup worker build lint test-rust test-sim check-wasm e2e sizes bench clean
 
 run: build
 	$(SERVER) serve --addr $(ADDR) --data-dir $(DATA_DIR)
@@ -41,6 +41,13 @@ lint: setup
 
 test-rust: setup
 	cargo test $(NATIVE)
+
+# The sync simulation with 10,000 schedules instead of make test's 1,000 (SIM_SEED replays).
+test-sim: setup
+	SIM_SCHEDULES=10000 cargo test -p tandem-store --release --test simulation -- --nocapture
+
+bench: setup
+	cargo bench -p tandem-store --bench store
 
 check-wasm: setup
 	cargo build -p tandem-events -p tandem-store --target wasm32-unknown-unknown

@@ -74,7 +74,16 @@ impl Central {
         progress: impl FnMut(Progress),
     ) -> Result<Self, CentralError> {
         let log = EventLog::open(data_dir.join("events.db"), device, physical)?;
-        let (mut views, _) = Views::open_current(data_dir.join("views.db"), &log, progress)?;
+        let (views, _) = Views::open_current(data_dir.join("views.db"), &log, progress)?;
+        Self::assemble(log, views, limits)
+    }
+
+    /// A central log over an opened log and views (in-memory ones in simulations).
+    pub fn assemble(
+        log: EventLog,
+        mut views: Views,
+        limits: SyncLimits,
+    ) -> Result<Self, CentralError> {
         views.catch_up(&log, 1_000)?;
         Ok(Self { log, views, limits })
     }

@@ -55,7 +55,12 @@ impl Replica {
         progress: impl FnMut(Progress),
     ) -> Result<Self, ReplicaError> {
         let log = EventLog::open(events_path, device, physical)?;
-        let (mut views, _) = Views::open_current(views_path, &log, progress)?;
+        let (views, _) = Views::open_current(views_path, &log, progress)?;
+        Self::assemble(log, views, ids)
+    }
+
+    /// A replica over an opened log and views (in-memory ones in simulations).
+    pub fn assemble(log: EventLog, mut views: Views, ids: IdSource) -> Result<Self, ReplicaError> {
         views.catch_up(&log, 1_000)?;
         // Outbox events recorded before a crash between the two transactions take effect now
         // (applying is idempotent).
