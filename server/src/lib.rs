@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod config;
 mod databases;
+pub mod live;
 mod routes;
 mod sync_layer;
 
@@ -36,7 +37,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let databases = Databases::open(&config.data_dir, &config.limits)?;
-    let router = routes::router(&config, databases.clone());
+    let hub = live::Hub::new();
+    let router = routes::router(&config, databases.clone(), Arc::clone(&hub));
     tracing::info!(
         addr = %listener.local_addr()?,
         data_dir = %config.data_dir.display(),
@@ -46,6 +48,8 @@ pub async fn run(
     let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
     let signalled = async move {
         shutdown.await;
+        // Open WebSockets would hold the graceful shutdown forever: close them first.
+        hub.shutdown();
         let _ = stopping_tx.send(true);
     };
     let serving = axum::serve(listener, router).with_graceful_shutdown(signalled);

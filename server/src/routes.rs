@@ -17,12 +17,20 @@ use serde_json::json;
 use tower_http::compression::CompressionLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::live::{self, Hub, LiveState};
 use crate::{sync_layer, Config, Databases};
 
 #[derive(Clone)]
 pub struct AppState {
     pub leptos: LeptosOptions,
     pub databases: Databases,
+    pub live: LiveState,
+}
+
+impl FromRef<AppState> for LiveState {
+    fn from_ref(state: &AppState) -> Self {
+        state.live.clone()
+    }
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -31,7 +39,7 @@ impl FromRef<AppState> for LeptosOptions {
     }
 }
 
-pub fn router(config: &Config, databases: Databases) -> Router {
+pub fn router(config: &Config, databases: Databases, hub: Arc<Hub>) -> Router {
     let leptos = LeptosOptions::builder()
         .output_name(OUTPUT_NAME)
         .site_root(config.site_root.display().to_string())
@@ -39,21 +47,39 @@ pub fn router(config: &Config, databases: Databases) -> Router {
         .site_addr(config.addr)
         .env(leptos::config::Env::PROD)
         .build();
+    let announce_hub = Arc::clone(&hub);
     let sync = SyncService::new(
         Arc::clone(&databases.central),
-        Arc::new(|outcome| {
+        Arc::new(move |outcome| {
             tracing::debug!(
                 workspace = %outcome.workspace,
                 head = outcome.response.head,
                 appended = outcome.appended.len(),
                 "push stored events"
             );
+            announce_hub.publish(outcome.workspace, outcome.response.head, &outcome.appended);
         }),
     );
-    let state = AppState { leptos, databases };
+    let central = Arc::clone(&databases.central);
+    let live = LiveState {
+        hub,
+        head: Arc::new(move |workspace| {
+            central
+                .lock()
+                .ok()
+                .and_then(|c| c.log().head(workspace).ok())
+                .unwrap_or(0)
+        }),
+    };
+    let state = AppState {
+        leptos,
+        databases,
+        live,
+    };
     let routes = generate_route_list(App);
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/api/sync/live", get(live::upgrade))
         .leptos_routes_with_context(&state, routes, move || provide_context(sync.clone()), {
             let options = state.leptos.clone();
             move || shell(options.clone())

@@ -21,7 +21,9 @@ pub const SYNC_PREFIX: &str = "/api/sync/";
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
 
 pub async fn guard(State(body_limit): State<usize>, request: Request, next: Next) -> Response {
-    if !request.uri().path().starts_with(SYNC_PREFIX) {
+    if request.method() != axum::http::Method::POST
+        || !request.uri().path().starts_with(SYNC_PREFIX)
+    {
         return next.run(request).await;
     }
     let (parts, body) = request.into_parts();

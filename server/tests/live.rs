@@ -1,0 +1,208 @@
+//! The live WebSocket: a subscriber hears about new heads (with the events when few), bad
+//! requests get the error shape, and shutdown closes open sockets promptly.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{client, start, sync_until_idle, wall_ms, HttpTransport};
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use tandem_events::testkit::workload;
+use tandem_store::wire::to_wire;
+use tokio_tungstenite::tungstenite::Message;
+
+async fn next_json(
+    socket: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) -> Value {
+    let deadline = Duration::from_secs(5);
+    loop {
+        let message = tokio::time::timeout(deadline, socket.next())
+            .await
+            .expect("a message within 5 s")
+            .expect("the socket stays open")
+            .unwrap();
+        if let Message::Text(text) = message {
+            return serde_json::from_str(&text).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn subscribers_hear_new_heads_with_the_events() {
+    let server = start().await;
+    let events = workload(5, 1, 1, 1);
+    let ws = events[0].workspace_id.to_string();
+    let url = format!(
+        "{}/api/sync/live?workspace_id={ws}",
+        server.base.replace("http", "ws")
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let hello = next_json(&mut socket).await;
+    assert_eq!(
+        hello,
+        json!({"type": "head", "workspace_id": ws, "head": 0})
+    );
+
+    let body = json!({
+        "device_id": events[0].device_id.to_string(),
+        "workspace_id": ws,
+        "cursor": 0,
+        "events": events.iter().map(to_wire).collect::<Vec<_>>(),
+    });
+    let response = client()
+        .post(format!("{}/api/sync/push", server.base))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let news = next_json(&mut socket).await;
+    assert_eq!(news["type"], "head");
+    assert_eq!(news["head"], 3);
+    let seqs: Vec<u64> = news["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, [1, 2, 3]);
+    assert_eq!(
+        news["events"][0]["event_id"],
+        events[0].event_id.to_string()
+    );
+
+    // A second subscriber joining later is told the head right away.
+    let (mut late, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    assert_eq!(next_json(&mut late).await["head"], 3);
+    let started = std::time::Instant::now();
+    let (took, _) = server.stop().await;
+    assert!(
+        took < Duration::from_secs(5),
+        "open sockets do not hold the shutdown: {took:?}"
+    );
+    // The sockets are closed by the server.
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(m)) = socket.next().await {
+            if m.is_close() {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "closed within {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn a_bad_live_request_gets_the_error_shape() {
+    let server = start().await;
+    for query in ["", "?workspace_id=nope"] {
+        let response = client()
+            .get(format!("{}/api/sync/live{query}", server.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{query}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["code"], "MALFORMED", "{query}");
+    }
+    // A valid workspace without the WebSocket handshake.
+    let response = client()
+        .get(format!(
+            "{}/api/sync/live?workspace_id=0190f5a2-7c3e-7b4a-9d2e-1234567890ab",
+            server.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_native_client_pulls_when_the_live_socket_announces_a_head() {
+    use std::sync::Arc;
+    use tandem_events::decide::{ListCommand, TodoCommand};
+    use tandem_events::ids::{AggregateId, DeviceId, WorkspaceId};
+    use tandem_events::sync::{Input, Settings};
+    use tandem_store::sync::SyncClient;
+    use tandem_store::Replica;
+
+    let server = start().await;
+    let ws = WorkspaceId::DEFAULT;
+    let make = |n: u128, dir: &tempfile::TempDir| {
+        let mut next = n << 64;
+        let replica = Replica::open(
+            dir.path().join("events.db"),
+            dir.path().join("views.db"),
+            DeviceId::from_uuid(uuid::Uuid::from_u128(n)),
+            Arc::new(wall_ms),
+            Box::new(move || {
+                next += 1;
+                uuid::Uuid::from_u128(next)
+            }),
+            |_| {},
+        )
+        .unwrap();
+        SyncClient::new(
+            replica,
+            HttpTransport::new(&server.base),
+            ws,
+            Settings::default(),
+        )
+        .unwrap()
+    };
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (mut a, mut b) = (make(1, &dir_a), make(2, &dir_b));
+    let mut jitter = 99;
+    sync_until_idle(&mut b, &mut jitter).await;
+    let url = format!(
+        "{}/api/sync/live?workspace_id={ws}",
+        server.base.replace("http", "ws")
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    assert_eq!(next_json(&mut socket).await["head"], 0);
+
+    let list = AggregateId::from_uuid(uuid::Uuid::from_u128(7));
+    a.replica_mut()
+        .execute_list(
+            ws,
+            list,
+            ListCommand::Create {
+                name: "Live".into(),
+            },
+        )
+        .unwrap();
+    let todo = AggregateId::from_uuid(uuid::Uuid::from_u128(8));
+    a.replica_mut()
+        .execute_todo(
+            ws,
+            todo,
+            TodoCommand::Create {
+                list_id: list,
+                title: "hello".into(),
+                position: "V".into(),
+                due_date: None,
+            },
+        )
+        .unwrap();
+    a.notify(Input::LocalChange, wall_ms(), 0).unwrap();
+    sync_until_idle(&mut a, &mut jitter).await;
+
+    // B does nothing but listen: the announcement makes it pull.
+    let news = next_json(&mut socket).await;
+    b.notify(
+        Input::HeadAnnounced {
+            head: news["head"].as_u64().unwrap(),
+        },
+        wall_ms(),
+        0,
+    )
+    .unwrap();
+    sync_until_idle(&mut b, &mut jitter).await;
+    assert_eq!(b.replica().summary().unwrap().todos, 1);
+    assert_eq!(b.engine().cursor(), 2);
+    server.stop().await;
+}
