@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 mod databases;
 pub mod live;
+mod metrics;
 mod routes;
 mod sync_layer;
 

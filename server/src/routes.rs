@@ -18,6 +18,7 @@ use tower_http::compression::CompressionLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::live::{self, Hub, LiveState};
+use crate::metrics::{self, Metrics};
 use crate::{sync_layer, Config, Databases};
 
 #[derive(Clone)]
@@ -40,6 +41,7 @@ impl FromRef<AppState> for LeptosOptions {
 }
 
 pub fn router(config: &Config, databases: Databases, hub: Arc<Hub>) -> Router {
+    let metrics = Metrics::new(Arc::clone(&hub));
     let leptos = LeptosOptions::builder()
         .output_name(OUTPUT_NAME)
         .site_root(config.site_root.display().to_string())
@@ -48,6 +50,7 @@ pub fn router(config: &Config, databases: Databases, hub: Arc<Hub>) -> Router {
         .env(leptos::config::Env::PROD)
         .build();
     let announce_hub = Arc::clone(&hub);
+    let announce_metrics = Arc::clone(&metrics);
     let sync = SyncService::new(
         Arc::clone(&databases.central),
         Arc::new(move |outcome| {
@@ -57,6 +60,9 @@ pub fn router(config: &Config, databases: Databases, hub: Arc<Hub>) -> Router {
                 appended = outcome.appended.len(),
                 "push stored events"
             );
+            announce_metrics
+                .events_appended
+                .inc_by(outcome.appended.len() as u64);
             announce_hub.publish(outcome.workspace, outcome.response.head, &outcome.appended);
         }),
     );
@@ -84,9 +90,20 @@ pub fn router(config: &Config, databases: Databases, hub: Arc<Hub>) -> Router {
             let options = state.leptos.clone();
             move || shell(options.clone())
         })
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&metrics),
+            metrics::track,
+        ))
+        .route(
+            "/metrics",
+            get(metrics::handler).with_state(Arc::clone(&metrics)),
+        )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(axum::middleware::from_fn_with_state(
-            config.limits.push_body_bytes,
+            sync_layer::Guard {
+                body_limit: config.limits.push_body_bytes,
+                metrics,
+            },
             sync_layer::guard,
         ))
         // The sync layer enforces the configured limit; the extractor's own 2 MiB default

@@ -12,7 +12,11 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+
 use tandem_protocol::sync::{ErrorCode, SyncError};
+
+use crate::metrics::Metrics;
 
 /// Paths the layer guards.
 pub const SYNC_PREFIX: &str = "/api/sync/";
@@ -20,12 +24,43 @@ pub const SYNC_PREFIX: &str = "/api/sync/";
 /// Error bodies are small; a 500 body bigger than this is not ours and is passed on as is.
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
 
-pub async fn guard(State(body_limit): State<usize>, request: Request, next: Next) -> Response {
+/// The layer's settings.
+#[derive(Clone)]
+pub struct Guard {
+    pub body_limit: usize,
+    pub metrics: Arc<Metrics>,
+}
+
+pub async fn guard(State(guard): State<Guard>, request: Request, next: Next) -> Response {
     if request.method() != axum::http::Method::POST
         || !request.uri().path().starts_with(SYNC_PREFIX)
     {
         return next.run(request).await;
     }
+    let path = request.uri().path().to_string();
+    let response = checked(guard.body_limit, request, next).await;
+    // Count by result; error bodies are small and read anyway.
+    if response.status().is_success() {
+        let result = if path.ends_with("/push") {
+            "accepted"
+        } else {
+            "ok"
+        };
+        guard.metrics.count_sync(&path, result);
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, ERROR_BODY_LIMIT)
+        .await
+        .unwrap_or_default();
+    let code = serde_json::from_slice::<SyncError>(&bytes)
+        .map(|e| e.code.as_str())
+        .unwrap_or("UNKNOWN");
+    guard.metrics.count_sync(&path, code);
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+async fn checked(body_limit: usize, request: Request, next: Next) -> Response {
     let (parts, body) = request.into_parts();
     let declared = parts
         .headers
@@ -55,9 +90,7 @@ pub async fn guard(State(body_limit): State<usize>, request: Request, next: Next
     match serde_json::from_slice::<SyncError>(&bytes) {
         Ok(e) if e.code == ErrorCode::Malformed => error(e),
         _ => {
-            parts
-                .headers
-                .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+            parts.headers.remove(header::CONTENT_LENGTH);
             Response::from_parts(parts, Body::from(bytes))
         }
     }

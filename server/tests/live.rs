@@ -206,3 +206,72 @@ async fn a_native_client_pulls_when_the_live_socket_announces_a_head() {
     assert_eq!(b.engine().cursor(), 2);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn metrics_count_appends_pushes_by_result_sockets_and_latency() {
+    let server = start().await;
+    let events = workload(6, 1, 1, 1);
+    let ws = events[0].workspace_id.to_string();
+    let url = format!(
+        "{}/api/sync/live?workspace_id={ws}",
+        server.base.replace("http", "ws")
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    next_json(&mut socket).await;
+    let push = |cursor: u64, evs: &[tandem_events::event::StoredEvent]| {
+        json!({
+            "device_id": events[0].device_id.to_string(),
+            "workspace_id": ws,
+            "cursor": cursor,
+            "events": evs.iter().map(to_wire).collect::<Vec<_>>(),
+        })
+    };
+    let http = client();
+    let url_push = format!("{}/api/sync/push", server.base);
+    assert_eq!(
+        http.post(&url_push)
+            .json(&push(0, &events[..2]))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        http.post(&url_push)
+            .json(&push(0, &events[2..]))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        409
+    );
+    let text = http
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "tandem_events_appended_total 2",
+        "tandem_pushes_total{result=\"accepted\"} 1",
+        "tandem_pushes_total{result=\"PULL_REQUIRED\"} 1",
+        "tandem_websocket_clients 1",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
+    }
+    assert!(
+        text.lines().any(
+            |l| l.starts_with("tandem_http_request_duration_seconds_count{")
+                && l.contains("route=\"/api/sync/push\"")
+                && l.ends_with(" 2")
+        ),
+        "{text}"
+    );
+    server.stop().await;
+}
