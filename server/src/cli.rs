@@ -26,6 +26,87 @@ pub struct Cli {
 pub enum Command {
     /// Serve the site and the sync API until SIGINT or SIGTERM.
     Serve(ServeArgs),
+    /// Drop the server's views (views.db) and rebuild them by replaying the log.
+    Rebuild(DataArgs),
+    /// Print events of the log as JSON lines, filtered.
+    Inspect(InspectArgs),
+    /// Check the log's invariants: dense seqs per workspace, dense versions per aggregate,
+    /// every event readable and decodable, immutability triggers present. Exit 1 naming the
+    /// first violation.
+    Verify(DataArgs),
+    /// Write every event of the log as JSON lines (by workspace, then seq).
+    Export(ExportArgs),
+    /// Append events from JSON lines (as export writes them). Idempotent: events already
+    /// stored are skipped; all or nothing.
+    Import(ImportArgs),
+}
+
+/// Where the data dir is (same precedence as `serve`).
+#[derive(Debug, Default, Args)]
+pub struct DataArgs {
+    /// Directory holding events.db and views.db [default: ./data, or server.data-dir in the
+    /// config file]
+    #[arg(long, env = "TANDEM_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Runtime config file [default: ./Leptos.toml when present]
+    #[arg(long, env = "TANDEM_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+impl DataArgs {
+    pub fn resolve(self) -> Result<PathBuf, ConfigError> {
+        let serve = ServeArgs {
+            data_dir: self.data_dir,
+            config: self.config,
+            ..ServeArgs::default()
+        };
+        Ok(serve.resolve()?.data_dir)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Only this workspace
+    #[arg(long, value_name = "UUID")]
+    pub workspace: Option<String>,
+    /// Only this aggregate (a list or a todo)
+    #[arg(long, value_name = "UUID")]
+    pub aggregate: Option<String>,
+    /// Only this event type, e.g. TodoTitleEdited
+    #[arg(long = "type", value_name = "TYPE")]
+    pub event_type: Option<String>,
+    /// Only events authored by this device
+    #[arg(long, value_name = "UUID")]
+    pub device: Option<String>,
+    /// Only events with a seq above this
+    #[arg(long, default_value_t = 0, value_name = "SEQ")]
+    pub after: u64,
+    /// At most this many events
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    pub limit: usize,
+    /// The last events instead of the first
+    #[arg(long)]
+    pub tail: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// File to write [default: standard output]
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// File to read [default: standard input]
+    #[arg(long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Args)]

@@ -2,9 +2,10 @@
 //! Leptos app. `main.rs` only parses the command line and calls [`run`], so tests start a real
 //! server on `127.0.0.1:0` in-process.
 
+pub mod admin;
 pub mod cli;
 pub mod config;
-mod databases;
+pub mod databases;
 pub mod live;
 mod metrics;
 mod routes;

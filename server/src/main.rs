@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
+use server::admin;
 use server::cli::{Cli, Command, ServeArgs};
 use tracing_subscriber::EnvFilter;
 
@@ -16,6 +17,18 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
         Command::Serve(args) => serve(args),
+        Command::Rebuild(args) => args
+            .resolve()
+            .map_err(Into::into)
+            .and_then(|dir| admin::rebuild(&dir)),
+        Command::Verify(args) => args
+            .resolve()
+            .map_err(Into::into)
+            .and_then(|dir| admin::verify(&dir))
+            .map(|n| println!("ok: {n} events, every invariant holds")),
+        Command::Inspect(args) => inspect(args),
+        Command::Export(args) => export(args),
+        Command::Import(args) => import(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -36,6 +49,49 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         server::run(listener, config, shutdown_signal()).await?;
         Ok(())
     })
+}
+
+fn inspect(args: server::cli::InspectArgs) -> anyhow::Result<()> {
+    let dir = args.data.resolve()?;
+    let filter = admin::Filter {
+        workspace: args.workspace,
+        aggregate: args.aggregate,
+        event_type: args.event_type,
+        device: args.device,
+        after: args.after,
+        limit: args.limit,
+        tail: args.tail,
+    };
+    admin::inspect(&dir, &filter, &mut std::io::stdout().lock())?;
+    Ok(())
+}
+
+fn export(args: server::cli::ExportArgs) -> anyhow::Result<()> {
+    let dir = args.data.resolve()?;
+    let written = match &args.output {
+        Some(path) => {
+            let file = std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            admin::export(&dir, &mut std::io::BufWriter::new(file))?
+        }
+        None => admin::export(&dir, &mut std::io::stdout().lock())?,
+    };
+    eprintln!("exported {written} events");
+    Ok(())
+}
+
+fn import(args: server::cli::ImportArgs) -> anyhow::Result<()> {
+    let dir = args.data.resolve()?;
+    let (imported, skipped) = match &args.input {
+        Some(path) => {
+            let file = std::fs::File::open(path)
+                .with_context(|| format!("cannot open {}", path.display()))?;
+            admin::import(&dir, std::io::BufReader::new(file))?
+        }
+        None => admin::import(&dir, std::io::stdin().lock())?,
+    };
+    eprintln!("imported {imported} events; {skipped} were already there");
+    Ok(())
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

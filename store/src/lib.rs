@@ -16,7 +16,7 @@ pub mod wire;
 
 pub use central::{Central, CentralError, PushOutcome, SyncLimits};
 pub use connection::{open, open_with_page_size, Durability, StoreError};
-pub use log::{Appended, EventLog, LogError, PhysicalClock};
+pub use log::{Appended, EventLog, LogError, PhysicalClock, Violation};
 pub use replica::{IdSource, Replica, ReplicaError, Summary};
 pub use rusqlite;
 pub use views::{Progress, Views, ViewsError, PROJECTION_VERSION};

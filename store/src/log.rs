@@ -45,6 +45,8 @@ pub enum LogError {
         seq: u64,
         head: u64,
     },
+    #[error("event {event_id} is already stored with different content")]
+    IdReused { event_id: EventId },
     #[error("event {event_id} is not in the outbox")]
     NotInOutbox { event_id: EventId },
     #[error("stored data is corrupt: {0}")]
@@ -56,6 +58,11 @@ pub enum LogError {
     #[error("database error: {0}")]
     Sql(#[from] rusqlite::Error),
 }
+
+/// A broken log invariant, described.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Violation(pub String);
 
 /// An event stored in the log: its id and the position the log gave it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -241,57 +248,45 @@ impl EventLog {
     pub fn append_batch(&mut self, events: &[StoredEvent]) -> Result<Vec<Appended>, LogError> {
         let mut clock = self.clock().clone();
         let tx = self.conn.transaction()?;
-        let mut versions: HashMap<AggregateId, u64> = HashMap::new();
-        let mut heads: HashMap<WorkspaceId, u64> = HashMap::new();
-        let mut appended = Vec::with_capacity(events.len());
-        {
-            let mut insert = tx.prepare_cached(&format!(
-                "INSERT INTO events (seq, {COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
-            ))?;
-            for e in events {
-                let current = match versions.get(&e.aggregate_id) {
-                    Some(v) => *v,
-                    None => version_in(&tx, e.aggregate_id)?,
-                };
-                if e.version != current + 1 {
-                    return Err(LogError::VersionConflict {
-                        aggregate: e.aggregate_id,
-                        expected: e.version.saturating_sub(1),
-                        actual: current,
-                    });
-                }
-                versions.insert(e.aggregate_id, e.version);
-                let seq = match heads.get(&e.workspace_id) {
-                    Some(h) => h + 1,
-                    None => head_in(&tx, e.workspace_id)? + 1,
-                };
-                heads.insert(e.workspace_id, seq);
-                insert
-                    .execute(params![
-                        seq as i64,
-                        e.event_id.to_string(),
-                        e.workspace_id.to_string(),
-                        e.aggregate_id.to_string(),
-                        e.event_type,
-                        e.schema_version,
-                        e.event_data,
-                        e.hlc_timestamp.encode(),
-                        e.device_id.to_string(),
-                        e.version as i64,
-                        e.created_at,
-                    ])
-                    .map_err(|err| duplicate_or(err, e.event_id))?;
-                clock.observe(&e.hlc_timestamp);
-                appended.push(Appended {
-                    event_id: e.event_id,
-                    seq,
-                });
-            }
-            save_clock(&tx, &clock)?;
-        }
+        let appended = append_in(&tx, &mut clock, events)?;
+        save_clock(&tx, &clock)?;
         tx.commit()?;
         self.publish_clock(clock);
         Ok(appended)
+    }
+
+    /// Imports events (e.g. from `server export`), idempotently: events already stored with
+    /// the same content are skipped, an id stored with other content is refused, the rest are
+    /// appended in the order given (versions must continue densely) with new seqs. All or
+    /// nothing. Returns `(imported, skipped)`.
+    pub fn import(&mut self, events: &[StoredEvent]) -> Result<(usize, usize), LogError> {
+        let mut clock = self.clock().clone();
+        let tx = self.conn.transaction()?;
+        let mut fresh = Vec::new();
+        let mut skipped = 0;
+        {
+            let mut find =
+                tx.prepare_cached(&format!("SELECT {COLUMNS} FROM events WHERE event_id = ?1"))?;
+            for e in events {
+                let mut rows = find.query([e.event_id.to_string()])?;
+                match rows.next()? {
+                    Some(row) => {
+                        if !read_event(row)??.same_content(e) {
+                            return Err(LogError::IdReused {
+                                event_id: e.event_id,
+                            });
+                        }
+                        skipped += 1;
+                    }
+                    None => fresh.push(e.clone()),
+                }
+            }
+        }
+        append_in(&tx, &mut clock, &fresh)?;
+        save_clock(&tx, &clock)?;
+        tx.commit()?;
+        self.publish_clock(clock);
+        Ok((fresh.len(), skipped))
     }
 
     /// A device takes events the server accepted, in seq order: pulled ones (`events`, any
@@ -554,6 +549,80 @@ impl EventLog {
         Ok(out)
     }
 
+    /// Checks the log's invariants (DESIGN.md rules 6 and 10, and that every event reads and
+    /// decodes). Returns the number of events checked, or the first violation.
+    pub fn verify(&self) -> Result<u64, Violation> {
+        let sql = |e: rusqlite::Error| Violation(format!("cannot read the log: {e}"));
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT {COLUMNS}, seq FROM events ORDER BY workspace_id, seq"
+            ))
+            .map_err(sql)?;
+        let mut rows = stmt.query([]).map_err(sql)?;
+        let mut heads: HashMap<WorkspaceId, u64> = HashMap::new();
+        let mut checked = 0u64;
+        while let Some(row) = rows.next().map_err(sql)? {
+            let seq: i64 = row.get(10).map_err(sql)?;
+            let event = match read_event(row) {
+                Ok(Ok(e)) => e,
+                Ok(Err(e)) => {
+                    return Err(Violation(format!("event at seq {seq} is unreadable: {e}")))
+                }
+                Err(e) => return Err(sql(e)),
+            };
+            let head = heads.entry(event.workspace_id).or_default();
+            if seq as u64 != *head + 1 {
+                return Err(Violation(format!(
+                    "workspace {}: seq {seq} follows seq {head} (seqs must be dense from 1)",
+                    event.workspace_id
+                )));
+            }
+            *head = seq as u64;
+            if let Err(e) = event.decode() {
+                return Err(Violation(format!(
+                    "event {} (seq {seq}) does not decode: {e}",
+                    event.event_id
+                )));
+            }
+            checked += 1;
+        }
+        let mut stmt = self
+            .conn
+            .prepare("SELECT aggregate_id, count(*), min(version), max(version) FROM events GROUP BY aggregate_id")
+            .map_err(sql)?;
+        let mut rows = stmt.query([]).map_err(sql)?;
+        while let Some(row) = rows.next().map_err(sql)? {
+            let (aggregate, count, min, max): (String, i64, i64, i64) = (
+                row.get(0).map_err(sql)?,
+                row.get(1).map_err(sql)?,
+                row.get(2).map_err(sql)?,
+                row.get(3).map_err(sql)?,
+            );
+            if min != 1 || max != count {
+                return Err(Violation(format!(
+                    "aggregate {aggregate}: {count} events with versions {min}..={max} (versions must be dense from 1)"
+                )));
+            }
+        }
+        for trigger in ["events_no_update", "events_no_delete"] {
+            let present: i64 = self
+                .conn
+                .query_row(
+                    "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND name = ?1",
+                    [trigger],
+                    |r| r.get(0),
+                )
+                .map_err(sql)?;
+            if present != 1 {
+                return Err(Violation(format!(
+                    "the immutability trigger {trigger} is missing"
+                )));
+            }
+        }
+        Ok(checked)
+    }
+
     /// The number of events in the log.
     pub fn len(&self) -> Result<u64, LogError> {
         Ok(self
@@ -594,6 +663,60 @@ fn duplicate_or(err: rusqlite::Error, event_id: EventId) -> LogError {
         }
         _ => LogError::Sql(err),
     }
+}
+
+/// Appends `events` in `tx`, checking versions and assigning each workspace's next seqs.
+fn append_in(
+    tx: &Connection,
+    clock: &mut Clock,
+    events: &[StoredEvent],
+) -> Result<Vec<Appended>, LogError> {
+    let mut versions: HashMap<AggregateId, u64> = HashMap::new();
+    let mut heads: HashMap<WorkspaceId, u64> = HashMap::new();
+    let mut appended = Vec::with_capacity(events.len());
+    let mut insert = tx.prepare_cached(&format!(
+        "INSERT INTO events (seq, {COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+    ))?;
+    for e in events {
+        let current = match versions.get(&e.aggregate_id) {
+            Some(v) => *v,
+            None => version_in(tx, e.aggregate_id)?,
+        };
+        if e.version != current + 1 {
+            return Err(LogError::VersionConflict {
+                aggregate: e.aggregate_id,
+                expected: e.version.saturating_sub(1),
+                actual: current,
+            });
+        }
+        versions.insert(e.aggregate_id, e.version);
+        let seq = match heads.get(&e.workspace_id) {
+            Some(h) => h + 1,
+            None => head_in(tx, e.workspace_id)? + 1,
+        };
+        heads.insert(e.workspace_id, seq);
+        insert
+            .execute(params![
+                seq as i64,
+                e.event_id.to_string(),
+                e.workspace_id.to_string(),
+                e.aggregate_id.to_string(),
+                e.event_type,
+                e.schema_version,
+                e.event_data,
+                e.hlc_timestamp.encode(),
+                e.device_id.to_string(),
+                e.version as i64,
+                e.created_at,
+            ])
+            .map_err(|err| duplicate_or(err, e.event_id))?;
+        clock.observe(&e.hlc_timestamp);
+        appended.push(Appended {
+            event_id: e.event_id,
+            seq,
+        });
+    }
+    Ok(appended)
 }
 
 /// The event data with every stamp in its `bases` renamed as `renamed` says.
