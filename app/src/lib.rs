@@ -4,6 +4,7 @@
 
 pub mod local_store;
 pub mod server_status;
+pub mod snapshot;
 mod status_bar;
 pub mod sync;
 
@@ -62,7 +63,7 @@ fn Home() -> impl IntoView {
             </header>
             <main>
                 <section class="todoapp" aria-label="To-dos">
-                    <p class="todo-empty">"Nothing to do yet."</p>
+                    <snapshot::WorkspaceView/>
                 </section>
             </main>
             <StatusBar/>

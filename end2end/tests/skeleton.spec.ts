@@ -21,6 +21,8 @@ test.describe("without JavaScript", () => {
     await expect(page).toHaveTitle("Tandem");
     await expect(page.getByRole("heading", { name: "Tandem" })).toBeVisible();
     await expect(page.locator("section.todoapp")).toBeVisible();
+    // The server's views: the default list made on first run.
+    await expect(page.locator("h2.list-name")).toHaveText("Inbox");
     await expect(page.locator(".store-state")).toHaveText("Local store: opening…");
     await expect(page.locator("body")).not.toHaveAttribute("data-ready", /.*/);
   });

@@ -283,7 +283,7 @@ pub fn workload(seed: u64, lists: usize, todos: usize, edits: usize) -> Vec<Stor
     };
     let mut rng = Rng::new(seed);
     let device = DeviceId::from_uuid(rng.uuid());
-    let workspace = WorkspaceId::DEFAULT;
+    let workspace = WorkspaceId::from_uuid(rng.uuid());
     let mut clock = Clock::new(device);
     let mut now = 1_750_000_000_000u64;
     let mut out = Vec::with_capacity(lists + todos + edits);

@@ -69,7 +69,7 @@ pub fn inspect(data_dir: &Path, filter: &Filter, out: &mut impl Write) -> anyhow
          AND (?4 IS NULL OR event_type = ?4) AND (?5 IS NULL OR device_id = ?5)",
     );
     sql.push_str(if filter.tail {
-        " ORDER BY workspace_id, seq DESC LIMIT ?6"
+        " ORDER BY workspace_id DESC, seq DESC LIMIT ?6"
     } else {
         " ORDER BY workspace_id, seq LIMIT ?6"
     });

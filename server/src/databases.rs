@@ -4,7 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use tandem_events::ids::DeviceId;
+use tandem_events::ids::{AggregateId, DeviceId, EventId};
+
+/// The name of the list made on first run.
+pub const DEFAULT_LIST_NAME: &str = "Inbox";
 use tandem_store::{Central, CentralError, SyncLimits};
 
 use crate::config::Limits;
@@ -58,6 +61,17 @@ impl Databases {
             },
             |p| tracing::info!(done = p.done, total = p.total, "rebuilding views"),
         )?;
+        let mut central = central;
+        let made = central
+            .ensure_default_list(
+                DEFAULT_LIST_NAME,
+                AggregateId::from_uuid(uuid::Uuid::new_v4()),
+                EventId::from_uuid(uuid::Uuid::new_v4()),
+            )
+            .map_err(|e| DatabaseError::Unhealthy(format!("cannot make the default list: {e}")))?;
+        if let Some(list) = made {
+            tracing::info!(%list, "first run: made the default list");
+        }
         Ok(Self {
             central: Arc::new(Mutex::new(central)),
         })

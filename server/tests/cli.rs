@@ -67,7 +67,9 @@ async fn verify_export_import_inspect_and_rebuild() {
     assert_eq!(response.status(), 200);
     let (_, source) = running.stop().await;
     let src = source.path().to_str().unwrap().to_string();
-    let n = events.len();
+    // The pushed events, plus the default list the server made on first run.
+    let n = events.len() + 1;
+    let ws = events[0].workspace_id.to_string();
 
     let (ok, out, err) = server(&["verify", "--data-dir", &src]);
     assert!(ok, "{err}");
@@ -89,9 +91,22 @@ async fn verify_export_import_inspect_and_rebuild() {
         .collect();
     assert_eq!(lines.len(), 2);
     assert!(lines.iter().all(|l| l["event_type"] == "TodoCreated"));
-    let (_, out, _) = server(&["inspect", "--data-dir", &src, "--tail", "--limit", "1"]);
+    let (_, out, _) = server(&[
+        "inspect",
+        "--data-dir",
+        &src,
+        "--workspace",
+        &ws,
+        "--tail",
+        "--limit",
+        "1",
+    ]);
     let last: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
-    assert_eq!(last["seq"], n);
+    assert_eq!(last["seq"], events.len());
+    assert_eq!(
+        last["event_id"],
+        events.last().unwrap().event_id.to_string()
+    );
 
     let dump = source.path().join("export.jsonl");
     let (ok, _, err) = server(&[

@@ -185,9 +185,10 @@ async fn offline_writers_converge_with_the_server() {
     let server_views =
         tandem_store::rusqlite::Connection::open(server.data_dir.path().join("views.db")).unwrap();
     let server_log = log_of(&server_db);
+    // The default list, device 1's list and todos, 3 per device offline, the deletion.
     assert_eq!(
         server_log.len(),
-        3 + 3 * 3 + 1 + devices_completed(&server_db)
+        1 + 3 + 3 * 3 + 1 + devices_completed(&server_db)
     );
     let server_dump = tandem_store::views::dump(&server_views).unwrap();
     for (n, d) in devices.iter().enumerate() {
@@ -227,4 +228,63 @@ fn devices_completed(conn: &tandem_store::rusqlite::Connection) -> usize {
         |r| r.get::<_, i64>(0),
     )
     .unwrap() as usize
+}
+
+#[tokio::test]
+async fn a_first_visit_renders_the_synced_todos_server_side() {
+    let server = start().await;
+    let html = common::client()
+        .get(&server.base)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("Inbox"),
+        "the default list made on first run: {html}"
+    );
+    assert!(html.contains("Nothing to do yet."), "{html}");
+
+    let mut d = device(&server.base, 9);
+    let mut jitter = 5;
+    sync_until_idle(&mut d.client, &mut jitter).await;
+    let ws = WorkspaceId::DEFAULT;
+    let inbox = d.client.replica().lists(ws).unwrap()[0].id;
+    for (i, title) in ["buy <oat> milk", "call mum"].iter().enumerate() {
+        let id = AggregateId::from_uuid(uuid::Uuid::from_u128(0x900 + i as u128));
+        let position = ["F", "V"][i].to_string();
+        d.client
+            .replica_mut()
+            .execute_todo(
+                ws,
+                id,
+                TodoCommand::Create {
+                    list_id: inbox,
+                    title: title.to_string(),
+                    position,
+                    due_date: None,
+                },
+            )
+            .unwrap();
+    }
+    d.client.notify(Input::LocalChange, wall_ms(), 0).unwrap();
+    sync_until_idle(&mut d.client, &mut jitter).await;
+
+    let html = common::client()
+        .get(&server.base)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let first = html
+        .find("buy &lt;oat&gt; milk")
+        .expect("escaped title rendered");
+    let second = html.find("call mum").expect("second title rendered");
+    assert!(first < second, "in list order");
+    assert!(!html.contains("Nothing to do yet."));
+    server.stop().await;
 }

@@ -5,10 +5,11 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use tandem_events::domain::DomainEvent;
+use tandem_events::domain::{DomainEvent, ListCreated};
+use tandem_events::event::Event;
 use tandem_events::event::StoredEvent;
 use tandem_events::hlc::check_drift;
-use tandem_events::ids::{DeviceId, EventId, WorkspaceId};
+use tandem_events::ids::{AggregateId, DeviceId, EventId, WorkspaceId};
 use tandem_protocol::sync::{
     Accepted, ErrorCode, LoggedEvent, PullRequest, PullResponse, PushRequest, PushResponse,
     SyncError,
@@ -106,6 +107,36 @@ impl Central {
 
     fn internal(&self, e: impl std::fmt::Display) -> SyncError {
         SyncError::new(ErrorCode::Internal, e.to_string()).at(self.now_ms())
+    }
+
+    /// Makes the default workspace's first list when the workspace is empty (CONTRACT.md: a
+    /// default workspace and list made on first run), authored by the server's own device.
+    /// Returns the list's id when it made one.
+    pub fn ensure_default_list(
+        &mut self,
+        name: &str,
+        list_id: AggregateId,
+        event_id: EventId,
+    ) -> Result<Option<AggregateId>, SyncError> {
+        let workspace = WorkspaceId::DEFAULT;
+        if self.log.head(workspace).map_err(|e| self.internal(e))? > 0 {
+            return Ok(None);
+        }
+        let body = DomainEvent::ListCreated(ListCreated {
+            name: name.to_string(),
+        });
+        let event = Event {
+            event_id,
+            workspace_id: workspace,
+            aggregate_id: list_id,
+            hlc: self.log.stamp().map_err(|e| self.internal(e))?,
+            device_id: self.log.device_id(),
+            version: 1,
+            created_at: self.now_ms(),
+            body,
+        };
+        self.append_own(&[event.to_stored()])?;
+        Ok(Some(list_id))
     }
 
     /// Appends events the server itself authored (e.g. the default list), like a push whose

@@ -11,7 +11,7 @@ use tandem_events::ids::DeviceId;
 use tandem_events::ids::{AggregateId, EventId, WorkspaceId};
 
 use crate::log::{EventLog, LogError, PhysicalClock};
-use crate::views::{Progress, Views, ViewsError};
+use crate::views::{ListItem, Progress, Views, ViewsError};
 
 /// The id generator, injected (UUIDs; v7 or v4, the caller's choice).
 pub type IdSource = Box<dyn FnMut() -> uuid::Uuid + Send>;
@@ -203,31 +203,7 @@ impl Replica {
     }
 
     /// The live lists of a workspace, oldest first: `(id, name)`.
-    pub fn lists(
-        &self,
-        workspace: WorkspaceId,
-    ) -> Result<Vec<(AggregateId, String)>, ReplicaError> {
-        let mut stmt = self
-            .views
-            .connection()
-            .prepare_cached(
-                "SELECT list_id, name FROM lists WHERE workspace_id = ?1 AND NOT deleted \
-                 ORDER BY created_hlc, list_id",
-            )
-            .map_err(ViewsError::Sql)?;
-        let rows = stmt
-            .query_map([workspace.to_string()], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-            })
-            .map_err(ViewsError::Sql)?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (id, name) = row.map_err(ViewsError::Sql)?;
-            let id = id
-                .parse()
-                .map_err(|e| LogError::Corrupt(format!("lists.list_id: {e}")))?;
-            out.push((id, name));
-        }
-        Ok(out)
+    pub fn lists(&self, workspace: WorkspaceId) -> Result<Vec<ListItem>, ReplicaError> {
+        Ok(self.views.lists(workspace)?)
     }
 }

@@ -286,6 +286,81 @@ impl Views {
     }
 }
 
+/// A live list, for display.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListItem {
+    pub id: AggregateId,
+    pub name: String,
+}
+
+/// A live todo, for display.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TodoItem {
+    pub id: AggregateId,
+    pub title: String,
+    pub completed: bool,
+    pub due_date: Option<String>,
+    /// Unresolved conflicting edits on this todo.
+    pub conflicts: u64,
+}
+
+impl Views {
+    /// The live lists of a workspace, oldest first.
+    pub fn lists(&self, workspace: WorkspaceId) -> Result<Vec<ListItem>, ViewsError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT list_id, name FROM lists WHERE workspace_id = ?1 AND NOT deleted \
+             ORDER BY created_hlc, list_id",
+        )?;
+        let rows = stmt.query_map([workspace.to_string()], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, name) = row?;
+            out.push(ListItem {
+                id: parse_view_id(&id)?,
+                name,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The live todos of a list, in display order (position, then id).
+    pub fn todos(&self, list: AggregateId) -> Result<Vec<TodoItem>, ViewsError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT t.todo_id, t.title, t.completed, t.due_date, \
+                    (SELECT count(*) FROM conflicts c WHERE c.aggregate_id = t.todo_id) \
+             FROM todos t WHERE t.list_id = ?1 AND NOT t.deleted ORDER BY t.position, t.todo_id",
+        )?;
+        let rows = stmt.query_map([list.to_string()], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, bool>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, title, completed, due_date, conflicts) = row?;
+            out.push(TodoItem {
+                id: parse_view_id(&id)?,
+                title,
+                completed,
+                due_date,
+                conflicts: conflicts.max(0) as u64,
+            });
+        }
+        Ok(out)
+    }
+}
+
+fn parse_view_id(text: &str) -> Result<AggregateId, ViewsError> {
+    text.parse()
+        .map_err(|e| ViewsError::Log(LogError::Corrupt(format!("views hold a malformed id: {e}"))))
+}
+
 /// The canonical dump of the views in `conn` (a views.db, possibly opened read-only by
 /// another process or test).
 pub fn dump(conn: &Connection) -> Result<String, ViewsError> {

@@ -104,7 +104,12 @@ fn commands_are_recorded_projected_and_survive_reopening() {
             pending: 3
         }
     );
-    assert_eq!(r.lists(ws).unwrap(), vec![(list, "Inbox".to_string())]);
+    let lists = r.lists(ws).unwrap();
+    assert_eq!(lists.len(), 1);
+    assert_eq!((lists[0].id, lists[0].name.as_str()), (list, "Inbox"));
+    let todos = r.views().todos(list).unwrap();
+    assert_eq!(todos.len(), 1);
+    assert!(todos[0].completed);
     let completed: bool = r
         .views()
         .connection()

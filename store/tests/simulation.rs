@@ -307,7 +307,7 @@ fn command(client: &mut SyncClient<SimTransport>, rng: &mut Rng, ws: WorkspaceId
             },
         )
     } else if todos.is_empty() || rng.chance(25) {
-        let list_id = lists[rng.below(lists.len())].0;
+        let list_id = lists[rng.below(lists.len())].id;
         let position = position::between(None, None).unwrap();
         r.execute_todo(
             ws,

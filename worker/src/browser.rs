@@ -113,7 +113,7 @@ fn handle(replica: &mut Replica, request: WorkerRequest) -> WorkerReply {
 fn add_todo(replica: &mut Replica, title: String) -> Result<(), ReplicaError> {
     let ws = WorkspaceId::DEFAULT;
     let list = match replica.lists(ws)?.first() {
-        Some((id, _)) => *id,
+        Some(list) => list.id,
         None => {
             let id = AggregateId::from_uuid(new_uuid_v7());
             replica.execute_list(
