@@ -11,7 +11,7 @@ pub mod sync;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes};
-use leptos_router::StaticSegment;
+use leptos_router::{SsrMode, StaticSegment};
 
 use crate::status_bar::StatusBar;
 
@@ -46,7 +46,9 @@ pub fn App() -> impl IntoView {
         <Title text="Tandem"/>
         <Router>
             <Routes fallback=|| view! { <NotFound/> }>
-                <Route path=StaticSegment("") view=Home/>
+                // Async: the server waits for the views before sending the page, so the
+                // to-dos are in the HTML itself (no streaming that needs JS to show them).
+                <Route path=StaticSegment("") view=Home ssr=SsrMode::Async/>
             </Routes>
         </Router>
     }
