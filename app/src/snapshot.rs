@@ -35,11 +35,9 @@ pub async fn workspace_snapshot() -> Result<Snapshot, ServerFnError> {
     let service = use_context::<crate::sync::ssr::SyncService>()
         .ok_or_else(|| ServerFnError::new("the sync service is not running"))?;
     tokio::task::spawn_blocking(move || {
-        let central = service
-            .central()
-            .map_err(|e| ServerFnError::new(e.message))?;
+        let server_views = service.views().map_err(|e| ServerFnError::new(e.message))?;
         let ws = WorkspaceId::DEFAULT;
-        let views = central.views();
+        let views = server_views.views();
         let lists = views
             .lists(ws)
             .map_err(|e| ServerFnError::new(e.to_string()))?;
@@ -49,9 +47,8 @@ pub async fn workspace_snapshot() -> Result<Snapshot, ServerFnError> {
                 .map_err(|e| ServerFnError::new(e.to_string()))?,
             None => vec![],
         };
-        let head = central
-            .log()
-            .head(ws)
+        let head = views
+            .checkpoint(ws)
             .map_err(|e| ServerFnError::new(e.to_string()))?;
         Ok(Snapshot {
             lists: lists

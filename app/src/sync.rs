@@ -78,7 +78,7 @@ pub mod ssr {
 
     use leptos::prelude::*;
     use tandem_protocol::sync::{ErrorCode, SyncError};
-    use tandem_store::{Central, PushOutcome};
+    use tandem_store::{Central, PushOutcome, ServerViews};
 
     use super::SyncFnError;
 
@@ -89,12 +89,32 @@ pub mod ssr {
     #[derive(Clone)]
     pub struct SyncService {
         central: Arc<Mutex<Central>>,
+        views: Arc<Mutex<ServerViews>>,
         announce: Announce,
     }
 
     impl SyncService {
-        pub fn new(central: Arc<Mutex<Central>>, announce: Announce) -> Self {
-            Self { central, announce }
+        pub fn new(
+            central: Arc<Mutex<Central>>,
+            views: Arc<Mutex<ServerViews>>,
+            announce: Announce,
+        ) -> Self {
+            Self {
+                central,
+                views,
+                announce,
+            }
+        }
+
+        /// The server's views, caught up with the log first (reads never see stale views).
+        pub fn views(&self) -> Result<MutexGuard<'_, ServerViews>, SyncError> {
+            let mut views = self.views.lock().map_err(|_| {
+                SyncError::new(ErrorCode::Internal, "the projector panicked earlier")
+            })?;
+            views
+                .catch_up()
+                .map_err(|e| SyncError::new(ErrorCode::Internal, e.to_string()))?;
+            Ok(views)
         }
 
         pub fn central(&self) -> Result<MutexGuard<'_, Central>, SyncError> {

@@ -81,6 +81,8 @@ pub enum Phase {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Settings {
     pub push_batch: usize,
+    /// Events asked for per pull (the server clamps it to its maximum).
+    pub pull_page: u64,
     pub backoff_base_ms: u64,
     pub backoff_cap_ms: u64,
     /// PULL_REQUIRED in a row before backing off (contention).
@@ -91,6 +93,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             push_batch: 500,
+            pull_page: 5_000,
             backoff_base_ms: 250,
             backoff_cap_ms: 30_000,
             contention_free_retries: 2,

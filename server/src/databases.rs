@@ -8,7 +8,7 @@ use tandem_events::ids::{AggregateId, DeviceId, EventId};
 
 /// The name of the list made on first run.
 pub const DEFAULT_LIST_NAME: &str = "Inbox";
-use tandem_store::{Central, CentralError, SyncLimits};
+use tandem_store::{Central, CentralError, ServerViews, SyncLimits};
 
 use crate::config::Limits;
 
@@ -34,10 +34,12 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// The open central log and views.
+/// The open central log (the one writer) and the server's views (their own projector, with a
+/// read-only connection to the log).
 #[derive(Clone)]
 pub struct Databases {
     pub central: Arc<Mutex<Central>>,
+    pub views: Arc<Mutex<ServerViews>>,
 }
 
 impl Databases {
@@ -59,7 +61,6 @@ impl Databases {
                 pull_limit_default: limits.pull_limit_default as u64,
                 pull_limit_max: limits.pull_limit_max as u64,
             },
-            |p| tracing::info!(done = p.done, total = p.total, "rebuilding views"),
         )?;
         let mut central = central;
         let made = central
@@ -72,9 +73,23 @@ impl Databases {
         if let Some(list) = made {
             tracing::info!(%list, "first run: made the default list");
         }
+        let mut views = ServerViews::open(data_dir, |p| {
+            tracing::info!(done = p.done, total = p.total, "rebuilding views")
+        })?;
+        views.catch_up()?;
         Ok(Self {
             central: Arc::new(Mutex::new(central)),
+            views: Arc::new(Mutex::new(views)),
         })
+    }
+
+    /// Brings the views up to the log (the projector's step; also before reading them).
+    pub fn catch_up_views(&self) -> Result<u64, DatabaseError> {
+        let mut views = self
+            .views
+            .lock()
+            .map_err(|_| DatabaseError::Unhealthy("the projector panicked".into()))?;
+        Ok(views.catch_up()?)
     }
 
     /// Checks that both databases answer a query.
@@ -82,9 +97,13 @@ impl Databases {
         let central = self.central.lock().map_err(|_| {
             DatabaseError::Unhealthy("a writer panicked while holding the log".into())
         })?;
+        let views = self
+            .views
+            .lock()
+            .map_err(|_| DatabaseError::Unhealthy("the projector panicked".into()))?;
         for (name, conn) in [
             ("events.db", central.log().connection()),
-            ("views.db", central.views().connection()),
+            ("views.db", views.views().connection()),
         ] {
             conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
                 r.get::<_, i64>(0)

@@ -69,6 +69,11 @@ pub async fn run(
             SHUTDOWN_GRACE.as_secs()
         ),
     }
+    // Leave the views caught up with everything acknowledged.
+    if let Err(e) = databases.catch_up_views() {
+        tracing::error!(error = %e, "cannot bring the views up to date at shutdown");
+    }
+    drop(databases.views);
     // The router (and its clones of the databases) is gone once serving ends; dropping the
     // last handle closes both connections, checkpointing the WAL.
     match Arc::try_unwrap(databases.central) {

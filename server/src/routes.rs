@@ -40,6 +40,48 @@ impl FromRef<AppState> for LeptosOptions {
     }
 }
 
+/// Keeps the server's views caught up with the log off the push path: woken after each push
+/// that stored events, it waits a moment so that one catch-up covers a burst of pushes.
+#[derive(Clone)]
+struct Projector {
+    wake: Arc<tokio::sync::Notify>,
+}
+
+impl Projector {
+    const DEBOUNCE: Duration = Duration::from_millis(20);
+
+    fn start(databases: &Databases) -> Self {
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let woken = Arc::clone(&wake);
+        // Weak: the projector must not keep the databases open after the server stops.
+        let views = Arc::downgrade(&databases.views);
+        tokio::spawn(async move {
+            loop {
+                woken.notified().await;
+                tokio::time::sleep(Self::DEBOUNCE).await;
+                let Some(views) = views.upgrade() else { return };
+                let done = tokio::task::spawn_blocking(move || {
+                    let mut views = views
+                        .lock()
+                        .map_err(|_| "the projector panicked".to_string())?;
+                    views.catch_up().map_err(|e| e.to_string())
+                })
+                .await;
+                match done {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::error!(error = %e, "projecting the views failed"),
+                    Err(e) => tracing::error!(error = %e, "the projector crashed"),
+                }
+            }
+        });
+        Self { wake }
+    }
+
+    fn wake(&self) {
+        self.wake.notify_one();
+    }
+}
+
 pub fn router(config: &Config, databases: Databases, hub: Arc<Hub>) -> Router {
     let metrics = Metrics::new(Arc::clone(&hub));
     let leptos = LeptosOptions::builder()
@@ -51,9 +93,12 @@ pub fn router(config: &Config, databases: Databases, hub: Arc<Hub>) -> Router {
         .build();
     let announce_hub = Arc::clone(&hub);
     let announce_metrics = Arc::clone(&metrics);
+    let projector = Projector::start(&databases);
     let sync = SyncService::new(
         Arc::clone(&databases.central),
+        Arc::clone(&databases.views),
         Arc::new(move |outcome| {
+            projector.wake();
             tracing::debug!(
                 workspace = %outcome.workspace,
                 head = outcome.response.head,

@@ -179,11 +179,13 @@ async fn offline_writers_converge_with_the_server() {
         sync_until_idle(&mut d.client, &mut jitter).await;
     }
 
-    // Identical logs and views everywhere, the server's included.
+    // Identical logs and views everywhere, the server's included (read once it has stopped:
+    // its projector runs a moment after each push, and catches up at shutdown).
+    let (_, data_dir) = server.stop().await;
     let server_db =
-        tandem_store::rusqlite::Connection::open(server.data_dir.path().join("events.db")).unwrap();
+        tandem_store::rusqlite::Connection::open(data_dir.path().join("events.db")).unwrap();
     let server_views =
-        tandem_store::rusqlite::Connection::open(server.data_dir.path().join("views.db")).unwrap();
+        tandem_store::rusqlite::Connection::open(data_dir.path().join("views.db")).unwrap();
     let server_log = log_of(&server_db);
     // The default list, device 1's list and todos, 3 per device offline, the deletion.
     assert_eq!(
@@ -218,7 +220,6 @@ async fn offline_writers_converge_with_the_server() {
         )
         .unwrap();
     assert!(deleted, "delete wins");
-    server.stop().await;
 }
 
 fn devices_completed(conn: &tandem_store::rusqlite::Connection) -> usize {

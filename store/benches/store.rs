@@ -16,10 +16,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tandem_events::decide::{TodoCommand, TodoEdit};
-use tandem_events::event::StoredEvent;
 use tandem_events::ids::{AggregateId, DeviceId, WorkspaceId};
 use tandem_events::testkit::workload;
-use tandem_store::rusqlite::{params, Connection};
+use tandem_store::baseline::{raw_insert, raw_table};
 use tandem_store::{open, Durability, EventLog, Replica, Views};
 
 const APPEND_EVENTS: usize = 50_000;
@@ -34,43 +33,6 @@ fn physical() -> tandem_store::PhysicalClock {
 fn median(mut xs: Vec<Duration>) -> Duration {
     xs.sort();
     xs[xs.len() / 2]
-}
-
-fn raw_table(conn: &Connection) {
-    conn.execute_batch(
-        "CREATE TABLE raw (event_id TEXT NOT NULL PRIMARY KEY, workspace_id TEXT NOT NULL, seq INTEGER NOT NULL, \
-         aggregate_id TEXT NOT NULL, version INTEGER NOT NULL, event_type TEXT NOT NULL, schema_version INTEGER NOT NULL, \
-         event_data TEXT NOT NULL, hlc_timestamp TEXT NOT NULL, device_id TEXT NOT NULL, created_at INTEGER NOT NULL, \
-         UNIQUE (aggregate_id, version), UNIQUE (workspace_id, seq)); \
-         CREATE INDEX raw_hlc ON raw (hlc_timestamp); CREATE INDEX raw_type ON raw (event_type);",
-    )
-    .unwrap();
-}
-
-fn raw_insert(conn: &mut Connection, events: &[StoredEvent], first_seq: usize) {
-    let tx = conn.transaction().unwrap();
-    {
-        let mut stmt = tx
-            .prepare_cached("INSERT INTO raw VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")
-            .unwrap();
-        for (i, e) in events.iter().enumerate() {
-            stmt.execute(params![
-                e.event_id.to_string(),
-                e.workspace_id.to_string(),
-                (first_seq + i + 1) as i64,
-                e.aggregate_id.to_string(),
-                e.version as i64,
-                e.event_type,
-                e.schema_version,
-                e.event_data,
-                e.hlc_timestamp.encode(),
-                e.device_id.to_string(),
-                e.created_at,
-            ])
-            .unwrap();
-        }
-    }
-    tx.commit().unwrap();
 }
 
 fn bench_append(batch: usize) {
@@ -91,7 +53,7 @@ fn bench_append(batch: usize) {
         )
         .unwrap();
         let mut conn = open(dir.path().join("raw.db"), Durability::Full).unwrap();
-        raw_table(&conn);
+        raw_table(&conn).unwrap();
         // Interleave the two so that both see the same machine state.
         let (mut t_ours, mut t_raw) = (Duration::ZERO, Duration::ZERO);
         for (i, chunk) in events.chunks(batch).enumerate() {
@@ -99,7 +61,7 @@ fn bench_append(batch: usize) {
             log.append_batch(chunk).unwrap();
             t_ours += t.elapsed();
             let t = Instant::now();
-            raw_insert(&mut conn, chunk, i * batch);
+            raw_insert(&mut conn, chunk, i * batch).unwrap();
             t_raw += t.elapsed();
         }
         ours.push(t_ours);
@@ -223,7 +185,7 @@ fn bench_single() {
         )
         .unwrap();
     let mut conn = open(dir.path().join("raw.db"), Durability::Full).unwrap();
-    raw_table(&conn);
+    raw_table(&conn).unwrap();
     let sample = workload(3, 1, 1, SINGLE_EDITS);
     let mut ours = vec![];
     let mut raw = vec![];
@@ -241,7 +203,7 @@ fn bench_single() {
             .unwrap();
         ours.push(t.elapsed());
         let t = Instant::now();
-        raw_insert(&mut conn, &sample[i..i + 1], i);
+        raw_insert(&mut conn, &sample[i..i + 1], i).unwrap();
         raw.push(t.elapsed());
     }
     let p = |xs: &mut Vec<Duration>, q: f64| {

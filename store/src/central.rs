@@ -1,5 +1,5 @@
 //! The server's central log: push and pull over events.db, in the order of checks of
-//! DESIGN.md rule 13, with the server's views kept caught up. One writer: the caller serialises
+//! DESIGN.md rule 13. One writer: the caller serialises
 //! calls (the server holds it behind a mutex).
 
 use std::collections::HashSet;
@@ -60,41 +60,59 @@ pub struct PushOutcome {
 
 pub struct Central {
     log: EventLog,
-    views: Views,
     limits: SyncLimits,
 }
 
+/// The server's views, projected from events.db through a read-only connection of their own,
+/// so projecting never holds up the log's writer (WAL lets them run side by side).
+pub struct ServerViews {
+    reader: EventLog,
+    views: Views,
+}
+
+impl ServerViews {
+    /// Opens views.db in `data_dir` (rebuilding it if the projection version changed) over a
+    /// read-only connection to its events.db, which must exist.
+    pub fn open(data_dir: &Path, progress: impl FnMut(Progress)) -> Result<Self, CentralError> {
+        let reader = EventLog::open_reader(data_dir.join("events.db"))?;
+        let (views, _) = Views::open_current(data_dir.join("views.db"), &reader, progress)?;
+        Ok(Self { reader, views })
+    }
+
+    /// Applies the log's new events; returns how many.
+    pub fn catch_up(&mut self) -> Result<u64, CentralError> {
+        Ok(self.views.catch_up(&self.reader, 1_000)?)
+    }
+
+    pub fn views(&self) -> &Views {
+        &self.views
+    }
+
+    /// The log as this reader sees it.
+    pub fn log(&self) -> &EventLog {
+        &self.reader
+    }
+}
+
 impl Central {
-    /// Opens events.db and views.db in `data_dir` (rebuilding the views if their projection
-    /// version changed) and catches the views up.
+    /// Opens (creating if needed) events.db in `data_dir`.
     pub fn open(
         data_dir: &Path,
         device: DeviceId,
         physical: PhysicalClock,
         limits: SyncLimits,
-        progress: impl FnMut(Progress),
     ) -> Result<Self, CentralError> {
         let log = EventLog::open(data_dir.join("events.db"), device, physical)?;
-        let (views, _) = Views::open_current(data_dir.join("views.db"), &log, progress)?;
-        Self::assemble(log, views, limits)
+        Ok(Self::assemble(log, limits))
     }
 
-    /// A central log over an opened log and views (in-memory ones in simulations).
-    pub fn assemble(
-        log: EventLog,
-        mut views: Views,
-        limits: SyncLimits,
-    ) -> Result<Self, CentralError> {
-        views.catch_up(&log, 1_000)?;
-        Ok(Self { log, views, limits })
+    /// A central log over an opened log (an in-memory one in simulations).
+    pub fn assemble(log: EventLog, limits: SyncLimits) -> Self {
+        Self { log, limits }
     }
 
     pub fn log(&self) -> &EventLog {
         &self.log
-    }
-
-    pub fn views(&self) -> &Views {
-        &self.views
     }
 
     pub fn limits(&self) -> SyncLimits {
@@ -332,9 +350,6 @@ impl Central {
             .zip(&appended)
             .map(|(e, a)| logged(a.seq, e))
             .collect();
-        // The log is the truth: a views failure is logged by the caller's next catch-up, never
-        // turned into a failed push of events already stored.
-        let _ = self.views.catch_up(&self.log, 1_000);
         let head = self.log.head(workspace).map_err(|e| self.internal(e))?;
         Ok(PushOutcome {
             response: PushResponse {

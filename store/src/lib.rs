@@ -4,6 +4,7 @@
 //! File System behind the sync-access-handle pool VFS. Everything that differs between native
 //! and wasm32 storage stays in this crate.
 
+pub mod baseline;
 pub mod central;
 pub mod connection;
 pub mod log;
@@ -14,7 +15,7 @@ pub mod sync;
 pub mod views;
 pub mod wire;
 
-pub use central::{Central, CentralError, PushOutcome, SyncLimits};
+pub use central::{Central, CentralError, PushOutcome, ServerViews, SyncLimits};
 pub use connection::{open, open_with_page_size, Durability, StoreError};
 pub use log::{Appended, EventLog, LogError, PhysicalClock, Violation};
 pub use replica::{IdSource, Replica, ReplicaError, Summary};

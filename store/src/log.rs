@@ -148,6 +148,51 @@ impl EventLog {
         Ok(log)
     }
 
+    /// Opens an existing log read-only (for a projector beside the writer; WAL lets both run).
+    /// Its clock is the persisted one and never saved: it is for reading, not stamping.
+    pub fn open_reader(path: impl AsRef<Path>) -> Result<Self, LogError> {
+        let path = path.as_ref();
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        })?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "cache_size", -32_768)?;
+        let stored = conn
+            .query_row(
+                "SELECT node, last_ms, last_counter FROM hlc_state WHERE id = 1",
+                [],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let clock = match stored {
+            Some((node, ms, counter)) => Clock::restore(ClockState {
+                node: node
+                    .parse()
+                    .map_err(|e| LogError::Corrupt(format!("hlc_state.node: {e}")))?,
+                last_ms: ms.max(0) as u64,
+                last_counter: counter.clamp(0, i64::from(u32::MAX)) as u32,
+                offset_ms: 0,
+            }),
+            None => Clock::new(DeviceId::from_uuid(uuid::Uuid::nil())),
+        };
+        Ok(Self {
+            conn,
+            clock: Arc::new(Mutex::new(clock)),
+            physical: Arc::new(|| 0),
+        })
+    }
+
     fn register_functions(&self) -> Result<(), LogError> {
         let clock = Arc::clone(&self.clock);
         let physical = Arc::clone(&self.physical);

@@ -53,6 +53,7 @@ pub struct SyncClient<T: Transport> {
     engine: Engine,
     transport: T,
     workspace: WorkspaceId,
+    pull_page: u64,
     /// The last refusal that stopped sync, for the user.
     pub last_error: Option<SyncError>,
     /// The server's clock minus ours at the last answer (ms), to warn about a wrong clock.
@@ -71,6 +72,7 @@ impl<T: Transport> SyncClient<T> {
         Ok(Self {
             replica,
             engine: Engine::new(settings, cursor, pending),
+            pull_page: settings.pull_page,
             transport,
             workspace,
             last_error: None,
@@ -139,7 +141,7 @@ impl<T: Transport> SyncClient<T> {
             device_id: self.replica.log().device_id().to_string(),
             workspace_id: self.workspace.to_string(),
             cursor,
-            limit: None,
+            limit: Some(self.pull_page),
         };
         match self.transport.pull(&request).await {
             Ok(response) => {

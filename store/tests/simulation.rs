@@ -151,9 +151,7 @@ fn run_schedule(seed: u64) {
         Arc::new(move || t.load(Ordering::SeqCst)) as tandem_store::PhysicalClock
     };
     let server_log = memory_log(DeviceId::from_uuid(rng.uuid()), server_clock);
-    let (views, _) =
-        Views::with_connection(Connection::open_in_memory().unwrap(), &server_log, |_| {}).unwrap();
-    let central = Central::assemble(server_log, views, SyncLimits::default()).unwrap();
+    let central = Central::assemble(server_log, SyncLimits::default());
     let net = Rc::new(RefCell::new(Net {
         central,
         rng: Rng::new(seed ^ 0xfeed),
@@ -243,7 +241,15 @@ fn run_schedule(seed: u64) {
     }
     let n = net.borrow();
     let server_log: Vec<(i64, String)> = log_of(n.central.log().connection());
-    let server_views = n.central.views().dump().unwrap();
+    // The server's views, projected from its log as the server's projector does.
+    let (mut views, _) = Views::with_connection(
+        Connection::open_in_memory().unwrap(),
+        n.central.log(),
+        |_| {},
+    )
+    .unwrap();
+    views.catch_up(n.central.log(), 7).unwrap();
+    let server_views = views.dump().unwrap();
     if std::env::var_os("SIM_DEBUG").is_some() {
         println!(
             "seed {seed}: {} events in the server log, {} devices",
