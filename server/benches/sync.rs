@@ -80,6 +80,34 @@ async fn main() {
         theirs.as_secs_f64() / ours.as_secs_f64()
     );
 
+    // 2a. The pulls alone (HTTP + JSON, nothing stored), for comparison.
+    {
+        use tandem_store::sync::Transport;
+        let mut transport = HttpTransport::new(&server.base);
+        let t = Instant::now();
+        let mut cursor = 0;
+        loop {
+            let page = transport
+                .pull(&tandem_protocol::sync::PullRequest {
+                    device_id: uuid::Uuid::from_u128(78).to_string(),
+                    workspace_id: events[0].workspace_id.to_string(),
+                    cursor,
+                    limit: Some(5_000),
+                })
+                .await
+                .unwrap();
+            cursor = page.events.last().map_or(cursor, |e| e.seq);
+            if !page.has_more {
+                break;
+            }
+        }
+        assert_eq!(cursor, events.len() as u64);
+        println!(
+            "pulling {cursor} events over HTTP without storing them: {:.2} s",
+            t.elapsed().as_secs_f64()
+        );
+    }
+
     // 2. A fresh client pulls everything.
     let dir = tempfile::tempdir().unwrap();
     let mut next = 1u128 << 100;

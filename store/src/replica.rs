@@ -172,6 +172,20 @@ impl Replica {
         Ok(added)
     }
 
+    /// Stores pulled events (as [`Self::accept`]) and projects them only when `project`;
+    /// otherwise the views catch up at the next projecting call (or reopen).
+    pub fn store_pulled(
+        &mut self,
+        pulled: &[(u64, StoredEvent)],
+        project: bool,
+    ) -> Result<usize, ReplicaError> {
+        let added = self.log.accept(pulled, &[])?;
+        if project {
+            self.views.catch_up(&self.log, 1_000)?;
+        }
+        Ok(added)
+    }
+
     /// The clock correction of DESIGN.md rule 8: re-stamps the outbox and re-projects what
     /// it touched. Returns the number of events re-stamped.
     pub fn correct_clock(&mut self, server_ms: u64) -> Result<usize, ReplicaError> {

@@ -150,7 +150,9 @@ impl<T: Transport> SyncClient<T> {
                 for logged in &response.events {
                     pulled.push((logged.seq, from_wire(&logged.event)?));
                 }
-                self.replica.accept(&pulled, &[])?;
+                // Pages of a long pull are stored as they come and projected after the last one
+                // (one catch-up, in bulk when the backlog is large).
+                self.replica.store_pulled(&pulled, !response.has_more)?;
                 let cursor = self.replica.cursor(self.workspace)?;
                 Ok(Input::Pulled {
                     cursor,

@@ -43,6 +43,11 @@ pub enum ViewsError {
     Sql(#[from] rusqlite::Error),
 }
 
+/// From this many unapplied log events on, and when they are at least half the log,
+/// [`Views::catch_up`] rebuilds instead of applying event by event (measured: ~200k events/s
+/// against ~20k; docs/benchmarks.md).
+const BULK_BACKLOG: u64 = 5_000;
+
 /// Rebuild progress: events folded so far out of the total.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Progress {
@@ -124,6 +129,16 @@ impl Views {
     /// Applies the log's events after each workspace's checkpoint, `batch` events per
     /// transaction. Returns the number of log events processed.
     pub fn catch_up(&mut self, log: &EventLog, batch: usize) -> Result<u64, ViewsError> {
+        // A large backlog (a fresh device's first pull, a restore) goes faster through the
+        // bulk path: fold everything in memory, write every row once.
+        let mut backlog = 0;
+        for (workspace, head) in log.heads()? {
+            backlog += head.saturating_sub(self.checkpoint(workspace)?);
+        }
+        if backlog >= BULK_BACKLOG && backlog * 2 >= log.len()? {
+            self.rebuild(log, |_| {})?;
+            return Ok(backlog);
+        }
         let mut processed = 0;
         for (workspace, head) in log.heads()? {
             let mut from = self.checkpoint(workspace)?;

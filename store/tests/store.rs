@@ -373,3 +373,26 @@ fn old_event_shapes_are_upcast_not_rewritten() {
     views2.catch_up(&log2, 100).unwrap();
     assert_eq!(views.dump().unwrap(), views2.dump().unwrap());
 }
+
+#[test]
+fn a_large_backlog_takes_the_bulk_path_with_the_same_result() {
+    let events = tandem_events::testkit::workload(21, 3, 1_500, 5_000);
+    assert!(events.len() >= 6_000);
+    // Caught up in one go: the backlog is the whole log, so catch_up rebuilds.
+    let f = Fixture::new();
+    let mut log = f.log();
+    let (mut bulk, _) = f.views(&log);
+    log.append_batch(&events).unwrap();
+    assert_eq!(bulk.catch_up(&log, 1_000).unwrap(), events.len() as u64);
+    // Caught up a thousand events at a time: event by event.
+    let g = Fixture::new();
+    let mut log2 = g.log();
+    let (mut step, _) = g.views(&log2);
+    for chunk in events.chunks(1_000) {
+        log2.append_batch(chunk).unwrap();
+        assert_eq!(step.catch_up(&log2, 250).unwrap(), chunk.len() as u64);
+    }
+    assert_eq!(bulk.dump().unwrap(), step.dump().unwrap());
+    let ws = events[0].workspace_id;
+    assert_eq!(bulk.checkpoint(ws).unwrap(), step.checkpoint(ws).unwrap());
+}
