@@ -13,19 +13,17 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{client, start_with, wall_ms, HttpTransport};
 use serde_json::json;
 use server::config::Limits;
-use tandem_events::ids::DeviceId;
 use tandem_events::sync::{Action, Settings};
 use tandem_events::testkit::workload;
 use tandem_store::baseline::{raw_insert, raw_table};
 use tandem_store::sync::SyncClient;
 use tandem_store::wire::to_wire;
-use tandem_store::{open, Durability, Replica};
+use tandem_store::{open, Durability};
 
 const EVENTS: usize = 100_000;
 const BATCH: usize = 100;
@@ -110,19 +108,7 @@ async fn main() {
 
     // 2. A fresh client pulls everything.
     let dir = tempfile::tempdir().unwrap();
-    let mut next = 1u128 << 100;
-    let replica = Replica::open(
-        dir.path().join("events.db"),
-        dir.path().join("views.db"),
-        DeviceId::from_uuid(uuid::Uuid::from_u128(77)),
-        Arc::new(wall_ms),
-        Box::new(move || {
-            next += 1;
-            uuid::Uuid::from_u128(next)
-        }),
-        |_| {},
-    )
-    .unwrap();
+    let replica = common::open_replica(dir.path(), 77);
     let settings = Settings::default();
     let mut sync = SyncClient::new(
         replica,

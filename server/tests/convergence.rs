@@ -4,15 +4,12 @@
 
 mod common;
 
-use std::sync::Arc;
-
-use common::{start, sync_until_idle, wall_ms, HttpTransport};
+use common::{open_replica, start, sync_until_idle, wall_ms, HttpTransport};
 use tandem_events::decide::{ListCommand, TodoCommand, TodoEdit};
-use tandem_events::ids::{AggregateId, DeviceId, WorkspaceId};
+use tandem_events::ids::{AggregateId, WorkspaceId};
 use tandem_events::sync::{Input, Settings};
 use tandem_events::testkit::Rng;
 use tandem_store::sync::SyncClient;
-use tandem_store::Replica;
 
 struct Device {
     _dir: tempfile::TempDir,
@@ -21,19 +18,7 @@ struct Device {
 
 fn device(base: &str, n: u128) -> Device {
     let dir = tempfile::tempdir().unwrap();
-    let mut next = n << 64;
-    let replica = Replica::open(
-        dir.path().join("events.db"),
-        dir.path().join("views.db"),
-        DeviceId::from_uuid(uuid::Uuid::from_u128(n)),
-        Arc::new(wall_ms),
-        Box::new(move || {
-            next += 1;
-            uuid::Uuid::from_u128(next)
-        }),
-        |_| {},
-    )
-    .unwrap();
+    let replica = open_replica(dir.path(), n);
     let client = SyncClient::new(
         replica,
         HttpTransport::new(base),

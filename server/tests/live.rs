@@ -123,29 +123,15 @@ async fn a_bad_live_request_gets_the_error_shape() {
 
 #[tokio::test]
 async fn a_native_client_pulls_when_the_live_socket_announces_a_head() {
-    use std::sync::Arc;
     use tandem_events::decide::{ListCommand, TodoCommand};
-    use tandem_events::ids::{AggregateId, DeviceId, WorkspaceId};
+    use tandem_events::ids::{AggregateId, WorkspaceId};
     use tandem_events::sync::{Input, Settings};
     use tandem_store::sync::SyncClient;
-    use tandem_store::Replica;
 
     let server = start().await;
     let ws = WorkspaceId::DEFAULT;
     let make = |n: u128, dir: &tempfile::TempDir| {
-        let mut next = n << 64;
-        let replica = Replica::open(
-            dir.path().join("events.db"),
-            dir.path().join("views.db"),
-            DeviceId::from_uuid(uuid::Uuid::from_u128(n)),
-            Arc::new(wall_ms),
-            Box::new(move || {
-                next += 1;
-                uuid::Uuid::from_u128(next)
-            }),
-            |_| {},
-        )
-        .unwrap();
+        let replica = common::open_replica(dir.path(), n);
         SyncClient::new(
             replica,
             HttpTransport::new(&server.base),

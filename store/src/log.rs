@@ -386,21 +386,7 @@ impl EventLog {
                 }
                 heads.insert(e.workspace_id, *seq);
                 remove.execute([e.event_id.to_string()])?;
-                insert
-                    .execute(params![
-                        *seq as i64,
-                        e.event_id.to_string(),
-                        e.workspace_id.to_string(),
-                        e.aggregate_id.to_string(),
-                        e.event_type,
-                        e.schema_version,
-                        e.event_data,
-                        e.hlc_timestamp.encode(),
-                        e.device_id.to_string(),
-                        e.version as i64,
-                        e.created_at,
-                    ])
-                    .map_err(|err| duplicate_or(err, e.event_id))?;
+                insert_row(&mut insert, Some(*seq), e)?;
                 clock.observe(&e.hlc_timestamp);
                 added += 1;
             }
@@ -490,20 +476,7 @@ impl EventLog {
                         actual: expected_version + i as u64,
                     });
                 }
-                insert
-                    .execute(params![
-                        e.event_id.to_string(),
-                        e.workspace_id.to_string(),
-                        e.aggregate_id.to_string(),
-                        e.event_type,
-                        e.schema_version,
-                        e.event_data,
-                        e.hlc_timestamp.encode(),
-                        e.device_id.to_string(),
-                        e.version as i64,
-                        e.created_at,
-                    ])
-                    .map_err(|err| duplicate_or(err, e.event_id))?;
+                insert_row(&mut insert, None, e)?;
                 clock.observe(&e.hlc_timestamp);
             }
             save_clock(&tx, &clock)?;
@@ -699,6 +672,45 @@ impl EventLog {
     }
 }
 
+/// Executes an insert prepared with `(seq, COLUMNS)` when `seq` is given (the log), or
+/// `(COLUMNS)` when not (the outbox).
+fn insert_row(
+    insert: &mut rusqlite::Statement<'_>,
+    seq: Option<u64>,
+    e: &StoredEvent,
+) -> Result<(), LogError> {
+    let id = e.event_id.to_string();
+    let workspace = e.workspace_id.to_string();
+    let aggregate = e.aggregate_id.to_string();
+    let stamp = e.hlc_timestamp.encode();
+    let device = e.device_id.to_string();
+    let version = e.version as i64;
+    let columns: [&dyn rusqlite::ToSql; 10] = [
+        &id,
+        &workspace,
+        &aggregate,
+        &e.event_type,
+        &e.schema_version,
+        &e.event_data,
+        &stamp,
+        &device,
+        &version,
+        &e.created_at,
+    ];
+    let result = match seq {
+        Some(seq) => {
+            let seq = seq as i64;
+            let mut all: Vec<&dyn rusqlite::ToSql> = vec![&seq];
+            all.extend(columns);
+            insert.execute(all.as_slice())
+        }
+        None => insert.execute(columns.as_slice()),
+    };
+    result
+        .map(|_| ())
+        .map_err(|err| duplicate_or(err, e.event_id))
+}
+
 fn duplicate_or(err: rusqlite::Error, event_id: EventId) -> LogError {
     match &err {
         rusqlite::Error::SqliteFailure(e, Some(msg))
@@ -740,21 +752,7 @@ fn append_in(
             None => head_in(tx, e.workspace_id)? + 1,
         };
         heads.insert(e.workspace_id, seq);
-        insert
-            .execute(params![
-                seq as i64,
-                e.event_id.to_string(),
-                e.workspace_id.to_string(),
-                e.aggregate_id.to_string(),
-                e.event_type,
-                e.schema_version,
-                e.event_data,
-                e.hlc_timestamp.encode(),
-                e.device_id.to_string(),
-                e.version as i64,
-                e.created_at,
-            ])
-            .map_err(|err| duplicate_or(err, e.event_id))?;
+        insert_row(&mut insert, Some(seq), e)?;
         clock.observe(&e.hlc_timestamp);
         appended.push(Appended {
             event_id: e.event_id,

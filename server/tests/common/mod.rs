@@ -164,3 +164,21 @@ pub async fn sync_until_idle(
         }
     }
 }
+
+/// A native device's replica in `dir`, device id `n`, ids counting up from `n << 64`, the
+/// wall clock as its physical clock.
+pub fn open_replica(dir: &std::path::Path, n: u128) -> tandem_store::Replica {
+    let mut next = n << 64;
+    tandem_store::Replica::open(
+        dir.join("events.db"),
+        dir.join("views.db"),
+        tandem_events::ids::DeviceId::from_uuid(uuid::Uuid::from_u128(n)),
+        std::sync::Arc::new(wall_ms),
+        Box::new(move || {
+            next += 1;
+            uuid::Uuid::from_u128(next)
+        }),
+        |_| {},
+    )
+    .unwrap()
+}
