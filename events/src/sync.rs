@@ -101,6 +101,17 @@ impl Default for Settings {
     }
 }
 
+/// Exponential backoff with full jitter: a uniform wait in
+/// [0, min(cap, base × 2^attempt)). For request retries and for reconnecting the live socket.
+pub fn backoff_ms(settings: &Settings, attempt: u32, random: u64) -> u64 {
+    let ceiling = settings
+        .backoff_base_ms
+        .saturating_mul(1u64 << attempt.min(20))
+        .min(settings.backoff_cap_ms)
+        .max(1);
+    random % ceiling
+}
+
 /// The engine's state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Engine {
@@ -215,15 +226,8 @@ impl Engine {
         }
     }
 
-    /// Full jitter: a uniform wait in [0, min(cap, base * 2^attempt)).
     fn back_off(&mut self, attempt: u32, now_ms: u64, random: u64) {
-        let ceiling = self
-            .settings
-            .backoff_base_ms
-            .saturating_mul(1u64 << attempt.min(20))
-            .min(self.settings.backoff_cap_ms)
-            .max(1);
-        self.wake_at = now_ms.saturating_add(random % ceiling);
+        self.wake_at = now_ms.saturating_add(backoff_ms(&self.settings, attempt, random));
         self.phase = Phase::BackingOff;
     }
 

@@ -263,3 +263,63 @@ async fn metrics_count_appends_pushes_by_result_sockets_and_latency() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_live_client_reconnects_after_a_server_restart() {
+    let server = start().await;
+    let addr: std::net::SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
+    let ws = tandem_events::ids::WorkspaceId::DEFAULT.to_string();
+    let mut live = common::follow(&server.base, &ws);
+    let deadline = Duration::from_secs(10);
+    let first = tokio::time::timeout(deadline, live.heads.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first, 1, "the default list");
+
+    // The server goes away and comes back on the same address and data dir.
+    let (_, data_dir) = server.stop().await;
+    let server = common::start_on(addr, data_dir, server::config::Limits::default()).await;
+    // Someone adds a list meanwhile.
+    let list = tandem_events::ids::AggregateId::from_uuid(uuid::Uuid::from_u128(0x77));
+    let dir = tempfile::tempdir().unwrap();
+    let d = common::open_replica(dir.path(), 4);
+    let mut client = tandem_store::sync::SyncClient::new(
+        d,
+        HttpTransport::new(&server.base),
+        tandem_events::ids::WorkspaceId::DEFAULT,
+        tandem_events::sync::Settings::default(),
+    )
+    .unwrap();
+    let mut jitter = 3;
+    sync_until_idle(&mut client, &mut jitter).await;
+    client
+        .replica_mut()
+        .execute_list(
+            tandem_events::ids::WorkspaceId::DEFAULT,
+            list,
+            tandem_events::decide::ListCommand::Create {
+                name: "Back".into(),
+            },
+        )
+        .unwrap();
+    client
+        .notify(tandem_events::sync::Input::LocalChange, wall_ms(), 0)
+        .unwrap();
+    sync_until_idle(&mut client, &mut jitter).await;
+
+    // The follower reconnected (backing off) and hears head 2, either as the greeting of the
+    // new connection or as the announcement.
+    let reached = tokio::time::timeout(deadline, async {
+        while let Some(head) = live.heads.recv().await {
+            if head >= 2 {
+                return head;
+            }
+        }
+        0
+    })
+    .await
+    .expect("the follower reconnects within 10 s");
+    assert_eq!(reached, 2);
+    server.stop().await;
+}

@@ -19,8 +19,21 @@ pub async fn start() -> Running {
 }
 
 pub async fn start_with(limits: Limits) -> Running {
-    let data_dir = tempfile::tempdir().unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    start_on(
+        "127.0.0.1:0".parse().unwrap(),
+        tempfile::tempdir().unwrap(),
+        limits,
+    )
+    .await
+}
+
+/// A server on `addr` (port 0: any) over `data_dir` (a restart reuses both).
+pub async fn start_on(
+    addr: std::net::SocketAddr,
+    data_dir: tempfile::TempDir,
+    limits: Limits,
+) -> Running {
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let config = Config {
         addr,
@@ -181,4 +194,56 @@ pub fn open_replica(dir: &std::path::Path, n: u128) -> tandem_store::Replica {
         |_| {},
     )
     .unwrap()
+}
+
+/// A native client's live connection: follows `/api/sync/live`, reconnecting with the engine's
+/// jittered backoff whenever the socket fails or closes, and forwards every announced head.
+pub struct Live {
+    pub heads: tokio::sync::mpsc::UnboundedReceiver<u64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub fn follow(base: &str, workspace: &str) -> Live {
+    use futures_util::StreamExt;
+    let url = format!(
+        "{}/api/sync/live?workspace_id={workspace}",
+        base.replace("http", "ws")
+    );
+    let (tx, heads) = tokio::sync::mpsc::unbounded_channel();
+    let task = tokio::spawn(async move {
+        let settings = tandem_events::sync::Settings::default();
+        let mut attempt = 0u32;
+        let mut random = 0x9e37_79b9_7f4a_7c15u64;
+        loop {
+            if let Ok((mut socket, _)) = tokio_tungstenite::connect_async(&url).await {
+                attempt = 0;
+                while let Some(Ok(message)) = socket.next().await {
+                    let Ok(text) = message.to_text() else {
+                        continue;
+                    };
+                    let Ok(value) = serde_json::from_str::<serde_json::Value>(text) else {
+                        continue;
+                    };
+                    if let Some(head) = value["head"].as_u64() {
+                        if tx.send(head).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+            attempt += 1;
+            random ^= random << 13;
+            random ^= random >> 7;
+            random ^= random << 17;
+            let wait = tandem_events::sync::backoff_ms(&settings, attempt, random);
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+        }
+    });
+    Live { heads, task }
 }
