@@ -48,7 +48,7 @@ struct Projector {
 }
 
 impl Projector {
-    const DEBOUNCE: Duration = Duration::from_millis(20);
+    const DEBOUNCE: Duration = Duration::from_millis(200);
 
     fn start(databases: &Databases) -> Self {
         let wake = Arc::new(tokio::sync::Notify::new());

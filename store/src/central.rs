@@ -81,7 +81,7 @@ impl ServerViews {
 
     /// Applies the log's new events; returns how many.
     pub fn catch_up(&mut self) -> Result<u64, CentralError> {
-        Ok(self.views.catch_up(&self.reader, 1_000)?)
+        Ok(self.views.catch_up(&self.reader, 5_000)?)
     }
 
     pub fn views(&self) -> &Views {
