@@ -73,7 +73,14 @@ pub async fn run(
     if let Err(e) = databases.catch_up_views() {
         tracing::error!(error = %e, "cannot bring the views up to date at shutdown");
     }
-    drop(databases.views);
+    // The projector may still hold the views for a moment (a catch-up in flight): wait for it,
+    // so that the read connection closes before the writer, which then removes the WAL.
+    let views = databases.views;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while Arc::strong_count(&views) > 1 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    drop(views);
     // The router (and its clones of the databases) is gone once serving ends; dropping the
     // last handle closes both connections, checkpointing the WAL.
     match Arc::try_unwrap(databases.central) {
