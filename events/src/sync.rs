@@ -30,13 +30,14 @@ pub enum Action {
 pub enum Failure {
     /// Network down, timeout, 5xx: retry later.
     Transport,
-    /// PULL_REQUIRED (the head moved) or CURSOR_AHEAD (our cursor is wrong: pull from it).
+    /// PULL_REQUIRED: the head moved since our pull.
     PullRequired,
     /// CLOCK_DRIFT: this device's clock is ahead of the server's.
     ClockDrift { server_time_ms: i64 },
     /// VERSION_CONFLICT: our log is behind what we thought; pull and retry.
     VersionConflict,
-    /// INVALID_EVENT, ID_REUSED, MALFORMED, TOO_LARGE: a bug or data only a person can fix.
+    /// INVALID_EVENT, ID_REUSED, MALFORMED, TOO_LARGE, CURSOR_AHEAD (the server has fewer events
+    /// than this device: restored from an old backup?): a bug or data only a person can fix.
     Rejected,
 }
 
