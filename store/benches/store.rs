@@ -145,6 +145,34 @@ fn bench_replay() {
     );
 }
 
+/// Catching up as events arrive (the server's projector, a device's sync): the log grows by
+/// 1,000 events at a time and the views catch up after each step (event by event: the
+/// backlog stays under the bulk threshold).
+fn bench_incremental() {
+    let events = workload(4, 20, 10_000, 40_000);
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = EventLog::open(
+        dir.path().join("events.db"),
+        DeviceId::from_uuid(uuid::Uuid::from_u128(1)),
+        physical(),
+    )
+    .unwrap();
+    let (mut views, _) = Views::open_current(dir.path().join("views.db"), &log, |_| {}).unwrap();
+    let mut took = Duration::ZERO;
+    for chunk in events.chunks(1_000) {
+        log.append_batch(chunk).unwrap();
+        let t = Instant::now();
+        views.catch_up(&log, 1_000).unwrap();
+        took += t.elapsed();
+    }
+    println!(
+        "incremental projection of {} events, 1,000 at a time: {:>7.0} ev/s ({:.0} ms)",
+        events.len(),
+        events.len() as f64 / took.as_secs_f64(),
+        took.as_secs_f64() * 1e3
+    );
+}
+
 fn bench_single() {
     let dir = tempfile::tempdir().unwrap();
     let mut next = 10u128;
@@ -236,6 +264,9 @@ fn main() {
     }
     if run("replay") {
         bench_replay();
+    }
+    if run("incremental") {
+        bench_incremental();
     }
     if run("single") {
         bench_single();
