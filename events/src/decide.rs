@@ -5,6 +5,7 @@ use crate::domain::{
     Bases, Deleted, DomainEvent, DueDate, ListCreated, ListRenamed, TodoCreated, TodoDueDateSet,
     TodoMoved, TodoNotesEdited, TodoTitleEdited,
 };
+use crate::event::MAX_EVENT_DATA_BYTES;
 use crate::ids::AggregateId;
 use crate::merge::Field;
 use crate::position;
@@ -68,8 +69,26 @@ pub enum DomainError {
         chars: usize,
         max: usize,
     },
+    #[error("the change is {bytes} bytes of data; at most {max} are accepted (shorten the text)")]
+    DataTooLarge { bytes: usize, max: usize },
     #[error(transparent)]
     Position(#[from] position::PositionError),
+}
+
+/// Refuses events whose data is over the server's limit ([`MAX_EVENT_DATA_BYTES`], measured on
+/// the canonical JSON that is stored and sent): a command the server would refuse is refused
+/// here, before anything is recorded. 20,000 characters of emoji are 80,000 bytes.
+fn fits(events: Vec<DomainEvent>) -> Result<Vec<DomainEvent>, DomainError> {
+    for e in &events {
+        let bytes = e.to_data().len();
+        if bytes > MAX_EVENT_DATA_BYTES {
+            return Err(DomainError::DataTooLarge {
+                bytes,
+                max: MAX_EVENT_DATA_BYTES,
+            });
+        }
+    }
+    Ok(events)
 }
 
 fn text(
@@ -91,6 +110,14 @@ fn text(
 
 /// Decides a list command against the list's current state.
 pub fn decide_list(
+    id: AggregateId,
+    list: &ListState,
+    command: ListCommand,
+) -> Result<Vec<DomainEvent>, DomainError> {
+    fits(list_events(id, list, command)?)
+}
+
+fn list_events(
     id: AggregateId,
     list: &ListState,
     command: ListCommand,
@@ -121,6 +148,15 @@ pub fn decide_list(
 
 /// Decides a todo command against the todo's state and (for creation) its list's.
 pub fn decide_todo(
+    id: AggregateId,
+    todo: &TodoState,
+    list: Option<&ListState>,
+    command: TodoCommand,
+) -> Result<Vec<DomainEvent>, DomainError> {
+    fits(todo_events(id, todo, list, command)?)
+}
+
+fn todo_events(
     id: AggregateId,
     todo: &TodoState,
     list: Option<&ListState>,

@@ -247,28 +247,7 @@ impl DomainEvent {
             schema_version,
             message: e.to_string(),
         };
-        let parse = |data: &str| -> Result<Self, DecodeError> {
-            Ok(match event_type {
-                "ListCreated" => Self::ListCreated(serde_json::from_str(data).map_err(bad)?),
-                "ListRenamed" => Self::ListRenamed(serde_json::from_str(data).map_err(bad)?),
-                "ListDeleted" => Self::ListDeleted(serde_json::from_str(data).map_err(bad)?),
-                "TodoCreated" => Self::TodoCreated(serde_json::from_str(data).map_err(bad)?),
-                "TodoTitleEdited" => {
-                    Self::TodoTitleEdited(serde_json::from_str(data).map_err(bad)?)
-                }
-                "TodoNotesEdited" => {
-                    Self::TodoNotesEdited(serde_json::from_str(data).map_err(bad)?)
-                }
-                "TodoDueDateSet" => Self::TodoDueDateSet(serde_json::from_str(data).map_err(bad)?),
-                "TodoDueDateCleared" => {
-                    Self::TodoDueDateCleared(serde_json::from_str(data).map_err(bad)?)
-                }
-                "TodoCompleted" => Self::TodoCompleted(serde_json::from_str(data).map_err(bad)?),
-                "TodoReopened" => Self::TodoReopened(serde_json::from_str(data).map_err(bad)?),
-                "TodoMoved" => Self::TodoMoved(serde_json::from_str(data).map_err(bad)?),
-                _ => Self::TodoDeleted(serde_json::from_str(data).map_err(bad)?),
-            })
-        };
+        let parse = |data: &str| -> Result<Self, DecodeError> { parse_current(event_type, data) };
         match (event_type, schema_version) {
             (_, v) if v == current => parse(data),
             ("TodoCreated", 1) => Ok(Self::TodoCreated(upcast::todo_created_v1(
@@ -281,6 +260,39 @@ impl DomainEvent {
             }),
         }
     }
+}
+
+/// Data in the current schema of `event_type`. Every type has its own arm: a type without one
+/// is an error, never silently read as another type.
+fn parse_current(event_type: &str, data: &str) -> Result<DomainEvent, DecodeError> {
+    use serde::de::DeserializeOwned;
+    fn read<T: DeserializeOwned>(event_type: &str, data: &str) -> Result<T, DecodeError> {
+        serde_json::from_str(data).map_err(|e| DecodeError::BadData {
+            event_type: event_type.to_string(),
+            schema_version: current_version(event_type).unwrap_or(0),
+            message: e.to_string(),
+        })
+    }
+    let t = event_type;
+    Ok(match t {
+        "ListCreated" => DomainEvent::ListCreated(read(t, data)?),
+        "ListRenamed" => DomainEvent::ListRenamed(read(t, data)?),
+        "ListDeleted" => DomainEvent::ListDeleted(read(t, data)?),
+        "TodoCreated" => DomainEvent::TodoCreated(read(t, data)?),
+        "TodoTitleEdited" => DomainEvent::TodoTitleEdited(read(t, data)?),
+        "TodoNotesEdited" => DomainEvent::TodoNotesEdited(read(t, data)?),
+        "TodoDueDateSet" => DomainEvent::TodoDueDateSet(read(t, data)?),
+        "TodoDueDateCleared" => DomainEvent::TodoDueDateCleared(read(t, data)?),
+        "TodoCompleted" => DomainEvent::TodoCompleted(read(t, data)?),
+        "TodoReopened" => DomainEvent::TodoReopened(read(t, data)?),
+        "TodoMoved" => DomainEvent::TodoMoved(read(t, data)?),
+        "TodoDeleted" => DomainEvent::TodoDeleted(read(t, data)?),
+        _ => {
+            return Err(DecodeError::UnknownType {
+                event_type: event_type.chars().take(64).collect(),
+            })
+        }
+    })
 }
 
 fn current_version(event_type: &str) -> Option<u32> {
@@ -332,6 +344,27 @@ mod tests {
             DomainEvent::decode("TodoDeleted", 1, r#"{"extra": 1}"#),
             Err(DecodeError::BadData { .. })
         ));
+    }
+
+    #[test]
+    fn a_type_without_its_own_decoder_is_an_error_not_another_type() {
+        // Data every deletion-shaped type would accept: before each type had its own arm, an
+        // unlisted name fell through to TodoDeleted.
+        for name in ["TodoArchived", "ListArchived", "", "todoDeleted"] {
+            assert!(
+                matches!(
+                    parse_current(name, "{}"),
+                    Err(DecodeError::UnknownType { .. })
+                ),
+                "{name:?}"
+            );
+        }
+        // And every listed type decodes as itself.
+        for (name, _) in EVENT_TYPES {
+            if let Ok(event) = parse_current(name, "{}") {
+                assert_eq!(event.event_type(), *name);
+            }
+        }
     }
 
     #[test]

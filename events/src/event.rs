@@ -8,6 +8,11 @@ use crate::domain::DomainEvent;
 use crate::hlc::Stamp;
 use crate::ids::{AggregateId, DeviceId, EventId, WorkspaceId};
 
+/// The most bytes of `event_data` an event may carry: its canonical JSON text
+/// ([`canonical_json`]), UTF-8, as stored and sent. The server's default limit; `decide`
+/// refuses commands above it so that a device never records what the server would refuse.
+pub const MAX_EVENT_DATA_BYTES: usize = 64 * 1024;
+
 /// An event in a log or outbox, exactly as stored. `event_data` is the JSON text of the data
 /// in the shape of `(event_type, schema_version)`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -118,14 +118,16 @@ impl<'de> Deserialize<'de> for Stamp {
     }
 }
 
-/// A device's clock: the last stamp it issued or observed, and the offset the server told it
-/// to apply to its physical clock (0 until a CLOCK_DRIFT correction).
+/// A device's clock: the last stamp it issued or observed, the offset (server time minus
+/// device time) it adds to the physical clock, and the stamps it retired in a correction,
+/// which it never issues again (DESIGN.md rule 8).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Clock {
     node: DeviceId,
     last_ms: u64,
     last_counter: u32,
     offset_ms: i64,
+    retired: std::collections::BTreeSet<(u64, u32)>,
 }
 
 /// What a [`Clock`] persists (DESIGN.md rule 9: in events.db, so it never goes backwards
@@ -146,6 +148,7 @@ impl Clock {
             last_ms: 0,
             last_counter: 0,
             offset_ms: 0,
+            retired: Default::default(),
         }
     }
 
@@ -156,6 +159,7 @@ impl Clock {
             last_ms: state.last_ms,
             last_counter: state.last_counter,
             offset_ms: state.offset_ms,
+            retired: Default::default(),
         }
     }
 
@@ -187,23 +191,33 @@ impl Clock {
         physical_ms.saturating_add_signed(self.offset_ms)
     }
 
-    /// Issues a new stamp (the HLC send rule): greater than every stamp issued or observed.
+    /// Issues a new stamp (the HLC send rule): greater than every stamp issued or observed,
+    /// and never one of the retired stamps.
     pub fn tick(&mut self, physical_ms: u64) -> Result<Stamp, ClockError> {
         let wall = self.wall(physical_ms);
         if wall > self.last_ms {
             self.last_ms = wall;
             self.last_counter = 0;
-        } else if let Some(next) = self.last_counter.checked_add(1) {
+        } else {
+            self.step();
+        }
+        while self.retired.contains(&(self.last_ms, self.last_counter)) {
+            self.step();
+        }
+        if self.last_ms >= MS_LIMIT {
+            return Err(ClockError::OutOfRange { ms: self.last_ms });
+        }
+        Ok(self.last())
+    }
+
+    fn step(&mut self) {
+        if let Some(next) = self.last_counter.checked_add(1) {
             self.last_counter = next;
         } else {
             // 4 billion stamps in one millisecond: borrow the next millisecond.
             self.last_ms += 1;
             self.last_counter = 0;
         }
-        if self.last_ms >= MS_LIMIT {
-            return Err(ClockError::OutOfRange { ms: self.last_ms });
-        }
-        Ok(self.last())
     }
 
     /// Observes a stamp from elsewhere (the HLC receive rule), so the next [`Self::tick`] is
@@ -228,16 +242,31 @@ impl Clock {
         Ok(())
     }
 
+    /// Re-estimates the offset from a server's answer: `server_ms` read when this device's
+    /// physical clock said `physical_ms`. Never moves the clock back: stamps keep increasing,
+    /// and follow the corrected time once it passes the last stamp (DESIGN.md rule 8).
+    pub fn set_offset(&mut self, server_ms: u64, physical_ms: u64) {
+        self.offset_ms = clamp_offset(i128::from(server_ms) - i128::from(physical_ms));
+    }
+
+    /// Stamps this clock must never issue (they were retired by a correction).
+    pub fn retire(&mut self, stamps: impl IntoIterator<Item = Stamp>) {
+        self.retired
+            .extend(stamps.into_iter().map(|s| (s.ms, s.counter)));
+    }
+
     /// The one backwards move (DESIGN.md rule 8): after the server refused this device's
     /// stamps as too far ahead, adopt the server's time (`server_ms` read at `physical_ms` on
-    /// this device) and restart from the greater of that and the greatest stamp received from
-    /// others. The caller then re-stamps its refused outbox events in order with [`Self::tick`].
-    pub fn correct(&mut self, server_ms: u64, physical_ms: u64, greatest_received: Option<&Stamp>) {
-        self.offset_ms = clamp_offset(i128::from(server_ms) - i128::from(physical_ms));
+    /// this device) and restart from the greatest of that, `floor` (the greatest stamp received
+    /// and the greatest stamp issued and kept) — never below a stamp still in use. The caller
+    /// retires the refused stamps ([`Self::retire`]) and re-stamps their events with
+    /// [`Self::tick`].
+    pub fn set_back(&mut self, server_ms: u64, physical_ms: u64, floor: Option<&Stamp>) {
+        self.set_offset(server_ms, physical_ms);
         self.last_ms = self.wall(physical_ms);
         self.last_counter = 0;
-        if let Some(received) = greatest_received {
-            self.observe(received);
+        if let Some(floor) = floor {
+            self.observe(floor);
         }
     }
 
@@ -363,7 +392,7 @@ mod tests {
             counter: 3,
             node: node(2),
         };
-        device.correct(1_000_000, 1_600_000, Some(&received));
+        device.set_back(1_000_000, 1_600_000, Some(&received));
         assert_eq!(device.offset_ms(), -600_000);
         let next = device.tick(1_600_001).unwrap();
         assert!(next < ahead, "the one allowed backwards move");
@@ -373,6 +402,47 @@ mod tests {
             later.ms, 1_001_000,
             "later ticks use the server-corrected time"
         );
+    }
+
+    #[test]
+    fn retired_stamps_are_never_issued_again() {
+        let mut c = Clock::new(node(1));
+        let first = c.tick(1_000).unwrap();
+        let retired = c.tick(1_000).unwrap();
+        c.retire([
+            retired,
+            Stamp {
+                ms: 1_000,
+                counter: 3,
+                ..retired
+            },
+        ]);
+        // Set back below them: the next stamps skip both.
+        c.set_back(1_000, 1_000, Some(&first));
+        let issued: Vec<(u64, u32)> = (0..4)
+            .map(|_| c.tick(1_000).map(|s| (s.ms, s.counter)).unwrap())
+            .collect();
+        assert_eq!(issued, vec![(1_000, 2), (1_000, 4), (1_000, 5), (1_000, 6)]);
+    }
+
+    #[test]
+    fn the_offset_follows_the_server_without_moving_the_clock_back() {
+        let mut c = Clock::new(node(1));
+        // 10 s fast, then told the server's time.
+        let before = c.tick(1_010_000).unwrap();
+        c.set_offset(1_000_000, 1_010_000);
+        assert_eq!(c.offset_ms(), -10_000);
+        let next = c.tick(1_010_001).unwrap();
+        assert!(next > before, "never backwards");
+        assert_eq!(
+            c.tick(1_030_000).unwrap().ms,
+            1_020_000,
+            "follows server time"
+        );
+        // The device's clock gets fixed (now 5 ms behind): the next answer says so.
+        c.set_offset(1_030_000, 1_029_995);
+        assert_eq!(c.offset_ms(), 5);
+        assert_eq!(c.tick(1_040_000).unwrap().ms, 1_040_005);
     }
 
     proptest! {

@@ -1,7 +1,7 @@
 //! The client's sync engine: a pure state machine (no sockets, no clock, no randomness — all
 //! injected). Inputs are what happened (a local change, a live "head moved" message, a timer,
 //! a reply or a failure); the output is the next thing to do. A driver (`tandem_store::sync`)
-//! performs it: HTTP calls, storing pulled events, waiting.
+//! performs it: HTTP calls, storing pulled events, correcting the clock, waiting.
 //!
 //! The algorithm (docs/protocol.md, "Sync algorithm"): pull until `has_more` is false, then, if
 //! the outbox is not empty, push a batch with `cursor = head`; PULL_REQUIRED means someone
@@ -16,29 +16,41 @@ pub enum Action {
     Pull { cursor: u64 },
     /// Push up to `limit` outbox events with this cursor (report [`Input::Pushed`]).
     Push { cursor: u64, limit: usize },
-    /// Correct the device clock from the server's time and re-stamp the outbox (DESIGN.md
-    /// rule 8), then report [`Input::ClockCorrected`].
-    CorrectClock { server_time_ms: i64 },
     /// Nothing to do before `until_ms` (or until an input arrives).
     Wait { until_ms: u64 },
     /// Nothing to do until an input arrives.
     Idle,
 }
 
-/// Why a request failed, as far as the engine cares.
+/// Why a step failed, as far as the engine cares. Every failure leaves the engine able to go
+/// on: it retries (after a backoff where the failure could repeat) — only
+/// [`Failure::LogMismatch`] stops, because only a person (or the recovery of a restored
+/// server) can mend it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
     /// Network down, timeout, 5xx: retry later.
     Transport,
+    /// BUSY (503): a bound of the server's was reached; retry after at least this long.
+    Busy { retry_after_ms: u64 },
     /// PULL_REQUIRED: the head moved since our pull.
     PullRequired,
-    /// CLOCK_DRIFT: this device's clock is ahead of the server's.
-    ClockDrift { server_time_ms: i64 },
-    /// VERSION_CONFLICT: our log is behind what we thought; pull and retry.
-    VersionConflict,
-    /// INVALID_EVENT, ID_REUSED, MALFORMED, TOO_LARGE, CURSOR_AHEAD (the server has fewer events
-    /// than this device: restored from an old backup?): a bug or data only a person can fix.
-    Rejected,
+    /// CLOCK_DRIFT: the driver has corrected the clock (DESIGN.md rule 8); push again, backing
+    /// off when the refusal repeats (the server's clock may have stepped back).
+    ClockDrift,
+    /// VERSION_CONFLICT or ID_REUSED: our log is behind the server's; pull and retry.
+    Conflict,
+    /// One event was refused for good (INVALID_EVENT, TOO_LARGE on its own) and the driver set
+    /// it aside (rule 13): push what follows now.
+    EventSetAside,
+    /// The whole request was refused (MALFORMED, an answer without the fields the protocol
+    /// promises): a bug somewhere; back off and retry.
+    Refused,
+    /// This device failed to store or project what it got (its disk, an undecodable event):
+    /// back off and retry.
+    Local,
+    /// CURSOR_AHEAD: the server holds fewer events than this device (restored from an older
+    /// backup?). Stop mixing logs.
+    LogMismatch,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,27 +73,34 @@ pub enum Input {
     Pushed {
         cursor: u64,
     },
-    ClockCorrected,
+    /// A push was accepted but its acknowledgements did not follow the cursor (events stored
+    /// earlier, others' events in between): pull to take them.
+    PushedOutOfOrder {
+        head: u64,
+    },
     Failed(Failure),
 }
 
-/// Where the engine is; shown to the user (CONTRACT.md `data-sync-state`).
+/// Where the engine is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
     Idle,
     Pulling,
     Pushing,
-    CorrectingClock,
     /// Waiting to retry after failures.
     BackingOff,
-    /// Stopped on a rejection only a person (or a newer version) can fix.
+    /// Stopped: this device's log and the server's disagree ([`Failure::LogMismatch`]).
     Stopped,
 }
 
 /// Settings, all with sensible defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Settings {
+    /// Events per push, at most.
     pub push_batch: usize,
+    /// Bytes of events per push, at most (the server's body limit is 4 MiB by default); an
+    /// event bigger than this alone still goes alone.
+    pub push_bytes: usize,
     /// Events asked for per pull (the server clamps it to its maximum).
     pub pull_page: u64,
     pub backoff_base_ms: u64,
@@ -94,6 +113,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             push_batch: 500,
+            push_bytes: 1024 * 1024,
             pull_page: 5_000,
             backoff_base_ms: 250,
             backoff_cap_ms: 30_000,
@@ -105,12 +125,16 @@ impl Default for Settings {
 /// Exponential backoff with full jitter: a uniform wait in
 /// [0, min(cap, base × 2^attempt)). For request retries and for reconnecting the live socket.
 pub fn backoff_ms(settings: &Settings, attempt: u32, random: u64) -> u64 {
-    let ceiling = settings
+    random % backoff_ceiling_ms(settings, attempt)
+}
+
+/// The exclusive upper bound of [`backoff_ms`] for `attempt` (at least 1).
+pub fn backoff_ceiling_ms(settings: &Settings, attempt: u32) -> u64 {
+    settings
         .backoff_base_ms
         .saturating_mul(1u64 << attempt.min(20))
         .min(settings.backoff_cap_ms)
-        .max(1);
-    random % ceiling
+        .max(1)
 }
 
 /// The engine's state.
@@ -121,10 +145,14 @@ pub struct Engine {
     cursor: u64,
     pending: usize,
     need_pull: bool,
+    /// Consecutive failed cycles (reset by a push that got through, or by a pull when there
+    /// is nothing to push): the backoff's attempt number.
     failures: u32,
+    /// PULL_REQUIRED in a row.
     contention: u32,
+    /// CLOCK_DRIFT in a row.
+    drift: u32,
     wake_at: u64,
-    correction: Option<i64>,
 }
 
 impl Engine {
@@ -139,9 +167,13 @@ impl Engine {
             need_pull: true,
             failures: 0,
             contention: 0,
+            drift: 0,
             wake_at: 0,
-            correction: None,
         }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
     }
 
     pub fn phase(&self) -> Phase {
@@ -152,17 +184,19 @@ impl Engine {
         self.cursor
     }
 
-    /// Consecutive transport failures (the page shows "offline" while above 0).
+    /// Consecutive failed cycles.
     pub fn failures(&self) -> u32 {
         self.failures
     }
 
     /// Whether a request is in flight.
     pub fn busy(&self) -> bool {
-        matches!(
-            self.phase,
-            Phase::Pulling | Phase::Pushing | Phase::CorrectingClock
-        )
+        matches!(self.phase, Phase::Pulling | Phase::Pushing)
+    }
+
+    /// When a backoff ends (meaningful in [`Phase::BackingOff`]).
+    pub fn wake_at(&self) -> u64 {
+        self.wake_at
     }
 
     /// Tells the engine the outbox size (after recording, storing a pull or a push).
@@ -185,69 +219,85 @@ impl Engine {
                 has_more,
             } => {
                 self.cursor = cursor;
-                self.failures = 0;
                 self.phase = Phase::Idle;
                 if has_more || head > cursor {
                     self.need_pull = true;
+                } else if self.pending == 0 {
+                    // The cycle is complete: nothing failed and nothing is left to push.
+                    self.failures = 0;
                 }
             }
             Input::Pushed { cursor } => {
                 self.cursor = cursor;
                 self.failures = 0;
                 self.contention = 0;
+                self.drift = 0;
                 self.phase = Phase::Idle;
             }
-            Input::ClockCorrected => self.phase = Phase::Idle,
+            Input::PushedOutOfOrder { head } => {
+                self.failures = 0;
+                self.contention = 0;
+                self.drift = 0;
+                self.phase = Phase::Idle;
+                if head > self.cursor {
+                    self.need_pull = true;
+                }
+            }
             Input::Failed(failure) => self.fail(failure, now_ms, random),
         }
     }
 
     fn fail(&mut self, failure: Failure, now_ms: u64, random: u64) {
         match failure {
-            Failure::Transport | Failure::VersionConflict => {
-                self.failures += 1;
+            Failure::Transport | Failure::Conflict | Failure::Local | Failure::Refused => {
+                self.failures = self.failures.saturating_add(1);
                 self.need_pull = true;
-                self.back_off(self.failures, now_ms, random);
+                self.back_off(self.failures, 0, now_ms, random);
+            }
+            Failure::Busy { retry_after_ms } => {
+                self.failures = self.failures.saturating_add(1);
+                self.need_pull = true;
+                self.back_off(self.failures, retry_after_ms, now_ms, random);
             }
             Failure::PullRequired => {
-                self.contention += 1;
+                self.contention = self.contention.saturating_add(1);
                 self.need_pull = true;
                 let free = self.settings.contention_free_retries;
                 if self.contention > free {
-                    self.back_off(self.contention - free, now_ms, random);
+                    self.back_off(self.contention - free, 0, now_ms, random);
                 } else {
                     self.phase = Phase::Idle;
                 }
             }
-            Failure::ClockDrift { server_time_ms } => {
-                self.correction = Some(server_time_ms);
-                self.phase = Phase::Idle;
+            Failure::ClockDrift => {
+                self.drift = self.drift.saturating_add(1);
+                if self.drift > 1 {
+                    self.back_off(self.drift - 1, 0, now_ms, random);
+                } else {
+                    self.phase = Phase::Idle;
+                }
             }
-            Failure::Rejected => self.phase = Phase::Stopped,
+            Failure::EventSetAside => self.phase = Phase::Idle,
+            Failure::LogMismatch => self.phase = Phase::Stopped,
         }
     }
 
-    fn back_off(&mut self, attempt: u32, now_ms: u64, random: u64) {
-        self.wake_at = now_ms.saturating_add(backoff_ms(&self.settings, attempt, random));
+    fn back_off(&mut self, attempt: u32, at_least_ms: u64, now_ms: u64, random: u64) {
+        let wait = backoff_ms(&self.settings, attempt, random).max(at_least_ms);
+        self.wake_at = now_ms.saturating_add(wait);
         self.phase = Phase::BackingOff;
     }
 
     /// The next action at `now_ms`.
     pub fn next(&mut self, now_ms: u64) -> Action {
         match self.phase {
-            Phase::Stopped | Phase::Pulling | Phase::Pushing | Phase::CorrectingClock => {
-                return Action::Idle
-            }
+            Phase::Stopped | Phase::Pulling | Phase::Pushing => return Action::Idle,
             Phase::BackingOff if now_ms < self.wake_at => {
                 return Action::Wait {
                     until_ms: self.wake_at,
                 }
             }
             Phase::BackingOff | Phase::Idle => self.phase = Phase::Idle,
-        }
-        if let Some(server_time_ms) = self.correction.take() {
-            self.phase = Phase::CorrectingClock;
-            return Action::CorrectClock { server_time_ms };
         }
         if self.need_pull {
             self.need_pull = false;
@@ -355,59 +405,117 @@ mod tests {
         assert_eq!(e.next(10_000), Action::Pull { cursor: 7 });
     }
 
-    #[test]
-    fn transport_failures_back_off_exponentially_with_a_cap() {
-        let mut e = engine(0, 0);
-        let mut ceilings = vec![];
-        for _ in 0..12 {
-            let now = 1_000_000;
-            assert!(matches!(e.next(u64::MAX), Action::Pull { .. }));
-            // random = u64::MAX - 1 gives (almost) the ceiling of each wait.
-            e.on(Input::Failed(Failure::Transport), now, u64::MAX);
-            let Action::Wait { until_ms } = e.next(now) else {
-                panic!("should wait")
-            };
-            ceilings.push(until_ms - now);
-        }
-        assert!(ceilings.windows(2).all(|w| w[1] >= w[0]), "{ceilings:?}");
-        assert!(*ceilings.last().unwrap() < 30_000, "{ceilings:?}");
-        assert!(ceilings[0] < 1_000, "{ceilings:?}");
-        assert_eq!(e.failures(), 12);
-        e.next(u64::MAX);
+    fn pulled(e: &mut Engine, cursor: u64) {
         e.on(
             Input::Pulled {
-                cursor: 0,
-                head: 0,
+                cursor,
+                head: cursor,
                 has_more: false,
             },
             0,
             0,
         );
-        assert_eq!(e.failures(), 0);
+    }
+
+    /// The wait the engine asks for after a failure at `now`.
+    fn wait_after(e: &mut Engine, now: u64) -> u64 {
+        match e.next(now) {
+            Action::Wait { until_ms } => until_ms - now,
+            other => panic!("should wait, got {other:?}"),
+        }
     }
 
     #[test]
-    fn clock_drift_corrects_the_clock_then_retries_the_push() {
+    fn every_backoff_wait_is_within_its_bound_for_extreme_inputs() {
+        let s = Settings::default();
+        for attempt in [0, 1, 2, 5, 7, 20, 21, 63, 64, u32::MAX] {
+            let ceiling = backoff_ceiling_ms(&s, attempt);
+            assert!(
+                ceiling >= 1 && ceiling <= s.backoff_cap_ms,
+                "{attempt}: {ceiling}"
+            );
+            for random in [
+                0,
+                1,
+                ceiling - 1,
+                ceiling,
+                u64::MAX / 2,
+                u64::MAX - 1,
+                u64::MAX,
+            ] {
+                let wait = backoff_ms(&s, attempt, random);
+                assert!(wait < ceiling, "attempt {attempt}, random {random}: {wait}");
+            }
+        }
+        assert_eq!(backoff_ceiling_ms(&s, 0), 250);
+        assert_eq!(backoff_ceiling_ms(&s, 3), 2_000);
+        assert_eq!(backoff_ceiling_ms(&s, 7), 30_000, "capped");
+        let zero = Settings {
+            backoff_base_ms: 0,
+            ..s
+        };
+        assert_eq!(
+            backoff_ms(&zero, 4, u64::MAX),
+            0,
+            "a zero base never divides by zero"
+        );
+    }
+
+    #[test]
+    fn transport_failures_back_off_exponentially_with_a_cap() {
+        let mut e = engine(0, 0);
+        let s = Settings::default();
+        let now = 1_000_000;
+        for attempt in 1..=12u32 {
+            assert!(matches!(e.next(u64::MAX), Action::Pull { .. }));
+            // random = ceiling - 1 gives the greatest wait of each attempt.
+            let ceiling = backoff_ceiling_ms(&s, attempt);
+            e.on(Input::Failed(Failure::Transport), now, ceiling - 1);
+            assert_eq!(wait_after(&mut e, now), ceiling - 1, "attempt {attempt}");
+            assert_eq!(e.failures(), attempt);
+        }
+        e.next(u64::MAX);
+        pulled(&mut e, 0);
+        assert_eq!(e.failures(), 0, "a complete cycle resets the backoff");
+    }
+
+    #[test]
+    fn a_successful_pull_does_not_reset_the_backoff_while_pushes_keep_failing() {
+        // A server with a full disk: pulls work, pushes answer 5xx.
+        let mut e = engine(0, 3);
+        let s = Settings::default();
+        let mut now = 1_000_000;
+        let mut waits = vec![];
+        for _ in 0..8 {
+            assert!(matches!(e.next(now), Action::Pull { .. }));
+            pulled(&mut e, 0);
+            assert!(matches!(e.next(now), Action::Push { .. }));
+            let ceiling = backoff_ceiling_ms(&s, e.failures() + 1);
+            e.on(Input::Failed(Failure::Transport), now, ceiling - 1);
+            let wait = wait_after(&mut e, now);
+            waits.push(wait);
+            now += wait;
+        }
+        assert_eq!(
+            waits,
+            vec![499, 999, 1_999, 3_999, 7_999, 15_999, 29_999, 29_999],
+            "the waits grow to the cap instead of restarting at 250 ms after every pull"
+        );
+        e.next(now);
+        pulled(&mut e, 0);
+        e.next(now);
+        e.on(Input::Pushed { cursor: 3 }, now, 0);
+        assert_eq!(e.failures(), 0, "a push that got through resets it");
+    }
+
+    #[test]
+    fn clock_drift_retries_at_once_then_backs_off_when_it_repeats() {
         let mut e = engine(3, 4);
         e.next(0);
-        e.on(
-            Input::Pulled {
-                cursor: 3,
-                head: 3,
-                has_more: false,
-            },
-            0,
-            0,
-        );
+        pulled(&mut e, 3);
         assert!(matches!(e.next(0), Action::Push { .. }));
-        e.on(
-            Input::Failed(Failure::ClockDrift { server_time_ms: 77 }),
-            0,
-            0,
-        );
-        assert_eq!(e.next(0), Action::CorrectClock { server_time_ms: 77 });
-        assert_eq!(e.next(0), Action::Idle);
-        e.on(Input::ClockCorrected, 0, 0);
+        // The driver corrected the clock; the first refusal retries at once.
+        e.on(Input::Failed(Failure::ClockDrift), 0, 0);
         assert_eq!(
             e.next(0),
             Action::Push {
@@ -415,37 +523,79 @@ mod tests {
                 limit: 500
             }
         );
+        // The server's clock stepped back: the same refusal again backs off, growing.
+        let mut last = 0;
+        for _ in 0..4 {
+            e.on(Input::Failed(Failure::ClockDrift), 0, u64::MAX - 1);
+            let Action::Wait { until_ms } = e.next(0) else {
+                panic!("a repeated refusal must wait");
+            };
+            assert!(until_ms >= last, "{until_ms} < {last}");
+            last = until_ms;
+            assert!(matches!(e.next(until_ms), Action::Push { .. }));
+        }
+        assert_eq!(e.phase(), Phase::Pushing);
     }
 
     #[test]
-    fn rejections_stop_until_a_person_acts_and_live_heads_trigger_pulls() {
+    fn no_failure_but_a_log_mismatch_stops_the_engine() {
+        for failure in [
+            Failure::Transport,
+            Failure::Busy {
+                retry_after_ms: 5_000,
+            },
+            Failure::PullRequired,
+            Failure::ClockDrift,
+            Failure::Conflict,
+            Failure::EventSetAside,
+            Failure::Refused,
+            Failure::Local,
+        ] {
+            let mut e = engine(0, 1);
+            e.next(0);
+            pulled(&mut e, 0);
+            assert!(matches!(e.next(0), Action::Push { .. }));
+            e.on(Input::Failed(failure), 0, 7);
+            assert_ne!(e.phase(), Phase::Stopped, "{failure:?}");
+            // Within a minute something is tried again (the cap is 30 s).
+            let action = match e.next(0) {
+                Action::Wait { until_ms } => {
+                    assert!(until_ms <= 30_000, "{failure:?}: {until_ms}");
+                    e.next(until_ms)
+                }
+                action => action,
+            };
+            assert!(
+                matches!(action, Action::Pull { .. } | Action::Push { .. }),
+                "{failure:?}: {action:?}"
+            );
+        }
         let mut e = engine(0, 1);
         e.next(0);
+        e.on(Input::Failed(Failure::LogMismatch), 0, 0);
+        assert_eq!(e.phase(), Phase::Stopped);
+        assert_eq!(e.next(u64::MAX), Action::Idle);
+    }
+
+    #[test]
+    fn busy_waits_at_least_the_servers_retry_after() {
+        let mut e = engine(0, 0);
+        e.next(0);
         e.on(
-            Input::Pulled {
-                cursor: 0,
-                head: 0,
-                has_more: false,
-            },
-            0,
+            Input::Failed(Failure::Busy {
+                retry_after_ms: 5_000,
+            }),
+            100,
             0,
         );
-        e.next(0);
-        e.on(Input::Failed(Failure::Rejected), 0, 0);
-        assert_eq!(e.next(0), Action::Idle);
-        assert_eq!(e.phase(), Phase::Stopped);
+        assert_eq!(e.next(100), Action::Wait { until_ms: 5_100 });
+    }
 
+    #[test]
+    fn live_heads_above_the_cursor_trigger_pulls() {
         let mut e = engine(4, 0);
         e.next(0);
-        e.on(
-            Input::Pulled {
-                cursor: 4,
-                head: 4,
-                has_more: false,
-            },
-            0,
-            0,
-        );
+        pulled(&mut e, 4);
         assert_eq!(e.next(0), Action::Idle);
         e.on(Input::HeadAnnounced { head: 4 }, 0, 0);
         assert_eq!(e.next(0), Action::Idle, "an old head changes nothing");

@@ -176,6 +176,24 @@ fn bad_input_is_refused_with_what_was_wrong() {
 }
 
 #[test]
+fn a_change_the_server_would_refuse_for_its_bytes_is_refused_here() {
+    let g = Given::default().list().todo();
+    // 20,000 characters are allowed, but 20,000 emoji are 80,000 bytes: over the 64 KiB the
+    // server accepts for an event's data.
+    let emoji = "\u{1F600}".repeat(20_000);
+    assert_eq!(emoji.chars().count(), 20_000);
+    match g.edit(TodoEdit::Notes(emoji), false) {
+        Err(DomainError::DataTooLarge { bytes, max }) => {
+            assert_eq!(max, tandem_events::event::MAX_EVENT_DATA_BYTES);
+            assert!(bytes > 80_000, "{bytes}");
+        }
+        other => panic!("expected DataTooLarge, got {other:?}"),
+    }
+    // 20,000 plain characters fit.
+    assert!(g.edit(TodoEdit::Notes("n".repeat(20_000)), false).is_ok());
+}
+
+#[test]
 fn nothing_is_added_to_a_deleted_list_or_done_to_a_deleted_todo() {
     let g = Given::default()
         .list()

@@ -93,6 +93,8 @@ pub enum ErrorCode {
     InvalidEvent,
     Unauthenticated,
     Forbidden,
+    /// A bound of the server's was reached (DESIGN.md rule 22): retry after `Retry-After`.
+    Busy,
     /// A bug on the server (5xx).
     Internal,
 }
@@ -106,6 +108,7 @@ impl ErrorCode {
             Self::ClockDrift | Self::InvalidEvent => 422,
             Self::Unauthenticated => 401,
             Self::Forbidden => 403,
+            Self::Busy => 503,
             Self::Internal => 500,
         }
     }
@@ -122,6 +125,7 @@ impl ErrorCode {
             Self::InvalidEvent => "INVALID_EVENT",
             Self::Unauthenticated => "UNAUTHENTICATED",
             Self::Forbidden => "FORBIDDEN",
+            Self::Busy => "BUSY",
             Self::Internal => "INTERNAL",
         }
     }
@@ -139,6 +143,13 @@ pub struct SyncError {
     /// How far ahead of the server's clock the stamp was, in ms (CLOCK_DRIFT).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offset_ms: Option<u64>,
+    /// The server's max clock drift in ms (CLOCK_DRIFT): a device re-stamps only its events
+    /// stamped beyond server time + this (DESIGN.md rule 8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_drift_ms: Option<u32>,
+    /// How long to wait before retrying, in ms (BUSY; also the `Retry-After` header, in s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u32>,
     /// The event the error is about, when it is about one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_id: Option<String>,
@@ -154,6 +165,8 @@ impl SyncError {
             message: message.into(),
             head: None,
             offset_ms: None,
+            max_drift_ms: None,
+            retry_after_ms: None,
             event_id: None,
             server_time_ms: None,
         }
@@ -210,6 +223,7 @@ mod tests {
             (ErrorCode::InvalidEvent, "INVALID_EVENT", 422),
             (ErrorCode::Unauthenticated, "UNAUTHENTICATED", 401),
             (ErrorCode::Forbidden, "FORBIDDEN", 403),
+            (ErrorCode::Busy, "BUSY", 503),
         ] {
             assert_eq!(serde_json::to_string(&code).unwrap(), format!("\"{name}\""));
             assert_eq!(code.as_str(), name);

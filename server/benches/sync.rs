@@ -111,14 +111,14 @@ async fn main() {
     let replica = common::open_replica(dir.path(), 77);
     let settings = Settings::default();
     let mut sync = SyncClient::new(
-        replica,
+        std::rc::Rc::new(std::cell::RefCell::new(replica)),
         HttpTransport::new(&server.base),
         events[0].workspace_id,
         settings,
     )
     .unwrap();
     let t = Instant::now();
-    match sync.run(wall_ms, || 1).await.unwrap() {
+    match sync.run(wall_ms, || 1).await {
         Action::Idle => {}
         other => panic!("the pull did not finish: {other:?} {:?}", sync.last_error),
     }

@@ -20,7 +20,7 @@ fn device(base: &str, n: u128) -> Device {
     let dir = tempfile::tempdir().unwrap();
     let replica = open_replica(dir.path(), n);
     let client = SyncClient::new(
-        replica,
+        std::rc::Rc::new(std::cell::RefCell::new(replica)),
         HttpTransport::new(base),
         WorkspaceId::DEFAULT,
         Settings::default(),
@@ -55,7 +55,7 @@ async fn offline_writers_converge_with_the_server() {
         .map(|i| AggregateId::from_uuid(uuid::Uuid::from_u128(0x100 + i)))
         .collect();
     {
-        let r = devices[0].client.replica_mut();
+        let mut r = devices[0].client.replica_mut();
         r.execute_list(
             ws,
             list,
@@ -80,7 +80,7 @@ async fn offline_writers_converge_with_the_server() {
         }
     }
     for d in &mut devices {
-        d.client.notify(Input::LocalChange, wall_ms(), 0).unwrap();
+        d.client.notify(Input::LocalChange, wall_ms(), 0);
         sync_until_idle(&mut d.client, &mut jitter).await;
     }
     assert_eq!(devices[2].client.replica().summary().unwrap().todos, 2);
@@ -90,51 +90,53 @@ async fn offline_writers_converge_with_the_server() {
         d.client.transport_mut().online = false;
     }
     for (n, d) in devices.iter_mut().enumerate() {
-        let r = d.client.replica_mut();
-        r.execute_todo(
-            ws,
-            todos[0],
-            TodoCommand::Edit {
-                edit: TodoEdit::Title(format!("title from device {n}")),
-                resolving: false,
-            },
-        )
-        .unwrap();
-        if rng.chance(50) {
+        {
+            let mut r = d.client.replica_mut();
             r.execute_todo(
                 ws,
-                todos[1],
+                todos[0],
                 TodoCommand::Edit {
-                    edit: TodoEdit::Completed(true),
+                    edit: TodoEdit::Title(format!("title from device {n}")),
                     resolving: false,
                 },
             )
             .unwrap();
+            if rng.chance(50) {
+                r.execute_todo(
+                    ws,
+                    todos[1],
+                    TodoCommand::Edit {
+                        edit: TodoEdit::Completed(true),
+                        resolving: false,
+                    },
+                )
+                .unwrap();
+            }
+            r.execute_todo(
+                ws,
+                todos[1],
+                TodoCommand::Edit {
+                    edit: TodoEdit::Notes(format!("note {n}")),
+                    resolving: false,
+                },
+            )
+            .unwrap();
+            let extra = AggregateId::from_uuid(uuid::Uuid::from_u128(0x200 + n as u128));
+            r.execute_todo(
+                ws,
+                extra,
+                TodoCommand::Create {
+                    list_id: list,
+                    title: format!("new on {n}"),
+                    position: "k".into(),
+                    due_date: None,
+                },
+            )
+            .unwrap();
         }
-        r.execute_todo(
-            ws,
-            todos[1],
-            TodoCommand::Edit {
-                edit: TodoEdit::Notes(format!("note {n}")),
-                resolving: false,
-            },
-        )
-        .unwrap();
-        let extra = AggregateId::from_uuid(uuid::Uuid::from_u128(0x200 + n as u128));
-        r.execute_todo(
-            ws,
-            extra,
-            TodoCommand::Create {
-                list_id: list,
-                title: format!("new on {n}"),
-                position: "k".into(),
-                due_date: None,
-            },
-        )
-        .unwrap();
         // Offline sync attempts back off instead of failing.
-        d.client.notify(Input::LocalChange, wall_ms(), 0).unwrap();
-        let action = d.client.run(wall_ms, || 7).await.unwrap();
+        d.client.notify(Input::LocalChange, wall_ms(), 0);
+        let action = d.client.run(wall_ms, || 7).await;
         assert!(
             matches!(action, tandem_events::sync::Action::Wait { .. }),
             "{action:?}"
@@ -153,14 +155,11 @@ async fn offline_writers_converge_with_the_server() {
     rng.shuffle(&mut order);
     for &i in &order {
         devices[i].client.transport_mut().online = true;
-        devices[i]
-            .client
-            .notify(Input::Tick, u64::MAX / 2, 0)
-            .unwrap();
+        devices[i].client.notify(Input::Tick, u64::MAX / 2, 0);
         sync_until_idle(&mut devices[i].client, &mut jitter).await;
     }
     for d in &mut devices {
-        d.client.notify(Input::Tick, wall_ms(), 0).unwrap();
+        d.client.notify(Input::Tick, wall_ms(), 0);
         sync_until_idle(&mut d.client, &mut jitter).await;
     }
 
@@ -255,7 +254,7 @@ async fn a_first_visit_renders_the_synced_todos_server_side() {
             )
             .unwrap();
     }
-    d.client.notify(Input::LocalChange, wall_ms(), 0).unwrap();
+    d.client.notify(Input::LocalChange, wall_ms(), 0);
     sync_until_idle(&mut d.client, &mut jitter).await;
 
     let html = common::client()

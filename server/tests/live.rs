@@ -133,7 +133,7 @@ async fn a_native_client_pulls_when_the_live_socket_announces_a_head() {
     let make = |n: u128, dir: &tempfile::TempDir| {
         let replica = common::open_replica(dir.path(), n);
         SyncClient::new(
-            replica,
+            std::rc::Rc::new(std::cell::RefCell::new(replica)),
             HttpTransport::new(&server.base),
             ws,
             Settings::default(),
@@ -176,7 +176,7 @@ async fn a_native_client_pulls_when_the_live_socket_announces_a_head() {
             },
         )
         .unwrap();
-    a.notify(Input::LocalChange, wall_ms(), 0).unwrap();
+    a.notify(Input::LocalChange, wall_ms(), 0);
     sync_until_idle(&mut a, &mut jitter).await;
 
     // B does nothing but listen: the announcement makes it pull.
@@ -187,8 +187,7 @@ async fn a_native_client_pulls_when_the_live_socket_announces_a_head() {
         },
         wall_ms(),
         0,
-    )
-    .unwrap();
+    );
     sync_until_idle(&mut b, &mut jitter).await;
     assert_eq!(b.replica().summary().unwrap().todos, 1);
     assert_eq!(b.engine().cursor(), 3);
@@ -285,7 +284,7 @@ async fn the_live_client_reconnects_after_a_server_restart() {
     let dir = tempfile::tempdir().unwrap();
     let d = common::open_replica(dir.path(), 4);
     let mut client = tandem_store::sync::SyncClient::new(
-        d,
+        std::rc::Rc::new(std::cell::RefCell::new(d)),
         HttpTransport::new(&server.base),
         tandem_events::ids::WorkspaceId::DEFAULT,
         tandem_events::sync::Settings::default(),
@@ -303,9 +302,7 @@ async fn the_live_client_reconnects_after_a_server_restart() {
             },
         )
         .unwrap();
-    client
-        .notify(tandem_events::sync::Input::LocalChange, wall_ms(), 0)
-        .unwrap();
+    client.notify(tandem_events::sync::Input::LocalChange, wall_ms(), 0);
     sync_until_idle(&mut client, &mut jitter).await;
 
     // The follower reconnected (backing off) and hears head 2, either as the greeting of the

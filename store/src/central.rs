@@ -308,9 +308,10 @@ impl Central {
                 self.limits.max_clock_drift_ms,
             ) {
                 let offset = event.hlc_timestamp.ms.saturating_sub(server_now);
-                return Err(fail(ErrorCode::ClockDrift, e.to_string())
-                    .with_offset(offset)
-                    .with_event(event.event_id.to_string()));
+                let mut err = fail(ErrorCode::ClockDrift, e.to_string()).with_offset(offset);
+                err.max_drift_ms =
+                    Some(u32::try_from(self.limits.max_clock_drift_ms).unwrap_or(u32::MAX));
+                return Err(err.with_event(event.event_id.to_string()));
             }
         }
         let appended = match self.log.append_batch(&fresh) {

@@ -71,6 +71,16 @@ pub struct Appended {
     pub seq: u64,
 }
 
+/// What [`EventLog::accept`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Taken {
+    /// Events added to the log.
+    pub added: usize,
+    /// Aggregates whose outbox events changed other than by version (a stored copy replaced
+    /// the outbox's, `bases` gained stamps): their views must be recomputed.
+    pub changed: Vec<AggregateId>,
+}
+
 /// The open events.db.
 pub struct EventLog {
     conn: Connection,
@@ -131,13 +141,24 @@ impl EventLog {
         // Never behind a stamp already stored, whatever happened to hlc_state.
         let greatest: Option<String> = conn.query_row(
             "SELECT max(h) FROM (SELECT max(hlc_timestamp) AS h FROM events \
-             UNION ALL SELECT max(hlc_timestamp) FROM outbox)",
+             UNION ALL SELECT max(hlc_timestamp) FROM outbox \
+             UNION ALL SELECT max(hlc_timestamp) FROM set_aside)",
             [],
             |r| r.get(0),
         )?;
         if let Some(text) = greatest {
             clock.observe(&parse_stamp(&text)?);
         }
+        let retired: Vec<String> = conn
+            .prepare("SELECT hlc FROM retired_stamps")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        clock.retire(
+            retired
+                .iter()
+                .map(|t| parse_stamp(t))
+                .collect::<Result<Vec<_>, _>>()?,
+        );
         save_clock(&conn, &clock)?;
         let log = Self {
             conn,
@@ -339,12 +360,16 @@ impl EventLog {
     /// carry its workspace's next seq. An event whose id is in the outbox leaves the outbox (its
     /// ack was lost, or this is the ack). The remaining outbox is then rebased: its events get
     /// new versions after the log's, in recording order (DESIGN.md rule 5). One transaction.
-    /// Returns the number of events added to the log.
+    ///
+    /// When the stored copy of an outbox event differs from the outbox's (a delayed request
+    /// stored it under its stamp from before a clock correction), the stored copy wins: the
+    /// outbox's is dropped, and every outbox event whose `bases` name the dropped stamp gains
+    /// the stored one (DESIGN.md rule 8).
     pub fn accept(
         &mut self,
         events: &[(u64, StoredEvent)],
         own: &[(EventId, u64)],
-    ) -> Result<usize, LogError> {
+    ) -> Result<Taken, LogError> {
         let mut clock = self.clock().clone();
         let tx = self.conn.transaction()?;
         let mut heads: HashMap<WorkspaceId, u64> = HashMap::new();
@@ -362,7 +387,11 @@ impl EventLog {
         }
         incoming.sort_by_key(|(seq, e)| (e.workspace_id, *seq));
         let mut added = 0;
+        let mut renamed: HashMap<Stamp, Stamp> = HashMap::new();
+        let mut changed: Vec<AggregateId> = Vec::new();
         {
+            let mut pending =
+                tx.prepare_cached(&format!("SELECT {COLUMNS} FROM outbox WHERE event_id = ?1"))?;
             let mut insert = tx.prepare_cached(&format!(
                 "INSERT INTO events (seq, {COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
             ))?;
@@ -385,50 +414,139 @@ impl EventLog {
                     });
                 }
                 heads.insert(e.workspace_id, *seq);
-                remove.execute([e.event_id.to_string()])?;
+                let ours = {
+                    let mut rows = pending.query([e.event_id.to_string()])?;
+                    match rows.next()? {
+                        Some(row) => Some(read_event(row)??),
+                        None => None,
+                    }
+                };
+                if let Some(ours) = ours {
+                    if !ours.same_content(e) {
+                        if !changed.contains(&ours.aggregate_id) {
+                            changed.push(ours.aggregate_id);
+                        }
+                        if is_copy_of(e, &ours) {
+                            // The stored copy wins; the dropped stamp is retired (rule 8).
+                            if ours.hlc_timestamp != e.hlc_timestamp {
+                                renamed.insert(ours.hlc_timestamp, e.hlc_timestamp);
+                                retire_in(&tx, &mut clock, ours.hlc_timestamp)?;
+                            }
+                        } else {
+                            // Another author's event under our id (a buggy or hostile
+                            // client): ours is not lost, it is set aside.
+                            set_aside_in(
+                                &tx,
+                                &ours,
+                                "ID_REUSED",
+                                "another event is stored under this event's id",
+                            )?;
+                            retire_in(&tx, &mut clock, ours.hlc_timestamp)?;
+                        }
+                    }
+                    remove.execute([e.event_id.to_string()])?;
+                } else if let Some(aside) = set_aside_copy(&tx, e.event_id)? {
+                    // A copy of an event we set aside was stored after all (a delayed request):
+                    // it is accepted; edits that named the set-aside stamp gain the stored one.
+                    if is_copy_of(e, &aside) {
+                        if aside.hlc_timestamp != e.hlc_timestamp {
+                            renamed.insert(aside.hlc_timestamp, e.hlc_timestamp);
+                        }
+                        tx.execute(
+                            "DELETE FROM set_aside WHERE event_id = ?1",
+                            [e.event_id.to_string()],
+                        )?;
+                    }
+                }
                 insert_row(&mut insert, Some(*seq), e)?;
                 clock.observe(&e.hlc_timestamp);
                 added += 1;
+            }
+        }
+        for id in union_bases_in(&tx, &renamed)? {
+            if !changed.contains(&id) {
+                changed.push(id);
             }
         }
         rebase_outbox(&tx)?;
         save_clock(&tx, &clock)?;
         tx.commit()?;
         self.publish_clock(clock);
-        Ok(added)
+        Ok(Taken { added, changed })
+    }
+
+    /// Re-estimates the clock's offset from a server answer's time (DESIGN.md rule 8). Kept
+    /// in memory and persisted with the next write.
+    pub fn observe_server_time(&self, server_ms: u64) {
+        let physical = (self.physical)();
+        self.clock().set_offset(server_ms, physical);
     }
 
     /// The one backwards move of the clock (DESIGN.md rule 8), after the server refused an
-    /// outbox stamp as too far ahead: adopt the server's time (`server_ms`, read now), never
-    /// below the greatest stamp in the log, then re-stamp the outbox in order, rewriting `bases`
-    /// that named the old stamps. One transaction. Returns the aggregates whose events changed.
-    pub fn correct_clock(&mut self, server_ms: u64) -> Result<Vec<AggregateId>, LogError> {
+    /// outbox stamp as more than `max_drift_ms` ahead of its time `server_ms` (read now):
+    /// - the outbox events stamped beyond `server_ms + max_drift_ms` are retired: their stamps
+    ///   are never issued again;
+    /// - the clock restarts at the greatest of the server-corrected time, the greatest stamp in
+    ///   the log (received, or this device's accepted) and the greatest stamp of the outbox
+    ///   events kept;
+    /// - the retired events get new stamps, in recording order;
+    /// - an outbox event whose `bases` name a retired stamp keeps it and gains the new one (a
+    ///   delayed copy of the old event may still be stored: both must stay superseded).
+    ///
+    /// One transaction. Returns the aggregates whose events changed.
+    pub fn correct_clock(
+        &mut self,
+        server_ms: u64,
+        max_drift_ms: u64,
+    ) -> Result<Vec<AggregateId>, LogError> {
         let physical = (self.physical)();
-        let mut clock = self.clock().clone();
-        let greatest: Option<String> =
+        let threshold = server_ms.saturating_add(max_drift_ms);
+        let outbox = self.outbox()?;
+        let (retire, kept): (Vec<&StoredEvent>, Vec<&StoredEvent>) =
+            outbox.iter().partition(|e| e.hlc_timestamp.ms > threshold);
+        let greatest_logged: Option<String> =
             self.conn
                 .query_row("SELECT max(hlc_timestamp) FROM events", [], |r| r.get(0))?;
-        let greatest = greatest.map(|t| parse_stamp(&t)).transpose()?;
-        clock.correct(server_ms, physical, greatest.as_ref());
-        let outbox = self.outbox()?;
-        let mut renamed: HashMap<String, String> = HashMap::new();
-        let mut restamped = Vec::with_capacity(outbox.len());
-        for e in &outbox {
-            let new = clock.tick(physical)?;
-            renamed.insert(e.hlc_timestamp.encode(), new.encode());
-            restamped.push((e, new));
+        let floor = greatest_logged
+            .map(|t| parse_stamp(&t))
+            .transpose()?
+            .into_iter()
+            .chain(kept.iter().map(|e| e.hlc_timestamp))
+            .max();
+        // When the floor itself is beyond what the server accepts (its clock stepped back
+        // after accepting stamps), new stamps would be refused too: re-stamp nothing (each
+        // round would only add aliases to `bases`); the engine backs off until the server's
+        // time passes the floor.
+        let retire = if floor.is_some_and(|f| f.ms > threshold) {
+            Vec::new()
+        } else {
+            retire
+        };
+        let mut clock = self.clock().clone();
+        clock.retire(retire.iter().map(|e| e.hlc_timestamp));
+        clock.set_back(server_ms, physical, floor.as_ref());
+        let mut renamed: HashMap<Stamp, Stamp> = HashMap::new();
+        for e in &retire {
+            renamed.insert(e.hlc_timestamp, clock.tick(physical)?);
         }
         let tx = self.conn.transaction()?;
-        let mut touched = Vec::new();
+        let mut touched: Vec<AggregateId> = Vec::new();
         {
-            let mut update = tx.prepare_cached(
-                "UPDATE outbox SET hlc_timestamp = ?2, event_data = ?3 WHERE event_id = ?1",
-            )?;
-            for (e, new) in &restamped {
-                let data = rename_bases(&e.event_data, &renamed);
-                update.execute(params![e.event_id.to_string(), new.encode(), data])?;
+            let mut restamp =
+                tx.prepare_cached("UPDATE outbox SET hlc_timestamp = ?2 WHERE event_id = ?1")?;
+            let mut keep =
+                tx.prepare_cached("INSERT OR IGNORE INTO retired_stamps (hlc) VALUES (?1)")?;
+            for e in &retire {
+                let new = renamed[&e.hlc_timestamp];
+                restamp.execute(params![e.event_id.to_string(), new.encode()])?;
+                keep.execute([e.hlc_timestamp.encode()])?;
                 if !touched.contains(&e.aggregate_id) {
                     touched.push(e.aggregate_id);
+                }
+            }
+            for id in union_bases_in(&tx, &renamed)? {
+                if !touched.contains(&id) {
+                    touched.push(id);
                 }
             }
         }
@@ -437,6 +555,67 @@ impl EventLog {
         // Published as is: this is the one move that may go backwards.
         *self.clock() = clock;
         Ok(touched)
+    }
+
+    /// Sets an outbox event aside (DESIGN.md rule 13): the server refused it for good with
+    /// `code` and `reason`. It leaves the outbox (what follows is rebased) and is kept in
+    /// `set_aside`, never sent again. One transaction. Returns its aggregate.
+    pub fn set_aside(
+        &mut self,
+        event_id: EventId,
+        code: &str,
+        reason: &str,
+    ) -> Result<AggregateId, LogError> {
+        let tx = self.conn.transaction()?;
+        let event = {
+            let mut stmt =
+                tx.prepare_cached(&format!("SELECT {COLUMNS} FROM outbox WHERE event_id = ?1"))?;
+            let mut rows = stmt.query([event_id.to_string()])?;
+            match rows.next()? {
+                Some(row) => read_event(row)??,
+                None => return Err(LogError::NotInOutbox { event_id }),
+            }
+        };
+        tx.execute(
+            &format!(
+                "INSERT OR REPLACE INTO set_aside ({COLUMNS}, code, reason) \
+                 SELECT {COLUMNS}, ?2, ?3 FROM outbox WHERE event_id = ?1"
+            ),
+            params![event_id.to_string(), code, reason],
+        )?;
+        tx.execute(
+            "DELETE FROM outbox WHERE event_id = ?1",
+            [event_id.to_string()],
+        )?;
+        // Its stamp was issued and is kept (in set_aside): never issue it again (rule 8).
+        tx.execute(
+            "INSERT OR IGNORE INTO retired_stamps (hlc) VALUES (?1)",
+            [event.hlc_timestamp.encode()],
+        )?;
+        rebase_outbox(&tx)?;
+        tx.commit()?;
+        self.clock().retire([event.hlc_timestamp]);
+        Ok(event.aggregate_id)
+    }
+
+    /// The events set aside, oldest first, with the server's code and reason.
+    pub fn set_aside_events(&self) -> Result<Vec<(StoredEvent, String, String)>, LogError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {COLUMNS}, code, reason FROM set_aside ORDER BY rowid"
+        ))?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                read_event(r)?,
+                r.get::<_, String>(10)?,
+                r.get::<_, String>(11)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (event, code, reason) = row?;
+            out.push((event?, code, reason));
+        }
+        Ok(out)
     }
 
     /// Records this device's new events of one aggregate in the outbox, if its version (log and
@@ -513,6 +692,24 @@ impl EventLog {
             .conn
             .prepare_cached(&format!("SELECT {COLUMNS} FROM outbox ORDER BY position"))?;
         let rows = stmt.query_map([], read_event)?;
+        collect(rows)
+    }
+
+    /// The outbox's size.
+    pub fn outbox_len(&self) -> Result<usize, LogError> {
+        let n: i64 = self
+            .conn
+            .prepare_cached("SELECT count(*) FROM outbox")?
+            .query_row([], |r| r.get(0))?;
+        Ok(n.max(0) as usize)
+    }
+
+    /// The outbox's first `limit` events, in recording order.
+    pub fn outbox_first(&self, limit: usize) -> Result<Vec<StoredEvent>, LogError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM outbox ORDER BY position LIMIT ?1"
+        ))?;
+        let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], read_event)?;
         collect(rows)
     }
 
@@ -762,19 +959,119 @@ fn append_in(
     Ok(appended)
 }
 
-/// The event data with every stamp in its `bases` renamed as `renamed` says.
-fn rename_bases(data: &str, renamed: &HashMap<String, String>) -> String {
-    let Ok(mut value) = serde_json::from_str::<serde_json::Value>(data) else {
-        return data.to_string();
-    };
-    if let Some(bases) = value.get_mut("bases").and_then(|b| b.as_array_mut()) {
-        for base in bases {
-            if let Some(new) = base.as_str().and_then(|old| renamed.get(old)) {
-                *base = serde_json::Value::String(new.clone());
+/// The event data with, for every stamp of its `bases` that `renamed` maps, the new stamp
+/// added (the old one stays: DESIGN.md rule 8). `None` when nothing changes.
+fn union_bases(data: &str, renamed: &HashMap<Stamp, Stamp>) -> Option<String> {
+    let mut value = serde_json::from_str::<serde_json::Value>(data).ok()?;
+    let bases = value.get_mut("bases")?.as_array_mut()?;
+    let mut added = Vec::new();
+    for base in bases.iter() {
+        let Some(old) = base.as_str().and_then(|t| t.parse::<Stamp>().ok()) else {
+            continue;
+        };
+        if let Some(new) = renamed.get(&old) {
+            let new = serde_json::Value::String(new.encode());
+            if !bases.contains(&new) && !added.contains(&new) {
+                added.push(new);
             }
         }
     }
-    tandem_events::event::canonical_json(&value)
+    if added.is_empty() {
+        return None;
+    }
+    bases.extend(added);
+    Some(tandem_events::event::canonical_json(&value))
+}
+
+/// Whether `stored` is a copy of `ours` (same event, as sent before a clock correction): same
+/// author, aggregate and type, the same data but for `bases` (which may have gained aliases).
+fn is_copy_of(stored: &StoredEvent, ours: &StoredEvent) -> bool {
+    let without_bases = |data: &str| {
+        let mut value = serde_json::from_str::<serde_json::Value>(data).ok()?;
+        if let Some(map) = value.as_object_mut() {
+            map.remove("bases");
+        }
+        Some(value)
+    };
+    stored.device_id == ours.device_id
+        && stored.aggregate_id == ours.aggregate_id
+        && stored.workspace_id == ours.workspace_id
+        && stored.event_type == ours.event_type
+        && stored.schema_version == ours.schema_version
+        && without_bases(&stored.event_data).is_some()
+        && without_bases(&stored.event_data) == without_bases(&ours.event_data)
+}
+
+/// Retires `stamp` in `tx` and in `clock` (never issued again).
+fn retire_in(tx: &Connection, clock: &mut Clock, stamp: Stamp) -> Result<(), LogError> {
+    tx.prepare_cached("INSERT OR IGNORE INTO retired_stamps (hlc) VALUES (?1)")?
+        .execute([stamp.encode()])?;
+    clock.retire([stamp]);
+    Ok(())
+}
+
+fn set_aside_in(
+    tx: &Connection,
+    e: &StoredEvent,
+    code: &str,
+    reason: &str,
+) -> Result<(), LogError> {
+    let mut insert = tx.prepare_cached(&format!(
+        "INSERT OR REPLACE INTO set_aside ({COLUMNS}, code, reason) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+    ))?;
+    insert.execute(params![
+        e.event_id.to_string(),
+        e.workspace_id.to_string(),
+        e.aggregate_id.to_string(),
+        e.event_type,
+        e.schema_version,
+        e.event_data,
+        e.hlc_timestamp.encode(),
+        e.device_id.to_string(),
+        e.version as i64,
+        e.created_at,
+        code,
+        reason
+    ])?;
+    Ok(())
+}
+
+fn set_aside_copy(tx: &Connection, event_id: EventId) -> Result<Option<StoredEvent>, LogError> {
+    let mut stmt = tx.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM set_aside WHERE event_id = ?1"
+    ))?;
+    let mut rows = stmt.query([event_id.to_string()])?;
+    match rows.next()? {
+        Some(row) => Ok(Some(read_event(row)??)),
+        None => Ok(None),
+    }
+}
+
+/// Applies [`union_bases`] to every outbox event in `tx`; returns the aggregates changed.
+fn union_bases_in(
+    tx: &Connection,
+    renamed: &HashMap<Stamp, Stamp>,
+) -> Result<Vec<AggregateId>, LogError> {
+    if renamed.is_empty() {
+        return Ok(vec![]);
+    }
+    let rows: Vec<(String, String, String)> = tx
+        .prepare_cached("SELECT event_id, aggregate_id, event_data FROM outbox ORDER BY position")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut update = tx.prepare_cached("UPDATE outbox SET event_data = ?2 WHERE event_id = ?1")?;
+    let mut touched = Vec::new();
+    for (event_id, aggregate, data) in rows {
+        if let Some(data) = union_bases(&data, renamed) {
+            update.execute(params![event_id, data])?;
+            let id: AggregateId = parse_id(&aggregate)?;
+            if !touched.contains(&id) {
+                touched.push(id);
+            }
+        }
+    }
+    Ok(touched)
 }
 
 /// Gives every outbox event a version after its aggregate's greatest version in the log, in

@@ -9,6 +9,7 @@ use tandem_events::domain::DomainEvent;
 use tandem_events::event::{Event, StoredEvent};
 use tandem_events::ids::DeviceId;
 use tandem_events::ids::{AggregateId, EventId, WorkspaceId};
+use tandem_events::state::Aggregate;
 
 use crate::log::{EventLog, LogError, PhysicalClock};
 use crate::views::{ListItem, Progress, Views, ViewsError};
@@ -82,7 +83,7 @@ impl Replica {
         id: AggregateId,
         command: ListCommand,
     ) -> Result<Vec<StoredEvent>, ReplicaError> {
-        let bodies = decide_list(id, &self.views.aggregate(&self.log, id)?.list, command)?;
+        let bodies = decide_list(id, &self.state(id)?.list, command)?;
         self.record(workspace, id, bodies)
     }
 
@@ -97,16 +98,18 @@ impl Replica {
             _ => None,
         };
         let list = match list_id {
-            Some(list_id) => Some(self.views.aggregate(&self.log, list_id)?.list.clone()),
+            Some(list_id) => Some(self.state(list_id)?.list),
             None => None,
         };
-        let bodies = decide_todo(
-            id,
-            &self.views.aggregate(&self.log, id)?.todo,
-            list.as_ref(),
-            command,
-        )?;
+        let bodies = decide_todo(id, &self.state(id)?.todo, list.as_ref(), command)?;
         self.record(workspace, id, bodies)
+    }
+
+    /// An aggregate's state as commands decide on it: folded from the log and the outbox as
+    /// they are now, never from a cache that could lag them (stale bases would make false
+    /// conflicts).
+    pub fn state(&self, id: AggregateId) -> Result<Aggregate, ReplicaError> {
+        Ok(crate::views::fold(&self.log.aggregate_events(id)?))
     }
 
     /// Envelopes, records (one transaction) and projects the decided events.
@@ -150,14 +153,12 @@ impl Replica {
 
     /// The first `limit` outbox events, in recording order.
     pub fn pending(&self, limit: usize) -> Result<Vec<StoredEvent>, ReplicaError> {
-        let mut events = self.log.outbox()?;
-        events.truncate(limit);
-        Ok(events)
+        Ok(self.log.outbox_first(limit)?)
     }
 
     /// The outbox size.
     pub fn pending_len(&self) -> Result<usize, ReplicaError> {
-        Ok(self.log.outbox()?.len())
+        Ok(self.log.outbox_len()?)
     }
 
     /// Stores events the server accepted (pulled ones and acknowledgements of ours), rebases
@@ -167,31 +168,73 @@ impl Replica {
         pulled: &[(u64, StoredEvent)],
         own: &[(EventId, u64)],
     ) -> Result<usize, ReplicaError> {
-        let added = self.log.accept(pulled, own)?;
-        self.views.catch_up(&self.log, 1_000)?;
-        Ok(added)
+        let taken = self.log.accept(pulled, own)?;
+        self.views.refresh(&self.log, &taken.changed)?;
+        self.project()?;
+        Ok(taken.added)
     }
 
     /// Stores pulled events (as [`Self::accept`]) and projects them only when `project`;
-    /// otherwise the views catch up at the next projecting call (or reopen).
+    /// otherwise [`Self::project`] must follow (the driver calls it after the last page, and
+    /// before reporting a failure, so the views never lag the log silently).
     pub fn store_pulled(
         &mut self,
         pulled: &[(u64, StoredEvent)],
         project: bool,
     ) -> Result<usize, ReplicaError> {
-        let added = self.log.accept(pulled, &[])?;
+        let taken = self.log.accept(pulled, &[])?;
+        // Outbox copies replaced by their stored copies: recompute those aggregates now (their
+        // views were made from the outbox copy, which is gone).
+        self.views.refresh(&self.log, &taken.changed)?;
         if project {
-            self.views.catch_up(&self.log, 1_000)?;
+            self.project()?;
         }
-        Ok(added)
+        Ok(taken.added)
     }
 
-    /// The clock correction of DESIGN.md rule 8: re-stamps the outbox and re-projects what
-    /// it touched. Returns the number of events re-stamped.
-    pub fn correct_clock(&mut self, server_ms: u64) -> Result<usize, ReplicaError> {
-        let touched = self.log.correct_clock(server_ms)?;
+    /// Brings the views up to the log (a no-op when they are).
+    pub fn project(&mut self) -> Result<u64, ReplicaError> {
+        Ok(self.views.catch_up(&self.log, 1_000)?)
+    }
+
+    /// Whether the views lag the log (pulled events not projected yet).
+    pub fn views_lag(&self) -> Result<bool, ReplicaError> {
+        for (workspace, head) in self.log.heads()? {
+            if self.views.checkpoint(workspace)? < head {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Re-estimates the clock's offset from a server answer's time (DESIGN.md rule 8).
+    pub fn observe_server_time(&self, server_ms: u64) {
+        self.log.observe_server_time(server_ms);
+    }
+
+    /// The clock correction of DESIGN.md rule 8 after CLOCK_DRIFT (see
+    /// [`EventLog::correct_clock`]), then re-projects what it touched. Returns the aggregates
+    /// whose events changed.
+    pub fn correct_clock(
+        &mut self,
+        server_ms: u64,
+        max_drift_ms: u64,
+    ) -> Result<Vec<AggregateId>, ReplicaError> {
+        let touched = self.log.correct_clock(server_ms, max_drift_ms)?;
         self.views.refresh(&self.log, &touched)?;
-        self.pending_len()
+        Ok(touched)
+    }
+
+    /// Sets a refused outbox event aside (DESIGN.md rule 13) and re-projects its aggregate.
+    pub fn set_aside(
+        &mut self,
+        event_id: EventId,
+        code: &str,
+        reason: &str,
+    ) -> Result<AggregateId, ReplicaError> {
+        let aggregate = self.log.set_aside(event_id, code, reason)?;
+        self.views.refresh(&self.log, &[aggregate])?;
+        Ok(aggregate)
     }
 
     /// Live lists and todos, and the log and outbox sizes.

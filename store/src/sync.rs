@@ -2,15 +2,26 @@
 //! [`Transport`] (HTTP natively, `fetch` in the browser worker), storing what it pulls in the
 //! device's [`Replica`]. It never sleeps itself: when the engine wants to wait it returns, and
 //! the caller waits (tokio natively, a timer in the worker), so the same code runs everywhere.
+//!
+//! Two rules shape it:
+//! - **Commands never wait on the network** (issue 8): the replica is shared
+//!   (`Rc<RefCell<Replica>>`) and borrowed only in the synchronous steps between awaits, and
+//!   inputs from elsewhere (a command's [`Input::LocalChange`], a live head) arrive through a
+//!   [`Notifier`], so nothing needs the client while a request is in flight.
+//! - **Every failure goes back to the engine**, which retries (backing off where it could
+//!   repeat) and the user sees why: no error path leaves sync frozen.
+
+use std::cell::RefCell;
+use std::rc::Rc;
 
 use tandem_events::ids::{EventId, WorkspaceId};
 use tandem_events::sync::{Action, Engine, Failure, Input, Phase, Settings};
 use tandem_protocol::sync::{
-    ErrorCode, PullRequest, PullResponse, PushRequest, PushResponse, SyncError,
+    ErrorCode, PullRequest, PullResponse, PushRequest, PushResponse, SyncError, WireEvent,
 };
 
 use crate::replica::{Replica, ReplicaError};
-use crate::wire::{from_wire, to_wire, WireError};
+use crate::wire::{from_wire, to_wire};
 
 /// Why a request did not get an answer from the protocol.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -30,14 +41,6 @@ pub trait Transport {
     async fn pull(&mut self, request: &PullRequest) -> Result<PullResponse, TransportError>;
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum DriverError {
-    #[error(transparent)]
-    Replica(#[from] ReplicaError),
-    #[error("the server sent an event this device cannot store: {0}")]
-    Wire(#[from] WireError),
-}
-
 /// What the user sees of sync (CONTRACT.md `data-sync-state`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SyncState {
@@ -47,45 +50,100 @@ pub enum SyncState {
     Error,
 }
 
-/// A device's replica, its engine and a transport, for one workspace.
+/// A device's replica, shared between the command path and the sync driver.
+pub type SharedReplica = Rc<RefCell<Replica>>;
+
+/// Hands inputs to a [`SyncClient`] without borrowing it (a command while a request is in
+/// flight). The client takes them at its next step.
+#[derive(Clone, Default)]
+pub struct Notifier {
+    inputs: Rc<RefCell<Vec<Input>>>,
+}
+
+impl Notifier {
+    pub fn notify(&self, input: Input) {
+        self.inputs.borrow_mut().push(input);
+    }
+}
+
+/// Something the user should be told, beside the sync state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// The device clock was ahead of the server's: the clock was corrected and these many
+    /// unsent events got new stamps.
+    ClockCorrected { ahead_ms: u64, restamped: usize },
+    /// The server refused an event for good; it is set aside (kept, exportable, not sent).
+    SetAside {
+        event_id: String,
+        code: ErrorCode,
+        reason: String,
+    },
+}
+
+/// A device's sync for one workspace: its engine and transport, over the shared replica.
 pub struct SyncClient<T: Transport> {
-    replica: Replica,
+    replica: SharedReplica,
+    notifier: Notifier,
     engine: Engine,
     transport: T,
     workspace: WorkspaceId,
-    pull_page: u64,
-    /// The last refusal that stopped sync, for the user.
-    pub last_error: Option<SyncError>,
-    /// The server's clock minus ours at the last answer (ms), to warn about a wrong clock.
+    /// Events per push at most: the engine's batch, halved after a TOO_LARGE for a whole body.
+    push_limit: usize,
+    /// The outbox event the server last answered ID_REUSED for: a second time (after the pull
+    /// that should have brought its stored copy) sets it aside.
+    id_reused: Option<String>,
+    /// The last failure's reason while it lasts (cleared by a push or pull that gets through).
+    pub last_error: Option<String>,
+    /// Whether the last request got no answer (the page shows "offline").
+    unreachable: bool,
+    /// Things to tell the user, oldest first; the caller drains them.
+    pub notices: Vec<Notice>,
+    /// The server's clock minus this device's at the last answer (ms).
     pub clock_offset_ms: Option<i64>,
 }
 
 impl<T: Transport> SyncClient<T> {
     pub fn new(
-        replica: Replica,
+        replica: SharedReplica,
         transport: T,
         workspace: WorkspaceId,
         settings: Settings,
     ) -> Result<Self, ReplicaError> {
-        let cursor = replica.cursor(workspace)?;
-        let pending = replica.pending_len()?;
+        let (cursor, pending) = {
+            let r = replica.borrow();
+            (r.cursor(workspace)?, r.pending_len()?)
+        };
         Ok(Self {
             replica,
+            notifier: Notifier::default(),
             engine: Engine::new(settings, cursor, pending),
-            pull_page: settings.pull_page,
+            push_limit: settings.push_batch.max(1),
             transport,
             workspace,
+            id_reused: None,
             last_error: None,
+            unreachable: false,
+            notices: Vec::new(),
             clock_offset_ms: None,
         })
     }
 
-    pub fn replica(&self) -> &Replica {
-        &self.replica
+    /// The shared replica (commands go through it, also while a request is in flight).
+    pub fn shared(&self) -> SharedReplica {
+        Rc::clone(&self.replica)
     }
 
-    pub fn replica_mut(&mut self) -> &mut Replica {
-        &mut self.replica
+    pub fn replica(&self) -> std::cell::Ref<'_, Replica> {
+        self.replica.borrow()
+    }
+
+    pub fn replica_mut(&self) -> std::cell::RefMut<'_, Replica> {
+        self.replica.borrow_mut()
+    }
+
+    /// A handle that feeds inputs to this client without borrowing it.
+    pub fn notifier(&self) -> Notifier {
+        self.notifier.clone()
     }
 
     pub fn engine(&self) -> &Engine {
@@ -97,136 +155,339 @@ impl<T: Transport> SyncClient<T> {
     }
 
     pub fn state(&self) -> SyncState {
-        match self.engine.phase() {
-            Phase::Stopped => SyncState::Error,
-            _ if self.engine.failures() > 0 => SyncState::Offline,
-            Phase::Idle => SyncState::Online,
-            _ => SyncState::Syncing,
+        if self.engine.phase() == Phase::Stopped || self.last_error.is_some() {
+            SyncState::Error
+        } else if self.unreachable {
+            SyncState::Offline
+        } else if self.engine.busy() {
+            SyncState::Syncing
+        } else {
+            SyncState::Online
         }
     }
 
     /// Feeds an input to the engine (a local change, a live head, a timer tick).
-    pub fn notify(&mut self, input: Input, now_ms: u64, random: u64) -> Result<(), ReplicaError> {
-        self.engine.set_pending(self.replica.pending_len()?);
+    pub fn notify(&mut self, input: Input, now_ms: u64, random: u64) {
         self.engine.on(input, now_ms, random);
-        Ok(())
     }
 
     /// Performs the engine's actions until it is idle or must wait; returns that action
-    /// (`Idle` or `Wait`). `now` and `random` are injected.
+    /// (`Idle` or `Wait`). `now` and `random` are injected. Never fails: every failure is fed
+    /// back to the engine (see [`Self::last_error`]).
     pub async fn run(
         &mut self,
         mut now: impl FnMut() -> u64,
         mut random: impl FnMut() -> u64,
-    ) -> Result<Action, DriverError> {
+    ) -> Action {
         loop {
-            self.engine.set_pending(self.replica.pending_len()?);
-            let action = self.engine.next(now());
-            let input = match action {
-                Action::Idle | Action::Wait { .. } => return Ok(action),
-                Action::Pull { cursor } => self.pull(cursor).await?,
-                Action::Push { cursor, limit } => self.push(cursor, limit).await?,
-                Action::CorrectClock { server_time_ms } => {
-                    let server = u64::try_from(server_time_ms).unwrap_or(0);
-                    self.replica.correct_clock(server)?;
-                    Input::ClockCorrected
+            let inputs: Vec<Input> = std::mem::take(&mut *self.notifier.inputs.borrow_mut());
+            for input in inputs {
+                self.engine.on(input, now(), random());
+            }
+            let pending = self.replica.borrow().pending_len();
+            match pending {
+                Ok(n) => self.engine.set_pending(n),
+                Err(e) => {
+                    let input = self.local(e);
+                    self.engine.on(input, now(), random());
+                    // A failing disk backs off; the next step waits.
                 }
+            }
+            let input = match self.engine.next(now()) {
+                action @ (Action::Idle | Action::Wait { .. }) => return action,
+                Action::Pull { cursor } => {
+                    let request = self.pull_request(cursor);
+                    let answer = self.transport.pull(&request).await;
+                    self.pulled(answer)
+                }
+                Action::Push { cursor, limit } => match self.push_request(cursor, limit) {
+                    Ok(request) => {
+                        let answer = self.transport.push(&request).await;
+                        self.pushed(&request, answer)
+                    }
+                    Err(e) => self.local(e),
+                },
             };
             self.engine.on(input, now(), random());
         }
     }
 
-    async fn pull(&mut self, cursor: u64) -> Result<Input, DriverError> {
-        let request = PullRequest {
-            device_id: self.replica.log().device_id().to_string(),
+    fn pull_request(&self, cursor: u64) -> PullRequest {
+        PullRequest {
+            device_id: self.replica.borrow().log().device_id().to_string(),
             workspace_id: self.workspace.to_string(),
             cursor,
-            limit: Some(self.pull_page),
-        };
-        match self.transport.pull(&request).await {
-            Ok(response) => {
-                self.observe_server_time(response.server_time_ms);
-                let mut pulled = Vec::with_capacity(response.events.len());
-                for logged in &response.events {
-                    pulled.push((logged.seq, from_wire(&logged.event)?));
+            limit: Some(self.engine.settings().pull_page),
+        }
+    }
+
+    /// The outbox's first events, at most `limit` and (but for a first event bigger than
+    /// that alone) at most the settings' bytes.
+    fn push_request(&self, cursor: u64, limit: usize) -> Result<PushRequest, ReplicaError> {
+        let replica = self.replica.borrow();
+        let pending = replica.pending(limit.min(self.push_limit))?;
+        let budget = self.engine.settings().push_bytes;
+        let mut events: Vec<WireEvent> = Vec::with_capacity(pending.len());
+        let mut bytes = 0;
+        for e in &pending {
+            let wire = to_wire(e);
+            let size = serde_json::to_vec(&wire)
+                .map(|v| v.len())
+                .unwrap_or(usize::MAX);
+            if !events.is_empty() && bytes + size > budget {
+                break;
+            }
+            bytes = bytes.saturating_add(size);
+            events.push(wire);
+        }
+        Ok(PushRequest {
+            device_id: replica.log().device_id().to_string(),
+            workspace_id: self.workspace.to_string(),
+            cursor,
+            events,
+        })
+    }
+
+    /// Stores a pull's answer (one synchronous step).
+    fn pulled(&mut self, answer: Result<PullResponse, TransportError>) -> Input {
+        let response = match answer {
+            Ok(response) => response,
+            Err(e) => {
+                // Pages already stored are projected before the failure is reported.
+                let projected = self.replica.borrow_mut().project();
+                if let Err(local) = projected {
+                    return self.local(local);
                 }
-                // Pages of a long pull are stored as they come and projected after the last one
-                // (one catch-up, in bulk when the backlog is large).
-                self.replica.store_pulled(&pulled, !response.has_more)?;
-                let cursor = self.replica.cursor(self.workspace)?;
-                Ok(Input::Pulled {
+                return self.refused(e, None);
+            }
+        };
+        self.unreachable = false;
+        self.observe_server_time(response.server_time_ms);
+        let mut pulled = Vec::with_capacity(response.events.len());
+        for logged in &response.events {
+            match from_wire(&logged.event) {
+                Ok(event) => pulled.push((logged.seq, event)),
+                Err(e) => {
+                    let _ = self.replica.borrow_mut().project();
+                    return self.fail(
+                        Failure::Refused,
+                        format!("the server sent an event this device cannot store: {e}"),
+                    );
+                }
+            }
+        }
+        let mut replica = self.replica.borrow_mut();
+        // Pages of a long pull are stored as they come and projected after the last one (one
+        // catch-up, in bulk when the backlog is large).
+        let stored = replica
+            .store_pulled(&pulled, !response.has_more)
+            .and_then(|_| replica.cursor(self.workspace));
+        match stored {
+            Ok(cursor) => {
+                drop(replica);
+                if !response.has_more && response.head <= cursor {
+                    self.last_error = None;
+                }
+                Input::Pulled {
                     cursor,
                     head: response.head,
                     has_more: response.has_more,
-                })
+                }
             }
-            Err(e) => Ok(Input::Failed(self.failure(e))),
+            Err(e) => {
+                let _ = replica.project();
+                drop(replica);
+                self.local(e)
+            }
         }
     }
 
-    async fn push(&mut self, cursor: u64, limit: usize) -> Result<Input, DriverError> {
-        let events = self.replica.pending(limit)?;
-        let request = PushRequest {
-            device_id: self.replica.log().device_id().to_string(),
-            workspace_id: self.workspace.to_string(),
-            cursor,
-            events: events.iter().map(to_wire).collect(),
+    /// Takes a push's answer (one synchronous step).
+    fn pushed(
+        &mut self,
+        request: &PushRequest,
+        answer: Result<PushResponse, TransportError>,
+    ) -> Input {
+        let response = match answer {
+            Ok(response) => response,
+            Err(e) => return self.refused(e, Some(request)),
         };
-        match self.transport.push(&request).await {
-            Ok(response) => {
-                self.observe_server_time(response.server_time_ms);
-                let mut own: Vec<(EventId, u64)> = Vec::with_capacity(response.accepted.len());
-                for a in &response.accepted {
-                    if let Ok(id) = a.event_id.parse() {
-                        own.push((id, a.seq));
-                    }
-                }
-                own.sort_by_key(|(_, seq)| *seq);
-                // Stored right after our cursor: take the acks. Otherwise (acks of events the
-                // server stored earlier, others' events in between) the next pull brings them.
-                let contiguous = own
-                    .iter()
-                    .enumerate()
-                    .all(|(i, (_, seq))| *seq == cursor + 1 + i as u64);
-                if contiguous && response.head == cursor + own.len() as u64 {
-                    self.replica.accept(&[], &own)?;
-                    Ok(Input::Pushed {
-                        cursor: response.head,
-                    })
-                } else {
-                    self.engine.on(Input::Pushed { cursor }, 0, 0);
-                    Ok(Input::HeadAnnounced {
-                        head: response.head.max(cursor + 1),
-                    })
-                }
+        self.unreachable = false;
+        self.observe_server_time(response.server_time_ms);
+        let mut own: Vec<(EventId, u64)> = Vec::with_capacity(response.accepted.len());
+        for a in &response.accepted {
+            if let Ok(id) = a.event_id.parse() {
+                own.push((id, a.seq));
             }
-            Err(e) => Ok(Input::Failed(self.failure(e))),
         }
+        own.sort_by_key(|(_, seq)| *seq);
+        // Stored right after our cursor: take the acks. Otherwise (acks of events the server
+        // stored earlier, others' events in between) the next pull brings them.
+        let contiguous = own
+            .iter()
+            .enumerate()
+            .all(|(i, (_, seq))| *seq == request.cursor + 1 + i as u64);
+        self.id_reused = None;
+        if contiguous && response.head == request.cursor + own.len() as u64 {
+            let accepted = self.replica.borrow_mut().accept(&[], &own);
+            if let Err(e) = accepted {
+                return self.local(e);
+            }
+            self.last_error = None;
+            Input::Pushed {
+                cursor: response.head,
+            }
+        } else {
+            Input::PushedOutOfOrder {
+                head: response.head,
+            }
+        }
+    }
+
+    /// A refusal or a missing answer, as the engine's failure (with the local steps some
+    /// refusals call for: correcting the clock, setting an event aside).
+    fn refused(&mut self, error: TransportError, request: Option<&PushRequest>) -> Input {
+        let e = match error {
+            TransportError::Unreachable(_) => {
+                self.unreachable = true;
+                return Input::Failed(Failure::Transport);
+            }
+            TransportError::Refused(e) => e,
+        };
+        self.unreachable = false;
+        if let Some(server_ms) = e.server_time_ms {
+            self.observe_server_time(server_ms);
+        }
+        let in_request = |id: &Option<String>| -> Option<String> {
+            let id = id.as_ref()?;
+            request?
+                .events
+                .iter()
+                .any(|w| &w.event_id == id)
+                .then(|| id.clone())
+        };
+        match e.code {
+            ErrorCode::PullRequired => Input::Failed(Failure::PullRequired),
+            ErrorCode::VersionConflict => Input::Failed(Failure::Conflict),
+            ErrorCode::Busy => Input::Failed(Failure::Busy {
+                retry_after_ms: e.retry_after_ms.map_or(1_000, u64::from),
+            }),
+            ErrorCode::Internal => {
+                self.unreachable = true;
+                Input::Failed(Failure::Transport)
+            }
+            ErrorCode::CursorAhead => self.fail(
+                Failure::LogMismatch,
+                format!(
+                    "the server holds fewer events than this device ({}): was it restored from an older backup? Sync stopped.",
+                    e.message
+                ),
+            ),
+            ErrorCode::ClockDrift => self.clock_drift(&e),
+            ErrorCode::IdReused => match in_request(&e.event_id) {
+                Some(id) if self.id_reused.as_deref() == Some(id.as_str()) => {
+                    self.set_aside(&id, &e)
+                }
+                Some(id) => {
+                    // The pull that follows brings the stored copy, which wins (rule 8).
+                    self.id_reused = Some(id);
+                    Input::Failed(Failure::Conflict)
+                }
+                None => self.fail(Failure::Refused, e.to_string()),
+            },
+            ErrorCode::InvalidEvent | ErrorCode::TooLarge => match in_request(&e.event_id) {
+                Some(id) => self.set_aside(&id, &e),
+                None => match request {
+                    Some(r) if e.code == ErrorCode::TooLarge && r.events.len() > 1 => {
+                        // The body as a whole was too big: send fewer events at a time.
+                        self.push_limit = (r.events.len() / 2).max(1);
+                        Input::Failed(Failure::EventSetAside)
+                    }
+                    Some(r) if e.code == ErrorCode::TooLarge && r.events.len() == 1 => {
+                        let id = r.events[0].event_id.clone();
+                        self.set_aside(&id, &e)
+                    }
+                    _ => self.fail(Failure::Refused, e.to_string()),
+                },
+            },
+            ErrorCode::Malformed | ErrorCode::Unauthenticated | ErrorCode::Forbidden => {
+                self.fail(Failure::Refused, e.to_string())
+            }
+        }
+    }
+
+    /// CLOCK_DRIFT: corrects the clock (DESIGN.md rule 8) and retries; the engine backs off
+    /// when the refusal repeats.
+    fn clock_drift(&mut self, e: &SyncError) -> Input {
+        let Some(server_ms) = e.server_time_ms.and_then(|t| u64::try_from(t).ok()) else {
+            return self.fail(
+                Failure::Refused,
+                "CLOCK_DRIFT without the server's time: cannot correct the clock".into(),
+            );
+        };
+        // Without the server's limit, re-stamp everything ahead of its time (safe: a stored
+        // copy of a re-stamped event wins later, rule 8).
+        let max_drift = e.max_drift_ms.map_or(0, u64::from);
+        let corrected = self
+            .replica
+            .borrow_mut()
+            .correct_clock(server_ms, max_drift);
+        match corrected {
+            Ok(touched) => {
+                self.notices.push(Notice::ClockCorrected {
+                    ahead_ms: e.offset_ms.unwrap_or(0),
+                    restamped: touched.len(),
+                });
+                Input::Failed(Failure::ClockDrift)
+            }
+            Err(err) => self.local(err),
+        }
+    }
+
+    fn set_aside(&mut self, event_id: &str, e: &SyncError) -> Input {
+        let Ok(id) = event_id.parse::<EventId>() else {
+            return self.fail(Failure::Refused, e.to_string());
+        };
+        let set = self
+            .replica
+            .borrow_mut()
+            .set_aside(id, e.code.as_str(), &e.message);
+        match set {
+            Ok(_) => {
+                self.id_reused = None;
+                self.notices.push(Notice::SetAside {
+                    event_id: event_id.to_string(),
+                    code: e.code,
+                    reason: e.message.clone(),
+                });
+                Input::Failed(Failure::EventSetAside)
+            }
+            // Not in the outbox any more (taken by a pull meanwhile): just go on.
+            Err(ReplicaError::Log(crate::log::LogError::NotInOutbox { .. })) => {
+                Input::Failed(Failure::EventSetAside)
+            }
+            Err(err) => self.local(err),
+        }
+    }
+
+    fn local(&mut self, e: ReplicaError) -> Input {
+        self.fail(
+            Failure::Local,
+            format!("this device could not store what it got: {e}"),
+        )
+    }
+
+    fn fail(&mut self, failure: Failure, reason: String) -> Input {
+        self.last_error = Some(reason);
+        Input::Failed(failure)
     }
 
     fn observe_server_time(&mut self, server_time_ms: i64) {
-        let ours = i64::try_from(self.replica.log().now_ms()).unwrap_or(i64::MAX);
-        self.clock_offset_ms = Some(server_time_ms - ours);
-    }
-
-    fn failure(&mut self, error: TransportError) -> Failure {
-        match error {
-            TransportError::Unreachable(_) => Failure::Transport,
-            TransportError::Refused(e) => {
-                let failure = match e.code {
-                    ErrorCode::PullRequired => Failure::PullRequired,
-                    ErrorCode::ClockDrift => Failure::ClockDrift {
-                        server_time_ms: e.server_time_ms.unwrap_or(0),
-                    },
-                    ErrorCode::VersionConflict => Failure::VersionConflict,
-                    ErrorCode::Internal => Failure::Transport,
-                    _ => Failure::Rejected,
-                };
-                if failure == Failure::Rejected {
-                    self.last_error = Some(e);
-                }
-                failure
-            }
+        let replica = self.replica.borrow();
+        let ours = i64::try_from(replica.log().now_ms()).unwrap_or(i64::MAX);
+        self.clock_offset_ms = Some(server_time_ms.saturating_sub(ours));
+        if let Ok(server) = u64::try_from(server_time_ms) {
+            replica.observe_server_time(server);
         }
     }
 }

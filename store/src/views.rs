@@ -31,12 +31,6 @@ const PROJECTION_NAME: &str = "todo-views";
 pub enum ViewsError {
     #[error(transparent)]
     Log(#[from] LogError),
-    #[error("event {event_id} cannot be projected: {source}")]
-    Decode {
-        event_id: String,
-        #[source]
-        source: DecodeError,
-    },
     #[error(transparent)]
     Open(#[from] StoreError),
     #[error("views database error: {0}")]
@@ -55,10 +49,26 @@ pub struct Progress {
     pub total: u64,
 }
 
+/// Aggregates whose state the projection keeps in memory, at most (DESIGN.md rule 22); past
+/// it, the least recently used quarter is dropped (and reloaded from the log when touched).
+pub const CACHE_LIMIT: usize = 20_000;
+
+/// An event left out of the views because this build cannot decode it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedEvent {
+    pub event_id: String,
+    pub aggregate_id: String,
+    pub event_type: String,
+    pub schema_version: u32,
+    pub reason: String,
+}
+
 /// The open views.db.
 pub struct Views {
     conn: Connection,
-    cache: HashMap<AggregateId, Aggregate>,
+    /// The projection's aggregate states with the tick of their last use.
+    cache: HashMap<AggregateId, (u64, Aggregate)>,
+    tick: u64,
 }
 
 impl Views {
@@ -84,17 +94,77 @@ impl Views {
         let mut views = Self {
             conn,
             cache: HashMap::new(),
+            tick: 0,
         };
         let stored = views.stored_version()?;
         if stored == Some(PROJECTION_VERSION) {
             views
                 .conn
                 .execute_batch(include_str!("sql/views_tables.sql"))?;
+            if views.ahead_of(log)? || views.skipped_now_decode()? {
+                views.rebuild(log, progress)?;
+                return Ok((views, true));
+            }
             Ok((views, false))
         } else {
             views.rebuild(log, progress)?;
             Ok((views, true))
         }
+    }
+
+    /// Whether a checkpoint is above its workspace's head in `log`: the views hold events the
+    /// log does not (events.db was restored from an older backup, or replaced). Such views are
+    /// rebuilt, never left with ghost rows.
+    fn ahead_of(&self, log: &EventLog) -> Result<bool, ViewsError> {
+        let checkpoints: Vec<(String, i64)> = self
+            .conn
+            .prepare("SELECT workspace_id, seq FROM checkpoints")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        for (workspace, seq) in checkpoints {
+            let Ok(workspace) = workspace.parse::<WorkspaceId>() else {
+                return Ok(true);
+            };
+            if seq.max(0) as u64 > log.head(workspace)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Whether an event skipped as undecodable decodes with this build (then a rebuild picks
+    /// it up).
+    fn skipped_now_decode(&self) -> Result<bool, ViewsError> {
+        let kinds: Vec<(String, u32)> = self
+            .conn
+            .prepare("SELECT DISTINCT event_type, schema_version FROM skipped_events")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        Ok(kinds.iter().any(|(event_type, version)| {
+            !matches!(
+                tandem_events::domain::DomainEvent::decode(event_type, *version, "{}"),
+                Err(DecodeError::UnknownType { .. } | DecodeError::UnknownVersion { .. })
+            )
+        }))
+    }
+
+    /// Events left out of the views because this build cannot decode them: `(event id,
+    /// aggregate, type, schema version, reason)`. Non-empty means "update Tandem".
+    pub fn skipped(&self) -> Result<Vec<SkippedEvent>, ViewsError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT event_id, aggregate_id, event_type, schema_version, reason \
+             FROM skipped_events ORDER BY event_id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(SkippedEvent {
+                event_id: r.get(0)?,
+                aggregate_id: r.get(1)?,
+                event_type: r.get(2)?,
+                schema_version: r.get(3)?,
+                reason: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     fn stored_version(&self) -> Result<Option<i64>, ViewsError> {
@@ -157,23 +227,41 @@ impl Views {
         Ok(processed)
     }
 
-    /// The current state of one aggregate (for deciding commands), loaded from `log` and its
-    /// outbox the first time and then kept.
-    pub fn aggregate(&mut self, log: &EventLog, id: AggregateId) -> Result<&Aggregate, ViewsError> {
-        self.load(log, id).map(|a| &*a)
+    /// The projection's state of one aggregate, loaded from `log` and its outbox the first
+    /// time and then kept (bounded: see [`CACHE_LIMIT`]).
+    fn load(&mut self, log: &EventLog, id: AggregateId) -> Result<&mut Aggregate, ViewsError> {
+        if !self.cache.contains_key(&id) {
+            if self.cache.len() >= CACHE_LIMIT {
+                self.evict();
+            }
+            let state = fold(&log.aggregate_events(id)?);
+            self.cache.insert(id, (0, state));
+        }
+        self.tick += 1;
+        let tick = self.tick;
+        match self.cache.get_mut(&id) {
+            Some((used, state)) => {
+                *used = tick;
+                Ok(state)
+            }
+            None => Err(ViewsError::Log(LogError::Corrupt(
+                "the projection cache lost an entry it just made".into(),
+            ))),
+        }
     }
 
-    fn load(&mut self, log: &EventLog, id: AggregateId) -> Result<&mut Aggregate, ViewsError> {
-        match self.cache.entry(id) {
-            std::collections::hash_map::Entry::Occupied(slot) => Ok(slot.into_mut()),
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                let mut state = Aggregate::default();
-                for e in decode_all(&log.aggregate_events(id)?)? {
-                    state.apply(&e);
-                }
-                Ok(slot.insert(state))
-            }
-        }
+    /// Drops the least recently used quarter of the cache.
+    fn evict(&mut self) {
+        let mut uses: Vec<u64> = self.cache.values().map(|(used, _)| *used).collect();
+        let cut = uses.len() / 4;
+        let (_, nth, _) = uses.select_nth_unstable(cut);
+        let cut = *nth;
+        self.cache.retain(|_, (used, _)| *used > cut);
+    }
+
+    /// Aggregates whose state the projection keeps in memory.
+    pub fn cached(&self) -> usize {
+        self.cache.len()
     }
 
     /// Recomputes the rows and history of `aggregates` from the log and outbox (after events of
@@ -187,18 +275,18 @@ impl Views {
         for id in aggregates {
             self.cache.remove(id);
             let events = log.aggregate_events(*id)?;
-            let decoded = decode_all(&events)?;
+            let (decoded, skipped) = decode_known(&events);
             let mut state = Aggregate::default();
-            for e in &decoded {
+            for (_, e) in &decoded {
                 state.apply(e);
             }
             write_aggregate(&tx, *id, &state.rows(*id))?;
             tx.prepare_cached("DELETE FROM history WHERE aggregate_id = ?1")?
                 .execute([id.to_string()])?;
-            for (stored, e) in events.iter().zip(&decoded) {
+            for (stored, e) in &decoded {
                 write_history(&tx, &HistoryRow::of(stored, e))?;
             }
-            self.cache.insert(*id, state);
+            write_skipped(&tx, &skipped)?;
         }
         tx.commit()?;
         Ok(())
@@ -221,19 +309,23 @@ impl Views {
         events: &[StoredEvent],
         checkpoint: Option<(WorkspaceId, u64)>,
     ) -> Result<(), ViewsError> {
-        let decoded = decode_all(events)?;
-        let touched: BTreeSet<AggregateId> = decoded.iter().map(|e| e.aggregate_id).collect();
-        for e in &decoded {
+        let (decoded, skipped) = decode_known(events);
+        let touched: BTreeSet<AggregateId> = decoded.iter().map(|(_, e)| e.aggregate_id).collect();
+        let mut rows = Vec::with_capacity(touched.len());
+        for (_, e) in &decoded {
             self.load(log, e.aggregate_id)?.apply(e);
         }
-        let tx = self.conn.transaction()?;
         for id in &touched {
-            let rows = self.cache.get(id).map(|a| a.rows(*id)).unwrap_or_default();
-            write_aggregate(&tx, *id, &rows)?;
+            rows.push((*id, self.load(log, *id)?.rows(*id)));
         }
-        for (stored, e) in events.iter().zip(&decoded) {
+        let tx = self.conn.transaction()?;
+        for (id, rows) in &rows {
+            write_aggregate(&tx, *id, rows)?;
+        }
+        for (stored, e) in &decoded {
             write_history(&tx, &HistoryRow::of(stored, e))?;
         }
+        write_skipped(&tx, &skipped)?;
         if let Some((workspace, seq)) = checkpoint {
             set_checkpoint(&tx, workspace, seq)?;
         }
@@ -253,14 +345,12 @@ impl Views {
         let mut done = 0u64;
         let step = (total / 100).max(1_000);
         progress(Progress { done, total });
+        let mut skipped: Vec<(StoredEvent, DecodeError)> = Vec::new();
         log.for_each(|stored| {
-            let event = stored.decode().map_err(|source| {
-                LogError::Corrupt(format!(
-                    "event {} does not decode: {source}",
-                    stored.event_id
-                ))
-            })?;
-            model.apply(stored, &event);
+            match stored.decode() {
+                Ok(event) => model.apply(stored, &event),
+                Err(e) => skipped.push((stored.clone(), e)),
+            }
             done += 1;
             if done.is_multiple_of(step) {
                 progress(Progress { done, total });
@@ -271,11 +361,19 @@ impl Views {
         let tx = self.conn.transaction()?;
         tx.execute_batch(
             "DROP TABLE IF EXISTS lists; DROP TABLE IF EXISTS todos; \
-             DROP TABLE IF EXISTS conflicts; DROP TABLE IF EXISTS history; DELETE FROM checkpoints;",
+             DROP TABLE IF EXISTS conflicts; DROP TABLE IF EXISTS history; \
+             DROP TABLE IF EXISTS skipped_events; DELETE FROM checkpoints;",
         )?;
         tx.execute_batch(include_str!("sql/views_tables.sql"))?;
-        let (rows, aggregates) = model.into_parts();
+        let (rows, _) = model.into_parts();
         write_all(&tx, &rows)?;
+        write_skipped(
+            &tx,
+            &skipped
+                .iter()
+                .map(|(s, e)| (s, e.clone()))
+                .collect::<Vec<_>>(),
+        )?;
         for (workspace, head) in heads {
             set_checkpoint(&tx, workspace, head)?;
         }
@@ -285,7 +383,8 @@ impl Views {
             params![PROJECTION_NAME, PROJECTION_VERSION],
         )?;
         tx.commit()?;
-        self.cache = aggregates;
+        // The cache starts cold: a rebuild's states are as many as the log's aggregates.
+        self.cache.clear();
         progress(Progress { done: total, total });
         Ok(())
     }
@@ -412,16 +511,55 @@ pub fn hash(conn: &Connection) -> Result<u64, ViewsError> {
     Ok(h.finish())
 }
 
-fn decode_all(events: &[StoredEvent]) -> Result<Vec<Event>, ViewsError> {
-    events
-        .iter()
-        .map(|e| {
-            e.decode().map_err(|source| ViewsError::Decode {
-                event_id: e.event_id.to_string(),
-                source,
-            })
-        })
-        .collect()
+/// Decodes what this build knows; the rest (a newer device's type or schema version, or data
+/// that does not match) is skipped, never blocking the events after it.
+type Decoded<'a> = (
+    Vec<(&'a StoredEvent, Event)>,
+    Vec<(&'a StoredEvent, DecodeError)>,
+);
+
+fn decode_known(events: &[StoredEvent]) -> Decoded<'_> {
+    let mut known = Vec::with_capacity(events.len());
+    let mut skipped = Vec::new();
+    for e in events {
+        match e.decode() {
+            Ok(event) => known.push((e, event)),
+            Err(err) => skipped.push((e, err)),
+        }
+    }
+    (known, skipped)
+}
+
+/// The fold of `events`, leaving out those this build cannot decode.
+pub(crate) fn fold(events: &[StoredEvent]) -> Aggregate {
+    let mut state = Aggregate::default();
+    for (_, e) in decode_known(events).0 {
+        state.apply(&e);
+    }
+    state
+}
+
+fn write_skipped(
+    tx: &Transaction<'_>,
+    skipped: &[(&StoredEvent, DecodeError)],
+) -> rusqlite::Result<()> {
+    if skipped.is_empty() {
+        return Ok(());
+    }
+    let mut insert = tx.prepare_cached(
+        "INSERT OR REPLACE INTO skipped_events (event_id, aggregate_id, event_type, schema_version, reason) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for (e, err) in skipped {
+        insert.execute(params![
+            e.event_id.to_string(),
+            e.aggregate_id.to_string(),
+            e.event_type,
+            e.schema_version,
+            err.to_string()
+        ])?;
+    }
+    Ok(())
 }
 
 fn set_checkpoint(tx: &Transaction<'_>, workspace: WorkspaceId, seq: u64) -> rusqlite::Result<()> {

@@ -183,7 +183,7 @@ fn run_schedule(seed: u64) {
             };
             Device {
                 client: SyncClient::new(
-                    replica,
+                    std::rc::Rc::new(RefCell::new(replica)),
                     transport,
                     ws,
                     Settings {
@@ -209,9 +209,9 @@ fn run_schedule(seed: u64) {
             6 => net.borrow_mut().deliver_late(),
             _ => {
                 let c = &mut devices[d].client;
-                c.notify(Input::Tick, now(&time), rng.next_u64()).unwrap();
+                c.notify(Input::Tick, now(&time), rng.next_u64());
                 let mut r = Rng::new(rng.next_u64());
-                block_on(c.run(|| now(&time), || r.next_u64())).unwrap();
+                block_on(c.run(|| now(&time), || r.next_u64()));
             }
         }
     }
@@ -229,9 +229,9 @@ fn run_schedule(seed: u64) {
             c.transport_mut().online = true;
             for _ in 0..50 {
                 time.fetch_add(31_000, Ordering::SeqCst);
-                c.notify(Input::Tick, now(&time), 0).unwrap();
+                c.notify(Input::Tick, now(&time), 0);
                 let mut r = Rng::new(seed + round);
-                match block_on(c.run(|| now(&time), || r.next_u64())).unwrap() {
+                match block_on(c.run(|| now(&time), || r.next_u64())) {
                     Action::Idle => break,
                     Action::Wait { .. } => continue,
                     other => panic!("seed {seed}: run returned {other:?}"),
@@ -291,7 +291,8 @@ fn log_of(conn: &Connection) -> Vec<(i64, String)> {
 
 /// A random command through the device's real command path (some refused: that's fine).
 fn command(client: &mut SyncClient<SimTransport>, rng: &mut Rng, ws: WorkspaceId) {
-    let r = client.replica_mut();
+    let shared = client.shared();
+    let mut r = shared.borrow_mut();
     let lists = r.lists(ws).unwrap();
     let todos: Vec<String> = {
         let mut stmt = r
@@ -343,7 +344,8 @@ fn command(client: &mut SyncClient<SimTransport>, rng: &mut Rng, ws: WorkspaceId
         };
         r.execute_todo(ws, id, cmd)
     };
-    client.notify(Input::LocalChange, 0, 0).unwrap();
+    drop(r);
+    client.notify(Input::LocalChange, 0, 0);
 }
 
 #[test]

@@ -164,8 +164,7 @@ pub async fn sync_until_idle(
                 *seed ^= *seed << 17;
                 *seed
             })
-            .await
-            .unwrap();
+            .await;
         match action {
             Action::Idle => return,
             Action::Wait { until_ms } => {

@@ -57,3 +57,27 @@ CREATE TABLE IF NOT EXISTS hlc_state (
     last_counter INTEGER NOT NULL,
     offset_ms    INTEGER NOT NULL
 );
+
+-- Stamps this device retired in a clock correction (DESIGN.md rule 8): its clock never issues
+-- them again.
+CREATE TABLE IF NOT EXISTS retired_stamps (
+    hlc TEXT NOT NULL PRIMARY KEY
+) WITHOUT ROWID;
+
+-- Outbox events the server refused for good (INVALID_EVENT, TOO_LARGE on their own; DESIGN.md
+-- rule 13): kept, with the reason, so they can be shown and exported; never sent again.
+CREATE TABLE IF NOT EXISTS set_aside (
+    event_id       TEXT    NOT NULL PRIMARY KEY,
+    workspace_id   TEXT    NOT NULL,
+    aggregate_id   TEXT    NOT NULL,
+    version        INTEGER NOT NULL,
+    event_type     TEXT    NOT NULL,
+    schema_version INTEGER NOT NULL,
+    event_data     TEXT    NOT NULL,
+    hlc_timestamp  TEXT    NOT NULL,
+    device_id      TEXT    NOT NULL,
+    created_at     INTEGER NOT NULL,
+    code           TEXT    NOT NULL,
+    reason         TEXT    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS set_aside_aggregate ON set_aside (aggregate_id);

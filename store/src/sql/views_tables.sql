@@ -51,3 +51,14 @@ CREATE TABLE IF NOT EXISTS history (
     data         TEXT    NOT NULL,
     PRIMARY KEY (aggregate_id, hlc, event_id)
 ) WITHOUT ROWID;
+
+-- Events this build cannot decode (a newer device's type or schema version): kept in the log,
+-- left out of the views, listed here so the page can say "update Tandem". A rebuild by a build
+-- that knows them picks them up (Views::open_current rebuilds when one decodes now).
+CREATE TABLE IF NOT EXISTS skipped_events (
+    event_id       TEXT    NOT NULL PRIMARY KEY,
+    aggregate_id   TEXT    NOT NULL,
+    event_type     TEXT    NOT NULL,
+    schema_version INTEGER NOT NULL,
+    reason         TEXT    NOT NULL
+);
