@@ -95,7 +95,10 @@ impl Server {
         let mut out = vec![];
         self.central
             .log()
-            .for_each(|e| Ok(out.push(e.clone())))
+            .for_each(|e| {
+                out.push(e.clone());
+                Ok(())
+            })
             .unwrap();
         out
     }
