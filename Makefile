@@ -42,9 +42,10 @@ lint: setup
 test-rust: setup
 	cargo test $(NATIVE)
 
-# The sync simulation with 10,000 schedules instead of make test's 1,000 (SIM_SEED replays).
+# The sync simulation with 10,000 random schedules (the seed is printed; SIM_SEED replays)
+# instead of make test's 1,000 fixed ones.
 test-sim: setup
-	SIM_SCHEDULES=10000 cargo test -p tandem-store --release --test simulation -- --nocapture
+	SIM_RANDOM=1 SIM_SCHEDULES=10000 cargo test -p tandem-store --release --test simulation -- --nocapture
 
 bench: setup
 	cargo bench -p tandem-store --bench store
