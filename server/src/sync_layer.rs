@@ -31,10 +31,23 @@ pub struct Guard {
     pub metrics: Arc<Metrics>,
 }
 
+/// The endpoints that take a POSTed JSON body.
+const POST_ENDPOINTS: [&str; 2] = ["/api/sync/push", "/api/sync/pull"];
+
 pub async fn guard(State(guard): State<Guard>, request: Request, next: Next) -> Response {
-    if request.method() != axum::http::Method::POST
-        || !request.uri().path().starts_with(SYNC_PREFIX)
-    {
+    let path = request.uri().path();
+    if POST_ENDPOINTS.contains(&path) && request.method() != axum::http::Method::POST {
+        let mut response = error(SyncError::new(
+            ErrorCode::Malformed,
+            format!("{path} takes a JSON body by POST, not {}", request.method()),
+        ));
+        *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
+    if request.method() != axum::http::Method::POST || !path.starts_with(SYNC_PREFIX) {
         return next.run(request).await;
     }
     let path = request.uri().path().to_string();
@@ -88,7 +101,17 @@ async fn checked(body_limit: usize, request: Request, next: Next) -> Response {
         ));
     };
     match serde_json::from_slice::<SyncError>(&bytes) {
-        Ok(e) if e.code == ErrorCode::Malformed => error(e),
+        Ok(e) if e.code == ErrorCode::Malformed => {
+            // Leptos words its decode failures as if the *results* failed to decode.
+            let detail = e
+                .message
+                .rsplit_once(": ")
+                .map_or(e.message.as_str(), |(_, detail)| detail);
+            error(SyncError::new(
+                ErrorCode::Malformed,
+                format!("the request body is not a valid sync request: {detail}"),
+            ))
+        }
         _ => {
             parts.headers.remove(header::CONTENT_LENGTH);
             Response::from_parts(parts, Body::from(bytes))
@@ -103,8 +126,12 @@ fn too_large(limit: usize) -> Response {
     ))
 }
 
-/// A contract error response: its status and `{"code", "message", ...}`.
-pub fn error(e: SyncError) -> Response {
+/// A contract error response: its status and `{"code", "message", ...}`, with the server's
+/// time when the error does not carry it yet.
+pub fn error(mut e: SyncError) -> Response {
+    if e.server_time_ms.is_none() {
+        e.server_time_ms = Some(i64::try_from(crate::databases::now_ms()).unwrap_or(i64::MAX));
+    }
     let status = StatusCode::from_u16(e.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let body = Bytes::from(serde_json::to_vec(&e).unwrap_or_default());
     (

@@ -360,3 +360,151 @@ async fn an_empty_push_succeeds_and_changes_nothing_and_pull_limits_are_clamped(
     );
     server.stop().await;
 }
+
+/// A stored event re-addressed: another id, workspace, type, data, version, stamp now.
+fn forged(
+    of: &StoredEvent,
+    workspace: &str,
+    event_type: &str,
+    data: Value,
+    version: u64,
+    n: u128,
+) -> StoredEvent {
+    StoredEvent {
+        event_id: uuid::Uuid::from_u128(0xf0f0_0000 + n)
+            .to_string()
+            .parse()
+            .unwrap(),
+        workspace_id: workspace.parse().unwrap(),
+        event_type: event_type.into(),
+        schema_version: if event_type == "TodoCreated" { 2 } else { 1 },
+        event_data: data.to_string(),
+        version,
+        hlc_timestamp: tandem_events::hlc::Stamp {
+            ms: tandem_server_now(),
+            counter: n as u32,
+            node: of.device_id,
+        },
+        created_at: tandem_server_now() as i64,
+        ..of.clone()
+    }
+}
+
+#[tokio::test]
+async fn an_aggregate_belongs_to_the_workspace_of_its_first_event() {
+    let server = start().await;
+    let evs = events(9);
+    let home = Peer::new(&server, &evs);
+    let (status, body) = home.push(0, &evs).await;
+    assert_eq!(status, 200, "{body}");
+    let head = home.head().await;
+    let mut away = Peer::new(&server, &evs);
+    away.workspace = uuid::Uuid::from_u128(0xaaaa).to_string();
+    let todo = evs.iter().find(|e| e.event_type == "TodoCreated").unwrap();
+    let list = evs.iter().find(|e| e.event_type == "ListCreated").unwrap();
+    let next = evs
+        .iter()
+        .filter(|e| e.aggregate_id == todo.aggregate_id)
+        .count() as u64
+        + 1;
+    // Deleting the home workspace's todo from another workspace.
+    let delete = forged(todo, &away.workspace, "TodoDeleted", json!({}), next, 1);
+    // A todo of the other workspace in the home workspace's list.
+    let mut intruder = forged(
+        todo,
+        &away.workspace,
+        "TodoCreated",
+        json!({"list_id": list.aggregate_id.to_string(), "title": "x", "position": "V", "due_date": null}),
+        1,
+        2,
+    );
+    intruder.aggregate_id = uuid::Uuid::from_u128(0xbbbb).to_string().parse().unwrap();
+    // An event stored in the home workspace, pushed in the other workspace's request.
+    let mut replayed = evs[0].clone();
+    replayed.workspace_id = away.workspace.parse().unwrap();
+    for (what, event) in [
+        ("a delete of another workspace's todo", delete),
+        ("a todo in another workspace's list", intruder),
+        ("an event stored in another workspace", replayed),
+    ] {
+        let (status, body) = away.push(0, std::slice::from_ref(&event)).await;
+        assert_error(status, &body, "INVALID_EVENT", 422);
+        assert_eq!(
+            body["event_id"],
+            event.event_id.to_string(),
+            "{what}: {body}"
+        );
+        assert!(body["server_time_ms"].is_i64(), "{body}");
+        assert_eq!(away.head().await, 0, "{what}: nothing stored");
+    }
+    assert_eq!(home.head().await, head, "the home workspace is untouched");
+    let (_, data_dir) = server.stop().await;
+    server::admin::verify(data_dir.path()).expect("the log keeps rule 21");
+}
+
+#[tokio::test]
+async fn position_keys_are_checked_by_the_server() {
+    let server = start().await;
+    let evs = events(3);
+    let peer = Peer::new(&server, &evs);
+    let list = evs.iter().find(|e| e.event_type == "ListCreated").unwrap();
+    let (status, body) = peer.push(0, std::slice::from_ref(list)).await;
+    assert_eq!(status, 200, "{body}");
+    for (n, position) in ["a!", "V0", ""].into_iter().enumerate() {
+        let mut todo = forged(
+            list,
+            &peer.workspace,
+            "TodoCreated",
+            json!({"list_id": list.aggregate_id.to_string(), "title": "x", "position": position, "due_date": null}),
+            1,
+            10 + n as u128,
+        );
+        todo.aggregate_id = uuid::Uuid::from_u128(0xc000 + n as u128)
+            .to_string()
+            .parse()
+            .unwrap();
+        let (status, body) = peer.push(1, &[todo]).await;
+        assert_error(status, &body, "INVALID_EVENT", 422);
+        assert!(
+            body["message"].as_str().unwrap().contains("position"),
+            "{position:?}: {body}"
+        );
+    }
+    assert_eq!(peer.head().await, 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_layer_answers_carry_the_server_time_and_say_what_failed() {
+    let server = start_with(Limits {
+        push_body_bytes: 1_000,
+        ..Limits::default()
+    })
+    .await;
+    let evs = events(2);
+    let peer = Peer::new(&server, &evs);
+    let (status, body) = peer.post("/api/sync/push", "not json").await;
+    assert_error(status, &body, "MALFORMED", 400);
+    assert!(body["server_time_ms"].is_i64(), "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("request") && !message.contains("result"),
+        "{message}"
+    );
+    let (status, body) = peer.post("/api/sync/push", "x".repeat(2_000)).await;
+    assert_error(status, &body, "TOO_LARGE", 413);
+    assert!(body["server_time_ms"].is_i64(), "{body}");
+    for path in ["push", "pull"] {
+        let response = peer
+            .http
+            .get(format!("{}/api/sync/{path}", peer.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 405, "{path}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["code"], "MALFORMED", "{body}");
+        assert!(body["message"].as_str().unwrap().contains("POST"), "{body}");
+    }
+    server.stop().await;
+}

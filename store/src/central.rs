@@ -197,20 +197,67 @@ impl Central {
                 ),
             ));
         }
-        // Idempotency first (rule 12): events already stored with the same content are
-        // acknowledged; an id stored with different content is ID_REUSED.
-        let mut seqs: Vec<Option<u64>> = Vec::with_capacity(request.events.len());
+        // Envelope (rule 13): every event parses, is the push's workspace's and device's, and
+        // its aggregate (and a todo's list) is not another workspace's (rule 21).
+        let mut parsed: Vec<StoredEvent> = Vec::with_capacity(request.events.len());
         for wire in &request.events {
-            let Ok(id) = wire.event_id.parse::<EventId>() else {
-                seqs.push(None);
-                continue;
+            let invalid = |message: String| {
+                fail(ErrorCode::InvalidEvent, message).with_event(wire.event_id.clone())
             };
+            let event = from_wire(wire).map_err(|e| invalid(e.to_string()))?;
+            if event.workspace_id != workspace {
+                return Err(invalid(format!(
+                    "workspace_id {} differs from the push's {workspace}",
+                    event.workspace_id
+                )));
+            }
+            if event.device_id != device {
+                return Err(invalid(format!(
+                    "device_id {} differs from the push's {device}",
+                    event.device_id
+                )));
+            }
+            if event.hlc_timestamp.node != device {
+                return Err(invalid(format!(
+                    "hlc_timestamp {} was not stamped by device {device}",
+                    event.hlc_timestamp
+                )));
+            }
+            let mut homes = vec![("aggregate", event.aggregate_id)];
+            if event.event_type == "TodoCreated" {
+                if let Some(list) = list_id_of(&event.event_data) {
+                    homes.push(("list", list));
+                }
+            }
+            for (what, id) in homes {
+                let home = self.log.home(id).map_err(|e| self.internal(e))?;
+                if let Some(home) = home.filter(|home| *home != workspace) {
+                    return Err(invalid(format!(
+                        "{what} {id} belongs to workspace {home}, not {workspace}"
+                    )));
+                }
+            }
+            parsed.push(event);
+        }
+        // Idempotency (rule 12): events already stored with the same content are
+        // acknowledged; an id stored with different content is ID_REUSED.
+        let mut seqs: Vec<Option<u64>> = Vec::with_capacity(parsed.len());
+        for candidate in &parsed {
+            let id = candidate.event_id;
             match self.log.find(id).map_err(|e| self.internal(e))? {
                 None => seqs.push(None),
                 Some((seq, stored)) => {
-                    let same =
-                        from_wire(wire).is_ok_and(|candidate| candidate.same_content(&stored));
-                    if !same {
+                    if stored.workspace_id != workspace {
+                        return Err(fail(
+                            ErrorCode::InvalidEvent,
+                            format!(
+                                "event {id} is stored in workspace {}, not {workspace}",
+                                stored.workspace_id
+                            ),
+                        )
+                        .with_event(id.to_string()));
+                    }
+                    if !candidate.same_content(&stored) {
                         return Err(fail(
                             ErrorCode::IdReused,
                             format!("event {id} is already stored with different content"),
@@ -257,32 +304,13 @@ impl Central {
         // Then each new event: INVALID_EVENT, then CLOCK_DRIFT, then VERSION_CONFLICT.
         let mut fresh: Vec<StoredEvent> = Vec::new();
         let mut ids: HashSet<EventId> = HashSet::new();
-        for (wire, seq) in request.events.iter().zip(&seqs) {
+        for (event, seq) in parsed.into_iter().zip(&seqs) {
             if seq.is_some() {
                 continue;
             }
             let invalid = |message: String| {
-                fail(ErrorCode::InvalidEvent, message).with_event(wire.event_id.clone())
+                fail(ErrorCode::InvalidEvent, message).with_event(event.event_id.to_string())
             };
-            let event = from_wire(wire).map_err(|e| invalid(e.to_string()))?;
-            if event.workspace_id != workspace {
-                return Err(invalid(format!(
-                    "workspace_id {} differs from the push's {workspace}",
-                    event.workspace_id
-                )));
-            }
-            if event.device_id != device {
-                return Err(invalid(format!(
-                    "device_id {} differs from the push's {device}",
-                    event.device_id
-                )));
-            }
-            if event.hlc_timestamp.node != device {
-                return Err(invalid(format!(
-                    "hlc_timestamp {} was not stamped by device {device}",
-                    event.hlc_timestamp
-                )));
-            }
             if event.event_data.len() > self.limits.event_data_bytes {
                 return Err(invalid(format!(
                     "event_data has {} bytes; at most {} are accepted",
@@ -290,8 +318,18 @@ impl Central {
                     self.limits.event_data_bytes
                 )));
             }
-            DomainEvent::decode(&event.event_type, event.schema_version, &event.event_data)
-                .map_err(|e| invalid(e.to_string()))?;
+            let body =
+                DomainEvent::decode(&event.event_type, event.schema_version, &event.event_data)
+                    .map_err(|e| invalid(e.to_string()))?;
+            let position = match &body {
+                DomainEvent::TodoCreated(e) => Some(&e.position),
+                DomainEvent::TodoMoved(e) => Some(&e.position),
+                _ => None,
+            };
+            if let Some(position) = position {
+                tandem_events::position::validate(position)
+                    .map_err(|e| invalid(format!("position: {e}")))?;
+            }
             if !ids.insert(event.event_id) {
                 return Err(invalid(format!(
                     "event {} appears twice in the push",
@@ -402,6 +440,16 @@ impl Central {
             server_time_ms: now,
         })
     }
+}
+
+/// The `list_id` a TodoCreated's data names, if it names a well-formed one.
+fn list_id_of(data: &str) -> Option<AggregateId> {
+    serde_json::from_str::<serde_json::Value>(data)
+        .ok()?
+        .get("list_id")?
+        .as_str()?
+        .parse()
+        .ok()
 }
 
 fn accepted(request: &PushRequest, seqs: &[Option<u64>]) -> Vec<Accepted> {

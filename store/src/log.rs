@@ -277,6 +277,19 @@ impl EventLog {
         version_in(&self.conn, aggregate)
     }
 
+    /// The workspace an aggregate belongs to (DESIGN.md rule 21): that of its first event in
+    /// append order; `None` when the log has none of its events.
+    pub fn home(&self, aggregate: AggregateId) -> Result<Option<WorkspaceId>, LogError> {
+        let home: Option<String> = self
+            .conn
+            .prepare_cached(
+                "SELECT workspace_id FROM events WHERE aggregate_id = ?1 ORDER BY rowid LIMIT 1",
+            )?
+            .query_row([aggregate.to_string()], |r| r.get(0))
+            .optional()?;
+        home.map(|h| parse_id(&h)).transpose()
+    }
+
     /// A workspace's head: its greatest `seq` (0 if none).
     pub fn head(&self, workspace: WorkspaceId) -> Result<u64, LogError> {
         head_in(&self.conn, workspace)
@@ -819,6 +832,38 @@ impl EventLog {
                     "aggregate {aggregate}: {count} events with versions {min}..={max} (versions must be dense from 1)"
                 )));
             }
+        }
+        // Rule 21: an aggregate lives in one workspace, and a todo's list in the todo's.
+        let split: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT aggregate_id FROM events GROUP BY aggregate_id \
+                 HAVING count(DISTINCT workspace_id) > 1 LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sql)?;
+        if let Some(aggregate) = split {
+            return Err(Violation(format!(
+                "aggregate {aggregate} has events in more than one workspace (an aggregate belongs to one workspace; this data dir predates that rule or was written around the server)"
+            )));
+        }
+        let crossing: Option<(String, String)> = self
+            .conn
+            .query_row(
+                "SELECT t.event_id, l.workspace_id FROM events t \
+                 JOIN events l ON l.aggregate_id = json_extract(t.event_data, '$.list_id') \
+                 WHERE t.event_type = 'TodoCreated' AND l.workspace_id != t.workspace_id LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(sql)?;
+        if let Some((event, workspace)) = crossing {
+            return Err(Violation(format!(
+                "todo creation {event} names a list of workspace {workspace}, another workspace (rule 21)"
+            )));
         }
         for trigger in ["events_no_update", "events_no_delete"] {
             let present: i64 = self

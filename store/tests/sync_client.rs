@@ -859,3 +859,66 @@ fn views_ahead_of_the_log_are_rebuilt_not_left_with_ghost_rows() {
     assert_eq!(r.views().checkpoint(WS).unwrap(), 2, "rebuilt to the log");
     assert_eq!(r.lists(WS).unwrap().len(), 2, "no ghost lists");
 }
+
+#[test]
+fn verify_names_an_aggregate_split_across_workspaces_and_a_todo_in_a_foreign_list() {
+    let device = DeviceId::from_uuid(uuid::Uuid::from_u128(1));
+    let open = || {
+        EventLog::with_connection(
+            Connection::open_in_memory().unwrap(),
+            device,
+            Arc::new(|| T0),
+        )
+        .unwrap()
+    };
+    let other: WorkspaceId = uuid::Uuid::from_u128(0xaaaa).to_string().parse().unwrap();
+    let event = |n: u128, ws: WorkspaceId, aggregate: u128, version: u64, t: &str, data: String| {
+        StoredEvent {
+            event_id: EventId::from_uuid(uuid::Uuid::from_u128(n)),
+            workspace_id: ws,
+            aggregate_id: agg(aggregate),
+            event_type: t.into(),
+            schema_version: if t == "TodoCreated" { 2 } else { 1 },
+            event_data: data,
+            hlc_timestamp: tandem_events::hlc::Stamp {
+                ms: T0,
+                counter: n as u32,
+                node: device,
+            },
+            device_id: device,
+            version,
+            created_at: 0,
+        }
+    };
+    let list = event(1, WS, 1, 1, "ListCreated", r#"{"name":"l"}"#.into());
+    // The low-level append path does not check rule 21 (the server's push does): a data dir
+    // written around the server.
+    let mut split = open();
+    split
+        .append_batch(&[
+            list.clone(),
+            event(2, other, 1, 2, "ListDeleted", "{}".into()),
+        ])
+        .unwrap();
+    let v = split.verify().unwrap_err();
+    assert!(v.0.contains("more than one workspace"), "{v}");
+    let mut foreign = open();
+    foreign
+        .append_batch(&[
+            list,
+            event(
+                3,
+                other,
+                2,
+                1,
+                "TodoCreated",
+                format!(
+                    r#"{{"list_id":"{}","title":"t","position":"V","due_date":null}}"#,
+                    agg(1)
+                ),
+            ),
+        ])
+        .unwrap();
+    let v = foreign.verify().unwrap_err();
+    assert!(v.0.contains("names a list of workspace"), "{v}");
+}
