@@ -160,6 +160,11 @@ impl EventLog {
                 .collect::<Result<Vec<_>, _>>()?,
         );
         save_clock(&conn, &clock)?;
+        conn.execute_batch(
+            "INSERT INTO heads (workspace_id, head) \
+             SELECT workspace_id, max(seq) FROM events \
+             WHERE NOT EXISTS (SELECT 1 FROM heads) GROUP BY workspace_id",
+        )?;
         let log = Self {
             conn,
             clock: Arc::new(Mutex::new(clock)),
@@ -472,6 +477,7 @@ impl EventLog {
                     }
                 }
                 insert_row(&mut insert, Some(*seq), e)?;
+                set_head(&tx, e.workspace_id, *seq)?;
                 clock.observe(&e.hlc_timestamp);
                 added += 1;
             }
@@ -765,9 +771,9 @@ impl EventLog {
 
     /// The workspaces that have events in the log, with their heads.
     pub fn heads(&self) -> Result<Vec<(WorkspaceId, u64)>, LogError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT workspace_id, max(seq) FROM events GROUP BY workspace_id ORDER BY workspace_id",
-        )?;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT workspace_id, head FROM heads ORDER BY workspace_id")?;
         let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
         let mut out = Vec::new();
         for row in rows {
@@ -832,6 +838,22 @@ impl EventLog {
                     "aggregate {aggregate}: {count} events with versions {min}..={max} (versions must be dense from 1)"
                 )));
             }
+        }
+        let stale: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT w.workspace_id FROM (SELECT workspace_id, max(seq) AS top FROM events GROUP BY workspace_id) w \
+                 LEFT JOIN heads h ON h.workspace_id = w.workspace_id \
+                 WHERE h.head IS NOT w.top LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sql)?;
+        if let Some(workspace) = stale {
+            return Err(Violation(format!(
+                "workspace {workspace}: the heads table disagrees with the log's greatest seq"
+            )));
         }
         // Rule 21: an aggregate lives in one workspace, and a todo's list in the todo's.
         let split: Option<String> = self
@@ -995,6 +1017,7 @@ fn append_in(
         };
         heads.insert(e.workspace_id, seq);
         insert_row(&mut insert, Some(seq), e)?;
+        set_head(tx, e.workspace_id, seq)?;
         clock.observe(&e.hlc_timestamp);
         appended.push(Appended {
             event_id: e.event_id,
@@ -1174,10 +1197,21 @@ fn version_in(conn: &Connection, aggregate: AggregateId) -> Result<u64, LogError
 }
 
 fn head_in(conn: &Connection, workspace: WorkspaceId) -> Result<u64, LogError> {
-    let h: i64 = conn
-        .prepare_cached("SELECT coalesce(max(seq), 0) FROM events WHERE workspace_id = ?1")?
-        .query_row([workspace.to_string()], |r| r.get(0))?;
-    Ok(h as u64)
+    let h: Option<i64> = conn
+        .prepare_cached("SELECT head FROM heads WHERE workspace_id = ?1")?
+        .query_row([workspace.to_string()], |r| r.get(0))
+        .optional()?;
+    Ok(h.unwrap_or(0).max(0) as u64)
+}
+
+/// Records `workspace`'s new head in the append transaction.
+fn set_head(conn: &Connection, workspace: WorkspaceId, head: u64) -> Result<(), LogError> {
+    conn.prepare_cached(
+        "INSERT INTO heads (workspace_id, head) VALUES (?1, ?2) \
+         ON CONFLICT (workspace_id) DO UPDATE SET head = ?2",
+    )?
+    .execute(params![workspace.to_string(), head as i64])?;
+    Ok(())
 }
 
 fn save_clock(conn: &Connection, clock: &Clock) -> Result<(), LogError> {

@@ -199,6 +199,16 @@ impl Views {
     /// Applies the log's events after each workspace's checkpoint, `batch` events per
     /// transaction. Returns the number of log events processed.
     pub fn catch_up(&mut self, log: &EventLog, batch: usize) -> Result<u64, ViewsError> {
+        self.catch_up_with(log, batch, |_| {})
+    }
+
+    /// As [`Self::catch_up`], reporting the progress of a bulk catch-up.
+    pub fn catch_up_with(
+        &mut self,
+        log: &EventLog,
+        batch: usize,
+        progress: impl FnMut(Progress),
+    ) -> Result<u64, ViewsError> {
         // A large backlog (a fresh device's first pull, a restore) goes faster through the
         // bulk path: fold everything in memory, write every row once.
         let mut backlog = 0;
@@ -206,7 +216,7 @@ impl Views {
             backlog += head.saturating_sub(self.checkpoint(workspace)?);
         }
         if backlog >= BULK_BACKLOG && backlog * 2 >= log.len()? {
-            self.rebuild(log, |_| {})?;
+            self.rebuild(log, progress)?;
             return Ok(backlog);
         }
         let mut processed = 0;
@@ -340,7 +350,11 @@ impl Views {
         log: &EventLog,
         mut progress: impl FnMut(Progress),
     ) -> Result<(), ViewsError> {
-        let total = log.len()? + log.outbox()?.len() as u64;
+        // One read snapshot of the log for the heads and everything folded: events appended
+        // meanwhile (by the server's writer, WAL) are after the checkpoint, never skipped.
+        let snapshot = log.connection().unchecked_transaction()?;
+        let heads = log.heads()?;
+        let total = log.len()? + log.outbox_len()? as u64;
         let mut model = Model::default();
         let mut done = 0u64;
         let step = (total / 100).max(1_000);
@@ -357,7 +371,7 @@ impl Views {
             }
             Ok(())
         })?;
-        let heads = log.heads()?;
+        drop(snapshot);
         let tx = self.conn.transaction()?;
         tx.execute_batch(
             "DROP TABLE IF EXISTS lists; DROP TABLE IF EXISTS todos; \

@@ -81,3 +81,17 @@ CREATE TABLE IF NOT EXISTS set_aside (
     reason         TEXT    NOT NULL
 );
 CREATE INDEX IF NOT EXISTS set_aside_aggregate ON set_aside (aggregate_id);
+
+-- Each workspace's head (its greatest seq), kept in the append transaction, so finding where
+-- the log is never scans it (catch-up, pulls). Filled from the log once for older files.
+CREATE TABLE IF NOT EXISTS heads (
+    workspace_id TEXT    NOT NULL PRIMARY KEY,
+    head         INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- The log's identity (CONTRACT.md `log_id`): minted when the database is made, new after a
+-- restore or an import into an empty data dir.
+CREATE TABLE IF NOT EXISTS log_meta (
+    id     INTEGER PRIMARY KEY CHECK (id = 1),
+    log_id TEXT    NOT NULL
+);
