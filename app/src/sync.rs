@@ -67,7 +67,7 @@ pub async fn pull(
         cursor,
         limit,
     };
-    ssr::run(move |service| service.central()?.pull(&request)).await
+    ssr::pull(request).await
 }
 
 #[cfg(feature = "ssr")]
@@ -75,10 +75,13 @@ pub mod ssr {
     //! The server side: the central log behind a mutex (one writer), provided as context.
 
     use std::sync::{Arc, Mutex, MutexGuard};
+    use std::time::Duration;
 
     use leptos::prelude::*;
-    use tandem_protocol::sync::{ErrorCode, SyncError};
-    use tandem_store::{Central, PushOutcome, ServerViews};
+    use tandem_protocol::sync::{ErrorCode, PullRequest, PullResponse, SyncError};
+    use tandem_store::central::busy;
+    use tandem_store::{Central, PushOutcome, Readers, ServerViews};
+    use tokio::sync::Semaphore;
 
     use super::SyncFnError;
 
@@ -90,20 +93,39 @@ pub mod ssr {
     pub struct SyncService {
         central: Arc<Mutex<Central>>,
         views: Arc<Mutex<ServerViews>>,
+        readers: Arc<Readers>,
+        /// Pulls served or waiting (DESIGN.md rule 22): past it, BUSY.
+        pulls: Arc<Semaphore>,
+        /// One permit per read connection.
+        reading: Arc<Semaphore>,
         announce: Announce,
     }
+
+    /// How long a pull may wait for a read connection before it is answered BUSY.
+    const READ_WAIT: Duration = Duration::from_secs(5);
 
     impl SyncService {
         pub fn new(
             central: Arc<Mutex<Central>>,
             views: Arc<Mutex<ServerViews>>,
+            readers: Arc<Readers>,
+            concurrent_pulls: usize,
             announce: Announce,
         ) -> Self {
+            let reading = Arc::new(Semaphore::new(readers.len()));
             Self {
                 central,
                 views,
+                readers,
+                pulls: Arc::new(Semaphore::new(concurrent_pulls.max(1))),
+                reading,
                 announce,
             }
+        }
+
+        /// The read-only connections (live connects read heads through them).
+        pub fn readers(&self) -> &Arc<Readers> {
+            &self.readers
         }
 
         /// The server's views, caught up with the log first (reads never see stale views).
@@ -133,6 +155,45 @@ pub mod ssr {
         }
     }
 
+    fn now() -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0)
+    }
+
+    /// A pull, through a read-only connection: at most `concurrent_pulls` at once (more are
+    /// BUSY at once), each waiting at most [`READ_WAIT`] for a connection.
+    pub async fn pull(request: PullRequest) -> Result<PullResponse, SyncFnError> {
+        let Some(service) = use_context::<SyncService>() else {
+            return answer(Err(SyncError::new(
+                ErrorCode::Internal,
+                "the sync service is not running",
+            )));
+        };
+        let Ok(_queued) = Arc::clone(&service.pulls).try_acquire_owned() else {
+            return answer(Err(busy("too many pulls at once", now())));
+        };
+        let reading =
+            tokio::time::timeout(READ_WAIT, Arc::clone(&service.reading).acquire_owned()).await;
+        let Ok(Ok(permit)) = reading else {
+            return answer(Err(busy("no read connection came free in time", now())));
+        };
+        let readers = Arc::clone(&service.readers);
+        let result = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            readers.pull(&request, now())
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(SyncError::new(
+                ErrorCode::Internal,
+                format!("the pull task failed: {e}"),
+            ))
+        });
+        answer(result)
+    }
+
     /// Runs `f` on a blocking thread (SQLite is synchronous) and turns its error into the
     /// contract's answer: status code from the error code, JSON body.
     pub async fn run<T: Send + 'static>(
@@ -151,7 +212,19 @@ pub mod ssr {
                 }),
             Err(e) => Err(e),
         };
-        result.map_err(|e| {
+        answer(result)
+    }
+
+    /// The contract's answer: an error's status from its code, a JSON body (and `Retry-After`
+    /// for BUSY). Internal errors are logged with their cause.
+    fn answer<T>(result: Result<T, SyncError>) -> Result<T, SyncFnError> {
+        result.map_err(|mut e| {
+            if e.server_time_ms.is_none() {
+                e.server_time_ms = Some(now());
+            }
+            if e.code == ErrorCode::Internal {
+                tracing::error!(message = %e.message, "a sync request failed inside the server");
+            }
             if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
                 if let Ok(status) = http::StatusCode::from_u16(e.code.status()) {
                     response.set_status(status);
@@ -160,6 +233,12 @@ pub mod ssr {
                     http::header::CONTENT_TYPE,
                     http::HeaderValue::from_static("application/json"),
                 );
+                if let Some(ms) = e.retry_after_ms {
+                    let seconds = ms.div_ceil(1_000).max(1).to_string();
+                    if let Ok(value) = http::HeaderValue::from_str(&seconds) {
+                        response.insert_header(http::header::RETRY_AFTER, value);
+                    }
+                }
             }
             SyncFnError(e)
         })

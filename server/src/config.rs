@@ -26,6 +26,14 @@ pub struct Limits {
     pub max_clock_drift_ms: u64,
     pub pull_limit_default: usize,
     pub pull_limit_max: usize,
+    /// Bytes of events in one pull answer, at most.
+    pub pull_bytes: usize,
+    /// Read-only connections to the log for pulls and live connects.
+    pub read_connections: usize,
+    /// Pulls served or waiting at once; more answer BUSY (503).
+    pub concurrent_pulls: usize,
+    /// Live sockets open at once; more answer BUSY (503).
+    pub live_sockets: usize,
 }
 
 impl Default for Limits {
@@ -37,6 +45,10 @@ impl Default for Limits {
             max_clock_drift_ms: 60_000,
             pull_limit_default: 500,
             pull_limit_max: 5_000,
+            pull_bytes: 4 * 1024 * 1024,
+            read_connections: 4,
+            concurrent_pulls: 64,
+            live_sockets: 10_000,
         }
     }
 }
@@ -127,6 +139,15 @@ impl Limits {
         };
         if self.push_body_bytes == 0 || self.events_per_push == 0 || self.event_data_bytes == 0 {
             return fail("push-body-bytes, events-per-push and event-data-bytes must be above 0");
+        }
+        if self.pull_bytes == 0
+            || self.read_connections == 0
+            || self.concurrent_pulls == 0
+            || self.live_sockets == 0
+        {
+            return fail(
+                "pull-bytes, read-connections, concurrent-pulls and live-sockets must be above 0",
+            );
         }
         if self.pull_limit_default == 0 || self.pull_limit_default > self.pull_limit_max {
             return fail("pull-limit-default must be between 1 and pull-limit-max");

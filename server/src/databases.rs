@@ -8,7 +8,7 @@ use tandem_events::ids::{AggregateId, DeviceId, EventId};
 
 /// The name of the list made on first run.
 pub const DEFAULT_LIST_NAME: &str = "Inbox";
-use tandem_store::{Central, CentralError, ServerViews, SyncLimits};
+use tandem_store::{Central, CentralError, Readers, ServerViews, SyncLimits};
 
 use crate::config::Limits;
 
@@ -40,6 +40,20 @@ pub fn now_ms() -> u64 {
 pub struct Databases {
     pub central: Arc<Mutex<Central>>,
     pub views: Arc<Mutex<ServerViews>>,
+    /// Read-only connections for pulls and live connects (never under the writer's lock).
+    pub readers: Arc<Readers>,
+}
+
+/// The store's limits from the configuration.
+pub fn sync_limits(limits: &Limits) -> SyncLimits {
+    SyncLimits {
+        events_per_push: limits.events_per_push,
+        pull_bytes: limits.pull_bytes,
+        event_data_bytes: limits.event_data_bytes,
+        max_clock_drift_ms: limits.max_clock_drift_ms,
+        pull_limit_default: limits.pull_limit_default as u64,
+        pull_limit_max: limits.pull_limit_max as u64,
+    }
 }
 
 impl Databases {
@@ -54,13 +68,7 @@ impl Databases {
             data_dir,
             DeviceId::from_uuid(uuid::Uuid::new_v4()),
             Arc::new(now_ms),
-            SyncLimits {
-                events_per_push: limits.events_per_push,
-                event_data_bytes: limits.event_data_bytes,
-                max_clock_drift_ms: limits.max_clock_drift_ms,
-                pull_limit_default: limits.pull_limit_default as u64,
-                pull_limit_max: limits.pull_limit_max as u64,
-            },
+            sync_limits(limits),
         )?;
         let mut central = central;
         let made = central
@@ -77,9 +85,11 @@ impl Databases {
             tracing::info!(done = p.done, total = p.total, "rebuilding views")
         })?;
         views.catch_up()?;
+        let readers = Readers::open(data_dir, limits.read_connections, sync_limits(limits))?;
         Ok(Self {
             central: Arc::new(Mutex::new(central)),
             views: Arc::new(Mutex::new(views)),
+            readers: Arc::new(readers),
         })
     }
 
@@ -92,24 +102,26 @@ impl Databases {
         Ok(views.catch_up()?)
     }
 
-    /// Checks that both databases answer a query.
+    /// Checks that both databases answer a query. Holds one lock at a time: never the
+    /// writer's while waiting for the projector.
     pub fn check(&self) -> Result<(), DatabaseError> {
-        let central = self.central.lock().map_err(|_| {
-            DatabaseError::Unhealthy("a writer panicked while holding the log".into())
-        })?;
+        let probe = |name: &str, conn: &tandem_store::rusqlite::Connection| {
+            conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|_| ())
+            .map_err(|e| DatabaseError::Unhealthy(format!("{name}: {e}")))
+        };
+        {
+            let central = self.central.lock().map_err(|_| {
+                DatabaseError::Unhealthy("a writer panicked while holding the log".into())
+            })?;
+            probe("events.db", central.log().connection())?;
+        }
         let views = self
             .views
             .lock()
             .map_err(|_| DatabaseError::Unhealthy("the projector panicked".into()))?;
-        for (name, conn) in [
-            ("events.db", central.log().connection()),
-            ("views.db", views.views().connection()),
-        ] {
-            conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
-                r.get::<_, i64>(0)
-            })
-            .map_err(|e| DatabaseError::Unhealthy(format!("{name}: {e}")))?;
-        }
-        Ok(())
+        probe("views.db", views.views().connection())
     }
 }

@@ -39,7 +39,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let databases = Databases::open(&config.data_dir, &config.limits)?;
-    let hub = live::Hub::new();
+    let hub = live::Hub::new(config.limits.live_sockets);
     let router = routes::router(&config, databases.clone(), Arc::clone(&hub));
     tracing::info!(
         addr = %listener.local_addr()?,
@@ -81,6 +81,8 @@ pub async fn run(
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     drop(views);
+    // Read-only connections close before the writer, which then removes the WAL.
+    drop(databases.readers);
     // The router (and its clones of the databases) is gone once serving ends; dropping the
     // last handle closes both connections, checkpointing the WAL.
     match Arc::try_unwrap(databases.central) {

@@ -1,14 +1,16 @@
 //! Live updates over WebSocket (`GET /api/sync/live?workspace_id=...`): when a workspace's head
 //! advances, every subscribed socket is told the new head, with the new events when they are
-//! few. One broadcast channel per workspace; no socket polls the database. A socket that falls
-//! behind its channel is sent the latest head and pulls: a missed message is healed by a pull,
-//! never trusted (docs/protocol.md, "Live").
+//! few. One broadcast channel per workspace with sockets; no socket polls the database. A
+//! socket that falls behind its channel is sent the latest head and dropped; one that is slow
+//! to take a message or silent past the keepalive is dropped: a missed message is healed by a
+//! pull, never trusted (docs/protocol.md, "Live").
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -20,31 +22,38 @@ use crate::sync_layer;
 
 /// At most this many events ride along with a head message; more, and clients pull.
 pub const MAX_EVENTS_PER_MESSAGE: usize = 50;
-/// Messages a slow socket may fall behind before it is sent a bare head.
+/// Messages a slow socket may fall behind before it is told to pull and dropped.
 const CHANNEL_CAPACITY: usize = 64;
+/// A send that takes longer drops the socket (its client reconnects and pulls).
+const SEND_TIMEOUT: Duration = Duration::from_secs(5);
+/// A ping this often keeps proxies from cutting an idle socket (they do at ~60 s)...
+const PING_EVERY: Duration = Duration::from_secs(25);
+/// ...and a socket silent (no pong, nothing) this long is dead.
+const SILENT_LIMIT: Duration = Duration::from_secs(60);
 
-/// One message, serialised once for all its subscribers.
+/// One message, serialised once and shared by every subscriber (a reference count, no copy).
 #[derive(Clone)]
 struct Frame {
     head: u64,
-    text: Arc<str>,
+    text: Utf8Bytes,
 }
 
-/// The broadcast channels, one per workspace, made on first use.
+/// The broadcast channels, one per workspace with sockets, removed when its last socket
+/// leaves (DESIGN.md rule 22: naming a workspace makes nothing that outlives the socket).
 pub struct Hub {
     channels: Mutex<HashMap<WorkspaceId, broadcast::Sender<Frame>>>,
-    heads: Mutex<HashMap<WorkspaceId, u64>>,
     stop: watch::Sender<bool>,
     clients: AtomicI64,
+    max_clients: i64,
 }
 
 impl Hub {
-    pub fn new() -> Arc<Self> {
+    pub fn new(max_clients: usize) -> Arc<Self> {
         Arc::new(Self {
             channels: Mutex::new(HashMap::new()),
-            heads: Mutex::new(HashMap::new()),
             stop: watch::channel(false).0,
             clients: AtomicI64::new(0),
+            max_clients: i64::try_from(max_clients).unwrap_or(i64::MAX),
         })
     }
 
@@ -53,29 +62,47 @@ impl Hub {
         self.clients.load(Ordering::Relaxed)
     }
 
-    fn channel(&self, workspace: WorkspaceId) -> broadcast::Sender<Frame> {
+    /// Live channels (workspaces with at least one socket).
+    pub fn channels(&self) -> usize {
+        self.channels.lock().map(|c| c.len()).unwrap_or(0)
+    }
+
+    fn subscribe(&self, workspace: WorkspaceId) -> broadcast::Receiver<Frame> {
         let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         channels
             .entry(workspace)
             .or_insert_with(|| broadcast::channel(CHANNEL_CAPACITY).0)
-            .clone()
+            .subscribe()
     }
 
-    /// Announces a new head (after a push stored events).
-    pub fn publish(&self, workspace: WorkspaceId, head: u64, events: &[LoggedEvent]) {
+    /// Called when a socket's receiver is gone: removes the channel if it was the last.
+    fn leave(&self, workspace: WorkspaceId) {
+        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        if channels
+            .get(&workspace)
+            .is_some_and(|sender| sender.receiver_count() == 0)
         {
-            let mut heads = self.heads.lock().unwrap_or_else(|p| p.into_inner());
-            let known = heads.entry(workspace).or_default();
-            *known = (*known).max(head);
+            channels.remove(&workspace);
         }
+    }
+
+    /// Announces a new head (after a push stored events) to the workspace's sockets, if any.
+    pub fn publish(&self, workspace: WorkspaceId, head: u64, events: &[LoggedEvent]) {
+        let sender = {
+            let channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+            match channels.get(&workspace) {
+                Some(sender) => sender.clone(),
+                None => return,
+            }
+        };
         let events = if events.len() <= MAX_EVENTS_PER_MESSAGE {
             events.to_vec()
         } else {
             vec![]
         };
         let text = head_message(workspace, head, events);
-        // No subscriber is not an error.
-        let _ = self.channel(workspace).send(Frame {
+        // A socket that left meanwhile is not an error.
+        let _ = sender.send(Frame {
             head,
             text: text.into(),
         });
@@ -101,11 +128,14 @@ pub struct LiveParams {
     workspace_id: Option<String>,
 }
 
+/// Reads a workspace's head (through a read-only connection; BUSY when none is free).
+pub type HeadReader = Arc<dyn Fn(WorkspaceId) -> Result<u64, SyncError> + Send + Sync>;
+
 /// What the socket handler needs: the hub and a way to read the current head.
 #[derive(Clone)]
 pub struct LiveState {
     pub hub: Arc<Hub>,
-    pub head: Arc<dyn Fn(WorkspaceId) -> u64 + Send + Sync>,
+    pub head: HeadReader,
 }
 
 pub async fn upgrade(
@@ -136,26 +166,92 @@ pub async fn upgrade(
             ))
         }
     };
-    let head = tokio::task::spawn_blocking({
+    let hub = state.hub;
+    // Counted from here, so the bound holds for sockets being set up too.
+    if hub.clients.fetch_add(1, Ordering::SeqCst) >= hub.max_clients {
+        hub.clients.fetch_sub(1, Ordering::SeqCst);
+        return busy_response("too many live sockets; retry later");
+    }
+    let seat = Seat {
+        hub: Arc::clone(&hub),
+        workspace,
+    };
+    // Subscribe first, then read the head: a push between the two is then either in the
+    // head read or delivered on the channel, never lost.
+    let frames = hub.subscribe(workspace);
+    let read = tokio::task::spawn_blocking({
         let head = Arc::clone(&state.head);
         move || head(workspace)
     })
-    .await
-    .unwrap_or(0);
+    .await;
+    let head = match read {
+        Ok(Ok(head)) => head,
+        Ok(Err(e)) => {
+            drop(frames);
+            drop(seat);
+            return sync_layer::error(e);
+        }
+        Err(e) => {
+            drop(frames);
+            drop(seat);
+            return sync_layer::error(SyncError::new(
+                ErrorCode::Internal,
+                format!("reading the head failed: {e}"),
+            ));
+        }
+    };
     ws.max_message_size(64 * 1024)
-        .on_upgrade(move |socket| serve(socket, state.hub, workspace, head))
+        .on_upgrade(move |socket| serve(socket, seat, frames, head))
         .into_response()
 }
 
-async fn serve(mut socket: WebSocket, hub: Arc<Hub>, workspace: WorkspaceId, head: u64) {
-    hub.clients.fetch_add(1, Ordering::Relaxed);
-    let mut frames = hub.channel(workspace).subscribe();
-    let mut stop = hub.stop.subscribe();
+fn busy_response(message: &str) -> Response {
+    let now = i64::try_from(crate::databases::now_ms()).unwrap_or(i64::MAX);
+    let mut response = sync_layer::error(tandem_store::central::busy(message, now));
+    response.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from_static("1"),
+    );
+    response
+}
+
+/// A socket's place: counted while it lives; its channel goes when the last one leaves.
+struct Seat {
+    hub: Arc<Hub>,
+    workspace: WorkspaceId,
+}
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        self.hub.leave(self.workspace);
+        self.hub.clients.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Sends with a deadline; false when the socket is gone or too slow.
+async fn send(socket: &mut WebSocket, message: Message) -> bool {
+    matches!(
+        tokio::time::timeout(SEND_TIMEOUT, socket.send(message)).await,
+        Ok(Ok(()))
+    )
+}
+
+async fn serve(
+    mut socket: WebSocket,
+    seat: Seat,
+    mut frames: broadcast::Receiver<Frame>,
+    head: u64,
+) {
+    let workspace = seat.workspace;
+    let mut stop = seat.hub.stop.subscribe();
     let stopping = *stop.borrow_and_update();
     // The head now, so the client knows whether to pull.
     let mut sent_head = head;
     let first = head_message(workspace, head, vec![]);
-    if !stopping && socket.send(Message::Text(first.into())).await.is_ok() {
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.tick().await;
+    let mut heard = tokio::time::Instant::now();
+    if !stopping && send(&mut socket, Message::Text(first.into())).await {
         loop {
             tokio::select! {
                 frame = frames.recv() => match frame {
@@ -164,32 +260,45 @@ async fn serve(mut socket: WebSocket, hub: Arc<Hub>, workspace: WorkspaceId, hea
                             continue;
                         }
                         sent_head = frame.head;
-                        if socket.send(Message::Text(frame.text.to_string().into())).await.is_err() {
+                        if !send(&mut socket, Message::Text(frame.text.clone())).await {
                             break;
                         }
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => {
-                        let latest = hub.heads.lock().map(|h| h.get(&workspace).copied().unwrap_or(0)).unwrap_or(0);
-                        sent_head = sent_head.max(latest);
-                        let text = head_message(workspace, sent_head, vec![]);
-                        if socket.send(Message::Text(text.into())).await.is_err() {
-                            break;
+                        // Too slow to follow: told the newest head (so it pulls), then dropped
+                        // (it reconnects).
+                        let mut latest = sent_head;
+                        while let Ok(frame) = frames.try_recv() {
+                            latest = latest.max(frame.head);
                         }
+                        let text = head_message(workspace, latest, vec![]);
+                        let _ = send(&mut socket, Message::Text(text.into())).await;
+                        let _ = send(&mut socket, Message::Close(None)).await;
+                        break;
                     }
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
                 incoming = socket.recv() => match incoming {
-                    // Clients have nothing to say but pings (answered by axum) and close.
+                    // Clients have nothing to say but pings, pongs and close.
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
-                    Some(Ok(_)) => {}
+                    Some(Ok(_)) => heard = tokio::time::Instant::now(),
                 },
+                _ = ping.tick() => {
+                    if heard.elapsed() > SILENT_LIMIT {
+                        break;
+                    }
+                    if !send(&mut socket, Message::Ping(Default::default())).await {
+                        break;
+                    }
+                }
                 // The flag only ever goes from false to true.
                 _ = stop.changed() => {
-                    let _ = socket.send(Message::Close(None)).await;
+                    let _ = send(&mut socket, Message::Close(None)).await;
                     break;
                 }
             }
         }
     }
-    hub.clients.fetch_sub(1, Ordering::Relaxed);
+    drop(frames);
+    drop(seat);
 }

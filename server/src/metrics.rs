@@ -36,6 +36,7 @@ pub struct Metrics {
     pub pushes: Family<ResultLabel, Counter>,
     pub pulls: Family<ResultLabel, Counter>,
     websocket_clients: Gauge,
+    live_channels: Gauge,
     latency: Family<RouteLabel, Histogram>,
     hub: Arc<Hub>,
 }
@@ -67,6 +68,12 @@ impl Metrics {
             "Connected live WebSocket clients",
             websocket_clients.clone(),
         );
+        let live_channels = Gauge::default();
+        registry.register(
+            "live_channels",
+            "Broadcast channels of workspaces with live sockets",
+            live_channels.clone(),
+        );
         let latency = Family::<RouteLabel, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.000_25, 2.0, 16))
         });
@@ -81,6 +88,7 @@ impl Metrics {
             pushes,
             pulls,
             websocket_clients,
+            live_channels,
             latency,
             hub,
         })
@@ -89,6 +97,8 @@ impl Metrics {
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         self.websocket_clients.set(self.hub.clients());
+        self.live_channels
+            .set(i64::try_from(self.hub.channels()).unwrap_or(i64::MAX));
         let mut out = String::new();
         if encode(&mut out, &self.registry).is_err() {
             out.clear();

@@ -97,6 +97,8 @@ pub fn router(config: &Config, databases: Databases, hub: Arc<Hub>) -> Router {
     let sync = SyncService::new(
         Arc::clone(&databases.central),
         Arc::clone(&databases.views),
+        Arc::clone(&databases.readers),
+        config.limits.concurrent_pulls,
         Arc::new(move |outcome| {
             projector.wake();
             tracing::debug!(
@@ -111,15 +113,12 @@ pub fn router(config: &Config, databases: Databases, hub: Arc<Hub>) -> Router {
             announce_hub.publish(outcome.workspace, outcome.response.head, &outcome.appended);
         }),
     );
-    let central = Arc::clone(&databases.central);
+    let readers = Arc::clone(&databases.readers);
     let live = LiveState {
         hub,
         head: Arc::new(move |workspace| {
-            central
-                .lock()
-                .ok()
-                .and_then(|c| c.log().head(workspace).ok())
-                .unwrap_or(0)
+            let now = i64::try_from(crate::databases::now_ms()).unwrap_or(i64::MAX);
+            readers.head(workspace, now)
         }),
     };
     let state = AppState {

@@ -320,3 +320,137 @@ async fn the_live_client_reconnects_after_a_server_restart() {
     assert_eq!(reached, 2);
     server.stop().await;
 }
+
+fn live_url(server: &common::Running, ws: &str) -> String {
+    format!(
+        "{}/api/sync/live?workspace_id={ws}",
+        server.base.replace("http", "ws")
+    )
+}
+
+async fn metric(server: &common::Running, name: &str) -> i64 {
+    let text = client()
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} in {text}"))
+}
+
+/// Waits (with a deadline) until `f` holds.
+async fn eventually<F: std::future::Future<Output = bool>>(what: &str, mut f: impl FnMut() -> F) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !f().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn live_channels_go_with_their_last_socket() {
+    let server = start().await;
+    let mut sockets = vec![];
+    for n in 0..40u128 {
+        let ws = uuid::Uuid::from_u128(0x1000 + n).to_string();
+        let (mut socket, _) = tokio_tungstenite::connect_async(&live_url(&server, &ws))
+            .await
+            .unwrap();
+        next_json(&mut socket).await;
+        sockets.push(socket);
+    }
+    assert_eq!(metric(&server, "tandem_live_channels").await, 40);
+    for mut socket in sockets {
+        socket.close(None).await.unwrap();
+    }
+    eventually("every channel removed", || async {
+        metric(&server, "tandem_live_channels").await == 0
+            && metric(&server, "tandem_websocket_clients").await == 0
+    })
+    .await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn sockets_past_the_bound_are_busy_with_retry_after() {
+    let server = common::start_with(server::config::Limits {
+        live_sockets: 2,
+        ..server::config::Limits::default()
+    })
+    .await;
+    let ws = uuid::Uuid::from_u128(0x77).to_string();
+    let mut open = vec![];
+    for _ in 0..2 {
+        let (mut socket, _) = tokio_tungstenite::connect_async(&live_url(&server, &ws))
+            .await
+            .unwrap();
+        next_json(&mut socket).await;
+        open.push(socket);
+    }
+    match tokio_tungstenite::connect_async(&live_url(&server, &ws)).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 503);
+            assert_eq!(response.headers()["retry-after"], "1");
+            let body: Value = serde_json::from_slice(response.body().as_deref().unwrap()).unwrap();
+            assert_eq!(body["code"], "BUSY");
+        }
+        other => panic!(
+            "expected 503 BUSY, got {:?}",
+            other.map(|(_, r)| r.status())
+        ),
+    }
+    // Everyone else is still served: a socket that leaves frees its place.
+    drop(open.pop());
+    eventually("a place comes free", || async {
+        tokio_tungstenite::connect_async(&live_url(&server, &ws))
+            .await
+            .is_ok()
+    })
+    .await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_push_while_a_socket_connects_is_never_missed() {
+    // The socket must subscribe before it reads the head it sends first. Here the head read
+    // itself lets a push land (head 2) right after its snapshot (head 1): the socket must
+    // still hear of head 2.
+    use server::live::{self, Hub, LiveState};
+    let hub = Hub::new(10);
+    let ws: tandem_events::ids::WorkspaceId =
+        uuid::Uuid::from_u128(0x42).to_string().parse().unwrap();
+    let announcer = std::sync::Arc::clone(&hub);
+    let state = LiveState {
+        hub: std::sync::Arc::clone(&hub),
+        head: std::sync::Arc::new(move |workspace| {
+            announcer.publish(workspace, 2, &[]);
+            Ok(1)
+        }),
+    };
+    let app = axum::Router::new()
+        .route("/live", axum::routing::get(live::upgrade))
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move { axum::serve(listener, app).await });
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async(format!("ws://{addr}/live?workspace_id={ws}"))
+            .await
+            .unwrap();
+    assert_eq!(next_json(&mut socket).await["head"], 1);
+    assert_eq!(
+        next_json(&mut socket).await["head"],
+        2,
+        "the push during the connect was announced"
+    );
+    hub.shutdown();
+    task.abort();
+}

@@ -508,3 +508,76 @@ async fn the_layer_answers_carry_the_server_time_and_say_what_failed() {
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_pull_answer_is_bounded_by_bytes_and_pages_on() {
+    let server = start_with(Limits {
+        pull_bytes: 20_000,
+        ..Limits::default()
+    })
+    .await;
+    let evs = events(60);
+    let peer = Peer::new(&server, &evs);
+    let (status, body) = peer.push(0, &evs).await;
+    assert_eq!(status, 200, "{body}");
+    let mut cursor = 0;
+    let mut pages = 0;
+    loop {
+        let (status, body) = peer.pull(cursor, Some(5_000)).await;
+        assert_eq!(status, 200, "{body}");
+        let page = body["events"].as_array().unwrap();
+        let bytes = serde_json::to_vec(page).unwrap().len();
+        assert!(bytes <= 20_000 + 2_000, "{bytes} bytes in one answer");
+        cursor = page.last().unwrap()["seq"].as_u64().unwrap();
+        pages += 1;
+        if !body["has_more"].as_bool().unwrap() {
+            break;
+        }
+    }
+    assert_eq!(cursor, 60);
+    assert!(pages > 1, "one page of everything");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn pulls_past_the_bound_are_busy_with_retry_after_and_others_are_served() {
+    let server = start_with(Limits {
+        concurrent_pulls: 1,
+        read_connections: 1,
+        ..Limits::default()
+    })
+    .await;
+    let evs = events(3_000);
+    let peer = Peer::new(&server, &evs);
+    for (i, chunk) in evs.chunks(1_000).enumerate() {
+        let (status, body) = peer.push(i as u64 * 1_000, chunk).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let body = json!({"device_id": peer.device, "workspace_id": peer.workspace, "cursor": 0, "limit": 5_000}).to_string();
+    let answers = futures_util::future::join_all((0..48).map(|_| {
+        peer.http
+            .post(format!("{}/api/sync/pull", peer.base))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+    }))
+    .await;
+    let (mut ok, mut busy) = (0, 0);
+    for answer in answers {
+        let answer = answer.unwrap();
+        match answer.status().as_u16() {
+            200 => ok += 1,
+            503 => {
+                assert_eq!(answer.headers()["retry-after"], "1");
+                let body: Value = answer.json().await.unwrap();
+                assert_eq!(body["code"], "BUSY", "{body}");
+                assert!(body["server_time_ms"].is_i64());
+                busy += 1;
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert!(ok >= 1 && busy >= 1, "{ok} served, {busy} busy");
+    assert_eq!(peer.head().await, 3_000, "the server keeps serving");
+    server.stop().await;
+}

@@ -24,6 +24,8 @@ use crate::wire::{from_wire, logged};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SyncLimits {
     pub events_per_push: usize,
+    /// Bytes of events in one pull answer, at most (one event always goes).
+    pub pull_bytes: usize,
     pub event_data_bytes: usize,
     pub max_clock_drift_ms: u64,
     pub pull_limit_default: u64,
@@ -34,7 +36,8 @@ impl Default for SyncLimits {
     fn default() -> Self {
         Self {
             events_per_push: 1_000,
-            event_data_bytes: 64 * 1024,
+            pull_bytes: 4 * 1024 * 1024,
+            event_data_bytes: tandem_events::event::MAX_EVENT_DATA_BYTES,
             max_clock_drift_ms: 60_000,
             pull_limit_default: 500,
             pull_limit_max: 5_000,
@@ -401,45 +404,142 @@ impl Central {
         })
     }
 
-    /// Handles a pull: events with `seq > cursor`, at most `limit` (clamped).
+    /// Handles a pull (see [`pull_from`]) on the writer's connection (simulations and tests;
+    /// the server pulls through [`Readers`]).
     pub fn pull(&self, request: &PullRequest) -> Result<PullResponse, SyncError> {
-        let now = self.now_ms();
-        let workspace: WorkspaceId = request.workspace_id.parse().map_err(|e| {
-            SyncError::new(ErrorCode::Malformed, format!("workspace_id: {e}")).at(now)
-        })?;
-        request
-            .device_id
-            .parse::<DeviceId>()
-            .map_err(|e| SyncError::new(ErrorCode::Malformed, format!("device_id: {e}")).at(now))?;
-        let head = self.log.head(workspace).map_err(|e| self.internal(e))?;
-        if request.cursor > head {
-            return Err(SyncError::new(
-                ErrorCode::CursorAhead,
-                format!(
-                    "cursor {} is beyond the workspace head {head}",
-                    request.cursor
-                ),
-            )
-            .with_head(head)
-            .at(now));
+        pull_from(&self.log, &self.limits, request, self.now_ms())
+    }
+}
+
+/// Answers a pull from `log`: events with `seq > cursor`, at most `limit` (clamped) and at
+/// most [`SyncLimits::pull_bytes`] of them (but always one, when there is one). The head and
+/// the events are read in one snapshot.
+pub fn pull_from(
+    log: &EventLog,
+    limits: &SyncLimits,
+    request: &PullRequest,
+    now: i64,
+) -> Result<PullResponse, SyncError> {
+    let internal =
+        |e: &dyn std::fmt::Display| SyncError::new(ErrorCode::Internal, e.to_string()).at(now);
+    let workspace: WorkspaceId = request
+        .workspace_id
+        .parse()
+        .map_err(|e| SyncError::new(ErrorCode::Malformed, format!("workspace_id: {e}")).at(now))?;
+    request
+        .device_id
+        .parse::<DeviceId>()
+        .map_err(|e| SyncError::new(ErrorCode::Malformed, format!("device_id: {e}")).at(now))?;
+    let snapshot = log
+        .connection()
+        .unchecked_transaction()
+        .map_err(|e| internal(&e))?;
+    let head = log.head(workspace).map_err(|e| internal(&e))?;
+    if request.cursor > head {
+        return Err(SyncError::new(
+            ErrorCode::CursorAhead,
+            format!(
+                "cursor {} is beyond the workspace head {head}",
+                request.cursor
+            ),
+        )
+        .with_head(head)
+        .at(now));
+    }
+    let limit = request
+        .limit
+        .unwrap_or(limits.pull_limit_default)
+        .clamp(1, limits.pull_limit_max);
+    let mut events = log
+        .events_after(workspace, request.cursor, (limit + 1) as usize)
+        .map_err(|e| internal(&e))?;
+    drop(snapshot);
+    let mut has_more = events.len() as u64 > limit;
+    events.truncate(limit as usize);
+    let mut bytes = 0usize;
+    let mut fits = events.len();
+    for (i, (_, e)) in events.iter().enumerate() {
+        bytes = bytes.saturating_add(e.event_data.len() + ENVELOPE_BYTES);
+        if i > 0 && bytes > limits.pull_bytes {
+            fits = i;
+            break;
         }
-        let limit = request
-            .limit
-            .unwrap_or(self.limits.pull_limit_default)
-            .clamp(1, self.limits.pull_limit_max);
-        let mut events = self
-            .log
-            .events_after(workspace, request.cursor, (limit + 1) as usize)
-            .map_err(|e| self.internal(e))?;
-        let has_more = events.len() as u64 > limit;
-        events.truncate(limit as usize);
-        Ok(PullResponse {
-            events: events.iter().map(|(seq, e)| logged(*seq, e)).collect(),
-            head,
-            has_more,
-            server_time_ms: now,
+    }
+    if fits < events.len() {
+        events.truncate(fits);
+        has_more = true;
+    }
+    Ok(PullResponse {
+        events: events.iter().map(|(seq, e)| logged(*seq, e)).collect(),
+        head,
+        has_more,
+        server_time_ms: now,
+    })
+}
+
+/// What an event's envelope (ids, stamp, type, numbers, JSON punctuation) adds to its data on
+/// the wire, at most.
+const ENVELOPE_BYTES: usize = 400;
+
+/// The server's read-only connections to its log (WAL: they read beside the writer, never
+/// under its lock), for pulls and live connects. Each is used by one request at a time; the
+/// caller bounds how many requests wait for one (DESIGN.md rule 22).
+pub struct Readers {
+    conns: Vec<std::sync::Mutex<EventLog>>,
+    limits: SyncLimits,
+}
+
+impl Readers {
+    /// `n` read-only connections to `data_dir`'s events.db, which must exist.
+    pub fn open(data_dir: &Path, n: usize, limits: SyncLimits) -> Result<Self, CentralError> {
+        let conns = (0..n.max(1))
+            .map(|_| EventLog::open_reader(data_dir.join("events.db")).map(std::sync::Mutex::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self { conns, limits })
+    }
+
+    /// How many connections there are (the most requests that can read at once).
+    pub fn len(&self) -> usize {
+        self.conns.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.conns.is_empty()
+    }
+
+    /// Runs `f` on a free connection; BUSY when none is free.
+    pub fn with<T>(
+        &self,
+        now: i64,
+        f: impl FnOnce(&EventLog) -> Result<T, SyncError>,
+    ) -> Result<T, SyncError> {
+        for conn in &self.conns {
+            if let Ok(log) = conn.try_lock() {
+                return f(&log);
+            }
+        }
+        Err(busy("every read connection is in use", now))
+    }
+
+    /// Answers a pull (see [`pull_from`]).
+    pub fn pull(&self, request: &PullRequest, now: i64) -> Result<PullResponse, SyncError> {
+        self.with(now, |log| pull_from(log, &self.limits, request, now))
+    }
+
+    /// A workspace's head.
+    pub fn head(&self, workspace: WorkspaceId, now: i64) -> Result<u64, SyncError> {
+        self.with(now, |log| {
+            log.head(workspace)
+                .map_err(|e| SyncError::new(ErrorCode::Internal, e.to_string()).at(now))
         })
     }
+}
+
+/// BUSY (503): a bound was reached; retry after a second.
+pub fn busy(message: &str, now: i64) -> SyncError {
+    let mut e = SyncError::new(ErrorCode::Busy, message).at(now);
+    e.retry_after_ms = Some(1_000);
+    e
 }
 
 /// The `list_id` a TodoCreated's data names, if it names a well-formed one.

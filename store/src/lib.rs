@@ -15,7 +15,7 @@ pub mod sync;
 pub mod views;
 pub mod wire;
 
-pub use central::{Central, CentralError, PushOutcome, ServerViews, SyncLimits};
+pub use central::{Central, CentralError, PushOutcome, Readers, ServerViews, SyncLimits};
 pub use connection::{open, open_with_page_size, Durability, StoreError};
 pub use log::{Appended, EventLog, LogError, PhysicalClock, Violation};
 pub use replica::{IdSource, Replica, ReplicaError, Summary};
