@@ -55,6 +55,9 @@ pub struct PushResponse {
     pub head: u64,
     /// The server's wall clock (ms since the epoch).
     pub server_time_ms: i64,
+    /// The server log's identity (new after a restore or an import into an empty data dir).
+    #[serde(default)]
+    pub log_id: String,
 }
 
 /// `POST /api/sync/pull`.
@@ -77,6 +80,9 @@ pub struct PullResponse {
     /// Whether events after the last one returned exist.
     pub has_more: bool,
     pub server_time_ms: i64,
+    /// The server log's identity (see [`PushResponse::log_id`]).
+    #[serde(default)]
+    pub log_id: String,
 }
 
 /// Error codes (CONTRACT.md), each with its HTTP status.
@@ -201,6 +207,9 @@ pub enum LiveMessage {
     Head {
         workspace_id: String,
         head: u64,
+        /// The server log's identity (on the first message).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        log_id: Option<String>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         events: Vec<LoggedEvent>,
     },

@@ -1,6 +1,7 @@
-//! The maintenance subcommands: `rebuild`, `inspect`, `verify`, `export`, `import`. They open
-//! the data dir's databases directly (stop the server first for `import` and `rebuild`; SQLite
-//! serialises writers anyway, waiting up to 5 s).
+//! The maintenance subcommands: `rebuild`, `inspect`, `verify`, `export`, `import`, `backup`,
+//! `restore`, `query`. Those that only read (`inspect`, `verify`, `export`, `query`, `backup`)
+//! open the log read-only and work beside a running server; those that write (`import`,
+//! `rebuild`, `restore`) take the data dir's lock and refuse while a server holds it.
 
 use std::io::{BufRead, Write};
 use std::path::Path;
@@ -13,20 +14,31 @@ use tandem_store::{EventLog, Views};
 
 use crate::databases::now_ms;
 
-fn open_log(data_dir: &Path) -> anyhow::Result<EventLog> {
+/// The log, read-only (works beside a running server, and on a read-only copy).
+fn read_log(data_dir: &Path) -> anyhow::Result<EventLog> {
     if !data_dir.join("events.db").exists() {
         bail!("{} has no events.db", data_dir.display());
     }
-    Ok(EventLog::open(
+    Ok(EventLog::open_reader(data_dir.join("events.db"))?)
+}
+
+/// The log for writing, with the data dir's lock held.
+fn write_log(data_dir: &Path, what: &str) -> anyhow::Result<(EventLog, crate::lock::DataDirLock)> {
+    let lock = crate::lock::lock(data_dir, what)?;
+    if !data_dir.join("events.db").exists() {
+        bail!("{} has no events.db", data_dir.display());
+    }
+    let log = EventLog::open(
         data_dir.join("events.db"),
         DeviceId::from_uuid(uuid::Uuid::new_v4()),
         Arc::new(now_ms),
-    )?)
+    )?;
+    Ok((log, lock))
 }
 
 /// Drops the views and replays the log into them.
 pub fn rebuild(data_dir: &Path) -> anyhow::Result<()> {
-    let log = open_log(data_dir)?;
+    let (log, _lock) = write_log(data_dir, "rebuild")?;
     let (mut views, rebuilt) = Views::open_current(data_dir.join("views.db"), &log, progress)?;
     if !rebuilt {
         views.rebuild(&log, progress)?;
@@ -41,7 +53,7 @@ fn progress(p: tandem_store::Progress) {
 
 /// Checks the log's invariants; the error names the first violation.
 pub fn verify(data_dir: &Path) -> anyhow::Result<u64> {
-    let log = open_log(data_dir)?;
+    let log = read_log(data_dir)?;
     let checked = log
         .verify()
         .map_err(|v| anyhow::anyhow!("invariant violated: {v}"))?;
@@ -62,7 +74,7 @@ pub struct Filter {
 
 /// Prints matching events as JSON lines (the wire form with `seq`), in seq order.
 pub fn inspect(data_dir: &Path, filter: &Filter, out: &mut impl Write) -> anyhow::Result<usize> {
-    let log = open_log(data_dir)?;
+    let log = read_log(data_dir)?;
     let mut sql = String::from(
         "SELECT seq, event_id FROM events WHERE seq > ?1 \
          AND (?2 IS NULL OR workspace_id = ?2) AND (?3 IS NULL OR aggregate_id = ?3) \
@@ -105,7 +117,7 @@ pub fn inspect(data_dir: &Path, filter: &Filter, out: &mut impl Write) -> anyhow
 
 /// Writes every event as JSON lines, by workspace then seq.
 pub fn export(data_dir: &Path, out: &mut impl Write) -> anyhow::Result<u64> {
-    let log = open_log(data_dir)?;
+    let log = read_log(data_dir)?;
     let mut written = 0;
     for (workspace, head) in log.heads()? {
         let mut after = 0;
@@ -123,11 +135,14 @@ pub fn export(data_dir: &Path, out: &mut impl Write) -> anyhow::Result<u64> {
     Ok(written)
 }
 
-/// Reads JSON lines (as `export` writes them) and appends the events not already stored;
-/// idempotent, all or nothing. Returns `(imported, skipped)`.
+/// Reads JSON lines (as `export` writes them) and stores them with their exported seqs: into
+/// an empty data dir it reproduces every workspace's seqs exactly (a new `log_id`); into a
+/// non-empty one it only adds — every event already there must be in the import with the same
+/// seq and content, and new ones must follow each workspace's head densely — or it refuses.
+/// Idempotent, all or nothing. Returns `(imported, skipped)`.
 pub fn import(data_dir: &Path, input: impl BufRead) -> anyhow::Result<(usize, usize)> {
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let lock = crate::lock::lock(data_dir, "import")?;
+    let fresh = !data_dir.join("events.db").exists();
     let mut log = EventLog::open(
         data_dir.join("events.db"),
         DeviceId::from_uuid(uuid::Uuid::new_v4()),
@@ -146,13 +161,104 @@ pub fn import(data_dir: &Path, input: impl BufRead) -> anyhow::Result<(usize, us
         event
             .decode()
             .with_context(|| format!("line {}: event {} does not decode", n + 1, event.event_id))?;
-        events.push((event.workspace_id, logged.seq, event));
+        events.push((logged.seq, event));
     }
-    // Per workspace in seq order, so versions continue as they did at the source.
-    events.sort_by_key(|(workspace, seq, _)| (*workspace, *seq));
-    let events: Vec<_> = events.into_iter().map(|(_, _, e)| e).collect();
-    let counts = log.import(&events)?;
+    let counts = log.import_logged(&events)?;
+    if fresh || log.log_id()?.is_none() {
+        log.set_log_id(&uuid::Uuid::new_v4().to_string())?;
+    }
     let (mut views, _) = Views::open_current(data_dir.join("views.db"), &log, progress)?;
     views.catch_up(&log, 1_000)?;
+    drop(views);
+    drop(log);
+    drop(lock);
     Ok(counts)
+}
+
+/// Copies the log to `output` (SQLite's `VACUUM INTO`: a consistent snapshot, safe while the
+/// server runs; the views are not copied — they are rebuilt from the log). Returns the number
+/// of events in the copy.
+pub fn backup(data_dir: &Path, output: &Path) -> anyhow::Result<u64> {
+    if output.exists() {
+        bail!(
+            "{} already exists; backup never overwrites",
+            output.display()
+        );
+    }
+    let log = read_log(data_dir)?;
+    log.connection()
+        .execute("VACUUM INTO ?1", [output.to_string_lossy()])
+        .with_context(|| format!("cannot write the backup to {}", output.display()))?;
+    let copy = EventLog::open_reader(output)?;
+    copy.verify()
+        .map_err(|v| anyhow::anyhow!("the backup does not verify: {v}"))
+}
+
+/// Restores a backup into a stopped, empty data dir: the log is copied, checked, given a new
+/// `log_id` (devices then know the log was restored: docs/protocol.md) and its views built.
+pub fn restore(data_dir: &Path, input: &Path) -> anyhow::Result<u64> {
+    let _lock = crate::lock::lock(data_dir, "restore")?;
+    for name in ["events.db", "views.db"] {
+        if data_dir.join(name).exists() {
+            bail!(
+                "{} already holds {name}: restore only into an empty data dir",
+                data_dir.display()
+            );
+        }
+    }
+    let source = EventLog::open_reader(input)
+        .with_context(|| format!("{} is not a Tandem events.db", input.display()))?;
+    let checked = source
+        .verify()
+        .map_err(|v| anyhow::anyhow!("{} does not verify: {v}", input.display()))?;
+    let target = data_dir.join("events.db");
+    source
+        .connection()
+        .execute("VACUUM INTO ?1", [target.to_string_lossy()])
+        .with_context(|| format!("cannot write {}", target.display()))?;
+    drop(source);
+    let log = EventLog::open(
+        &target,
+        DeviceId::from_uuid(uuid::Uuid::new_v4()),
+        Arc::new(now_ms),
+    )?;
+    log.set_log_id(&uuid::Uuid::new_v4().to_string())?;
+    let (mut views, _) = Views::open_current(data_dir.join("views.db"), &log, progress)?;
+    views.catch_up(&log, 1_000)?;
+    Ok(checked)
+}
+
+/// Runs one read-only SQL statement on the log and prints its rows as JSON arrays (one per
+/// line, the column names first). A statement that would write is refused before it runs.
+pub fn query(data_dir: &Path, sql: &str, out: &mut impl Write) -> anyhow::Result<usize> {
+    let log = read_log(data_dir)?;
+    let conn = log.connection();
+    conn.pragma_update(None, "query_only", true)?;
+    let mut stmt = conn
+        .prepare(sql)
+        .with_context(|| "the query does not parse")?;
+    if !stmt.readonly() {
+        bail!("server query only reads: this statement would write");
+    }
+    let names: Vec<String> = stmt.column_names().map(str::to_string).collect();
+    writeln!(out, "{}", serde_json::to_string(&names)?)?;
+    let columns = names.len();
+    let mut rows = stmt.query([])?;
+    let mut n = 0;
+    while let Some(row) = rows.next()? {
+        let mut values = Vec::with_capacity(columns);
+        for i in 0..columns {
+            use tandem_store::rusqlite::types::ValueRef;
+            values.push(match row.get_ref(i)? {
+                ValueRef::Null => serde_json::Value::Null,
+                ValueRef::Integer(v) => v.into(),
+                ValueRef::Real(v) => v.into(),
+                ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned().into(),
+                ValueRef::Blob(b) => format!("<{} bytes>", b.len()).into(),
+            });
+        }
+        writeln!(out, "{}", serde_json::Value::Array(values))?;
+        n += 1;
+    }
+    Ok(n)
 }

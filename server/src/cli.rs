@@ -36,9 +36,46 @@ pub enum Command {
     Verify(DataArgs),
     /// Write every event of the log as JSON lines (by workspace, then seq).
     Export(ExportArgs),
-    /// Append events from JSON lines (as export writes them). Idempotent: events already
-    /// stored are skipped; all or nothing.
+    /// Store events from JSON lines (as export writes them) with their seqs: into an empty
+    /// data dir it reproduces the log (with a new log_id); into a non-empty one it only adds
+    /// events after the log's, or refuses. Idempotent; all or nothing. Refuses while a server
+    /// runs on the data dir.
     Import(ImportArgs),
+    /// Copy the log to a file (a consistent SQLite snapshot), safe while the server runs.
+    Backup(BackupArgs),
+    /// Restore a backup into a stopped, empty data dir; the restored log gets a new log_id,
+    /// and devices recover (docs/protocol.md).
+    Restore(RestoreArgs),
+    /// Run one read-only SQL statement on the log; rows are printed as JSON arrays, the column
+    /// names first. A statement that would write is refused.
+    Query(QueryArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The backup file to write (must not exist)
+    #[arg(long, value_name = "FILE")]
+    pub output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The backup file to read
+    #[arg(long, value_name = "FILE")]
+    pub input: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The SQL, e.g. "SELECT event_type, count(*) FROM events GROUP BY 1"
+    #[arg(value_name = "SQL")]
+    pub sql: String,
 }
 
 /// Where the data dir is (same precedence as `serve`).
@@ -124,6 +161,75 @@ pub struct ServeArgs {
     /// Runtime config file [default: ./Leptos.toml when present]
     #[arg(long, env = "TANDEM_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// The limits of Leptos.toml's `[limits]`, as flags and variables (they beat the file).
+#[derive(Debug, Default, Clone, Args)]
+pub struct LimitArgs {
+    /// Largest push body, bytes [default: 4194304]
+    #[arg(long, env = "TANDEM_PUSH_BODY_BYTES", value_name = "BYTES")]
+    pub push_body_bytes: Option<usize>,
+    /// Most events in one push [default: 1000]
+    #[arg(long, env = "TANDEM_EVENTS_PER_PUSH", value_name = "N")]
+    pub events_per_push: Option<usize>,
+    /// Largest event_data (canonical JSON), bytes [default: 65536]
+    #[arg(long, env = "TANDEM_EVENT_DATA_BYTES", value_name = "BYTES")]
+    pub event_data_bytes: Option<usize>,
+    /// How far ahead of the server's clock a stamp may be, ms [default: 60000]
+    #[arg(long, env = "TANDEM_MAX_CLOCK_DRIFT_MS", value_name = "MS")]
+    pub max_clock_drift_ms: Option<u64>,
+    /// Events per pull when the client names no limit [default: 500]
+    #[arg(long, env = "TANDEM_PULL_LIMIT_DEFAULT", value_name = "N")]
+    pub pull_limit_default: Option<usize>,
+    /// Most events per pull [default: 5000]
+    #[arg(long, env = "TANDEM_PULL_LIMIT_MAX", value_name = "N")]
+    pub pull_limit_max: Option<usize>,
+    /// Most bytes of events in one pull answer [default: 4194304]
+    #[arg(long, env = "TANDEM_PULL_BYTES", value_name = "BYTES")]
+    pub pull_bytes: Option<usize>,
+    /// Read-only connections for pulls and live connects [default: 4]
+    #[arg(long, env = "TANDEM_READ_CONNECTIONS", value_name = "N")]
+    pub read_connections: Option<usize>,
+    /// Pulls served or waiting at once; more answer 503 BUSY [default: 64]
+    #[arg(long, env = "TANDEM_CONCURRENT_PULLS", value_name = "N")]
+    pub concurrent_pulls: Option<usize>,
+    /// Live sockets at once; more answer 503 BUSY [default: 10000]
+    #[arg(long, env = "TANDEM_LIVE_SOCKETS", value_name = "N")]
+    pub live_sockets: Option<usize>,
+}
+
+impl LimitArgs {
+    fn overrides(&self) -> config::LimitOverrides {
+        config::LimitOverrides {
+            push_body_bytes: self.push_body_bytes,
+            events_per_push: self.events_per_push,
+            event_data_bytes: self.event_data_bytes,
+            max_clock_drift_ms: self.max_clock_drift_ms,
+            pull_limit_default: self.pull_limit_default,
+            pull_limit_max: self.pull_limit_max,
+            pull_bytes: self.pull_bytes,
+            read_connections: self.read_connections,
+            concurrent_pulls: self.concurrent_pulls,
+            live_sockets: self.live_sockets,
+        }
+    }
+}
+
+impl Cli {
+    /// The command to run: a bare `server` is `server serve`, flags and environment included.
+    pub fn into_command(self) -> Command {
+        match self.command {
+            Some(command) => command,
+            None => match Cli::try_parse_from(["server", "serve"]) {
+                Ok(Cli {
+                    command: Some(command),
+                }) => command,
+                _ => Command::Serve(ServeArgs::default()),
+            },
+        }
+    }
 }
 
 impl ServeArgs {
@@ -138,12 +244,14 @@ impl ServeArgs {
             addr: std::env::var("LEPTOS_SITE_ADDR").ok(),
             data_dir: None,
             site_root: std::env::var_os("LEPTOS_SITE_ROOT").map(PathBuf::from),
+            limits: Default::default(),
         };
         config::resolve(
             Overrides {
                 addr: self.addr,
                 data_dir: self.data_dir,
                 site_root: self.site_root,
+                limits: self.limits.overrides(),
             },
             leptos_env,
             file,

@@ -80,6 +80,45 @@ pub struct Overrides {
     pub addr: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub site_root: Option<PathBuf>,
+    pub limits: LimitOverrides,
+}
+
+/// Limits given by flags or environment (each beats the config file's).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LimitOverrides {
+    pub push_body_bytes: Option<usize>,
+    pub events_per_push: Option<usize>,
+    pub event_data_bytes: Option<usize>,
+    pub max_clock_drift_ms: Option<u64>,
+    pub pull_limit_default: Option<usize>,
+    pub pull_limit_max: Option<usize>,
+    pub pull_bytes: Option<usize>,
+    pub read_connections: Option<usize>,
+    pub concurrent_pulls: Option<usize>,
+    pub live_sockets: Option<usize>,
+}
+
+impl LimitOverrides {
+    fn over(self, mut limits: Limits) -> Limits {
+        macro_rules! take {
+            ($($field:ident),*) => {
+                $(if let Some(v) = self.$field { limits.$field = v; })*
+            };
+        }
+        take!(
+            push_body_bytes,
+            events_per_push,
+            event_data_bytes,
+            max_clock_drift_ms,
+            pull_limit_default,
+            pull_limit_max,
+            pull_bytes,
+            read_connections,
+            concurrent_pulls,
+            live_sockets
+        );
+        limits
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -120,17 +159,27 @@ impl FileConfig {
                 })
             }
         };
-        let file: Self = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        let mut file: Self = toml::from_str(&text).map_err(|source| ConfigError::Parse {
             path: shown.clone(),
             source,
         })?;
         file.limits.check(&shown)?;
+        // Relative paths in the file are relative to the file, not to where the server runs.
+        let base = path.parent().unwrap_or(Path::new(""));
+        for dir in [&mut file.server.data_dir, &mut file.server.site_root]
+            .into_iter()
+            .flatten()
+        {
+            if dir.is_relative() {
+                *dir = base.join(&*dir);
+            }
+        }
         Ok(file)
     }
 }
 
 impl Limits {
-    fn check(&self, path: &str) -> Result<(), ConfigError> {
+    pub fn check(&self, path: &str) -> Result<(), ConfigError> {
         let fail = |message: &str| {
             Err(ConfigError::Limit {
                 path: path.to_string(),
@@ -187,7 +236,11 @@ pub fn resolve(
             .or(leptos_env.site_root)
             .or(file.server.site_root)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_SITE_ROOT)),
-        limits: file.limits,
+        limits: {
+            let limits = overrides.limits.over(file.limits);
+            limits.check("the flags or environment")?;
+            limits
+        },
     })
 }
 
@@ -234,6 +287,42 @@ mod tests {
         assert_eq!(c.addr.port(), 6000);
         let c = resolve(Overrides::default(), Overrides::default(), f()).unwrap();
         assert_eq!(c.addr.port(), 4000);
+    }
+
+    #[test]
+    fn limit_flags_beat_the_file_and_relative_paths_follow_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("conf").join("Leptos.toml");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(
+            &path,
+            "[server]\ndata-dir = \"data\"\n[limits]\nmax-clock-drift-ms = 5000\nevents-per-push = 10\n",
+        )
+        .unwrap();
+        let f = FileConfig::load(&path, true).unwrap();
+        assert_eq!(
+            f.server.data_dir,
+            Some(dir.path().join("conf").join("data"))
+        );
+        let flags = Overrides {
+            limits: LimitOverrides {
+                max_clock_drift_ms: Some(90_000),
+                ..LimitOverrides::default()
+            },
+            ..Overrides::default()
+        };
+        let c = resolve(flags, Overrides::default(), f).unwrap();
+        assert_eq!(c.limits.max_clock_drift_ms, 90_000, "the flag wins");
+        assert_eq!(c.limits.events_per_push, 10, "the file's stays");
+        let bad = Overrides {
+            limits: LimitOverrides {
+                pull_limit_default: Some(0),
+                ..LimitOverrides::default()
+            },
+            ..Overrides::default()
+        };
+        let err = resolve(bad, Overrides::default(), FileConfig::default()).unwrap_err();
+        assert!(err.to_string().contains("pull-limit-default"), "{err}");
     }
 
     #[test]

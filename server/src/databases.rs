@@ -71,6 +71,8 @@ impl Databases {
             sync_limits(limits),
         )?;
         let mut central = central;
+        let log_id = central.ensure_log_id(&uuid::Uuid::new_v4().to_string())?;
+        tracing::info!(%log_id, "the log");
         let made = central
             .ensure_default_list(
                 DEFAULT_LIST_NAME,

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod databases;
 pub mod live;
+pub mod lock;
 mod metrics;
 mod routes;
 mod sync_layer;
@@ -17,7 +18,9 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 /// How long in-flight requests may run after a shutdown signal before the server stops anyway.
-const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(4);
+/// (Then the views' last catch-up and closing the databases get at most a second: the contract
+/// wants an exit within 5 s of the signal, also with a request body that never ends.)
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_millis(3_500);
 
 pub use config::Config;
 pub use databases::Databases;
@@ -25,6 +28,8 @@ pub use databases::Databases;
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
+    #[error(transparent)]
+    Lock(#[from] lock::LockError),
     #[error(transparent)]
     Databases(#[from] databases::DatabaseError),
     #[error("the listener failed: {0}")]
@@ -38,6 +43,7 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let lock = lock::lock(&config.data_dir, "server")?;
     let databases = Databases::open(&config.data_dir, &config.limits)?;
     let hub = live::Hub::new(config.limits.live_sockets);
     let router = routes::router(&config, databases.clone(), Arc::clone(&hub));
@@ -69,14 +75,30 @@ pub async fn run(
             SHUTDOWN_GRACE.as_secs()
         ),
     }
-    // Leave the views caught up with everything acknowledged.
-    if let Err(e) = databases.catch_up_views() {
-        tracing::error!(error = %e, "cannot bring the views up to date at shutdown");
+    // Leave the views caught up with everything acknowledged, if that is quick (otherwise
+    // they catch up at the next start: they are rebuilt from the log anyway).
+    let caught_up = tokio::time::timeout(
+        std::time::Duration::from_millis(700),
+        tokio::task::spawn_blocking({
+            let databases = databases.clone();
+            move || databases.catch_up_views()
+        }),
+    )
+    .await;
+    match caught_up {
+        Ok(Ok(Ok(_))) => {}
+        Ok(Ok(Err(e))) => {
+            tracing::error!(error = %e, "cannot bring the views up to date at shutdown")
+        }
+        Ok(Err(e)) => tracing::error!(error = %e, "the last catch-up of the views crashed"),
+        Err(_) => {
+            tracing::warn!("the views' last catch-up is slow; they catch up at the next start")
+        }
     }
     // The projector may still hold the views for a moment (a catch-up in flight): wait for it,
     // so that the read connection closes before the writer, which then removes the WAL.
     let views = databases.views;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(300);
     while Arc::strong_count(&views) > 1 && std::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
@@ -89,6 +111,7 @@ pub async fn run(
         Ok(central) => drop(central),
         Err(_) => tracing::warn!("the central log is still referenced at shutdown; closed on drop"),
     }
+    drop(lock);
     tracing::info!("Tandem stopped");
     Ok(())
 }

@@ -115,12 +115,16 @@ impl Hub {
 }
 
 fn head_message(workspace: WorkspaceId, head: u64, events: Vec<LoggedEvent>) -> String {
-    serde_json::to_string(&LiveMessage::Head {
+    encode(LiveMessage::Head {
         workspace_id: workspace.to_string(),
         head,
+        log_id: None,
         events,
     })
-    .unwrap_or_default()
+}
+
+fn encode(message: LiveMessage) -> String {
+    serde_json::to_string(&message).unwrap_or_default()
 }
 
 #[derive(Debug, Deserialize)]
@@ -128,8 +132,9 @@ pub struct LiveParams {
     workspace_id: Option<String>,
 }
 
-/// Reads a workspace's head (through a read-only connection; BUSY when none is free).
-pub type HeadReader = Arc<dyn Fn(WorkspaceId) -> Result<u64, SyncError> + Send + Sync>;
+/// Reads a workspace's head and the log's identity (through a read-only connection; BUSY when
+/// none is free).
+pub type HeadReader = Arc<dyn Fn(WorkspaceId) -> Result<(u64, String), SyncError> + Send + Sync>;
 
 /// What the socket handler needs: the hub and a way to read the current head.
 #[derive(Clone)]
@@ -184,8 +189,8 @@ pub async fn upgrade(
         move || head(workspace)
     })
     .await;
-    let head = match read {
-        Ok(Ok(head)) => head,
+    let (head, log_id) = match read {
+        Ok(Ok(read)) => read,
         Ok(Err(e)) => {
             drop(frames);
             drop(seat);
@@ -201,7 +206,7 @@ pub async fn upgrade(
         }
     };
     ws.max_message_size(64 * 1024)
-        .on_upgrade(move |socket| serve(socket, seat, frames, head))
+        .on_upgrade(move |socket| serve(socket, seat, frames, head, log_id))
         .into_response()
 }
 
@@ -241,13 +246,19 @@ async fn serve(
     seat: Seat,
     mut frames: broadcast::Receiver<Frame>,
     head: u64,
+    log_id: String,
 ) {
     let workspace = seat.workspace;
     let mut stop = seat.hub.stop.subscribe();
     let stopping = *stop.borrow_and_update();
     // The head now, so the client knows whether to pull.
     let mut sent_head = head;
-    let first = head_message(workspace, head, vec![]);
+    let first = encode(LiveMessage::Head {
+        workspace_id: workspace.to_string(),
+        head,
+        log_id: Some(log_id),
+        events: vec![],
+    });
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
     let mut heard = tokio::time::Instant::now();

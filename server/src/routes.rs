@@ -118,7 +118,9 @@ pub fn router(config: &Config, databases: Databases, hub: Arc<Hub>) -> Router {
         hub,
         head: Arc::new(move |workspace| {
             let now = i64::try_from(crate::databases::now_ms()).unwrap_or(i64::MAX);
-            readers.head(workspace, now)
+            readers
+                .head(workspace, now)
+                .map(|head| (head, readers.log_id().to_string()))
         }),
     };
     let state = AppState {

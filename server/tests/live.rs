@@ -42,8 +42,13 @@ async fn subscribers_hear_new_heads_with_the_events() {
     let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
     let hello = next_json(&mut socket).await;
     assert_eq!(
-        hello,
-        json!({"type": "head", "workspace_id": ws, "head": 0})
+        (&hello["type"], &hello["workspace_id"], &hello["head"]),
+        (&json!("head"), &json!(ws), &json!(0)),
+        "{hello}"
+    );
+    assert!(
+        hello["log_id"].as_str().is_some_and(|id| id.len() == 36),
+        "the first message names the log: {hello}"
     );
 
     let body = json!({
@@ -432,7 +437,7 @@ async fn a_push_while_a_socket_connects_is_never_missed() {
         hub: std::sync::Arc::clone(&hub),
         head: std::sync::Arc::new(move |workspace| {
             announcer.publish(workspace, 2, &[]);
-            Ok(1)
+            Ok((1, "log".to_string()))
         }),
     };
     let app = axum::Router::new()

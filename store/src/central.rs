@@ -64,6 +64,8 @@ pub struct PushOutcome {
 pub struct Central {
     log: EventLog,
     limits: SyncLimits,
+    /// The log's identity, sent with every answer.
+    log_id: String,
 }
 
 /// The server's views, projected from events.db through a read-only connection of their own,
@@ -111,7 +113,26 @@ impl Central {
 
     /// A central log over an opened log (an in-memory one in simulations).
     pub fn assemble(log: EventLog, limits: SyncLimits) -> Self {
-        Self { log, limits }
+        let log_id = log.log_id().ok().flatten().unwrap_or_default();
+        Self {
+            log,
+            limits,
+            log_id,
+        }
+    }
+
+    /// Gives a log without an identity `candidate` as its `log_id` (a new data dir); returns
+    /// the identity.
+    pub fn ensure_log_id(&mut self, candidate: &str) -> Result<String, CentralError> {
+        if self.log_id.is_empty() {
+            self.log.set_log_id(candidate)?;
+            self.log_id = candidate.to_string();
+        }
+        Ok(self.log_id.clone())
+    }
+
+    pub fn log_id(&self) -> &str {
+        &self.log_id
     }
 
     pub fn log(&self) -> &EventLog {
@@ -278,6 +299,7 @@ impl Central {
                     accepted: accepted(request, &seqs),
                     head,
                     server_time_ms: now,
+                    log_id: self.log_id.clone(),
                 },
                 workspace,
                 appended: vec![],
@@ -398,6 +420,7 @@ impl Central {
                 accepted: accepted(request, &seqs),
                 head,
                 server_time_ms: now,
+                log_id: self.log_id.clone(),
             },
             workspace,
             appended: appended_events,
@@ -407,7 +430,13 @@ impl Central {
     /// Handles a pull (see [`pull_from`]) on the writer's connection (simulations and tests;
     /// the server pulls through [`Readers`]).
     pub fn pull(&self, request: &PullRequest) -> Result<PullResponse, SyncError> {
-        pull_from(&self.log, &self.limits, request, self.now_ms())
+        pull_from(
+            &self.log,
+            &self.limits,
+            &self.log_id,
+            request,
+            self.now_ms(),
+        )
     }
 }
 
@@ -417,6 +446,7 @@ impl Central {
 pub fn pull_from(
     log: &EventLog,
     limits: &SyncLimits,
+    log_id: &str,
     request: &PullRequest,
     now: i64,
 ) -> Result<PullResponse, SyncError> {
@@ -474,6 +504,7 @@ pub fn pull_from(
         head,
         has_more,
         server_time_ms: now,
+        log_id: log_id.to_string(),
     })
 }
 
@@ -487,6 +518,7 @@ const ENVELOPE_BYTES: usize = 400;
 pub struct Readers {
     conns: Vec<std::sync::Mutex<EventLog>>,
     limits: SyncLimits,
+    log_id: String,
 }
 
 impl Readers {
@@ -495,7 +527,20 @@ impl Readers {
         let conns = (0..n.max(1))
             .map(|_| EventLog::open_reader(data_dir.join("events.db")).map(std::sync::Mutex::new))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self { conns, limits })
+        let log_id = match conns.first().map(|c| c.lock()) {
+            Some(Ok(log)) => log.log_id()?.unwrap_or_default(),
+            _ => String::new(),
+        };
+        Ok(Self {
+            conns,
+            limits,
+            log_id,
+        })
+    }
+
+    /// The log's identity.
+    pub fn log_id(&self) -> &str {
+        &self.log_id
     }
 
     /// How many connections there are (the most requests that can read at once).
@@ -523,7 +568,9 @@ impl Readers {
 
     /// Answers a pull (see [`pull_from`]).
     pub fn pull(&self, request: &PullRequest, now: i64) -> Result<PullResponse, SyncError> {
-        self.with(now, |log| pull_from(log, &self.limits, request, now))
+        self.with(now, |log| {
+            pull_from(log, &self.limits, &self.log_id, request, now)
+        })
     }
 
     /// A workspace's head.

@@ -47,6 +47,8 @@ pub enum LogError {
     },
     #[error("event {event_id} is already stored with different content")]
     IdReused { event_id: EventId },
+    #[error("the import does not fit this log: {0}")]
+    ImportMismatch(String),
     #[error("event {event_id} is not in the outbox")]
     NotInOutbox { event_id: EventId },
     #[error("stored data is corrupt: {0}")]
@@ -339,38 +341,174 @@ impl EventLog {
         Ok(appended)
     }
 
-    /// Imports events (e.g. from `server export`), idempotently: events already stored with
-    /// the same content are skipped, an id stored with other content is refused, the rest are
-    /// appended in the order given (versions must continue densely) with new seqs. All or
-    /// nothing. Returns `(imported, skipped)`.
-    pub fn import(&mut self, events: &[StoredEvent]) -> Result<(usize, usize), LogError> {
+    /// Imports exported events with their seqs (`server import`), all or nothing. Every event
+    /// already in the log must be in the import with the same seq and content (an import only
+    /// adds: it never shifts a seq, which would break every device's cursor); the others must
+    /// continue their workspace's seqs densely. Returns `(imported, skipped)`.
+    pub fn import_logged(
+        &mut self,
+        events: &[(u64, StoredEvent)],
+    ) -> Result<(usize, usize), LogError> {
+        let mut sorted: Vec<&(u64, StoredEvent)> = events.iter().collect();
+        sorted.sort_by_key(|(seq, e)| (e.workspace_id, *seq));
+        let stored = self.len()?;
         let mut clock = self.clock().clone();
         let tx = self.conn.transaction()?;
         let mut fresh = Vec::new();
-        let mut skipped = 0;
+        let mut skipped = 0usize;
+        let mut heads: HashMap<WorkspaceId, u64> = HashMap::new();
         {
-            let mut find =
-                tx.prepare_cached(&format!("SELECT {COLUMNS} FROM events WHERE event_id = ?1"))?;
-            for e in events {
+            let mut find = tx.prepare_cached(&format!(
+                "SELECT {COLUMNS}, seq FROM events WHERE event_id = ?1"
+            ))?;
+            for (seq, e) in sorted {
                 let mut rows = find.query([e.event_id.to_string()])?;
-                match rows.next()? {
-                    Some(row) => {
-                        if !read_event(row)??.same_content(e) {
-                            return Err(LogError::IdReused {
-                                event_id: e.event_id,
-                            });
-                        }
-                        skipped += 1;
+                if let Some(row) = rows.next()? {
+                    let at: i64 = row.get(10)?;
+                    if !read_event(row)??.same_content(e) {
+                        return Err(LogError::IdReused {
+                            event_id: e.event_id,
+                        });
                     }
-                    None => fresh.push(e.clone()),
+                    if at.max(0) as u64 != *seq {
+                        return Err(LogError::ImportMismatch(format!(
+                            "event {} is at seq {at} here but at seq {seq} in the import",
+                            e.event_id
+                        )));
+                    }
+                    skipped += 1;
+                    continue;
                 }
+                let head = match heads.get(&e.workspace_id) {
+                    Some(h) => *h,
+                    None => head_in(&tx, e.workspace_id)?,
+                };
+                if *seq != head + 1 {
+                    return Err(LogError::ImportMismatch(format!(
+                        "event {} has seq {seq} but workspace {} is at seq {head} here (an import only adds events after the log's)",
+                        e.event_id, e.workspace_id
+                    )));
+                }
+                heads.insert(e.workspace_id, *seq);
+                fresh.push(e.clone());
             }
+        }
+        if (skipped as u64) < stored {
+            return Err(LogError::ImportMismatch(format!(
+                "the data dir holds {stored} events but only {skipped} of them are in the import: an import into a non-empty data dir only adds"
+            )));
         }
         append_in(&tx, &mut clock, &fresh)?;
         save_clock(&tx, &clock)?;
         tx.commit()?;
         self.publish_clock(clock);
         Ok((fresh.len(), skipped))
+    }
+
+    /// The log's identity (`log_id`), if it has one.
+    pub fn log_id(&self) -> Result<Option<String>, LogError> {
+        Ok(self
+            .conn
+            .query_row("SELECT log_id FROM log_meta WHERE id = 1", [], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Gives the log a (new) identity: when its data dir is made, restored or imported into.
+    pub fn set_log_id(&self, log_id: &str) -> Result<(), LogError> {
+        self.conn.execute(
+            "INSERT INTO log_meta (id, log_id) VALUES (1, ?1) \
+             ON CONFLICT (id) DO UPDATE SET log_id = ?1",
+            [log_id],
+        )?;
+        Ok(())
+    }
+
+    /// On a device: the `log_id` of the server log `workspace` syncs with, once known.
+    pub fn server_log_id(&self, workspace: WorkspaceId) -> Result<Option<String>, LogError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT log_id FROM server_logs WHERE workspace_id = ?1")?
+            .query_row([workspace.to_string()], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Records the `log_id` of the server log `workspace` syncs with.
+    pub fn set_server_log_id(&self, workspace: WorkspaceId, log_id: &str) -> Result<(), LogError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO server_logs (workspace_id, log_id) VALUES (?1, ?2) \
+                 ON CONFLICT (workspace_id) DO UPDATE SET log_id = ?2",
+            )?
+            .execute(params![workspace.to_string(), log_id])?;
+        Ok(())
+    }
+
+    /// This device's own events in the log (accepted), in seq order per workspace.
+    pub fn own_accepted(&self) -> Result<Vec<StoredEvent>, LogError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM events WHERE device_id = ?1 ORDER BY workspace_id, seq"
+        ))?;
+        let rows = stmt.query_map([self.device_id().to_string()], read_event)?;
+        collect(rows)
+    }
+
+    /// The stamps this clock retired.
+    pub fn retired(&self) -> Result<Vec<Stamp>, LogError> {
+        let texts: Vec<String> = self
+            .conn
+            .prepare("SELECT hlc FROM retired_stamps ORDER BY hlc")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        texts.iter().map(|t| parse_stamp(t)).collect()
+    }
+
+    /// Recovery from a restored server (DESIGN.md rule 4): this is a fresh log that has pulled
+    /// the restored server's events; `events` are the old log's own events and outbox (same
+    /// ids, content and stamps). Those this log lacks go into the outbox, in order, with
+    /// versions rebased; the old clock (`clock`, `retired`) is taken over so no stamp repeats.
+    /// One transaction. Returns the events re-recorded.
+    pub fn adopt(
+        &mut self,
+        events: &[StoredEvent],
+        clock_state: ClockState,
+        retired: &[Stamp],
+    ) -> Result<Vec<StoredEvent>, LogError> {
+        let mut clock = self.clock().clone();
+        clock.observe(&Clock::restore(clock_state).last());
+        clock.retire(retired.iter().copied());
+        let tx = self.conn.transaction()?;
+        let mut added = Vec::new();
+        {
+            let mut known = tx.prepare_cached(
+                "SELECT 1 FROM events WHERE event_id = ?1 UNION ALL SELECT 1 FROM outbox WHERE event_id = ?1",
+            )?;
+            let mut insert = tx.prepare_cached(&format!(
+                "INSERT INTO outbox ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+            ))?;
+            let mut keep =
+                tx.prepare_cached("INSERT OR IGNORE INTO retired_stamps (hlc) VALUES (?1)")?;
+            for stamp in retired {
+                keep.execute([stamp.encode()])?;
+            }
+            for (i, e) in events.iter().enumerate() {
+                if known.exists([e.event_id.to_string()])? {
+                    continue;
+                }
+                // A placeholder version (unique); the rebase below sets the real one.
+                let parked = StoredEvent {
+                    version: 2_000_000_000_000 + i as u64,
+                    ..e.clone()
+                };
+                insert_row(&mut insert, None, &parked)?;
+                clock.observe(&e.hlc_timestamp);
+                added.push(e.clone());
+            }
+        }
+        rebase_outbox(&tx)?;
+        save_clock(&tx, &clock)?;
+        tx.commit()?;
+        *self.clock() = clock;
+        Ok(added)
     }
 
     /// A device takes events the server accepted, in seq order: pulled ones (`events`, any

@@ -237,6 +237,21 @@ impl Replica {
         Ok(aggregate)
     }
 
+    /// Recovery from a restored server (docs/protocol.md, "A restored server"): `self` is a
+    /// fresh replica (new files, same device) that has pulled the restored server's log; this
+    /// re-records `old`'s own accepted events the restored log lacks, then `old`'s outbox —
+    /// same ids, content and stamps, versions rebased — and takes over its clock. The next
+    /// push sends them. Returns how many were re-recorded.
+    pub fn adopt(&mut self, old: &Replica) -> Result<usize, ReplicaError> {
+        let mut events = old.log.own_accepted()?;
+        events.extend(old.log.outbox()?);
+        let added = self
+            .log
+            .adopt(&events, old.log.clock_state(), &old.log.retired()?)?;
+        self.views.apply_outbox(&self.log, &added)?;
+        Ok(added.len())
+    }
+
     /// Live lists and todos, and the log and outbox sizes.
     pub fn summary(&self) -> Result<Summary, ReplicaError> {
         let count = |conn: &rusqlite::Connection, sql: &str| -> Result<u64, rusqlite::Error> {

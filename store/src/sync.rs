@@ -100,6 +100,8 @@ pub struct SyncClient<T: Transport> {
     pub notices: Vec<Notice>,
     /// The server's clock minus this device's at the last answer (ms).
     pub clock_offset_ms: Option<i64>,
+    /// Set when the server's log changed under this device (see [`Self::log_changed`]).
+    log_changed: Option<String>,
 }
 
 impl<T: Transport> SyncClient<T> {
@@ -125,6 +127,7 @@ impl<T: Transport> SyncClient<T> {
             unreachable: false,
             notices: Vec::new(),
             clock_offset_ms: None,
+            log_changed: None,
         })
     }
 
@@ -263,6 +266,9 @@ impl<T: Transport> SyncClient<T> {
         };
         self.unreachable = false;
         self.observe_server_time(response.server_time_ms);
+        if let Some(stop) = self.check_log(&response.log_id) {
+            return stop;
+        }
         let mut pulled = Vec::with_capacity(response.events.len());
         for logged in &response.events {
             match from_wire(&logged.event) {
@@ -314,6 +320,9 @@ impl<T: Transport> SyncClient<T> {
         };
         self.unreachable = false;
         self.observe_server_time(response.server_time_ms);
+        if let Some(stop) = self.check_log(&response.log_id) {
+            return stop;
+        }
         let mut own: Vec<(EventId, u64)> = Vec::with_capacity(response.accepted.len());
         for a in &response.accepted {
             if let Ok(id) = a.event_id.parse() {
@@ -376,13 +385,16 @@ impl<T: Transport> SyncClient<T> {
                 self.unreachable = true;
                 Input::Failed(Failure::Transport)
             }
-            ErrorCode::CursorAhead => self.fail(
+            ErrorCode::CursorAhead => {
+                self.log_changed = Some(String::new());
+                self.fail(
                 Failure::LogMismatch,
                 format!(
                     "the server holds fewer events than this device ({}): was it restored from an older backup? Sync stopped.",
                     e.message
                 ),
-            ),
+            )
+            }
             ErrorCode::ClockDrift => self.clock_drift(&e),
             ErrorCode::IdReused => match in_request(&e.event_id) {
                 Some(id) if self.id_reused.as_deref() == Some(id.as_str()) => {
@@ -468,6 +480,42 @@ impl<T: Transport> SyncClient<T> {
             }
             Err(err) => self.local(err),
         }
+    }
+
+    /// Never mixes logs: the first `log_id` heard for the workspace is kept; an answer from
+    /// another log (the server was restored from a backup, or replaced) stops sync before
+    /// anything of it is stored, and says so (recovery: [`Replica::adopt`]).
+    fn check_log(&mut self, log_id: &str) -> Option<Input> {
+        if log_id.is_empty() {
+            return None; // a server from before log ids
+        }
+        let known = self.replica.borrow().log().server_log_id(self.workspace);
+        match known {
+            Ok(Some(known)) if known == log_id => None,
+            Ok(Some(known)) => {
+                self.log_changed = Some(log_id.to_string());
+                Some(self.fail(
+                    Failure::LogMismatch,
+                    format!(
+                        "the server's log changed (it was restored from a backup or replaced: {known} is now {log_id}); this device stopped syncing so as not to mix the two, and must recover"
+                    ),
+                ))
+            }
+            Ok(None) => {
+                let set = self
+                    .replica
+                    .borrow()
+                    .log()
+                    .set_server_log_id(self.workspace, log_id);
+                set.err().map(|e| self.local(e.into()))
+            }
+            Err(e) => Some(self.local(e.into())),
+        }
+    }
+
+    /// The new `log_id` when sync stopped because the server's log changed.
+    pub fn log_changed(&self) -> Option<&str> {
+        self.log_changed.as_deref()
     }
 
     fn local(&mut self, e: ReplicaError) -> Input {

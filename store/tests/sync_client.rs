@@ -605,6 +605,7 @@ fn a_refusal_without_the_servers_time_is_an_error_never_a_zero() {
                 head: r.cursor,
                 has_more: false,
                 server_time_ms: T0 as i64,
+                log_id: String::new(),
             })
         }
     }

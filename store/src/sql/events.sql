@@ -95,3 +95,10 @@ CREATE TABLE IF NOT EXISTS log_meta (
     id     INTEGER PRIMARY KEY CHECK (id = 1),
     log_id TEXT    NOT NULL
 );
+
+-- On a device: the identity of the server log each workspace syncs with (`log_id`), so a
+-- restored or replaced server log is noticed and never mixed with this one.
+CREATE TABLE IF NOT EXISTS server_logs (
+    workspace_id TEXT NOT NULL PRIMARY KEY,
+    log_id       TEXT NOT NULL
+) WITHOUT ROWID;

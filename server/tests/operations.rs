@@ -1,0 +1,360 @@
+//! Operating the `server` binary: environment, the data dir's lock, bounded shutdown, and the
+//! backup / restore / import / query commands (CONTRACT.md, README "Operations").
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tandem_events::testkit::workload;
+use tandem_store::wire::to_wire;
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_server"));
+    for var in [
+        "TANDEM_DATA_DIR",
+        "TANDEM_CONFIG",
+        "TANDEM_ADDR",
+        "LEPTOS_SITE_ADDR",
+    ] {
+        c.env_remove(var);
+    }
+    c
+}
+
+fn run(args: &[&str]) -> (bool, String, String) {
+    let out = bin().args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A server process, killed when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Proc {
+    fn signal(&self, name: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{name}"), &self.0.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{name}");
+    }
+
+    /// Waits for the exit, at most `limit`; its status code.
+    fn exit_within(&mut self, limit: Duration) -> (Duration, Option<i32>) {
+        let begun = Instant::now();
+        loop {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                return (begun.elapsed(), status.code());
+            }
+            assert!(begun.elapsed() < limit, "still running after {limit:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Starts `server` with `args` and `env`, waiting until /healthz answers on `port`.
+fn spawn(args: &[&str], env: &[(&str, &str)], port: u16) -> Proc {
+    let mut c = bin();
+    c.args(args).stdout(Stdio::null()).stderr(Stdio::null());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let mut child = Proc(c.spawn().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(r) = reqwest::blocking::get(format!("http://127.0.0.1:{port}/healthz")) {
+            if r.status() == 200 {
+                return child;
+            }
+        }
+        if let Some(status) = child.0.try_wait().unwrap() {
+            panic!("the server exited: {status}");
+        }
+        assert!(Instant::now() < deadline, "no /healthz within 20 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn dir_str(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn a_bare_server_honours_the_environment_limits_included() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut server = spawn(
+        &[],
+        &[
+            ("TANDEM_ADDR", &addr),
+            ("TANDEM_DATA_DIR", dir_str(dir.path())),
+            ("TANDEM_MAX_CLOCK_DRIFT_MS", "600000"),
+        ],
+        port,
+    );
+    assert!(
+        dir.path().join("events.db").exists(),
+        "TANDEM_DATA_DIR used"
+    );
+    // A stamp 5 minutes ahead: over the default 60 s, within the 10 minutes set by env.
+    let mut events = workload(3, 1, 0, 0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    events[0].hlc_timestamp.ms = now + 300_000;
+    let body = json!({
+        "device_id": events[0].device_id.to_string(),
+        "workspace_id": events[0].workspace_id.to_string(),
+        "cursor": 0,
+        "events": [to_wire(&events[0])],
+    });
+    let response = reqwest::blocking::Client::new()
+        .post(format!("http://{addr}/api/sync/push"))
+        .json(&body)
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().unwrap());
+    server.signal("TERM");
+    let (_, code) = server.exit_within(Duration::from_secs(5));
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn a_live_data_dir_refuses_a_second_server_and_write_commands_but_not_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir_str(dir.path());
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut server = spawn(&["serve", "--addr", &addr, "--data-dir", data], &[], port);
+    let other = format!("127.0.0.1:{}", free_port());
+    let (ok, _, err) = run(&["serve", "--addr", &other, "--data-dir", data]);
+    assert!(!ok);
+    assert!(err.contains("in use by another Tandem process"), "{err}");
+    assert!(err.contains("server, pid"), "{err}");
+    let export = dir.path().join("export.jsonl");
+    let (ok, _, err) = run(&["export", "--data-dir", data, "--output", dir_str(&export)]);
+    assert!(ok, "export reads beside the server: {err}");
+    for args in [
+        vec!["import", "--data-dir", data, "--input", dir_str(&export)],
+        vec!["rebuild", "--data-dir", data],
+        vec!["restore", "--data-dir", data, "--input", dir_str(&export)],
+    ] {
+        let (ok, _, err) = run(&args);
+        assert!(!ok, "{args:?}");
+        assert!(
+            err.contains("in use by another Tandem process"),
+            "{args:?}: {err}"
+        );
+    }
+    for args in [
+        vec!["verify", "--data-dir", data],
+        vec!["inspect", "--data-dir", data],
+        vec![
+            "query",
+            "--data-dir",
+            data,
+            "SELECT count(*) AS n FROM events",
+        ],
+    ] {
+        let (ok, out, err) = run(&args);
+        assert!(ok, "{args:?}: {err}");
+        if args[0] == "query" {
+            assert_eq!(out, "[\"n\"]\n[1]\n", "the default list");
+        }
+    }
+    let backup = dir.path().join("backup.db");
+    let (ok, _, err) = run(&["backup", "--data-dir", data, "--output", dir_str(&backup)]);
+    assert!(ok, "backup while serving: {err}");
+    server.signal("TERM");
+    assert_eq!(server.exit_within(Duration::from_secs(5)).1, Some(0));
+    // Once stopped, the write commands work.
+    let (ok, _, err) = run(&["rebuild", "--data-dir", data]);
+    assert!(ok, "{err}");
+}
+
+/// Opens a request whose body never finishes.
+fn stall(port: u16) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(
+        b"POST /api/sync/push HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"device_id\":",
+    )
+    .unwrap();
+    s
+}
+
+#[test]
+fn shutdown_is_bounded_with_a_stalled_body_and_a_second_signal_exits_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir_str(dir.path());
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut server = spawn(&["serve", "--addr", &addr, "--data-dir", data], &[], port);
+    let _stalled = stall(port);
+    std::thread::sleep(Duration::from_millis(100)); // the request reaches the server
+    server.signal("TERM");
+    let (took, code) = server.exit_within(Duration::from_secs(6));
+    assert!(took < Duration::from_secs(5), "exit took {took:?}");
+    assert_eq!(code, Some(0));
+    // Again, and a second signal does not wait for the grace period.
+    let mut server = spawn(&["serve", "--addr", &addr, "--data-dir", data], &[], port);
+    let _stalled = stall(port);
+    std::thread::sleep(Duration::from_millis(100));
+    server.signal("TERM");
+    std::thread::sleep(Duration::from_millis(200));
+    server.signal("INT");
+    let (took, code) = server.exit_within(Duration::from_secs(6));
+    assert!(
+        took < Duration::from_secs(1),
+        "the second signal exits at once: {took:?}"
+    );
+    assert_eq!(code, Some(130));
+    // The data dir is fine after both.
+    let (ok, _, err) = run(&["verify", "--data-dir", data]);
+    assert!(ok, "{err}");
+}
+
+#[tokio::test]
+async fn backup_restore_import_and_query() {
+    let running = common::start().await;
+    let events = workload(21, 2, 6, 14);
+    let body = json!({
+        "device_id": events[0].device_id.to_string(),
+        "workspace_id": events[0].workspace_id.to_string(),
+        "cursor": 0,
+        "events": events.iter().map(to_wire).collect::<Vec<_>>(),
+    });
+    let response = common::client()
+        .post(format!("{}/api/sync/push", running.base))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let (_, dir) = running.stop().await;
+    let data = dir_str(dir.path()).to_string();
+    let work = tempfile::tempdir().unwrap();
+    // query: rows as JSON; a writing statement refused, the log untouched.
+    let (ok, out, err) = run(&[
+        "query",
+        "--data-dir",
+        &data,
+        "SELECT workspace_id, max(seq) FROM events GROUP BY 1 ORDER BY 2",
+    ]);
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(lines[2].ends_with(",22]"), "{out}");
+    for sql in [
+        "DELETE FROM events",
+        "INSERT INTO heads VALUES ('x', 1)",
+        "DROP TABLE events",
+    ] {
+        let (ok, _, err) = run(&["query", "--data-dir", &data, sql]);
+        assert!(!ok, "{sql}");
+        assert!(
+            err.contains("only reads") || err.contains("readonly"),
+            "{sql}: {err}"
+        );
+    }
+    let export = |dir: &str| {
+        let (ok, out, err) = run(&["export", "--data-dir", dir]);
+        assert!(ok, "{err}");
+        out
+    };
+    let original = export(&data);
+    assert_eq!(original.lines().count(), 23);
+    // backup -> restore into an empty dir: the same log, a new log_id.
+    let backup = work.path().join("tandem.backup");
+    let (ok, _, err) = run(&["backup", "--data-dir", &data, "--output", dir_str(&backup)]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = run(&["backup", "--data-dir", &data, "--output", dir_str(&backup)]);
+    assert!(!ok && err.contains("already exists"), "{err}");
+    let restored = work.path().join("restored");
+    let (ok, _, err) = run(&[
+        "restore",
+        "--data-dir",
+        dir_str(&restored),
+        "--input",
+        dir_str(&backup),
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(export(dir_str(&restored)), original);
+    let log_id = |dir: &str| {
+        let (ok, out, err) = run(&["query", "--data-dir", dir, "SELECT log_id FROM log_meta"]);
+        assert!(ok, "{err}");
+        out
+    };
+    assert_ne!(
+        log_id(&data),
+        log_id(dir_str(&restored)),
+        "a restored log is a new log"
+    );
+    let (ok, _, err) = run(&[
+        "restore",
+        "--data-dir",
+        dir_str(&restored),
+        "--input",
+        dir_str(&backup),
+    ]);
+    assert!(!ok && err.contains("only into an empty data dir"), "{err}");
+    // export -> import into an empty dir reproduces every seq, the server's own list included.
+    let file = work.path().join("export.jsonl");
+    std::fs::write(&file, &original).unwrap();
+    let empty = work.path().join("imported");
+    let (ok, _, err) = run(&[
+        "import",
+        "--data-dir",
+        dir_str(&empty),
+        "--input",
+        dir_str(&file),
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(export(dir_str(&empty)), original, "seqs reproduced exactly");
+    let (ok, _, err) = run(&[
+        "import",
+        "--data-dir",
+        dir_str(&empty),
+        "--input",
+        dir_str(&file),
+    ]);
+    assert!(ok, "idempotent: {err}");
+    // Into a dir where serve made its own default list first: refused, nothing changed.
+    let served = common::start().await;
+    let (_, other) = served.stop().await;
+    let before = export(dir_str(other.path()));
+    let (ok, _, err) = run(&[
+        "import",
+        "--data-dir",
+        dir_str(other.path()),
+        "--input",
+        dir_str(&file),
+    ]);
+    assert!(!ok);
+    assert!(err.contains("only adds") || err.contains("seq"), "{err}");
+    assert_eq!(export(dir_str(other.path())), before);
+}
