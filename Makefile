@@ -18,12 +18,12 @@ SERVER := $(CARGO_TARGET_DIR)/release/server
 NATIVE := -p tandem-events -p tandem-store -p tandem-protocol -p worker -p app -p server --features app/ssr,tandem-events/testkit
 WASM := -p tandem-events -p tandem-store -p worker -p frontend --target wasm32-unknown-unknown
 
-.PHONY: run test setup worker build lint test-rust test-sim check-wasm e2e sizes bench clean
+.PHONY: run test setup worker build lint test-rust test-sim check-wasm crash e2e sizes bench clean
 
 run: build
 	$(SERVER) serve --addr $(ADDR) --data-dir $(DATA_DIR)
 
-test: setup lint test-rust check-wasm build e2e
+test: setup lint test-rust check-wasm build crash e2e
 
 setup:
 	@scripts/setup.sh
@@ -39,8 +39,13 @@ lint: setup
 	cargo clippy $(NATIVE) --all-targets -- -D warnings
 	cargo clippy $(WASM) -- -D warnings
 
+# The crash test runs against the release server, after the build (target crash).
 test-rust: setup
-	cargo test $(NATIVE)
+	cargo test $(NATIVE) -- --skip killed_at_random
+
+# kill -9 under push load, 3 rounds (make bench: 20), against the release server.
+crash: build
+	TANDEM_SERVER_BIN=$(SERVER) CRASH_ROUNDS=$${CRASH_ROUNDS:-3} cargo test $(NATIVE) --test crash -- --nocapture
 
 # The sync simulation with 10,000 random schedules (the seed is printed; SIM_SEED replays)
 # instead of make test's 1,000 fixed ones.
@@ -49,6 +54,7 @@ test-sim: setup
 
 bench: setup
 	cargo bench -p tandem-store --bench store
+	$(MAKE) crash CRASH_ROUNDS=20
 
 check-wasm: setup
 	cargo build -p tandem-events -p tandem-store --target wasm32-unknown-unknown
