@@ -134,7 +134,7 @@ pub mod ssr {
                 SyncError::new(ErrorCode::Internal, "the projector panicked earlier")
             })?;
             views
-                .catch_up()
+                .project()
                 .map_err(|e| SyncError::new(ErrorCode::Internal, e.to_string()))?;
             Ok(views)
         }

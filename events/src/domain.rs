@@ -9,7 +9,6 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::DecodeError;
 use crate::hlc::Stamp;
 use crate::ids::AggregateId;
 
@@ -82,6 +81,25 @@ impl<'de> Deserialize<'de> for DueDate {
         let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
         text.parse().map_err(serde::de::Error::custom)
     }
+}
+
+/// Why a stored event cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("unknown event type {event_type:?}")]
+    UnknownType { event_type: String },
+    #[error("event type {event_type} has no schema version {schema_version} (current: {current})")]
+    UnknownVersion {
+        event_type: String,
+        schema_version: u32,
+        current: u32,
+    },
+    #[error("event data of {event_type} v{schema_version} does not match its schema: {message}")]
+    BadData {
+        event_type: String,
+        schema_version: u32,
+        message: String,
+    },
 }
 
 /// Everything that can happen in the to-do domain.
@@ -229,11 +247,11 @@ impl DomainEvent {
     }
 
     /// The JSON text of the data, in the current schema, canonical (see
-    /// [`crate::event::canonical_json`]).
+    /// [`crate::json::canonical_json`]).
     pub fn to_data(&self) -> String {
         // Serializing these plain structs cannot fail.
         serde_json::to_value(self)
-            .map(|v| crate::event::canonical_json(&v))
+            .map(|v| crate::json::canonical_json(&v))
             .unwrap_or_default()
     }
 

@@ -6,17 +6,19 @@
 //! - [`event`]: stored events (envelope + versioned data) and decoding with upcasting.
 //! - [`domain`]: the to-do domain's events; [`decide`]: its commands.
 //! - [`merge`]: the per-field merge rule; [`state`]: the fold and the view rows it yields.
-//! - [`position`]: fractional ordering keys.
+//! - [`position`]: fractional ordering keys; [`json`]: canonical JSON text.
+//! - [`engine`]: the client's sync engine (a pure state machine).
 #![forbid(unsafe_code)]
 
 pub mod decide;
 pub mod domain;
+pub mod engine;
 pub mod event;
 pub mod hlc;
 pub mod ids;
+pub mod json;
 pub mod merge;
 pub mod position;
 pub mod state;
-pub mod sync;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;

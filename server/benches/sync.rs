@@ -18,10 +18,10 @@ use std::time::{Duration, Instant};
 use common::{client, start_with, wall_ms, HttpTransport};
 use serde_json::json;
 use server::config::Limits;
-use tandem_events::sync::{Action, Settings};
+use tandem_events::engine::{Action, Settings};
 use tandem_events::testkit::workload;
 use tandem_store::baseline::{raw_insert, raw_table};
-use tandem_store::sync::SyncClient;
+use tandem_store::driver::SyncClient;
 use tandem_store::wire::to_wire;
 use tandem_store::{open, Durability};
 
@@ -80,7 +80,7 @@ async fn main() {
 
     // 2a. The pulls alone (HTTP + JSON, nothing stored), for comparison.
     {
-        use tandem_store::sync::Transport;
+        use tandem_store::driver::Transport;
         let mut transport = HttpTransport::new(&server.base);
         let t = Instant::now();
         let mut cursor = 0;

@@ -86,7 +86,7 @@ impl Databases {
         let mut views = ServerViews::open(data_dir, |p| {
             tracing::info!(done = p.done, total = p.total, "rebuilding views")
         })?;
-        views.catch_up()?;
+        views.project()?;
         let readers = Readers::open(data_dir, limits.read_connections, sync_limits(limits))?;
         Ok(Self {
             central: Arc::new(Mutex::new(central)),
@@ -96,12 +96,12 @@ impl Databases {
     }
 
     /// Brings the views up to the log (the projector's step; also before reading them).
-    pub fn catch_up_views(&self) -> Result<u64, DatabaseError> {
+    pub fn project_views(&self) -> Result<u64, DatabaseError> {
         let mut views = self
             .views
             .lock()
             .map_err(|_| DatabaseError::Unhealthy("the projector panicked".into()))?;
-        Ok(views.catch_up()?)
+        Ok(views.project()?)
     }
 
     /// Checks that both databases answer a query. Holds one lock at a time: never the

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod databases;
+mod errors;
 pub mod live;
 pub mod lock;
 mod metrics;
@@ -81,7 +82,7 @@ pub async fn run(
         std::time::Duration::from_millis(700),
         tokio::task::spawn_blocking({
             let databases = databases.clone();
-            move || databases.catch_up_views()
+            move || databases.project_views()
         }),
     )
     .await;

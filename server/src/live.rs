@@ -18,7 +18,7 @@ use tandem_events::ids::WorkspaceId;
 use tandem_protocol::sync::{ErrorCode, LiveMessage, LoggedEvent, SyncError};
 use tokio::sync::{broadcast, watch};
 
-use crate::sync_layer;
+use crate::errors;
 
 /// At most this many events ride along with a head message; more, and clients pull.
 pub const MAX_EVENTS_PER_MESSAGE: usize = 50;
@@ -151,12 +151,10 @@ pub async fn upgrade(
     let workspace = match params.ok().and_then(|Query(p)| p.workspace_id) {
         Some(text) => match text.parse::<WorkspaceId>() {
             Ok(ws) => ws,
-            Err(e) => {
-                return sync_layer::error(SyncError::new(ErrorCode::Malformed, e.to_string()))
-            }
+            Err(e) => return errors::error(SyncError::new(ErrorCode::Malformed, e.to_string())),
         },
         None => {
-            return sync_layer::error(SyncError::new(
+            return errors::error(SyncError::new(
                 ErrorCode::Malformed,
                 "the query must name a workspace_id",
             ))
@@ -165,7 +163,7 @@ pub async fn upgrade(
     let ws = match ws {
         Ok(ws) => ws,
         Err(e) => {
-            return sync_layer::error(SyncError::new(
+            return errors::error(SyncError::new(
                 ErrorCode::Malformed,
                 format!("not a WebSocket upgrade: {e}"),
             ))
@@ -194,12 +192,12 @@ pub async fn upgrade(
         Ok(Err(e)) => {
             drop(frames);
             drop(seat);
-            return sync_layer::error(e);
+            return errors::error(e);
         }
         Err(e) => {
             drop(frames);
             drop(seat);
-            return sync_layer::error(SyncError::new(
+            return errors::error(SyncError::new(
                 ErrorCode::Internal,
                 format!("reading the head failed: {e}"),
             ));
@@ -212,12 +210,7 @@ pub async fn upgrade(
 
 fn busy_response(message: &str) -> Response {
     let now = i64::try_from(crate::databases::now_ms()).unwrap_or(i64::MAX);
-    let mut response = sync_layer::error(tandem_store::central::busy(message, now));
-    response.headers_mut().insert(
-        axum::http::header::RETRY_AFTER,
-        axum::http::HeaderValue::from_static("1"),
-    );
-    response
+    errors::error(tandem_store::central::busy(message, now))
 }
 
 /// A socket's place: counted while it lives; its channel goes when the last one leaves.

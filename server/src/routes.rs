@@ -64,7 +64,7 @@ impl Projector {
                     let mut views = views
                         .lock()
                         .map_err(|_| "the projector panicked".to_string())?;
-                    views.catch_up().map_err(|e| e.to_string())
+                    views.project().map_err(|e| e.to_string())
                 })
                 .await;
                 match done {

@@ -7,15 +7,16 @@
 //!
 //! The function then decodes the same bytes (why not plain axum handlers: docs/protocol.md).
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use std::sync::Arc;
 
 use tandem_protocol::sync::{ErrorCode, SyncError};
 
+pub use crate::errors::error;
 use crate::metrics::Metrics;
 
 /// Paths the layer guards.
@@ -124,23 +125,4 @@ fn too_large(limit: usize) -> Response {
         ErrorCode::TooLarge,
         format!("the request body is over the limit of {limit} bytes"),
     ))
-}
-
-/// A contract error response: its status and `{"code", "message", ...}`, with the server's
-/// time when the error does not carry it yet.
-pub fn error(mut e: SyncError) -> Response {
-    if e.server_time_ms.is_none() {
-        e.server_time_ms = Some(i64::try_from(crate::databases::now_ms()).unwrap_or(i64::MAX));
-    }
-    let status = StatusCode::from_u16(e.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let body = Bytes::from(serde_json::to_vec(&e).unwrap_or_default());
-    (
-        status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        body,
-    )
-        .into_response()
 }

@@ -6,10 +6,10 @@ mod common;
 
 use common::{open_replica, start, sync_until_idle, wall_ms, HttpTransport};
 use tandem_events::decide::{ListCommand, TodoCommand, TodoEdit};
+use tandem_events::engine::{Input, Settings};
 use tandem_events::ids::{AggregateId, WorkspaceId};
-use tandem_events::sync::{Input, Settings};
 use tandem_events::testkit::Rng;
-use tandem_store::sync::SyncClient;
+use tandem_store::driver::SyncClient;
 
 struct Device {
     _dir: tempfile::TempDir,
@@ -133,15 +133,32 @@ async fn offline_writers_converge_with_the_server() {
                 },
             )
             .unwrap();
+            // Every field is edited somewhere: due dates (concurrently on todo 0), positions.
+            let day = |d: usize| format!("2026-12-0{}", d + 1).parse().unwrap();
+            for (todo, edit) in [
+                (extra, TodoEdit::DueDate(Some(day(n)))),
+                (extra, TodoEdit::Position(["a", "b", "c"][n % 3].into())),
+                (todos[0], TodoEdit::DueDate(Some(day(n)))),
+            ] {
+                r.execute_todo(
+                    ws,
+                    todo,
+                    TodoCommand::Edit {
+                        edit,
+                        resolving: false,
+                    },
+                )
+                .unwrap();
+            }
         }
         // Offline sync attempts back off instead of failing.
         d.client.notify(Input::LocalChange, wall_ms(), 0);
         let action = d.client.run(wall_ms, || 7).await;
         assert!(
-            matches!(action, tandem_events::sync::Action::Wait { .. }),
+            matches!(action, tandem_events::engine::Action::Wait { .. }),
             "{action:?}"
         );
-        assert_eq!(d.client.state(), tandem_store::sync::SyncState::Offline);
+        assert_eq!(d.client.state(), tandem_store::driver::SyncState::Offline);
     }
     // Device 2 also deletes todo 1 while offline.
     devices[2]
@@ -171,10 +188,10 @@ async fn offline_writers_converge_with_the_server() {
     let server_views =
         tandem_store::rusqlite::Connection::open(data_dir.path().join("views.db")).unwrap();
     let server_log = log_of(&server_db);
-    // The default list, device 1's list and todos, 3 per device offline, the deletion.
+    // The default list, device 1's list and todos, 6 per device offline, the deletion.
     assert_eq!(
         server_log.len(),
-        1 + 3 + 3 * 3 + 1 + devices_completed(&server_db)
+        1 + 3 + 3 * 6 + 1 + devices_completed(&server_db)
     );
     let server_dump = tandem_store::views::dump(&server_views).unwrap();
     for (n, d) in devices.iter().enumerate() {
@@ -196,6 +213,37 @@ async fn offline_writers_converge_with_the_server() {
         )
         .unwrap();
     assert_eq!(conflicts, 2, "seed {seed}");
+    let due_conflicts: i64 = server_views
+        .query_row(
+            "SELECT count(*) FROM conflicts WHERE aggregate_id = ?1 AND field = 'due_date'",
+            [todos[0].to_string()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        due_conflicts, 2,
+        "seed {seed}: concurrent due dates are conflicts too"
+    );
+    // History holds every event of every item, on every replica (the dumps compared above).
+    let per_aggregate =
+        |sql: &str, conn: &tandem_store::rusqlite::Connection| -> Vec<(String, i64)> {
+            conn.prepare(sql)
+                .unwrap()
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        };
+    assert_eq!(
+        per_aggregate(
+            "SELECT aggregate_id, count(*) FROM history GROUP BY 1 ORDER BY 1",
+            &server_views
+        ),
+        per_aggregate(
+            "SELECT aggregate_id, count(*) FROM events GROUP BY 1 ORDER BY 1",
+            &server_db
+        )
+    );
     let deleted: bool = server_views
         .query_row(
             "SELECT deleted FROM todos WHERE todo_id = ?1",

@@ -129,9 +129,9 @@ async fn a_bad_live_request_gets_the_error_shape() {
 #[tokio::test]
 async fn a_native_client_pulls_when_the_live_socket_announces_a_head() {
     use tandem_events::decide::{ListCommand, TodoCommand};
+    use tandem_events::engine::{Input, Settings};
     use tandem_events::ids::{AggregateId, WorkspaceId};
-    use tandem_events::sync::{Input, Settings};
-    use tandem_store::sync::SyncClient;
+    use tandem_store::driver::SyncClient;
 
     let server = start().await;
     let ws = WorkspaceId::DEFAULT;
@@ -288,11 +288,11 @@ async fn the_live_client_reconnects_after_a_server_restart() {
     let list = tandem_events::ids::AggregateId::from_uuid(uuid::Uuid::from_u128(0x77));
     let dir = tempfile::tempdir().unwrap();
     let d = common::open_replica(dir.path(), 4);
-    let mut client = tandem_store::sync::SyncClient::new(
+    let mut client = tandem_store::driver::SyncClient::new(
         std::rc::Rc::new(std::cell::RefCell::new(d)),
         HttpTransport::new(&server.base),
         tandem_events::ids::WorkspaceId::DEFAULT,
-        tandem_events::sync::Settings::default(),
+        tandem_events::engine::Settings::default(),
     )
     .unwrap();
     let mut jitter = 3;
@@ -307,7 +307,7 @@ async fn the_live_client_reconnects_after_a_server_restart() {
             },
         )
         .unwrap();
-    client.notify(tandem_events::sync::Input::LocalChange, wall_ms(), 0);
+    client.notify(tandem_events::engine::Input::LocalChange, wall_ms(), 0);
     sync_until_idle(&mut client, &mut jitter).await;
 
     // The follower reconnected (backing off) and hears head 2, either as the greeting of the

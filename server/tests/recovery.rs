@@ -9,9 +9,9 @@ use std::rc::Rc;
 
 use common::{open_replica, start, start_on, sync_until_idle, wall_ms, HttpTransport};
 use tandem_events::decide::{ListCommand, TodoCommand, TodoEdit};
+use tandem_events::engine::{Input, Settings};
 use tandem_events::ids::{AggregateId, DeviceId, WorkspaceId};
-use tandem_events::sync::{Input, Settings};
-use tandem_store::sync::{SyncClient, SyncState};
+use tandem_store::driver::{SyncClient, SyncState};
 use tandem_store::Replica;
 
 const WS: WorkspaceId = WorkspaceId::DEFAULT;

@@ -84,8 +84,8 @@ impl ServerViews {
         Ok(Self { reader, views })
     }
 
-    /// Applies the log's new events; returns how many.
-    pub fn catch_up(&mut self) -> Result<u64, CentralError> {
+    /// The projector's step: applies the log's new events to the views; returns how many.
+    pub fn project(&mut self) -> Result<u64, CentralError> {
         Ok(self.views.catch_up(&self.reader, 5_000)?)
     }
 

@@ -7,11 +7,11 @@
 pub mod baseline;
 pub mod central;
 pub mod connection;
+pub mod driver;
 pub mod log;
 #[cfg(target_arch = "wasm32")]
 pub mod opfs;
 pub mod replica;
-pub mod sync;
 pub mod views;
 pub mod wire;
 

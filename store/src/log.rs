@@ -112,6 +112,7 @@ impl EventLog {
         device: DeviceId,
         physical: PhysicalClock,
     ) -> Result<Self, LogError> {
+        migrate(&conn)?;
         conn.execute_batch(include_str!("sql/events.sql"))?;
         let stored = conn
             .query_row(
@@ -847,7 +848,7 @@ impl EventLog {
     pub fn outbox(&self) -> Result<Vec<StoredEvent>, LogError> {
         let mut stmt = self
             .conn
-            .prepare_cached(&format!("SELECT {COLUMNS} FROM outbox ORDER BY position"))?;
+            .prepare_cached(&format!("SELECT {COLUMNS} FROM outbox ORDER BY recorded"))?;
         let rows = stmt.query_map([], read_event)?;
         collect(rows)
     }
@@ -864,7 +865,7 @@ impl EventLog {
     /// The outbox's first `limit` events, in recording order.
     pub fn outbox_first(&self, limit: usize) -> Result<Vec<StoredEvent>, LogError> {
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM outbox ORDER BY position LIMIT ?1"
+            "SELECT {COLUMNS} FROM outbox ORDER BY recorded LIMIT ?1"
         ))?;
         let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], read_event)?;
         collect(rows)
@@ -899,7 +900,7 @@ impl EventLog {
         ))?;
         let mut out = collect(stmt.query_map([aggregate.to_string()], read_event)?)?;
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM outbox WHERE aggregate_id = ?1 ORDER BY position"
+            "SELECT {COLUMNS} FROM outbox WHERE aggregate_id = ?1 ORDER BY recorded"
         ))?;
         out.extend(collect(
             stmt.query_map([aggregate.to_string()], read_event)?,
@@ -1263,7 +1264,7 @@ fn union_bases_in(
         return Ok(vec![]);
     }
     let rows: Vec<(String, String, String)> = tx
-        .prepare_cached("SELECT event_id, aggregate_id, event_data FROM outbox ORDER BY position")?
+        .prepare_cached("SELECT event_id, aggregate_id, event_data FROM outbox ORDER BY recorded")?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<Result<_, _>>()?;
     let mut update = tx.prepare_cached("UPDATE outbox SET event_data = ?2 WHERE event_id = ?1")?;
@@ -1284,7 +1285,7 @@ fn union_bases_in(
 /// recording order, keeping everything else (ids, content, stamps, order).
 fn rebase_outbox(conn: &Connection) -> Result<(), LogError> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT position, {COLUMNS} FROM outbox ORDER BY position"
+        "SELECT recorded, {COLUMNS} FROM outbox ORDER BY recorded"
     ))?;
     let rows: Vec<(i64, String, i64)> = stmt
         .query_map([], |r| Ok((r.get(0)?, r.get::<_, String>(3)?, r.get(9)?)))?
@@ -1292,7 +1293,7 @@ fn rebase_outbox(conn: &Connection) -> Result<(), LogError> {
     drop(stmt);
     let mut next: HashMap<String, i64> = HashMap::new();
     let mut changes = Vec::new();
-    for (position, aggregate, version) in rows {
+    for (recorded, aggregate, version) in rows {
         let v = match next.get(&aggregate) {
             Some(v) => *v,
             None => conn
@@ -1303,7 +1304,7 @@ fn rebase_outbox(conn: &Connection) -> Result<(), LogError> {
         };
         next.insert(aggregate, v + 1);
         if v != version {
-            changes.push((position, v));
+            changes.push((recorded, v));
         }
     }
     if changes.is_empty() {
@@ -1311,14 +1312,14 @@ fn rebase_outbox(conn: &Connection) -> Result<(), LogError> {
     }
     // Two passes, so that no intermediate state breaks UNIQUE (aggregate_id, version).
     let mut park = conn.prepare_cached(
-        "UPDATE outbox SET version = version + 1000000000000 WHERE position = ?1",
+        "UPDATE outbox SET version = version + 1000000000000 WHERE recorded = ?1",
     )?;
-    for (position, _) in &changes {
-        park.execute([position])?;
+    for (recorded, _) in &changes {
+        park.execute([recorded])?;
     }
-    let mut set = conn.prepare_cached("UPDATE outbox SET version = ?2 WHERE position = ?1")?;
-    for (position, v) in &changes {
-        set.execute([position, v])?;
+    let mut set = conn.prepare_cached("UPDATE outbox SET version = ?2 WHERE recorded = ?1")?;
+    for (recorded, v) in &changes {
+        set.execute([recorded, v])?;
     }
     Ok(())
 }
@@ -1340,6 +1341,20 @@ fn head_in(conn: &Connection, workspace: WorkspaceId) -> Result<u64, LogError> {
         .query_row([workspace.to_string()], |r| r.get(0))
         .optional()?;
     Ok(h.unwrap_or(0).max(0) as u64)
+}
+
+/// Brings an events.db made by an older build to this one's schema (before `events.sql`).
+fn migrate(conn: &Connection) -> Result<(), LogError> {
+    // The outbox's recording order was called `position`, like a todo's sort key.
+    let old_name: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM pragma_table_info('outbox') WHERE name = 'position'",
+        [],
+        |r| r.get(0),
+    )?;
+    if old_name {
+        conn.execute_batch("ALTER TABLE outbox RENAME COLUMN position TO recorded")?;
+    }
+    Ok(())
 }
 
 /// Records `workspace`'s new head in the append transaction.

@@ -139,3 +139,141 @@ proptest! {
         prop_assert!(c.log().verify().is_ok());
     }
 }
+
+/// The log as `(seq, event id)` pairs, for comparing before and after a request.
+fn snapshot(c: &Central) -> Vec<(u64, String)> {
+    let mut out = vec![];
+    for (ws, head) in c.log().heads().unwrap() {
+        for (seq, e) in c.log().events_after(ws, 0, head as usize).unwrap() {
+            out.push((seq, e.event_id.to_string()));
+        }
+    }
+    out
+}
+
+/// Mostly valid pushes, then mutated (cursor, version, stamp, ids, workspace, order), so that
+/// appends, idempotent acks, PULL_REQUIRED, VERSION_CONFLICT, CLOCK_DRIFT, ID_REUSED and
+/// INVALID_EVENT are all reached; each answer is checked against the log just before it.
+#[test]
+fn mutated_valid_pushes_reach_every_outcome_and_change_the_log_only_by_what_they_append() {
+    use std::collections::HashMap;
+    use tandem_events::testkit::Rng;
+    let seed: u64 = std::env::var("PUSH_FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(77);
+    println!("push fuzz: seed {seed} (PUSH_FUZZ_SEED replays)");
+    let mut rng = Rng::new(seed);
+    let log = EventLog::with_connection(
+        Connection::open_in_memory().unwrap(),
+        DeviceId::from_uuid(uuid::Uuid::from_u128(1)),
+        Arc::new(|| 1_750_000_100_000),
+    )
+    .unwrap();
+    let mut c = Central::assemble(log, SyncLimits::default());
+    let events = workload(seed, 3, 40, 200);
+    let device = events[0].device_id.to_string();
+    let workspace = events[0].workspace_id.to_string();
+    let mut outcomes: HashMap<String, u32> = HashMap::new();
+    for _ in 0..1_500 {
+        let head = c.log().head(events[0].workspace_id).unwrap();
+        let at = head as usize;
+        if at >= events.len() {
+            break;
+        }
+        let n = 1 + rng.below(3);
+        let mut batch: Vec<WireEvent> = events[at..(at + n).min(events.len())]
+            .iter()
+            .map(to_wire)
+            .collect();
+        let mut cursor = head;
+        match rng.below(12) {
+            0 => cursor = cursor.saturating_sub(1 + rng.below(2) as u64),
+            1 => cursor += 1,
+            2 => batch[0].version += 1,
+            3 => batch[0].version = batch[0].version.saturating_sub(1).max(1),
+            4 => {
+                // Stamped far ahead of the server's clock.
+                batch[0].hlc_timestamp = format!(
+                    "{:015}{}",
+                    1_750_000_100_000u64 + 3_600_000,
+                    &batch[0].hlc_timestamp[15..]
+                );
+            }
+            5 if at > 0 => {
+                // An id already stored, with other content.
+                batch[0].event_id = to_wire(&events[rng.below(at)]).event_id;
+            }
+            6 if at > 0 => {
+                // Stored events again: acknowledged whatever the cursor.
+                batch = events[at.saturating_sub(2)..at]
+                    .iter()
+                    .map(to_wire)
+                    .collect();
+                cursor = rng.below(at) as u64;
+            }
+            7 => batch[0].workspace_id = uuid::Uuid::from_u128(9).to_string(),
+            8 if batch.len() > 1 => batch.swap(0, 1),
+            _ => {}
+        }
+        let request = PushRequest {
+            device_id: device.clone(),
+            workspace_id: workspace.clone(),
+            cursor,
+            events: batch,
+        };
+        let before = snapshot(&c);
+        let answer = c.push(&request);
+        let after = snapshot(&c);
+        match answer {
+            Ok(outcome) => {
+                let kind = if outcome.appended.is_empty() {
+                    "acked"
+                } else {
+                    "appended"
+                };
+                *outcomes.entry(kind.into()).or_default() += 1;
+                let mut expected = before.clone();
+                expected.extend(
+                    outcome
+                        .appended
+                        .iter()
+                        .map(|l| (l.seq, l.event.event_id.clone())),
+                );
+                assert_eq!(
+                    after, expected,
+                    "an accepted push changes the log by what it appended"
+                );
+                for (a, e) in outcome.response.accepted.iter().zip(&request.events) {
+                    assert_eq!(a.event_id, e.event_id);
+                }
+            }
+            Err(e) => {
+                assert_ne!(e.code, ErrorCode::Internal, "{e:?}");
+                *outcomes.entry(e.code.as_str().into()).or_default() += 1;
+                assert_eq!(
+                    after, before,
+                    "a refused push ({:?}) changed the log",
+                    e.code
+                );
+            }
+        }
+    }
+    println!("push fuzz outcomes: {outcomes:?}");
+    for kind in [
+        "appended",
+        "acked",
+        "PULL_REQUIRED",
+        "CURSOR_AHEAD",
+        "VERSION_CONFLICT",
+        "CLOCK_DRIFT",
+        "ID_REUSED",
+        "INVALID_EVENT",
+    ] {
+        assert!(
+            outcomes.get(kind).is_some_and(|n| *n > 0),
+            "never reached {kind}: {outcomes:?}"
+        );
+    }
+    c.log().verify().unwrap();
+}

@@ -15,13 +15,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use tandem_events::decide::{ListCommand, TodoCommand, TodoEdit};
+use tandem_events::engine::{Action, Input, Settings};
 use tandem_events::ids::{AggregateId, DeviceId, WorkspaceId};
 use tandem_events::position;
-use tandem_events::sync::{Action, Input, Settings};
 use tandem_events::testkit::Rng;
 use tandem_protocol::sync::{PullRequest, PullResponse, PushRequest, PushResponse};
+use tandem_store::driver::{SyncClient, Transport, TransportError};
 use tandem_store::rusqlite::Connection;
-use tandem_store::sync::{SyncClient, Transport, TransportError};
 use tandem_store::{Central, EventLog, Replica, SyncLimits, Views};
 
 /// The transports here never wait, so one poll finishes every future.

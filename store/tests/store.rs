@@ -86,17 +86,12 @@ fn append_refuses_a_stale_expected_version_naming_everything() {
         }
         other => panic!("expected a version conflict, got {other:?}"),
     }
-    assert!(err_text(&log, aggregate).contains(&aggregate.to_string()));
+    assert_eq!(
+        err.to_string(),
+        format!("version conflict on aggregate {aggregate}: expected version 0, actual 1"),
+        "the message names the aggregate and both versions"
+    );
     assert_eq!(count(&log), 1);
-}
-
-fn err_text(log: &EventLog, aggregate: AggregateId) -> String {
-    LogError::VersionConflict {
-        aggregate,
-        expected: 0,
-        actual: log.version(aggregate).unwrap(),
-    }
-    .to_string()
 }
 
 #[test]
@@ -383,16 +378,234 @@ fn a_large_backlog_takes_the_bulk_path_with_the_same_result() {
     let mut log = f.log();
     let (mut bulk, _) = f.views(&log);
     log.append_batch(&events).unwrap();
-    assert_eq!(bulk.catch_up(&log, 1_000).unwrap(), events.len() as u64);
+    // Only the bulk path reports progress: count it to know which path ran.
+    let mut reports = 0;
+    assert_eq!(
+        bulk.catch_up_with(&log, 1_000, |_| reports += 1).unwrap(),
+        events.len() as u64
+    );
+    assert!(reports > 0, "the whole-log backlog took the bulk path");
     // Caught up a thousand events at a time: event by event.
     let g = Fixture::new();
     let mut log2 = g.log();
     let (mut step, _) = g.views(&log2);
     for chunk in events.chunks(1_000) {
         log2.append_batch(chunk).unwrap();
-        assert_eq!(step.catch_up(&log2, 250).unwrap(), chunk.len() as u64);
+        let mut reports = 0;
+        assert_eq!(
+            step.catch_up_with(&log2, 250, |_| reports += 1).unwrap(),
+            chunk.len() as u64
+        );
+        assert_eq!(reports, 0, "1,000 new events take the incremental path");
     }
     assert_eq!(bulk.dump().unwrap(), step.dump().unwrap());
     let ws = events[0].workspace_id;
     assert_eq!(bulk.checkpoint(ws).unwrap(), step.checkpoint(ws).unwrap());
+}
+
+mod correction {
+    //! The clock correction (DESIGN.md rule 8), `bases` rewriting, refresh and the outbox
+    //! rebase, each on its own.
+
+    use super::*;
+    use tandem_events::decide::ListCommand;
+    use tandem_events::ids::WorkspaceId;
+    use tandem_store::Replica;
+
+    const T: u64 = 1_750_000_000_000;
+
+    fn replica(f: &Fixture) -> Replica {
+        let mut n = 0u128;
+        Replica::open(
+            f.dir.path().join("events.db"),
+            f.dir.path().join("views.db"),
+            device(1),
+            f.physical(),
+            Box::new(move || {
+                n += 1;
+                uuid::Uuid::from_u128(n)
+            }),
+            |_| {},
+        )
+        .unwrap()
+    }
+
+    fn rename(r: &mut Replica, list: AggregateId, name: &str) -> StoredEvent {
+        r.execute_list(
+            WorkspaceId::DEFAULT,
+            list,
+            ListCommand::Rename {
+                name: name.into(),
+                resolving: false,
+            },
+        )
+        .unwrap()
+        .remove(0)
+    }
+
+    fn bases(e: &StoredEvent) -> Vec<String> {
+        let v: serde_json::Value = serde_json::from_str(&e.event_data).unwrap();
+        serde_json::from_value(v["bases"].clone()).unwrap()
+    }
+
+    #[test]
+    fn the_correction_retires_only_stamps_beyond_the_limit_and_edits_keep_the_old_bases() {
+        let f = Fixture::new();
+        f.time.store(T, Ordering::SeqCst);
+        let mut r = replica(&f);
+        let list = AggregateId::from_uuid(uuid::Uuid::from_u128(0x11));
+        let a = r
+            .execute_list(
+                WorkspaceId::DEFAULT,
+                list,
+                ListCommand::Create { name: "A".into() },
+            )
+            .unwrap()
+            .remove(0);
+        // The device clock jumps 5 minutes ahead; X and Y are typed.
+        f.time.store(T + 300_000, Ordering::SeqCst);
+        let x = rename(&mut r, list, "X");
+        let y = rename(&mut r, list, "Y");
+        assert_eq!(bases(&y), vec![x.hlc_timestamp.encode()]);
+        // The server (at T + 1 s, drift limit 60 s) refused: X and Y are beyond T + 61 s.
+        let touched = r.correct_clock(T + 1_000, 60_000).unwrap();
+        assert_eq!(touched, vec![list]);
+        let out = r.pending(10).unwrap();
+        let (a2, x2, y2) = (&out[0], &out[1], &out[2]);
+        assert_eq!(
+            a2.hlc_timestamp, a.hlc_timestamp,
+            "A is within the limit: kept"
+        );
+        assert!(x2.hlc_timestamp > a.hlc_timestamp && x2.hlc_timestamp.ms < T + 61_000);
+        assert!(y2.hlc_timestamp > x2.hlc_timestamp, "re-stamped in order");
+        assert_eq!(
+            bases(y2),
+            vec![x.hlc_timestamp.encode(), x2.hlc_timestamp.encode()],
+            "Y keeps X's old stamp and gains the new one"
+        );
+        assert_eq!(
+            bases(x2),
+            vec![a.hlc_timestamp.encode()],
+            "A was not renamed"
+        );
+        assert_eq!(
+            r.log().retired().unwrap(),
+            vec![x.hlc_timestamp, y.hlc_timestamp],
+            "the old stamps are retired"
+        );
+        // Refreshed views: the value, and history under the new stamps only.
+        assert_eq!(r.lists(WorkspaceId::DEFAULT).unwrap()[0].name, "Y");
+        let stamps: Vec<String> = r
+            .views()
+            .connection()
+            .prepare("SELECT hlc FROM history ORDER BY hlc")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            stamps,
+            vec![
+                a.hlc_timestamp.encode(),
+                x2.hlc_timestamp.encode(),
+                y2.hlc_timestamp.encode()
+            ]
+        );
+        // Retired stamps survive a restart, and the clock skips them when it gets there.
+        drop(r);
+        let r = replica(&f);
+        assert_eq!(r.log().retired().unwrap().len(), 2);
+        f.time.store(x.hlc_timestamp.ms, Ordering::SeqCst);
+        for _ in 0..5 {
+            let s = r.log().stamp().unwrap();
+            assert!(s != x.hlc_timestamp && s != y.hlc_timestamp, "{s}");
+        }
+    }
+
+    #[test]
+    fn rebase_changes_only_versions_in_recording_order() {
+        let f = Fixture::new();
+        f.time.store(T, Ordering::SeqCst);
+        let mut r = replica(&f);
+        let list = AggregateId::from_uuid(uuid::Uuid::from_u128(0x22));
+        // Another device created the list; this one renamed it twice before hearing of that.
+        let theirs = Stamp {
+            ms: T - 10,
+            counter: 0,
+            node: device(2),
+        };
+        let created = StoredEvent {
+            event_id: tandem_events::ids::EventId::from_uuid(uuid::Uuid::from_u128(0x99)),
+            workspace_id: WorkspaceId::DEFAULT,
+            aggregate_id: list,
+            event_type: "ListCreated".into(),
+            schema_version: 1,
+            event_data: r#"{"name":"theirs"}"#.into(),
+            hlc_timestamp: theirs,
+            device_id: device(2),
+            version: 1,
+            created_at: 0,
+        };
+        r.accept(&[(1, created.clone())], &[]).unwrap();
+        let one = rename(&mut r, list, "one");
+        let two = rename(&mut r, list, "two");
+        assert_eq!((one.version, two.version), (2, 3));
+        // A second pulled event of the list from the other device: ours move after it.
+        let renamed = StoredEvent {
+            event_id: tandem_events::ids::EventId::from_uuid(uuid::Uuid::from_u128(0x98)),
+            event_type: "ListRenamed".into(),
+            event_data: format!(r#"{{"bases":["{}"],"name":"theirs 2"}}"#, theirs.encode()),
+            hlc_timestamp: Stamp {
+                ms: T - 5,
+                ..theirs
+            },
+            version: 2,
+            ..created
+        };
+        r.accept(&[(2, renamed)], &[]).unwrap();
+        let out = r.pending(10).unwrap();
+        assert_eq!(out.len(), 2);
+        for (before, after, version) in [(&one, &out[0], 3), (&two, &out[1], 4)] {
+            assert_eq!(after.version, version);
+            assert_eq!(
+                StoredEvent {
+                    version: before.version,
+                    ..after.clone()
+                },
+                *before,
+                "only the version changed"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_events_db_of_an_older_build_is_migrated_at_open() {
+    let f = Fixture::new();
+    {
+        let conn =
+            tandem_store::rusqlite::Connection::open(f.dir.path().join("events.db")).unwrap();
+        // The outbox as an older build made it: its recording order was called `position`.
+        conn.execute_batch(
+            "CREATE TABLE outbox (position INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL UNIQUE, \
+             workspace_id TEXT NOT NULL, aggregate_id TEXT NOT NULL, version INTEGER NOT NULL, \
+             event_type TEXT NOT NULL, schema_version INTEGER NOT NULL, event_data TEXT NOT NULL, \
+             hlc_timestamp TEXT NOT NULL, device_id TEXT NOT NULL, created_at INTEGER NOT NULL, \
+             UNIQUE (aggregate_id, version));",
+        )
+        .unwrap();
+    }
+    let log = f.log();
+    let columns: Vec<String> = log
+        .connection()
+        .prepare("SELECT name FROM pragma_table_info('outbox')")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(columns.contains(&"recorded".to_string()), "{columns:?}");
+    assert!(!columns.contains(&"position".to_string()), "{columns:?}");
+    assert_eq!(log.outbox_len().unwrap(), 0);
 }

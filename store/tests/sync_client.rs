@@ -14,14 +14,14 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use tandem_events::decide::ListCommand;
+use tandem_events::engine::{Action, Input, Settings};
 use tandem_events::event::StoredEvent;
 use tandem_events::ids::{AggregateId, DeviceId, EventId, WorkspaceId};
-use tandem_events::sync::{Action, Input, Settings};
 use tandem_protocol::sync::{
     ErrorCode, PullRequest, PullResponse, PushRequest, PushResponse, SyncError,
 };
+use tandem_store::driver::{Notice, SyncClient, SyncState, Transport, TransportError};
 use tandem_store::rusqlite::Connection;
-use tandem_store::sync::{Notice, SyncClient, SyncState, Transport, TransportError};
 use tandem_store::{Central, EventLog, PhysicalClock, Replica, SyncLimits, Views};
 
 const WS: WorkspaceId = WorkspaceId::DEFAULT;

@@ -93,8 +93,8 @@ impl HttpTransport {
         &self,
         path: &str,
         request: &Req,
-    ) -> Result<Res, tandem_store::sync::TransportError> {
-        use tandem_store::sync::TransportError;
+    ) -> Result<Res, tandem_store::driver::TransportError> {
+        use tandem_store::driver::TransportError;
         if !self.online {
             return Err(TransportError::Unreachable("offline".into()));
         }
@@ -126,18 +126,18 @@ impl HttpTransport {
     }
 }
 
-impl tandem_store::sync::Transport for HttpTransport {
+impl tandem_store::driver::Transport for HttpTransport {
     async fn push(
         &mut self,
         request: &tandem_protocol::sync::PushRequest,
-    ) -> Result<tandem_protocol::sync::PushResponse, tandem_store::sync::TransportError> {
+    ) -> Result<tandem_protocol::sync::PushResponse, tandem_store::driver::TransportError> {
         self.call("/api/sync/push", request).await
     }
 
     async fn pull(
         &mut self,
         request: &tandem_protocol::sync::PullRequest,
-    ) -> Result<tandem_protocol::sync::PullResponse, tandem_store::sync::TransportError> {
+    ) -> Result<tandem_protocol::sync::PullResponse, tandem_store::driver::TransportError> {
         self.call("/api/sync/pull", request).await
     }
 }
@@ -151,10 +151,10 @@ pub fn wall_ms() -> u64 {
 
 /// Runs a client's sync until it is idle, sleeping when it asks to wait; fails after 20 s.
 pub async fn sync_until_idle(
-    client: &mut tandem_store::sync::SyncClient<HttpTransport>,
+    client: &mut tandem_store::driver::SyncClient<HttpTransport>,
     seed: &mut u64,
 ) {
-    use tandem_events::sync::Action;
+    use tandem_events::engine::Action;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let action = client
@@ -216,7 +216,7 @@ pub fn follow(base: &str, workspace: &str) -> Live {
     );
     let (tx, heads) = tokio::sync::mpsc::unbounded_channel();
     let task = tokio::spawn(async move {
-        let settings = tandem_events::sync::Settings::default();
+        let settings = tandem_events::engine::Settings::default();
         let mut attempt = 0u32;
         let mut random = 0x9e37_79b9_7f4a_7c15u64;
         loop {
@@ -240,7 +240,7 @@ pub fn follow(base: &str, workspace: &str) -> Live {
             random ^= random << 13;
             random ^= random >> 7;
             random ^= random << 17;
-            let wait = tandem_events::sync::backoff_ms(&settings, attempt, random);
+            let wait = tandem_events::engine::backoff_ms(&settings, attempt, random);
             tokio::time::sleep(Duration::from_millis(wait)).await;
         }
     });

@@ -31,11 +31,12 @@ BEGIN
     SELECT RAISE(ABORT, 'the event log is immutable: DELETE refused');
 END;
 
--- This device's events not yet accepted by the server (DESIGN.md rule 5), in recording order.
+-- This device's events not yet accepted by the server (DESIGN.md rule 5), in recording order
+-- (`recorded`; a todo's sort key is its `position`, a different thing).
 -- Rebase may change `version`; the clock correction may change stamps; acceptance moves a row
 -- into `events`.
 CREATE TABLE IF NOT EXISTS outbox (
-    position       INTEGER PRIMARY KEY AUTOINCREMENT,
+    recorded       INTEGER PRIMARY KEY AUTOINCREMENT,
     event_id       TEXT    NOT NULL UNIQUE,
     workspace_id   TEXT    NOT NULL,
     aggregate_id   TEXT    NOT NULL,

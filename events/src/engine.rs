@@ -1,6 +1,6 @@
 //! The client's sync engine: a pure state machine (no sockets, no clock, no randomness — all
 //! injected). Inputs are what happened (a local change, a live "head moved" message, a timer,
-//! a reply or a failure); the output is the next thing to do. A driver (`tandem_store::sync`)
+//! a reply or a failure); the output is the next thing to do. A driver (`tandem_store::driver`)
 //! performs it: HTTP calls, storing pulled events, correcting the clock, waiting.
 //!
 //! The algorithm (docs/protocol.md, "Sync algorithm"): pull until `has_more` is false, then, if

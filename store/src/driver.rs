@@ -1,4 +1,4 @@
-//! The sync driver: performs what the pure engine (`tandem_events::sync`) asks, against a
+//! The sync driver: performs what the pure engine (`tandem_events::engine`) asks, against a
 //! [`Transport`] (HTTP natively, `fetch` in the browser worker), storing what it pulls in the
 //! device's [`Replica`]. It never sleeps itself: when the engine wants to wait it returns, and
 //! the caller waits (tokio natively, a timer in the worker), so the same code runs everywhere.
@@ -14,8 +14,8 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use tandem_events::engine::{Action, Engine, Failure, Input, Phase, Settings};
 use tandem_events::ids::{EventId, WorkspaceId};
-use tandem_events::sync::{Action, Engine, Failure, Input, Phase, Settings};
 use tandem_protocol::sync::{
     ErrorCode, PullRequest, PullResponse, PushRequest, PushResponse, SyncError, WireEvent,
 };
