@@ -581,3 +581,55 @@ async fn pulls_past_the_bound_are_busy_with_retry_after_and_others_are_served() 
     assert_eq!(peer.head().await, 3_000, "the server keeps serving");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn what_the_protocol_settles_for_odd_requests() {
+    let server = start().await;
+    let evs = events(3);
+    let peer = Peer::new(&server, &evs);
+    // Unknown top-level keys: ignored (forward compatible), in a push and in a pull.
+    let mut body = peer.push_body(0, &evs[..1]);
+    body["client_version"] = json!("9.9");
+    let (status, reply) = peer.post("/api/sync/push", body.to_string()).await;
+    assert_eq!(status, 200, "{reply}");
+    let mut body = json!({"device_id": peer.device, "workspace_id": peer.workspace, "cursor": 0});
+    body["hint"] = json!(true);
+    let (status, reply) = peer.post("/api/sync/pull", body.to_string()).await;
+    assert_eq!(status, 200, "{reply}");
+    // Unknown keys inside an event: the body does not decode.
+    let mut body = peer.push_body(1, &evs[1..2]);
+    body["events"][0]["extra"] = json!(1);
+    let (status, reply) = peer.post("/api/sync/push", body.to_string()).await;
+    assert_error(status, &reply, "MALFORMED", 400);
+    // Unknown keys in event_data: INVALID_EVENT.
+    let mut body = peer.push_body(1, &evs[1..2]);
+    body["events"][0]["event_data"]["extra"] = json!(1);
+    let (status, reply) = peer.post("/api/sync/push", body.to_string()).await;
+    assert_error(status, &reply, "INVALID_EVENT", 422);
+    // version 0: INVALID_EVENT.
+    let mut body = peer.push_body(1, &evs[1..2]);
+    body["events"][0]["version"] = json!(0);
+    let (status, reply) = peer.post("/api/sync/push", body.to_string()).await;
+    assert_error(status, &reply, "INVALID_EVENT", 422);
+    // An empty push with a stale (or any) cursor: succeeds, changes nothing.
+    let (status, reply) = peer.push(0, &[]).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["head"], 1);
+    // An already-stored id twice in one push: acknowledged twice with its seq.
+    let (status, reply) = peer.push(0, &[evs[0].clone(), evs[0].clone()]).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["accepted"], json!([{"event_id": evs[0].event_id.to_string(), "seq": 1}, {"event_id": evs[0].event_id.to_string(), "seq": 1}]));
+    // A new id twice: INVALID_EVENT.
+    let (status, reply) = peer.push(1, &[evs[1].clone(), evs[1].clone()]).await;
+    assert_error(status, &reply, "INVALID_EVENT", 422);
+    // Negative cursor or limit: MALFORMED.
+    for body in [
+        json!({"device_id": peer.device, "workspace_id": peer.workspace, "cursor": -1}),
+        json!({"device_id": peer.device, "workspace_id": peer.workspace, "cursor": 0, "limit": -5}),
+    ] {
+        let (status, reply) = peer.post("/api/sync/pull", body.to_string()).await;
+        assert_error(status, &reply, "MALFORMED", 400);
+    }
+    assert_eq!(peer.head().await, 1, "nothing else was stored");
+    server.stop().await;
+}
