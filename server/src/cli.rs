@@ -198,6 +198,12 @@ pub struct LimitArgs {
     /// Live sockets at once; more answer 503 BUSY [default: 10000]
     #[arg(long, env = "TANDEM_LIVE_SOCKETS", value_name = "N")]
     pub live_sockets: Option<usize>,
+    /// Time to send a request's headers, and to sit idle between requests, ms [default: 15000]
+    #[arg(long, env = "TANDEM_HEADER_READ_TIMEOUT_MS", value_name = "MS")]
+    pub header_read_timeout_ms: Option<u64>,
+    /// Time for a whole request, body included, ms; 408 past it [default: 30000]
+    #[arg(long, env = "TANDEM_REQUEST_TIMEOUT_MS", value_name = "MS")]
+    pub request_timeout_ms: Option<u64>,
 }
 
 impl LimitArgs {
@@ -213,6 +219,8 @@ impl LimitArgs {
             read_connections: self.read_connections,
             concurrent_pulls: self.concurrent_pulls,
             live_sockets: self.live_sockets,
+            header_read_timeout_ms: self.header_read_timeout_ms,
+            request_timeout_ms: self.request_timeout_ms,
         }
     }
 }

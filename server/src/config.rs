@@ -34,6 +34,11 @@ pub struct Limits {
     pub concurrent_pulls: usize,
     /// Live sockets open at once; more answer BUSY (503).
     pub live_sockets: usize,
+    /// How long a client may take to send a request's headers, and a keep-alive connection may
+    /// sit idle, in ms.
+    pub header_read_timeout_ms: u64,
+    /// How long a request may take, body included, in ms (408 past it).
+    pub request_timeout_ms: u64,
 }
 
 impl Default for Limits {
@@ -49,6 +54,8 @@ impl Default for Limits {
             read_connections: 4,
             concurrent_pulls: 64,
             live_sockets: 10_000,
+            header_read_timeout_ms: 15_000,
+            request_timeout_ms: 30_000,
         }
     }
 }
@@ -96,6 +103,8 @@ pub struct LimitOverrides {
     pub read_connections: Option<usize>,
     pub concurrent_pulls: Option<usize>,
     pub live_sockets: Option<usize>,
+    pub header_read_timeout_ms: Option<u64>,
+    pub request_timeout_ms: Option<u64>,
 }
 
 impl LimitOverrides {
@@ -115,7 +124,9 @@ impl LimitOverrides {
             pull_bytes,
             read_connections,
             concurrent_pulls,
-            live_sockets
+            live_sockets,
+            header_read_timeout_ms,
+            request_timeout_ms
         );
         limits
     }
@@ -193,9 +204,11 @@ impl Limits {
             || self.read_connections == 0
             || self.concurrent_pulls == 0
             || self.live_sockets == 0
+            || self.header_read_timeout_ms == 0
+            || self.request_timeout_ms == 0
         {
             return fail(
-                "pull-bytes, read-connections, concurrent-pulls and live-sockets must be above 0",
+                "pull-bytes, read-connections, concurrent-pulls, live-sockets and the timeouts must be above 0",
             );
         }
         if self.pull_limit_default == 0 || self.pull_limit_default > self.pull_limit_max {

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod databases;
 mod errors;
+pub mod http;
 pub mod live;
 pub mod lock;
 mod metrics;
@@ -61,7 +62,12 @@ pub async fn run(
         hub.shutdown();
         let _ = stopping_tx.send(true);
     };
-    let serving = axum::serve(listener, router).with_graceful_shutdown(signalled);
+    let serving = http::serve(
+        listener,
+        router,
+        std::time::Duration::from_millis(config.limits.header_read_timeout_ms),
+        signalled,
+    );
     // In-flight requests get a grace period; the contract wants an exit within 5 s.
     let grace_over = async move {
         if stopping.wait_for(|stopping| *stopping).await.is_err() {
@@ -70,7 +76,7 @@ pub async fn run(
         tokio::time::sleep(SHUTDOWN_GRACE).await;
     };
     tokio::select! {
-        served = std::future::IntoFuture::into_future(serving) => served?,
+        served = serving => served?,
         () = grace_over => tracing::warn!(
             "requests still open {} s after the shutdown signal; closing anyway",
             SHUTDOWN_GRACE.as_secs()

@@ -156,6 +156,10 @@ pub fn router(config: &Config, databases: Databases, hub: Arc<Hub>) -> Router {
         // would otherwise refuse bodies the contract allows.
         .layer(DefaultBodyLimit::max(config.limits.push_body_bytes))
         .layer(CompressionLayer::new())
+        .layer(axum::middleware::from_fn_with_state(
+            Duration::from_millis(config.limits.request_timeout_ms),
+            crate::http::time_limit,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

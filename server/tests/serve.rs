@@ -105,3 +105,79 @@ async fn shutdown_is_prompt_and_closes_the_databases() {
     assert!(!data_dir.path().join("views.db-wal").exists());
     assert!(c.get(&url).send().await.is_err(), "no longer listening");
 }
+
+#[tokio::test]
+async fn slow_headers_idle_connections_and_slow_bodies_are_cut() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = common::start_with(server::config::Limits {
+        header_read_timeout_ms: 300,
+        request_timeout_ms: 600,
+        ..server::config::Limits::default()
+    })
+    .await;
+    let addr = server.base.trim_start_matches("http://").to_string();
+    // Headers that never end, and a connection that never says anything: closed.
+    for opening in [&b"GET /healthz HTTP/1.1\r\nHost: x\r\n"[..], &b""[..]] {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        s.write_all(opening).await.unwrap();
+        let mut buf = vec![0u8; 256];
+        let read = tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("the server closes it within 5 s");
+        assert!(
+            matches!(read, Ok(0) | Err(_)),
+            "closed without an answer: {read:?}"
+        );
+    }
+    // A keep-alive connection that goes quiet after a request: closed too.
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("answered, then closed within 5 s")
+            .unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        seen.extend_from_slice(&buf[..n]);
+    }
+    assert!(
+        String::from_utf8_lossy(&seen).starts_with("HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&seen)
+    );
+    // A body that trickles: 408 in the error shape.
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    s.write_all(b"POST /api/sync/push HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    let mut buf = vec![0u8; 4096];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !answer.contains("MALFORMED") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no 408 within 5 s: {answer}"
+        );
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "closed without an answer: {answer}");
+        answer.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    // Everyone else is served.
+    let ok = common::client()
+        .get(format!("{}/healthz", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    server.stop().await;
+}

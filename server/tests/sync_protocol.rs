@@ -618,7 +618,10 @@ async fn what_the_protocol_settles_for_odd_requests() {
     // An already-stored id twice in one push: acknowledged twice with its seq.
     let (status, reply) = peer.push(0, &[evs[0].clone(), evs[0].clone()]).await;
     assert_eq!(status, 200, "{reply}");
-    assert_eq!(reply["accepted"], json!([{"event_id": evs[0].event_id.to_string(), "seq": 1}, {"event_id": evs[0].event_id.to_string(), "seq": 1}]));
+    assert_eq!(
+        reply["accepted"],
+        json!([{"event_id": evs[0].event_id.to_string(), "seq": 1}, {"event_id": evs[0].event_id.to_string(), "seq": 1}])
+    );
     // A new id twice: INVALID_EVENT.
     let (status, reply) = peer.push(1, &[evs[1].clone(), evs[1].clone()]).await;
     assert_error(status, &reply, "INVALID_EVENT", 422);
