@@ -1056,6 +1056,50 @@ impl EventLog {
         Ok(self.len()? == 0)
     }
 
+    /// Calls `f` on every event of the log and the outbox, one aggregate after another (by
+    /// aggregate id): an aggregate's logged events in version order, then its outbox events.
+    /// Both tables are read in their `(aggregate_id, version)` index order and merged.
+    pub fn for_each_by_aggregate(
+        &self,
+        mut f: impl FnMut(&StoredEvent) -> Result<(), LogError>,
+    ) -> Result<(), LogError> {
+        let mut logged = self.conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM events ORDER BY aggregate_id, version"
+        ))?;
+        let mut pending = self.conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM outbox ORDER BY aggregate_id, version"
+        ))?;
+        let mut a = logged.query([])?;
+        let mut b = pending.query([])?;
+        let next = |rows: &mut rusqlite::Rows<'_>| -> Result<Option<StoredEvent>, LogError> {
+            match rows.next()? {
+                Some(row) => Ok(Some(read_event(row)??)),
+                None => Ok(None),
+            }
+        };
+        let (mut x, mut y) = (next(&mut a)?, next(&mut b)?);
+        loop {
+            let take_logged = match (&x, &y) {
+                (None, None) => return Ok(()),
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                // Ids compare as their text does (the index order): logged first on a tie.
+                (Some(l), Some(o)) => l.aggregate_id.to_string() <= o.aggregate_id.to_string(),
+            };
+            if take_logged {
+                if let Some(e) = x.take() {
+                    f(&e)?;
+                }
+                x = next(&mut a)?;
+            } else {
+                if let Some(e) = y.take() {
+                    f(&e)?;
+                }
+                y = next(&mut b)?;
+            }
+        }
+    }
+
     /// Calls `f` on every event of the log (by workspace, then seq), then every outbox event.
     pub fn for_each(
         &self,

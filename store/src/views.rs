@@ -9,7 +9,8 @@
 //!   rebuilds — drop, recreate, replay the log then the outbox — reporting progress.
 //!
 //! An aggregate's state is loaded from the log (and outbox) the first time it is touched and
-//! then kept in memory; a full rebuild folds everything in memory and writes rows once.
+//! then kept in memory (at most [`CACHE_LIMIT`] of them); a full rebuild reads the log one
+//! aggregate at a time and writes its rows as it goes, so its memory does not grow with the log.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -17,7 +18,7 @@ use std::path::Path;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use tandem_events::event::{DecodeError, Event, StoredEvent};
 use tandem_events::ids::{AggregateId, WorkspaceId};
-use tandem_events::state::{Aggregate, AllRows, HistoryRow, Model, Rows};
+use tandem_events::state::{Aggregate, HistoryRow, Rows};
 
 use crate::connection::{open_with_page_size, Durability, StoreError};
 use crate::log::{EventLog, LogError};
@@ -355,23 +356,9 @@ impl Views {
         let snapshot = log.connection().unchecked_transaction()?;
         let heads = log.heads()?;
         let total = log.len()? + log.outbox_len()? as u64;
-        let mut model = Model::default();
         let mut done = 0u64;
         let step = (total / 100).max(1_000);
         progress(Progress { done, total });
-        let mut skipped: Vec<(StoredEvent, DecodeError)> = Vec::new();
-        log.for_each(|stored| {
-            match stored.decode() {
-                Ok(event) => model.apply(stored, &event),
-                Err(e) => skipped.push((stored.clone(), e)),
-            }
-            done += 1;
-            if done.is_multiple_of(step) {
-                progress(Progress { done, total });
-            }
-            Ok(())
-        })?;
-        drop(snapshot);
         let tx = self.conn.transaction()?;
         tx.execute_batch(
             "DROP TABLE IF EXISTS lists; DROP TABLE IF EXISTS todos; \
@@ -379,15 +366,50 @@ impl Views {
              DROP TABLE IF EXISTS skipped_events; DELETE FROM checkpoints;",
         )?;
         tx.execute_batch(include_str!("sql/views_tables.sql"))?;
-        let (rows, _) = model.into_parts();
-        write_all(&tx, &rows)?;
-        write_skipped(
-            &tx,
-            &skipped
-                .iter()
-                .map(|(s, e)| (s, e.clone()))
-                .collect::<Vec<_>>(),
-        )?;
+        // One aggregate at a time (the log in aggregate order, its outbox events after its
+        // logged ones): memory holds one aggregate's state, never the whole log's, and every
+        // history row goes straight to the table (DESIGN.md rule 22).
+        let mut current: Option<(AggregateId, Aggregate)> = None;
+        let flush = |current: &mut Option<(AggregateId, Aggregate)>| -> rusqlite::Result<()> {
+            if let Some((id, state)) = current.take() {
+                let rows = state.rows(id);
+                write_rows(
+                    &tx,
+                    rows.list.iter(),
+                    rows.todo.iter(),
+                    rows.conflicts.iter(),
+                )?;
+            }
+            Ok(())
+        };
+        let mut history = tx.prepare_cached(HISTORY_INSERT)?;
+        log.for_each_by_aggregate(|stored| {
+            if current
+                .as_ref()
+                .is_none_or(|(id, _)| *id != stored.aggregate_id)
+            {
+                flush(&mut current).map_err(LogError::Sql)?;
+                current = Some((stored.aggregate_id, Aggregate::default()));
+            }
+            match stored.decode() {
+                Ok(event) => {
+                    if let Some((_, state)) = current.as_mut() {
+                        state.apply(&event);
+                    }
+                    insert_history(&mut history, &HistoryRow::of(stored, &event))
+                        .map_err(LogError::Sql)?;
+                }
+                Err(e) => write_skipped(&tx, &[(stored, e)]).map_err(LogError::Sql)?,
+            }
+            done += 1;
+            if done.is_multiple_of(step) {
+                progress(Progress { done, total });
+            }
+            Ok(())
+        })?;
+        flush(&mut current)?;
+        drop(history);
+        drop(snapshot);
         for (workspace, head) in heads {
             set_checkpoint(&tx, workspace, head)?;
         }
@@ -599,19 +621,6 @@ fn write_aggregate(tx: &Transaction<'_>, id: AggregateId, rows: &Rows) -> rusqli
         rows.todo.iter(),
         rows.conflicts.iter(),
     )
-}
-
-fn write_all(tx: &Transaction<'_>, rows: &AllRows) -> rusqlite::Result<()> {
-    write_rows(
-        tx,
-        rows.lists.iter(),
-        rows.todos.iter(),
-        rows.conflicts.iter(),
-    )?;
-    for h in &rows.history {
-        write_history(tx, h)?;
-    }
-    Ok(())
 }
 
 fn write_rows<'a>(
