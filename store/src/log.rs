@@ -291,7 +291,8 @@ impl EventLog {
         let home: Option<String> = self
             .conn
             .prepare_cached(
-                "SELECT workspace_id FROM events WHERE aggregate_id = ?1 ORDER BY rowid LIMIT 1",
+                // Versions are dense from 1 in append order: version 1 is the first event.
+                "SELECT workspace_id FROM events WHERE aggregate_id = ?1 AND version = 1",
             )?
             .query_row([aggregate.to_string()], |r| r.get(0))
             .optional()?;
@@ -616,10 +617,12 @@ impl EventLog {
                     }
                 }
                 insert_row(&mut insert, Some(*seq), e)?;
-                set_head(&tx, e.workspace_id, *seq)?;
                 clock.observe(&e.hlc_timestamp);
                 added += 1;
             }
+        }
+        for (workspace, head) in &heads {
+            set_head(&tx, *workspace, *head)?;
         }
         for id in union_bases_in(&tx, &renamed)? {
             if !changed.contains(&id) {
@@ -1200,12 +1203,14 @@ fn append_in(
         };
         heads.insert(e.workspace_id, seq);
         insert_row(&mut insert, Some(seq), e)?;
-        set_head(tx, e.workspace_id, seq)?;
         clock.observe(&e.hlc_timestamp);
         appended.push(Appended {
             event_id: e.event_id,
             seq,
         });
+    }
+    for (workspace, head) in heads {
+        set_head(tx, workspace, head)?;
     }
     Ok(appended)
 }
