@@ -249,6 +249,13 @@ impl Clock {
         self.offset_ms = clamp_offset(i128::from(server_ms) - i128::from(physical_ms));
     }
 
+    /// Takes in what another copy of this clock learned (the copy a transaction advanced):
+    /// its last stamp and its retired stamps.
+    pub fn absorb(&mut self, other: &Clock) {
+        self.observe(&other.last());
+        self.retired.extend(other.retired.iter().copied());
+    }
+
     /// Stamps this clock must never issue (they were retired by a correction).
     pub fn retire(&mut self, stamps: impl IntoIterator<Item = Stamp>) {
         self.retired

@@ -58,12 +58,13 @@ pub async fn serve(
                         Ok(Ok(n)) if n > 0 => {}
                         _ => return,
                     }
-                    let mut builder = Builder::new(TokioExecutor::new());
+                    // HTTP/1 only: browsers speak HTTP/2 only over TLS, which a reverse proxy
+                    // in front ends; h2c would come without these time limits.
+                    let mut builder = Builder::new(TokioExecutor::new()).http1_only();
                     builder
                         .http1()
                         .timer(TokioTimer::new())
                         .header_read_timeout(header_read_timeout);
-                    builder.http2().timer(TokioTimer::new());
                     let connection = builder
                         .serve_connection_with_upgrades(TokioIo::new(stream), service)
                         .into_owned();

@@ -437,6 +437,23 @@ async fn an_aggregate_belongs_to_the_workspace_of_its_first_event() {
         assert!(body["server_time_ms"].is_i64(), "{body}");
         assert_eq!(away.head().await, 0, "{what}: nothing stored");
     }
+    // A todo in a list that does not exist (yet): refused, so that list's id cannot be made
+    // in another workspace later and cross the boundary.
+    let mut orphan = forged(
+        todo,
+        &home.workspace,
+        "TodoCreated",
+        json!({"list_id": uuid::Uuid::from_u128(0xdead).to_string(), "title": "x", "position": "V", "due_date": null}),
+        1,
+        3,
+    );
+    orphan.aggregate_id = uuid::Uuid::from_u128(0xcccc).to_string().parse().unwrap();
+    let (status, body) = home.push(head, &[orphan]).await;
+    assert_error(status, &body, "INVALID_EVENT", 422);
+    assert!(
+        body["message"].as_str().unwrap().contains("does not exist"),
+        "{body}"
+    );
     assert_eq!(home.head().await, head, "the home workspace is untouched");
     let (_, data_dir) = server.stop().await;
     server::admin::verify(data_dir.path()).expect("the log keeps rule 21");

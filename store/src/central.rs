@@ -224,6 +224,7 @@ impl Central {
         // Envelope (rule 13): every event parses, is the push's workspace's and device's, and
         // its aggregate (and a todo's list) is not another workspace's (rule 21).
         let mut parsed: Vec<StoredEvent> = Vec::with_capacity(request.events.len());
+        let mut lists_made: HashSet<AggregateId> = HashSet::new();
         for wire in &request.events {
             let invalid = |message: String| {
                 fail(ErrorCode::InvalidEvent, message).with_event(wire.event_id.clone())
@@ -250,8 +251,21 @@ impl Central {
             let mut homes = vec![("aggregate", event.aggregate_id)];
             if event.event_type == "TodoCreated" {
                 if let Some(list) = list_id_of(&event.event_data) {
+                    // The list must live here already, or be made earlier in this push: a
+                    // todo in a list that does not exist yet would let that list's id be
+                    // made in another workspace later.
+                    let known = lists_made.contains(&list)
+                        || self.log.home(list).map_err(|e| self.internal(e))?.is_some();
+                    if !known {
+                        return Err(invalid(format!(
+                            "list {list} does not exist in workspace {workspace}"
+                        )));
+                    }
                     homes.push(("list", list));
                 }
+            }
+            if event.event_type == "ListCreated" {
+                lists_made.insert(event.aggregate_id);
             }
             for (what, id) in homes {
                 let home = self.log.home(id).map_err(|e| self.internal(e))?;
@@ -480,25 +494,16 @@ pub fn pull_from(
         .limit
         .unwrap_or(limits.pull_limit_default)
         .clamp(1, limits.pull_limit_max);
-    let mut events = log
-        .events_after(workspace, request.cursor, (limit + 1) as usize)
+    let (events, has_more) = log
+        .events_after_within(
+            workspace,
+            request.cursor,
+            limit as usize,
+            limits.pull_bytes,
+            ENVELOPE_BYTES,
+        )
         .map_err(|e| internal(&e))?;
     drop(snapshot);
-    let mut has_more = events.len() as u64 > limit;
-    events.truncate(limit as usize);
-    let mut bytes = 0usize;
-    let mut fits = events.len();
-    for (i, (_, e)) in events.iter().enumerate() {
-        bytes = bytes.saturating_add(e.event_data.len() + ENVELOPE_BYTES);
-        if i > 0 && bytes > limits.pull_bytes {
-            fits = i;
-            break;
-        }
-    }
-    if fits < events.len() {
-        events.truncate(fits);
-        has_more = true;
-    }
     Ok(PullResponse {
         events: events.iter().map(|(seq, e)| logged(*seq, e)).collect(),
         head,
@@ -517,6 +522,9 @@ const ENVELOPE_BYTES: usize = 400;
 /// caller bounds how many requests wait for one (DESIGN.md rule 22).
 pub struct Readers {
     conns: Vec<std::sync::Mutex<EventLog>>,
+    /// Heads for live connects: a connection of their own (a head is one index probe), so
+    /// sockets never compete with pulls for the pool.
+    heads: std::sync::Mutex<EventLog>,
     limits: SyncLimits,
     log_id: String,
 }
@@ -527,12 +535,11 @@ impl Readers {
         let conns = (0..n.max(1))
             .map(|_| EventLog::open_reader(data_dir.join("events.db")).map(std::sync::Mutex::new))
             .collect::<Result<Vec<_>, _>>()?;
-        let log_id = match conns.first().map(|c| c.lock()) {
-            Some(Ok(log)) => log.log_id()?.unwrap_or_default(),
-            _ => String::new(),
-        };
+        let heads = EventLog::open_reader(data_dir.join("events.db"))?;
+        let log_id = heads.log_id()?.unwrap_or_default();
         Ok(Self {
             conns,
+            heads: std::sync::Mutex::new(heads),
             limits,
             log_id,
         })
@@ -573,12 +580,11 @@ impl Readers {
         })
     }
 
-    /// A workspace's head.
+    /// A workspace's head (on the heads connection: waits for it, briefly).
     pub fn head(&self, workspace: WorkspaceId, now: i64) -> Result<u64, SyncError> {
-        self.with(now, |log| {
-            log.head(workspace)
-                .map_err(|e| SyncError::new(ErrorCode::Internal, e.to_string()).at(now))
-        })
+        let log = self.heads.lock().unwrap_or_else(|p| p.into_inner());
+        log.head(workspace)
+            .map_err(|e| SyncError::new(ErrorCode::Internal, e.to_string()).at(now))
     }
 }
 

@@ -343,6 +343,7 @@ impl<T: Transport> SyncClient<T> {
                 return self.local(e);
             }
             self.last_error = None;
+            self.push_limit = self.engine.settings().push_batch.max(1);
             Input::Pushed {
                 cursor: response.head,
             }
@@ -381,10 +382,12 @@ impl<T: Transport> SyncClient<T> {
             ErrorCode::Busy => Input::Failed(Failure::Busy {
                 retry_after_ms: e.retry_after_ms.map_or(1_000, u64::from),
             }),
-            ErrorCode::Internal => {
-                self.unreachable = true;
-                Input::Failed(Failure::Transport)
-            }
+            // A bug on the server: retried with backoff like a failure to reach it, but shown
+            // as an error with its message, not as "offline".
+            ErrorCode::Internal => self.fail(
+                Failure::Transport,
+                format!("the server failed: {}", e.message),
+            ),
             ErrorCode::CursorAhead => {
                 self.log_changed = Some(String::new());
                 self.fail(
@@ -513,7 +516,9 @@ impl<T: Transport> SyncClient<T> {
         }
     }
 
-    /// The new `log_id` when sync stopped because the server's log changed.
+    /// Set when sync stopped because the server's log is not the one this device synced
+    /// with: the new `log_id`, or an empty string when the server answered CURSOR_AHEAD (it
+    /// holds fewer events than this device).
     pub fn log_changed(&self) -> Option<&str> {
         self.log_changed.as_deref()
     }

@@ -88,6 +88,10 @@ pub struct EventLog {
     conn: Connection,
     clock: Arc<Mutex<Clock>>,
     physical: PhysicalClock,
+    /// Whether the file has the tables this build adds (`heads`, `log_meta`): always for a
+    /// writer (it makes them); a reader of a file no build of this version has opened reads
+    /// the log itself instead.
+    current_schema: bool,
 }
 
 const COLUMNS: &str =
@@ -172,6 +176,7 @@ impl EventLog {
             conn,
             clock: Arc::new(Mutex::new(clock)),
             physical,
+            current_schema: true,
         };
         log.register_functions()?;
         Ok(log)
@@ -181,15 +186,38 @@ impl EventLog {
     /// Its clock is the persisted one and never saved: it is for reading, not stamping.
     pub fn open_reader(path: impl AsRef<Path>) -> Result<Self, LogError> {
         let path = path.as_ref();
-        let conn = Connection::open_with_flags(
-            path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|source| StoreError::Open {
-            path: path.display().to_string(),
-            source,
-        })?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let flags =
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let opened = |path: &Path| -> Result<Connection, LogError> {
+            let conn =
+                Connection::open_with_flags(path, flags).map_err(|source| StoreError::Open {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+            conn.busy_timeout(std::time::Duration::from_secs(5))?;
+            conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
+                r.get::<_, i64>(0)
+            })?;
+            Ok(conn)
+        };
+        let conn = match opened(path) {
+            Ok(conn) => conn,
+            // A copy on read-only storage: SQLite cannot make the WAL's shared-memory file
+            // beside it. Nothing else writes a read-only copy, so read it as immutable.
+            Err(_) => {
+                let uri = format!("file:{}?immutable=1", path.display());
+                let conn =
+                    Connection::open_with_flags(&uri, flags | rusqlite::OpenFlags::SQLITE_OPEN_URI)
+                        .map_err(|source| StoreError::Open {
+                            path: path.display().to_string(),
+                            source,
+                        })?;
+                conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
+                    r.get::<_, i64>(0)
+                })?;
+                conn
+            }
+        };
         conn.pragma_update(None, "cache_size", -32_768)?;
         let stored = conn
             .query_row(
@@ -215,10 +243,16 @@ impl EventLog {
             }),
             None => Clock::new(DeviceId::from_uuid(uuid::Uuid::nil())),
         };
+        let current_schema: bool = conn.query_row(
+            "SELECT count(*) = 2 FROM sqlite_schema WHERE type = 'table' AND name IN ('heads', 'log_meta')",
+            [],
+            |r| r.get(0),
+        )?;
         Ok(Self {
             conn,
             clock: Arc::new(Mutex::new(clock)),
             physical: Arc::new(|| 0),
+            current_schema,
         })
     }
 
@@ -301,6 +335,14 @@ impl EventLog {
 
     /// A workspace's head: its greatest `seq` (0 if none).
     pub fn head(&self, workspace: WorkspaceId) -> Result<u64, LogError> {
+        if !self.current_schema {
+            let h: i64 = self.conn.query_row(
+                "SELECT coalesce(max(seq), 0) FROM events WHERE workspace_id = ?1",
+                [workspace.to_string()],
+                |r| r.get(0),
+            )?;
+            return Ok(h.max(0) as u64);
+        }
         head_in(&self.conn, workspace)
     }
 
@@ -409,6 +451,9 @@ impl EventLog {
 
     /// The log's identity (`log_id`), if it has one.
     pub fn log_id(&self) -> Result<Option<String>, LogError> {
+        if !self.current_schema {
+            return Ok(None);
+        }
         Ok(self
             .conn
             .query_row("SELECT log_id FROM log_meta WHERE id = 1", [], |r| r.get(0))
@@ -737,25 +782,41 @@ impl EventLog {
                 None => return Err(LogError::NotInOutbox { event_id }),
             }
         };
-        tx.execute(
-            &format!(
-                "INSERT OR REPLACE INTO set_aside ({COLUMNS}, code, reason) \
-                 SELECT {COLUMNS}, ?2, ?3 FROM outbox WHERE event_id = ?1"
-            ),
-            params![event_id.to_string(), code, reason],
-        )?;
-        tx.execute(
-            "DELETE FROM outbox WHERE event_id = ?1",
-            [event_id.to_string()],
-        )?;
-        // Its stamp was issued and is kept (in set_aside): never issue it again (rule 8).
-        tx.execute(
-            "INSERT OR IGNORE INTO retired_stamps (hlc) VALUES (?1)",
-            [event.hlc_timestamp.encode()],
-        )?;
+        // A refused creation takes the item's later unsent events with it: they would
+        // otherwise be sent as the history of an item that was never made.
+        let mut aside = vec![event.clone()];
+        if event.event_type.ends_with("Created") {
+            let mut stmt = tx.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM outbox WHERE aggregate_id = ?1 AND event_id != ?2 ORDER BY recorded"
+            ))?;
+            let rows = stmt.query_map(
+                params![event.aggregate_id.to_string(), event_id.to_string()],
+                read_event,
+            )?;
+            aside.extend(collect(rows)?);
+        }
+        let mut retired = Vec::with_capacity(aside.len());
+        for (i, e) in aside.iter().enumerate() {
+            let why = if i == 0 {
+                reason.to_string()
+            } else {
+                format!("its item's creation was refused: {reason}")
+            };
+            set_aside_in(&tx, e, code, &why)?;
+            tx.execute(
+                "DELETE FROM outbox WHERE event_id = ?1",
+                [e.event_id.to_string()],
+            )?;
+            // Its stamp was issued and is kept (in set_aside): never issue it again (rule 8).
+            tx.execute(
+                "INSERT OR IGNORE INTO retired_stamps (hlc) VALUES (?1)",
+                [e.hlc_timestamp.encode()],
+            )?;
+            retired.push(e.hlc_timestamp);
+        }
         rebase_outbox(&tx)?;
         tx.commit()?;
-        self.clock().retire([event.hlc_timestamp]);
+        self.clock().retire(retired);
         Ok(event.aggregate_id)
     }
 
@@ -827,9 +888,9 @@ impl EventLog {
     }
 
     /// After a commit: the shared clock becomes the greater of itself (stamps issued meanwhile
-    /// through `hlc_now()`) and the committed copy.
+    /// through `hlc_now()`) and the committed copy, and keeps every stamp the copy retired.
     fn publish_clock(&self, committed: Clock) {
-        self.clock().observe(&committed.last());
+        self.clock().absorb(&committed);
     }
 
     /// The stored event with this id, and its seq.
@@ -896,6 +957,43 @@ impl EventLog {
         Ok(out)
     }
 
+    /// Up to `limit` events of `workspace` with `seq > after`, in seq order, stopping before
+    /// `bytes` of event data plus `overhead` per event would be passed (but taking at least
+    /// one): rows are read one at a time, so memory stays within the budget. Returns the events
+    /// and whether more follow.
+    pub fn events_after_within(
+        &self,
+        workspace: WorkspaceId,
+        after: u64,
+        limit: usize,
+        bytes: usize,
+        overhead: usize,
+    ) -> Result<(Vec<(u64, StoredEvent)>, bool), LogError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {COLUMNS}, seq FROM events WHERE workspace_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
+        ))?;
+        let mut rows = stmt.query(params![
+            workspace.to_string(),
+            after as i64,
+            limit.saturating_add(1) as i64
+        ])?;
+        let mut out = Vec::new();
+        let mut used = 0usize;
+        while let Some(row) = rows.next()? {
+            if out.len() == limit {
+                return Ok((out, true));
+            }
+            let size = row.get_ref(5)?.as_bytes().map_or(0, <[u8]>::len) + overhead;
+            if !out.is_empty() && used.saturating_add(size) > bytes {
+                return Ok((out, true));
+            }
+            used = used.saturating_add(size);
+            let seq: i64 = row.get(10)?;
+            out.push((seq.max(0) as u64, read_event(row)??));
+        }
+        Ok((out, false))
+    }
+
     /// Every event of one aggregate: the log's in version order, then the outbox's.
     pub fn aggregate_events(&self, aggregate: AggregateId) -> Result<Vec<StoredEvent>, LogError> {
         let mut stmt = self.conn.prepare_cached(&format!(
@@ -913,9 +1011,11 @@ impl EventLog {
 
     /// The workspaces that have events in the log, with their heads.
     pub fn heads(&self) -> Result<Vec<(WorkspaceId, u64)>, LogError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT workspace_id, head FROM heads ORDER BY workspace_id")?;
+        let mut stmt = self.conn.prepare_cached(if self.current_schema {
+            "SELECT workspace_id, head FROM heads ORDER BY workspace_id"
+        } else {
+            "SELECT workspace_id, max(seq) FROM events GROUP BY workspace_id ORDER BY workspace_id"
+        })?;
         let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
         let mut out = Vec::new();
         for row in rows {
@@ -981,21 +1081,24 @@ impl EventLog {
                 )));
             }
         }
-        let stale: Option<String> = self
-            .conn
-            .query_row(
-                "SELECT w.workspace_id FROM (SELECT workspace_id, max(seq) AS top FROM events GROUP BY workspace_id) w \
-                 LEFT JOIN heads h ON h.workspace_id = w.workspace_id \
-                 WHERE h.head IS NOT w.top LIMIT 1",
-                [],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(sql)?;
-        if let Some(workspace) = stale {
-            return Err(Violation(format!(
-                "workspace {workspace}: the heads table disagrees with the log's greatest seq"
-            )));
+        // (A file no build of this version has written has no heads table yet.)
+        if self.current_schema {
+            let stale: Option<String> = self
+                .conn
+                .query_row(
+                    "SELECT w.workspace_id FROM (SELECT workspace_id, max(seq) AS top FROM events GROUP BY workspace_id) w \
+                     LEFT JOIN heads h ON h.workspace_id = w.workspace_id \
+                     WHERE h.head IS NOT w.top LIMIT 1",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(sql)?;
+            if let Some(workspace) = stale {
+                return Err(Violation(format!(
+                    "workspace {workspace}: the heads table disagrees with the log's greatest seq"
+                )));
+            }
         }
         // Rule 21: an aggregate lives in one workspace, and a todo's list in the todo's.
         let split: Option<String> = self

@@ -138,7 +138,9 @@ impl Views {
     fn skipped_now_decode(&self) -> Result<bool, ViewsError> {
         let kinds: Vec<(String, u32)> = self
             .conn
-            .prepare("SELECT DISTINCT event_type, schema_version FROM skipped_events")?
+            .prepare(
+                "SELECT DISTINCT event_type, schema_version FROM skipped_events WHERE unknown",
+            )?
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<Result<_, _>>()?;
         Ok(kinds.iter().any(|(event_type, version)| {
@@ -583,8 +585,8 @@ fn write_skipped(
         return Ok(());
     }
     let mut insert = tx.prepare_cached(
-        "INSERT OR REPLACE INTO skipped_events (event_id, aggregate_id, event_type, schema_version, reason) \
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT OR REPLACE INTO skipped_events (event_id, aggregate_id, event_type, schema_version, unknown, reason) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
     for (e, err) in skipped {
         insert.execute(params![
@@ -592,6 +594,10 @@ fn write_skipped(
             e.aggregate_id.to_string(),
             e.event_type,
             e.schema_version,
+            matches!(
+                err,
+                DecodeError::UnknownType { .. } | DecodeError::UnknownVersion { .. }
+            ),
             err.to_string()
         ])?;
     }

@@ -524,6 +524,67 @@ mod correction {
     }
 
     #[test]
+    fn a_stamp_dropped_for_a_stored_copy_is_never_issued_again() {
+        let f = Fixture::new();
+        f.time.store(T + 300_000, Ordering::SeqCst);
+        let mut r = replica(&f);
+        let list = AggregateId::from_uuid(uuid::Uuid::from_u128(0x33));
+        let x = r
+            .execute_list(
+                WorkspaceId::DEFAULT,
+                list,
+                ListCommand::Create { name: "X".into() },
+            )
+            .unwrap()
+            .remove(0);
+        let dropped = x.hlc_timestamp;
+        // A delayed copy of X was stored under another stamp: the stored copy wins, and X's
+        // outbox stamp is retired.
+        let stored = StoredEvent {
+            hlc_timestamp: Stamp {
+                ms: T + 1_000,
+                counter: 0,
+                node: device(1),
+            },
+            ..x.clone()
+        };
+        r.accept(&[(1, stored)], &[]).unwrap();
+        assert_eq!(r.pending_len().unwrap(), 0);
+        let z = rename(&mut r, list, "Z");
+        // Refused: the clock is set back half a second behind the dropped stamp...
+        r.correct_clock(T + 299_500, 0).unwrap();
+        // ...and the physical clock reaches it again: the dropped stamp must be skipped.
+        f.time.store(T + 300_500, Ordering::SeqCst);
+        for _ in 0..3 {
+            let s = r.log().stamp().unwrap();
+            assert!(
+                s != dropped && s != z.hlc_timestamp,
+                "{s} was issued before"
+            );
+        }
+    }
+
+    #[test]
+    fn a_log_no_build_of_this_version_opened_reads_without_the_new_tables() {
+        let f = Fixture::new();
+        {
+            let mut log = f.log();
+            log.append_batch(&sim(5)).unwrap();
+            log.connection()
+                .execute_batch("DROP TABLE heads; DROP TABLE log_meta;")
+                .unwrap();
+        }
+        let reader = EventLog::open_reader(f.dir.path().join("events.db")).unwrap();
+        let heads = reader.heads().unwrap();
+        assert!(!heads.is_empty());
+        for (ws, head) in heads {
+            assert_eq!(reader.head(ws).unwrap(), head);
+        }
+        assert_eq!(reader.log_id().unwrap(), None);
+        reader.verify().expect("verify reads an older file");
+    }
+
+    #[test]
     fn rebase_changes_only_versions_in_recording_order() {
         let f = Fixture::new();
         f.time.store(T, Ordering::SeqCst);

@@ -452,7 +452,7 @@ fn a_build_that_knows_a_skipped_event_picks_it_up_by_rebuilding() {
         version: 1,
         created_at: 0,
     };
-    log.append_batch(&[e]).unwrap();
+    log.append_batch(std::slice::from_ref(&e)).unwrap();
     let (views, rebuilt) = Views::open_current(dir.path().join("views.db"), &log, |_| {}).unwrap();
     assert!(rebuilt, "a new views.db is built");
     assert_eq!(views.skipped().unwrap().len(), 1);
@@ -714,15 +714,26 @@ fn a_refused_event_is_set_aside_visibly_and_what_follows_goes_on() {
     let mut a = device(&server, 1, Settings::default());
     a.list(agg(1), "small");
     let big = a.list(agg(2), &"x".repeat(190));
+    let after_big = a.rename(agg(2), "renamed");
     a.rename(agg(1), "still small");
     a.settle();
     assert_eq!(a.client.state(), SyncState::Online);
     let r = a.client.replica();
     assert_eq!(r.pending_len().unwrap(), 0, "nothing stuck in the outbox");
     let aside = r.log().set_aside_events().unwrap();
-    assert_eq!(aside.len(), 1);
+    assert_eq!(
+        aside.len(),
+        2,
+        "the refused creation takes its item's later edit along"
+    );
     assert_eq!(aside[0].0.event_id, big.event_id);
     assert_eq!(aside[0].1, "INVALID_EVENT");
+    assert_eq!(aside[1].0.event_id, after_big.event_id);
+    assert!(
+        aside[1].2.contains("creation was refused"),
+        "{}",
+        aside[1].2
+    );
     drop(r);
     assert!(a.client.notices.iter().any(
         |n| matches!(n, Notice::SetAside { event_id, .. } if *event_id == big.event_id.to_string())

@@ -55,10 +55,13 @@ CREATE TABLE IF NOT EXISTS history (
 -- Events this build cannot decode (a newer device's type or schema version): kept in the log,
 -- left out of the views, listed here so the page can say "update Tandem". A rebuild by a build
 -- that knows them picks them up (Views::open_current rebuilds when one decodes now).
+-- `unknown` is 1 for a type or schema version this build does not know (a newer build may),
+-- 0 for data that does not match a known schema (no build will).
 CREATE TABLE IF NOT EXISTS skipped_events (
     event_id       TEXT    NOT NULL PRIMARY KEY,
     aggregate_id   TEXT    NOT NULL,
     event_type     TEXT    NOT NULL,
     schema_version INTEGER NOT NULL,
+    unknown        INTEGER NOT NULL,
     reason         TEXT    NOT NULL
 );
