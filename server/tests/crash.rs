@@ -5,11 +5,14 @@
 //! `CRASH_ROUNDS` (default 3; `make bench` runs 20) and `CRASH_SEED` (printed) replay a run;
 //! `TANDEM_SERVER_BIN` runs another build of the server (`make test` uses the release one).
 
+mod common;
+
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::free_port;
 use serde_json::{json, Value};
 use tandem_events::domain::{DomainEvent, ListCreated};
 use tandem_events::event::Event;
@@ -20,14 +23,6 @@ use tandem_store::wire::to_wire;
 
 fn server_bin() -> String {
     std::env::var("TANDEM_SERVER_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_server").into())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn start(data: &std::path::Path, port: u16) -> Child {
@@ -142,15 +137,7 @@ fn killed_at_random_under_push_load_loses_nothing_acknowledged() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(3);
-    let seed: u64 = std::env::var("CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_secs()
-        });
+    let seed = common::seed_from_env("CRASH_SEED");
     println!(
         "crash test: {rounds} rounds, seed {seed} (CRASH_SEED replays), server {}",
         server_bin()

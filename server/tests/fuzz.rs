@@ -11,19 +11,8 @@ use serde_json::{json, Value};
 use tandem_events::testkit::{workload, Rng};
 use tandem_store::wire::to_wire;
 
-async fn appended(base: &str) -> u64 {
-    let text = client()
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("tandem_events_appended_total "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
+async fn appended(base: &str) -> i64 {
+    common::metric(base, "tandem_events_appended_total").await
 }
 
 /// A mutation of a JSON value at a random place.
@@ -81,15 +70,7 @@ fn mutate(rng: &mut Rng, value: &mut Value, depth: u32) {
 
 #[tokio::test]
 async fn mutated_requests_never_5xx_and_refusals_store_nothing() {
-    let seed: u64 = std::env::var("FUZZ_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_secs()
-        });
+    let seed = common::seed_from_env("FUZZ_SEED");
     let cases: usize = std::env::var("FUZZ_CASES")
         .ok()
         .and_then(|s| s.parse().ok())

@@ -334,18 +334,7 @@ fn live_url(server: &common::Running, ws: &str) -> String {
 }
 
 async fn metric(server: &common::Running, name: &str) -> i64 {
-    let text = client()
-        .get(format!("{}/metrics", server.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{name} in {text}"))
+    common::metric(&server.base, name).await
 }
 
 /// Waits (with a deadline) until `f` holds.

@@ -10,7 +10,7 @@ use std::rc::Rc;
 use common::{open_replica, start, start_on, sync_until_idle, wall_ms, HttpTransport};
 use tandem_events::decide::{ListCommand, TodoCommand, TodoEdit};
 use tandem_events::engine::{Input, Settings};
-use tandem_events::ids::{AggregateId, DeviceId, WorkspaceId};
+use tandem_events::ids::{AggregateId, WorkspaceId};
 use tandem_store::driver::{SyncClient, SyncState};
 use tandem_store::Replica;
 
@@ -28,19 +28,7 @@ fn client(replica: Replica, base: &str) -> SyncClient<HttpTransport> {
 
 /// A fresh replica for device `n` in `dir` (ids from another range than the old replica's).
 fn fresh_replica(dir: &std::path::Path, n: u128) -> Replica {
-    let mut next = (n << 64) + (1 << 40);
-    Replica::open(
-        dir.join("events.db"),
-        dir.join("views.db"),
-        DeviceId::from_uuid(uuid::Uuid::from_u128(n)),
-        std::sync::Arc::new(wall_ms),
-        Box::new(move || {
-            next += 1;
-            uuid::Uuid::from_u128(next)
-        }),
-        |_| {},
-    )
-    .unwrap()
+    common::open_replica_from(dir, n, (n << 64) + (1 << 40))
 }
 
 fn agg(n: u128) -> AggregateId {

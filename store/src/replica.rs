@@ -252,6 +252,17 @@ impl Replica {
         Ok(added.len())
     }
 
+    /// The items that have an event set aside (their marks: DESIGN.md rule 13), with the
+    /// server's code and reason, oldest first.
+    pub fn set_aside_items(&self) -> Result<Vec<(AggregateId, String, String)>, ReplicaError> {
+        Ok(self
+            .log
+            .set_aside_events()?
+            .into_iter()
+            .map(|(e, code, reason)| (e.aggregate_id, code, reason))
+            .collect())
+    }
+
     /// Live lists and todos, and the log and outbox sizes.
     pub fn summary(&self) -> Result<Summary, ReplicaError> {
         let count = |conn: &rusqlite::Connection, sql: &str| -> Result<u64, rusqlite::Error> {

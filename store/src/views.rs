@@ -70,6 +70,7 @@ pub struct Views {
     /// The projection's aggregate states with the tick of their last use.
     cache: HashMap<AggregateId, (u64, Aggregate)>,
     tick: u64,
+    cache_limit: usize,
 }
 
 impl Views {
@@ -96,6 +97,7 @@ impl Views {
             conn,
             cache: HashMap::new(),
             tick: 0,
+            cache_limit: CACHE_LIMIT,
         };
         let stored = views.stored_version()?;
         if stored == Some(PROJECTION_VERSION) {
@@ -244,7 +246,7 @@ impl Views {
     /// time and then kept (bounded: see [`CACHE_LIMIT`]).
     fn load(&mut self, log: &EventLog, id: AggregateId) -> Result<&mut Aggregate, ViewsError> {
         if !self.cache.contains_key(&id) {
-            if self.cache.len() >= CACHE_LIMIT {
+            if self.cache.len() >= self.cache_limit {
                 self.evict();
             }
             let state = fold(&log.aggregate_events(id)?);
@@ -275,6 +277,14 @@ impl Views {
     /// Aggregates whose state the projection keeps in memory.
     pub fn cached(&self) -> usize {
         self.cache.len()
+    }
+
+    /// Sets how many aggregate states the projection keeps (default [`CACHE_LIMIT`]).
+    pub fn set_cache_limit(&mut self, limit: usize) {
+        self.cache_limit = limit.max(1);
+        while self.cache.len() > self.cache_limit {
+            self.evict();
+        }
     }
 
     /// Recomputes the rows and history of `aggregates` from the log and outbox (after events of

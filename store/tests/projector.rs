@@ -6,6 +6,37 @@ use tandem_events::testkit::workload;
 use tandem_store::{EventLog, Views};
 
 #[test]
+fn the_projection_cache_stays_within_its_bound_and_eviction_changes_no_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = workload(9, 10, 600, 1_500);
+    let mut log = EventLog::open(
+        dir.path().join("events.db"),
+        DeviceId::from_uuid(uuid::Uuid::from_u128(1)),
+        std::sync::Arc::new(|| 1_750_000_000_000),
+    )
+    .unwrap();
+    let (mut views, _) = Views::open_current(dir.path().join("views.db"), &log, |_| {}).unwrap();
+    views.set_cache_limit(100);
+    let mut most = 0;
+    for chunk in events.chunks(200) {
+        log.append_batch(chunk).unwrap();
+        views.catch_up(&log, 50).unwrap();
+        most = most.max(views.cached());
+    }
+    assert!(most <= 100, "the cache held {most} aggregates");
+    let (fresh, _) = Views::with_connection(
+        tandem_store::rusqlite::Connection::open_in_memory().unwrap(),
+        &log,
+        |_| {},
+    )
+    .unwrap();
+    assert!(
+        views.dump().unwrap() == fresh.dump().unwrap(),
+        "evicted states reload equal"
+    );
+}
+
+#[test]
 fn pushes_committed_during_a_bulk_catch_up_are_never_skipped() {
     let seed: u64 = std::env::var("PROJECTOR_SEED")
         .ok()

@@ -506,6 +506,9 @@ fn replicas_converge_under_faults() {
                 && seen.clock_drift > 0
                 && seen.acked_again > 0
                 && seen.late_after_accept > 0
+                // Schedule (a) of issue 8: a delayed copy lands after its events were
+                // re-stamped and stored.
+                && seen.late_id_reused > 0
                 && seen.lost_answers > 0,
             "{seen:?}"
         );

@@ -734,6 +734,13 @@ fn a_refused_event_is_set_aside_visibly_and_what_follows_goes_on() {
         "{}",
         aside[1].2
     );
+    assert!(
+        r.set_aside_items()
+            .unwrap()
+            .iter()
+            .all(|(item, code, _)| *item == agg(2) && code == "INVALID_EVENT"),
+        "the item is marked"
+    );
     drop(r);
     assert!(a.client.notices.iter().any(
         |n| matches!(n, Notice::SetAside { event_id, .. } if *event_id == big.event_id.to_string())

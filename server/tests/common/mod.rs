@@ -180,7 +180,13 @@ pub async fn sync_until_idle(
 /// A native device's replica in `dir`, device id `n`, ids counting up from `n << 64`, the
 /// wall clock as its physical clock.
 pub fn open_replica(dir: &std::path::Path, n: u128) -> tandem_store::Replica {
-    let mut next = n << 64;
+    open_replica_from(dir, n, n << 64)
+}
+
+/// As [`open_replica`], with ids counting up from `first_id` (a second replica of the same
+/// device must not mint the first one's ids again).
+pub fn open_replica_from(dir: &std::path::Path, n: u128, first_id: u128) -> tandem_store::Replica {
+    let mut next = first_id;
     tandem_store::Replica::open(
         dir.join("events.db"),
         dir.join("views.db"),
@@ -245,4 +251,43 @@ pub fn follow(base: &str, workspace: &str) -> Live {
         }
     });
     Live { heads, task }
+}
+
+/// A free port on 127.0.0.1 (for a server process that must be told its address).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A seed from the environment variable `var` (to replay a run), else from the clock; the
+/// caller prints it.
+pub fn seed_from_env(var: &str) -> u64 {
+    std::env::var(var)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+        })
+}
+
+/// A gauge or counter of `GET /metrics` (its sample line `name value`).
+pub async fn metric(base: &str, name: &str) -> i64 {
+    let text = client()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} in {text}"))
 }
