@@ -24,12 +24,27 @@ use crate::errors;
 pub const MAX_EVENTS_PER_MESSAGE: usize = 50;
 /// Messages a slow socket may fall behind before it is told to pull and dropped.
 const CHANNEL_CAPACITY: usize = 64;
-/// A send that takes longer drops the socket (its client reconnects and pulls).
-const SEND_TIMEOUT: Duration = Duration::from_secs(5);
-/// A ping this often keeps proxies from cutting an idle socket (they do at ~60 s)...
-const PING_EVERY: Duration = Duration::from_secs(25);
-/// ...and a socket silent (no pong, nothing) this long is dead.
-const SILENT_LIMIT: Duration = Duration::from_secs(60);
+
+/// How the hub treats slow and silent sockets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    /// A send that takes longer drops the socket (its client reconnects and pulls).
+    pub send_timeout: Duration,
+    /// A ping this often keeps proxies from cutting an idle socket (they do at ~60 s)...
+    pub ping_every: Duration,
+    /// ...and a socket silent (no pong, nothing) longer than this at a ping is dropped.
+    pub silent_limit: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Self {
+            send_timeout: Duration::from_secs(5),
+            ping_every: Duration::from_secs(25),
+            silent_limit: Duration::from_secs(60),
+        }
+    }
+}
 
 /// One message, serialised once and shared by every subscriber (a reference count, no copy).
 #[derive(Clone)]
@@ -45,15 +60,21 @@ pub struct Hub {
     stop: watch::Sender<bool>,
     clients: AtomicI64,
     max_clients: i64,
+    timing: Timing,
 }
 
 impl Hub {
     pub fn new(max_clients: usize) -> Arc<Self> {
+        Self::with_timing(max_clients, Timing::default())
+    }
+
+    pub fn with_timing(max_clients: usize, timing: Timing) -> Arc<Self> {
         Arc::new(Self {
             channels: Mutex::new(HashMap::new()),
             stop: watch::channel(false).0,
             clients: AtomicI64::new(0),
             max_clients: i64::try_from(max_clients).unwrap_or(i64::MAX),
+            timing,
         })
     }
 
@@ -227,9 +248,9 @@ impl Drop for Seat {
 }
 
 /// Sends with a deadline; false when the socket is gone or too slow.
-async fn send(socket: &mut WebSocket, message: Message) -> bool {
+async fn send(socket: &mut WebSocket, message: Message, timeout: Duration) -> bool {
     matches!(
-        tokio::time::timeout(SEND_TIMEOUT, socket.send(message)).await,
+        tokio::time::timeout(timeout, socket.send(message)).await,
         Ok(Ok(()))
     )
 }
@@ -252,10 +273,12 @@ async fn serve(
         log_id: Some(log_id),
         events: vec![],
     });
-    let mut ping = tokio::time::interval(PING_EVERY);
+    let timing = seat.hub.timing;
+    let limit = timing.send_timeout;
+    let mut ping = tokio::time::interval(timing.ping_every);
     ping.tick().await;
     let mut heard = tokio::time::Instant::now();
-    if !stopping && send(&mut socket, Message::Text(first.into())).await {
+    if !stopping && send(&mut socket, Message::Text(first.into()), limit).await {
         loop {
             tokio::select! {
                 frame = frames.recv() => match frame {
@@ -264,7 +287,7 @@ async fn serve(
                             continue;
                         }
                         sent_head = frame.head;
-                        if !send(&mut socket, Message::Text(frame.text.clone())).await {
+                        if !send(&mut socket, Message::Text(frame.text.clone()), limit).await {
                             break;
                         }
                     }
@@ -276,8 +299,8 @@ async fn serve(
                             latest = latest.max(frame.head);
                         }
                         let text = head_message(workspace, latest, vec![]);
-                        let _ = send(&mut socket, Message::Text(text.into())).await;
-                        let _ = send(&mut socket, Message::Close(None)).await;
+                        let _ = send(&mut socket, Message::Text(text.into()), limit).await;
+                        let _ = send(&mut socket, Message::Close(None), limit).await;
                         break;
                     }
                     Err(broadcast::error::RecvError::Closed) => break,
@@ -288,16 +311,16 @@ async fn serve(
                     Some(Ok(_)) => heard = tokio::time::Instant::now(),
                 },
                 _ = ping.tick() => {
-                    if heard.elapsed() > SILENT_LIMIT {
+                    if heard.elapsed() > timing.silent_limit {
                         break;
                     }
-                    if !send(&mut socket, Message::Ping(Default::default())).await {
+                    if !send(&mut socket, Message::Ping(Default::default()), limit).await {
                         break;
                     }
                 }
                 // The flag only ever goes from false to true.
                 _ = stop.changed() => {
-                    let _ = send(&mut socket, Message::Close(None)).await;
+                    let _ = send(&mut socket, Message::Close(None), limit).await;
                     break;
                 }
             }

@@ -448,3 +448,105 @@ async fn a_push_while_a_socket_connects_is_never_missed() {
     hub.shutdown();
     task.abort();
 }
+
+/// A hub with fast timing behind a bare router on 127.0.0.1:0 (heads read as 0).
+async fn bare_hub(timing: server::live::Timing) -> (std::sync::Arc<server::live::Hub>, String) {
+    use server::live::{self, Hub, LiveState};
+    let hub = Hub::with_timing(10, timing);
+    let state = LiveState {
+        hub: std::sync::Arc::clone(&hub),
+        head: std::sync::Arc::new(|_| Ok((0, "log".to_string()))),
+    };
+    let app = axum::Router::new()
+        .route("/live", axum::routing::get(live::upgrade))
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (
+        hub,
+        format!(
+            "ws://{addr}/live?workspace_id={}",
+            uuid::Uuid::from_u128(0x51)
+        ),
+    )
+}
+
+async fn gone(hub: &server::live::Hub, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while hub.clients() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: still connected"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(hub.channels(), 0, "{what}: its channel went with it");
+}
+
+#[tokio::test]
+async fn sockets_are_pinged_and_a_silent_one_is_dropped() {
+    let (hub, url) = bare_hub(server::live::Timing {
+        send_timeout: Duration::from_secs(5),
+        ping_every: Duration::from_millis(100),
+        silent_limit: Duration::from_millis(300),
+    })
+    .await;
+    // A client that answers (tungstenite replies to pings while it is read) stays, and sees
+    // the pings.
+    let (mut alive, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let mut pings = 0;
+    let until = std::time::Instant::now() + Duration::from_millis(800);
+    while std::time::Instant::now() < until {
+        if let Ok(Some(Ok(Message::Ping(_)))) =
+            tokio::time::timeout(Duration::from_millis(200), alive.next()).await
+        {
+            pings += 1;
+        }
+    }
+    assert!(pings >= 3, "{pings} pings in 800 ms");
+    assert_eq!(hub.clients(), 1, "a socket that answers is kept");
+    // A client that goes silent (never read: no pongs) is dropped.
+    let (mut silent, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    next_json(&mut silent).await;
+    drop(alive);
+    gone(&hub, "the silent socket").await;
+}
+
+#[tokio::test]
+async fn a_socket_too_slow_to_take_its_messages_is_dropped() {
+    let (hub, url) = bare_hub(server::live::Timing {
+        send_timeout: Duration::from_millis(200),
+        ping_every: Duration::from_secs(60),
+        silent_limit: Duration::from_secs(120),
+    })
+    .await;
+    let (mut slow, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    next_json(&mut slow).await;
+    // Then it stops reading while big announcements keep coming: once the network buffers
+    // are full a send waits, and past the send timeout (or 64 messages behind) it is dropped.
+    let ws: tandem_events::ids::WorkspaceId =
+        uuid::Uuid::from_u128(0x51).to_string().parse().unwrap();
+    let events: Vec<tandem_protocol::sync::LoggedEvent> = workload(4, 1, 10, 39)
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let mut e = e.clone();
+            e.event_data = json!({"name": "x".repeat(20_000)}).to_string();
+            tandem_store::wire::logged(i as u64 + 1, &e)
+        })
+        .collect();
+    let mut head = 1;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while hub.clients() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slow socket was never dropped"
+        );
+        head += 1;
+        hub.publish(ws, head, &events);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    gone(&hub, "the slow socket").await;
+    drop(slow);
+}
