@@ -88,3 +88,43 @@ fn pushes_committed_during_a_bulk_catch_up_are_never_skipped() {
         "seed {seed}: the views miss events pushed during the bulk catch-up"
     );
 }
+
+#[test]
+fn pulls_and_heads_read_beside_a_writer_holding_its_lock() {
+    use tandem_protocol::sync::PullRequest;
+    use tandem_store::{Readers, SyncLimits};
+    let dir = tempfile::tempdir().unwrap();
+    let events = workload(12, 2, 20, 60);
+    let mut writer = EventLog::open(
+        dir.path().join("events.db"),
+        DeviceId::from_uuid(uuid::Uuid::from_u128(1)),
+        std::sync::Arc::new(|| 1_750_000_000_000),
+    )
+    .unwrap();
+    writer.append_batch(&events[..40]).unwrap();
+    let readers = Readers::open(dir.path(), 2, SyncLimits::default()).unwrap();
+    // The writer is in the middle of a write (it holds SQLite's write lock, as a push does
+    // inside the server's writer mutex)...
+    writer
+        .connection()
+        .execute_batch("BEGIN IMMEDIATE; INSERT INTO heads VALUES ('in-flight', 1);")
+        .unwrap();
+    // ...and pulls and live heads are answered anyway, from the last commit.
+    let ws = events[0].workspace_id;
+    let request = PullRequest {
+        device_id: events[0].device_id.to_string(),
+        workspace_id: ws.to_string(),
+        cursor: 0,
+        limit: Some(100),
+    };
+    let started = std::time::Instant::now();
+    let answer = readers.pull(&request, 0).unwrap();
+    assert_eq!(answer.events.len(), 40);
+    assert_eq!(answer.head, 40);
+    assert_eq!(readers.head(ws, 0).unwrap(), 40);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(1),
+        "no waiting on the writer"
+    );
+    writer.connection().execute_batch("ROLLBACK").unwrap();
+}
