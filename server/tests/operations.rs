@@ -351,3 +351,36 @@ async fn backup_restore_import_and_query() {
     assert!(err.contains("only adds") || err.contains("seq"), "{err}");
     assert_eq!(export(dir_str(other.path())), before);
 }
+
+#[test]
+fn the_log_has_no_colour_codes_off_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut c = bin();
+    let child = c
+        .args(["serve", "--addr", &addr, "--data-dir", dir_str(dir.path())])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while reqwest::blocking::get(format!("http://{addr}/healthz"))
+        .map_or(true, |r| r.status() != 200)
+    {
+        assert!(Instant::now() < deadline, "no /healthz within 20 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let out = child.wait_with_output().unwrap();
+    let log =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("Tandem is serving"), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "escape codes in a piped log: {log:?}"
+    );
+}
