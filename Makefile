@@ -18,7 +18,7 @@ SERVER := $(CARGO_TARGET_DIR)/release/server
 NATIVE := -p tandem-events -p tandem-store -p tandem-protocol -p worker -p app -p server --features app/ssr,tandem-events/testkit
 WASM := -p tandem-events -p tandem-store -p worker -p frontend --target wasm32-unknown-unknown
 
-.PHONY: run test setup worker build lint test-rust test-sim check-wasm crash e2e sizes bench clean
+.PHONY: run test setup worker build lint test-rust test-sim check-wasm crash fuzz e2e sizes bench clean
 
 run: build
 	$(SERVER) serve --addr $(ADDR) --data-dir $(DATA_DIR)
@@ -54,7 +54,11 @@ test-sim: setup
 
 bench: setup
 	cargo bench -p tandem-store --bench store
-	$(MAKE) crash CRASH_ROUNDS=20
+	CRASH_SEED=$$(date +%s) $(MAKE) crash CRASH_ROUNDS=20
+
+# The HTTP fuzz with 5,000 requests from a drawn seed (printed; FUZZ_SEED replays).
+fuzz: setup
+	FUZZ_SEED=$${FUZZ_SEED:-$$(date +%s)} FUZZ_CASES=5000 cargo test $(NATIVE) --test fuzz -- --nocapture
 
 check-wasm: setup
 	cargo build -p tandem-events -p tandem-store --target wasm32-unknown-unknown

@@ -262,18 +262,13 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A seed from the environment variable `var` (to replay a run), else from the clock; the
-/// caller prints it.
-pub fn seed_from_env(var: &str) -> u64 {
+/// The seed in the environment variable `var` (another run, or a replay), else `fixed`: the
+/// same schedule in every `make test`. The caller prints it.
+pub fn seed_from_env(var: &str, fixed: u64) -> u64 {
     std::env::var(var)
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_secs()
-        })
+        .unwrap_or(fixed)
 }
 
 /// A gauge or counter of `GET /metrics` (its sample line `name value`).
