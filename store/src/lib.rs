@@ -20,4 +20,7 @@ pub use connection::{open, open_with_page_size, Durability, StoreError};
 pub use log::{Appended, EventLog, LogError, PhysicalClock, Violation};
 pub use replica::{IdSource, Replica, ReplicaError, Summary};
 pub use rusqlite;
-pub use views::{ListItem, Progress, TodoItem, Views, ViewsError, PROJECTION_VERSION};
+pub use views::{
+    ListItem, Progress, TodoCounts, TodoDetail, TodoFilter, TodoItem, Views, ViewsError,
+    PROJECTION_VERSION,
+};

@@ -466,6 +466,32 @@ pub struct TodoItem {
     pub conflicts: u64,
 }
 
+/// Which todos of a list to show (TodoMVC's filters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TodoFilter {
+    All,
+    Active,
+    Completed,
+}
+
+/// How many todos of a list are active and completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TodoCounts {
+    pub active: u64,
+    pub completed: u64,
+}
+
+/// One todo with everything its detail view shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TodoDetail {
+    pub item: TodoItem,
+    pub list_id: AggregateId,
+    pub notes: String,
+    pub position: String,
+    pub created_at: i64,
+    pub deleted: bool,
+}
+
 impl Views {
     /// The live lists of a workspace, oldest first.
     pub fn lists(&self, workspace: WorkspaceId) -> Result<Vec<ListItem>, ViewsError> {
@@ -489,12 +515,27 @@ impl Views {
 
     /// The live todos of a list, in display order (position, then id).
     pub fn todos(&self, list: AggregateId) -> Result<Vec<TodoItem>, ViewsError> {
+        self.todos_filtered(list, TodoFilter::All)
+    }
+
+    /// The live todos of a list that pass `filter`, in display order.
+    pub fn todos_filtered(
+        &self,
+        list: AggregateId,
+        filter: TodoFilter,
+    ) -> Result<Vec<TodoItem>, ViewsError> {
+        let completed: Option<bool> = match filter {
+            TodoFilter::All => None,
+            TodoFilter::Active => Some(false),
+            TodoFilter::Completed => Some(true),
+        };
         let mut stmt = self.conn.prepare_cached(
             "SELECT t.todo_id, t.title, t.completed, t.due_date, \
                     (SELECT count(*) FROM conflicts c WHERE c.aggregate_id = t.todo_id) \
-             FROM todos t WHERE t.list_id = ?1 AND NOT t.deleted ORDER BY t.position, t.todo_id",
+             FROM todos t WHERE t.list_id = ?1 AND NOT t.deleted \
+             AND (?2 IS NULL OR t.completed = ?2) ORDER BY t.position, t.todo_id",
         )?;
-        let rows = stmt.query_map([list.to_string()], |r| {
+        let rows = stmt.query_map(params![list.to_string(), completed], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
@@ -515,6 +556,77 @@ impl Views {
             });
         }
         Ok(out)
+    }
+}
+
+impl Views {
+    /// How many live todos of a list are active and completed (TodoMVC's count).
+    pub fn counts(&self, list: AggregateId) -> Result<TodoCounts, ViewsError> {
+        let (active, completed): (i64, i64) = self
+            .conn
+            .prepare_cached(
+                "SELECT coalesce(sum(NOT completed), 0), coalesce(sum(completed), 0) \
+             FROM todos WHERE list_id = ?1 AND NOT deleted",
+            )?
+            .query_row([list.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(TodoCounts {
+            active: active.max(0) as u64,
+            completed: completed.max(0) as u64,
+        })
+    }
+
+    /// One todo (deleted ones too: the Trash and history show them), or `None`.
+    pub fn todo(&self, id: AggregateId) -> Result<Option<TodoDetail>, ViewsError> {
+        let row = self
+            .conn
+            .prepare_cached(
+                "SELECT t.title, t.completed, t.due_date, \
+                        (SELECT count(*) FROM conflicts c WHERE c.aggregate_id = t.todo_id), \
+                        t.list_id, t.notes, t.position, t.created_at, t.deleted \
+                 FROM todos t WHERE t.todo_id = ?1",
+            )?
+            .query_row([id.to_string()], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, bool>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, String>(6)?,
+                    r.get::<_, i64>(7)?,
+                    r.get::<_, bool>(8)?,
+                ))
+            })
+            .optional()?;
+        let Some((
+            title,
+            completed,
+            due_date,
+            conflicts,
+            list,
+            notes,
+            position,
+            created_at,
+            deleted,
+        )) = row
+        else {
+            return Ok(None);
+        };
+        Ok(Some(TodoDetail {
+            item: TodoItem {
+                id,
+                title,
+                completed,
+                due_date,
+                conflicts: conflicts.max(0) as u64,
+            },
+            list_id: parse_view_id(&list)?,
+            notes,
+            position,
+            created_at,
+            deleted,
+        }))
     }
 }
 

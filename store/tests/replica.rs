@@ -125,3 +125,89 @@ fn commands_are_recorded_projected_and_survive_reopening() {
         DeviceId::from_uuid(uuid::Uuid::from_u128(0xd1))
     );
 }
+
+#[test]
+fn a_list_reads_by_filter_with_counts_and_one_item_in_detail() {
+    use tandem_store::{TodoCounts, TodoFilter};
+    let dir = tempfile::tempdir().unwrap();
+    let ws = WorkspaceId::DEFAULT;
+    let list = AggregateId::from_uuid(uuid::Uuid::from_u128(0x11));
+    let mut r = open(dir.path(), 1_000);
+    r.execute_list(
+        ws,
+        list,
+        ListCommand::Create {
+            name: "Home".into(),
+        },
+    )
+    .unwrap();
+    let ids: Vec<AggregateId> = (0..4u128)
+        .map(|i| AggregateId::from_uuid(uuid::Uuid::from_u128(0x100 + i)))
+        .collect();
+    for (i, id) in ids.iter().enumerate() {
+        r.execute_todo(
+            ws,
+            *id,
+            TodoCommand::Create {
+                list_id: list,
+                title: format!("todo {i}"),
+                position: ["3", "V", "k", "x"][i].into(),
+                due_date: None,
+            },
+        )
+        .unwrap();
+    }
+    for id in &ids[..2] {
+        r.execute_todo(
+            ws,
+            *id,
+            TodoCommand::Edit {
+                edit: TodoEdit::Completed(true),
+                resolving: false,
+            },
+        )
+        .unwrap();
+    }
+    r.execute_todo(ws, ids[3], TodoCommand::Delete).unwrap();
+    r.execute_todo(
+        ws,
+        ids[2],
+        TodoCommand::Edit {
+            edit: TodoEdit::Notes("two litres".into()),
+            resolving: false,
+        },
+    )
+    .unwrap();
+    let v = r.views();
+    let titles = |f| -> Vec<String> {
+        v.todos_filtered(list, f)
+            .unwrap()
+            .into_iter()
+            .map(|t| t.title)
+            .collect()
+    };
+    assert_eq!(titles(TodoFilter::All), ["todo 0", "todo 1", "todo 2"]);
+    assert_eq!(titles(TodoFilter::Active), ["todo 2"]);
+    assert_eq!(titles(TodoFilter::Completed), ["todo 0", "todo 1"]);
+    assert_eq!(
+        v.counts(list).unwrap(),
+        TodoCounts {
+            active: 1,
+            completed: 2
+        }
+    );
+    let detail = v.todo(ids[2]).unwrap().unwrap();
+    assert_eq!(
+        (detail.notes.as_str(), detail.list_id, detail.deleted),
+        ("two litres", list, false)
+    );
+    assert!(
+        v.todo(ids[3]).unwrap().unwrap().deleted,
+        "deleted ones are still readable"
+    );
+    assert_eq!(
+        v.todo(AggregateId::from_uuid(uuid::Uuid::from_u128(9)))
+            .unwrap(),
+        None
+    );
+}
