@@ -472,6 +472,11 @@ fn command(client: &mut SyncClient<SimTransport>, rng: &mut Rng, ws: WorkspaceId
 /// The first of make test's fixed seeds.
 const FIXED_FIRST_SEED: u64 = 20_261_125;
 
+/// Seeds that random runs found to catch a defect, run in make test too: 1795607142 issues a
+/// stamp twice when a clock correction ignores the stamps kept in the outbox (DESIGN.md rule
+/// 8's "issued and kept" floor, schedule (b) of issue 8).
+const REGRESSION_SEEDS: [u64; 1] = [1_795_607_142];
+
 #[test]
 fn replicas_converge_under_faults() {
     let schedules: u64 = std::env::var("SIM_SCHEDULES")
@@ -497,6 +502,11 @@ fn replicas_converge_under_faults() {
     println!("simulation: {schedules} schedules from seed {first} (replay one with SIM_SEED=<seed> SIM_SCHEDULES=1)");
     for seed in first..first + schedules {
         run_schedule(seed);
+    }
+    if !random && std::env::var_os("SIM_SEED").is_none() {
+        for seed in REGRESSION_SEEDS {
+            run_schedule(seed);
+        }
     }
     let seen = SEEN.with(|seen| std::mem::take(&mut *seen.borrow_mut()));
     println!("simulation exercised: {seen:?}");
