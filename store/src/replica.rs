@@ -197,16 +197,6 @@ impl Replica {
         Ok(self.views.catch_up(&self.log, 1_000)?)
     }
 
-    /// Whether the views lag the log (pulled events not projected yet).
-    pub fn views_lag(&self) -> Result<bool, ReplicaError> {
-        for (workspace, head) in self.log.heads()? {
-            if self.views.checkpoint(workspace)? < head {
-                return Ok(true);
-            }
-        }
-        Ok(false)
-    }
-
     /// Re-estimates the clock's offset from a server answer's time (DESIGN.md rule 8).
     pub fn observe_server_time(&self, server_ms: u64) {
         self.log.observe_server_time(server_ms);
