@@ -189,6 +189,13 @@ fn a_live_data_dir_refuses_a_second_server_and_write_commands_but_not_reads() {
     assert!(ok, "{err}");
 }
 
+/// Waits for an answer from /healthz on a new connection: connections are accepted in order,
+/// so one opened before it has been accepted by then.
+fn served_after(port: u16) {
+    let r = reqwest::blocking::get(format!("http://127.0.0.1:{port}/healthz")).unwrap();
+    assert_eq!(r.status(), 200);
+}
+
 /// Opens a request whose body never finishes.
 fn stall(port: u16) -> std::net::TcpStream {
     use std::io::Write;
@@ -208,7 +215,7 @@ fn shutdown_is_bounded_with_a_stalled_body_and_a_second_signal_exits_at_once() {
     let addr = format!("127.0.0.1:{port}");
     let mut server = spawn(&["serve", "--addr", &addr, "--data-dir", data], &[], port);
     let _stalled = stall(port);
-    std::thread::sleep(Duration::from_millis(100)); // the request reaches the server
+    served_after(port); // the stalled request was accepted before this one was answered
     server.signal("TERM");
     let (took, code) = server.exit_within(Duration::from_secs(6));
     assert!(took < Duration::from_secs(5), "exit took {took:?}");
@@ -216,9 +223,17 @@ fn shutdown_is_bounded_with_a_stalled_body_and_a_second_signal_exits_at_once() {
     // Again, and a second signal does not wait for the grace period.
     let mut server = spawn(&["serve", "--addr", &addr, "--data-dir", data], &[], port);
     let _stalled = stall(port);
-    std::thread::sleep(Duration::from_millis(100));
+    served_after(port);
     server.signal("TERM");
-    std::thread::sleep(Duration::from_millis(200));
+    // The first signal is being handled once the server stops accepting connections.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "still accepting 5 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     server.signal("INT");
     let (took, code) = server.exit_within(Duration::from_secs(6));
     assert!(
