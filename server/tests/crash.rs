@@ -11,7 +11,7 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::free_port;
 use serde_json::{json, Value};
@@ -40,19 +40,8 @@ fn start(data: &std::path::Path, port: u16) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(r) = reqwest::blocking::get(format!("http://127.0.0.1:{port}/healthz")) {
-            if r.status() == 200 {
-                return child;
-            }
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("the server exited at start: {status}");
-        }
-        assert!(Instant::now() < deadline, "no /healthz within 30 s");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::wait_healthy(&mut child, port, 30);
+    child
 }
 
 /// One device pushing new lists, one event per push, until the server dies. Returns the ids it

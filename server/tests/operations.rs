@@ -75,19 +75,8 @@ fn spawn(args: &[&str], env: &[(&str, &str)], port: u16) -> Proc {
         c.env(k, v);
     }
     let mut child = Proc(c.spawn().unwrap());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(r) = reqwest::blocking::get(format!("http://127.0.0.1:{port}/healthz")) {
-            if r.status() == 200 {
-                return child;
-            }
-        }
-        if let Some(status) = child.0.try_wait().unwrap() {
-            panic!("the server exited: {status}");
-        }
-        assert!(Instant::now() < deadline, "no /healthz within 20 s");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::wait_healthy(&mut child.0, port, 20);
+    child
 }
 
 fn dir_str(p: &Path) -> &str {
@@ -373,20 +362,14 @@ fn the_log_has_no_colour_codes_off_a_terminal() {
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let mut c = bin();
-    let child = c
+    let mut child = c
         .args(["serve", "--addr", &addr, "--data-dir", dir_str(dir.path())])
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while reqwest::blocking::get(format!("http://{addr}/healthz"))
-        .map_or(true, |r| r.status() != 200)
-    {
-        assert!(Instant::now() < deadline, "no /healthz within 20 s");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::wait_healthy(&mut child, port, 20);
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();

@@ -262,6 +262,24 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Waits (at most `seconds`) until the server process `child` answers `GET /healthz` on
+/// `port`; fails at once if it exits.
+pub fn wait_healthy(child: &mut std::process::Child, port: u16, seconds: u64) {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    loop {
+        if let Ok(r) = reqwest::blocking::get(format!("http://127.0.0.1:{port}/healthz")) {
+            if r.status() == 200 {
+                return;
+            }
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the server exited: {status}");
+        }
+        assert!(Instant::now() < deadline, "no /healthz within {seconds} s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// The seed in the environment variable `var` (another run, or a replay), else `fixed`: the
 /// same schedule in every `make test`. The caller prints it.
 pub fn seed_from_env(var: &str, fixed: u64) -> u64 {
