@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use tandem_protocol::sync::{ErrorCode, SyncError};
 
-pub use crate::errors::error;
+use crate::errors::error;
 use crate::metrics::Metrics;
 
 /// Paths the layer guards.
