@@ -2,18 +2,22 @@
 //! the server (feature `ssr`, server-side rendering and server functions) and into the page's
 //! wasm (feature `hydrate`). Kept thin: substance lives in the pure crates and the worker.
 
-pub mod local_store;
+pub mod local;
+pub mod model;
+mod pane;
+pub mod quick_add;
 pub mod server_status;
 pub mod snapshot;
-mod status_bar;
 pub mod sync;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes};
-use leptos_router::{SsrMode, StaticSegment};
+use leptos_router::{path, SsrMode};
 
-use crate::status_bar::StatusBar;
+use crate::model::Model;
+use crate::pane::{Banner, ListRoute, Shortcuts, SyncStatusBar};
+use crate::snapshot::Snapshot;
 
 /// The site's name as cargo-leptos builds it: `/pkg/tandem.js`, `/pkg/tandem.css`, ...
 pub const OUTPUT_NAME: &str = "tandem";
@@ -27,6 +31,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <meta name="description" content="Tandem: a local-first collaborative to-do list"/>
+                <meta name="color-scheme" content="light dark"/>
                 <HydrationScripts options/>
                 <MetaTags/>
             </head>
@@ -41,35 +46,31 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    let model = Model::new(&Snapshot::default());
+    provide_context(model);
+    local::provide_local(model);
+    // Async: the server waits for the views before sending the page, so the to-dos are in the
+    // HTML itself (no streaming that needs JS to show them).
     view! {
         <Stylesheet id="leptos" href=format!("/pkg/{OUTPUT_NAME}.css")/>
         <Title text="Tandem"/>
         <Router>
-            <Routes fallback=|| view! { <NotFound/> }>
-                // Async: the server waits for the views before sending the page, so the
-                // to-dos are in the HTML itself (no streaming that needs JS to show them).
-                <Route path=StaticSegment("") view=Home ssr=SsrMode::Async/>
-            </Routes>
+            <div class="layout">
+                <header class="masthead">
+                    <a class="brand" href="/">"Tandem"</a>
+                </header>
+                <Banner/>
+                <main>
+                    <Routes fallback=|| view! { <NotFound/> }>
+                        <Route path=path!("") view=ListRoute ssr=SsrMode::Async/>
+                        <Route path=path!("/lists/:id") view=ListRoute ssr=SsrMode::Async/>
+                        <Route path=path!("/lists/:id/:filter") view=ListRoute ssr=SsrMode::Async/>
+                    </Routes>
+                </main>
+                <SyncStatusBar/>
+                <Shortcuts/>
+            </div>
         </Router>
-    }
-}
-
-#[component]
-fn Home() -> impl IntoView {
-    local_store::provide_local_store();
-    view! {
-        <div class="layout">
-            <header class="masthead">
-                <h1>"Tandem"</h1>
-                <p class="tagline">"Local-first to-dos, in tandem."</p>
-            </header>
-            <main>
-                <section class="todoapp" aria-label="To-dos">
-                    <snapshot::WorkspaceView/>
-                </section>
-            </main>
-            <StatusBar/>
-        </div>
     }
 }
 
@@ -80,10 +81,10 @@ fn NotFound() -> impl IntoView {
         response.set_status(http_not_found());
     }
     view! {
-        <main class="not-found">
+        <section class="not-found">
             <h1>"Not found"</h1>
             <p><a href="/">"Back to Tandem"</a></p>
-        </main>
+        </section>
     }
 }
 

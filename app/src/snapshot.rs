@@ -1,147 +1,81 @@
-//! The workspace as the server's views hold it, rendered on the server for a first visit, so
-//! the lists and todos show before the wasm loads (and without JavaScript).
+//! What a list page shows, as the server's views hold it: rendered on the server for a first
+//! visit (so the list shows before the wasm loads, and without JavaScript), embedded in the
+//! page for hydration, and read from the local store instead once the worker has caught up.
 
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
+use tandem_protocol::data::{Counts, ListRow, TodoRow};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ListSummary {
-    pub id: String,
-    pub name: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TodoSummary {
-    pub id: String,
-    pub title: String,
-    pub completed: bool,
-    pub due_date: Option<String>,
-    pub conflicts: u64,
-}
-
-/// The default workspace's lists and its first list's todos.
+/// The lists, one list's todos (all of them; filters are applied on the page), and where in
+/// the server log these views are.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
-    pub lists: Vec<ListSummary>,
-    pub todos: Vec<TodoSummary>,
-    /// The workspace head these views reflect.
+    pub lists: Vec<ListRow>,
+    /// The list shown: the one asked for, or the workspace's first when none was.
+    pub list_id: Option<String>,
+    /// Whether that list exists in these views (a list made offline elsewhere may not yet).
+    pub list_known: bool,
+    pub todos: Vec<TodoRow>,
+    pub counts: Counts,
+    /// The workspace head these views reflect (the worker catches up to it before the page
+    /// switches to the local store).
     pub head: u64,
+    /// The server log's identity.
+    pub log_id: Option<String>,
 }
 
-/// `POST /api/snapshot`: the server's views of the default workspace.
+impl Snapshot {
+    /// The name of the list shown, if known.
+    pub fn list_name(&self) -> Option<&str> {
+        let id = self.list_id.as_deref()?;
+        self.lists
+            .iter()
+            .find(|l| l.id == id)
+            .map(|l| l.name.as_str())
+    }
+}
+
+/// `POST /api/snapshot`: the server's views of the default workspace around one list
+/// (`None`: the first list).
 #[server(endpoint = "snapshot")]
-pub async fn workspace_snapshot() -> Result<Snapshot, ServerFnError> {
-    use tandem_events::ids::WorkspaceId;
+pub async fn list_snapshot(list_id: Option<String>) -> Result<Snapshot, ServerFnError> {
+    use tandem_events::ids::{AggregateId, WorkspaceId};
+    use tandem_store::changes;
     let service = use_context::<crate::sync::ssr::SyncService>()
         .ok_or_else(|| ServerFnError::new("the sync service is not running"))?;
+    if let Some(id) = &list_id {
+        id.parse::<AggregateId>()
+            .map_err(|_| ServerFnError::new(format!("malformed list id {id:?}")))?;
+    }
     tokio::task::spawn_blocking(move || {
-        let server_views = service.views().map_err(|e| ServerFnError::new(e.message))?;
+        let fail = |e: &dyn std::fmt::Display| ServerFnError::new(e.to_string());
+        let server_views = service.views().map_err(|e| fail(&e.message))?;
         let ws = WorkspaceId::DEFAULT;
         let views = server_views.views();
-        let lists = views
-            .lists(ws)
-            .map_err(|e| ServerFnError::new(e.to_string()))?;
-        let todos = match lists.first() {
-            Some(first) => views
-                .todos(first.id)
-                .map_err(|e| ServerFnError::new(e.to_string()))?,
-            None => vec![],
+        let conn = views.connection();
+        let lists = changes::list_rows(conn, &ws.to_string()).map_err(|e| fail(&e))?;
+        let list_id = list_id.or_else(|| lists.first().map(|l| l.id.clone()));
+        let list_known = list_id
+            .as_ref()
+            .is_some_and(|id| lists.iter().any(|l| &l.id == id));
+        let (todos, counts) = match (&list_id, list_known) {
+            (Some(id), true) => (
+                changes::todo_rows(conn, id, None).map_err(|e| fail(&e))?,
+                changes::counts(conn, id).map_err(|e| fail(&e))?,
+            ),
+            _ => (vec![], Counts::default()),
         };
-        let head = views
-            .checkpoint(ws)
-            .map_err(|e| ServerFnError::new(e.to_string()))?;
+        let head = views.checkpoint(ws).map_err(|e| fail(&e))?;
         Ok(Snapshot {
-            lists: lists
-                .into_iter()
-                .map(|l| ListSummary {
-                    id: l.id.to_string(),
-                    name: l.name,
-                })
-                .collect(),
-            todos: todos
-                .into_iter()
-                .map(|t| TodoSummary {
-                    id: t.id.to_string(),
-                    title: t.title,
-                    completed: t.completed,
-                    due_date: t.due_date,
-                    conflicts: t.conflicts,
-                })
-                .collect(),
+            lists,
+            list_id,
+            list_known,
+            todos,
+            counts,
             head,
+            log_id: Some(service.readers().log_id().to_string()),
         })
     })
     .await
     .map_err(|e| ServerFnError::new(format!("the snapshot task failed: {e}")))?
-}
-
-/// The first list and its todos, read-only until the list pane arrives.
-#[component]
-pub fn WorkspaceView() -> impl IntoView {
-    let snapshot = Resource::new(|| (), |_| workspace_snapshot());
-    view! {
-        <Suspense fallback=|| view! { <p class="todo-empty">"Loading…"</p> }>
-            {move || {
-                snapshot
-                    .get()
-                    .map(|result| match result {
-                        Ok(snapshot) => render(snapshot).into_any(),
-                        Err(e) => {
-                            view! { <p class="todo-error">{format!("Cannot load the to-dos: {e}")}</p> }
-                                .into_any()
-                        }
-                    })
-            }}
-        </Suspense>
-    }
-}
-
-fn render(snapshot: Snapshot) -> impl IntoView {
-    let heading = snapshot
-        .lists
-        .first()
-        .map(|l| l.name.clone())
-        .unwrap_or_default();
-    let empty = snapshot.todos.is_empty();
-    view! {
-        <nav class="lists" aria-label="Lists">
-            <ul>
-                {snapshot
-                    .lists
-                    .into_iter()
-                    .map(|l| view! { <li data-list-id=l.id>{l.name}</li> })
-                    .collect_view()}
-            </ul>
-        </nav>
-        <h2 class="list-name">{heading}</h2>
-        {if empty {
-            view! { <p class="todo-empty">"Nothing to do yet."</p> }.into_any()
-        } else {
-            view! {
-                <ul class="todo-list">
-                    {snapshot
-                        .todos
-                        .into_iter()
-                        .map(|t| {
-                            view! {
-                                <li class:completed=t.completed data-todo-id=t.id>
-                                    <label>{t.title}</label>
-                                    {t.due_date.map(|d| view! { <time class="due">{d}</time> })}
-                                    {(t.conflicts > 0)
-                                        .then(|| {
-                                            view! {
-                                                <span class="conflict-badge">
-                                                    {format!("{} conflicting edit(s)", t.conflicts)}
-                                                </span>
-                                            }
-                                        })}
-                                </li>
-                            }
-                        })
-                        .collect_view()}
-                </ul>
-            }
-                .into_any()
-        }}
-    }
 }

@@ -20,10 +20,12 @@ pub enum ListCommand {
     Create {
         name: String,
     },
-    /// `resolving`: the user chose this value over the shown conflicts (they end).
+    /// `resolving`: the user chose this value over the shown conflicts (they end). `shown`:
+    /// the stamp of the name the author saw (`None`: the current one).
     Rename {
         name: String,
         resolving: bool,
+        shown: Option<Stamp>,
     },
     Delete,
 }
@@ -36,9 +38,11 @@ pub enum TodoCommand {
         position: String,
         due_date: Option<DueDate>,
     },
+    /// `shown`: the stamp of the value the author saw and replaces (`None`: the current one).
     Edit {
         edit: TodoEdit,
         resolving: bool,
+        shown: Option<Stamp>,
     },
     Delete,
 }
@@ -73,6 +77,8 @@ pub enum DomainError {
     DataTooLarge { bytes: usize, max: usize },
     #[error(transparent)]
     Position(#[from] position::PositionError),
+    #[error(transparent)]
+    DueDate(#[from] crate::domain::DueDateError),
 }
 
 /// Refuses events whose data is over the server's limit ([`MAX_EVENT_DATA_BYTES`], measured on
@@ -131,10 +137,14 @@ fn list_events(
             let name = text("list name", &name, MAX_NAME_CHARS, false)?;
             Ok(vec![DomainEvent::ListCreated(ListCreated { name })])
         }
-        ListCommand::Rename { name, resolving } => {
+        ListCommand::Rename {
+            name,
+            resolving,
+            shown,
+        } => {
             live(list.created.is_some(), list.deleted, kind, id)?;
             let name = text("list name", &name, MAX_NAME_CHARS, false)?;
-            Ok(edit(&list.name, &name, resolving)
+            Ok(edit(&list.name, &name, resolving, shown)
                 .map(|bases| DomainEvent::ListRenamed(ListRenamed { name, bases }))
                 .into_iter()
                 .collect())
@@ -190,28 +200,29 @@ fn todo_events(
         TodoCommand::Edit {
             edit: change,
             resolving,
+            shown,
         } => {
             live(todo.created.is_some(), todo.deleted, kind, id)?;
             let event = match change {
                 TodoEdit::Title(title) => {
                     let title = text("title", &title, MAX_TITLE_CHARS, false)?;
-                    edit(&todo.title, &title, resolving)
+                    edit(&todo.title, &title, resolving, shown)
                         .map(|bases| DomainEvent::TodoTitleEdited(TodoTitleEdited { title, bases }))
                 }
                 TodoEdit::Notes(notes) => {
                     let notes = text("notes", &notes, MAX_NOTES_CHARS, true)?;
-                    edit(&todo.notes, &notes, resolving)
+                    edit(&todo.notes, &notes, resolving, shown)
                         .map(|bases| DomainEvent::TodoNotesEdited(TodoNotesEdited { notes, bases }))
                 }
                 TodoEdit::DueDate(due) => {
-                    edit(&todo.due_date, &due, resolving).map(|bases| match due {
+                    edit(&todo.due_date, &due, resolving, shown).map(|bases| match due {
                         Some(due_date) => {
                             DomainEvent::TodoDueDateSet(TodoDueDateSet { due_date, bases })
                         }
                         None => DomainEvent::TodoDueDateCleared(Bases { bases }),
                     })
                 }
-                TodoEdit::Completed(done) => edit(&todo.completed, &done, resolving).map(|bases| {
+                TodoEdit::Completed(done) => edit(&todo.completed, &done, resolving, shown).map(|bases| {
                     if done {
                         DomainEvent::TodoCompleted(Bases { bases })
                     } else {
@@ -220,7 +231,7 @@ fn todo_events(
                 }),
                 TodoEdit::Position(position) => {
                     position::validate(&position)?;
-                    edit(&todo.position, &position, resolving)
+                    edit(&todo.position, &position, resolving, shown)
                         .map(|bases| DomainEvent::TodoMoved(TodoMoved { position, bases }))
                 }
             };
@@ -248,14 +259,19 @@ fn live(
     }
 }
 
-/// The bases of an edit setting `field` to `value`, or `None` when it would change nothing
-/// (same value, and no conflicts to resolve).
-fn edit<V: PartialEq>(field: &Field<V>, value: &V, resolving: bool) -> Option<Vec<Stamp>> {
+/// The bases of an edit setting `field` to `value` over the value stamped `shown`, or `None`
+/// when it would change nothing (same value, and no conflicts to resolve).
+fn edit<V: PartialEq>(
+    field: &Field<V>,
+    value: &V,
+    resolving: bool,
+    shown: Option<Stamp>,
+) -> Option<Vec<Stamp>> {
     let unchanged = field.winner().is_some_and(|w| w.value == value);
     if unchanged && (!resolving || field.conflicts().is_empty()) {
         return None;
     }
-    Some(field.bases(resolving))
+    Some(field.bases_shown(shown, resolving))
 }
 
 use crate::hlc::Stamp;

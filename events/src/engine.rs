@@ -63,6 +63,9 @@ pub enum Input {
     },
     /// Periodic timer: heal anything the live channel missed.
     Tick,
+    /// Try now (the user pressed "Sync now", the network came back): ends a backoff early,
+    /// but never before a server's `Retry-After`.
+    Retry,
     /// A pull was stored; the server's head is `head`.
     Pulled {
         cursor: u64,
@@ -153,6 +156,8 @@ pub struct Engine {
     /// CLOCK_DRIFT in a row.
     drift: u32,
     wake_at: u64,
+    /// The end of the last BUSY's `Retry-After` (a retry never comes before it).
+    busy_until: u64,
 }
 
 impl Engine {
@@ -169,6 +174,7 @@ impl Engine {
             contention: 0,
             drift: 0,
             wake_at: 0,
+            busy_until: 0,
         }
     }
 
@@ -208,6 +214,12 @@ impl Engine {
     pub fn on(&mut self, input: Input, now_ms: u64, random: u64) {
         match input {
             Input::LocalChange | Input::Tick => self.need_pull = true,
+            Input::Retry => {
+                self.need_pull = true;
+                if self.phase == Phase::BackingOff {
+                    self.wake_at = now_ms.max(self.busy_until);
+                }
+            }
             Input::HeadAnnounced { head } => {
                 if head > self.cursor {
                     self.need_pull = true;
@@ -285,6 +297,7 @@ impl Engine {
     fn back_off(&mut self, attempt: u32, at_least_ms: u64, now_ms: u64, random: u64) {
         let wait = backoff_ms(&self.settings, attempt, random).max(at_least_ms);
         self.wake_at = now_ms.saturating_add(wait);
+        self.busy_until = now_ms.saturating_add(at_least_ms);
         self.phase = Phase::BackingOff;
     }
 
@@ -589,6 +602,28 @@ mod tests {
             0,
         );
         assert_eq!(e.next(100), Action::Wait { until_ms: 5_100 });
+    }
+
+    #[test]
+    fn retry_ends_a_backoff_but_not_before_a_servers_retry_after() {
+        let mut e = engine(0, 0);
+        e.next(0);
+        for _ in 0..5 {
+            e.on(Input::Failed(Failure::Transport), 100, u64::MAX);
+        }
+        assert!(matches!(e.next(100), Action::Wait { until_ms } if until_ms > 1_000));
+        e.on(Input::Retry, 200, 0);
+        assert_eq!(e.next(200), Action::Pull { cursor: 0 });
+        e.on(
+            Input::Failed(Failure::Busy {
+                retry_after_ms: 5_000,
+            }),
+            300,
+            0,
+        );
+        e.on(Input::Retry, 400, 0);
+        assert_eq!(e.next(400), Action::Wait { until_ms: 5_300 });
+        assert_eq!(e.next(5_300), Action::Pull { cursor: 0 });
     }
 
     #[test]

@@ -102,7 +102,19 @@ impl<V> Field<V> {
     /// The bases for a new edit: the shown value's stamp, plus every conflict's when the edit
     /// resolves them.
     pub fn bases(&self, resolving: bool) -> Vec<Stamp> {
-        let mut bases: Vec<Stamp> = self.winner().map(|w| w.stamp).into_iter().collect();
+        self.bases_shown(None, resolving)
+    }
+
+    /// The bases for a new edit made over the value stamped `shown` (what the author's screen
+    /// showed, DESIGN.md rule 19): a value that arrived since stays a conflict instead of being
+    /// silently replaced. A `shown` stamp this field never had (the page's copy was re-stamped
+    /// by a clock correction meanwhile) falls back to the current value.
+    pub fn bases_shown(&self, shown: Option<Stamp>, resolving: bool) -> Vec<Stamp> {
+        let known = shown.filter(|s| self.edits.iter().any(|((stamp, _), _)| stamp == s));
+        let mut bases: Vec<Stamp> = match known {
+            Some(stamp) => vec![stamp],
+            None => self.winner().map(|w| w.stamp).into_iter().collect(),
+        };
         if resolving {
             bases.extend(self.conflicts().iter().map(|c| c.stamp));
         }

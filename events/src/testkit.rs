@@ -183,6 +183,7 @@ pub fn simulate(sim: Simulation) -> Vec<StoredEvent> {
                 ListCommand::Rename {
                     name: format!("{} {}", words[rng.below(words.len())], rng.below(100)),
                     resolving: rng.chance(50),
+                    shown: None,
                 }
             };
             (id, decide_list(id, &state.list, cmd))
@@ -211,6 +212,7 @@ pub fn simulate(sim: Simulation) -> Vec<StoredEvent> {
                 TodoCommand::Edit {
                     edit,
                     resolving: rng.chance(30),
+                    shown: None,
                 }
             };
             (id, decide_todo(id, &state.todo, None, cmd))

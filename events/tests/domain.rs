@@ -93,7 +93,11 @@ impl Given {
         decide_list(agg(LIST), &self.state(LIST).list, command)
     }
     fn edit(&self, edit: TodoEdit, resolving: bool) -> Result<Vec<DomainEvent>, DomainError> {
-        self.when_todo(TodoCommand::Edit { edit, resolving })
+        self.when_todo(TodoCommand::Edit {
+            edit,
+            resolving,
+            shown: None,
+        })
     }
     fn model(&self) -> Model {
         let mut m = Model::default();
@@ -405,4 +409,60 @@ fn edits_arriving_before_their_todo_show_once_it_does() {
     let late = created.event(TODO, 10, 2, edit);
     assert_eq!(early.model().rows().todos[0].title, "early");
     assert_eq!(early.model().rows().todos, late.model().rows().todos);
+}
+
+#[test]
+fn an_edit_replaces_the_value_its_author_saw_and_a_newer_one_stays_a_conflict() {
+    // The page showed "milk" (the creation's stamp, ms 2); meanwhile "oat milk" arrived (ms 3).
+    let g = Given::default().todo().event(
+        TODO,
+        3,
+        2,
+        DomainEvent::TodoTitleEdited(TodoTitleEdited {
+            title: "oat milk".into(),
+            bases: vec![stamp(2, 1)],
+        }),
+    );
+    let over_shown = g.when_todo(TodoCommand::Edit {
+        edit: TodoEdit::Title("whole milk".into()),
+        resolving: false,
+        shown: Some(stamp(2, 1)),
+    });
+    assert_eq!(
+        over_shown,
+        Ok(vec![DomainEvent::TodoTitleEdited(TodoTitleEdited {
+            title: "whole milk".into(),
+            bases: vec![stamp(2, 1)],
+        })])
+    );
+    // Without `shown`, the edit replaces what the replica holds now.
+    let over_current = g.edit(TodoEdit::Title("whole milk".into()), false);
+    assert_eq!(
+        over_current,
+        Ok(vec![DomainEvent::TodoTitleEdited(TodoTitleEdited {
+            title: "whole milk".into(),
+            bases: vec![stamp(3, 2)],
+        })])
+    );
+    // A stamp the field never had (re-stamped meanwhile) falls back to the current value.
+    let unknown = g.when_todo(TodoCommand::Edit {
+        edit: TodoEdit::Title("whole milk".into()),
+        resolving: false,
+        shown: Some(stamp(99, 9)),
+    });
+    assert_eq!(unknown, over_current);
+    // Folded, the edit over the shown value leaves "oat milk" as a live conflict.
+    let folded = g.event(
+        TODO,
+        4,
+        1,
+        DomainEvent::TodoTitleEdited(TodoTitleEdited {
+            title: "whole milk".into(),
+            bases: vec![stamp(2, 1)],
+        }),
+    );
+    let todo = folded.state(TODO).todo;
+    assert_eq!(todo.title.winner().map(|w| w.value.clone()), Some("whole milk".to_string()));
+    let conflicts: Vec<String> = todo.title.conflicts().iter().map(|c| c.value.clone()).collect();
+    assert_eq!(conflicts, vec!["oat milk".to_string()]);
 }

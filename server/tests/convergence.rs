@@ -98,6 +98,7 @@ async fn offline_writers_converge_with_the_server() {
                 TodoCommand::Edit {
                     edit: TodoEdit::Title(format!("title from device {n}")),
                     resolving: false,
+                    shown: None,
                 },
             )
             .unwrap();
@@ -108,6 +109,7 @@ async fn offline_writers_converge_with_the_server() {
                     TodoCommand::Edit {
                         edit: TodoEdit::Completed(true),
                         resolving: false,
+                        shown: None,
                     },
                 )
                 .unwrap();
@@ -118,6 +120,7 @@ async fn offline_writers_converge_with_the_server() {
                 TodoCommand::Edit {
                     edit: TodoEdit::Notes(format!("note {n}")),
                     resolving: false,
+                    shown: None,
                 },
             )
             .unwrap();
@@ -146,6 +149,7 @@ async fn offline_writers_converge_with_the_server() {
                     TodoCommand::Edit {
                         edit,
                         resolving: false,
+                        shown: None,
                     },
                 )
                 .unwrap();

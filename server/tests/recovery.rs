@@ -55,6 +55,7 @@ fn edit(c: &SyncClient<HttpTransport>, todo: AggregateId, title: &str) {
             TodoCommand::Edit {
                 edit: TodoEdit::Title(title.into()),
                 resolving: false,
+                shown: None,
             },
         )
         .unwrap();

@@ -226,6 +226,7 @@ fn bench_single() {
                 TodoCommand::Edit {
                     edit: TodoEdit::Title(format!("title {i}")),
                     resolving: false,
+                    shown: None,
                 },
             )
             .unwrap();

@@ -6,6 +6,7 @@
 
 pub mod baseline;
 pub mod central;
+pub mod changes;
 pub mod connection;
 pub mod driver;
 pub mod log;
@@ -18,7 +19,7 @@ pub mod wire;
 pub use central::{Central, CentralError, PushOutcome, Readers, ServerViews, SyncLimits};
 pub use connection::{open, open_with_page_size, Durability, StoreError};
 pub use log::{Appended, EventLog, LogError, PhysicalClock, Violation};
-pub use replica::{IdSource, Replica, ReplicaError, Summary};
+pub use replica::{IdSource, Replica, ReplicaError, Step, Summary};
 pub use rusqlite;
 pub use views::{
     ListItem, Progress, TodoCounts, TodoDetail, TodoFilter, TodoItem, Views, ViewsError,

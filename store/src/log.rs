@@ -848,43 +848,69 @@ impl EventLog {
         expected_version: u64,
         events: &[StoredEvent],
     ) -> Result<(), LogError> {
+        self.record_command(&[(aggregate, expected_version, events)], None)
+    }
+
+    /// Records the events of several aggregates in one transaction (a command on many items),
+    /// each batch at its aggregate's expected version, with the command's id and reply when
+    /// given (the `commands` table, DESIGN.md rule 18). All or nothing.
+    pub fn record_command(
+        &mut self,
+        batches: &[(AggregateId, u64, &[StoredEvent])],
+        command: Option<(&str, &str)>,
+    ) -> Result<(), LogError> {
         let mut clock = self.clock().clone();
         let tx = self.conn.transaction()?;
-        let actual = version_in(&tx, aggregate)?;
-        if actual != expected_version {
-            return Err(LogError::VersionConflict {
-                aggregate,
-                expected: expected_version,
-                actual,
-            });
-        }
         {
             let mut insert = tx.prepare_cached(&format!(
                 "INSERT INTO outbox ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
             ))?;
-            for (i, e) in events.iter().enumerate() {
-                if e.aggregate_id != aggregate {
-                    return Err(LogError::WrongAggregate {
-                        event_id: e.event_id,
-                        aggregate,
-                        found: e.aggregate_id,
-                    });
-                }
-                if e.version != expected_version + 1 + i as u64 {
+            for &(aggregate, expected_version, events) in batches {
+                let actual = version_in(&tx, aggregate)?;
+                if actual != expected_version {
                     return Err(LogError::VersionConflict {
                         aggregate,
-                        expected: e.version.saturating_sub(1),
-                        actual: expected_version + i as u64,
+                        expected: expected_version,
+                        actual,
                     });
                 }
-                insert_row(&mut insert, None, e)?;
-                clock.observe(&e.hlc_timestamp);
+                for (i, e) in events.iter().enumerate() {
+                    if e.aggregate_id != aggregate {
+                        return Err(LogError::WrongAggregate {
+                            event_id: e.event_id,
+                            aggregate,
+                            found: e.aggregate_id,
+                        });
+                    }
+                    if e.version != expected_version + 1 + i as u64 {
+                        return Err(LogError::VersionConflict {
+                            aggregate,
+                            expected: e.version.saturating_sub(1),
+                            actual: expected_version + i as u64,
+                        });
+                    }
+                    insert_row(&mut insert, None, e)?;
+                    clock.observe(&e.hlc_timestamp);
+                }
             }
             save_clock(&tx, &clock)?;
+            if let Some((command_id, reply)) = command {
+                tx.prepare_cached("INSERT INTO commands (command_id, reply) VALUES (?1, ?2)")?
+                    .execute([command_id, reply])?;
+            }
         }
         tx.commit()?;
         self.publish_clock(clock);
         Ok(())
+    }
+
+    /// The reply recorded for a command id, if that command has run here.
+    pub fn command_reply(&self, command_id: &str) -> Result<Option<String>, LogError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT reply FROM commands WHERE command_id = ?1")?
+            .query_row([command_id], |r| r.get(0))
+            .optional()?)
     }
 
     /// After a commit: the shared clock becomes the greater of itself (stamps issued meanwhile

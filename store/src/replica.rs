@@ -38,6 +38,13 @@ pub struct Summary {
     pub pending: u64,
 }
 
+/// One aggregate's part of a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    List(AggregateId, ListCommand),
+    Todo(AggregateId, TodoCommand),
+}
+
 pub struct Replica {
     log: EventLog,
     views: Views,
@@ -83,8 +90,7 @@ impl Replica {
         id: AggregateId,
         command: ListCommand,
     ) -> Result<Vec<StoredEvent>, ReplicaError> {
-        let bodies = decide_list(id, &self.state(id)?.list, command)?;
-        self.record(workspace, id, bodies)
+        self.execute(workspace, vec![Step::List(id, command)], None)
     }
 
     pub fn execute_todo(
@@ -93,16 +99,48 @@ impl Replica {
         id: AggregateId,
         command: TodoCommand,
     ) -> Result<Vec<StoredEvent>, ReplicaError> {
-        let list_id = match &command {
-            TodoCommand::Create { list_id, .. } => Some(*list_id),
-            _ => None,
-        };
-        let list = match list_id {
-            Some(list_id) => Some(self.state(list_id)?.list),
-            None => None,
-        };
-        let bodies = decide_todo(id, &self.state(id)?.todo, list.as_ref(), command)?;
-        self.record(workspace, id, bodies)
+        self.execute(workspace, vec![Step::Todo(id, command)], None)
+    }
+
+    /// Decides every step against the state as it is, then records all their events in one
+    /// transaction — with the command's id and the reply made from the number of events, when
+    /// `command` is given (DESIGN.md rule 18) — and projects them. A step the domain refuses
+    /// refuses the whole command: nothing is recorded. Each step is on its own aggregate.
+    pub fn execute(
+        &mut self,
+        workspace: WorkspaceId,
+        steps: Vec<Step>,
+        command: Option<(&str, &dyn Fn(usize) -> String)>,
+    ) -> Result<Vec<StoredEvent>, ReplicaError> {
+        let mut decided = Vec::with_capacity(steps.len());
+        for step in steps {
+            let (id, bodies) = match step {
+                Step::List(id, command) => (id, decide_list(id, &self.state(id)?.list, command)?),
+                Step::Todo(id, command) => {
+                    let list = match &command {
+                        TodoCommand::Create { list_id, .. } => Some(self.state(*list_id)?.list),
+                        _ => None,
+                    };
+                    let todo = self.state(id)?.todo;
+                    (id, decide_todo(id, &todo, list.as_ref(), command)?)
+                }
+            };
+            if !bodies.is_empty() {
+                decided.push((id, bodies));
+            }
+        }
+        self.record(workspace, decided, command)
+    }
+
+    /// Records a command that decided nothing because the domain refused it, with its reply, so
+    /// the same command id is answered the same way again.
+    pub fn record_refusal(&mut self, command_id: &str, reply: &str) -> Result<(), ReplicaError> {
+        Ok(self.log.record_command(&[], Some((command_id, reply)))?)
+    }
+
+    /// The reply recorded for a command id, if that command has run on this device.
+    pub fn command_reply(&self, command_id: &str) -> Result<Option<String>, ReplicaError> {
+        Ok(self.log.command_reply(command_id)?)
     }
 
     /// An aggregate's state as commands decide on it: folded from the log and the outbox as
@@ -112,38 +150,49 @@ impl Replica {
         Ok(crate::views::fold(&self.log.aggregate_events(id)?))
     }
 
-    /// Envelopes, records (one transaction) and projects the decided events.
+    /// Envelopes, records (one transaction, with the command) and projects the decided events.
     fn record(
         &mut self,
         workspace: WorkspaceId,
-        aggregate: AggregateId,
-        bodies: Vec<DomainEvent>,
+        decided: Vec<(AggregateId, Vec<DomainEvent>)>,
+        command: Option<(&str, &dyn Fn(usize) -> String)>,
     ) -> Result<Vec<StoredEvent>, ReplicaError> {
-        if bodies.is_empty() {
+        if decided.is_empty() && command.is_none() {
             return Ok(vec![]);
         }
-        let expected = self.log.version(aggregate)?;
         let device = self.log.device_id();
         let created_at = i64::try_from(self.log.now_ms()).unwrap_or(i64::MAX);
-        let mut events = Vec::with_capacity(bodies.len());
-        for (i, body) in bodies.into_iter().enumerate() {
-            events.push(
-                Event {
-                    event_id: EventId::from_uuid((self.ids)()),
-                    workspace_id: workspace,
-                    aggregate_id: aggregate,
-                    hlc: self.log.stamp()?,
-                    device_id: device,
-                    version: expected + 1 + i as u64,
-                    created_at,
-                    body,
-                }
-                .to_stored(),
-            );
+        let mut batches = Vec::with_capacity(decided.len());
+        let mut all = Vec::new();
+        for (aggregate, bodies) in decided {
+            let expected = self.log.version(aggregate)?;
+            let start = all.len();
+            for (i, body) in bodies.into_iter().enumerate() {
+                all.push(
+                    Event {
+                        event_id: EventId::from_uuid((self.ids)()),
+                        workspace_id: workspace,
+                        aggregate_id: aggregate,
+                        hlc: self.log.stamp()?,
+                        device_id: device,
+                        version: expected + 1 + i as u64,
+                        created_at,
+                        body,
+                    }
+                    .to_stored(),
+                );
+            }
+            batches.push((aggregate, expected, start..all.len()));
         }
-        self.log.record(aggregate, expected, &events)?;
-        self.views.apply_outbox(&self.log, &events)?;
-        Ok(events)
+        let slices: Vec<(AggregateId, u64, &[StoredEvent])> = batches
+            .iter()
+            .map(|(a, v, range)| (*a, *v, &all[range.clone()]))
+            .collect();
+        let reply = command.map(|(id, reply)| (id, reply(all.len())));
+        self.log
+            .record_command(&slices, reply.as_ref().map(|(id, r)| (*id, r.as_str())))?;
+        self.views.apply_outbox(&self.log, &all)?;
+        Ok(all)
     }
 
     /// The greatest seq of `workspace` this device holds (its pull cursor).

@@ -60,6 +60,7 @@ fn commands_are_recorded_projected_and_survive_reopening() {
                 TodoCommand::Edit {
                     edit: TodoEdit::Completed(true),
                     resolving: false,
+                    shown: None,
                 },
             )
             .unwrap();
@@ -82,6 +83,7 @@ fn commands_are_recorded_projected_and_survive_reopening() {
                 TodoCommand::Edit {
                     edit: TodoEdit::Title("  ".into()),
                     resolving: false,
+                    shown: None,
                 },
             )
             .unwrap_err();
@@ -164,6 +166,7 @@ fn a_list_reads_by_filter_with_counts_and_one_item_in_detail() {
             TodoCommand::Edit {
                 edit: TodoEdit::Completed(true),
                 resolving: false,
+                shown: None,
             },
         )
         .unwrap();
@@ -175,6 +178,7 @@ fn a_list_reads_by_filter_with_counts_and_one_item_in_detail() {
         TodoCommand::Edit {
             edit: TodoEdit::Notes("two litres".into()),
             resolving: false,
+            shown: None,
         },
     )
     .unwrap();

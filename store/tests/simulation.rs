@@ -435,6 +435,7 @@ fn command(client: &mut SyncClient<SimTransport>, rng: &mut Rng, ws: WorkspaceId
             TodoCommand::Edit {
                 edit,
                 resolving: rng.chance(30),
+                shown: None,
             }
         };
         r.execute_todo(ws, id, cmd)

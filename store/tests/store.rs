@@ -437,6 +437,7 @@ mod correction {
             ListCommand::Rename {
                 name: name.into(),
                 resolving: false,
+                shown: None,
             },
         )
         .unwrap()

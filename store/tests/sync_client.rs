@@ -274,6 +274,7 @@ impl Device {
                 ListCommand::Rename {
                     name: name.into(),
                     resolving: false,
+                    shown: None,
                 },
             )
             .unwrap();

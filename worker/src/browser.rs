@@ -1,84 +1,208 @@
-//! The worker's event loop: install the OPFS VFS, open the device's replica (events.db and
-//! views.db), then answer requests one at a time in arrival order.
+//! The worker's event loop: take the Web Lock that makes this worker the one owner of the
+//! device's databases, open them in OPFS, then serve the page (the data service) and sync with
+//! the server (the sync engine over `fetch` and the live WebSocket) on one thread, neither
+//! waiting on the other: the replica is borrowed only between awaits (store/src/driver.rs).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use tandem_events::decide::{ListCommand, TodoCommand};
-use tandem_events::ids::{AggregateId, DeviceId, WorkspaceId};
-use tandem_events::position;
-use tandem_protocol::worker::{StoreSummary, WorkerReply, WorkerRequest};
-use tandem_store::{Replica, ReplicaError};
+use tandem_events::engine::{Action, Input, Settings};
+use tandem_events::ids::{DeviceId, WorkspaceId};
+use tandem_protocol::data::{
+    PageMessage, Reply, SyncState, SyncStatus, Unavailable, WorkerMessage,
+};
+use tandem_protocol::sync::{LiveMessage, PullRequest, PullResponse, PushRequest, PushResponse};
+use tandem_store::driver::{Notice, Notifier, SharedReplica, SyncClient, Transport, TransportError};
+use tandem_store::Replica;
 use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::{spawn_local, JsFuture};
 use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
 
+use crate::service::Service;
+
+/// The OPFS folder of the device's databases: one per account, a fixed one until accounts
+/// arrive (so accounts add folders instead of migrating files).
+const ACCOUNT_DIR: &str = "tandem/anonymous";
+/// The Web Lock held by the worker that owns the databases.
+const LOCK_NAME: &str = "tandem-store";
 /// How long to keep retrying the OPFS pool while a previous owner (the page being reloaded)
 /// still holds its access handles.
 const OPFS_RETRY_DEADLINE_MS: f64 = 10_000.0;
-/// The list a first to-do goes to when the device has none.
-const FIRST_LIST_NAME: &str = "Inbox";
+/// A local change is pushed after this pause, so a burst of commands is one push.
+const PUSH_DEBOUNCE_MS: i32 = 5;
+/// A pull every so often heals anything the live channel missed.
+const HEAL_EVERY_MS: i32 = 30_000;
+/// A request without an answer after this long counts as unreachable.
+const FETCH_TIMEOUT_MS: i32 = 30_000;
+/// Live socket reconnects: full jitter, doubling from the first up to the last.
+const LIVE_BACKOFF_MS: (u64, u64) = (250, 30_000);
+
+fn scope() -> DedicatedWorkerGlobalScope {
+    js_sys::global().unchecked_into()
+}
+
+fn now_ms() -> u64 {
+    js_sys::Date::now() as u64
+}
+
+fn post(message: &WorkerMessage) {
+    if let Err(e) = scope().post_message(&JsValue::from_str(&message.to_json())) {
+        web_sys::console::error_2(&"tandem worker: postMessage failed".into(), &e);
+    }
+}
 
 /// Entry point, called by `worker.js` once the module is initialised.
 #[wasm_bindgen]
 pub async fn worker_main() -> Result<(), JsValue> {
     console_error_panic_hook::set_once();
-    let scope: DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
+    // Listen first: messages that arrive before the store is open wait in `early`.
+    let early: Rc<RefCell<Vec<PageMessage>>> = Rc::default();
+    let app: Rc<RefCell<Option<Rc<App>>>> = Rc::default();
+    {
+        let early = Rc::clone(&early);
+        let app = Rc::clone(&app);
+        let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+            let Some(message) = decode(&event) else { return };
+            let ready = app.borrow().clone();
+            match ready {
+                Some(app) => app.on_message(message),
+                None => early.borrow_mut().push(message),
+            }
+        });
+        scope().set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        // The handler lives as long as the worker.
+        on_message.forget();
+    }
+    post(&WorkerMessage::Started);
+    if let Err(reason) = take_lock().await {
+        post(&WorkerMessage::Unavailable {
+            kind: Unavailable::NoStorage,
+            reason,
+        });
+        return Ok(());
+    }
     let replica = match open_replica().await {
-        Ok(replica) => replica,
-        Err(message) => {
-            post(&scope, &WorkerReply::Failed { message });
+        Ok(replica) => Rc::new(RefCell::new(replica)),
+        Err((kind, reason)) => {
+            post(&WorkerMessage::Unavailable { kind, reason });
             return Ok(());
         }
     };
-    let replica = Rc::new(RefCell::new(replica));
-    let opened = summary(&replica.borrow()).and_then(|s| Ok((s, clock(&replica.borrow())?)));
-    let ready = match opened {
-        Ok((summary, clock)) => WorkerReply::Ready { summary, clock },
-        Err(e) => WorkerReply::Failed {
-            message: e.to_string(),
-        },
+    ask_for_persistence();
+    let started = App::start(replica);
+    let started = match started {
+        Ok(started) => started,
+        Err(reason) => {
+            post(&WorkerMessage::Unavailable {
+                kind: Unavailable::Storage,
+                reason,
+            });
+            return Ok(());
+        }
     };
-    let handler_scope = scope.clone();
-    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
-        let reply = match event.data().as_string() {
-            Some(text) => match WorkerRequest::from_json(&text) {
-                Ok(request) => handle(&mut replica.borrow_mut(), request),
-                Err(e) => WorkerReply::Failed {
-                    message: e.to_string(),
-                },
-            },
-            None => WorkerReply::Failed {
-                message: "worker messages must be JSON strings".into(),
-            },
-        };
-        post(&handler_scope, &reply);
-    });
-    scope.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-    // The handler lives as long as the worker.
-    on_message.forget();
-    post(&scope, &ready);
+    *app.borrow_mut() = Some(Rc::clone(&started));
+    for message in early.take() {
+        started.on_message(message);
+    }
     Ok(())
 }
 
-fn post(scope: &DedicatedWorkerGlobalScope, reply: &WorkerReply) {
-    if let Err(e) = scope.post_message(&JsValue::from_str(&reply.to_json())) {
-        web_sys::console::error_2(&"tandem worker: postMessage failed".into(), &e);
+fn decode(event: &MessageEvent) -> Option<PageMessage> {
+    let text = event.data().as_string()?;
+    match PageMessage::from_json(&text) {
+        Ok(message) => Some(message),
+        Err(e) => {
+            web_sys::console::warn_1(&format!("tandem worker: {e}").into());
+            None
+        }
     }
 }
 
-async fn open_replica() -> Result<Replica, String> {
+/// Takes the Web Lock `tandem-store` (held until the worker ends). While another tab's worker
+/// holds it, tells the page so and waits.
+async fn take_lock() -> Result<(), String> {
+    let navigator = scope().navigator();
+    let locks = js_sys::Reflect::get(&navigator, &"locks".into())
+        .ok()
+        .filter(|l| !l.is_undefined())
+        .ok_or("this browser has no Web Locks (needed to own the local store)")?;
+    let request: js_sys::Function = js_sys::Reflect::get(&locks, &"request".into())
+        .map_err(|_| "navigator.locks.request is missing")?
+        .unchecked_into();
+    // First ask without waiting, to tell the page when another tab has it.
+    let (granted_tx, granted) = promise_pair();
+    let held = hold_forever(granted_tx);
+    let options = js_sys::Object::new();
+    let _ = js_sys::Reflect::set(&options, &"ifAvailable".into(), &true.into());
+    let attempt = request
+        .call3(&locks, &LOCK_NAME.into(), &options, held.as_ref().unchecked_ref())
+        .map_err(|e| format!("cannot request the store lock: {e:?}"))?;
+    let _ = attempt;
+    let got = JsFuture::from(granted).await.unwrap_or(JsValue::FALSE);
+    held.forget();
+    if got.as_bool() == Some(true) {
+        return Ok(());
+    }
+    post(&WorkerMessage::Waiting);
+    let (granted_tx, granted) = promise_pair();
+    let held = hold_forever(granted_tx);
+    request
+        .call2(&locks, &LOCK_NAME.into(), held.as_ref().unchecked_ref())
+        .map_err(|e| format!("cannot request the store lock: {e:?}"))?;
+    held.forget();
+    JsFuture::from(granted)
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("the store lock failed: {e:?}"))
+}
+
+/// A promise and the function that resolves it.
+fn promise_pair() -> (js_sys::Function, js_sys::Promise) {
+    let slot: Rc<RefCell<Option<js_sys::Function>>> = Rc::default();
+    let inner = Rc::clone(&slot);
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        *inner.borrow_mut() = Some(resolve);
+    });
+    let resolve = slot
+        .borrow_mut()
+        .take()
+        .unwrap_or_else(|| js_sys::Function::new_no_args(""));
+    (resolve, promise)
+}
+
+/// The lock callback: reports whether the lock was granted (`null` when `ifAvailable` found it
+/// taken) and, when granted, returns a promise that never settles, so the lock is held for the
+/// worker's life.
+fn hold_forever(granted: js_sys::Function) -> Closure<dyn FnMut(JsValue) -> JsValue> {
+    Closure::new(move |lock: JsValue| {
+        let have = !lock.is_null() && !lock.is_undefined();
+        let _ = granted.call1(&JsValue::NULL, &have.into());
+        if have {
+            js_sys::Promise::new(&mut |_, _| {}).into()
+        } else {
+            JsValue::UNDEFINED
+        }
+    })
+}
+
+async fn open_replica() -> Result<Replica, (Unavailable, String)> {
     let start = js_sys::Date::now();
     let mut delay_ms = 50;
     loop {
-        match tandem_store::opfs::install_opfs_vfs().await {
+        match tandem_store::opfs::install_opfs_vfs(ACCOUNT_DIR).await {
             Ok(()) => break,
             Err(e) if js_sys::Date::now() - start < OPFS_RETRY_DEADLINE_MS => {
                 web_sys::console::warn_1(&format!("tandem worker: {e}; retrying").into());
                 sleep_ms(delay_ms).await;
                 delay_ms = (delay_ms * 2).min(1_000);
             }
-            Err(e) => return Err(e.to_string()),
+            Err(e) => {
+                return Err((
+                    Unavailable::NoStorage,
+                    format!("this browser gives Tandem no private storage here ({e})"),
+                ))
+            }
         }
     }
     // Used only when events.db is new: the device id is minted once and kept (DESIGN.md rule 1).
@@ -87,93 +211,520 @@ async fn open_replica() -> Result<Replica, String> {
         "events.db",
         "views.db",
         device,
-        Arc::new(|| js_sys::Date::now() as u64),
+        Arc::new(now_ms),
         Box::new(new_uuid_v7),
         |_| {},
     )
-    .map_err(|e| format!("cannot open the local store: {e}"))
-}
-
-fn handle(replica: &mut Replica, request: WorkerRequest) -> WorkerReply {
-    let result = match request {
-        WorkerRequest::AddTodo { title } => {
-            add_todo(replica, title).and_then(|()| summary(replica))
-        }
-        WorkerRequest::Summary => summary(replica),
-    };
-    match result {
-        Ok(summary) => WorkerReply::Summary { summary },
-        Err(e) => WorkerReply::Failed {
-            message: e.to_string(),
-        },
-    }
-}
-
-/// Adds a to-do at the end of the device's first list, creating that list if there is none.
-fn add_todo(replica: &mut Replica, title: String) -> Result<(), ReplicaError> {
-    let ws = WorkspaceId::DEFAULT;
-    let list = match replica.lists(ws)?.first() {
-        Some(list) => list.id,
-        None => {
-            let id = AggregateId::from_uuid(new_uuid_v7());
-            replica.execute_list(
-                ws,
-                id,
-                ListCommand::Create {
-                    name: FIRST_LIST_NAME.into(),
-                },
-            )?;
-            id
-        }
-    };
-    let last: Option<String> = replica
-        .views()
-        .connection()
-        .query_row(
-            "SELECT max(position) FROM todos WHERE list_id = ?1",
-            [list.to_string()],
-            |r| r.get(0),
+    .map_err(|e| {
+        (
+            Unavailable::Storage,
+            format!("cannot open the local store: {e}"),
         )
-        .map_err(|e| ReplicaError::Views(e.into()))?;
-    let position =
-        position::between(last.as_deref(), None).map_err(|e| ReplicaError::Domain(e.into()))?;
-    replica.execute_todo(
-        ws,
-        AggregateId::from_uuid(new_uuid_v7()),
-        TodoCommand::Create {
-            list_id: list,
-            title,
-            position,
-            due_date: None,
-        },
-    )?;
-    Ok(())
-}
-
-fn summary(replica: &Replica) -> Result<StoreSummary, ReplicaError> {
-    let s = replica.summary()?;
-    Ok(StoreSummary {
-        lists: s.lists,
-        todos: s.todos,
-        accepted: s.accepted,
-        pending: s.pending,
     })
 }
 
+/// Asks the browser not to evict the databases under storage pressure (an evicted outbox is
+/// lost work). The answer changes nothing here; browsers grant it by their own rules.
+fn ask_for_persistence() {
+    let navigator = scope().navigator();
+    let storage = navigator.storage();
+    if let Ok(promise) = storage.persist() {
+        spawn_local(async move {
+            let _ = JsFuture::from(promise).await;
+        });
+    }
+}
+
+/// What the page has asked to be told about the handshake.
+#[derive(Default)]
+struct Handshake {
+    /// The server head the page rendered, until the views reach it.
+    waiting_for: Option<u64>,
+}
+
+/// The running worker: the data service and the sync loop around one replica.
+struct App {
+    replica: SharedReplica,
+    service: Service,
+    notifier: Notifier,
+    wake: Wake,
+    online: Cell<bool>,
+    status: RefCell<SyncStatus>,
+    handshake: RefCell<Handshake>,
+    live: RefCell<Option<web_sys::WebSocket>>,
+    live_attempts: Cell<u32>,
+    push_scheduled: Cell<bool>,
+    /// Whether a sync cycle has finished since the worker started (the first answers
+    /// `connecting` until then).
+    synced_once: Cell<bool>,
+}
+
+impl App {
+    fn start(replica: SharedReplica) -> Result<Rc<Self>, String> {
+        let service = Service::new(Rc::clone(&replica), WorkspaceId::DEFAULT)
+            .map_err(|e| format!("cannot open the local views: {e}"))?;
+        let client = SyncClient::new(
+            Rc::clone(&replica),
+            FetchTransport,
+            WorkspaceId::DEFAULT,
+            Settings::default(),
+        )
+        .map_err(|e| format!("cannot start sync: {e}"))?;
+        let online = scope().navigator().on_line();
+        let app = Rc::new(Self {
+            replica,
+            service,
+            notifier: client.notifier(),
+            wake: Wake::default(),
+            online: Cell::new(online),
+            status: RefCell::new(SyncStatus::default()),
+            handshake: RefCell::default(),
+            live: RefCell::new(None),
+            live_attempts: Cell::new(0),
+            push_scheduled: Cell::new(false),
+            synced_once: Cell::new(false),
+        });
+        app.publish_status(&client);
+        spawn_local(Rc::clone(&app).sync_loop(client));
+        Rc::clone(&app).connect_live();
+        Rc::clone(&app).heal_timer();
+        Ok(app)
+    }
+
+    fn on_message(self: &Rc<Self>, message: PageMessage) {
+        match message {
+            PageMessage::Open { head, log_id } => self.open(head, log_id),
+            PageMessage::Request { id, request } => {
+                let is_command = matches!(request, tandem_protocol::data::Request::Command { .. });
+                let reply = self.service.request(request);
+                // The change set first: the page never sees a reply before the rows it made.
+                self.flush_changes();
+                if is_command && matches!(reply, Reply::Done { events } if events > 0) {
+                    self.schedule_push();
+                    self.refresh_pending();
+                }
+                post(&WorkerMessage::Reply { id, reply });
+            }
+            PageMessage::Network { online } => {
+                self.online.set(online);
+                if online {
+                    self.notifier.notify(Input::Retry);
+                    self.live_attempts.set(0);
+                    Rc::clone(self).connect_live();
+                } else if let Some(socket) = self.live.borrow_mut().take() {
+                    let _ = socket.close();
+                }
+                self.wake.wake();
+                self.update_status(|s| {
+                    if !online {
+                        s.state = SyncState::Offline;
+                    }
+                });
+            }
+            PageMessage::Focus => {
+                self.notifier.notify(Input::Tick);
+                self.wake.wake();
+            }
+            PageMessage::SyncNow => {
+                self.notifier.notify(Input::Retry);
+                self.wake.wake();
+            }
+        }
+    }
+
+    /// The page is hydrated and shows the server's views at `head`: answer with the store's
+    /// state, then say when the views have caught up with what the page shows.
+    fn open(&self, head: u64, log_id: Option<String>) {
+        let (cursor, device_id, clock, known_log) = {
+            let replica = self.replica.borrow();
+            let ws = WorkspaceId::DEFAULT;
+            (
+                replica.cursor(ws).unwrap_or(0),
+                replica.log().device_id().to_string(),
+                clock(&replica).unwrap_or_default(),
+                replica.log().server_log_id(ws).ok().flatten(),
+            )
+        };
+        post(&WorkerMessage::Ready {
+            cursor,
+            device_id,
+            clock,
+        });
+        self.post_status();
+        // Another server log than the one this device syncs with: the views will not reach
+        // `head` by pulling; switch now and say the store is behind.
+        let other_log = matches!((&known_log, &log_id), (Some(a), Some(b)) if a != b);
+        if cursor >= head {
+            post(&WorkerMessage::CaughtUp { behind: false });
+        } else if other_log || !self.online.get() {
+            post(&WorkerMessage::CaughtUp { behind: true });
+        } else {
+            self.handshake.borrow_mut().waiting_for = Some(head);
+            self.notifier.notify(Input::HeadAnnounced { head });
+            self.wake.wake();
+        }
+    }
+
+    /// After a sync step: a page waiting for its head is told once the views reach it, or
+    /// that they are behind when the sync failed.
+    fn check_caught_up(&self, cursor: u64, failed: bool) {
+        let mut handshake = self.handshake.borrow_mut();
+        if let Some(head) = handshake.waiting_for {
+            if cursor >= head || failed {
+                handshake.waiting_for = None;
+                post(&WorkerMessage::CaughtUp {
+                    behind: cursor < head,
+                });
+            }
+        }
+    }
+
+    fn flush_changes(&self) {
+        match self.service.changes() {
+            Ok(changes) if changes.is_empty() => {}
+            Ok(changes) => post(&WorkerMessage::Changed { changes }),
+            Err(e) => web_sys::console::error_1(&format!("tandem worker: {e}").into()),
+        }
+    }
+
+    fn refresh_pending(&self) {
+        let pending = self.replica.borrow().pending_len().unwrap_or(0) as u64;
+        self.update_status(|s| s.pending = pending);
+    }
+
+    fn update_status(&self, change: impl FnOnce(&mut SyncStatus)) {
+        let before = self.status.borrow().clone();
+        change(&mut self.status.borrow_mut());
+        if *self.status.borrow() != before {
+            self.post_status();
+        }
+    }
+
+    fn post_status(&self) {
+        post(&WorkerMessage::Sync {
+            status: self.status.borrow().clone(),
+        });
+    }
+
+    fn publish_status<T: Transport>(&self, client: &SyncClient<T>) {
+        let pending = self.replica.borrow().pending_len().unwrap_or(0) as u64;
+        let online = self.online.get();
+        let synced_once = self.synced_once.get();
+        let error = client.last_error.clone();
+        let state = if !online {
+            SyncState::Offline
+        } else {
+            match client.state() {
+                tandem_store::driver::SyncState::Error => SyncState::Error,
+                tandem_store::driver::SyncState::Offline => SyncState::Offline,
+                tandem_store::driver::SyncState::Syncing => SyncState::Syncing,
+                tandem_store::driver::SyncState::Online if !synced_once => SyncState::Connecting,
+                tandem_store::driver::SyncState::Online => SyncState::Online,
+            }
+        };
+        self.update_status(|s| {
+            s.state = state;
+            s.pending = pending;
+            s.error = error;
+            if state == SyncState::Online {
+                s.last_synced_ms = Some(now_ms());
+            }
+        });
+    }
+
+    fn schedule_push(self: &Rc<Self>) {
+        if self.push_scheduled.replace(true) {
+            return;
+        }
+        let app = Rc::clone(self);
+        spawn_local(async move {
+            sleep_ms(PUSH_DEBOUNCE_MS).await;
+            app.push_scheduled.set(false);
+            app.notifier.notify(Input::LocalChange);
+            app.wake.wake();
+        });
+    }
+
+    fn heal_timer(self: Rc<Self>) {
+        spawn_local(async move {
+            loop {
+                sleep_ms(HEAL_EVERY_MS).await;
+                self.notifier.notify(Input::Tick);
+                self.wake.wake();
+            }
+        });
+    }
+
+    /// Runs the engine whenever there is something to do; waits for the engine's time, a
+    /// command, a live head, the network or the heal timer otherwise.
+    async fn sync_loop(self: Rc<Self>, mut client: SyncClient<FetchTransport>) {
+        loop {
+            if !self.online.get() {
+                self.publish_status(&client);
+                self.check_caught_up(client.engine().cursor(), true);
+                self.wake.wait(None).await;
+                continue;
+            }
+            self.update_status(|s| {
+                if s.state == SyncState::Offline {
+                    s.state = SyncState::Connecting;
+                }
+            });
+            let action = client.run(now_ms, random_u64).await;
+            self.synced_once.set(true);
+            self.flush_changes();
+            for notice in client.notices.drain(..) {
+                let text = match notice {
+                    Notice::ClockCorrected {
+                        ahead_ms,
+                        restamped,
+                    } => format!(
+                        "This device's clock was {} s ahead of the server's; {restamped} unsent change(s) were re-stamped.",
+                        ahead_ms / 1_000
+                    ),
+                    Notice::SetAside { reason, .. } => {
+                        format!("The server refused a change for good; it is kept aside: {reason}")
+                    }
+                };
+                self.update_status(|s| s.notice = Some(text));
+            }
+            self.publish_status(&client);
+            let failed = client.last_error.is_some()
+                || client.state() == tandem_store::driver::SyncState::Offline;
+            self.check_caught_up(client.engine().cursor(), failed);
+            let wait = match action {
+                Action::Wait { until_ms } => Some(until_ms.saturating_sub(now_ms())),
+                _ => None,
+            };
+            self.wake.wait(wait).await;
+        }
+    }
+
+    /// Opens the live socket (unless offline or already open); a head above the cursor makes
+    /// the engine pull. Closed sockets reconnect with backoff and full jitter.
+    fn connect_live(self: Rc<Self>) {
+        if !self.online.get() || self.live.borrow().is_some() {
+            return;
+        }
+        let Some(url) = live_url() else { return };
+        let socket = match web_sys::WebSocket::new(&url) {
+            Ok(socket) => socket,
+            Err(_) => {
+                self.reconnect_live_later();
+                return;
+            }
+        };
+        let app = Rc::clone(&self);
+        let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+            let Some(text) = event.data().as_string() else { return };
+            if let Ok(LiveMessage::Head { head, .. }) = serde_json::from_str::<LiveMessage>(&text) {
+                app.live_attempts.set(0);
+                app.notifier.notify(Input::HeadAnnounced { head });
+                app.wake.wake();
+            }
+        });
+        let app = Rc::clone(&self);
+        let this = socket.clone();
+        let on_close = Closure::<dyn FnMut(JsValue)>::new(move |_| {
+            let current = app.live.borrow().as_ref().is_some_and(|s| *s == this);
+            if current {
+                app.live.borrow_mut().take();
+                Rc::clone(&app).reconnect_live_later();
+            }
+        });
+        socket.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        socket.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+        // The handlers live as long as the socket (a socket is made at most once per backoff).
+        on_message.forget();
+        on_close.forget();
+        *self.live.borrow_mut() = Some(socket);
+    }
+
+    fn reconnect_live_later(self: Rc<Self>) {
+        if !self.online.get() {
+            return;
+        }
+        let attempt = self.live_attempts.get().saturating_add(1);
+        self.live_attempts.set(attempt);
+        let (first, last) = LIVE_BACKOFF_MS;
+        let ceiling = first
+            .saturating_mul(1u64 << attempt.min(20))
+            .min(last);
+        let wait = (random_u64() % ceiling.max(1)) as i32;
+        spawn_local(async move {
+            sleep_ms(wait).await;
+            // A pull heals whatever was announced while the socket was down.
+            self.notifier.notify(Input::Tick);
+            self.wake.wake();
+            self.connect_live();
+        });
+    }
+}
+
+fn live_url() -> Option<String> {
+    let location = scope().location();
+    let scheme = if location.protocol() == "https:" {
+        "wss"
+    } else {
+        "ws"
+    };
+    Some(format!(
+        "{scheme}://{}/api/sync/live?workspace_id={}",
+        location.host(),
+        WorkspaceId::DEFAULT
+    ))
+}
+
+/// Wakes the sync loop: a wake before the wait is not lost.
+#[derive(Clone, Default)]
+struct Wake {
+    resolve: Rc<RefCell<Option<js_sys::Function>>>,
+    pending: Rc<Cell<bool>>,
+}
+
+impl Wake {
+    fn wake(&self) {
+        self.pending.set(true);
+        if let Some(resolve) = self.resolve.borrow_mut().take() {
+            let _ = resolve.call0(&JsValue::NULL);
+        }
+    }
+
+    /// Waits for a wake, or `ms` when given.
+    async fn wait(&self, ms: Option<u64>) {
+        if self.pending.replace(false) {
+            return;
+        }
+        let slot = Rc::clone(&self.resolve);
+        let promise = js_sys::Promise::new(&mut |resolve, _| {
+            if let Some(ms) = ms {
+                let ms = i32::try_from(ms).unwrap_or(i32::MAX);
+                let _ = scope()
+                    .set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+            }
+            *slot.borrow_mut() = Some(resolve);
+        });
+        let _ = JsFuture::from(promise).await;
+        self.resolve.borrow_mut().take();
+        self.pending.set(false);
+    }
+}
+
+/// The sync endpoints over `fetch`: the documented JSON (docs/protocol.md). A 4xx with the
+/// protocol's body is a refusal; anything else without an answer is unreachable.
+struct FetchTransport;
+
+impl FetchTransport {
+    async fn post<Req: serde::Serialize, Resp: serde::de::DeserializeOwned>(
+        path: &str,
+        request: &Req,
+    ) -> Result<Resp, TransportError> {
+        let body = serde_json::to_string(request)
+            .map_err(|e| TransportError::Unreachable(format!("cannot encode the request: {e}")))?;
+        let init = web_sys::RequestInit::new();
+        init.set_method("POST");
+        init.set_body(&JsValue::from_str(&body));
+        let headers = web_sys::Headers::new().map_err(js_error)?;
+        headers
+            .set("content-type", "application/json")
+            .map_err(js_error)?;
+        init.set_headers(&headers);
+        let abort = web_sys::AbortController::new().map_err(js_error)?;
+        init.set_signal(Some(&abort.signal()));
+        let timer = {
+            let abort = abort.clone();
+            Closure::once(move || abort.abort())
+        };
+        let timer_id = scope()
+            .set_timeout_with_callback_and_timeout_and_arguments_0(
+                timer.as_ref().unchecked_ref(),
+                FETCH_TIMEOUT_MS,
+            )
+            .ok();
+        let answer = async {
+            let response: web_sys::Response =
+                JsFuture::from(scope().fetch_with_str_and_init(path, &init))
+                    .await
+                    .map_err(|e| TransportError::Unreachable(describe(&e)))?
+                    .unchecked_into();
+            let status = response.status();
+            let retry_after_ms = response
+                .headers()
+                .get("retry-after")
+                .ok()
+                .flatten()
+                .and_then(|s| s.trim().parse::<u32>().ok())
+                .map(|s| s.saturating_mul(1_000));
+            let text = JsFuture::from(response.text().map_err(js_error)?)
+                .await
+                .map_err(|e| TransportError::Unreachable(describe(&e)))?
+                .as_string()
+                .unwrap_or_default();
+            if (200..300).contains(&status) {
+                return serde_json::from_str(&text).map_err(|e| {
+                    TransportError::Unreachable(format!("the server's answer is unreadable: {e}"))
+                });
+            }
+            match serde_json::from_str::<tandem_protocol::sync::SyncError>(&text) {
+                Ok(mut error) => {
+                    if error.retry_after_ms.is_none() {
+                        error.retry_after_ms = retry_after_ms;
+                    }
+                    Err(TransportError::Refused(error))
+                }
+                Err(_) => Err(TransportError::Unreachable(format!(
+                    "the server answered {status}"
+                ))),
+            }
+        }
+        .await;
+        if let Some(id) = timer_id {
+            scope().clear_timeout_with_handle(id);
+        }
+        answer
+    }
+}
+
+impl Transport for FetchTransport {
+    async fn push(&mut self, request: &PushRequest) -> Result<PushResponse, TransportError> {
+        Self::post("/api/sync/push", request).await
+    }
+
+    async fn pull(&mut self, request: &PullRequest) -> Result<PullResponse, TransportError> {
+        let response: PullResponse = Self::post("/api/sync/pull", request).await?;
+        if response.has_more {
+            let stored = response.events.last().map_or(request.cursor, |e| e.seq);
+            post(&WorkerMessage::Progress {
+                stored,
+                head: response.head,
+            });
+        }
+        Ok(response)
+    }
+}
+
+fn js_error(e: JsValue) -> TransportError {
+    TransportError::Unreachable(describe(&e))
+}
+
+fn describe(e: &JsValue) -> String {
+    e.dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| e.as_string())
+        .unwrap_or_else(|| format!("{e:?}"))
+}
+
 /// A fresh stamp through the SQL function `hlc_now()`.
-fn clock(replica: &Replica) -> Result<String, ReplicaError> {
+fn clock(replica: &Replica) -> Result<String, tandem_store::rusqlite::Error> {
     replica
         .log()
         .connection()
         .query_row("SELECT hlc_now()", [], |r| r.get(0))
-        .map_err(|e| ReplicaError::Views(e.into()))
 }
 
-/// A UUID v7 (time-ordered, DESIGN.md rule 2) from the clock and the browser's CSPRNG.
-fn new_uuid_v7() -> uuid::Uuid {
-    let mut random = [0u8; 10];
-    let scope: DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
-    let filled = scope
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut random = [0u8; N];
+    let filled = scope()
         .crypto()
         .and_then(|c| c.get_random_values_with_u8_array(&mut random).map(|_| ()));
     if filled.is_err() {
@@ -182,19 +733,27 @@ fn new_uuid_v7() -> uuid::Uuid {
             *b = (js_sys::Math::random() * 256.0) as u8;
         }
     }
-    uuid::Builder::from_unix_timestamp_millis(js_sys::Date::now() as u64, &random).into_uuid()
+    random
+}
+
+fn random_u64() -> u64 {
+    u64::from_le_bytes(random_bytes::<8>())
+}
+
+/// A UUID v7 (time-ordered, DESIGN.md rule 2) from the clock and the browser's CSPRNG.
+fn new_uuid_v7() -> uuid::Uuid {
+    uuid::Builder::from_unix_timestamp_millis(now_ms(), &random_bytes::<10>()).into_uuid()
 }
 
 async fn sleep_ms(ms: i32) {
     let promise = js_sys::Promise::new(&mut |resolve, _| {
-        let scope: DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
-        if scope
+        if scope()
             .set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms)
             .is_err()
         {
-            // No timer: resolve at once; the deadline still bounds the loop.
+            // No timer: resolve at once; callers loop with their own bounds.
             let _ = resolve.call0(&JsValue::NULL);
         }
     });
-    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+    let _ = JsFuture::from(promise).await;
 }

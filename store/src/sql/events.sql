@@ -103,3 +103,12 @@ CREATE TABLE IF NOT EXISTS server_logs (
     workspace_id TEXT NOT NULL PRIMARY KEY,
     log_id       TEXT NOT NULL
 ) WITHOUT ROWID;
+
+-- On a device: every command the page sent (its id minted by the page, DESIGN.md rule 18) with
+-- the reply it got, recorded in the transaction of its outbox rows — also for commands that
+-- decided no event or were refused — so a command sent again (a lost reply, a tab handoff) is
+-- answered from here and never runs twice. Local only: never sent, never part of an event.
+CREATE TABLE IF NOT EXISTS commands (
+    command_id TEXT NOT NULL PRIMARY KEY,
+    reply      TEXT NOT NULL
+) WITHOUT ROWID;

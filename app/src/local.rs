@@ -1,0 +1,377 @@
+//! The page's handle on the device's local store: the Dedicated Web Worker (crate `worker`)
+//! that owns the OPFS databases. Requests go out as `tandem_protocol::data` messages with ids;
+//! replies come back to their callbacks; change sets and sync status land in the [`Model`].
+//! During SSR there is no worker: every call is a no-op there.
+
+use leptos::prelude::*;
+use tandem_protocol::data::{Command, PageMessage, Reply, Request};
+
+use crate::model::Model;
+use crate::snapshot::Snapshot;
+
+/// A copyable handle, provided as context by [`provide_local`].
+#[derive(Clone, Copy)]
+pub struct Local {
+    #[cfg(feature = "hydrate")]
+    client: StoredValue<Option<std::rc::Rc<browser::Client>>, LocalStorage>,
+    /// Set once the page shows the local store (`body[data-ready]`).
+    pub ready: RwSignal<bool>,
+}
+
+/// Creates the handle and, in the browser, starts the worker.
+pub fn provide_local(model: Model) -> Local {
+    let local = Local {
+        #[cfg(feature = "hydrate")]
+        client: StoredValue::new_local(None),
+        ready: RwSignal::new(false),
+    };
+    provide_context(local);
+    #[cfg(feature = "hydrate")]
+    match browser::Client::start(model, local) {
+        Ok(client) => local.client.set_value(Some(client)),
+        Err(reason) => model.source.set(crate::model::Source::Unavailable(reason)),
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = model;
+    local
+}
+
+pub fn use_local() -> Local {
+    expect_context::<Local>()
+}
+
+impl Local {
+    /// Sends a message (queued until the worker listens).
+    pub fn send(&self, message: PageMessage) {
+        #[cfg(feature = "hydrate")]
+        self.client.with_value(|c| {
+            if let Some(c) = c {
+                c.send(message);
+            }
+        });
+        #[cfg(not(feature = "hydrate"))]
+        let _ = message;
+    }
+
+    /// Sends a request; `on_reply` gets its reply.
+    pub fn request(&self, request: Request, on_reply: impl FnOnce(Reply) + 'static) {
+        #[cfg(feature = "hydrate")]
+        self.client.with_value(|c| match c {
+            Some(c) => c.request(request, Box::new(on_reply)),
+            None => on_reply(Reply::Failed {
+                reason: "the local store is not running".into(),
+            }),
+        });
+        #[cfg(not(feature = "hydrate"))]
+        {
+            let _ = request;
+            on_reply(Reply::Failed {
+                reason: "the page is not running yet".into(),
+            });
+        }
+    }
+
+    /// Runs a command with a fresh id (DESIGN.md rule 18).
+    pub fn command(&self, command: Command, on_reply: impl FnOnce(Reply) + 'static) {
+        self.request(
+            Request::Command {
+                command_id: new_id(),
+                command,
+            },
+            on_reply,
+        );
+    }
+
+    /// The page's view of one list read from the local store.
+    pub async fn snapshot(&self, list_id: Option<String>) -> Result<Snapshot, String> {
+        #[cfg(feature = "hydrate")]
+        {
+            let client = self
+                .client
+                .with_value(|c| c.clone())
+                .ok_or("the local store is not running")?;
+            client.snapshot(list_id).await
+        }
+        #[cfg(not(feature = "hydrate"))]
+        {
+            let _ = list_id;
+            Err("no local store on the server".into())
+        }
+    }
+}
+
+/// A UUID v7 (time-ordered, DESIGN.md rule 2) minted on the page: command ids and the ids of
+/// new items (so a command sent again makes the same item).
+pub fn new_id() -> String {
+    #[cfg(feature = "hydrate")]
+    {
+        let mut random = [0u8; 10];
+        let filled = web_sys::window()
+            .and_then(|w| w.crypto().ok())
+            .and_then(|c| c.get_random_values_with_u8_array(&mut random).ok());
+        if filled.is_none() {
+            for b in &mut random {
+                *b = (js_sys::Math::random() * 256.0) as u8;
+            }
+        }
+        uuid::Builder::from_unix_timestamp_millis(js_sys::Date::now() as u64, &random)
+            .into_uuid()
+            .to_string()
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        uuid::Uuid::nil().to_string()
+    }
+}
+
+#[cfg(feature = "hydrate")]
+mod browser {
+    //! The `Worker` object and its message plumbing.
+
+    use std::cell::{Cell, RefCell};
+    use std::collections::HashMap;
+    use std::rc::Rc;
+
+    use leptos::prelude::*;
+    use tandem_protocol::data::{
+        Filter, PageMessage, Reply, Request, WorkerMessage,
+    };
+    use wasm_bindgen::prelude::*;
+    use web_sys::{ErrorEvent, MessageEvent, Worker, WorkerOptions, WorkerType};
+
+    use super::Local;
+    use crate::model::{Model, Source};
+    use crate::snapshot::Snapshot;
+
+    /// The worker's bootstrap script (public/worker.js).
+    const WORKER_URL: &str = "/worker.js";
+
+    type OnReply = Box<dyn FnOnce(Reply)>;
+
+    pub struct Client {
+        worker: Worker,
+        listening: Cell<bool>,
+        queue: RefCell<Vec<PageMessage>>,
+        next_id: Cell<u64>,
+        waiting: RefCell<HashMap<u64, OnReply>>,
+        // Kept alive as long as the worker: dropping them would detach the handlers.
+        _on_message: RefCell<Option<Closure<dyn FnMut(MessageEvent)>>>,
+        _on_error: RefCell<Option<Closure<dyn FnMut(ErrorEvent)>>>,
+    }
+
+    impl Client {
+        pub fn start(model: Model, local: Local) -> Result<Rc<Self>, String> {
+            let options = WorkerOptions::new();
+            options.set_type(WorkerType::Module);
+            let worker = Worker::new_with_options(WORKER_URL, &options)
+                .map_err(|e| format!("cannot start the local store: {e:?}"))?;
+            let client = Rc::new(Self {
+                worker,
+                listening: Cell::new(false),
+                queue: RefCell::default(),
+                next_id: Cell::new(1),
+                waiting: RefCell::default(),
+                _on_message: RefCell::new(None),
+                _on_error: RefCell::new(None),
+            });
+            let weak = Rc::downgrade(&client);
+            let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+                let Some(client) = weak.upgrade() else { return };
+                let Some(text) = event.data().as_string() else { return };
+                match WorkerMessage::from_json(&text) {
+                    Ok(message) => client.receive(message, model, local),
+                    Err(e) => leptos::logging::warn!("tandem: {e}"),
+                }
+            });
+            let on_error = Closure::<dyn FnMut(ErrorEvent)>::new(move |event: ErrorEvent| {
+                model.source.set(Source::Unavailable(format!(
+                    "the local store stopped: {}",
+                    event.message()
+                )));
+            });
+            client
+                .worker
+                .set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+            client
+                .worker
+                .set_onerror(Some(on_error.as_ref().unchecked_ref()));
+            *client._on_message.borrow_mut() = Some(on_message);
+            *client._on_error.borrow_mut() = Some(on_error);
+            forward_network(Rc::clone(&client));
+            Ok(client)
+        }
+
+        pub fn send(&self, message: PageMessage) {
+            if !self.listening.get() {
+                self.queue.borrow_mut().push(message);
+                return;
+            }
+            if let Err(e) = self
+                .worker
+                .post_message(&JsValue::from_str(&message.to_json()))
+            {
+                leptos::logging::error!("tandem: cannot reach the local store: {e:?}");
+            }
+        }
+
+        pub fn request(&self, request: Request, on_reply: OnReply) {
+            let id = self.next_id.get();
+            self.next_id.set(id + 1);
+            self.waiting.borrow_mut().insert(id, on_reply);
+            self.send(PageMessage::Request { id, request });
+        }
+
+        /// Lists and one list's todos from the local store.
+        pub async fn snapshot(&self, list_id: Option<String>) -> Result<Snapshot, String> {
+            let lists = match self.ask(Request::Lists).await {
+                Reply::Lists { lists } => lists,
+                other => return Err(failure(other)),
+            };
+            let list_id = list_id.or_else(|| lists.first().map(|l| l.id.clone()));
+            let list_known = list_id
+                .as_ref()
+                .is_some_and(|id| lists.iter().any(|l| &l.id == id));
+            let (todos, counts) = match (&list_id, list_known) {
+                (Some(id), true) => match self
+                    .ask(Request::Todos {
+                        list_id: id.clone(),
+                        filter: Filter::All,
+                    })
+                    .await
+                {
+                    Reply::Todos { todos, counts } => (todos, counts),
+                    other => return Err(failure(other)),
+                },
+                _ => (vec![], Default::default()),
+            };
+            Ok(Snapshot {
+                lists,
+                list_id,
+                list_known,
+                todos,
+                counts,
+                head: 0,
+                log_id: None,
+            })
+        }
+
+        async fn ask(&self, request: Request) -> Reply {
+            let (tx, rx) = futures_channel::oneshot::channel();
+            self.request(
+                request,
+                Box::new(move |reply| {
+                    let _ = tx.send(reply);
+                }),
+            );
+            rx.await.unwrap_or(Reply::Failed {
+                reason: "the local store went away".into(),
+            })
+        }
+
+        fn receive(self: &Rc<Self>, message: WorkerMessage, model: Model, local: Local) {
+            match message {
+                WorkerMessage::Started => {
+                    self.listening.set(true);
+                    for queued in self.queue.take() {
+                        self.send(queued);
+                    }
+                }
+                WorkerMessage::Waiting => model.source.set(Source::Waiting),
+                WorkerMessage::Unavailable { reason, .. } => {
+                    model.source.set(Source::Unavailable(reason))
+                }
+                WorkerMessage::Ready { .. } => {
+                    if model.source.get_untracked() == Source::Waiting
+                        || model.source.get_untracked() == Source::Server
+                    {
+                        model.source.set(Source::Opening);
+                    }
+                }
+                WorkerMessage::CaughtUp { behind } => {
+                    let client = Rc::clone(self);
+                    leptos::task::spawn_local(async move {
+                        let list = model.list_id.get_untracked();
+                        match client.snapshot(list).await {
+                            Ok(snapshot) => {
+                                model.load(&snapshot);
+                                model.progress.set(None);
+                                model.source.set(Source::Local { behind });
+                                local.ready.set(true);
+                                mark_body_ready();
+                            }
+                            Err(reason) => model.source.set(Source::Unavailable(reason)),
+                        }
+                    });
+                }
+                WorkerMessage::Progress { stored, head } => {
+                    model.progress.set(Some((stored, head)))
+                }
+                WorkerMessage::Reply { id, reply } => {
+                    let waiting = self.waiting.borrow_mut().remove(&id);
+                    if let Some(on_reply) = waiting {
+                        on_reply(reply);
+                    }
+                }
+                WorkerMessage::Changed { changes } => {
+                    if model.apply(changes) && local.ready.get_untracked() {
+                        let client = Rc::clone(self);
+                        leptos::task::spawn_local(async move {
+                            if let Ok(snapshot) =
+                                client.snapshot(model.list_id.get_untracked()).await
+                            {
+                                model.load(&snapshot);
+                            }
+                        });
+                    }
+                }
+                WorkerMessage::Sync { status } => model.sync.set(status),
+            }
+        }
+    }
+
+    fn failure(reply: Reply) -> String {
+        match reply {
+            Reply::Failed { reason } | Reply::Refused { reason } => reason,
+            other => format!("unexpected answer from the local store: {other:?}"),
+        }
+    }
+
+    /// The page's network and focus go to the worker (a dedicated worker's own network is not
+    /// cut by the browser's offline switch, and it cannot see focus).
+    fn forward_network(client: Rc<Client>) {
+        let Some(window) = web_sys::window() else { return };
+        let online = {
+            let client = Rc::clone(&client);
+            Closure::<dyn FnMut()>::new(move || client.send(PageMessage::Network { online: true }))
+        };
+        let offline = {
+            let client = Rc::clone(&client);
+            Closure::<dyn FnMut()>::new(move || client.send(PageMessage::Network { online: false }))
+        };
+        let focus = {
+            let client = Rc::clone(&client);
+            Closure::<dyn FnMut()>::new(move || client.send(PageMessage::Focus))
+        };
+        let _ = window.add_event_listener_with_callback("online", online.as_ref().unchecked_ref());
+        let _ =
+            window.add_event_listener_with_callback("offline", offline.as_ref().unchecked_ref());
+        let _ = window.add_event_listener_with_callback("focus", focus.as_ref().unchecked_ref());
+        // They live as long as the page.
+        online.forget();
+        offline.forget();
+        focus.forget();
+        if !window.navigator().on_line() {
+            client.send(PageMessage::Network { online: false });
+        }
+    }
+
+    /// `<body data-ready="true">`: hydrated and showing the local store (CONTRACT.md).
+    fn mark_body_ready() {
+        if let Some(body) = web_sys::window()
+            .and_then(|w| w.document())
+            .and_then(|d| d.body())
+        {
+            let _ = body.set_attribute("data-ready", "true");
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! The page's store: what the list pane and the sidebar show, keyed by id, as signals. Filled
+//! from the server's rendering first, then from the local store (the worker), and kept current
+//! by the worker's change sets — row by row: a toggle touches one row's signal, never the list.
+
+use std::collections::HashMap;
+
+use leptos::prelude::*;
+use tandem_protocol::data::{Changes, Counts, ListRow, SyncStatus, TodoRow};
+
+use crate::snapshot::Snapshot;
+
+/// Where the page's data comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The server's views, embedded in the page.
+    Server,
+    /// The local store is open but has not reached what the server rendered yet.
+    Opening,
+    /// The local store (`behind`: it could not catch up yet: offline, another server log).
+    Local { behind: bool },
+    /// The local store cannot be used: the banner says why.
+    Unavailable(String),
+    /// Another tab owns the local store.
+    Waiting,
+}
+
+/// The page's store, provided as context. Copyable: every field is a signal handle.
+#[derive(Clone, Copy)]
+pub struct Model {
+    pub lists: RwSignal<Vec<ListRow>>,
+    /// The list the pane shows.
+    pub list_id: RwSignal<Option<String>>,
+    /// That list's live todos in display order (ids), and each row's own signal.
+    pub order: RwSignal<Vec<String>>,
+    rows: StoredValue<HashMap<String, RwSignal<TodoRow>>>,
+    /// Counts of every list the page has been told about.
+    pub counts: RwSignal<HashMap<String, Counts>>,
+    pub sync: RwSignal<SyncStatus>,
+    pub source: RwSignal<Source>,
+    /// A first download's progress (stored, head), while it runs.
+    pub progress: RwSignal<Option<(u64, u64)>>,
+}
+
+impl Model {
+    pub fn new(snapshot: &Snapshot) -> Self {
+        let model = Self {
+            lists: RwSignal::new(vec![]),
+            list_id: RwSignal::new(None),
+            order: RwSignal::new(vec![]),
+            rows: StoredValue::new(HashMap::new()),
+            counts: RwSignal::new(HashMap::new()),
+            sync: RwSignal::new(SyncStatus::default()),
+            source: RwSignal::new(Source::Server),
+            progress: RwSignal::new(None),
+        };
+        model.load(snapshot);
+        model
+    }
+
+    /// Replaces what the page shows with `snapshot`, keeping the signals of rows that stay (so
+    /// rows on screen update in place instead of being rebuilt).
+    pub fn load(&self, snapshot: &Snapshot) {
+        if self.lists.get_untracked() != snapshot.lists {
+            self.lists.set(snapshot.lists.clone());
+        }
+        if self.list_id.get_untracked() != snapshot.list_id {
+            self.list_id.set(snapshot.list_id.clone());
+        }
+        let mut rows = self.rows.get_value();
+        let keep: std::collections::HashSet<&str> =
+            snapshot.todos.iter().map(|t| t.id.as_str()).collect();
+        rows.retain(|id, _| keep.contains(id.as_str()));
+        for todo in &snapshot.todos {
+            upsert_row(&mut rows, todo);
+        }
+        self.rows.set_value(rows);
+        let order: Vec<String> = snapshot.todos.iter().map(|t| t.id.clone()).collect();
+        if self.order.get_untracked() != order {
+            self.order.set(order);
+        }
+        if let Some(list) = &snapshot.list_id {
+            let counts = snapshot.counts;
+            self.counts.update(|c| {
+                c.insert(list.clone(), counts);
+            });
+        }
+    }
+
+    /// A row's signal.
+    pub fn row(&self, id: &str) -> Option<RwSignal<TodoRow>> {
+        self.rows.with_value(|rows| rows.get(id).copied())
+    }
+
+    /// The counts of the list on screen.
+    pub fn current_counts(&self) -> Counts {
+        let list = self.list_id.get();
+        self.counts
+            .with(|c| list.and_then(|l| c.get(&l).copied()))
+            .unwrap_or_default()
+    }
+
+    /// Applies a change set from the worker. Returns whether it asked for a reset (the caller
+    /// reads the list again).
+    pub fn apply(&self, changes: Changes) -> bool {
+        if changes.reset {
+            return true;
+        }
+        if !changes.lists.is_empty() || !changes.removed_lists.is_empty() {
+            self.lists.update(|lists| {
+                lists.retain(|l| !changes.removed_lists.contains(&l.id));
+                for row in &changes.lists {
+                    match lists.iter_mut().find(|l| l.id == row.id) {
+                        Some(l) => *l = row.clone(),
+                        None => lists.push(row.clone()),
+                    }
+                }
+            });
+        }
+        let current = self.list_id.get_untracked();
+        let mut order = self.order.get_untracked();
+        let mut reorder = false;
+        let mut rows = self.rows.get_value();
+        for id in &changes.removed_todos {
+            if rows.remove(id).is_some() {
+                order.retain(|o| o != id);
+                reorder = true;
+            }
+        }
+        for todo in &changes.todos {
+            let here = current.as_deref() == Some(todo.list_id.as_str());
+            match (here, rows.get(&todo.id).copied()) {
+                (true, Some(signal)) => {
+                    let moved = signal.with_untracked(|r| r.position != todo.position);
+                    if signal.with_untracked(|r| r != todo) {
+                        signal.set(todo.clone());
+                    }
+                    reorder |= moved;
+                }
+                (true, None) => {
+                    upsert_row(&mut rows, todo);
+                    order.push(todo.id.clone());
+                    reorder = true;
+                }
+                (false, Some(_)) => {
+                    rows.remove(&todo.id);
+                    order.retain(|o| o != &todo.id);
+                    reorder = true;
+                }
+                (false, None) => {}
+            }
+        }
+        if reorder {
+            order.sort_by(|a, b| {
+                let key = |id: &String| {
+                    rows.get(id)
+                        .map(|r| r.with_untracked(|r| r.position.clone()))
+                        .unwrap_or_default()
+                };
+                key(a).cmp(&key(b)).then_with(|| a.cmp(b))
+            });
+            self.order.set(order);
+        }
+        self.rows.set_value(rows);
+        if !changes.counts.is_empty() {
+            self.counts.update(|c| {
+                for lc in changes.counts {
+                    c.insert(lc.list_id, lc.counts);
+                }
+            });
+        }
+        false
+    }
+}
+
+fn upsert_row(rows: &mut HashMap<String, RwSignal<TodoRow>>, todo: &TodoRow) {
+    match rows.get(&todo.id) {
+        Some(signal) => {
+            if signal.with_untracked(|r| r != todo) {
+                signal.set(todo.clone());
+            }
+        }
+        None => {
+            rows.insert(todo.id.clone(), RwSignal::new(todo.clone()));
+        }
+    }
+}
+
+/// The model provided by an ancestor.
+pub fn use_model() -> Model {
+    expect_context::<Model>()
+}

@@ -1,0 +1,744 @@
+//! The list page: the sidebar of lists, the to-do pane (TodoMVC's markup and behaviour,
+//! CONTRACT.md "The page"), the sync status and the banners. Every write goes to the worker as
+//! a command and shows once its reply says it is committed (DESIGN.md rule 16): the rows come
+//! back in the change set that precedes the reply.
+
+use leptos::prelude::*;
+use leptos_router::hooks::{use_navigate, use_params_map};
+use tandem_protocol::data::{Command, Filter, PageMessage, Reply, TodoRow};
+
+use crate::local::{new_id, use_local, Local};
+use crate::model::{use_model, Source};
+use crate::quick_add::{self, Day};
+use crate::snapshot::list_snapshot;
+
+/// `/`, `/lists/:id` and `/lists/:id/:filter`.
+#[component]
+pub fn ListRoute() -> impl IntoView {
+    let params = use_params_map();
+    let model = use_model();
+    let local = use_local();
+    let list_param = move || params.with(|p| p.get("id"));
+    let filter = Memo::new(move |_| {
+        params.with(|p| {
+            p.get("filter")
+                .and_then(|f| Filter::from_segment(&f))
+                .unwrap_or_default()
+        })
+    });
+    // Once the page shows the local store, other lists come from it too (offline included).
+    let fetch = move |list: Option<String>| async move {
+        if local.ready.get_untracked() {
+            local.snapshot(list).await
+        } else {
+            list_snapshot(list).await.map_err(|e| e.to_string())
+        }
+    };
+    // In the page the future holds the worker handle, which is not `Send`; the page has one
+    // thread. (On the server the future is `Send` and may move between threads.)
+    #[cfg(feature = "hydrate")]
+    let snapshot = Resource::new(list_param, move |list| {
+        send_wrapper::SendWrapper::new(fetch(list))
+    });
+    #[cfg(not(feature = "hydrate"))]
+    let snapshot = Resource::new(list_param, fetch);
+    let opened = StoredValue::new(false);
+    view! {
+        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            {move || {
+                snapshot
+                    .get()
+                    .map(|result| match result {
+                        Ok(snapshot) => {
+                            model.load(&snapshot);
+                            if !opened.get_value() {
+                                opened.set_value(true);
+                                local
+                                    .send(PageMessage::Open {
+                                        head: snapshot.head,
+                                        log_id: snapshot.log_id.clone(),
+                                    });
+                            }
+                            view! { <Workspace filter known=snapshot.list_known/> }.into_any()
+                        }
+                        Err(e) => {
+                            view! {
+                                <p class="load-error" role="alert">
+                                    {format!("Cannot load this list: {e}")}
+                                </p>
+                            }
+                                .into_any()
+                        }
+                    })
+            }}
+        </Suspense>
+    }
+}
+
+#[component]
+fn Workspace(filter: Memo<Filter>, known: bool) -> AnyView {
+    view! {
+        <div class="workspace">
+            <Sidebar/>
+            <TodoApp filter known/>
+        </div>
+    }
+    .into_any()
+}
+
+/// The sidebar: every list with its count of active to-dos, and "New list".
+#[component]
+fn Sidebar() -> AnyView {
+    let model = use_model();
+    let local = use_local();
+    let navigate = use_navigate();
+    let error = RwSignal::new(None::<String>);
+    let on_keydown = move |ev: leptos::ev::KeyboardEvent| {
+        if ev.key() != "Enter" {
+            return;
+        }
+        let input: leptos::web_sys::HtmlInputElement = event_target(&ev);
+        let name = input.value();
+        if name.trim().is_empty() {
+            return;
+        }
+        let list_id = new_id();
+        let navigate = navigate.clone();
+        let target = list_id.clone();
+        local.command(Command::CreateList { list_id, name }, move |reply| match reply {
+            Reply::Done { .. } => {
+                input.set_value("");
+                error.set(None);
+                navigate(&format!("/lists/{target}"), Default::default());
+            }
+            Reply::Refused { reason } | Reply::Failed { reason } => error.set(Some(reason)),
+            _ => {}
+        });
+    };
+    view! {
+        <nav class="sidebar" aria-label="Lists">
+            <h2 class="sidebar-title">"Lists"</h2>
+            <ul class="lists">
+                <For
+                    each=move || model.lists.get()
+                    key=|l| (l.id.clone(), l.name.clone())
+                    children=move |l| {
+                        let id = l.id.clone();
+                        let current = {
+                            let id = id.clone();
+                            Memo::new(move |_| model.list_id.get().as_deref() == Some(id.as_str()))
+                        };
+                        let active = {
+                            let id = id.clone();
+                            move || model.counts.with(|c| c.get(&id).map(|c| c.active))
+                        };
+                        view! {
+                            <li class="list-item" class:current=current>
+                                <a
+                                    href=format!("/lists/{id}")
+                                    aria-current=move || current.get().then_some("page")
+                                >
+                                    <span class="list-name">{l.name}</span>
+                                    <span class="list-count">
+                                        {move || active().filter(|n| *n > 0).map(|n| n.to_string())}
+                                    </span>
+                                </a>
+                            </li>
+                        }
+                    }
+                />
+            </ul>
+            <input
+                class="new-list"
+                aria-label="New list"
+                placeholder="New list"
+                maxlength="200"
+                on:keydown=on_keydown
+            />
+            {move || error.get().map(|e| view! { <p class="form-error" role="alert">{e}</p> })}
+        </nav>
+    }
+    .into_any()
+}
+
+/// The TodoMVC pane of the current list.
+#[component]
+fn TodoApp(filter: Memo<Filter>, known: bool) -> AnyView {
+    let model = use_model();
+    let local = use_local();
+    let error = RwSignal::new(None::<String>);
+    let list_name = move || {
+        let id = model.list_id.get();
+        model.lists.with(|lists| {
+            lists
+                .iter()
+                .find(|l| Some(&l.id) == id.as_ref())
+                .map(|l| l.name.clone())
+        })
+    };
+    let counts = move || model.current_counts();
+    let total = move || {
+        let c = counts();
+        c.active + c.completed
+    };
+    let base = move || {
+        model
+            .list_id
+            .get()
+            .map(|id| format!("/lists/{id}"))
+            .unwrap_or_else(|| "/".into())
+    };
+    // Only the All filter leaves row signals unread: a toggle there touches one row.
+    let visible = Memo::new(move |_| {
+        let order = model.order.get();
+        match filter.get() {
+            Filter::All => order,
+            f => order
+                .into_iter()
+                .filter(|id| {
+                    model
+                        .row(id)
+                        .is_some_and(|r| r.with(|r| f.passes(r.completed)))
+                })
+                .collect(),
+        }
+    });
+    let toggle_all = move |_| {
+        let Some(list_id) = model.list_id.get_untracked() else { return };
+        let completed = model.current_counts().active > 0;
+        local.command(Command::ToggleAll { list_id, completed }, move |reply| {
+            report(error, reply)
+        });
+    };
+    let clear_completed = move |_| {
+        let Some(list_id) = model.list_id.get_untracked() else { return };
+        local.command(Command::ClearCompleted { list_id }, move |reply| {
+            report(error, reply)
+        });
+    };
+    let filter_link = move |f: Filter, label: &'static str| {
+        let href = move || {
+            let base = base();
+            match f {
+                Filter::All => base,
+                f => format!("{base}/{}", f.segment()),
+            }
+        };
+        view! {
+            <li>
+                <a href=href class:selected=move || filter.get() == f>{label}</a>
+            </li>
+        }
+    };
+    view! {
+        <section class="todoapp" aria-label="To-dos">
+            <header class="header">
+                <h1 class="list-title">
+                    {move || {
+                        list_name()
+                            .unwrap_or_else(|| {
+                                if known || model.list_id.get().is_none() {
+                                    "No lists yet".to_string()
+                                } else {
+                                    "This list is not here yet".to_string()
+                                }
+                            })
+                    }}
+                </h1>
+                <NewTodo error/>
+            </header>
+            {move || error.get().map(|e| view! { <p class="form-error" role="alert">{e}</p> })}
+            <Show when=move || { total() > 0 }>
+                <section class="main">
+                    <input
+                        id="toggle-all"
+                        class="toggle-all"
+                        type="checkbox"
+                        prop:checked=move || counts().active == 0
+                        on:change=toggle_all
+                    />
+                    <label for="toggle-all">"Mark all as complete"</label>
+                    <ul class="todo-list">
+                        <For
+                            each=move || visible.get()
+                            key=|id| id.clone()
+                            children=move |id| {
+                                model
+                                    .row(&id)
+                                    .map(|row| view! { <Item row error visible/> })
+                            }
+                        />
+                    </ul>
+                </section>
+                <footer class="footer">
+                    <span class="todo-count">
+                        <strong>{move || counts().active}</strong>
+                        {move || if counts().active == 1 { " item left" } else { " items left" }}
+                    </span>
+                    <ul class="filters">
+                        {filter_link(Filter::All, "All")}
+                        {filter_link(Filter::Active, "Active")}
+                        {filter_link(Filter::Completed, "Completed")}
+                    </ul>
+                    <Show when=move || { counts().completed > 0 }>
+                        <button class="clear-completed" on:click=clear_completed>
+                            "Clear completed"
+                        </button>
+                    </Show>
+                </footer>
+            </Show>
+        </section>
+    }
+    .into_any()
+}
+
+/// Shows a refusal or failure inline; a success clears the message.
+fn report(error: RwSignal<Option<String>>, reply: Reply) {
+    match reply {
+        Reply::Refused { reason } | Reply::Failed { reason } => error.set(Some(reason)),
+        _ => error.set(None),
+    }
+}
+
+/// Today's date in the viewer's time zone (the browser's calendar).
+fn today() -> Option<Day> {
+    #[cfg(feature = "hydrate")]
+    {
+        let now = js_sys::Date::new_0();
+        Some(Day {
+            year: now.get_full_year() as i32,
+            month: now.get_month() + 1,
+            day: now.get_date(),
+        })
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        None
+    }
+}
+
+/// `input.new-todo`: Enter adds (trimmed; empty ignored), a trailing date becomes the due date
+/// (shown before Enter; Escape takes the words literally).
+#[component]
+fn NewTodo(error: RwSignal<Option<String>>) -> AnyView {
+    let model = use_model();
+    let local = use_local();
+    let text = RwSignal::new(String::new());
+    let literal = RwSignal::new(false);
+    let parsed = move || {
+        let text = text.get();
+        match (today(), literal.get()) {
+            (Some(day), false) => quick_add::parse(&text, day),
+            _ => quick_add::QuickAdd {
+                title: text.trim().to_string(),
+                due: None,
+                phrase: None,
+            },
+        }
+    };
+    let on_keydown = move |ev: leptos::ev::KeyboardEvent| match ev.key().as_str() {
+        "Enter" => {
+            let quick = parsed();
+            if quick.title.is_empty() {
+                return;
+            }
+            let Some(list_id) = model.list_id.get_untracked() else {
+                error.set(Some("Make a list first (New list).".into()));
+                return;
+            };
+            let input: leptos::web_sys::HtmlInputElement = event_target(&ev);
+            let sent = input.value();
+            add(local, list_id, quick, move |reply| {
+                if matches!(reply, Reply::Done { .. }) && input.value() == sent {
+                    input.set_value("");
+                    text.set(String::new());
+                    literal.set(false);
+                }
+                report(error, reply);
+            });
+        }
+        "Escape" => {
+            if parsed().phrase.is_some() {
+                literal.set(true);
+            }
+        }
+        _ => {}
+    };
+    view! {
+        <input
+            class="new-todo"
+            placeholder="What needs to be done?"
+            aria-label="New to-do"
+            autofocus=true
+            maxlength="1000"
+            on:input=move |ev| {
+                text.set(event_target_value(&ev));
+                literal.set(false);
+            }
+            on:keydown=on_keydown
+        />
+        {move || {
+            let quick = parsed();
+            quick
+                .due
+                .map(|due| {
+                    view! {
+                        <p class="quick-due" aria-live="polite">
+                            "Due " <time datetime=due.iso()>{due.iso()}</time>
+                            " (“" {quick.phrase.unwrap_or_default()}
+                            "”; Esc keeps the words)"
+                        </p>
+                    }
+                })
+        }}
+    }
+    .into_any()
+}
+
+fn add(local: Local, list_id: String, quick: quick_add::QuickAdd, done: impl FnOnce(Reply) + 'static) {
+    local.command(
+        Command::AddTodo {
+            todo_id: new_id(),
+            list_id,
+            title: quick.title,
+            due_date: quick.due.map(|d| d.iso()),
+            after: None,
+        },
+        done,
+    );
+}
+
+/// One `li` of `ul.todo-list`.
+#[component]
+fn Item(
+    row: RwSignal<TodoRow>,
+    error: RwSignal<Option<String>>,
+    visible: Memo<Vec<String>>,
+) -> AnyView {
+    let local = use_local();
+    let editing = RwSignal::new(false);
+    // The title and its stamp when editing began: the edit replaces what was shown (rule 19),
+    // and a change arriving meanwhile never touches the text being typed.
+    let shown = StoredValue::new((String::new(), String::new()));
+    let cancelled = StoredValue::new(false);
+    let edit_ref = NodeRef::<leptos::html::Input>::new();
+    let id = move || row.with_untracked(|r| r.id.clone());
+    let toggle = move |_| {
+        let (todo_id, completed, shown) =
+            row.with_untracked(|r| (r.id.clone(), !r.completed, r.completed_hlc.clone()));
+        local.command(
+            Command::SetCompleted {
+                todo_id,
+                completed,
+                shown: Some(shown),
+            },
+            move |reply| report(error, reply),
+        );
+    };
+    let destroy = move |_| {
+        local.command(Command::DeleteTodo { todo_id: id() }, move |reply| {
+            report(error, reply)
+        });
+    };
+    let start_edit = move |_| {
+        shown.set_value(row.with_untracked(|r| (r.title.clone(), r.title_hlc.clone())));
+        cancelled.set_value(false);
+        editing.set(true);
+    };
+    Effect::new(move |_| {
+        if editing.get() {
+            if let Some(input) = edit_ref.get() {
+                let _ = input.focus();
+            }
+        }
+    });
+    let save = move |value: String| {
+        if !editing.get_untracked() || cancelled.get_value() {
+            return;
+        }
+        editing.set(false);
+        let title = value.trim().to_string();
+        let (before, stamp) = shown.get_value();
+        if title == before {
+            return;
+        }
+        let command = if title.is_empty() {
+            Command::DeleteTodo { todo_id: id() }
+        } else {
+            Command::EditTitle {
+                todo_id: id(),
+                title,
+                shown: Some(stamp),
+            }
+        };
+        local.command(command, move |reply| report(error, reply));
+    };
+    let on_edit_keydown = move |ev: leptos::ev::KeyboardEvent| match ev.key().as_str() {
+        "Enter" => save(event_target_value(&ev)),
+        "Escape" => {
+            cancelled.set_value(true);
+            editing.set(false);
+        }
+        _ => {}
+    };
+    let on_keydown = move |ev: leptos::ev::KeyboardEvent| {
+        if !ev.alt_key() || editing.get_untracked() {
+            return;
+        }
+        let up = match ev.key().as_str() {
+            "ArrowUp" => true,
+            "ArrowDown" => false,
+            _ => return,
+        };
+        ev.prevent_default();
+        let me = id();
+        let order = visible.get_untracked();
+        let Some(at) = order.iter().position(|o| *o == me) else { return };
+        let before = if up {
+            match at.checked_sub(1) {
+                Some(prev) => Some(order[prev].clone()),
+                None => return,
+            }
+        } else if at + 1 >= order.len() {
+            return;
+        } else {
+            order.get(at + 2).cloned()
+        };
+        local.command(
+            Command::MoveTodo {
+                todo_id: me,
+                before,
+            },
+            move |reply| report(error, reply),
+        );
+    };
+    view! {
+        <li
+            class:completed=move || row.with(|r| r.completed)
+            class:editing=move || editing.get()
+            data-todo-id=id()
+            on:keydown=on_keydown
+        >
+            <div class="view">
+                <input
+                    class="toggle"
+                    type="checkbox"
+                    aria-label=move || row.with(|r| format!("Complete {}", r.title))
+                    prop:checked=move || row.with(|r| r.completed)
+                    on:change=toggle
+                />
+                <label on:dblclick=start_edit>{move || row.with(|r| r.title.clone())}</label>
+                <DueDate row/>
+                <button
+                    class="destroy"
+                    aria-label=move || row.with(|r| format!("Delete {}", r.title))
+                    on:click=destroy
+                ></button>
+            </div>
+            <Show when=move || editing.get()>
+                <input
+                    class="edit"
+                    node_ref=edit_ref
+                    aria-label="Edit to-do"
+                    prop:value=shown.get_value().0
+                    on:keydown=on_edit_keydown
+                    on:blur=move |ev| save(event_target_value(&ev))
+                />
+            </Show>
+        </li>
+    }
+    .into_any()
+}
+
+/// A to-do's due date; "overdue" only after hydration (it depends on the viewer's clock).
+#[component]
+fn DueDate(row: RwSignal<TodoRow>) -> impl IntoView {
+    let today_iso = RwSignal::new(None::<String>);
+    Effect::new(move |_| today_iso.set(today().map(|d| d.iso())));
+    move || {
+        row.with(|r| r.due_date.clone()).map(|due| {
+            let overdue = {
+                let due = due.clone();
+                move || {
+                    today_iso.get().is_some_and(|t| due < t)
+                        && !row.with(|r| r.completed)
+                }
+            };
+            let label = due.clone();
+            view! {
+                <time class="due" class:overdue=overdue datetime=due>
+                    {label}
+                </time>
+            }
+        })
+    }
+}
+
+/// The sync status (CONTRACT.md): `role="status"` with `data-sync-state` and `data-pending`,
+/// "Sync now", when it last synced, and what failed.
+#[component]
+pub fn SyncStatusBar() -> impl IntoView {
+    let model = use_model();
+    let local = use_local();
+    let status = move || model.sync.get();
+    let text = move || {
+        let s = status();
+        match s.state {
+            tandem_protocol::data::SyncState::Connecting => "Connecting…",
+            tandem_protocol::data::SyncState::Online => "Online",
+            tandem_protocol::data::SyncState::Syncing => "Syncing…",
+            tandem_protocol::data::SyncState::Offline => "Offline",
+            tandem_protocol::data::SyncState::Error => "Sync error",
+        }
+    };
+    let pending = move || {
+        let n = status().pending;
+        match n {
+            0 => "All changes saved".to_string(),
+            1 => "1 change not yet synced".to_string(),
+            n => format!("{n} changes not yet synced"),
+        }
+    };
+    let last = move || {
+        status().last_synced_ms.map(|ms| {
+            let clock = clock_text(ms);
+            format!("Last synced {clock}")
+        })
+    };
+    view! {
+        <footer class="statusbar">
+            <div
+                class="sync-status"
+                role="status"
+                data-sync-state=move || status().state.as_str()
+                data-pending=move || status().pending.to_string()
+            >
+                <span class="sync-dot" aria-hidden="true"></span>
+                <span class="sync-state">{text}</span>
+                <span class="sync-pending">{pending}</span>
+                <span class="sync-last">{last}</span>
+            </div>
+            <button type="button" class="sync-now" on:click=move |_| local.send(PageMessage::SyncNow)>
+                "Sync now"
+            </button>
+            {move || {
+                status()
+                    .error
+                    .map(|e| view! { <p class="sync-error" role="alert">{format!("Sync failed: {e}")}</p> })
+            }}
+            {move || status().notice.map(|n| view! { <p class="sync-notice">{n}</p> })}
+        </footer>
+    }
+}
+
+/// `HH:MM` in the viewer's time zone.
+fn clock_text(ms: u64) -> String {
+    #[cfg(feature = "hydrate")]
+    {
+        let d = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms as f64));
+        format!("{:02}:{:02}", d.get_hours(), d.get_minutes())
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = ms;
+        String::new()
+    }
+}
+
+/// What the page cannot do, said plainly: no storage, another tab, catching up.
+#[component]
+pub fn Banner() -> impl IntoView {
+    let model = use_model();
+    move || match model.source.get() {
+        Source::Unavailable(reason) => Some(
+            view! {
+                <div class="banner banner-error" role="alert">
+                    <strong>"Tandem cannot keep your to-dos in this window. "</strong>
+                    {reason}
+                    " Private windows often block storage: open Tandem in a normal window."
+                </div>
+            }
+            .into_any(),
+        ),
+        Source::Waiting => Some(
+            view! {
+                <div class="banner" role="alert">
+                    "Tandem is open in another tab. This tab will take over when that one closes."
+                </div>
+            }
+            .into_any(),
+        ),
+        Source::Local { behind: true } => Some(
+            view! {
+                <div class="banner banner-info" role="status">
+                    "Showing what this device has; newer changes will download when the server can be reached."
+                </div>
+            }
+            .into_any(),
+        ),
+        _ => model.progress.get().map(|(stored, head)| {
+            let percent = if head == 0 { 0 } else { stored * 100 / head };
+            view! {
+                <div class="banner banner-info">
+                    <label>
+                        "Downloading your to-dos… "
+                        <progress max=head.to_string() value=stored.to_string()></progress>
+                        {format!(" {percent}%")}
+                    </label>
+                </div>
+            }
+            .into_any()
+        }),
+    }
+}
+
+/// Opens the shortcuts list with `?` (outside text fields); `n` focuses the new to-do.
+#[component]
+pub fn Shortcuts() -> impl IntoView {
+    let open = RwSignal::new(false);
+    #[cfg(feature = "hydrate")]
+    {
+        let handle = window_event_listener(leptos::ev::keydown, move |ev| {
+            let typing = ev
+                .target()
+                .and_then(|t| wasm_bindgen::JsCast::dyn_into::<web_sys::Element>(t).ok())
+                .is_some_and(|el| matches!(el.tag_name().as_str(), "INPUT" | "TEXTAREA"));
+            if typing {
+                return;
+            }
+            match ev.key().as_str() {
+                "?" => open.update(|o| *o = !*o),
+                "Escape" => open.set(false),
+                "n" => {
+                    ev.prevent_default();
+                    if let Some(input) = document()
+                        .query_selector("input.new-todo")
+                        .ok()
+                        .flatten()
+                        .and_then(|e| wasm_bindgen::JsCast::dyn_into::<web_sys::HtmlElement>(e).ok())
+                    {
+                        let _ = input.focus();
+                    }
+                }
+                _ => {}
+            }
+        });
+        on_cleanup(move || handle.remove());
+    }
+    view! {
+        <Show when=move || open.get()>
+            <div class="shortcuts" role="dialog" aria-label="Keyboard shortcuts">
+                <h2>"Keyboard shortcuts"</h2>
+                <dl>
+                    <dt><kbd>"n"</kbd></dt><dd>"New to-do"</dd>
+                    <dt><kbd>"Enter"</kbd></dt><dd>"Add the to-do; in an edit, save"</dd>
+                    <dt><kbd>"Esc"</kbd></dt><dd>"Cancel an edit; keep a typed date as words"</dd>
+                    <dt><kbd>"Alt"</kbd>" + "<kbd>"↑"</kbd>" / "<kbd>"↓"</kbd></dt><dd>"Move the focused to-do"</dd>
+                    <dt><kbd>"Tab"</kbd></dt><dd>"Next control"</dd>
+                    <dt><kbd>"?"</kbd></dt><dd>"Show or hide this list"</dd>
+                </dl>
+                <button type="button" on:click=move |_| open.set(false)>"Close"</button>
+            </div>
+        </Show>
+    }
+}

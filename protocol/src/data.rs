@@ -1,0 +1,473 @@
+//! Messages between the page and the Dedicated Worker that owns the device's OPFS databases
+//! (the device's data service, docs/protocol.md "Page and worker").
+//!
+//! Both directions travel as JSON strings through `postMessage`, tagged by `type`, so the page
+//! and the worker (two separate wasm modules) agree on one documented shape. Ids are the
+//! canonical UUID text; stamps are HLC text (`hlc` module of tandem-events).
+
+use serde::{Deserialize, Serialize};
+
+/// A message from the page to the worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum PageMessage {
+    /// The page is hydrated and shows the server's views at `head` of the server log `log_id`
+    /// (both embedded in the page; `None` when the server could not render them). The worker
+    /// answers [`WorkerMessage::Ready`], then [`WorkerMessage::CaughtUp`] once its views reach
+    /// `head` (or at once when they cannot: another log, no network).
+    Open { head: u64, log_id: Option<String> },
+    /// A query or a command, answered by a [`WorkerMessage::Reply`] with the same id.
+    Request { id: u64, request: Request },
+    /// The page's network state (`online`/`offline` events; a worker's own network is not cut
+    /// by the browser's offline switch, so the page tells it).
+    Network { online: bool },
+    /// The page came to the foreground: a good moment to pull.
+    Focus,
+    /// The user asked to sync now.
+    SyncNow,
+}
+
+/// A query or a command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Request {
+    /// The live lists of the default workspace, oldest first.
+    Lists,
+    /// The live todos of a list that pass `filter`, in display order, with the list's counts.
+    Todos { list_id: String, filter: Filter },
+    /// A list's counts.
+    Counts { list_id: String },
+    /// One todo (also a deleted one), or nothing.
+    Todo { id: String },
+    /// A command. `command_id` is minted by the page (a UUID): a command id the worker has
+    /// already answered is answered again with the recorded reply, never run twice
+    /// (DESIGN.md rule 18).
+    Command {
+        command_id: String,
+        command: Command,
+    },
+}
+
+/// TodoMVC's filters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Filter {
+    #[default]
+    All,
+    Active,
+    Completed,
+}
+
+impl Filter {
+    /// The URL segment of this filter (`""` for All).
+    pub fn segment(self) -> &'static str {
+        match self {
+            Self::All => "",
+            Self::Active => "active",
+            Self::Completed => "completed",
+        }
+    }
+
+    pub fn from_segment(segment: &str) -> Option<Self> {
+        match segment {
+            "" => Some(Self::All),
+            "active" => Some(Self::Active),
+            "completed" => Some(Self::Completed),
+            _ => None,
+        }
+    }
+
+    /// Whether a todo with this completion passes.
+    pub fn passes(self, completed: bool) -> bool {
+        match self {
+            Self::All => true,
+            Self::Active => !completed,
+            Self::Completed => completed,
+        }
+    }
+}
+
+/// What a user can do. Edits carry `shown`: the stamp of the value the page displayed (the
+/// row's `*_hlc`), which the edit replaces (its `bases`, DESIGN.md rule 19); without it the
+/// worker uses the value it holds now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Command {
+    CreateList {
+        list_id: String,
+        name: String,
+    },
+    RenameList {
+        list_id: String,
+        name: String,
+        #[serde(default)]
+        shown: Option<String>,
+    },
+    DeleteList {
+        list_id: String,
+    },
+    /// A new todo at the end of the list, or right after `after` (a todo id) when given.
+    /// `due_date` is a calendar date (`YYYY-MM-DD`), resolved by the page when the user
+    /// pressed Enter.
+    AddTodo {
+        todo_id: String,
+        list_id: String,
+        title: String,
+        #[serde(default)]
+        due_date: Option<String>,
+        #[serde(default)]
+        after: Option<String>,
+    },
+    EditTitle {
+        todo_id: String,
+        title: String,
+        #[serde(default)]
+        shown: Option<String>,
+    },
+    EditNotes {
+        todo_id: String,
+        notes: String,
+        #[serde(default)]
+        shown: Option<String>,
+    },
+    /// Sets (`Some`) or clears (`None`) the due date.
+    SetDueDate {
+        todo_id: String,
+        due_date: Option<String>,
+        #[serde(default)]
+        shown: Option<String>,
+    },
+    /// Completes (`true`) or reopens (`false`) a todo.
+    SetCompleted {
+        todo_id: String,
+        completed: bool,
+        #[serde(default)]
+        shown: Option<String>,
+    },
+    /// Every live todo of the list to `completed`, in one transaction.
+    ToggleAll {
+        list_id: String,
+        completed: bool,
+    },
+    DeleteTodo {
+        todo_id: String,
+    },
+    /// Deletes every completed todo of the list, in one transaction.
+    ClearCompleted {
+        list_id: String,
+    },
+    /// Moves a todo within its list to just before `before` (a todo id), or to the end when
+    /// `before` is `None`.
+    MoveTodo {
+        todo_id: String,
+        #[serde(default)]
+        before: Option<String>,
+    },
+}
+
+impl Command {
+    /// The command's name on the wire (for logs and messages).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::CreateList { .. } => "create_list",
+            Self::RenameList { .. } => "rename_list",
+            Self::DeleteList { .. } => "delete_list",
+            Self::AddTodo { .. } => "add_todo",
+            Self::EditTitle { .. } => "edit_title",
+            Self::EditNotes { .. } => "edit_notes",
+            Self::SetDueDate { .. } => "set_due_date",
+            Self::SetCompleted { .. } => "set_completed",
+            Self::ToggleAll { .. } => "toggle_all",
+            Self::DeleteTodo { .. } => "delete_todo",
+            Self::ClearCompleted { .. } => "clear_completed",
+            Self::MoveTodo { .. } => "move_todo",
+        }
+    }
+}
+
+/// A live list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListRow {
+    pub id: String,
+    pub name: String,
+    /// The stamp of the shown name (an edit's `shown`).
+    pub name_hlc: String,
+}
+
+/// A todo as the list pane and the detail show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TodoRow {
+    pub id: String,
+    pub list_id: String,
+    pub title: String,
+    pub title_hlc: String,
+    pub notes: String,
+    pub notes_hlc: String,
+    pub completed: bool,
+    pub completed_hlc: String,
+    pub due_date: Option<String>,
+    pub due_date_hlc: String,
+    /// The order key within the list (rows sort by position, then id).
+    pub position: String,
+    /// Unresolved conflicting edits.
+    pub conflicts: u64,
+    pub deleted: bool,
+}
+
+/// How many live todos of a list are active and completed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub active: u64,
+    pub completed: u64,
+}
+
+/// A list's counts, in a change set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListCounts {
+    pub list_id: String,
+    pub counts: Counts,
+}
+
+/// What changed in the views since the last change set, row by row (never a whole list).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Changes {
+    /// Too much changed to list (a first download, a rebuild): the page reads its list again.
+    /// The other fields are then empty.
+    pub reset: bool,
+    /// Lists created or renamed (as they are now).
+    pub lists: Vec<ListRow>,
+    /// Lists deleted.
+    pub removed_lists: Vec<String>,
+    /// Todos created or changed (as they are now; a moved todo carries its new list).
+    pub todos: Vec<TodoRow>,
+    /// Todos deleted (or gone with their list).
+    pub removed_todos: Vec<String>,
+    /// The counts of every list touched.
+    pub counts: Vec<ListCounts>,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        !self.reset
+            && self.lists.is_empty()
+            && self.removed_lists.is_empty()
+            && self.todos.is_empty()
+            && self.removed_todos.is_empty()
+            && self.counts.is_empty()
+    }
+}
+
+/// The answer to a [`Request`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Reply {
+    Lists {
+        lists: Vec<ListRow>,
+    },
+    Todos {
+        todos: Vec<TodoRow>,
+        counts: Counts,
+    },
+    Counts {
+        counts: Counts,
+    },
+    Todo {
+        todo: Option<TodoRow>,
+    },
+    /// The command's events are committed to the outbox (DESIGN.md rule 16); `events` is how
+    /// many (0 when it changed nothing). Its change set was sent just before.
+    Done {
+        events: u64,
+    },
+    /// The domain refused the command (empty title, too long, a deleted item): nothing was
+    /// recorded. `reason` is for the user.
+    Refused {
+        reason: String,
+    },
+    /// The request could not be served (a malformed id, storage failed): nothing was recorded.
+    Failed {
+        reason: String,
+    },
+}
+
+/// What the user sees of sync (CONTRACT.md `data-sync-state`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncState {
+    #[default]
+    Connecting,
+    Online,
+    Syncing,
+    Offline,
+    Error,
+}
+
+impl SyncState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connecting => "connecting",
+            Self::Online => "online",
+            Self::Syncing => "syncing",
+            Self::Offline => "offline",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// The sync status the page shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncStatus {
+    pub state: SyncState,
+    /// Events waiting in the outbox.
+    pub pending: u64,
+    /// When the last push or pull got through (ms since the epoch, the device's clock).
+    pub last_synced_ms: Option<u64>,
+    /// What failed, while it lasts.
+    pub error: Option<String>,
+    /// Something the user should know beside the state (a corrected clock, a set-aside event).
+    pub notice: Option<String>,
+}
+
+/// Why the worker cannot serve the page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unavailable {
+    /// The browser gives no OPFS here (some private windows).
+    NoStorage,
+    /// The databases could not be opened or are damaged.
+    Storage,
+}
+
+/// A message from the worker to the page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum WorkerMessage {
+    /// The worker listens (messages sent before this may be lost).
+    Started,
+    /// Another tab owns the databases; this worker waits for them.
+    Waiting,
+    /// The worker cannot serve; `reason` says why, for a banner.
+    Unavailable { kind: Unavailable, reason: String },
+    /// The store is open (answer to [`PageMessage::Open`]): its cursor in the server log.
+    Ready {
+        cursor: u64,
+        device_id: String,
+        /// The device clock's stamp now, read through the SQL function `hlc_now()`.
+        clock: String,
+    },
+    /// The local views have reached what the server rendered (or never will soon: the page
+    /// switches anyway and says so with `behind`).
+    CaughtUp { behind: bool },
+    /// A first download's progress (events stored so far of the server's head).
+    Progress { stored: u64, head: u64 },
+    Reply { id: u64, reply: Reply },
+    Changed { changes: Changes },
+    Sync { status: SyncStatus },
+}
+
+/// Why a message could not be decoded.
+#[derive(Debug, thiserror::Error)]
+#[error("undecodable message {text:?}: {source}")]
+pub struct DecodeError {
+    text: String,
+    #[source]
+    source: serde_json::Error,
+}
+
+macro_rules! json_codec {
+    ($ty:ty) => {
+        impl $ty {
+            /// Encodes this message as its JSON text.
+            pub fn to_json(&self) -> String {
+                // Serializing these plain types cannot fail (no maps with non-string keys).
+                serde_json::to_string(self).unwrap_or_default()
+            }
+
+            /// Decodes a message from its JSON text.
+            pub fn from_json(text: &str) -> Result<Self, DecodeError> {
+                serde_json::from_str(text).map_err(|source| DecodeError {
+                    text: text.chars().take(200).collect(),
+                    source,
+                })
+            }
+        }
+    };
+}
+
+json_codec!(PageMessage);
+json_codec!(WorkerMessage);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip_as_tagged_json() {
+        let msg = PageMessage::Request {
+            id: 7,
+            request: Request::Command {
+                command_id: "c".into(),
+                command: Command::AddTodo {
+                    todo_id: "t".into(),
+                    list_id: "l".into(),
+                    title: "milk".into(),
+                    due_date: None,
+                    after: None,
+                },
+            },
+        };
+        assert_eq!(
+            msg.to_json(),
+            r#"{"type":"request","id":7,"request":{"type":"command","command_id":"c","command":{"type":"add_todo","todo_id":"t","list_id":"l","title":"milk","due_date":null,"after":null}}}"#
+        );
+        assert_eq!(PageMessage::from_json(&msg.to_json()).unwrap(), msg);
+        let reply = WorkerMessage::Reply {
+            id: 7,
+            reply: Reply::Done { events: 1 },
+        };
+        assert_eq!(
+            reply.to_json(),
+            r#"{"type":"reply","id":7,"reply":{"type":"done","events":1}}"#
+        );
+        assert_eq!(WorkerMessage::from_json(&reply.to_json()).unwrap(), reply);
+    }
+
+    #[test]
+    fn optional_fields_may_be_left_out() {
+        let msg = PageMessage::from_json(
+            r#"{"type":"request","id":1,"request":{"type":"command","command_id":"c","command":{"type":"edit_title","todo_id":"t","title":"x"}}}"#,
+        )
+        .unwrap();
+        let PageMessage::Request {
+            request: Request::Command { command, .. },
+            ..
+        } = msg
+        else {
+            panic!("not a command: {msg:?}");
+        };
+        assert_eq!(
+            command,
+            Command::EditTitle {
+                todo_id: "t".into(),
+                title: "x".into(),
+                shown: None
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_messages_are_a_typed_error() {
+        let err = PageMessage::from_json(r#"{"type":"drop_tables"}"#).unwrap_err();
+        assert!(err.to_string().contains("drop_tables"), "{err}");
+    }
+
+    #[test]
+    fn filters_are_url_segments() {
+        for f in [Filter::All, Filter::Active, Filter::Completed] {
+            assert_eq!(Filter::from_segment(f.segment()), Some(f));
+        }
+        assert_eq!(Filter::from_segment("done"), None);
+        assert!(Filter::Active.passes(false) && !Filter::Active.passes(true));
+        assert!(Filter::Completed.passes(true) && Filter::All.passes(false));
+    }
+}

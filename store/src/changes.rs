@@ -1,0 +1,220 @@
+//! Row-level change sets for the page (docs/design/browser.md "Change sets"): which list and
+//! todo rows of the views changed since the last look, read as they are at that moment.
+//!
+//! Tracked by temporary triggers on the views connection, so every path that writes the views
+//! is covered — commands, pulled pages, acknowledgements, clock corrections, set-aside events
+//! — without each having to report what it touched. Temporary objects live only on this
+//! connection and never reach views.db.
+
+use rusqlite::{Connection, OptionalExtension};
+use tandem_protocol::data::{Changes, Counts, ListCounts, ListRow, TodoRow};
+
+use crate::views::ViewsError;
+
+/// Past this many changed todos a change set says `reset` instead of listing them (a first
+/// download of 100,000 events would otherwise be one enormous message the page must apply).
+pub const MAX_LISTED_TODOS: i64 = 2_000;
+
+const TRACK: &str = "
+CREATE TEMP TABLE IF NOT EXISTS changed_lists (id TEXT NOT NULL PRIMARY KEY) WITHOUT ROWID;
+CREATE TEMP TABLE IF NOT EXISTS changed_todos (id TEXT NOT NULL PRIMARY KEY) WITHOUT ROWID;
+CREATE TEMP TABLE IF NOT EXISTS changed_counts (id TEXT NOT NULL PRIMARY KEY) WITHOUT ROWID;
+CREATE TEMP TRIGGER IF NOT EXISTS track_lists_insert AFTER INSERT ON main.lists BEGIN
+    INSERT OR IGNORE INTO changed_lists VALUES (new.list_id);
+END;
+CREATE TEMP TRIGGER IF NOT EXISTS track_lists_update AFTER UPDATE ON main.lists BEGIN
+    INSERT OR IGNORE INTO changed_lists VALUES (new.list_id);
+    INSERT OR IGNORE INTO changed_counts VALUES (new.list_id);
+END;
+CREATE TEMP TRIGGER IF NOT EXISTS track_lists_delete AFTER DELETE ON main.lists BEGIN
+    INSERT OR IGNORE INTO changed_lists VALUES (old.list_id);
+END;
+CREATE TEMP TRIGGER IF NOT EXISTS track_todos_insert AFTER INSERT ON main.todos BEGIN
+    INSERT OR IGNORE INTO changed_todos VALUES (new.todo_id);
+    INSERT OR IGNORE INTO changed_counts VALUES (new.list_id);
+END;
+CREATE TEMP TRIGGER IF NOT EXISTS track_todos_update AFTER UPDATE ON main.todos BEGIN
+    INSERT OR IGNORE INTO changed_todos VALUES (new.todo_id);
+    INSERT OR IGNORE INTO changed_counts VALUES (old.list_id);
+    INSERT OR IGNORE INTO changed_counts VALUES (new.list_id);
+END;
+CREATE TEMP TRIGGER IF NOT EXISTS track_todos_delete AFTER DELETE ON main.todos BEGIN
+    INSERT OR IGNORE INTO changed_todos VALUES (old.todo_id);
+    INSERT OR IGNORE INTO changed_counts VALUES (old.list_id);
+END;
+CREATE TEMP TRIGGER IF NOT EXISTS track_conflicts_insert AFTER INSERT ON main.conflicts BEGIN
+    INSERT OR IGNORE INTO changed_todos
+        SELECT new.aggregate_id WHERE EXISTS (SELECT 1 FROM main.todos WHERE todo_id = new.aggregate_id);
+    INSERT OR IGNORE INTO changed_lists
+        SELECT new.aggregate_id WHERE EXISTS (SELECT 1 FROM main.lists WHERE list_id = new.aggregate_id);
+END;
+CREATE TEMP TRIGGER IF NOT EXISTS track_conflicts_delete AFTER DELETE ON main.conflicts BEGIN
+    INSERT OR IGNORE INTO changed_todos
+        SELECT old.aggregate_id WHERE EXISTS (SELECT 1 FROM main.todos WHERE todo_id = old.aggregate_id);
+    INSERT OR IGNORE INTO changed_lists
+        SELECT old.aggregate_id WHERE EXISTS (SELECT 1 FROM main.lists WHERE list_id = old.aggregate_id);
+END;
+";
+
+/// How many tracking triggers [`TRACK`] installs.
+const TRIGGERS: i64 = 8;
+
+/// Starts tracking (idempotent). A rebuild drops the tables and their triggers with them:
+/// [`take`] notices and answers `reset`.
+pub fn track(conn: &Connection) -> Result<(), ViewsError> {
+    conn.execute_batch(TRACK)?;
+    Ok(())
+}
+
+fn tracking(conn: &Connection) -> Result<bool, ViewsError> {
+    let n: i64 = conn.query_row(
+        "SELECT count(*) FROM sqlite_temp_master WHERE type = 'trigger' AND name LIKE 'track_%'",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(n == TRIGGERS)
+}
+
+/// What changed since the last call, as the rows are now; then starts over.
+pub fn take(conn: &Connection) -> Result<Changes, ViewsError> {
+    if !tracking(conn)? {
+        track(conn)?;
+        clear(conn)?;
+        return Ok(Changes {
+            reset: true,
+            ..Changes::default()
+        });
+    }
+    let todos: i64 = conn.query_row("SELECT count(*) FROM temp.changed_todos", [], |r| r.get(0))?;
+    if todos > MAX_LISTED_TODOS {
+        clear(conn)?;
+        return Ok(Changes {
+            reset: true,
+            ..Changes::default()
+        });
+    }
+    let mut changes = Changes::default();
+    for id in ids(conn, "changed_lists")? {
+        match list_row(conn, &id)? {
+            Some(row) => changes.lists.push(row),
+            None => changes.removed_lists.push(id),
+        }
+    }
+    for id in ids(conn, "changed_todos")? {
+        match todo_row(conn, &id)? {
+            Some(row) if !row.deleted => changes.todos.push(row),
+            _ => changes.removed_todos.push(id),
+        }
+    }
+    for id in ids(conn, "changed_counts")? {
+        changes.counts.push(ListCounts {
+            counts: counts(conn, &id)?,
+            list_id: id,
+        });
+    }
+    clear(conn)?;
+    Ok(changes)
+}
+
+fn clear(conn: &Connection) -> Result<(), ViewsError> {
+    conn.execute_batch(
+        "DELETE FROM temp.changed_lists; DELETE FROM temp.changed_todos; \
+         DELETE FROM temp.changed_counts;",
+    )?;
+    Ok(())
+}
+
+fn ids(conn: &Connection, table: &str) -> Result<Vec<String>, ViewsError> {
+    let mut stmt = conn.prepare_cached(&format!("SELECT id FROM temp.{table} ORDER BY id"))?;
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// A live list's row (`None` once deleted or unknown).
+pub fn list_row(conn: &Connection, id: &str) -> Result<Option<ListRow>, ViewsError> {
+    Ok(conn
+        .prepare_cached("SELECT list_id, name, name_hlc FROM lists WHERE list_id = ?1 AND NOT deleted")?
+        .query_row([id], |r| {
+            Ok(ListRow {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                name_hlc: r.get(2)?,
+            })
+        })
+        .optional()?)
+}
+
+/// The live lists of a workspace, oldest first.
+pub fn list_rows(conn: &Connection, workspace: &str) -> Result<Vec<ListRow>, ViewsError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT list_id, name, name_hlc FROM lists WHERE workspace_id = ?1 AND NOT deleted \
+         ORDER BY created_hlc, list_id",
+    )?;
+    let rows = stmt.query_map([workspace], |r| {
+        Ok(ListRow {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            name_hlc: r.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+const TODO_COLUMNS: &str = "t.todo_id, t.list_id, t.title, t.title_hlc, t.notes, t.notes_hlc, \
+     t.completed, t.completed_hlc, t.due_date, t.due_date_hlc, t.position, \
+     (SELECT count(*) FROM conflicts c WHERE c.aggregate_id = t.todo_id), \
+     t.deleted OR coalesce((SELECT l.deleted FROM lists l WHERE l.list_id = t.list_id), 1)";
+
+fn read_todo(r: &rusqlite::Row<'_>) -> rusqlite::Result<TodoRow> {
+    Ok(TodoRow {
+        id: r.get(0)?,
+        list_id: r.get(1)?,
+        title: r.get(2)?,
+        title_hlc: r.get(3)?,
+        notes: r.get(4)?,
+        notes_hlc: r.get(5)?,
+        completed: r.get(6)?,
+        completed_hlc: r.get(7)?,
+        due_date: r.get(8)?,
+        due_date_hlc: r.get(9)?,
+        position: r.get(10)?,
+        conflicts: r.get::<_, i64>(11)?.max(0) as u64,
+        deleted: r.get(12)?,
+    })
+}
+
+/// One todo's row, deleted ones too (`deleted` is also set when its list is gone).
+pub fn todo_row(conn: &Connection, id: &str) -> Result<Option<TodoRow>, ViewsError> {
+    Ok(conn
+        .prepare_cached(&format!("SELECT {TODO_COLUMNS} FROM todos t WHERE t.todo_id = ?1"))?
+        .query_row([id], read_todo)
+        .optional()?)
+}
+
+/// The live todos of a list with the given completion (`None`: all), in display order.
+pub fn todo_rows(
+    conn: &Connection,
+    list_id: &str,
+    completed: Option<bool>,
+) -> Result<Vec<TodoRow>, ViewsError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {TODO_COLUMNS} FROM todos t WHERE t.list_id = ?1 AND NOT t.deleted \
+         AND (?2 IS NULL OR t.completed = ?2) ORDER BY t.position, t.todo_id"
+    ))?;
+    let rows = stmt.query_map(rusqlite::params![list_id, completed], read_todo)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// A list's counts of live active and completed todos.
+pub fn counts(conn: &Connection, list_id: &str) -> Result<Counts, ViewsError> {
+    let (active, completed): (i64, i64) = conn
+        .prepare_cached(
+            "SELECT coalesce(sum(NOT completed), 0), coalesce(sum(completed), 0) \
+             FROM todos WHERE list_id = ?1 AND NOT deleted",
+        )?
+        .query_row([list_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(Counts {
+        active: active.max(0) as u64,
+        completed: completed.max(0) as u64,
+    })
+}

@@ -1,0 +1,426 @@
+//! The device's data service: answers the page's queries and commands
+//! (`tandem_protocol::data`) against the replica, and gathers the change sets the page
+//! applies. No browser API here, so it is tested natively (tests/service.rs); the worker's
+//! event loop (browser.rs) feeds it messages.
+
+use tandem_events::decide::{DomainError, ListCommand, TodoCommand, TodoEdit};
+use tandem_events::domain::DueDate;
+use tandem_events::hlc::Stamp;
+use tandem_events::ids::{AggregateId, WorkspaceId};
+use tandem_events::position;
+use tandem_protocol::data::{Changes, Command, Filter, Reply, Request};
+use tandem_store::changes;
+use tandem_store::driver::SharedReplica;
+use tandem_store::rusqlite::{self, OptionalExtension};
+use tandem_store::{ReplicaError, Step, ViewsError};
+
+/// Why a request could not be served (answered as [`Reply::Failed`], nothing recorded).
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("malformed {what} {text:?}")]
+    Malformed { what: &'static str, text: String },
+    #[error(transparent)]
+    Replica(#[from] ReplicaError),
+    #[error(transparent)]
+    Views(#[from] ViewsError),
+    #[error("the views failed: {0}")]
+    Sql(#[from] rusqlite::Error),
+}
+
+/// Why a command was not carried out.
+enum Refusal {
+    /// The domain said no (shown to the user; recorded with the command id).
+    Domain(DomainError),
+    /// Something else failed (not recorded: sending the command again may work).
+    Failed(ServiceError),
+}
+
+impl From<ServiceError> for Refusal {
+    fn from(e: ServiceError) -> Self {
+        Self::Failed(e)
+    }
+}
+
+impl From<ReplicaError> for Refusal {
+    fn from(e: ReplicaError) -> Self {
+        match e {
+            ReplicaError::Domain(d) => Self::Domain(d),
+            other => Self::Failed(other.into()),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for Refusal {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Failed(e.into())
+    }
+}
+
+/// The data service over the device's replica (shared with the sync driver).
+pub struct Service {
+    replica: SharedReplica,
+    workspace: WorkspaceId,
+}
+
+impl Service {
+    /// Starts tracking changes on the replica's views.
+    pub fn new(replica: SharedReplica, workspace: WorkspaceId) -> Result<Self, ServiceError> {
+        changes::track(replica.borrow().views().connection())?;
+        Ok(Self { replica, workspace })
+    }
+
+    /// Answers a query or runs a command. A command's events are committed (with its id)
+    /// before this returns.
+    pub fn request(&self, request: Request) -> Reply {
+        let answer = match request {
+            Request::Lists => self.lists(),
+            Request::Todos { list_id, filter } => self.todos(&list_id, filter),
+            Request::Counts { list_id } => self.counts(&list_id),
+            Request::Todo { id } => self.todo(&id),
+            Request::Command {
+                command_id,
+                command,
+            } => return self.command(&command_id, command),
+        };
+        answer.unwrap_or_else(|e| Reply::Failed {
+            reason: e.to_string(),
+        })
+    }
+
+    /// What changed in the views since the last call (see `tandem_store::changes`).
+    pub fn changes(&self) -> Result<Changes, ServiceError> {
+        Ok(changes::take(self.replica.borrow().views().connection())?)
+    }
+
+    fn lists(&self) -> Result<Reply, ServiceError> {
+        let replica = self.replica.borrow();
+        let lists = changes::list_rows(replica.views().connection(), &self.workspace.to_string())?;
+        Ok(Reply::Lists { lists })
+    }
+
+    fn todos(&self, list_id: &str, filter: Filter) -> Result<Reply, ServiceError> {
+        let list = parse_id("list id", list_id)?.to_string();
+        let completed = match filter {
+            Filter::All => None,
+            Filter::Active => Some(false),
+            Filter::Completed => Some(true),
+        };
+        let replica = self.replica.borrow();
+        let conn = replica.views().connection();
+        Ok(Reply::Todos {
+            todos: changes::todo_rows(conn, &list, completed)?,
+            counts: changes::counts(conn, &list)?,
+        })
+    }
+
+    fn counts(&self, list_id: &str) -> Result<Reply, ServiceError> {
+        let list = parse_id("list id", list_id)?.to_string();
+        let replica = self.replica.borrow();
+        Ok(Reply::Counts {
+            counts: changes::counts(replica.views().connection(), &list)?,
+        })
+    }
+
+    fn todo(&self, id: &str) -> Result<Reply, ServiceError> {
+        let id = parse_id("todo id", id)?.to_string();
+        let replica = self.replica.borrow();
+        Ok(Reply::Todo {
+            todo: changes::todo_row(replica.views().connection(), &id)?,
+        })
+    }
+
+    fn command(&self, command_id: &str, command: Command) -> Reply {
+        if let Err(e) = uuid::Uuid::parse_str(command_id) {
+            return Reply::Failed {
+                reason: format!("malformed command id {command_id:?}: {e}"),
+            };
+        }
+        match self.replica.borrow().command_reply(command_id) {
+            Ok(Some(text)) => {
+                return serde_json::from_str(&text).unwrap_or_else(|e| Reply::Failed {
+                    reason: format!("the recorded reply of command {command_id} is unreadable: {e}"),
+                })
+            }
+            Ok(None) => {}
+            Err(e) => {
+                return Reply::Failed {
+                    reason: e.to_string(),
+                }
+            }
+        }
+        let steps = match self.steps(command) {
+            Ok(steps) => steps,
+            Err(refusal) => return self.refuse(command_id, refusal),
+        };
+        let done = |events: usize| reply_json(&Reply::Done { events: events as u64 });
+        let result =
+            self.replica
+                .borrow_mut()
+                .execute(self.workspace, steps, Some((command_id, &done)));
+        match result {
+            Ok(events) => Reply::Done {
+                events: events.len() as u64,
+            },
+            Err(e) => self.refuse(command_id, e.into()),
+        }
+    }
+
+    /// The reply to a command not carried out; a domain refusal is recorded with its id.
+    fn refuse(&self, command_id: &str, refusal: Refusal) -> Reply {
+        match refusal {
+            Refusal::Domain(e) => {
+                let reply = Reply::Refused {
+                    reason: e.to_string(),
+                };
+                match self
+                    .replica
+                    .borrow_mut()
+                    .record_refusal(command_id, &reply_json(&reply))
+                {
+                    Ok(()) => reply,
+                    Err(e) => Reply::Failed {
+                        reason: e.to_string(),
+                    },
+                }
+            }
+            Refusal::Failed(e) => Reply::Failed {
+                reason: e.to_string(),
+            },
+        }
+    }
+
+    /// The domain steps of a command, against the views as they are now (which items a
+    /// many-item command touches, where a new position falls).
+    fn steps(&self, command: Command) -> Result<Vec<Step>, Refusal> {
+        let edit = |todo_id: &str, edit: TodoEdit, shown: Option<String>| {
+            Ok::<_, Refusal>(vec![Step::Todo(
+                parse_id("todo id", todo_id)?,
+                TodoCommand::Edit {
+                    edit,
+                    resolving: false,
+                    shown: parse_stamp(shown)?,
+                },
+            )])
+        };
+        match command {
+            Command::CreateList { list_id, name } => Ok(vec![Step::List(
+                parse_id("list id", &list_id)?,
+                ListCommand::Create { name },
+            )]),
+            Command::RenameList {
+                list_id,
+                name,
+                shown,
+            } => Ok(vec![Step::List(
+                parse_id("list id", &list_id)?,
+                ListCommand::Rename {
+                    name,
+                    resolving: false,
+                    shown: parse_stamp(shown)?,
+                },
+            )]),
+            Command::DeleteList { list_id } => Ok(vec![Step::List(
+                parse_id("list id", &list_id)?,
+                ListCommand::Delete,
+            )]),
+            Command::AddTodo {
+                todo_id,
+                list_id,
+                title,
+                due_date,
+                after,
+            } => {
+                let list = parse_id("list id", &list_id)?;
+                let position = match after {
+                    Some(after) => {
+                        let after = parse_id("todo id", &after)?;
+                        let at = self.position_of(after)?;
+                        let next = self.next_position(list, at.as_deref())?;
+                        position::between(at.as_deref(), next.as_deref())
+                    }
+                    None => position::between(self.last_position(list)?.as_deref(), None),
+                }
+                .map_err(|e| Refusal::Domain(e.into()))?;
+                Ok(vec![Step::Todo(
+                    parse_id("todo id", &todo_id)?,
+                    TodoCommand::Create {
+                        list_id: list,
+                        title,
+                        position,
+                        due_date: parse_due(due_date)?,
+                    },
+                )])
+            }
+            Command::EditTitle {
+                todo_id,
+                title,
+                shown,
+            } => edit(&todo_id, TodoEdit::Title(title), shown),
+            Command::EditNotes {
+                todo_id,
+                notes,
+                shown,
+            } => edit(&todo_id, TodoEdit::Notes(notes), shown),
+            Command::SetDueDate {
+                todo_id,
+                due_date,
+                shown,
+            } => edit(&todo_id, TodoEdit::DueDate(parse_due(due_date)?), shown),
+            Command::SetCompleted {
+                todo_id,
+                completed,
+                shown,
+            } => edit(&todo_id, TodoEdit::Completed(completed), shown),
+            Command::ToggleAll { list_id, completed } => {
+                let list = parse_id("list id", &list_id)?;
+                self.todo_ids(list, Some(!completed))?
+                    .into_iter()
+                    .map(|id| {
+                        Ok(Step::Todo(
+                            id,
+                            TodoCommand::Edit {
+                                edit: TodoEdit::Completed(completed),
+                                resolving: false,
+                                shown: None,
+                            },
+                        ))
+                    })
+                    .collect()
+            }
+            Command::DeleteTodo { todo_id } => Ok(vec![Step::Todo(
+                parse_id("todo id", &todo_id)?,
+                TodoCommand::Delete,
+            )]),
+            Command::ClearCompleted { list_id } => {
+                let list = parse_id("list id", &list_id)?;
+                Ok(self
+                    .todo_ids(list, Some(true))?
+                    .into_iter()
+                    .map(|id| Step::Todo(id, TodoCommand::Delete))
+                    .collect())
+            }
+            Command::MoveTodo { todo_id, before } => {
+                let id = parse_id("todo id", &todo_id)?;
+                let list = self.list_of(id)?;
+                let position = match before {
+                    Some(before) => {
+                        let before = parse_id("todo id", &before)?;
+                        let at = self.position_of(before)?;
+                        let prev = self.previous_position(list, id, at.as_deref())?;
+                        position::between(prev.as_deref(), at.as_deref())
+                    }
+                    None => position::between(self.last_position_but(list, id)?.as_deref(), None),
+                }
+                .map_err(|e| Refusal::Domain(e.into()))?;
+                edit(&todo_id, TodoEdit::Position(position), None)
+            }
+        }
+    }
+
+    fn query_opt(&self, sql: &str, params: &[&dyn rusqlite::ToSql]) -> Result<Option<String>, Refusal> {
+        let replica = self.replica.borrow();
+        let value = replica
+            .views()
+            .connection()
+            .prepare_cached(sql)?
+            .query_row(params, |r| r.get::<_, Option<String>>(0))
+            .optional()?;
+        Ok(value.flatten())
+    }
+
+    fn position_of(&self, todo: AggregateId) -> Result<Option<String>, Refusal> {
+        self.query_opt(
+            "SELECT position FROM todos WHERE todo_id = ?1 AND NOT deleted",
+            &[&todo.to_string()],
+        )
+    }
+
+    fn list_of(&self, todo: AggregateId) -> Result<AggregateId, Refusal> {
+        let list = self.query_opt(
+            "SELECT list_id FROM todos WHERE todo_id = ?1",
+            &[&todo.to_string()],
+        )?;
+        match list {
+            Some(list) => Ok(parse_id("list id", &list)?),
+            None => Err(Refusal::Domain(DomainError::NotFound {
+                kind: "todo",
+                id: todo,
+            })),
+        }
+    }
+
+    fn last_position(&self, list: AggregateId) -> Result<Option<String>, Refusal> {
+        self.query_opt(
+            "SELECT max(position) FROM todos WHERE list_id = ?1",
+            &[&list.to_string()],
+        )
+    }
+
+    fn last_position_but(&self, list: AggregateId, but: AggregateId) -> Result<Option<String>, Refusal> {
+        self.query_opt(
+            "SELECT max(position) FROM todos WHERE list_id = ?1 AND todo_id <> ?2 AND NOT deleted",
+            &[&list.to_string(), &but.to_string()],
+        )
+    }
+
+    /// The smallest position after `at` in the list (ties with `at` skipped).
+    fn next_position(&self, list: AggregateId, at: Option<&str>) -> Result<Option<String>, Refusal> {
+        self.query_opt(
+            "SELECT min(position) FROM todos WHERE list_id = ?1 AND position > ?2",
+            &[&list.to_string(), &at.unwrap_or("")],
+        )
+    }
+
+    /// The greatest position before `at` in the list, not counting the todo being moved.
+    fn previous_position(
+        &self,
+        list: AggregateId,
+        moved: AggregateId,
+        at: Option<&str>,
+    ) -> Result<Option<String>, Refusal> {
+        self.query_opt(
+            "SELECT max(position) FROM todos WHERE list_id = ?1 AND todo_id <> ?2 \
+             AND NOT deleted AND position < ?3",
+            &[&list.to_string(), &moved.to_string(), &at.unwrap_or("")],
+        )
+    }
+
+    /// The live todos of a list with this completion.
+    fn todo_ids(&self, list: AggregateId, completed: Option<bool>) -> Result<Vec<AggregateId>, Refusal> {
+        let replica = self.replica.borrow();
+        let rows = changes::todo_rows(replica.views().connection(), &list.to_string(), completed)
+            .map_err(|e| Refusal::Failed(e.into()))?;
+        rows.iter()
+            .map(|r| parse_id("todo id", &r.id).map_err(Refusal::from))
+            .collect()
+    }
+}
+
+fn reply_json(reply: &Reply) -> String {
+    serde_json::to_string(reply).unwrap_or_default()
+}
+
+fn parse_id(what: &'static str, text: &str) -> Result<AggregateId, ServiceError> {
+    text.parse().map_err(|_| ServiceError::Malformed {
+        what,
+        text: text.chars().take(80).collect(),
+    })
+}
+
+fn parse_stamp(text: Option<String>) -> Result<Option<Stamp>, ServiceError> {
+    text.map(|t| {
+        t.parse().map_err(|_| ServiceError::Malformed {
+            what: "stamp",
+            text: t.chars().take(80).collect(),
+        })
+    })
+    .transpose()
+}
+
+fn parse_due(text: Option<String>) -> Result<Option<DueDate>, Refusal> {
+    text.map(|t| {
+        t.parse::<DueDate>()
+            .map_err(|e| Refusal::Domain(DomainError::from(e)))
+    })
+    .transpose()
+}

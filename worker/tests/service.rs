@@ -1,0 +1,322 @@
+//! The worker's data service on real SQLite files: queries, commands with page-minted ids
+//! (rule 18), many-item commands in one transaction, refusals that record nothing, and the
+//! row-level change sets the page applies.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use tandem_events::ids::{DeviceId, WorkspaceId};
+use tandem_protocol::data::{Changes, Command, Counts, Filter, Reply, Request, TodoRow};
+use tandem_store::Replica;
+use worker::service::Service;
+
+struct Device {
+    service: Service,
+    replica: Rc<RefCell<Replica>>,
+    next_command: u128,
+    _dir: tempfile::TempDir,
+}
+
+const LIST: &str = "00000000-0000-7000-8000-0000000000a1";
+
+fn id(n: u128) -> String {
+    uuid::Uuid::from_u128(0x0000_0000_0000_7000_8000_0000_0000_0000 | n).to_string()
+}
+
+impl Device {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut next = 1_000u128;
+        let replica = Replica::open(
+            dir.path().join("events.db"),
+            dir.path().join("views.db"),
+            DeviceId::from_uuid(uuid::Uuid::from_u128(0xd1)),
+            Arc::new(|| 1_750_000_000_000),
+            Box::new(move || {
+                next += 1;
+                uuid::Uuid::from_u128(next)
+            }),
+            |_| {},
+        )
+        .unwrap();
+        let replica = Rc::new(RefCell::new(replica));
+        let service = Service::new(Rc::clone(&replica), WorkspaceId::DEFAULT).unwrap();
+        let mut device = Self {
+            service,
+            replica,
+            next_command: 0x5000,
+            _dir: dir,
+        };
+        device.run(Command::CreateList {
+            list_id: LIST.into(),
+            name: "Inbox".into(),
+        });
+        device.changes();
+        device
+    }
+
+    fn send(&mut self, command: Command) -> Reply {
+        self.next_command += 1;
+        let command_id = id(self.next_command);
+        self.service.request(Request::Command {
+            command_id,
+            command,
+        })
+    }
+
+    fn run(&mut self, command: Command) -> u64 {
+        match self.send(command.clone()) {
+            Reply::Done { events } => events,
+            other => panic!("{command:?} was not done: {other:?}"),
+        }
+    }
+
+    fn add(&mut self, n: u128, title: &str) {
+        self.run(Command::AddTodo {
+            todo_id: id(n),
+            list_id: LIST.into(),
+            title: title.into(),
+            due_date: None,
+            after: None,
+        });
+    }
+
+    fn todos(&self, filter: Filter) -> (Vec<TodoRow>, Counts) {
+        match self.service.request(Request::Todos {
+            list_id: LIST.into(),
+            filter,
+        }) {
+            Reply::Todos { todos, counts } => (todos, counts),
+            other => panic!("not todos: {other:?}"),
+        }
+    }
+
+    fn titles(&self, filter: Filter) -> Vec<String> {
+        self.todos(filter).0.into_iter().map(|t| t.title).collect()
+    }
+
+    fn changes(&self) -> Changes {
+        self.service.changes().unwrap()
+    }
+
+    fn pending(&self) -> usize {
+        self.replica.borrow().pending_len().unwrap()
+    }
+}
+
+#[test]
+fn todos_are_added_in_order_edited_and_filtered() {
+    let mut d = Device::new();
+    d.add(1, "milk");
+    d.add(2, "bread");
+    d.run(Command::AddTodo {
+        todo_id: id(3),
+        list_id: LIST.into(),
+        title: "  eggs ".into(),
+        due_date: Some("2026-12-01".into()),
+        after: Some(id(1)),
+    });
+    assert_eq!(d.titles(Filter::All), ["milk", "eggs", "bread"]);
+    d.run(Command::SetCompleted {
+        todo_id: id(2),
+        completed: true,
+        shown: None,
+    });
+    assert_eq!(d.titles(Filter::Active), ["milk", "eggs"]);
+    assert_eq!(d.titles(Filter::Completed), ["bread"]);
+    let (rows, counts) = d.todos(Filter::All);
+    assert_eq!(counts, Counts { active: 2, completed: 1 });
+    assert_eq!(rows[1].due_date.as_deref(), Some("2026-12-01"));
+    d.run(Command::MoveTodo {
+        todo_id: id(2),
+        before: Some(id(1)),
+    });
+    assert_eq!(d.titles(Filter::All), ["bread", "milk", "eggs"]);
+    d.run(Command::MoveTodo {
+        todo_id: id(2),
+        before: None,
+    });
+    assert_eq!(d.titles(Filter::All), ["milk", "eggs", "bread"]);
+    d.run(Command::EditTitle {
+        todo_id: id(1),
+        title: "oat milk".into(),
+        shown: Some(rows[0].title_hlc.clone()),
+    });
+    match d.service.request(Request::Todo { id: id(1) }) {
+        Reply::Todo { todo: Some(t) } => assert_eq!(t.title, "oat milk"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_command_sent_again_is_answered_from_the_record_and_never_runs_twice() {
+    let d = Device::new();
+    let add = Request::Command {
+        command_id: id(0x77),
+        command: Command::AddTodo {
+            todo_id: id(1),
+            list_id: LIST.into(),
+            title: "milk".into(),
+            due_date: None,
+            after: None,
+        },
+    };
+    assert_eq!(d.service.request(add.clone()), Reply::Done { events: 1 });
+    let pending = d.pending();
+    // The reply was lost; the page sends the same command again.
+    assert_eq!(d.service.request(add), Reply::Done { events: 1 });
+    assert_eq!(d.pending(), pending);
+    assert_eq!(d.titles(Filter::All), ["milk"]);
+    // A refused command is recorded with its refusal too (and nothing else).
+    let refused = Request::Command {
+        command_id: id(0x78),
+        command: Command::EditTitle {
+            todo_id: id(1),
+            title: "x".repeat(1_001),
+            shown: None,
+        },
+    };
+    let first = d.service.request(refused.clone());
+    assert!(matches!(&first, Reply::Refused { reason } if reason.contains("1001 characters")), "{first:?}");
+    assert_eq!(d.service.request(refused), first);
+    assert_eq!(d.pending(), pending);
+}
+
+#[test]
+fn bad_input_is_refused_and_records_nothing() {
+    let mut d = Device::new();
+    d.add(1, "milk");
+    d.changes();
+    let pending = d.pending();
+    for command in [
+        Command::AddTodo {
+            todo_id: id(2),
+            list_id: LIST.into(),
+            title: "   ".into(),
+            due_date: None,
+            after: None,
+        },
+        Command::AddTodo {
+            todo_id: id(2),
+            list_id: LIST.into(),
+            title: "x".into(),
+            due_date: Some("2026-02-30".into()),
+            after: None,
+        },
+        Command::CreateList {
+            list_id: id(9),
+            name: "n".repeat(201),
+        },
+        Command::DeleteTodo { todo_id: id(42) },
+    ] {
+        let reply = d.send(command.clone());
+        assert!(matches!(reply, Reply::Refused { .. }), "{command:?}: {reply:?}");
+    }
+    let malformed = d.send(Command::DeleteTodo {
+        todo_id: "not-an-id".into(),
+    });
+    assert!(matches!(&malformed, Reply::Failed { reason } if reason.contains("not-an-id")), "{malformed:?}");
+    let bad_command_id = d.service.request(Request::Command {
+        command_id: "1".into(),
+        command: Command::DeleteTodo { todo_id: id(1) },
+    });
+    assert!(matches!(bad_command_id, Reply::Failed { .. }));
+    assert_eq!(d.pending(), pending);
+    assert!(d.changes().is_empty());
+    assert_eq!(d.titles(Filter::All), ["milk"]);
+}
+
+#[test]
+fn toggle_all_and_clear_completed_are_one_transaction_each() {
+    let mut d = Device::new();
+    for n in 1..=5 {
+        d.add(n, &format!("t{n}"));
+    }
+    d.run(Command::SetCompleted {
+        todo_id: id(2),
+        completed: true,
+        shown: None,
+    });
+    // Four todos are still active: four events, one reply.
+    assert_eq!(
+        d.run(Command::ToggleAll {
+            list_id: LIST.into(),
+            completed: true
+        }),
+        4
+    );
+    assert_eq!(d.todos(Filter::All).1, Counts { active: 0, completed: 5 });
+    assert_eq!(
+        d.run(Command::ToggleAll {
+            list_id: LIST.into(),
+            completed: false
+        }),
+        5
+    );
+    d.run(Command::SetCompleted {
+        todo_id: id(4),
+        completed: true,
+        shown: None,
+    });
+    d.run(Command::SetCompleted {
+        todo_id: id(5),
+        completed: true,
+        shown: None,
+    });
+    assert_eq!(d.run(Command::ClearCompleted { list_id: LIST.into() }), 2);
+    assert_eq!(d.titles(Filter::All), ["t1", "t2", "t3"]);
+    // Nothing left to clear: done, with no event.
+    assert_eq!(d.run(Command::ClearCompleted { list_id: LIST.into() }), 0);
+}
+
+#[test]
+fn change_sets_name_the_rows_that_changed_as_they_are_now() {
+    let mut d = Device::new();
+    for n in 1..=3 {
+        d.add(n, &format!("t{n}"));
+    }
+    let added = d.changes();
+    assert_eq!(added.todos.len(), 3);
+    assert_eq!(added.counts.len(), 1);
+    assert_eq!(added.counts[0].counts, Counts { active: 3, completed: 0 });
+    // Nothing happened since: an empty change set.
+    assert!(d.changes().is_empty());
+    d.run(Command::SetCompleted {
+        todo_id: id(2),
+        completed: true,
+        shown: None,
+    });
+    let toggled = d.changes();
+    assert_eq!(toggled.todos.len(), 1, "{toggled:?}");
+    assert!(toggled.todos[0].completed);
+    assert_eq!(toggled.counts[0].counts, Counts { active: 2, completed: 1 });
+    d.run(Command::DeleteTodo { todo_id: id(3) });
+    let deleted = d.changes();
+    assert_eq!(deleted.removed_todos, [id(3)]);
+    assert!(deleted.todos.is_empty());
+    d.run(Command::RenameList {
+        list_id: LIST.into(),
+        name: "Home".into(),
+        shown: None,
+    });
+    let renamed = d.changes();
+    assert_eq!(renamed.lists.len(), 1);
+    assert_eq!(renamed.lists[0].name, "Home");
+    d.run(Command::DeleteList { list_id: LIST.into() });
+    let gone = d.changes();
+    assert_eq!(gone.removed_lists, [LIST.to_string()]);
+}
+
+#[test]
+fn a_large_change_says_reset_instead_of_listing_every_row() {
+    let mut d = Device::new();
+    let max = tandem_store::changes::MAX_LISTED_TODOS as u128;
+    for n in 1..=max + 1 {
+        d.add(n, "x");
+    }
+    let changes = d.changes();
+    assert!(changes.reset);
+    assert!(changes.todos.is_empty());
+    assert!(d.changes().is_empty());
+}
