@@ -133,9 +133,7 @@ mod browser {
     use std::rc::Rc;
 
     use leptos::prelude::*;
-    use tandem_protocol::data::{
-        Filter, PageMessage, Reply, Request, WorkerMessage,
-    };
+    use tandem_protocol::data::{Filter, PageMessage, Reply, Request, WorkerMessage};
     use wasm_bindgen::prelude::*;
     use web_sys::{ErrorEvent, MessageEvent, Worker, WorkerOptions, WorkerType};
 
@@ -154,9 +152,6 @@ mod browser {
         queue: RefCell<Vec<PageMessage>>,
         next_id: Cell<u64>,
         waiting: RefCell<HashMap<u64, OnReply>>,
-        // Kept alive as long as the worker: dropping them would detach the handlers.
-        _on_message: RefCell<Option<Closure<dyn FnMut(MessageEvent)>>>,
-        _on_error: RefCell<Option<Closure<dyn FnMut(ErrorEvent)>>>,
     }
 
     impl Client {
@@ -171,32 +166,39 @@ mod browser {
                 queue: RefCell::default(),
                 next_id: Cell::new(1),
                 waiting: RefCell::default(),
-                _on_message: RefCell::new(None),
-                _on_error: RefCell::new(None),
             });
             let weak = Rc::downgrade(&client);
             let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
                 let Some(client) = weak.upgrade() else { return };
-                let Some(text) = event.data().as_string() else { return };
+                let Some(text) = event.data().as_string() else {
+                    return;
+                };
                 match WorkerMessage::from_json(&text) {
                     Ok(message) => client.receive(message, model, local),
                     Err(e) => leptos::logging::warn!("tandem: {e}"),
                 }
             });
-            let on_error = Closure::<dyn FnMut(ErrorEvent)>::new(move |event: ErrorEvent| {
-                model.source.set(Source::Unavailable(format!(
-                    "the local store stopped: {}",
-                    event.message()
-                )));
-            });
+            // A worker that cannot load fires a plain `error` Event; a failing one an ErrorEvent.
+            let on_error =
+                Closure::<dyn FnMut(web_sys::Event)>::new(move |event: web_sys::Event| {
+                    let why = event
+                        .dyn_ref::<ErrorEvent>()
+                        .map(|e| e.message())
+                        .filter(|m| !m.is_empty())
+                        .unwrap_or_else(|| "its script could not be loaded".into());
+                    model.source.set(Source::Unavailable(format!(
+                        "The local store did not start: {why}."
+                    )));
+                });
             client
                 .worker
                 .set_onmessage(Some(on_message.as_ref().unchecked_ref()));
             client
                 .worker
                 .set_onerror(Some(on_error.as_ref().unchecked_ref()));
-            *client._on_message.borrow_mut() = Some(on_message);
-            *client._on_error.borrow_mut() = Some(on_error);
+            // The worker lives as long as the page, and so do its handlers.
+            on_message.forget();
+            on_error.forget();
             forward_network(Rc::clone(&client));
             Ok(client)
         }
@@ -339,7 +341,9 @@ mod browser {
     /// The page's network and focus go to the worker (a dedicated worker's own network is not
     /// cut by the browser's offline switch, and it cannot see focus).
     fn forward_network(client: Rc<Client>) {
-        let Some(window) = web_sys::window() else { return };
+        let Some(window) = web_sys::window() else {
+            return;
+        };
         let online = {
             let client = Rc::clone(&client);
             Closure::<dyn FnMut()>::new(move || client.send(PageMessage::Network { online: true }))

@@ -33,6 +33,9 @@ pub struct Model {
     /// That list's live todos in display order (ids), and each row's own signal.
     pub order: RwSignal<Vec<String>>,
     rows: StoredValue<HashMap<String, RwSignal<TodoRow>>>,
+    /// The owner of the row signals: the model's, not that of whichever view loaded them (a
+    /// view re-rendered would dispose them).
+    owner: StoredValue<Owner>,
     /// Counts of every list the page has been told about.
     pub counts: RwSignal<HashMap<String, Counts>>,
     pub sync: RwSignal<SyncStatus>,
@@ -48,6 +51,7 @@ impl Model {
             list_id: RwSignal::new(None),
             order: RwSignal::new(vec![]),
             rows: StoredValue::new(HashMap::new()),
+            owner: StoredValue::new(Owner::current().unwrap_or_default()),
             counts: RwSignal::new(HashMap::new()),
             sync: RwSignal::new(SyncStatus::default()),
             source: RwSignal::new(Source::Server),
@@ -69,9 +73,15 @@ impl Model {
         let mut rows = self.rows.get_value();
         let keep: std::collections::HashSet<&str> =
             snapshot.todos.iter().map(|t| t.id.as_str()).collect();
-        rows.retain(|id, _| keep.contains(id.as_str()));
+        rows.retain(|id, signal| {
+            let stays = keep.contains(id.as_str());
+            if !stays {
+                signal.dispose();
+            }
+            stays
+        });
         for todo in &snapshot.todos {
-            upsert_row(&mut rows, todo);
+            self.upsert_row(&mut rows, todo);
         }
         self.rows.set_value(rows);
         let order: Vec<String> = snapshot.todos.iter().map(|t| t.id.clone()).collect();
@@ -83,6 +93,22 @@ impl Model {
             self.counts.update(|c| {
                 c.insert(list.clone(), counts);
             });
+        }
+    }
+
+    fn upsert_row(&self, rows: &mut HashMap<String, RwSignal<TodoRow>>, todo: &TodoRow) {
+        match rows.get(&todo.id) {
+            Some(signal) => {
+                if signal.with_untracked(|r| r != todo) {
+                    signal.set(todo.clone());
+                }
+            }
+            None => {
+                let signal = self
+                    .owner
+                    .with_value(|o| o.with(|| RwSignal::new(todo.clone())));
+                rows.insert(todo.id.clone(), signal);
+            }
         }
     }
 
@@ -121,7 +147,8 @@ impl Model {
         let mut reorder = false;
         let mut rows = self.rows.get_value();
         for id in &changes.removed_todos {
-            if rows.remove(id).is_some() {
+            if let Some(signal) = rows.remove(id) {
+                signal.dispose();
                 order.retain(|o| o != id);
                 reorder = true;
             }
@@ -137,11 +164,12 @@ impl Model {
                     reorder |= moved;
                 }
                 (true, None) => {
-                    upsert_row(&mut rows, todo);
+                    self.upsert_row(&mut rows, todo);
                     order.push(todo.id.clone());
                     reorder = true;
                 }
-                (false, Some(_)) => {
+                (false, Some(signal)) => {
+                    signal.dispose();
                     rows.remove(&todo.id);
                     order.retain(|o| o != &todo.id);
                     reorder = true;
@@ -169,19 +197,6 @@ impl Model {
             });
         }
         false
-    }
-}
-
-fn upsert_row(rows: &mut HashMap<String, RwSignal<TodoRow>>, todo: &TodoRow) {
-    match rows.get(&todo.id) {
-        Some(signal) => {
-            if signal.with_untracked(|r| r != todo) {
-                signal.set(todo.clone());
-            }
-        }
-        None => {
-            rows.insert(todo.id.clone(), RwSignal::new(todo.clone()));
-        }
     }
 }
 

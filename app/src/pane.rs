@@ -44,7 +44,7 @@ pub fn ListRoute() -> impl IntoView {
     let snapshot = Resource::new(list_param, fetch);
     let opened = StoredValue::new(false);
     view! {
-        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+        <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || {
                 snapshot
                     .get()
@@ -71,7 +71,7 @@ pub fn ListRoute() -> impl IntoView {
                         }
                     })
             }}
-        </Suspense>
+        </Transition>
     }
 }
 
@@ -105,15 +105,18 @@ fn Sidebar() -> AnyView {
         let list_id = new_id();
         let navigate = navigate.clone();
         let target = list_id.clone();
-        local.command(Command::CreateList { list_id, name }, move |reply| match reply {
-            Reply::Done { .. } => {
-                input.set_value("");
-                error.set(None);
-                navigate(&format!("/lists/{target}"), Default::default());
-            }
-            Reply::Refused { reason } | Reply::Failed { reason } => error.set(Some(reason)),
-            _ => {}
-        });
+        local.command(
+            Command::CreateList { list_id, name },
+            move |reply| match reply {
+                Reply::Done { .. } => {
+                    input.set_value("");
+                    error.set(None);
+                    navigate(&format!("/lists/{target}"), Default::default());
+                }
+                Reply::Refused { reason } | Reply::Failed { reason } => error.set(Some(reason)),
+                _ => {}
+            },
+        );
     };
     view! {
         <nav class="sidebar" aria-label="Lists">
@@ -152,7 +155,6 @@ fn Sidebar() -> AnyView {
                 class="new-list"
                 aria-label="New list"
                 placeholder="New list"
-                maxlength="200"
                 on:keydown=on_keydown
             />
             {move || error.get().map(|e| view! { <p class="form-error" role="alert">{e}</p> })}
@@ -204,14 +206,18 @@ fn TodoApp(filter: Memo<Filter>, known: bool) -> AnyView {
         }
     });
     let toggle_all = move |_| {
-        let Some(list_id) = model.list_id.get_untracked() else { return };
+        let Some(list_id) = model.list_id.get_untracked() else {
+            return;
+        };
         let completed = model.current_counts().active > 0;
         local.command(Command::ToggleAll { list_id, completed }, move |reply| {
             report(error, reply)
         });
     };
     let clear_completed = move |_| {
-        let Some(list_id) = model.list_id.get_untracked() else { return };
+        let Some(list_id) = model.list_id.get_untracked() else {
+            return;
+        };
         local.command(Command::ClearCompleted { list_id }, move |reply| {
             report(error, reply)
         });
@@ -357,11 +363,7 @@ fn NewTodo(error: RwSignal<Option<String>>) -> AnyView {
                 report(error, reply);
             });
         }
-        "Escape" => {
-            if parsed().phrase.is_some() {
-                literal.set(true);
-            }
-        }
+        "Escape" if parsed().phrase.is_some() => literal.set(true),
         _ => {}
     };
     view! {
@@ -370,7 +372,6 @@ fn NewTodo(error: RwSignal<Option<String>>) -> AnyView {
             placeholder="What needs to be done?"
             aria-label="New to-do"
             autofocus=true
-            maxlength="1000"
             on:input=move |ev| {
                 text.set(event_target_value(&ev));
                 literal.set(false);
@@ -395,7 +396,12 @@ fn NewTodo(error: RwSignal<Option<String>>) -> AnyView {
     .into_any()
 }
 
-fn add(local: Local, list_id: String, quick: quick_add::QuickAdd, done: impl FnOnce(Reply) + 'static) {
+fn add(
+    local: Local,
+    list_id: String,
+    quick: quick_add::QuickAdd,
+    done: impl FnOnce(Reply) + 'static,
+) {
     local.command(
         Command::AddTodo {
             todo_id: new_id(),
@@ -493,7 +499,9 @@ fn Item(
         ev.prevent_default();
         let me = id();
         let order = visible.get_untracked();
-        let Some(at) = order.iter().position(|o| *o == me) else { return };
+        let Some(at) = order.iter().position(|o| *o == me) else {
+            return;
+        };
         let before = if up {
             match at.checked_sub(1) {
                 Some(prev) => Some(order[prev].clone()),
@@ -559,10 +567,7 @@ fn DueDate(row: RwSignal<TodoRow>) -> impl IntoView {
         row.with(|r| r.due_date.clone()).map(|due| {
             let overdue = {
                 let due = due.clone();
-                move || {
-                    today_iso.get().is_some_and(|t| due < t)
-                        && !row.with(|r| r.completed)
-                }
+                move || today_iso.get().is_some_and(|t| due < t) && !row.with(|r| r.completed)
             };
             let label = due.clone();
             view! {
@@ -649,7 +654,8 @@ fn clock_text(ms: u64) -> String {
 #[component]
 pub fn Banner() -> impl IntoView {
     let model = use_model();
-    move || match model.source.get() {
+    move || {
+        match model.source.get() {
         Source::Unavailable(reason) => Some(
             view! {
                 <div class="banner banner-error" role="alert">
@@ -677,7 +683,7 @@ pub fn Banner() -> impl IntoView {
             .into_any(),
         ),
         _ => model.progress.get().map(|(stored, head)| {
-            let percent = if head == 0 { 0 } else { stored * 100 / head };
+            let percent = (stored * 100).checked_div(head).unwrap_or(0);
             view! {
                 <div class="banner banner-info">
                     <label>
@@ -689,6 +695,7 @@ pub fn Banner() -> impl IntoView {
             }
             .into_any()
         }),
+    }
     }
 }
 
@@ -715,7 +722,9 @@ pub fn Shortcuts() -> impl IntoView {
                         .query_selector("input.new-todo")
                         .ok()
                         .flatten()
-                        .and_then(|e| wasm_bindgen::JsCast::dyn_into::<web_sys::HtmlElement>(e).ok())
+                        .and_then(|e| {
+                            wasm_bindgen::JsCast::dyn_into::<web_sys::HtmlElement>(e).ok()
+                        })
                     {
                         let _ = input.focus();
                     }

@@ -149,22 +149,43 @@ mod tests {
 
     #[test]
     fn reads_a_trailing_date() {
-        assert_eq!(due("buy milk tomorrow"), ("buy milk".into(), Some("2026-11-26".into())));
-        assert_eq!(due("call Ana fri"), ("call Ana".into(), Some("2026-11-27".into())));
-        assert_eq!(due("call Ana Friday"), ("call Ana".into(), Some("2026-11-27".into())));
+        assert_eq!(
+            due("buy milk tomorrow"),
+            ("buy milk".into(), Some("2026-11-26".into()))
+        );
+        assert_eq!(
+            due("call Ana fri"),
+            ("call Ana".into(), Some("2026-11-27".into()))
+        );
+        assert_eq!(
+            due("call Ana Friday"),
+            ("call Ana".into(), Some("2026-11-27".into()))
+        );
         assert_eq!(due("plan wed"), ("plan".into(), Some("2026-11-25".into())));
         assert_eq!(due("plan tue"), ("plan".into(), Some("2026-12-01".into())));
-        assert_eq!(due("report 2026-12-01"), ("report".into(), Some("2026-12-01".into())));
-        assert_eq!(due("  pay rent today  "), ("pay rent".into(), Some("2026-11-25".into())));
+        assert_eq!(
+            due("report 2026-12-01"),
+            ("report".into(), Some("2026-12-01".into()))
+        );
+        assert_eq!(
+            due("  pay rent today  "),
+            ("pay rent".into(), Some("2026-11-25".into()))
+        );
     }
 
     #[test]
     fn leaves_other_titles_alone() {
         assert_eq!(due("tomorrow"), ("tomorrow".into(), None));
-        assert_eq!(due("read Friday night lights"), ("read Friday night lights".into(), None));
+        assert_eq!(
+            due("read Friday night lights"),
+            ("read Friday night lights".into(), None)
+        );
         assert_eq!(due("report 2026-02-30"), ("report 2026-02-30".into(), None));
         assert_eq!(due("milk"), ("milk".into(), None));
-        assert_eq!(parse("buy milk tomorrow", TODAY).phrase.as_deref(), Some("tomorrow"));
+        assert_eq!(
+            parse("buy milk tomorrow", TODAY).phrase.as_deref(),
+            Some("tomorrow")
+        );
     }
 
     #[test]
@@ -172,7 +193,10 @@ mod tests {
         assert_eq!(Day::from_days(0).iso(), "1970-01-01");
         assert_eq!(TODAY.weekday(), 2);
         assert_eq!(TODAY.plus(7).iso(), "2026-12-02");
-        assert_eq!(Day::parse("2024-02-29").map(|d| d.plus(365).iso()), Some("2025-02-28".into()));
+        assert_eq!(
+            Day::parse("2024-02-29").map(|d| d.plus(365).iso()),
+            Some("2025-02-28".into())
+        );
         for days in (-800_000..800_000).step_by(997) {
             assert_eq!(Day::from_days(days).days(), days);
         }

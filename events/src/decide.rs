@@ -222,13 +222,15 @@ fn todo_events(
                         None => DomainEvent::TodoDueDateCleared(Bases { bases }),
                     })
                 }
-                TodoEdit::Completed(done) => edit(&todo.completed, &done, resolving, shown).map(|bases| {
-                    if done {
-                        DomainEvent::TodoCompleted(Bases { bases })
-                    } else {
-                        DomainEvent::TodoReopened(Bases { bases })
-                    }
-                }),
+                TodoEdit::Completed(done) => {
+                    edit(&todo.completed, &done, resolving, shown).map(|bases| {
+                        if done {
+                            DomainEvent::TodoCompleted(Bases { bases })
+                        } else {
+                            DomainEvent::TodoReopened(Bases { bases })
+                        }
+                    })
+                }
                 TodoEdit::Position(position) => {
                     position::validate(&position)?;
                     edit(&todo.position, &position, resolving, shown)

@@ -98,7 +98,10 @@ fn step(key: &[u8], edge: u8, delta: i8) -> String {
     while digits.last() == Some(&0) {
         digits.pop();
     }
-    digits.iter().map(|&d| char::from(DIGITS[usize::from(d)])).collect()
+    digits
+        .iter()
+        .map(|&d| char::from(DIGITS[usize::from(d)]))
+        .collect()
 }
 
 /// Appends to `out` a fraction strictly between `a` and `b` (`b = None` means 1).

@@ -462,7 +462,15 @@ fn an_edit_replaces_the_value_its_author_saw_and_a_newer_one_stays_a_conflict() 
         }),
     );
     let todo = folded.state(TODO).todo;
-    assert_eq!(todo.title.winner().map(|w| w.value.clone()), Some("whole milk".to_string()));
-    let conflicts: Vec<String> = todo.title.conflicts().iter().map(|c| c.value.clone()).collect();
+    assert_eq!(
+        todo.title.winner().map(|w| w.value.clone()),
+        Some("whole milk".to_string())
+    );
+    let conflicts: Vec<String> = todo
+        .title
+        .conflicts()
+        .iter()
+        .map(|c| c.value.clone())
+        .collect();
     assert_eq!(conflicts, vec!["oat milk".to_string()]);
 }

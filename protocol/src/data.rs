@@ -272,7 +272,7 @@ pub enum Reply {
         counts: Counts,
     },
     Todo {
-        todo: Option<TodoRow>,
+        todo: Option<Box<TodoRow>>,
     },
     /// The command's events are committed to the outbox (DESIGN.md rule 16); `events` is how
     /// many (0 when it changed nothing). Its change set was sent just before.
@@ -347,7 +347,10 @@ pub enum WorkerMessage {
     /// Another tab owns the databases; this worker waits for them.
     Waiting,
     /// The worker cannot serve; `reason` says why, for a banner.
-    Unavailable { kind: Unavailable, reason: String },
+    Unavailable {
+        kind: Unavailable,
+        reason: String,
+    },
     /// The store is open (answer to [`PageMessage::Open`]): its cursor in the server log.
     Ready {
         cursor: u64,
@@ -357,12 +360,24 @@ pub enum WorkerMessage {
     },
     /// The local views have reached what the server rendered (or never will soon: the page
     /// switches anyway and says so with `behind`).
-    CaughtUp { behind: bool },
+    CaughtUp {
+        behind: bool,
+    },
     /// A first download's progress (events stored so far of the server's head).
-    Progress { stored: u64, head: u64 },
-    Reply { id: u64, reply: Reply },
-    Changed { changes: Changes },
-    Sync { status: SyncStatus },
+    Progress {
+        stored: u64,
+        head: u64,
+    },
+    Reply {
+        id: u64,
+        reply: Reply,
+    },
+    Changed {
+        changes: Changes,
+    },
+    Sync {
+        status: SyncStatus,
+    },
 }
 
 /// Why a message could not be decoded.

@@ -19,7 +19,9 @@ async fn renders_the_shell_server_side() {
     let html = response.text().await.unwrap();
     assert!(html.contains("<title>Tandem</title>"), "{html}");
     assert!(html.contains("class=\"todoapp\""), "{html}");
-    assert!(html.contains("Local store: opening…"), "{html}");
+    // The sync status says `connecting` until the page's worker reports.
+    assert!(html.contains(r#"data-sync-state="connecting""#), "{html}");
+    assert!(html.contains(r#"role="status""#), "{html}");
     assert!(
         html.contains("/pkg/tandem.js"),
         "hydration script linked: {html}"

@@ -133,7 +133,9 @@ fn ids(conn: &Connection, table: &str) -> Result<Vec<String>, ViewsError> {
 /// A live list's row (`None` once deleted or unknown).
 pub fn list_row(conn: &Connection, id: &str) -> Result<Option<ListRow>, ViewsError> {
     Ok(conn
-        .prepare_cached("SELECT list_id, name, name_hlc FROM lists WHERE list_id = ?1 AND NOT deleted")?
+        .prepare_cached(
+            "SELECT list_id, name, name_hlc FROM lists WHERE list_id = ?1 AND NOT deleted",
+        )?
         .query_row([id], |r| {
             Ok(ListRow {
                 id: r.get(0)?,
@@ -186,7 +188,9 @@ fn read_todo(r: &rusqlite::Row<'_>) -> rusqlite::Result<TodoRow> {
 /// One todo's row, deleted ones too (`deleted` is also set when its list is gone).
 pub fn todo_row(conn: &Connection, id: &str) -> Result<Option<TodoRow>, ViewsError> {
     Ok(conn
-        .prepare_cached(&format!("SELECT {TODO_COLUMNS} FROM todos t WHERE t.todo_id = ?1"))?
+        .prepare_cached(&format!(
+            "SELECT {TODO_COLUMNS} FROM todos t WHERE t.todo_id = ?1"
+        ))?
         .query_row([id], read_todo)
         .optional()?)
 }

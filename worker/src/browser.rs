@@ -13,7 +13,9 @@ use tandem_protocol::data::{
     PageMessage, Reply, SyncState, SyncStatus, Unavailable, WorkerMessage,
 };
 use tandem_protocol::sync::{LiveMessage, PullRequest, PullResponse, PushRequest, PushResponse};
-use tandem_store::driver::{Notice, Notifier, SharedReplica, SyncClient, Transport, TransportError};
+use tandem_store::driver::{
+    Notice, Notifier, SharedReplica, SyncClient, Transport, TransportError,
+};
 use tandem_store::Replica;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{spawn_local, JsFuture};
@@ -63,7 +65,9 @@ pub async fn worker_main() -> Result<(), JsValue> {
         let early = Rc::clone(&early);
         let app = Rc::clone(&app);
         let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
-            let Some(message) = decode(&event) else { return };
+            let Some(message) = decode(&event) else {
+                return;
+            };
             let ready = app.borrow().clone();
             match ready {
                 Some(app) => app.on_message(message),
@@ -136,7 +140,12 @@ async fn take_lock() -> Result<(), String> {
     let options = js_sys::Object::new();
     let _ = js_sys::Reflect::set(&options, &"ifAvailable".into(), &true.into());
     let attempt = request
-        .call3(&locks, &LOCK_NAME.into(), &options, held.as_ref().unchecked_ref())
+        .call3(
+            &locks,
+            &LOCK_NAME.into(),
+            &options,
+            held.as_ref().unchecked_ref(),
+        )
         .map_err(|e| format!("cannot request the store lock: {e:?}"))?;
     let _ = attempt;
     let got = JsFuture::from(granted).await.unwrap_or(JsValue::FALSE);
@@ -516,7 +525,9 @@ impl App {
         };
         let app = Rc::clone(&self);
         let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
-            let Some(text) = event.data().as_string() else { return };
+            let Some(text) = event.data().as_string() else {
+                return;
+            };
             if let Ok(LiveMessage::Head { head, .. }) = serde_json::from_str::<LiveMessage>(&text) {
                 app.live_attempts.set(0);
                 app.notifier.notify(Input::HeadAnnounced { head });
@@ -547,9 +558,7 @@ impl App {
         let attempt = self.live_attempts.get().saturating_add(1);
         self.live_attempts.set(attempt);
         let (first, last) = LIVE_BACKOFF_MS;
-        let ceiling = first
-            .saturating_mul(1u64 << attempt.min(20))
-            .min(last);
+        let ceiling = first.saturating_mul(1u64 << attempt.min(20)).min(last);
         let wait = (random_u64() % ceiling.max(1)) as i32;
         spawn_local(async move {
             sleep_ms(wait).await;
@@ -599,8 +608,7 @@ impl Wake {
         let promise = js_sys::Promise::new(&mut |resolve, _| {
             if let Some(ms) = ms {
                 let ms = i32::try_from(ms).unwrap_or(i32::MAX);
-                let _ = scope()
-                    .set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+                let _ = scope().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
             }
             *slot.borrow_mut() = Some(resolve);
         });

@@ -125,7 +125,7 @@ impl Service {
         let id = parse_id("todo id", id)?.to_string();
         let replica = self.replica.borrow();
         Ok(Reply::Todo {
-            todo: changes::todo_row(replica.views().connection(), &id)?,
+            todo: changes::todo_row(replica.views().connection(), &id)?.map(Box::new),
         })
     }
 
@@ -138,7 +138,9 @@ impl Service {
         match self.replica.borrow().command_reply(command_id) {
             Ok(Some(text)) => {
                 return serde_json::from_str(&text).unwrap_or_else(|e| Reply::Failed {
-                    reason: format!("the recorded reply of command {command_id} is unreadable: {e}"),
+                    reason: format!(
+                        "the recorded reply of command {command_id} is unreadable: {e}"
+                    ),
                 })
             }
             Ok(None) => {}
@@ -152,7 +154,11 @@ impl Service {
             Ok(steps) => steps,
             Err(refusal) => return self.refuse(command_id, refusal),
         };
-        let done = |events: usize| reply_json(&Reply::Done { events: events as u64 });
+        let done = |events: usize| {
+            reply_json(&Reply::Done {
+                events: events as u64,
+            })
+        };
         let result =
             self.replica
                 .borrow_mut()
@@ -317,7 +323,11 @@ impl Service {
         }
     }
 
-    fn query_opt(&self, sql: &str, params: &[&dyn rusqlite::ToSql]) -> Result<Option<String>, Refusal> {
+    fn query_opt(
+        &self,
+        sql: &str,
+        params: &[&dyn rusqlite::ToSql],
+    ) -> Result<Option<String>, Refusal> {
         let replica = self.replica.borrow();
         let value = replica
             .views()
@@ -356,7 +366,11 @@ impl Service {
         )
     }
 
-    fn last_position_but(&self, list: AggregateId, but: AggregateId) -> Result<Option<String>, Refusal> {
+    fn last_position_but(
+        &self,
+        list: AggregateId,
+        but: AggregateId,
+    ) -> Result<Option<String>, Refusal> {
         self.query_opt(
             "SELECT max(position) FROM todos WHERE list_id = ?1 AND todo_id <> ?2 AND NOT deleted",
             &[&list.to_string(), &but.to_string()],
@@ -364,7 +378,11 @@ impl Service {
     }
 
     /// The smallest position after `at` in the list (ties with `at` skipped).
-    fn next_position(&self, list: AggregateId, at: Option<&str>) -> Result<Option<String>, Refusal> {
+    fn next_position(
+        &self,
+        list: AggregateId,
+        at: Option<&str>,
+    ) -> Result<Option<String>, Refusal> {
         self.query_opt(
             "SELECT min(position) FROM todos WHERE list_id = ?1 AND position > ?2",
             &[&list.to_string(), &at.unwrap_or("")],
@@ -386,7 +404,11 @@ impl Service {
     }
 
     /// The live todos of a list with this completion.
-    fn todo_ids(&self, list: AggregateId, completed: Option<bool>) -> Result<Vec<AggregateId>, Refusal> {
+    fn todo_ids(
+        &self,
+        list: AggregateId,
+        completed: Option<bool>,
+    ) -> Result<Vec<AggregateId>, Refusal> {
         let replica = self.replica.borrow();
         let rows = changes::todo_rows(replica.views().connection(), &list.to_string(), completed)
             .map_err(|e| Refusal::Failed(e.into()))?;

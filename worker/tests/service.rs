@@ -126,7 +126,13 @@ fn todos_are_added_in_order_edited_and_filtered() {
     assert_eq!(d.titles(Filter::Active), ["milk", "eggs"]);
     assert_eq!(d.titles(Filter::Completed), ["bread"]);
     let (rows, counts) = d.todos(Filter::All);
-    assert_eq!(counts, Counts { active: 2, completed: 1 });
+    assert_eq!(
+        counts,
+        Counts {
+            active: 2,
+            completed: 1
+        }
+    );
     assert_eq!(rows[1].due_date.as_deref(), Some("2026-12-01"));
     d.run(Command::MoveTodo {
         todo_id: id(2),
@@ -178,7 +184,10 @@ fn a_command_sent_again_is_answered_from_the_record_and_never_runs_twice() {
         },
     };
     let first = d.service.request(refused.clone());
-    assert!(matches!(&first, Reply::Refused { reason } if reason.contains("1001 characters")), "{first:?}");
+    assert!(
+        matches!(&first, Reply::Refused { reason } if reason.contains("1001 characters")),
+        "{first:?}"
+    );
     assert_eq!(d.service.request(refused), first);
     assert_eq!(d.pending(), pending);
 }
@@ -211,12 +220,18 @@ fn bad_input_is_refused_and_records_nothing() {
         Command::DeleteTodo { todo_id: id(42) },
     ] {
         let reply = d.send(command.clone());
-        assert!(matches!(reply, Reply::Refused { .. }), "{command:?}: {reply:?}");
+        assert!(
+            matches!(reply, Reply::Refused { .. }),
+            "{command:?}: {reply:?}"
+        );
     }
     let malformed = d.send(Command::DeleteTodo {
         todo_id: "not-an-id".into(),
     });
-    assert!(matches!(&malformed, Reply::Failed { reason } if reason.contains("not-an-id")), "{malformed:?}");
+    assert!(
+        matches!(&malformed, Reply::Failed { reason } if reason.contains("not-an-id")),
+        "{malformed:?}"
+    );
     let bad_command_id = d.service.request(Request::Command {
         command_id: "1".into(),
         command: Command::DeleteTodo { todo_id: id(1) },
@@ -246,7 +261,13 @@ fn toggle_all_and_clear_completed_are_one_transaction_each() {
         }),
         4
     );
-    assert_eq!(d.todos(Filter::All).1, Counts { active: 0, completed: 5 });
+    assert_eq!(
+        d.todos(Filter::All).1,
+        Counts {
+            active: 0,
+            completed: 5
+        }
+    );
     assert_eq!(
         d.run(Command::ToggleAll {
             list_id: LIST.into(),
@@ -264,10 +285,20 @@ fn toggle_all_and_clear_completed_are_one_transaction_each() {
         completed: true,
         shown: None,
     });
-    assert_eq!(d.run(Command::ClearCompleted { list_id: LIST.into() }), 2);
+    assert_eq!(
+        d.run(Command::ClearCompleted {
+            list_id: LIST.into()
+        }),
+        2
+    );
     assert_eq!(d.titles(Filter::All), ["t1", "t2", "t3"]);
     // Nothing left to clear: done, with no event.
-    assert_eq!(d.run(Command::ClearCompleted { list_id: LIST.into() }), 0);
+    assert_eq!(
+        d.run(Command::ClearCompleted {
+            list_id: LIST.into()
+        }),
+        0
+    );
 }
 
 #[test]
@@ -279,7 +310,13 @@ fn change_sets_name_the_rows_that_changed_as_they_are_now() {
     let added = d.changes();
     assert_eq!(added.todos.len(), 3);
     assert_eq!(added.counts.len(), 1);
-    assert_eq!(added.counts[0].counts, Counts { active: 3, completed: 0 });
+    assert_eq!(
+        added.counts[0].counts,
+        Counts {
+            active: 3,
+            completed: 0
+        }
+    );
     // Nothing happened since: an empty change set.
     assert!(d.changes().is_empty());
     d.run(Command::SetCompleted {
@@ -290,7 +327,13 @@ fn change_sets_name_the_rows_that_changed_as_they_are_now() {
     let toggled = d.changes();
     assert_eq!(toggled.todos.len(), 1, "{toggled:?}");
     assert!(toggled.todos[0].completed);
-    assert_eq!(toggled.counts[0].counts, Counts { active: 2, completed: 1 });
+    assert_eq!(
+        toggled.counts[0].counts,
+        Counts {
+            active: 2,
+            completed: 1
+        }
+    );
     d.run(Command::DeleteTodo { todo_id: id(3) });
     let deleted = d.changes();
     assert_eq!(deleted.removed_todos, [id(3)]);
@@ -303,7 +346,9 @@ fn change_sets_name_the_rows_that_changed_as_they_are_now() {
     let renamed = d.changes();
     assert_eq!(renamed.lists.len(), 1);
     assert_eq!(renamed.lists[0].name, "Home");
-    d.run(Command::DeleteList { list_id: LIST.into() });
+    d.run(Command::DeleteList {
+        list_id: LIST.into(),
+    });
     let gone = d.changes();
     assert_eq!(gone.removed_lists, [LIST.to_string()]);
 }

@@ -1,0 +1,130 @@
+import { expect, test } from "@playwright/test";
+import { addTodos, freshList, items, ready, syncStatus } from "./helpers";
+
+test("lists: New list makes a list with its own URL, and each list keeps its own to-dos", async ({ page }) => {
+  const first = await freshList(page, "Groceries");
+  await addTodos(page, "milk");
+  const second = await freshList(page, "Work");
+  expect(second).not.toBe(first);
+  await expect(items(page)).toHaveCount(0);
+  await addTodos(page, "report");
+  await page.getByRole("navigation", { name: "Lists" }).getByRole("link", { name: /Groceries/ }).last().click();
+  await expect(page).toHaveURL(first);
+  await expect(items(page).locator("label")).toHaveText(["milk"]);
+  await expect(page.locator("nav a[aria-current=page]")).toContainText("Groceries");
+});
+
+test("quick add reads a trailing due date before Enter, and Escape keeps the words", async ({ page }) => {
+  await freshList(page);
+  const input = page.locator("input.new-todo");
+  await input.fill("report 2031-12-01");
+  await expect(page.locator(".quick-due time")).toHaveText("2031-12-01");
+  await input.press("Enter");
+  await expect(items(page).locator("label")).toHaveText(["report"]);
+  await expect(items(page).locator("time.due")).toHaveText("2031-12-01");
+
+  await input.fill("buy milk tomorrow");
+  await expect(page.locator(".quick-due")).toBeVisible();
+  await input.press("Escape");
+  await expect(page.locator(".quick-due")).toHaveCount(0);
+  await input.press("Enter");
+  await expect(items(page).nth(1).locator("label")).toHaveText("buy milk tomorrow");
+  await expect(items(page).nth(1).locator("time.due")).toHaveCount(0);
+
+  // A date already past is overdue (decided in the page, with the viewer's calendar).
+  await addTodos(page, "file taxes 2020-04-15");
+  await expect(items(page).nth(2).locator("time.due")).toHaveClass(/overdue/);
+});
+
+test("Alt+Up and Alt+Down move the focused to-do", async ({ page }) => {
+  await freshList(page);
+  await addTodos(page, "one", "two", "three");
+  await items(page).nth(2).locator("input.toggle").focus();
+  await page.keyboard.press("Alt+ArrowUp");
+  await expect(items(page).locator("label")).toHaveText(["one", "three", "two"]);
+  await items(page).nth(0).locator("input.toggle").focus();
+  await page.keyboard.press("Alt+ArrowDown");
+  await expect(items(page).locator("label")).toHaveText(["three", "one", "two"]);
+  await page.reload();
+  await ready(page);
+  await expect(items(page).locator("label")).toHaveText(["three", "one", "two"]);
+});
+
+test("? lists the keyboard shortcuts", async ({ page }) => {
+  await freshList(page);
+  await page.locator("body").click({ position: { x: 5, y: 5 } });
+  await page.keyboard.press("?");
+  await expect(page.getByRole("dialog", { name: "Keyboard shortcuts" })).toBeVisible();
+  await page.keyboard.press("Escape");
+  await expect(page.getByRole("dialog", { name: "Keyboard shortcuts" })).toHaveCount(0);
+});
+
+test("bad input: a title or list name over the limit shows a message and records nothing", async ({ page }) => {
+  await freshList(page);
+  await addTodos(page, "fine");
+  await expect(syncStatus(page)).toHaveAttribute("data-pending", "0");
+  const input = page.locator("input.new-todo");
+  await input.fill("x".repeat(1_001));
+  await input.press("Enter");
+  await expect(page.locator(".todoapp [role=alert]")).toContainText("at most 1000");
+  await expect(items(page)).toHaveCount(1);
+  // The text stays, to be shortened.
+  await expect(input).toHaveValue("x".repeat(1_001));
+
+  const newList = page.getByRole("textbox", { name: "New list" });
+  await newList.fill("n".repeat(201));
+  await newList.press("Enter");
+  await expect(page.locator("nav [role=alert]")).toContainText("at most 200");
+  // Nothing was recorded: no event waits to be sent, no list was made.
+  await expect(syncStatus(page)).toHaveAttribute("data-pending", "0");
+  await expect(page.locator("nav .list-name", { hasText: "nnnn" })).toHaveCount(0);
+});
+
+test("a worker that cannot start shows a banner instead of a dead page", async ({ page }) => {
+  await page.route("**/worker.js", (route) => route.abort());
+  await page.goto("/");
+  await expect(page.getByRole("alert")).toContainText("Tandem cannot keep your to-dos in this window");
+  // The server's rendering is still there to read.
+  await expect(page.locator("section.todoapp")).toBeVisible();
+});
+
+test("a second tab says Tandem is open in another tab", async ({ context, page }) => {
+  await page.goto("/");
+  await ready(page);
+  const second = await context.newPage();
+  await second.goto("/");
+  await expect(second.getByRole("alert")).toContainText("Tandem is open in another tab");
+  await page.close();
+  await ready(second);
+});
+
+test("unknown pages answer 404 with a way back; an unknown list renders a shell", async ({ page }) => {
+  const response = await page.goto("/no/such/page");
+  expect(response?.status()).toBe(404);
+  await expect(page.getByRole("link", { name: "Back to Tandem" })).toBeVisible();
+  const list = await page.goto("/lists/01900000-0000-7000-8000-000000000000");
+  expect(list?.status()).toBe(200);
+  await expect(page.locator("h1.list-title")).toHaveText("This list is not here yet");
+});
+
+test.describe("without JavaScript", () => {
+  test.use({ javaScriptEnabled: false });
+
+  test("the server renders the list", async ({ page, browser }) => {
+    // A list with to-dos, made by a device with JavaScript.
+    const writer = await browser.newContext({ javaScriptEnabled: true });
+    const w = await writer.newPage();
+    const list = await freshList(w, "Read without JS");
+    await addTodos(w, "readable");
+    await expect(syncStatus(w)).toHaveAttribute("data-pending", "0");
+    await writer.close();
+
+    await page.goto(list);
+    await expect(page).toHaveTitle("Tandem");
+    await expect(page.locator("h1.list-title")).toHaveText("Read without JS");
+    await expect(items(page).locator("label")).toHaveText(["readable"]);
+    await expect(page.locator("span.todo-count")).toHaveText("1 item left");
+    await expect(page.locator("body")).not.toHaveAttribute("data-ready", /.*/);
+    await expect(syncStatus(page)).toHaveAttribute("data-sync-state", "connecting");
+  });
+});

@@ -1,0 +1,148 @@
+import { expect, test } from "@playwright/test";
+import { spawn, type ChildProcess } from "node:child_process";
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+import { addTodos, device, freshList, items, ready, syncStatus } from "./helpers";
+
+// Two devices are two browser contexts: each has its own OPFS, worker and device id.
+
+test("two devices see each other's edits live within 2 s", async ({ browser, page }) => {
+  const list = await freshList(page);
+  const other = await device(browser);
+  await other.page.goto(list);
+  await ready(other.page);
+
+  await addTodos(page, "from A");
+  await expect(items(other.page).locator("label")).toHaveText(["from A"], { timeout: 2_000 });
+
+  await addTodos(other.page, "from B");
+  await expect(items(page).locator("label")).toHaveText(["from A", "from B"], { timeout: 2_000 });
+
+  await items(other.page).nth(0).locator("input.toggle").check();
+  await expect(items(page).nth(0)).toHaveClass(/completed/, { timeout: 2_000 });
+  await expect(page.locator("span.todo-count")).toHaveText("1 item left", { timeout: 2_000 });
+  await other.context.close();
+});
+
+test("offline: writes stay visible with the pending count and reach the other device after reconnecting", async ({ browser, page, context }) => {
+  const list = await freshList(page);
+  const other = await device(browser);
+  await other.page.goto(list);
+  await ready(other.page);
+  await expect(syncStatus(page)).toHaveAttribute("data-sync-state", "online");
+
+  await context.setOffline(true);
+  await expect(syncStatus(page)).toHaveAttribute("data-sync-state", "offline");
+  await addTodos(page, "written offline", "also offline");
+  await expect(syncStatus(page)).toHaveAttribute("data-pending", "2");
+  await expect(syncStatus(page)).toContainText("2 changes not yet synced");
+  // Nothing reached the other device.
+  await expect(items(other.page)).toHaveCount(0);
+
+  await context.setOffline(false);
+  await expect(syncStatus(page)).toHaveAttribute("data-pending", "0", { timeout: 10_000 });
+  await expect(syncStatus(page)).toHaveAttribute("data-sync-state", "online");
+  await expect(items(other.page).locator("label")).toHaveText(["written offline", "also offline"], { timeout: 5_000 });
+  await other.context.close();
+});
+
+test("an edit box keeps what the user types when a change arrives from another device", async ({ browser, page }) => {
+  const list = await freshList(page);
+  await addTodos(page, "draft");
+  const other = await device(browser);
+  await other.page.goto(list);
+  await ready(other.page);
+
+  await items(page).nth(0).locator("label").dblclick();
+  const edit = items(page).nth(0).locator("input.edit");
+  await edit.fill("my own words");
+
+  await items(other.page).nth(0).locator("label").dblclick();
+  await items(other.page).nth(0).locator("input.edit").fill("their words");
+  await items(other.page).nth(0).locator("input.edit").press("Enter");
+  // The change arrives underneath the open edit box: the box keeps the typed text.
+  await expect(items(page).nth(0)).toHaveClass(/editing/);
+  await page.waitForFunction(() => document.querySelector("ul.todo-list li label")?.textContent === "their words", null, { timeout: 5_000 }).catch(() => {});
+  await expect(edit).toHaveValue("my own words");
+  await edit.press("Enter");
+  await expect(items(page).nth(0).locator("label")).toHaveText("my own words");
+  await other.context.close();
+});
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, "127.0.0.1", () => {
+      const address = srv.address();
+      srv.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))));
+    });
+  });
+}
+
+function startServer(port: number, dataDir: string): ChildProcess {
+  const bin = process.env.TANDEM_SERVER_BIN ?? path.join(os.homedir(), ".cache/tandem/target/release/server");
+  return spawn(bin, ["serve", "--addr", `127.0.0.1:${port}`, "--data-dir", dataDir], {
+    cwd: path.join(__dirname, "../.."),
+    stdio: "ignore",
+  });
+}
+
+async function healthy(port: number) {
+  await expect
+    .poll(async () => {
+      try {
+        return (await fetch(`http://127.0.0.1:${port}/healthz`)).status;
+      } catch {
+        return 0;
+      }
+    }, { timeout: 15_000 })
+    .toBe(200);
+}
+
+async function stopped(server: ChildProcess) {
+  if (server.exitCode !== null) return;
+  await new Promise<void>((resolve) => {
+    server.once("exit", () => resolve());
+    server.kill("SIGTERM");
+  });
+}
+
+test("the server stopped mid-session: the page says so, keeps writing locally, and loses nothing", async ({ browser }) => {
+  const port = await freePort();
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "tandem-cut-"));
+  let server = startServer(port, dataDir);
+  const base = `http://127.0.0.1:${port}`;
+  try {
+    await healthy(port);
+    const a = await device(browser);
+    await a.page.goto(`${base}/`);
+    await ready(a.page);
+    await addTodos(a.page, "before the cut");
+    await expect(syncStatus(a.page)).toHaveAttribute("data-pending", "0");
+
+    await stopped(server);
+    await addTodos(a.page, "during the cut");
+    await expect(syncStatus(a.page)).toHaveAttribute("data-sync-state", /offline|error/);
+    await expect(syncStatus(a.page)).toHaveAttribute("data-pending", "1");
+    await addTodos(a.page, "still during the cut");
+    await expect(syncStatus(a.page)).toHaveAttribute("data-pending", "2");
+    await expect(items(a.page).locator("label")).toHaveText(["before the cut", "during the cut", "still during the cut"]);
+
+    server = startServer(port, dataDir);
+    await healthy(port);
+    await expect(syncStatus(a.page)).toHaveAttribute("data-pending", "0", { timeout: 30_000 });
+    await expect(syncStatus(a.page)).toHaveAttribute("data-sync-state", "online");
+
+    const b = await device(browser);
+    await b.page.goto(`${base}/`);
+    await ready(b.page);
+    await expect(items(b.page).locator("label")).toHaveText(["before the cut", "during the cut", "still during the cut"]);
+    await a.context.close();
+    await b.context.close();
+  } finally {
+    await stopped(server);
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+});
