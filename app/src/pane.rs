@@ -163,6 +163,10 @@ fn Sidebar() -> AnyView {
     .into_any()
 }
 
+/// How long a deleted list can be brought back before the deletion is recorded.
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+const UNDO_MS: u64 = 5_000;
+
 /// The TodoMVC pane of the current list.
 #[component]
 fn TodoApp(filter: Memo<Filter>, known: bool) -> AnyView {
@@ -177,6 +181,82 @@ fn TodoApp(filter: Memo<Filter>, known: bool) -> AnyView {
                 .find(|l| Some(&l.id) == id.as_ref())
                 .map(|l| l.name.clone())
         })
+    };
+    // Rename in place (double-click the name or "Rename list"); Enter or blur saves, Escape
+    // cancels.
+    let renaming = RwSignal::new(false);
+    let rename_ref = NodeRef::<leptos::html::Input>::new();
+    let rename_shown = StoredValue::new((String::new(), String::new()));
+    let start_rename = move || {
+        let id = model.list_id.get_untracked();
+        let shown = model.lists.with_untracked(|lists| {
+            lists
+                .iter()
+                .find(|l| Some(&l.id) == id.as_ref())
+                .map(|l| (l.name.clone(), l.name_hlc.clone()))
+        });
+        if let Some(shown) = shown {
+            rename_shown.set_value(shown);
+            renaming.set(true);
+        }
+    };
+    Effect::new(move |_| {
+        if renaming.get() {
+            if let Some(input) = rename_ref.get() {
+                let _ = input.focus();
+                input.select();
+            }
+        }
+    });
+    let rename = move |name: String| {
+        if !renaming.get_untracked() {
+            return;
+        }
+        renaming.set(false);
+        let (before, stamp) = rename_shown.get_value();
+        let Some(list_id) = model.list_id.get_untracked() else { return };
+        if name.trim() == before || name.trim().is_empty() {
+            return;
+        }
+        local.command(
+            Command::RenameList {
+                list_id,
+                name,
+                shown: Some(stamp),
+            },
+            move |reply| report(error, reply),
+        );
+    };
+    let on_rename_keydown = move |ev: leptos::ev::KeyboardEvent| match ev.key().as_str() {
+        "Enter" => rename(event_target_value(&ev)),
+        "Escape" => renaming.set(false),
+        _ => {}
+    };
+    // Delete with a few seconds to undo: the command is sent only when they pass.
+    let pending_delete = RwSignal::new(None::<(String, String)>);
+    let navigate = StoredValue::new_local(use_navigate());
+    let delete_list = move || {
+        let Some(list_id) = model.list_id.get_untracked() else { return };
+        let name = list_name().unwrap_or_default();
+        pending_delete.set(Some((list_id.clone(), name)));
+        #[cfg(feature = "hydrate")]
+        set_timeout(
+            move || {
+                if pending_delete.get_untracked().map(|(id, _)| id) != Some(list_id.clone()) {
+                    return;
+                }
+                pending_delete.set(None);
+                local.command(Command::DeleteList { list_id }, move |reply| {
+                    if matches!(reply, Reply::Done { .. }) {
+                        navigate.with_value(|go| go("/", Default::default()));
+                    }
+                    report(error, reply);
+                });
+            },
+            std::time::Duration::from_millis(UNDO_MS),
+        );
+        #[cfg(not(feature = "hydrate"))]
+        let _ = (navigate, list_id);
     };
     let counts = move || model.current_counts();
     let total = move || {
@@ -239,18 +319,60 @@ fn TodoApp(filter: Memo<Filter>, known: bool) -> AnyView {
     view! {
         <section class="todoapp" aria-label="To-dos">
             <header class="header">
-                <h1 class="list-title">
-                    {move || {
-                        list_name()
-                            .unwrap_or_else(|| {
-                                if known || model.list_id.get().is_none() {
-                                    "No lists yet".to_string()
-                                } else {
-                                    "This list is not here yet".to_string()
-                                }
-                            })
-                    }}
-                </h1>
+                <div class="title-row">
+                    <Show
+                        when=move || renaming.get()
+                        fallback=move || {
+                            view! {
+                                <h1 class="list-title" on:dblclick=move |_| start_rename()>
+                                    {move || {
+                                        list_name()
+                                            .unwrap_or_else(|| {
+                                                if known || model.list_id.get().is_none() {
+                                                    "No lists yet".to_string()
+                                                } else {
+                                                    "This list is not here yet".to_string()
+                                                }
+                                            })
+                                    }}
+                                </h1>
+                            }
+                        }
+                    >
+                        <input
+                            class="rename-list"
+                            aria-label="List name"
+                            node_ref=rename_ref
+                            prop:value=list_name().unwrap_or_default()
+                            on:keydown=on_rename_keydown
+                            on:blur=move |ev| rename(event_target_value(&ev))
+                        />
+                    </Show>
+                    <Show when=move || list_name().is_some()>
+                        <div class="list-actions">
+                            <button type="button" class="rename-button" on:click=move |_| start_rename()>
+                                "Rename list"
+                            </button>
+                            <button type="button" class="delete-list" on:click=move |_| delete_list()>
+                                "Delete list"
+                            </button>
+                        </div>
+                    </Show>
+                </div>
+                {move || {
+                    pending_delete
+                        .get()
+                        .map(|(_, name)| {
+                            view! {
+                                <p class="undo-bar" role="status">
+                                    {format!("“{name}” will be deleted. ")}
+                                    <button type="button" on:click=move |_| pending_delete.set(None)>
+                                        "Undo"
+                                    </button>
+                                </p>
+                            }
+                        })
+                }}
                 <NewTodo error/>
             </header>
             {move || error.get().map(|e| view! { <p class="form-error" role="alert">{e}</p> })}
@@ -423,6 +545,7 @@ fn Item(
 ) -> AnyView {
     let local = use_local();
     let editing = RwSignal::new(false);
+    let details = RwSignal::new(false);
     // The title and its stamp when editing began: the edit replaces what was shown (rule 19),
     // and a change arriving meanwhile never touches the text being typed.
     let shown = StoredValue::new((String::new(), String::new()));
@@ -538,11 +661,21 @@ fn Item(
                 <label on:dblclick=start_edit>{move || row.with(|r| r.title.clone())}</label>
                 <DueDate row/>
                 <button
+                    type="button"
+                    class="details-toggle"
+                    aria-expanded=move || details.get().to_string()
+                    aria-label=move || row.with(|r| format!("Details of {}", r.title))
+                    on:click=move |_| details.update(|d| *d = !*d)
+                ></button>
+                <button
                     class="destroy"
                     aria-label=move || row.with(|r| format!("Delete {}", r.title))
                     on:click=destroy
                 ></button>
             </div>
+            <Show when=move || details.get() && !editing.get()>
+                <Details row error/>
+            </Show>
             <Show when=move || editing.get()>
                 <input
                     class="edit"
@@ -556,6 +689,113 @@ fn Item(
         </li>
     }
     .into_any()
+}
+
+/// An item's detail: notes, due date, and its list. Notes save on blur and keep what is typed
+/// when a change arrives meanwhile (the text area is not bound to the row while focused).
+#[component]
+fn Details(row: RwSignal<TodoRow>, error: RwSignal<Option<String>>) -> impl IntoView {
+    let model = use_model();
+    let local = use_local();
+    let id = move || row.with_untracked(|r| r.id.clone());
+    let notes_shown = StoredValue::new(row.with_untracked(|r| (r.notes.clone(), r.notes_hlc.clone())));
+    let save_notes = move |ev: leptos::ev::FocusEvent| {
+        let notes = event_target_value(&ev);
+        let (before, stamp) = notes_shown.get_value();
+        if notes.trim() == before.trim() {
+            return;
+        }
+        local.command(
+            Command::EditNotes {
+                todo_id: id(),
+                notes,
+                shown: Some(stamp),
+            },
+            move |reply| report(error, reply),
+        );
+    };
+    let refresh_notes = move |_| {
+        notes_shown.set_value(row.with_untracked(|r| (r.notes.clone(), r.notes_hlc.clone())));
+    };
+    let set_due = move |ev: leptos::ev::Event| {
+        let value = event_target_value(&ev);
+        let due_date = (!value.is_empty()).then_some(value);
+        let shown = row.with_untracked(|r| r.due_date_hlc.clone());
+        local.command(
+            Command::SetDueDate {
+                todo_id: id(),
+                due_date,
+                shown: Some(shown),
+            },
+            move |reply| report(error, reply),
+        );
+    };
+    let move_to = move |ev: leptos::ev::Event| {
+        let list_id = event_target_value(&ev);
+        if list_id.is_empty() || row.with_untracked(|r| r.list_id == list_id) {
+            return;
+        }
+        local.command(
+            Command::MoveToList {
+                todo_id: id(),
+                list_id,
+            },
+            move |reply| report(error, reply),
+        );
+    };
+    let field = move |name: &str| format!("{name}-{}", row.with_untracked(|r| r.id.clone()));
+    // The notes follow the row, except while the user is typing in them.
+    let notes_ref = NodeRef::<leptos::html::Textarea>::new();
+    Effect::new(move |_| {
+        let notes = row.with(|r| r.notes.clone());
+        if let Some(area) = notes_ref.get() {
+            let typing = document().active_element().is_some_and(|e| {
+                let area: &leptos::web_sys::Element = &area;
+                &e == area
+            });
+            if !typing {
+                area.set_value(&notes);
+            }
+        }
+    });
+    view! {
+        <div class="details">
+            <label class="details-label" for=field("notes")>"Notes"</label>
+            <textarea
+                id=field("notes")
+                class="notes"
+                rows="3"
+                node_ref=notes_ref
+                on:focus=refresh_notes
+                on:blur=save_notes
+            ></textarea>
+            <div class="details-row">
+                <label class="details-label" for=field("due")>"Due"</label>
+                <input
+                    id=field("due")
+                    class="due-input"
+                    type="date"
+                    prop:value=move || row.with(|r| r.due_date.clone().unwrap_or_default())
+                    on:change=set_due
+                />
+                <label class="details-label" for=field("list")>"List"</label>
+                <select id=field("list") class="move-to" on:change=move_to>
+                    {move || {
+                        let here = row.with(|r| r.list_id.clone());
+                        model
+                            .lists
+                            .get()
+                            .into_iter()
+                            .map(|l| {
+                                let selected = l.id == here;
+                                view! { <option value=l.id selected=selected>{l.name}</option> }
+                            })
+                            .collect_view()
+                    }}
+                </select>
+            </div>
+        </div>
+    }
 }
 
 /// A to-do's due date; "overdue" only after hydration (it depends on the viewer's clock).

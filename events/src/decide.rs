@@ -3,7 +3,7 @@
 
 use crate::domain::{
     Bases, Deleted, DomainEvent, DueDate, ListCreated, ListRenamed, TodoCreated, TodoDueDateSet,
-    TodoMoved, TodoNotesEdited, TodoTitleEdited,
+    TodoListChanged, TodoMoved, TodoNotesEdited, TodoTitleEdited,
 };
 use crate::event::MAX_EVENT_DATA_BYTES;
 use crate::ids::AggregateId;
@@ -43,6 +43,14 @@ pub enum TodoCommand {
         edit: TodoEdit,
         resolving: bool,
         shown: Option<Stamp>,
+    },
+    /// To another list (which must exist), at `position` there. `shown_list` and
+    /// `shown_position`: the stamps of the list and position the author saw.
+    MoveToList {
+        list_id: AggregateId,
+        position: String,
+        shown_list: Option<Stamp>,
+        shown_position: Option<Stamp>,
     },
     Delete,
 }
@@ -238,6 +246,33 @@ fn todo_events(
                 }
             };
             Ok(event.into_iter().collect())
+        }
+        TodoCommand::MoveToList {
+            list_id,
+            position,
+            shown_list,
+            shown_position,
+        } => {
+            live(todo.created.is_some(), todo.deleted, kind, id)?;
+            let list = list.ok_or(DomainError::NotFound {
+                kind: "list",
+                id: list_id,
+            })?;
+            live(list.created.is_some(), list.deleted, "list", list_id)?;
+            position::validate(&position)?;
+            let Some(list_bases) = edit(&todo.list, &list_id, false, shown_list) else {
+                // Already in that list: a move within it.
+                return Ok(edit(&todo.position, &position, false, shown_position)
+                    .map(|bases| DomainEvent::TodoMoved(TodoMoved { position, bases }))
+                    .into_iter()
+                    .collect());
+            };
+            Ok(vec![DomainEvent::TodoListChanged(TodoListChanged {
+                list_id,
+                list_bases,
+                position_bases: todo.position.bases_shown(shown_position, false),
+                position,
+            })])
         }
         TodoCommand::Delete => {
             live(todo.created.is_some(), todo.deleted, kind, id)?;

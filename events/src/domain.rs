@@ -117,6 +117,7 @@ pub enum DomainEvent {
     TodoCompleted(Bases),
     TodoReopened(Bases),
     TodoMoved(TodoMoved),
+    TodoListChanged(TodoListChanged),
     TodoDeleted(Deleted),
 }
 
@@ -192,6 +193,18 @@ pub struct TodoMoved {
     pub bases: Vec<Stamp>,
 }
 
+/// A todo moved to another list, at `position` there. Two fields, each with its own bases
+/// (one shared `bases` would let the creation's stamp, common to every field, supersede a
+/// field the author did not replace).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TodoListChanged {
+    pub list_id: AggregateId,
+    pub list_bases: Vec<Stamp>,
+    pub position: String,
+    pub position_bases: Vec<Stamp>,
+}
+
 /// Upcasters: old shapes to current ones, at read time (DESIGN.md rule 7).
 pub mod upcast {
     use super::{TodoCreated, TodoCreatedV1};
@@ -220,6 +233,7 @@ pub const EVENT_TYPES: &[(&str, u32)] = &[
     ("TodoCompleted", 1),
     ("TodoReopened", 1),
     ("TodoMoved", 1),
+    ("TodoListChanged", 1),
     ("TodoDeleted", 1),
 ];
 
@@ -237,6 +251,7 @@ impl DomainEvent {
             Self::TodoCompleted(_) => "TodoCompleted",
             Self::TodoReopened(_) => "TodoReopened",
             Self::TodoMoved(_) => "TodoMoved",
+            Self::TodoListChanged(_) => "TodoListChanged",
             Self::TodoDeleted(_) => "TodoDeleted",
         }
     }
@@ -304,6 +319,7 @@ fn parse_current(event_type: &str, data: &str) -> Result<DomainEvent, DecodeErro
         "TodoCompleted" => DomainEvent::TodoCompleted(read(t, data)?),
         "TodoReopened" => DomainEvent::TodoReopened(read(t, data)?),
         "TodoMoved" => DomainEvent::TodoMoved(read(t, data)?),
+        "TodoListChanged" => DomainEvent::TodoListChanged(read(t, data)?),
         "TodoDeleted" => DomainEvent::TodoDeleted(read(t, data)?),
         _ => {
             return Err(DecodeError::UnknownType {
@@ -424,6 +440,12 @@ mod tests {
             DomainEvent::TodoMoved(TodoMoved {
                 position: "k".into(),
                 bases: vec![],
+            }),
+            DomainEvent::TodoListChanged(TodoListChanged {
+                list_id: list,
+                list_bases: vec![stamp],
+                position: "m".into(),
+                position_bases: vec![],
             }),
             DomainEvent::TodoDeleted(Deleted {}),
         ];

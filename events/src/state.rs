@@ -51,6 +51,8 @@ pub struct TodoState {
     pub created: Option<Creation>,
     /// The list of the least creation.
     pub list_id: Option<AggregateId>,
+    /// The list it is in: set by its creation, changed by moves to another list.
+    pub list: Field<AggregateId>,
     pub title: Field<String>,
     pub notes: Field<String>,
     pub due_date: Field<Option<DueDate>>,
@@ -105,6 +107,7 @@ impl Aggregate {
                 t.due_date.add(s, id, dev, e.due_date, &[]);
                 t.completed.add(s, id, dev, false, &[]);
                 t.position.add(s, id, dev, e.position.clone(), &[]);
+                t.list.add(s, id, dev, e.list_id, &[]);
             }
             DomainEvent::TodoTitleEdited(e) => {
                 self.todo.title.add(s, id, dev, e.title.clone(), &e.bases)
@@ -126,6 +129,12 @@ impl Aggregate {
                 self.todo
                     .position
                     .add(s, id, dev, e.position.clone(), &e.bases)
+            }
+            DomainEvent::TodoListChanged(e) => {
+                let t = &mut self.todo;
+                t.list.add(s, id, dev, e.list_id, &e.list_bases);
+                t.position
+                    .add(s, id, dev, e.position.clone(), &e.position_bases);
             }
             DomainEvent::TodoDeleted(_) => self.todo.deleted = true,
         }
@@ -155,7 +164,9 @@ impl Aggregate {
             }
         }
         let t = &self.todo;
-        if let (Some(created), Some(list_id)) = (t.created, t.list_id) {
+        // The list a move chose wins over the creation's (a creation always sets one).
+        let list_id = t.list.winner().map(|w| *w.value).or(t.list_id);
+        if let (Some(created), Some(list_id)) = (t.created, list_id) {
             // A creation sets every field, so each has a winner once created.
             let (Some(title), Some(notes), Some(due), Some(done), Some(pos)) = (
                 t.title.winner(),
@@ -196,6 +207,7 @@ impl Aggregate {
                     v.to_string()
                 });
                 conflicts(c, aggregate_id, "position", &t.position, |v| json_str(v));
+                conflicts(c, aggregate_id, "list", &t.list, |v| json_str(&v.to_string()));
             }
         }
         rows

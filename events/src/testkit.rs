@@ -208,6 +208,13 @@ pub fn simulate(sim: Simulation) -> Vec<StoredEvent> {
             };
             let cmd = if rng.chance(5) {
                 TodoCommand::Delete
+            } else if rng.chance(8) {
+                TodoCommand::MoveToList {
+                    list_id: lists[rng.below(lists.len())],
+                    position: ["2", "W", "m"][rng.below(3)].to_string(),
+                    shown_list: None,
+                    shown_position: None,
+                }
             } else {
                 TodoCommand::Edit {
                     edit,
@@ -215,7 +222,11 @@ pub fn simulate(sim: Simulation) -> Vec<StoredEvent> {
                     shown: None,
                 }
             };
-            (id, decide_todo(id, &state.todo, None, cmd))
+            let list = match &cmd {
+                TodoCommand::MoveToList { list_id, .. } => dev.state.get(list_id).map(|a| &a.list),
+                _ => None,
+            };
+            (id, decide_todo(id, &state.todo, list, cmd))
         };
         let Ok(bodies) = decided else { continue };
         for body in bodies {

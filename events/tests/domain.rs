@@ -5,7 +5,8 @@ use tandem_events::decide::{
     decide_list, decide_todo, DomainError, ListCommand, TodoCommand, TodoEdit,
 };
 use tandem_events::domain::{
-    Bases, Deleted, DomainEvent, ListCreated, TodoCreated, TodoMoved, TodoTitleEdited,
+    Bases, Deleted, DomainEvent, ListCreated, TodoCreated, TodoListChanged, TodoMoved,
+    TodoTitleEdited,
 };
 use tandem_events::event::Event;
 use tandem_events::hlc::Stamp;
@@ -473,4 +474,104 @@ fn an_edit_replaces_the_value_its_author_saw_and_a_newer_one_stays_a_conflict() 
         .map(|c| c.value.clone())
         .collect();
     assert_eq!(conflicts, vec!["oat milk".to_string()]);
+}
+
+#[test]
+fn a_todo_moves_to_another_list_and_concurrent_moves_are_a_conflict_not_a_loss() {
+    const OTHER: u8 = 3;
+    const THIRD: u8 = 4;
+    let lists = Given::default()
+        .todo()
+        .event(OTHER, 1, 1, DomainEvent::ListCreated(ListCreated { name: "Work".into() }))
+        .event(THIRD, 1, 1, DomainEvent::ListCreated(ListCreated { name: "Home".into() }));
+    let other = lists.state(OTHER).list;
+    let moved = decide_todo(
+        agg(TODO),
+        &lists.state(TODO).todo,
+        Some(&other),
+        TodoCommand::MoveToList {
+            list_id: agg(OTHER),
+            position: "V".into(),
+            shown_list: None,
+            shown_position: None,
+        },
+    );
+    // The list and the position each replace what was there, with their own bases.
+    assert_eq!(
+        moved,
+        Ok(vec![DomainEvent::TodoListChanged(TodoListChanged {
+            list_id: agg(OTHER),
+            list_bases: vec![stamp(2, 1)],
+            position: "V".into(),
+            position_bases: vec![stamp(2, 1)],
+        })])
+    );
+    // A move into a deleted list is refused.
+    let gone = Given {
+        events: lists.events.clone(),
+    }
+    .event(OTHER, 5, 1, DomainEvent::ListDeleted(Deleted {}));
+    assert_eq!(
+        decide_todo(
+            agg(TODO),
+            &gone.state(TODO).todo,
+            Some(&gone.state(OTHER).list),
+            TodoCommand::MoveToList {
+                list_id: agg(OTHER),
+                position: "V".into(),
+                shown_list: None,
+                shown_position: None,
+            },
+        ),
+        Err(DomainError::Deleted {
+            kind: "list",
+            id: agg(OTHER)
+        })
+    );
+    // Two devices move it at once, to two lists: the newer wins, the other is a conflict, and
+    // a title edited meanwhile is untouched by either move.
+    let both = lists
+        .event(
+            TODO,
+            6,
+            1,
+            DomainEvent::TodoListChanged(TodoListChanged {
+                list_id: agg(OTHER),
+                list_bases: vec![stamp(2, 1)],
+                position: "V".into(),
+                position_bases: vec![stamp(2, 1)],
+            }),
+        )
+        .event(
+            TODO,
+            7,
+            2,
+            DomainEvent::TodoListChanged(TodoListChanged {
+                list_id: agg(THIRD),
+                list_bases: vec![stamp(2, 1)],
+                position: "k".into(),
+                position_bases: vec![stamp(2, 1)],
+            }),
+        )
+        .event(
+            TODO,
+            8,
+            3,
+            DomainEvent::TodoTitleEdited(TodoTitleEdited {
+                title: "oat milk".into(),
+                bases: vec![stamp(2, 1)],
+            }),
+        );
+    let rows = both.model().rows();
+    let todo = rows.todos.iter().find(|t| t.todo_id == agg(TODO)).unwrap();
+    assert_eq!(todo.list_id, agg(THIRD));
+    assert_eq!(todo.position, "k");
+    assert_eq!(todo.title, "oat milk");
+    let fields: Vec<&str> = rows
+        .conflicts
+        .iter()
+        .filter(|c| c.aggregate_id == agg(TODO))
+        .map(|c| c.field)
+        .collect();
+    assert_eq!(fields, ["position", "list"]);
 }

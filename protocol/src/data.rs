@@ -163,6 +163,8 @@ pub enum Command {
         #[serde(default)]
         before: Option<String>,
     },
+    /// Moves a todo to the end of another list.
+    MoveToList { todo_id: String, list_id: String },
 }
 
 impl Command {
@@ -181,6 +183,7 @@ impl Command {
             Self::DeleteTodo { .. } => "delete_todo",
             Self::ClearCompleted { .. } => "clear_completed",
             Self::MoveTodo { .. } => "move_todo",
+            Self::MoveToList { .. } => "move_to_list",
         }
     }
 }

@@ -455,6 +455,22 @@ async fn an_aggregate_belongs_to_the_workspace_of_its_first_event() {
         "{body}"
     );
     assert_eq!(home.head().await, head, "the home workspace is untouched");
+    // A move to another list is checked the same way: the list must exist here.
+    let moved = forged(
+        todo,
+        &home.workspace,
+        "TodoListChanged",
+        json!({"list_id": uuid::Uuid::from_u128(0xdead).to_string(), "list_bases": [], "position": "V", "position_bases": []}),
+        next,
+        4,
+    );
+    let (status, body) = home.push(head, &[moved]).await;
+    assert_error(status, &body, "INVALID_EVENT", 422);
+    assert!(
+        body["message"].as_str().unwrap().contains("does not exist"),
+        "{body}"
+    );
+    assert_eq!(home.head().await, head, "the home workspace is untouched");
     let (_, data_dir) = server.stop().await;
     server::admin::verify(data_dir.path()).expect("the log keeps rule 21");
 }

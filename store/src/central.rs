@@ -249,7 +249,7 @@ impl Central {
                 )));
             }
             let mut homes = vec![("aggregate", event.aggregate_id)];
-            if event.event_type == "TodoCreated" {
+            if event.event_type == "TodoCreated" || event.event_type == "TodoListChanged" {
                 if let Some(list) = list_id_of(&event.event_data) {
                     // The list must live here already, or be made earlier in this push: a
                     // todo in a list that does not exist yet would let that list's id be
@@ -363,6 +363,7 @@ impl Central {
             let position = match &body {
                 DomainEvent::TodoCreated(e) => Some(&e.position),
                 DomainEvent::TodoMoved(e) => Some(&e.position),
+                DomainEvent::TodoListChanged(e) => Some(&e.position),
                 _ => None,
             };
             if let Some(position) = position {
@@ -595,7 +596,7 @@ pub fn busy(message: &str, now: i64) -> SyncError {
     e
 }
 
-/// The `list_id` a TodoCreated's data names, if it names a well-formed one.
+/// The `list_id` a TodoCreated's or TodoListChanged's data names, if it names a well-formed one.
 fn list_id_of(data: &str) -> Option<AggregateId> {
     serde_json::from_str::<serde_json::Value>(data)
         .ok()?

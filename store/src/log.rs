@@ -1147,7 +1147,8 @@ impl EventLog {
             .query_row(
                 "SELECT t.event_id, l.workspace_id FROM events t \
                  JOIN events l ON l.aggregate_id = json_extract(t.event_data, '$.list_id') \
-                 WHERE t.event_type = 'TodoCreated' AND l.workspace_id != t.workspace_id LIMIT 1",
+                 WHERE t.event_type IN ('TodoCreated', 'TodoListChanged') \
+                 AND l.workspace_id != t.workspace_id LIMIT 1",
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
@@ -1155,7 +1156,7 @@ impl EventLog {
             .map_err(sql)?;
         if let Some((event, workspace)) = crossing {
             return Err(Violation(format!(
-                "todo creation {event} names a list of workspace {workspace}, another workspace (rule 21)"
+                "todo event {event} names a list of workspace {workspace}, another workspace (rule 21)"
             )));
         }
         for trigger in ["events_no_update", "events_no_delete"] {

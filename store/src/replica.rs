@@ -118,7 +118,10 @@ impl Replica {
                 Step::List(id, command) => (id, decide_list(id, &self.state(id)?.list, command)?),
                 Step::Todo(id, command) => {
                     let list = match &command {
-                        TodoCommand::Create { list_id, .. } => Some(self.state(*list_id)?.list),
+                        TodoCommand::Create { list_id, .. }
+                        | TodoCommand::MoveToList { list_id, .. } => {
+                            Some(self.state(*list_id)?.list)
+                        }
                         _ => None,
                     };
                     let todo = self.state(id)?.todo;

@@ -25,7 +25,7 @@ use crate::log::{EventLog, LogError};
 
 /// The version of the projection (fold and tables). Bump it whenever either changes: every
 /// views.db is then rebuilt from the log at its next open.
-pub const PROJECTION_VERSION: i64 = 1;
+pub const PROJECTION_VERSION: i64 = 2;
 const PROJECTION_NAME: &str = "todo-views";
 
 #[derive(Debug, thiserror::Error)]

@@ -320,6 +320,20 @@ impl Service {
                 .map_err(|e| Refusal::Domain(e.into()))?;
                 edit(&todo_id, TodoEdit::Position(position), None)
             }
+            Command::MoveToList { todo_id, list_id } => {
+                let list = parse_id("list id", &list_id)?;
+                let position = position::between(self.last_position(list)?.as_deref(), None)
+                    .map_err(|e| Refusal::Domain(e.into()))?;
+                Ok(vec![Step::Todo(
+                    parse_id("todo id", &todo_id)?,
+                    TodoCommand::MoveToList {
+                        list_id: list,
+                        position,
+                        shown_list: None,
+                        shown_position: None,
+                    },
+                )])
+            }
         }
     }
 

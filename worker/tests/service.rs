@@ -365,3 +365,45 @@ fn a_large_change_says_reset_instead_of_listing_every_row() {
     assert!(changes.todos.is_empty());
     assert!(d.changes().is_empty());
 }
+
+#[test]
+fn a_todo_moves_to_another_list_and_both_lists_counts_change() {
+    let mut d = Device::new();
+    d.add(1, "milk");
+    d.add(2, "report");
+    let work = id(0xb2);
+    d.run(Command::CreateList {
+        list_id: work.clone(),
+        name: "Work".into(),
+    });
+    d.changes();
+    d.run(Command::MoveToList {
+        todo_id: id(2),
+        list_id: work.clone(),
+    });
+    assert_eq!(d.titles(Filter::All), ["milk"]);
+    let moved = d.changes();
+    assert_eq!(moved.todos.len(), 1);
+    assert_eq!(moved.todos[0].list_id, work);
+    let mut counts: Vec<(String, Counts)> = moved
+        .counts
+        .iter()
+        .map(|c| (c.list_id.clone(), c.counts))
+        .collect();
+    counts.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        counts,
+        [
+            (LIST.to_string(), Counts { active: 1, completed: 0 }),
+            (work.clone(), Counts { active: 1, completed: 0 })
+        ]
+    );
+    // Into a list that does not exist: refused, nothing recorded.
+    let pending = d.pending();
+    let reply = d.send(Command::MoveToList {
+        todo_id: id(1),
+        list_id: id(0xdead),
+    });
+    assert!(matches!(reply, Reply::Refused { .. }), "{reply:?}");
+    assert_eq!(d.pending(), pending);
+}
