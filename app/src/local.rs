@@ -14,8 +14,13 @@ use crate::snapshot::Snapshot;
 pub struct Local {
     #[cfg(feature = "hydrate")]
     client: StoredValue<Option<std::rc::Rc<browser::Client>>, LocalStorage>,
-    /// Set once the page shows the local store (`body[data-ready]`).
+    /// Set once the worker's views have reached what the server rendered: from then on the
+    /// page reads the local store.
     pub ready: RwSignal<bool>,
+    /// Whether the local store could not catch up with the server yet (offline, another log).
+    pub behind: RwSignal<bool>,
+    /// Bumped when the page must read its list again (the switch to the local store, a reset).
+    pub generation: RwSignal<u64>,
 }
 
 /// Creates the handle and, in the browser, starts the worker.
@@ -24,6 +29,8 @@ pub fn provide_local(model: Model) -> Local {
         #[cfg(feature = "hydrate")]
         client: StoredValue::new_local(None),
         ready: RwSignal::new(false),
+        behind: RwSignal::new(false),
+        generation: RwSignal::new(0),
     };
     provide_context(local);
     #[cfg(feature = "hydrate")]
@@ -100,6 +107,12 @@ impl Local {
     }
 }
 
+/// Marks the page ready (`body[data-ready]`, CONTRACT.md): it shows the local store.
+pub fn mark_ready() {
+    #[cfg(feature = "hydrate")]
+    browser::mark_body_ready();
+}
+
 /// A UUID v7 (time-ordered, DESIGN.md rule 2) minted on the page: command ids and the ids of
 /// new items (so a command sent again makes the same item).
 pub fn new_id() -> String {
@@ -133,7 +146,7 @@ mod browser {
     use std::rc::Rc;
 
     use leptos::prelude::*;
-    use tandem_protocol::data::{Filter, PageMessage, Reply, Request, WorkerMessage};
+    use tandem_protocol::data::{PageMessage, Reply, Request, WorkerMessage};
     use wasm_bindgen::prelude::*;
     use web_sys::{ErrorEvent, MessageEvent, Worker, WorkerOptions, WorkerType};
 
@@ -223,38 +236,35 @@ mod browser {
             self.send(PageMessage::Request { id, request });
         }
 
-        /// Lists and one list's todos from the local store.
+        /// Lists and one list's todos from the local store, read at once.
         pub async fn snapshot(&self, list_id: Option<String>) -> Result<Snapshot, String> {
-            let lists = match self.ask(Request::Lists).await {
-                Reply::Lists { lists } => lists,
-                other => return Err(failure(other)),
-            };
-            let list_id = list_id.or_else(|| lists.first().map(|l| l.id.clone()));
-            let list_known = list_id
-                .as_ref()
-                .is_some_and(|id| lists.iter().any(|l| &l.id == id));
-            let (todos, counts) = match (&list_id, list_known) {
-                (Some(id), true) => match self
-                    .ask(Request::Todos {
-                        list_id: id.clone(),
-                        filter: Filter::All,
+            match self.ask(Request::Snapshot { list_id }).await {
+                Reply::Snapshot {
+                    lists,
+                    list_counts,
+                    list_id,
+                    list_known,
+                    todos,
+                } => {
+                    let counts = list_counts
+                        .iter()
+                        .find(|c| Some(&c.list_id) == list_id.as_ref())
+                        .map(|c| c.counts)
+                        .unwrap_or_default();
+                    Ok(Snapshot {
+                        lists,
+                        list_counts,
+                        list_id,
+                        list_known,
+                        todos,
+                        counts,
+                        head: 0,
+                        log_id: None,
+                        local: true,
                     })
-                    .await
-                {
-                    Reply::Todos { todos, counts } => (todos, counts),
-                    other => return Err(failure(other)),
-                },
-                _ => (vec![], Default::default()),
-            };
-            Ok(Snapshot {
-                lists,
-                list_id,
-                list_known,
-                todos,
-                counts,
-                head: 0,
-                log_id: None,
-            })
+                }
+                other => Err(failure(other)),
+            }
         }
 
         async fn ask(&self, request: Request) -> Reply {
@@ -290,24 +300,18 @@ mod browser {
                     }
                 }
                 WorkerMessage::CaughtUp { behind } => {
-                    let client = Rc::clone(self);
-                    leptos::task::spawn_local(async move {
-                        let list = model.list_id.get_untracked();
-                        match client.snapshot(list).await {
-                            Ok(snapshot) => {
-                                model.load(&snapshot);
-                                model.progress.set(None);
-                                model.source.set(Source::Local { behind });
-                                local.ready.set(true);
-                                mark_body_ready();
-                            }
-                            Err(reason) => model.source.set(Source::Unavailable(reason)),
-                        }
-                    });
+                    local.behind.set(behind);
+                    if local.ready.get_untracked() {
+                        model.source.set(Source::Local { behind });
+                    } else {
+                        // The list route reads the local store from now on, and reads it now.
+                        local.ready.set(true);
+                        local.generation.update(|g| *g += 1);
+                    }
                 }
-                WorkerMessage::Progress { stored, head } => {
-                    model.progress.set(Some((stored, head)))
-                }
+                WorkerMessage::Progress { stored, head } => model
+                    .progress
+                    .set((stored < head).then_some((stored, head))),
                 WorkerMessage::Reply { id, reply } => {
                     let waiting = self.waiting.borrow_mut().remove(&id);
                     if let Some(on_reply) = waiting {
@@ -316,14 +320,7 @@ mod browser {
                 }
                 WorkerMessage::Changed { changes } => {
                     if model.apply(changes) && local.ready.get_untracked() {
-                        let client = Rc::clone(self);
-                        leptos::task::spawn_local(async move {
-                            if let Ok(snapshot) =
-                                client.snapshot(model.list_id.get_untracked()).await
-                            {
-                                model.load(&snapshot);
-                            }
-                        });
+                        local.generation.update(|g| *g += 1);
                     }
                 }
                 WorkerMessage::Sync { status } => model.sync.set(status),
@@ -370,7 +367,7 @@ mod browser {
     }
 
     /// `<body data-ready="true">`: hydrated and showing the local store (CONTRACT.md).
-    fn mark_body_ready() {
+    pub fn mark_body_ready() {
         if let Some(body) = web_sys::window()
             .and_then(|w| w.document())
             .and_then(|d| d.body())

@@ -28,8 +28,10 @@ pub enum Source {
 #[derive(Clone, Copy)]
 pub struct Model {
     pub lists: RwSignal<Vec<ListRow>>,
-    /// The list the pane shows.
+    /// The list the pane shows, and whether the store knows it (a list made offline elsewhere
+    /// may not have arrived yet).
     pub list_id: RwSignal<Option<String>>,
+    pub known: RwSignal<bool>,
     /// That list's live todos in display order (ids), and each row's own signal.
     pub order: RwSignal<Vec<String>>,
     rows: StoredValue<HashMap<String, RwSignal<TodoRow>>>,
@@ -49,6 +51,7 @@ impl Model {
         let model = Self {
             lists: RwSignal::new(vec![]),
             list_id: RwSignal::new(None),
+            known: RwSignal::new(false),
             order: RwSignal::new(vec![]),
             rows: StoredValue::new(HashMap::new()),
             owner: StoredValue::new(Owner::current().unwrap_or_default()),
@@ -70,16 +73,13 @@ impl Model {
         if self.list_id.get_untracked() != snapshot.list_id {
             self.list_id.set(snapshot.list_id.clone());
         }
+        if self.known.get_untracked() != snapshot.list_known {
+            self.known.set(snapshot.list_known);
+        }
         let mut rows = self.rows.get_value();
         let keep: std::collections::HashSet<&str> =
             snapshot.todos.iter().map(|t| t.id.as_str()).collect();
-        rows.retain(|id, signal| {
-            let stays = keep.contains(id.as_str());
-            if !stays {
-                signal.dispose();
-            }
-            stays
-        });
+        rows.retain(|id, _| keep.contains(id.as_str()));
         for todo in &snapshot.todos {
             self.upsert_row(&mut rows, todo);
         }
@@ -88,12 +88,16 @@ impl Model {
         if self.order.get_untracked() != order {
             self.order.set(order);
         }
-        if let Some(list) = &snapshot.list_id {
-            let counts = snapshot.counts;
-            self.counts.update(|c| {
-                c.insert(list.clone(), counts);
-            });
-        }
+        let list = snapshot.list_id.clone();
+        let counts = snapshot.counts;
+        self.counts.update(|c| {
+            for lc in &snapshot.list_counts {
+                c.insert(lc.list_id.clone(), lc.counts);
+            }
+            if let Some(list) = list {
+                c.insert(list, counts);
+            }
+        });
     }
 
     fn upsert_row(&self, rows: &mut HashMap<String, RwSignal<TodoRow>>, todo: &TodoRow) {
@@ -146,9 +150,19 @@ impl Model {
         let mut order = self.order.get_untracked();
         let mut reorder = false;
         let mut rows = self.rows.get_value();
+        // The list on screen was deleted: its to-dos go with it.
+        if current
+            .as_ref()
+            .is_some_and(|c| changes.removed_lists.contains(c))
+        {
+            rows.clear();
+            order.clear();
+            reorder = true;
+        }
         for id in &changes.removed_todos {
-            if let Some(signal) = rows.remove(id) {
-                signal.dispose();
+            // Not disposed here: the Item showing it may still be handling an event (a blur
+            // as it is removed); its owner, the model, outlives it.
+            if rows.remove(id).is_some() {
                 order.retain(|o| o != id);
                 reorder = true;
             }
@@ -168,8 +182,7 @@ impl Model {
                     order.push(todo.id.clone());
                     reorder = true;
                 }
-                (false, Some(signal)) => {
-                    signal.dispose();
+                (false, Some(_)) => {
                     rows.remove(&todo.id);
                     order.retain(|o| o != &todo.id);
                     reorder = true;

@@ -5,14 +5,19 @@
 
 use leptos::prelude::*;
 use leptos_router::hooks::{use_navigate, use_params_map};
-use tandem_protocol::data::{Command, Filter, PageMessage, Reply, TodoRow};
+use tandem_protocol::data::{Command, Filter, PageMessage, Reply, Request, TodoRow};
 
-use crate::local::{new_id, use_local, Local};
+use crate::local::{mark_ready, new_id, use_local, Local};
 use crate::model::{use_model, Source};
 use crate::quick_add::{self, Day};
-use crate::snapshot::list_snapshot;
+use crate::snapshot::{list_snapshot, Snapshot};
 
 /// `/`, `/lists/:id` and `/lists/:id/:filter`.
+///
+/// The list the route opens with is a resource (the server renders it; hydration reads it from
+/// the page). Everything after — another list, the switch to the local store, a reset — is
+/// loaded into the [`Model`](crate::model::Model) in place, so the pane is never rebuilt: no
+/// flicker, and nothing typed is lost.
 #[component]
 pub fn ListRoute() -> impl IntoView {
     let params = use_params_map();
@@ -26,7 +31,7 @@ pub fn ListRoute() -> impl IntoView {
                 .unwrap_or_default()
         })
     });
-    // Once the page shows the local store, other lists come from it too (offline included).
+    // Once the worker has caught up, lists come from the local store (offline included).
     let fetch = move |list: Option<String>| async move {
         if local.ready.get_untracked() {
             local.snapshot(list).await
@@ -34,15 +39,58 @@ pub fn ListRoute() -> impl IntoView {
             list_snapshot(list).await.map_err(|e| e.to_string())
         }
     };
+    let first_list = untrack(list_param);
     // In the page the future holds the worker handle, which is not `Send`; the page has one
     // thread. (On the server the future is `Send` and may move between threads.)
     #[cfg(feature = "hydrate")]
-    let snapshot = Resource::new(list_param, move |list| {
-        send_wrapper::SendWrapper::new(fetch(list))
-    });
+    let snapshot = Resource::new(
+        || (),
+        move |_| send_wrapper::SendWrapper::new(fetch(first_list.clone())),
+    );
     #[cfg(not(feature = "hydrate"))]
-    let snapshot = Resource::new(list_param, fetch);
+    let snapshot = Resource::new(|| (), move |_| fetch(first_list.clone()));
+    // The worker is told once what the server rendered (or that nothing was: it then switches
+    // at once), so it can say when its views have caught up.
     let opened = StoredValue::new(false);
+    let loaded = move |snapshot: &Snapshot| {
+        model.load(snapshot);
+        if snapshot.local {
+            model.source.set(Source::Local {
+                behind: local.behind.get_untracked(),
+            });
+            model.progress.set(None);
+            mark_ready();
+        } else if !opened.get_value() {
+            opened.set_value(true);
+            local.send(PageMessage::Open {
+                head: snapshot.head,
+                log_id: snapshot.log_id.clone(),
+            });
+        }
+    };
+    // Later loads: another list, or the same list read again (the local store is ready, a
+    // reset). Only the latest load lands.
+    let latest = StoredValue::new(0u64);
+    let error_loading = RwSignal::new(None::<String>);
+    Effect::new(move |previous: Option<(Option<String>, u64)>| {
+        let key = (list_param(), local.generation.get());
+        if previous.is_some_and(|p| p != key) {
+            latest.update_value(|n| *n += 1);
+            let mine = latest.get_value();
+            let list = key.0.clone();
+            leptos::task::spawn_local(async move {
+                match fetch(list).await {
+                    Ok(snapshot) if latest.get_value() == mine => {
+                        error_loading.set(None);
+                        loaded(&snapshot);
+                    }
+                    Ok(_) => {}
+                    Err(e) => error_loading.set(Some(e)),
+                }
+            });
+        }
+        key
+    });
     view! {
         <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || {
@@ -50,18 +98,11 @@ pub fn ListRoute() -> impl IntoView {
                     .get()
                     .map(|result| match result {
                         Ok(snapshot) => {
-                            model.load(&snapshot);
-                            if !opened.get_value() {
-                                opened.set_value(true);
-                                local
-                                    .send(PageMessage::Open {
-                                        head: snapshot.head,
-                                        log_id: snapshot.log_id.clone(),
-                                    });
-                            }
-                            view! { <Workspace filter known=snapshot.list_known/> }.into_any()
+                            loaded(&snapshot);
+                            view! { <Workspace filter/> }.into_any()
                         }
                         Err(e) => {
+                            loaded(&Snapshot::default());
                             view! {
                                 <p class="load-error" role="alert">
                                     {format!("Cannot load this list: {e}")}
@@ -72,15 +113,20 @@ pub fn ListRoute() -> impl IntoView {
                     })
             }}
         </Transition>
+        {move || {
+            error_loading
+                .get()
+                .map(|e| view! { <p class="load-error" role="alert">{format!("Cannot load this list: {e}")}</p> })
+        }}
     }
 }
 
 #[component]
-fn Workspace(filter: Memo<Filter>, known: bool) -> AnyView {
+fn Workspace(filter: Memo<Filter>) -> AnyView {
     view! {
         <div class="workspace">
             <Sidebar/>
-            <TodoApp filter known/>
+            <TodoApp filter/>
         </div>
     }
     .into_any()
@@ -169,7 +215,7 @@ const UNDO_MS: u64 = 5_000;
 
 /// The TodoMVC pane of the current list.
 #[component]
-fn TodoApp(filter: Memo<Filter>, known: bool) -> AnyView {
+fn TodoApp(filter: Memo<Filter>) -> AnyView {
     let model = use_model();
     let local = use_local();
     let error = RwSignal::new(None::<String>);
@@ -214,7 +260,9 @@ fn TodoApp(filter: Memo<Filter>, known: bool) -> AnyView {
         }
         renaming.set(false);
         let (before, stamp) = rename_shown.get_value();
-        let Some(list_id) = model.list_id.get_untracked() else { return };
+        let Some(list_id) = model.list_id.get_untracked() else {
+            return;
+        };
         if name.trim() == before || name.trim().is_empty() {
             return;
         }
@@ -236,7 +284,9 @@ fn TodoApp(filter: Memo<Filter>, known: bool) -> AnyView {
     let pending_delete = RwSignal::new(None::<(String, String)>);
     let navigate = StoredValue::new_local(use_navigate());
     let delete_list = move || {
-        let Some(list_id) = model.list_id.get_untracked() else { return };
+        let Some(list_id) = model.list_id.get_untracked() else {
+            return;
+        };
         let name = list_name().unwrap_or_default();
         pending_delete.set(Some((list_id.clone(), name)));
         #[cfg(feature = "hydrate")]
@@ -328,7 +378,7 @@ fn TodoApp(filter: Memo<Filter>, known: bool) -> AnyView {
                                     {move || {
                                         list_name()
                                             .unwrap_or_else(|| {
-                                                if known || model.list_id.get().is_none() {
+                                                if model.known.get() || model.list_id.get().is_none() {
                                                     "No lists yet".to_string()
                                                 } else {
                                                     "This list is not here yet".to_string()
@@ -453,6 +503,7 @@ fn NewTodo(error: RwSignal<Option<String>>) -> AnyView {
     let local = use_local();
     let text = RwSignal::new(String::new());
     let literal = RwSignal::new(false);
+    let in_flight = StoredValue::new(None::<(String, (String, String))>);
     let parsed = move || {
         let text = text.get();
         match (today(), literal.get()) {
@@ -476,7 +527,15 @@ fn NewTodo(error: RwSignal<Option<String>>) -> AnyView {
             };
             let input: leptos::web_sys::HtmlInputElement = event_target(&ev);
             let sent = input.value();
-            add(local, list_id, quick, move |reply| {
+            // Enter again before the reply (a double press, key repeat) sends the same command
+            // again, with the same ids: the worker answers it once (rule 18).
+            let ids = match in_flight.get_value() {
+                Some((text, ids)) if text == sent => ids,
+                _ => (new_id(), new_id()),
+            };
+            in_flight.set_value(Some((sent.clone(), ids.clone())));
+            add(local, list_id, quick, ids, move |reply| {
+                in_flight.set_value(None);
                 if matches!(reply, Reply::Done { .. }) && input.value() == sent {
                     input.set_value("");
                     text.set(String::new());
@@ -518,19 +577,24 @@ fn NewTodo(error: RwSignal<Option<String>>) -> AnyView {
     .into_any()
 }
 
+/// Adds a to-do; `ids` are the command's id and the new to-do's.
 fn add(
     local: Local,
     list_id: String,
     quick: quick_add::QuickAdd,
+    (command_id, todo_id): (String, String),
     done: impl FnOnce(Reply) + 'static,
 ) {
-    local.command(
-        Command::AddTodo {
-            todo_id: new_id(),
-            list_id,
-            title: quick.title,
-            due_date: quick.due.map(|d| d.iso()),
-            after: None,
+    local.request(
+        Request::Command {
+            command_id,
+            command: Command::AddTodo {
+                todo_id,
+                list_id,
+                title: quick.title,
+                due_date: quick.due.map(|d| d.iso()),
+                after: None,
+            },
         },
         done,
     );
@@ -581,21 +645,28 @@ fn Item(
             }
         }
     });
+    // Also called by the blur of an edit box being removed with its item (deleted elsewhere,
+    // another list opened), when this item's state may be gone: then it does nothing.
     let save = move |value: String| {
-        if !editing.get_untracked() || cancelled.get_value() {
+        if editing.try_get_untracked() != Some(true) || cancelled.try_get_value() != Some(false) {
             return;
         }
         editing.set(false);
         let title = value.trim().to_string();
-        let (before, stamp) = shown.get_value();
+        let (Some((before, stamp)), Some(todo_id)) = (
+            shown.try_get_value(),
+            row.try_with_untracked(|r| r.id.clone()),
+        ) else {
+            return;
+        };
         if title == before {
             return;
         }
         let command = if title.is_empty() {
-            Command::DeleteTodo { todo_id: id() }
+            Command::DeleteTodo { todo_id }
         } else {
             Command::EditTitle {
-                todo_id: id(),
+                todo_id,
                 title,
                 shown: Some(stamp),
             }
@@ -698,7 +769,8 @@ fn Details(row: RwSignal<TodoRow>, error: RwSignal<Option<String>>) -> impl Into
     let model = use_model();
     let local = use_local();
     let id = move || row.with_untracked(|r| r.id.clone());
-    let notes_shown = StoredValue::new(row.with_untracked(|r| (r.notes.clone(), r.notes_hlc.clone())));
+    let notes_shown =
+        StoredValue::new(row.with_untracked(|r| (r.notes.clone(), r.notes_hlc.clone())));
     let save_notes = move |ev: leptos::ev::FocusEvent| {
         let notes = event_target_value(&ev);
         let (before, stamp) = notes_shown.get_value();

@@ -4,13 +4,15 @@
 
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
-use tandem_protocol::data::{Counts, ListRow, TodoRow};
+use tandem_protocol::data::{Counts, ListCounts, ListRow, TodoRow};
 
 /// The lists, one list's todos (all of them; filters are applied on the page), and where in
 /// the server log these views are.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
     pub lists: Vec<ListRow>,
+    /// Every list's counts (the sidebar shows them).
+    pub list_counts: Vec<ListCounts>,
     /// The list shown: the one asked for, or the workspace's first when none was.
     pub list_id: Option<String>,
     /// Whether that list exists in these views (a list made offline elsewhere may not yet).
@@ -22,6 +24,8 @@ pub struct Snapshot {
     pub head: u64,
     /// The server log's identity.
     pub log_id: Option<String>,
+    /// Read from the device's local store (not the server's views).
+    pub local: bool,
 }
 
 impl Snapshot {
@@ -53,27 +57,24 @@ pub async fn list_snapshot(list_id: Option<String>) -> Result<Snapshot, ServerFn
         let ws = WorkspaceId::DEFAULT;
         let views = server_views.views();
         let conn = views.connection();
-        let lists = changes::list_rows(conn, &ws.to_string()).map_err(|e| fail(&e))?;
-        let list_id = list_id.or_else(|| lists.first().map(|l| l.id.clone()));
-        let list_known = list_id
-            .as_ref()
-            .is_some_and(|id| lists.iter().any(|l| &l.id == id));
-        let (todos, counts) = match (&list_id, list_known) {
-            (Some(id), true) => (
-                changes::todo_rows(conn, id, None).map_err(|e| fail(&e))?,
-                changes::counts(conn, id).map_err(|e| fail(&e))?,
-            ),
-            _ => (vec![], Counts::default()),
-        };
+        let read = changes::snapshot(conn, &ws.to_string(), list_id).map_err(|e| fail(&e))?;
+        let counts = read
+            .list_counts
+            .iter()
+            .find(|c| Some(&c.list_id) == read.list_id.as_ref())
+            .map(|c| c.counts)
+            .unwrap_or_default();
         let head = views.checkpoint(ws).map_err(|e| fail(&e))?;
         Ok(Snapshot {
-            lists,
-            list_id,
-            list_known,
-            todos,
+            lists: read.lists,
+            list_counts: read.list_counts,
+            list_id: read.list_id,
+            list_known: read.list_known,
+            todos: read.todos,
             counts,
             head,
             log_id: Some(service.readers().log_id().to_string()),
+            local: false,
         })
     })
     .await

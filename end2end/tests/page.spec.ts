@@ -128,3 +128,49 @@ test.describe("without JavaScript", () => {
     await expect(syncStatus(page)).toHaveAttribute("data-sync-state", "connecting");
   });
 });
+
+test("item detail: notes, a due date and a move to another list", async ({ page }) => {
+  const suffix = Date.now().toString(36);
+  const work = await freshList(page, `Work ${suffix}`);
+  const home = await freshList(page, `Home ${suffix}`);
+  await addTodos(page, "paint the fence");
+  const item = items(page).nth(0);
+  await item.getByRole("button", { name: "Details of paint the fence" }).click();
+  await item.getByLabel("Notes").fill("white, two coats");
+  await item.getByLabel("Due").fill("2031-05-01");
+  await expect(item.locator("time.due")).toHaveText("2031-05-01");
+  await page.reload();
+  await ready(page);
+  await items(page).nth(0).getByRole("button", { name: "Details of paint the fence" }).click();
+  await expect(items(page).nth(0).getByLabel("Notes")).toHaveValue("white, two coats");
+
+  await items(page).nth(0).getByLabel("List").selectOption({ label: `Work ${suffix}` });
+  await expect(items(page)).toHaveCount(0);
+  await expect(page.locator("main")).not.toContainText("paint the fence");
+  await page.goto(work);
+  await ready(page);
+  await expect(items(page).locator("label")).toHaveText(["paint the fence"]);
+  expect(home).not.toBe(work);
+});
+
+test("a list is renamed in place, and a deletion can be undone before it happens", async ({ page }) => {
+  const url = await freshList(page, "Errands");
+  await page.getByRole("button", { name: "Rename list" }).click();
+  const name = page.getByRole("textbox", { name: "List name" });
+  await expect(name).toBeFocused();
+  await name.fill("Weekend errands");
+  await name.press("Enter");
+  await expect(page.locator("h1.list-title")).toHaveText("Weekend errands");
+  await expect(page.locator("nav .list-name", { hasText: "Weekend errands" })).toHaveCount(1);
+
+  await page.getByRole("button", { name: "Delete list" }).click();
+  await expect(page.locator(".undo-bar")).toContainText("“Weekend errands” will be deleted");
+  await page.getByRole("button", { name: "Undo" }).click();
+  await expect(page.locator(".undo-bar")).toHaveCount(0);
+  await expect(page.locator("nav .list-name", { hasText: "Weekend errands" })).toHaveCount(1);
+
+  await page.getByRole("button", { name: "Delete list" }).click();
+  // After the undo window the list goes, and the page opens the first list.
+  await expect(page.locator("nav .list-name", { hasText: "Weekend errands" })).toHaveCount(0, { timeout: 10_000 });
+  await expect(page).not.toHaveURL(url);
+});

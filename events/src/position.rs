@@ -60,14 +60,19 @@ pub fn between(before: Option<&str>, after: Option<&str>) -> Result<String, Posi
         }
     }
     match (before, after) {
-        (Some(a), None) => return Ok(step(a.as_bytes(), b'z', 1)),
-        (None, Some(b)) => return Ok(step(b.as_bytes(), b'0', -1)),
+        (Some(a), None) => return checked(step(a.as_bytes(), b'z', 1)),
+        (None, Some(b)) => return checked(step(b.as_bytes(), b'0', -1)),
         _ => {}
     }
     let mut out = Vec::new();
     midpoint(a, after.map(str::as_bytes), &mut out);
     // Digits come from DIGITS only, so this is ASCII.
     Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// A stepped key, if it fits (a key already 127 digits deep at an end has no room left).
+fn checked(key: String) -> Result<String, PositionError> {
+    validate(&key).map(|()| key)
 }
 
 /// A key just after (`delta = 1`) or just before (`delta = -1`) `key`, with an open end on
@@ -77,7 +82,13 @@ pub fn between(before: Option<&str>, after: Option<&str>) -> Result<String, Posi
 /// n appends in a row need about 2·log62(n) + 2 digits (6 for 10,000).
 fn step(key: &[u8], edge: u8, delta: i8) -> String {
     let leading = key.iter().take_while(|&&d| d == edge).count();
-    let p = 2 * leading + 2;
+    // Keys made elsewhere may already hug the edge; never step past the longest key.
+    // (Past the first digit that is not `edge`, so the step cannot reach the end itself.)
+    let p = if 2 * leading + 2 <= MAX_LEN {
+        2 * leading + 2
+    } else {
+        leading + 2
+    };
     let mut digits: Vec<u8> = key.iter().filter_map(|&d| value(d)).collect();
     digits.resize(digits.len().max(p), 0);
     // Add or subtract one at digit p with carry or borrow. The result stays in (0, 1): toward
@@ -159,6 +170,18 @@ mod tests {
             Err(PositionError::Unordered { .. })
         ));
         assert!(between(Some("a"), Some("a")).is_err());
+    }
+
+    #[test]
+    fn keys_that_already_hug_an_end_still_get_a_valid_neighbour() {
+        let high = format!("{}V", "z".repeat(70));
+        let after = between(Some(&high), None).unwrap();
+        assert!(after > high && after.len() <= MAX_LEN);
+        validate(&after).unwrap();
+        let low = format!("{}1", "0".repeat(70));
+        let before = between(None, Some(&low)).unwrap();
+        assert!(before < low && before.len() <= MAX_LEN);
+        validate(&before).unwrap();
     }
 
     #[test]

@@ -207,7 +207,9 @@ impl Aggregate {
                     v.to_string()
                 });
                 conflicts(c, aggregate_id, "position", &t.position, |v| json_str(v));
-                conflicts(c, aggregate_id, "list", &t.list, |v| json_str(&v.to_string()));
+                conflicts(c, aggregate_id, "list", &t.list, |v| {
+                    json_str(&v.to_string())
+                });
             }
         }
         rows

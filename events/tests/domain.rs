@@ -482,8 +482,22 @@ fn a_todo_moves_to_another_list_and_concurrent_moves_are_a_conflict_not_a_loss()
     const THIRD: u8 = 4;
     let lists = Given::default()
         .todo()
-        .event(OTHER, 1, 1, DomainEvent::ListCreated(ListCreated { name: "Work".into() }))
-        .event(THIRD, 1, 1, DomainEvent::ListCreated(ListCreated { name: "Home".into() }));
+        .event(
+            OTHER,
+            1,
+            1,
+            DomainEvent::ListCreated(ListCreated {
+                name: "Work".into(),
+            }),
+        )
+        .event(
+            THIRD,
+            1,
+            1,
+            DomainEvent::ListCreated(ListCreated {
+                name: "Home".into(),
+            }),
+        );
     let other = lists.state(OTHER).list;
     let moved = decide_todo(
         agg(TODO),

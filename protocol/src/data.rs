@@ -33,6 +33,9 @@ pub enum PageMessage {
 pub enum Request {
     /// The live lists of the default workspace, oldest first.
     Lists,
+    /// What a list page shows, read at once: the lists with their counts, and one list's live
+    /// todos (`None`: the first list).
+    Snapshot { list_id: Option<String> },
     /// The live todos of a list that pass `filter`, in display order, with the list's counts.
     Todos { list_id: String, filter: Filter },
     /// A list's counts.
@@ -164,7 +167,10 @@ pub enum Command {
         before: Option<String>,
     },
     /// Moves a todo to the end of another list.
-    MoveToList { todo_id: String, list_id: String },
+    MoveToList {
+        todo_id: String,
+        list_id: String,
+    },
 }
 
 impl Command {
@@ -266,6 +272,15 @@ impl Changes {
 pub enum Reply {
     Lists {
         lists: Vec<ListRow>,
+    },
+    Snapshot {
+        lists: Vec<ListRow>,
+        /// Every live list's counts.
+        list_counts: Vec<ListCounts>,
+        /// The list shown, and whether it exists here.
+        list_id: Option<String>,
+        list_known: bool,
+        todos: Vec<TodoRow>,
     },
     Todos {
         todos: Vec<TodoRow>,

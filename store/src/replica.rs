@@ -194,7 +194,13 @@ impl Replica {
         let reply = command.map(|(id, reply)| (id, reply(all.len())));
         self.log
             .record_command(&slices, reply.as_ref().map(|(id, r)| (*id, r.as_str())))?;
-        self.views.apply_outbox(&self.log, &all)?;
+        // Committed: the command has happened whatever the views do now (its reply is success,
+        // so a retry never records it twice). Views that failed to take it are repaired by the
+        // next refresh, or at the next open, which applies the outbox again.
+        if self.views.apply_outbox(&self.log, &all).is_err() {
+            let touched: Vec<AggregateId> = batches.iter().map(|(a, _, _)| *a).collect();
+            let _ = self.views.refresh(&self.log, &touched);
+        }
         Ok(all)
     }
 

@@ -249,6 +249,8 @@ fn ask_for_persistence() {
 struct Handshake {
     /// The server head the page rendered, until the views reach it.
     waiting_for: Option<u64>,
+    /// Whether the page was told the store is behind (it switched without waiting).
+    told_behind: bool,
 }
 
 /// The running worker: the data service and the sync loop around one replica.
@@ -260,7 +262,7 @@ struct App {
     online: Cell<bool>,
     status: RefCell<SyncStatus>,
     handshake: RefCell<Handshake>,
-    live: RefCell<Option<web_sys::WebSocket>>,
+    live: RefCell<Option<LiveSocket>>,
     live_attempts: Cell<u32>,
     push_scheduled: Cell<bool>,
     /// Whether a sync cycle has finished since the worker started (the first answers
@@ -274,7 +276,7 @@ impl App {
             .map_err(|e| format!("cannot open the local views: {e}"))?;
         let client = SyncClient::new(
             Rc::clone(&replica),
-            FetchTransport,
+            FetchTransport::default(),
             WorkspaceId::DEFAULT,
             Settings::default(),
         )
@@ -320,8 +322,12 @@ impl App {
                     self.notifier.notify(Input::Retry);
                     self.live_attempts.set(0);
                     Rc::clone(self).connect_live();
-                } else if let Some(socket) = self.live.borrow_mut().take() {
-                    let _ = socket.close();
+                } else if let Some(live) = self.live.borrow_mut().take() {
+                    live.socket.set_onmessage(None);
+                    live.socket.set_onclose(None);
+                    let _ = live.socket.close();
+                    // Its handlers go with it: the close handler no longer finds it current.
+                    spawn_local(async move { drop(live) });
                 }
                 self.wake.wake();
                 self.update_status(|s| {
@@ -360,31 +366,50 @@ impl App {
             clock,
         });
         self.post_status();
-        // Another server log than the one this device syncs with: the views will not reach
-        // `head` by pulling; switch now and say the store is behind.
+        // Another server log than the one this device syncs with (a restored server): its
+        // heads are not comparable with this device's; switch now and say the store is behind.
         let other_log = matches!((&known_log, &log_id), (Some(a), Some(b)) if a != b);
-        if cursor >= head {
-            post(&WorkerMessage::CaughtUp { behind: false });
-        } else if other_log || !self.online.get() {
+        if other_log {
             post(&WorkerMessage::CaughtUp { behind: true });
+            return;
+        }
+        self.handshake.borrow_mut().waiting_for = Some(head);
+        let projected = self.projected();
+        if projected >= head {
+            self.check_caught_up(false);
+        } else if !self.online.get() {
+            self.check_caught_up(true);
         } else {
-            self.handshake.borrow_mut().waiting_for = Some(head);
             self.notifier.notify(Input::HeadAnnounced { head });
             self.wake.wake();
         }
     }
 
-    /// After a sync step: a page waiting for its head is told once the views reach it, or
-    /// that they are behind when the sync failed.
-    fn check_caught_up(&self, cursor: u64, failed: bool) {
+    /// How far the views are projected in the server log (pulled pages are stored first and
+    /// projected after the last one).
+    fn projected(&self) -> u64 {
+        self.replica
+            .borrow()
+            .views()
+            .checkpoint(WorkspaceId::DEFAULT)
+            .unwrap_or(0)
+    }
+
+    /// After a sync step: the page is told once the views reach the head it rendered. When
+    /// sync fails first, it is told the store is behind (so it switches anyway), and told
+    /// again once the views do reach that head.
+    fn check_caught_up(&self, failed: bool) {
         let mut handshake = self.handshake.borrow_mut();
-        if let Some(head) = handshake.waiting_for {
-            if cursor >= head || failed {
-                handshake.waiting_for = None;
-                post(&WorkerMessage::CaughtUp {
-                    behind: cursor < head,
-                });
-            }
+        let Some(head) = handshake.waiting_for else {
+            return;
+        };
+        let projected = self.projected();
+        if projected >= head {
+            handshake.waiting_for = None;
+            post(&WorkerMessage::CaughtUp { behind: false });
+        } else if failed && !handshake.told_behind {
+            handshake.told_behind = true;
+            post(&WorkerMessage::CaughtUp { behind: true });
         }
     }
 
@@ -470,7 +495,7 @@ impl App {
         loop {
             if !self.online.get() {
                 self.publish_status(&client);
-                self.check_caught_up(client.engine().cursor(), true);
+                self.check_caught_up(true);
                 self.wake.wait(None).await;
                 continue;
             }
@@ -498,9 +523,11 @@ impl App {
                 self.update_status(|s| s.notice = Some(text));
             }
             self.publish_status(&client);
+            // Anything but a clean cycle counts: errors, no answer, BUSY or a conflict backing off.
             let failed = client.last_error.is_some()
-                || client.state() == tandem_store::driver::SyncState::Offline;
-            self.check_caught_up(client.engine().cursor(), failed);
+                || client.engine().failures() > 0
+                || client.state() != tandem_store::driver::SyncState::Online;
+            self.check_caught_up(failed);
             let wait = match action {
                 Action::Wait { until_ms } => Some(until_ms.saturating_sub(now_ms())),
                 _ => None,
@@ -537,18 +564,21 @@ impl App {
         let app = Rc::clone(&self);
         let this = socket.clone();
         let on_close = Closure::<dyn FnMut(JsValue)>::new(move |_| {
-            let current = app.live.borrow().as_ref().is_some_and(|s| *s == this);
+            let current = app.live.borrow().as_ref().is_some_and(|l| l.socket == this);
             if current {
-                app.live.borrow_mut().take();
+                let closed = app.live.borrow_mut().take();
+                // Dropped on the next turn: a handler must not drop itself while it runs.
+                spawn_local(async move { drop(closed) });
                 Rc::clone(&app).reconnect_live_later();
             }
         });
         socket.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
         socket.set_onclose(Some(on_close.as_ref().unchecked_ref()));
-        // The handlers live as long as the socket (a socket is made at most once per backoff).
-        on_message.forget();
-        on_close.forget();
-        *self.live.borrow_mut() = Some(socket);
+        *self.live.borrow_mut() = Some(LiveSocket {
+            socket,
+            _on_message: on_message,
+            _on_close: on_close,
+        });
     }
 
     fn reconnect_live_later(self: Rc<Self>) {
@@ -582,6 +612,13 @@ fn live_url() -> Option<String> {
         location.host(),
         WorkspaceId::DEFAULT
     ))
+}
+
+/// The live socket with its handlers (dropped together, after the socket closed).
+struct LiveSocket {
+    socket: web_sys::WebSocket,
+    _on_message: Closure<dyn FnMut(MessageEvent)>,
+    _on_close: Closure<dyn FnMut(JsValue)>,
 }
 
 /// Wakes the sync loop: a wake before the wait is not lost.
@@ -620,7 +657,11 @@ impl Wake {
 
 /// The sync endpoints over `fetch`: the documented JSON (docs/protocol.md). A 4xx with the
 /// protocol's body is a refusal; anything else without an answer is unreachable.
-struct FetchTransport;
+#[derive(Default)]
+struct FetchTransport {
+    /// Whether the last pull said there was more (a download under way).
+    downloading: bool,
+}
 
 impl FetchTransport {
     async fn post<Req: serde::Serialize, Resp: serde::de::DeserializeOwned>(
@@ -700,13 +741,20 @@ impl Transport for FetchTransport {
 
     async fn pull(&mut self, request: &PullRequest) -> Result<PullResponse, TransportError> {
         let response: PullResponse = Self::post("/api/sync/pull", request).await?;
-        if response.has_more {
-            let stored = response.events.last().map_or(request.cursor, |e| e.seq);
+        // A download of more than one page shows its progress; its last page says it is done
+        // (stored = head), so the page's bar goes.
+        let stored = response.events.last().map_or(request.cursor, |e| e.seq);
+        if response.has_more || self.downloading {
             post(&WorkerMessage::Progress {
-                stored,
+                stored: if response.has_more {
+                    stored
+                } else {
+                    response.head
+                },
                 head: response.head,
             });
         }
+        self.downloading = response.has_more;
         Ok(response)
     }
 }

@@ -74,6 +74,7 @@ impl Service {
     pub fn request(&self, request: Request) -> Reply {
         let answer = match request {
             Request::Lists => self.lists(),
+            Request::Snapshot { list_id } => self.snapshot(list_id),
             Request::Todos { list_id, filter } => self.todos(&list_id, filter),
             Request::Counts { list_id } => self.counts(&list_id),
             Request::Todo { id } => self.todo(&id),
@@ -96,6 +97,22 @@ impl Service {
         let replica = self.replica.borrow();
         let lists = changes::list_rows(replica.views().connection(), &self.workspace.to_string())?;
         Ok(Reply::Lists { lists })
+    }
+
+    fn snapshot(&self, list_id: Option<String>) -> Result<Reply, ServiceError> {
+        if let Some(id) = &list_id {
+            parse_id("list id", id)?;
+        }
+        let replica = self.replica.borrow();
+        let conn = replica.views().connection();
+        let snapshot = changes::snapshot(conn, &self.workspace.to_string(), list_id)?;
+        Ok(Reply::Snapshot {
+            lists: snapshot.lists,
+            list_counts: snapshot.list_counts,
+            list_id: snapshot.list_id,
+            list_known: snapshot.list_known,
+            todos: snapshot.todos,
+        })
     }
 
     fn todos(&self, list_id: &str, filter: Filter) -> Result<Reply, ServiceError> {
@@ -240,9 +257,14 @@ impl Service {
                 let position = match after {
                     Some(after) => {
                         let after = parse_id("todo id", &after)?;
-                        let at = self.position_of(after)?;
-                        let next = self.next_position(list, at.as_deref())?;
-                        position::between(at.as_deref(), next.as_deref())
+                        match self.position_of(after)? {
+                            Some(at) => {
+                                let next = self.next_position(list, Some(&at))?;
+                                position::between(Some(&at), next.as_deref())
+                            }
+                            // Gone meanwhile: at the end.
+                            None => position::between(self.last_position(list)?.as_deref(), None),
+                        }
                     }
                     None => position::between(self.last_position(list)?.as_deref(), None),
                 }

@@ -394,8 +394,20 @@ fn a_todo_moves_to_another_list_and_both_lists_counts_change() {
     assert_eq!(
         counts,
         [
-            (LIST.to_string(), Counts { active: 1, completed: 0 }),
-            (work.clone(), Counts { active: 1, completed: 0 })
+            (
+                LIST.to_string(),
+                Counts {
+                    active: 1,
+                    completed: 0
+                }
+            ),
+            (
+                work.clone(),
+                Counts {
+                    active: 1,
+                    completed: 0
+                }
+            )
         ]
     );
     // Into a list that does not exist: refused, nothing recorded.
