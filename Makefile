@@ -18,7 +18,7 @@ SERVER := $(CARGO_TARGET_DIR)/release/server
 NATIVE := -p tandem-events -p tandem-store -p tandem-protocol -p worker -p app -p server --features app/ssr,tandem-events/testkit
 WASM := -p tandem-events -p tandem-store -p worker -p frontend --target wasm32-unknown-unknown
 
-.PHONY: run test setup worker build lint test-rust test-sim check-wasm crash fuzz e2e sizes bench clean
+.PHONY: run test setup worker build lint test-rust test-sim check-wasm crash fuzz e2e sizes bench bench-browser clean
 
 run: build
 	$(SERVER) serve --addr $(ADDR) --data-dir $(DATA_DIR)
@@ -67,6 +67,12 @@ check-wasm: setup
 e2e: build
 	data=$$(mktemp -d); trap 'rm -rf "$$data"' EXIT; \
 	cd end2end && TANDEM_SERVER_BIN=$(SERVER) E2E_DATA_DIR=$$data npx playwright test
+
+# The browser benchmarks in Chromium (end2end/bench/bench.mjs): Enter -> render, a toggle in a
+# list of 10,000, a fresh device's pull of 100,000 events, boot, shipped sizes; each beside a
+# baseline measured in the same run. Prints numbers; asserts nothing.
+bench-browser: build
+	cd end2end && TANDEM_SERVER_BIN=$(SERVER) node bench/bench.mjs
 
 # Raw and gzip sizes of every .wasm/.js the site ships (recorded in docs/development.md).
 sizes:

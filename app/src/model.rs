@@ -147,61 +147,77 @@ impl Model {
             });
         }
         let current = self.list_id.get_untracked();
-        let mut order = self.order.get_untracked();
-        let mut reorder = false;
-        let mut rows = self.rows.get_value();
-        // The list on screen was deleted: its to-dos go with it.
-        if current
-            .as_ref()
-            .is_some_and(|c| changes.removed_lists.contains(c))
-        {
-            rows.clear();
-            order.clear();
-            reorder = true;
-        }
-        for id in &changes.removed_todos {
-            // Not disposed here: the Item showing it may still be handling an event (a blur
-            // as it is removed); its owner, the model, outlives it.
-            if rows.remove(id).is_some() {
-                order.retain(|o| o != id);
-                reorder = true;
+        // Row signals are updated in place; the order (ids) changes only when rows come, go or
+        // move, and then by binary insertion, not a sort: a toggle in a list of 10,000 touches
+        // one row's signal and nothing else.
+        let mut removed: Vec<&str> = Vec::new();
+        let mut placed: Vec<(String, String)> = Vec::new();
+        let mut cleared = false;
+        self.rows.update_value(|rows| {
+            // The list on screen was deleted: its to-dos go with it.
+            if current
+                .as_ref()
+                .is_some_and(|c| changes.removed_lists.contains(c))
+            {
+                rows.clear();
+                cleared = true;
             }
-        }
-        for todo in &changes.todos {
-            let here = current.as_deref() == Some(todo.list_id.as_str());
-            match (here, rows.get(&todo.id).copied()) {
-                (true, Some(signal)) => {
-                    let moved = signal.with_untracked(|r| r.position != todo.position);
-                    if signal.with_untracked(|r| r != todo) {
-                        signal.set(todo.clone());
+            for id in &changes.removed_todos {
+                // Not disposed here: the Item showing it may still be handling an event (a
+                // blur as it is removed); its owner, the model, outlives it.
+                if rows.remove(id).is_some() {
+                    removed.push(id);
+                }
+            }
+            for todo in &changes.todos {
+                let here = current.as_deref() == Some(todo.list_id.as_str());
+                match (here, rows.get(&todo.id).copied()) {
+                    (true, Some(signal)) => {
+                        let moved = signal.with_untracked(|r| r.position != todo.position);
+                        if signal.with_untracked(|r| r != todo) {
+                            signal.set(todo.clone());
+                        }
+                        if moved {
+                            removed.push(&todo.id);
+                            placed.push((todo.position.clone(), todo.id.clone()));
+                        }
                     }
-                    reorder |= moved;
+                    (true, None) => {
+                        self.upsert_row(rows, todo);
+                        placed.push((todo.position.clone(), todo.id.clone()));
+                    }
+                    (false, Some(_)) => {
+                        rows.remove(&todo.id);
+                        removed.push(&todo.id);
+                    }
+                    (false, None) => {}
                 }
-                (true, None) => {
-                    self.upsert_row(&mut rows, todo);
-                    order.push(todo.id.clone());
-                    reorder = true;
-                }
-                (false, Some(_)) => {
-                    rows.remove(&todo.id);
-                    order.retain(|o| o != &todo.id);
-                    reorder = true;
-                }
-                (false, None) => {}
             }
-        }
-        if reorder {
-            order.sort_by(|a, b| {
-                let key = |id: &String| {
-                    rows.get(id)
-                        .map(|r| r.with_untracked(|r| r.position.clone()))
-                        .unwrap_or_default()
-                };
-                key(a).cmp(&key(b)).then_with(|| a.cmp(b))
+        });
+        if cleared || !removed.is_empty() || !placed.is_empty() {
+            self.order.update(|order| {
+                if cleared {
+                    order.clear();
+                }
+                if !removed.is_empty() {
+                    let gone: std::collections::HashSet<&str> = removed.into_iter().collect();
+                    order.retain(|id| !gone.contains(id.as_str()));
+                }
+                for (position, id) in placed {
+                    let at = order.partition_point(|other| {
+                        let before = self.rows.with_value(|rows| {
+                            rows.get(other).map(|r| {
+                                r.with_untracked(|r| {
+                                    (r.position.as_str(), other.as_str()) < (position.as_str(), id.as_str())
+                                })
+                            })
+                        });
+                        before.unwrap_or(true)
+                    });
+                    order.insert(at, id);
+                }
             });
-            self.order.set(order);
         }
-        self.rows.set_value(rows);
         if !changes.counts.is_empty() {
             self.counts.update(|c| {
                 for lc in changes.counts {

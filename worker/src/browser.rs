@@ -658,13 +658,13 @@ impl Wake {
 /// The sync endpoints over `fetch`: the documented JSON (docs/protocol.md). A 4xx with the
 /// protocol's body is a refusal; anything else without an answer is unreachable.
 #[derive(Default)]
-struct FetchTransport {
+pub(crate) struct FetchTransport {
     /// Whether the last pull said there was more (a download under way).
     downloading: bool,
 }
 
 impl FetchTransport {
-    async fn post<Req: serde::Serialize, Resp: serde::de::DeserializeOwned>(
+    pub(crate) async fn post<Req: serde::Serialize, Resp: serde::de::DeserializeOwned>(
         path: &str,
         request: &Req,
     ) -> Result<Resp, TransportError> {

@@ -1,0 +1,249 @@
+// Tandem's browser benchmarks (`make bench-browser`; docs/benchmarks.md records the numbers
+// with this command). Measured in Debian's Chromium against the release server, each figure
+// beside a baseline measured in the same run: this machine's absolute times vary 2x from run
+// to run, the ratios much less. Not a test: it prints numbers and asserts nothing.
+//
+//   1. Enter -> item rendered, stamped inside the page from the keydown to the new label in
+//      the DOM, over ADDS adds; baseline: bench/baseline.html, a plain in-memory page doing
+//      the same DOM work with no persistence and no framework.
+//   2. Toggle one item in a list of 10,000: click -> the item's class changes.
+//   3. A fresh device's initial pull of 100,000 events into OPFS, navigation to interactive
+//      (body[data-ready]); baseline: the same pages fetched and inserted with plain INSERTs
+//      into an OPFS SQLite table, one transaction per page (public/bench-raw.js).
+//   4. Boot to interactive with 100,000 events already local, beside boot with an empty store.
+//   5. Shipped wasm + js, gzip.
+import { chromium } from "@playwright/test";
+import { spawn, execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+import * as zlib from "node:zlib";
+import { write, TOTAL } from "./fixture.mjs";
+
+const ROOT = path.resolve(import.meta.dirname, "../..");
+const SERVER = process.env.TANDEM_SERVER_BIN ?? path.join(os.homedir(), ".cache/tandem/target/release/server");
+const ADDS = Number(process.env.BENCH_ADDS ?? 500);
+const TOGGLES = Number(process.env.BENCH_TOGGLES ?? 30);
+const BOOTS = Number(process.env.BENCH_BOOTS ?? 5);
+const ROUNDS = Number(process.env.BENCH_PULL_ROUNDS ?? 2);
+
+const freePort = () =>
+  new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+
+async function serve(dataDir) {
+  const port = await freePort();
+  const proc = spawn(SERVER, ["serve", "--addr", `127.0.0.1:${port}`, "--data-dir", dataDir], { cwd: ROOT, stdio: "ignore" });
+  const base = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 300; i++) {
+    try {
+      if ((await fetch(`${base}/healthz`)).ok) return { base, proc };
+    } catch {}
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`the server on ${dataDir} did not start`);
+}
+
+const quantile = (xs, q) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))];
+};
+const median = (xs) => quantile(xs, 0.5);
+const ms = (x) => `${x.toFixed(1)} ms`;
+
+async function ready(page, timeout = 60_000) {
+  await page.waitForSelector("body[data-ready]", { timeout, state: "attached" });
+}
+
+/** Stamps keydown(Enter) -> a new `li` in the page, in the page's own clock. */
+function instrumentAdds() {
+  window.__lat = [];
+  let t0 = 0;
+  document.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && e.target.matches("input.new-todo")) t0 = performance.now();
+  }, true);
+  new MutationObserver((mutations) => {
+    for (const m of mutations)
+      for (const n of m.addedNodes)
+        if (n.nodeType === 1 && (n.matches("li") || n.querySelector("li"))) {
+          window.__lat.push(performance.now() - t0);
+          return;
+        }
+  }).observe(document.body, { childList: true, subtree: true });
+}
+
+async function adds(page) {
+  await page.evaluate(instrumentAdds);
+  const input = page.locator("input.new-todo");
+  for (let i = 0; i < ADDS; i++) {
+    await input.fill(`to-do ${i + 1}`);
+    await input.press("Enter");
+    await page.waitForFunction((n) => document.querySelectorAll("ul.todo-list li").length === n, i + 1);
+  }
+  return page.evaluate(() => window.__lat);
+}
+
+async function main() {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), "tandem-bench-"));
+  const big = path.join(work, "big");
+  const empty = path.join(work, "empty");
+  fs.mkdirSync(empty);
+  const events = write(path.join(work, "fixture.jsonl"));
+  execFileSync(SERVER, ["import", "--data-dir", big, "--input", path.join(work, "fixture.jsonl")], { stdio: "ignore" });
+  const A = await serve(big);
+  const B = await serve(empty);
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM_BIN ?? "/usr/bin/chromium",
+    args: ["--disable-background-networking", "--disable-component-update", "--no-first-run"],
+  });
+  const results = [];
+  const say = (line) => {
+    console.log(line);
+    results.push(line);
+  };
+  try {
+    // 1. Enter -> rendered, Tandem (a fresh list on the small server) and the plain page.
+    {
+      const context = await browser.newContext();
+      const page = await context.newPage();
+      await page.goto(`${B.base}/`);
+      await ready(page);
+      await page.getByRole("textbox", { name: "New list" }).fill("Bench");
+      await page.getByRole("textbox", { name: "New list" }).press("Enter");
+      await page.waitForURL(/\/lists\//);
+      await page.waitForFunction(() => document.querySelector("h1.list-title")?.textContent === "Bench");
+      const tandem = await adds(page);
+      await context.close();
+      const base = await browser.newContext();
+      const plain = await base.newPage();
+      const html = fs.readFileSync(path.join(import.meta.dirname, "baseline.html"), "utf8");
+      await plain.route(`${B.base}/bench-baseline`, (r) => r.fulfill({ body: html, contentType: "text/html" }));
+      await plain.goto(`${B.base}/bench-baseline`);
+      const baseline = await adds(plain);
+      await base.close();
+      for (const [q, name] of [[0.5, "p50"], [0.95, "p95"], [0.99, "p99"]]) {
+        const t = quantile(tandem, q);
+        const b = quantile(baseline, q);
+        say(`enter-to-render ${name}: tandem ${ms(t)}, plain page ${ms(b)}, ratio ${(t / b).toFixed(2)}x (${ADDS} adds)`);
+      }
+    }
+
+    // 3. Initial pull of 100,000 events, fresh devices, Tandem and the raw baseline in turns.
+    const tandemPulls = [];
+    const rawPulls = [];
+    let progressSeen = false;
+    let device = null;
+    for (let round = 0; round < ROUNDS; round++) {
+      const rawContext = await browser.newContext();
+      const rawPage = await rawContext.newPage();
+      await rawPage.route(`${A.base}/bench-blank`, (r) => r.fulfill({ body: "<!doctype html><title>raw</title>", contentType: "text/html" }));
+      await rawPage.goto(`${A.base}/bench-blank`);
+      const raw = await rawPage.evaluate(() => new Promise((resolve) => {
+        const w = new Worker("/bench-raw.js", { type: "module" });
+        w.onmessage = (e) => resolve(e.data);
+      }));
+      if (raw.error) throw new Error(`raw baseline: ${raw.error}`);
+      rawPulls.push(raw.ms);
+      await rawContext.close();
+
+      if (device) await device.context.close();
+      const context = await browser.newContext();
+      const page = await context.newPage();
+      const t0 = Date.now();
+      await page.goto(`${A.base}/`);
+      const progress = page.waitForSelector(".banner progress", { timeout: 120_000 }).then(() => true, () => false);
+      await ready(page, 300_000);
+      tandemPulls.push(Date.now() - t0);
+      progressSeen = progressSeen || (await Promise.race([progress, new Promise((r) => setTimeout(() => r(false), 10))]));
+      device = { context, page };
+    }
+    {
+      const t = median(tandemPulls);
+      const r = median(rawPulls);
+      say(`initial pull of ${events} events to interactive: tandem ${(t / 1000).toFixed(2)} s (${Math.round(TOTAL / (t / 1000))} ev/s), raw inserts ${(r / 1000).toFixed(2)} s (${Math.round(TOTAL / (r / 1000))} ev/s), rate ratio ${(r / t).toFixed(2)}x; progress bar shown: ${progressSeen}`);
+    }
+
+    // 2. Toggle in a list of 10,000 (on the device that pulled everything).
+    {
+      const { page } = device;
+      await page.locator("nav a", { hasText: /^Big/ }).click();
+      await page.waitForFunction(() => document.querySelectorAll("ul.todo-list li").length >= 10_000, null, { timeout: 120_000 });
+      await page.evaluate(() => {
+        window.__toggles = [];
+        let t0 = 0;
+        document.addEventListener("click", (e) => {
+          if (e.target.matches("input.toggle")) t0 = performance.now();
+        }, true);
+        new MutationObserver((ms) => {
+          if (ms.some((m) => m.attributeName === "class" && m.target.matches("ul.todo-list > li"))) window.__toggles.push(performance.now() - t0);
+        }).observe(document.querySelector("ul.todo-list"), { attributes: true, subtree: true, attributeFilter: ["class"] });
+      });
+      for (let i = 0; i < TOGGLES; i++) {
+        const item = page.locator("ul.todo-list > li").nth(i * 37);
+        const before = await item.getAttribute("class");
+        await item.locator("input.toggle").click();
+        await page.waitForFunction(([n, c]) => document.querySelectorAll("ul.todo-list > li")[n].getAttribute("class") !== c, [i * 37, before]);
+      }
+      const toggles = await page.evaluate(() => window.__toggles);
+      say(`toggle one item in a list of 10,000: p50 ${ms(median(toggles))}, max ${ms(Math.max(...toggles))} (${toggles.length} toggles; one frame is 16.7 ms)`);
+    }
+
+    // 4. Boot with 100,000 events local vs an empty store.
+    {
+      const { page } = device;
+      await page.goto(`${A.base}/`);
+      await ready(page);
+      const full = [];
+      for (let i = 0; i < BOOTS; i++) {
+        const t0 = Date.now();
+        await page.reload();
+        await ready(page);
+        full.push(Date.now() - t0);
+      }
+      const fresh = [];
+      for (let i = 0; i < BOOTS; i++) {
+        const context = await browser.newContext();
+        const p = await context.newPage();
+        const t0 = Date.now();
+        await p.goto(`${B.base}/`);
+        await ready(p);
+        fresh.push(Date.now() - t0);
+        await context.close();
+      }
+      const f = median(full);
+      const e = median(fresh);
+      say(`boot to interactive: ${TOTAL} events local ${ms(f)}, empty store ${ms(e)}, ratio ${(f / e).toFixed(2)}x (median of ${BOOTS})`);
+    }
+
+    // 5. Shipped sizes.
+    {
+      const site = path.join(ROOT, "target/site");
+      const files = [];
+      const walk = (dir) => {
+        for (const f of fs.readdirSync(dir, { withFileTypes: true })) {
+          const p = path.join(dir, f.name);
+          if (f.isDirectory()) walk(p);
+          else if (/\.(wasm|js)$/.test(f.name) && !f.name.startsWith("bench")) files.push(p);
+        }
+      };
+      walk(site);
+      let total = 0;
+      for (const f of files) total += zlib.gzipSync(fs.readFileSync(f), { level: 9 }).length;
+      say(`shipped wasm + js, gzip: ${(total / 1e6).toFixed(3)} MB (${files.map((f) => path.relative(site, f)).join(", ")})`);
+    }
+  } finally {
+    await browser.close();
+    A.proc.kill("SIGTERM");
+    B.proc.kill("SIGTERM");
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+  console.log("\n" + results.map((r) => `- ${r}`).join("\n"));
+}
+
+await main();
