@@ -208,7 +208,8 @@ impl Model {
                         let before = self.rows.with_value(|rows| {
                             rows.get(other).map(|r| {
                                 r.with_untracked(|r| {
-                                    (r.position.as_str(), other.as_str()) < (position.as_str(), id.as_str())
+                                    (r.position.as_str(), other.as_str())
+                                        < (position.as_str(), id.as_str())
                                 })
                             })
                         });

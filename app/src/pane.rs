@@ -714,11 +714,59 @@ fn Item(
             move |reply| report(error, reply),
         );
     };
+    // Drag to reorder: dropped on another item, this one goes just before it (or just after
+    // it, when dragged downwards past it).
+    let drag_over = RwSignal::new(false);
+    let on_drag_start = move |ev: leptos::ev::DragEvent| {
+        if let Some(data) = ev.data_transfer() {
+            let _ = data.set_data("text/x-tandem-todo", &id());
+            data.set_effect_allowed("move");
+        }
+    };
+    let on_drop = move |ev: leptos::ev::DragEvent| {
+        ev.prevent_default();
+        drag_over.set(false);
+        let Some(dragged) = ev
+            .data_transfer()
+            .and_then(|d| d.get_data("text/x-tandem-todo").ok())
+            .filter(|d| !d.is_empty())
+        else {
+            return;
+        };
+        let target = id();
+        if dragged == target {
+            return;
+        }
+        let order = visible.get_untracked();
+        let from = order.iter().position(|o| *o == dragged);
+        let to = order.iter().position(|o| *o == target);
+        let before = match (from, to) {
+            // Downwards: after the target.
+            (Some(f), Some(t)) if f < t => order.get(t + 1).cloned(),
+            _ => Some(target),
+        };
+        local.command(
+            Command::MoveTodo {
+                todo_id: dragged,
+                before,
+            },
+            move |reply| report(error, reply),
+        );
+    };
     view! {
         <li
             class:completed=move || row.with(|r| r.completed)
             class:editing=move || editing.get()
+            class:drag-over=move || drag_over.get()
             data-todo-id=id()
+            draggable=move || (!editing.get()).to_string()
+            on:dragstart=on_drag_start
+            on:dragover=move |ev: leptos::ev::DragEvent| {
+                ev.prevent_default();
+                drag_over.set(true);
+            }
+            on:dragleave=move |_| drag_over.set(false)
+            on:drop=on_drop
             on:keydown=on_keydown
         >
             <div class="view">

@@ -1,4 +1,8 @@
 import { expect, type Browser, type BrowserContext, type Page } from "@playwright/test";
+import { spawn, type ChildProcess } from "node:child_process";
+import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
 
 /** Waits until the page is hydrated and shows the local store (CONTRACT.md `data-ready`). */
 export async function ready(page: Page) {
@@ -49,3 +53,43 @@ export async function device(browser: Browser): Promise<{ context: BrowserContex
   const page = await context.newPage();
   return { context, page };
 }
+
+// A server of a test's own (the release binary), for tests that stop it or need a clean one.
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, "127.0.0.1", () => {
+      const address = srv.address();
+      srv.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))));
+    });
+  });
+}
+
+export function startServer(port: number, dataDir: string): ChildProcess {
+  const bin = process.env.TANDEM_SERVER_BIN ?? path.join(os.homedir(), ".cache/tandem/target/release/server");
+  return spawn(bin, ["serve", "--addr", `127.0.0.1:${port}`, "--data-dir", dataDir], {
+    cwd: path.join(__dirname, "../.."),
+    stdio: "ignore",
+  });
+}
+
+export async function healthy(port: number) {
+  await expect
+    .poll(async () => {
+      try {
+        return (await fetch(`http://127.0.0.1:${port}/healthz`)).status;
+      } catch {
+        return 0;
+      }
+    }, { timeout: 15_000 })
+    .toBe(200);
+}
+
+export async function stopped(server: ChildProcess) {
+  if (server.exitCode !== null) return;
+  await new Promise<void>((resolve) => {
+    server.once("exit", () => resolve());
+    server.kill("SIGTERM");
+  });
+}
+

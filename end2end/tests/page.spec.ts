@@ -50,6 +50,15 @@ test("Alt+Up and Alt+Down move the focused to-do", async ({ page }) => {
   await expect(items(page).locator("label")).toHaveText(["three", "one", "two"]);
 });
 
+test("a to-do is reordered by dragging it onto another", async ({ page }) => {
+  await freshList(page);
+  await addTodos(page, "one", "two", "three");
+  await items(page).nth(2).dragTo(items(page).nth(0));
+  await expect(items(page).locator("label")).toHaveText(["three", "one", "two"]);
+  await items(page).nth(0).dragTo(items(page).nth(2));
+  await expect(items(page).locator("label")).toHaveText(["one", "two", "three"]);
+});
+
 test("? lists the keyboard shortcuts", async ({ page }) => {
   await freshList(page);
   await page.locator("body").click({ position: { x: 5, y: 5 } });

@@ -1,10 +1,8 @@
 import { expect, test } from "@playwright/test";
-import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
-import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
-import { addTodos, device, freshList, items, ready, syncStatus } from "./helpers";
+import { addTodos, device, freePort, freshList, healthy, items, ready, startServer, stopped, syncStatus } from "./helpers";
 
 // Two devices are two browser contexts: each has its own OPFS, worker and device id.
 
@@ -70,44 +68,6 @@ test("an edit box keeps what the user types when a change arrives from another d
   await expect(items(page).nth(0).locator("label")).toHaveText("my own words");
   await other.context.close();
 });
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, "127.0.0.1", () => {
-      const address = srv.address();
-      srv.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))));
-    });
-  });
-}
-
-function startServer(port: number, dataDir: string): ChildProcess {
-  const bin = process.env.TANDEM_SERVER_BIN ?? path.join(os.homedir(), ".cache/tandem/target/release/server");
-  return spawn(bin, ["serve", "--addr", `127.0.0.1:${port}`, "--data-dir", dataDir], {
-    cwd: path.join(__dirname, "../.."),
-    stdio: "ignore",
-  });
-}
-
-async function healthy(port: number) {
-  await expect
-    .poll(async () => {
-      try {
-        return (await fetch(`http://127.0.0.1:${port}/healthz`)).status;
-      } catch {
-        return 0;
-      }
-    }, { timeout: 15_000 })
-    .toBe(200);
-}
-
-async function stopped(server: ChildProcess) {
-  if (server.exitCode !== null) return;
-  await new Promise<void>((resolve) => {
-    server.once("exit", () => resolve());
-    server.kill("SIGTERM");
-  });
-}
 
 test("the server stopped mid-session: the page says so, keeps writing locally, and loses nothing", async ({ browser }) => {
   const port = await freePort();
