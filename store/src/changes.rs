@@ -1,4 +1,4 @@
-//! Row-level change sets for the page (docs/design/browser.md "Change sets"): which list and
+//! Row-level change sets for the page (ARCHITECTURE.md "The page and the worker"): which list and
 //! todo rows of the views changed since the last look, read as they are at that moment.
 //!
 //! Tracked by temporary triggers on the views connection, so every path that writes the views
