@@ -633,7 +633,7 @@ fn Item(
             report(error, reply)
         });
     };
-    let start_edit = move |_| {
+    let start_edit = move |()| {
         shown.set_value(row.with_untracked(|r| (r.title.clone(), r.title_hlc.clone())));
         cancelled.set_value(false);
         editing.set(true);
@@ -673,11 +673,26 @@ fn Item(
         };
         local.command(command, move |reply| report(error, reply));
     };
+    // Done by keyboard, focus goes back to the item's title (not lost to the page).
+    let label_ref = NodeRef::<leptos::html::Label>::new();
+    let refocus = move || {
+        // After the item has left its editing state (the title is hidden while editing).
+        #[cfg(feature = "hydrate")]
+        request_animation_frame(move || {
+            if let Some(label) = label_ref.get_untracked() {
+                let _ = label.focus();
+            }
+        });
+    };
     let on_edit_keydown = move |ev: leptos::ev::KeyboardEvent| match ev.key().as_str() {
-        "Enter" => save(event_target_value(&ev)),
+        "Enter" => {
+            save(event_target_value(&ev));
+            refocus();
+        }
         "Escape" => {
             cancelled.set_value(true);
             editing.set(false);
+            refocus();
         }
         _ => {}
     };
@@ -706,12 +721,32 @@ fn Item(
         } else {
             order.get(at + 2).cloned()
         };
+        let refocus_id = me.clone();
         local.command(
             Command::MoveTodo {
                 todo_id: me,
                 before,
             },
-            move |reply| report(error, reply),
+            move |reply| {
+                // The moved item's node was re-inserted, which drops focus: put it back.
+                #[cfg(feature = "hydrate")]
+                request_animation_frame(move || {
+                    let selector = format!("li[data-todo-id=\"{refocus_id}\"] input.toggle");
+                    if let Some(toggle) = document()
+                        .query_selector(&selector)
+                        .ok()
+                        .flatten()
+                        .and_then(|e| {
+                            wasm_bindgen::JsCast::dyn_into::<web_sys::HtmlElement>(e).ok()
+                        })
+                    {
+                        let _ = toggle.focus();
+                    }
+                });
+                #[cfg(not(feature = "hydrate"))]
+                let _ = refocus_id;
+                report(error, reply);
+            },
         );
     };
     // Drag to reorder: dropped on another item, this one goes just before it (or just after
@@ -777,7 +812,21 @@ fn Item(
                     prop:checked=move || row.with(|r| r.completed)
                     on:change=toggle
                 />
-                <label on:dblclick=start_edit>{move || row.with(|r| r.title.clone())}</label>
+                // Double-click edits (TodoMVC); so do Enter and F2 on the focused title, for
+                // keyboards.
+                <label
+                    tabindex="0"
+                    node_ref=label_ref
+                    on:dblclick=move |_| start_edit(())
+                    on:keydown=move |ev: leptos::ev::KeyboardEvent| {
+                        if matches!(ev.key().as_str(), "Enter" | "F2") && !ev.alt_key() {
+                            ev.prevent_default();
+                            start_edit(());
+                        }
+                    }
+                >
+                    {move || row.with(|r| r.title.clone())}
+                </label>
                 <DueDate row/>
                 <button
                     type="button"
@@ -864,17 +913,24 @@ fn Details(row: RwSignal<TodoRow>, error: RwSignal<Option<String>>) -> impl Into
         );
     };
     let field = move |name: &str| format!("{name}-{}", row.with_untracked(|r| r.id.clone()));
-    // The notes follow the row, except while the user is typing in them.
+    // The notes and the due date follow the row, except while the user is in them (a change
+    // arriving from another device never wipes what is being typed).
     let notes_ref = NodeRef::<leptos::html::Textarea>::new();
+    let due_ref = NodeRef::<leptos::html::Input>::new();
+    let focused = |el: &leptos::web_sys::Element| document().active_element().as_ref() == Some(el);
     Effect::new(move |_| {
         let notes = row.with(|r| r.notes.clone());
         if let Some(area) = notes_ref.get() {
-            let typing = document().active_element().is_some_and(|e| {
-                let area: &leptos::web_sys::Element = &area;
-                &e == area
-            });
-            if !typing {
+            if !focused(&area) {
                 area.set_value(&notes);
+            }
+        }
+    });
+    Effect::new(move |_| {
+        let due = row.with(|r| r.due_date.clone().unwrap_or_default());
+        if let Some(input) = due_ref.get() {
+            if !focused(&input) {
+                input.set_value(&due);
             }
         }
     });
@@ -895,7 +951,7 @@ fn Details(row: RwSignal<TodoRow>, error: RwSignal<Option<String>>) -> impl Into
                     id=field("due")
                     class="due-input"
                     type="date"
-                    prop:value=move || row.with(|r| r.due_date.clone().unwrap_or_default())
+                    node_ref=due_ref
                     on:change=set_due
                 />
                 <label class="details-label" for=field("list")>"List"</label>
@@ -1069,7 +1125,11 @@ pub fn Shortcuts() -> impl IntoView {
             let typing = ev
                 .target()
                 .and_then(|t| wasm_bindgen::JsCast::dyn_into::<web_sys::Element>(t).ok())
-                .is_some_and(|el| matches!(el.tag_name().as_str(), "INPUT" | "TEXTAREA"));
+                .is_some_and(|el| {
+                    matches!(el.tag_name().as_str(), "INPUT" | "TEXTAREA" | "SELECT")
+                        || wasm_bindgen::JsCast::dyn_ref::<web_sys::HtmlElement>(&el)
+                            .is_some_and(|e| e.is_content_editable())
+                });
             if typing {
                 return;
             }
@@ -1100,7 +1160,8 @@ pub fn Shortcuts() -> impl IntoView {
                 <h2>"Keyboard shortcuts"</h2>
                 <dl>
                     <dt><kbd>"n"</kbd></dt><dd>"New to-do"</dd>
-                    <dt><kbd>"Enter"</kbd></dt><dd>"Add the to-do; in an edit, save"</dd>
+                    <dt><kbd>"Enter"</kbd></dt><dd>"Add the to-do; on a title, edit it; in an edit, save"</dd>
+                    <dt><kbd>"F2"</kbd></dt><dd>"Edit the focused title"</dd>
                     <dt><kbd>"Esc"</kbd></dt><dd>"Cancel an edit; keep a typed date as words"</dd>
                     <dt><kbd>"Alt"</kbd>" + "<kbd>"↑"</kbd>" / "<kbd>"↓"</kbd></dt><dd>"Move the focused to-do"</dd>
                     <dt><kbd>"Tab"</kbd></dt><dd>"Next control"</dd>

@@ -97,6 +97,38 @@ test("a worker that cannot start shows a banner instead of a dead page", async (
   await expect(page.locator("section.todoapp")).toBeVisible();
 });
 
+test("a window without OPFS says so at once", async ({ page }) => {
+  // The worker as some private windows run it: no navigator.storage.getDirectory.
+  await page.route("**/worker.js", (route) =>
+    route.fulfill({
+      contentType: "text/javascript",
+      body: `delete StorageManager.prototype.getDirectory;
+import init, { worker_main } from "/worker/tandem_worker.js";
+await init({ module_or_path: "/worker/tandem_worker_bg.wasm" });
+await worker_main();`,
+    }),
+  );
+  await page.goto("/");
+  await expect(page.getByRole("alert")).toContainText("no private file storage", { timeout: 3_000 });
+  await expect(page.locator("section.todoapp")).toBeVisible();
+});
+
+test("at 360 px the page fits the screen and stays usable", async ({ browser }) => {
+  const context = await browser.newContext({ viewport: { width: 360, height: 740 }, isMobile: true, hasTouch: true });
+  const page = await context.newPage();
+  await freshList(page);
+  await addTodos(page, "a to-do with a rather long title that has to wrap on a small screen");
+  const width = await page.evaluate(() => document.documentElement.scrollWidth);
+  expect(width).toBeLessThanOrEqual(360);
+  for (const control of [page.locator("input.new-todo"), items(page).nth(0).locator("input.toggle"), items(page).nth(0).locator("button.destroy"), page.getByRole("button", { name: "Sync now" })]) {
+    await expect(control).toBeInViewport();
+    await expect(control).toBeVisible();
+  }
+  await items(page).nth(0).locator("button.destroy").tap();
+  await expect(items(page)).toHaveCount(0);
+  await context.close();
+});
+
 test("a second tab says Tandem is open in another tab", async ({ context, page }) => {
   await page.goto("/");
   await ready(page);

@@ -60,13 +60,49 @@ test("an edit box keeps what the user types when a change arrives from another d
   await items(other.page).nth(0).locator("label").dblclick();
   await items(other.page).nth(0).locator("input.edit").fill("their words");
   await items(other.page).nth(0).locator("input.edit").press("Enter");
-  // The change arrives underneath the open edit box: the box keeps the typed text.
+  // The change arrives underneath the open edit box (the hidden title shows it): the box
+  // keeps the typed text.
+  await expect(items(page).nth(0).locator("label")).toHaveText("their words", { timeout: 5_000 });
   await expect(items(page).nth(0)).toHaveClass(/editing/);
-  await page.waitForFunction(() => document.querySelector("ul.todo-list li label")?.textContent === "their words", null, { timeout: 5_000 }).catch(() => {});
   await expect(edit).toHaveValue("my own words");
   await edit.press("Enter");
   await expect(items(page).nth(0).locator("label")).toHaveText("my own words");
   await other.context.close();
+});
+
+test("notes being typed are kept when another device changes them", async ({ browser, page }) => {
+  const list = await freshList(page);
+  await addTodos(page, "plan");
+  const other = await device(browser);
+  await other.page.goto(list);
+  await ready(other.page);
+  await items(page).nth(0).getByRole("button", { name: "Details of plan" }).click();
+  const notes = items(page).nth(0).getByLabel("Notes");
+  await notes.click();
+  await page.keyboard.type("half a sentence");
+  await items(other.page).nth(0).getByRole("button", { name: "Details of plan" }).click();
+  await items(other.page).nth(0).getByLabel("Notes").fill("their notes");
+  await items(other.page).nth(0).getByLabel("Due").fill("2031-02-03");
+  await other.page.locator("input.new-todo").focus(); // blur saves the notes
+  // The due date (not being edited here) follows; the notes being typed stay.
+  await expect(items(page).nth(0).getByLabel("Due")).toHaveValue("2031-02-03", { timeout: 5_000 });
+  await expect(notes).toHaveValue("half a sentence");
+  await other.context.close();
+});
+
+test("a failing server shows the error, and Sync now retries", async ({ page, context }) => {
+  await freshList(page);
+  await expect(syncStatus(page)).toHaveAttribute("data-sync-state", "online");
+  await context.route("**/api/sync/push", (route) => route.fulfill({ status: 500, body: "boom" }));
+  await addTodos(page, "stuck for now");
+  await expect(syncStatus(page)).toHaveAttribute("data-sync-state", "error");
+  await expect(page.locator(".sync-error")).toContainText("the server answered HTTP 500");
+  await expect(syncStatus(page)).toHaveAttribute("data-pending", "1");
+  await context.unroute("**/api/sync/push");
+  await page.getByRole("button", { name: "Sync now" }).click();
+  await expect(syncStatus(page)).toHaveAttribute("data-pending", "0");
+  await expect(syncStatus(page)).toHaveAttribute("data-sync-state", "online");
+  await expect(page.locator(".sync-error")).toHaveCount(0);
 });
 
 test("the server stopped mid-session: the page says so, keeps writing locally, and loses nothing", async ({ browser }) => {

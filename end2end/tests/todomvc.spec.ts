@@ -99,6 +99,50 @@ test.describe("TodoMVC", () => {
     await expect(items(page).locator("label")).toHaveText(["dos", "three"]);
   });
 
+  test("every action works from the keyboard alone", async ({ page }) => {
+    await freshList(page);
+    await addTodos(page, "one", "two");
+    // From the new-to-do input, Tab reaches toggle-all, then the first item's controls.
+    await page.locator("input.new-todo").focus();
+    await page.keyboard.press("Tab");
+    await expect(page.locator("input.toggle-all")).toBeFocused();
+    await page.keyboard.press("Tab");
+    const first = items(page).nth(0);
+    await expect(first.locator("input.toggle")).toBeFocused();
+    await page.keyboard.press("Tab");
+    await expect(first.locator("label")).toBeFocused();
+    // A visible focus ring on what has focus.
+    const outline = await first.locator("label").evaluate((el) => getComputedStyle(el).outlineStyle);
+    expect(outline).not.toBe("none");
+    await page.keyboard.press("Enter");
+    await expect(first).toHaveClass(/editing/);
+    await expect(first.locator("input.edit")).toBeFocused();
+    await page.keyboard.press("End");
+    await page.keyboard.type(" more");
+    await page.keyboard.press("Enter");
+    await expect(first.locator("label")).toHaveText("one more");
+    await expect(first.locator("label")).toBeFocused();
+    await page.keyboard.press("Shift+Tab");
+    await expect(first.locator("input.toggle")).toBeFocused();
+    await page.keyboard.press("Space");
+    await expect(first).toHaveClass(/completed/);
+    // Alt+Down moves it and keeps the focus on it: a second move follows.
+    await page.keyboard.press("Alt+ArrowDown");
+    await expect(items(page).locator("label")).toHaveText(["two", "one more"]);
+    await expect(items(page).nth(1).locator("input.toggle")).toBeFocused();
+    await page.keyboard.press("Alt+ArrowUp");
+    await expect(items(page).locator("label")).toHaveText(["one more", "two"]);
+    await expect(items(page).nth(0).locator("input.toggle")).toBeFocused();
+    // Tab goes on to the item's details and destroy buttons.
+    await page.keyboard.press("Tab");
+    await page.keyboard.press("Tab");
+    await expect(first.getByRole("button", { name: "Details of one more" })).toBeFocused();
+    await page.keyboard.press("Tab");
+    await expect(first.locator("button.destroy")).toBeFocused();
+    await page.keyboard.press("Enter");
+    await expect(items(page).locator("label")).toHaveText(["two"]);
+  });
+
   test("the destroy button deletes a to-do", async ({ page }) => {
     await freshList(page);
     await addTodos(page, "one", "two");

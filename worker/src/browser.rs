@@ -196,6 +196,14 @@ fn hold_forever(granted: js_sys::Function) -> Closure<dyn FnMut(JsValue) -> JsVa
 }
 
 async fn open_replica() -> Result<Replica, (Unavailable, String)> {
+    // No OPFS at all (some private windows): say so at once; retrying only helps while a
+    // previous owner still holds the files.
+    if !has_opfs() {
+        return Err((
+            Unavailable::NoStorage,
+            "this browser window gives Tandem no private file storage (OPFS)".into(),
+        ));
+    }
     let start = js_sys::Date::now();
     let mut delay_ms = 50;
     loop {
@@ -230,6 +238,14 @@ async fn open_replica() -> Result<Replica, (Unavailable, String)> {
             format!("cannot open the local store: {e}"),
         )
     })
+}
+
+/// Whether this worker can reach OPFS (`navigator.storage.getDirectory`).
+fn has_opfs() -> bool {
+    let storage: JsValue = scope().navigator().storage().into();
+    js_sys::Reflect::get(&storage, &"getDirectory".into())
+        .map(|f| f.is_function())
+        .unwrap_or(false)
 }
 
 /// Asks the browser not to evict the databases under storage pressure (an evicted outbox is
@@ -721,9 +737,16 @@ impl FetchTransport {
                     }
                     Err(TransportError::Refused(error))
                 }
-                Err(_) => Err(TransportError::Unreachable(format!(
-                    "the server answered {status}"
-                ))),
+                // The server (or a proxy before it) answered, but not in the protocol: an error
+                // with its reason, not "offline".
+                Err(_) => {
+                    let mut error = tandem_protocol::sync::SyncError::new(
+                        tandem_protocol::sync::ErrorCode::Internal,
+                        format!("the server answered HTTP {status}"),
+                    );
+                    error.retry_after_ms = retry_after_ms;
+                    Err(TransportError::Refused(error))
+                }
             }
         }
         .await;
