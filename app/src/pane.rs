@@ -71,6 +71,7 @@ pub fn ListRoute() -> impl IntoView {
     // Later loads: another list, or the same list read again (the local store is ready, a
     // reset). Only the latest load lands.
     let latest = StoredValue::new(0u64);
+    let first_loaded = StoredValue::new(false);
     let error_loading = RwSignal::new(None::<String>);
     Effect::new(move |previous: Option<(Option<String>, u64)>| {
         let key = (list_param(), local.generation.get());
@@ -98,11 +99,19 @@ pub fn ListRoute() -> impl IntoView {
                     .get()
                     .map(|result| match result {
                         Ok(snapshot) => {
-                            loaded(&snapshot);
-                            view! { <Workspace filter/> }.into_any()
+                            // Once: this closure may run again (it renders), and loading the
+                            // route's first snapshot again would undo every change since.
+                            if !first_loaded.get_value() {
+                                first_loaded.set_value(true);
+                                untrack(|| loaded(&snapshot));
+                            }
+                            untrack(|| view! { <Workspace filter/> }.into_any())
                         }
                         Err(e) => {
-                            loaded(&Snapshot::default());
+                            if !first_loaded.get_value() {
+                                first_loaded.set_value(true);
+                                untrack(|| loaded(&Snapshot::default()));
+                            }
                             view! {
                                 <p class="load-error" role="alert">
                                     {format!("Cannot load this list: {e}")}
@@ -282,7 +291,7 @@ fn TodoApp(filter: Memo<Filter>) -> AnyView {
     };
     // Delete with a few seconds to undo: the command is sent only when they pass.
     let pending_delete = RwSignal::new(None::<(String, String)>);
-    let navigate = StoredValue::new_local(use_navigate());
+    let navigate = StoredValue::new(use_navigate());
     let delete_list = move || {
         let Some(list_id) = model.list_id.get_untracked() else {
             return;
@@ -393,7 +402,9 @@ fn TodoApp(filter: Memo<Filter>) -> AnyView {
                             class="rename-list"
                             aria-label="List name"
                             node_ref=rename_ref
-                            prop:value=list_name().unwrap_or_default()
+                            // The name when renaming began, read once: a change arriving
+                            // meanwhile (a pulled list) never resets what is being typed.
+                            prop:value=rename_shown.get_value().0
                             on:keydown=on_rename_keydown
                             on:blur=move |ev| rename(event_target_value(&ev))
                         />

@@ -90,6 +90,24 @@ test("notes being typed are kept when another device changes them", async ({ bro
   await other.context.close();
 });
 
+test("a list name being typed is kept when another device's list arrives", async ({ browser, page }) => {
+  const list = await freshList(page);
+  const other = await device(browser);
+  await other.page.goto(list);
+  await ready(other.page);
+  await page.getByRole("button", { name: "Rename list" }).click();
+  const name = page.getByRole("textbox", { name: "List name" });
+  await name.fill("Renamed while things change");
+  const arriving = `Arriving ${Date.now().toString(36)}`;
+  await other.page.getByRole("textbox", { name: "New list" }).fill(arriving);
+  await other.page.getByRole("textbox", { name: "New list" }).press("Enter");
+  await expect(page.locator("nav .list-name", { hasText: arriving })).toHaveCount(1, { timeout: 5_000 });
+  await expect(name).toHaveValue("Renamed while things change");
+  await name.press("Enter");
+  await expect(page.locator("h1.list-title")).toHaveText("Renamed while things change");
+  await other.context.close();
+});
+
 test("a failing server shows the error, and Sync now retries", async ({ page, context }) => {
   await freshList(page);
   await expect(syncStatus(page)).toHaveAttribute("data-sync-state", "online");
