@@ -246,11 +246,7 @@ mod browser {
                     list_known,
                     todos,
                 } => {
-                    let counts = list_counts
-                        .iter()
-                        .find(|c| Some(&c.list_id) == list_id.as_ref())
-                        .map(|c| c.counts)
-                        .unwrap_or_default();
+                    let counts = crate::snapshot::counts_of(&list_counts, list_id.as_ref());
                     Ok(Snapshot {
                         lists,
                         list_counts,

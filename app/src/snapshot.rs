@@ -28,6 +28,15 @@ pub struct Snapshot {
     pub local: bool,
 }
 
+/// The counts of `list_id` among every list's.
+pub fn counts_of(list_counts: &[ListCounts], list_id: Option<&String>) -> Counts {
+    list_counts
+        .iter()
+        .find(|c| Some(&c.list_id) == list_id)
+        .map(|c| c.counts)
+        .unwrap_or_default()
+}
+
 impl Snapshot {
     /// The name of the list shown, if known.
     pub fn list_name(&self) -> Option<&str> {
@@ -58,12 +67,7 @@ pub async fn list_snapshot(list_id: Option<String>) -> Result<Snapshot, ServerFn
         let views = server_views.views();
         let conn = views.connection();
         let read = changes::snapshot(conn, &ws.to_string(), list_id).map_err(|e| fail(&e))?;
-        let counts = read
-            .list_counts
-            .iter()
-            .find(|c| Some(&c.list_id) == read.list_id.as_ref())
-            .map(|c| c.counts)
-            .unwrap_or_default();
+        let counts = counts_of(&read.list_counts, read.list_id.as_ref());
         let head = views.checkpoint(ws).map_err(|e| fail(&e))?;
         Ok(Snapshot {
             lists: read.lists,
