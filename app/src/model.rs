@@ -144,6 +144,9 @@ impl Model {
                         None => lists.push(row.clone()),
                     }
                 }
+                // As the views order them: oldest first (a list pulled now may be older than
+                // one made here).
+                lists.sort_by(|a, b| (&a.created_hlc, &a.id).cmp(&(&b.created_hlc, &b.id)));
             });
         }
         let current = self.list_id.get_untracked();

@@ -108,6 +108,27 @@ test("a list name being typed is kept when another device's list arrives", async
   await other.context.close();
 });
 
+test("a device that cannot sync on its first open shows the empty state and makes no list of its own", async ({ context, page }) => {
+  // The page loads, but every sync request fails: the worker's store stays empty.
+  await context.route("**/api/sync/**", (route) => route.abort());
+  await page.goto("/");
+  await ready(page);
+  await expect(page.locator(".banner-info")).toContainText("newer changes will download");
+  await expect(page.locator("h1.list-title")).toHaveText("No lists yet");
+  await expect(page.locator("nav .list-item")).toHaveCount(0);
+  await expect(syncStatus(page)).toHaveAttribute("data-pending", "0");
+  // A list made now is the device's own, and waits to be sent.
+  await page.getByRole("textbox", { name: "New list" }).fill("Made offline");
+  await page.getByRole("textbox", { name: "New list" }).press("Enter");
+  await expect(page.locator("h1.list-title")).toHaveText("Made offline");
+  await expect(syncStatus(page)).toHaveAttribute("data-pending", "1");
+  await context.unroute("**/api/sync/**");
+  await page.getByRole("button", { name: "Sync now" }).click();
+  await expect(syncStatus(page)).toHaveAttribute("data-pending", "0", { timeout: 10_000 });
+  // Now the server's lists are here too, its first one still first.
+  await expect(page.locator("nav .list-item").first()).toContainText("Inbox");
+});
+
 test("a failing server shows the error, and Sync now retries", async ({ page, context }) => {
   await freshList(page);
   await expect(syncStatus(page)).toHaveAttribute("data-sync-state", "online");

@@ -201,6 +201,8 @@ pub struct ListRow {
     pub name: String,
     /// The stamp of the shown name (an edit's `shown`).
     pub name_hlc: String,
+    /// The stamp of its creation: lists show oldest first (then by id).
+    pub created_hlc: String,
 }
 
 /// A todo as the list pane and the detail show it.

@@ -178,35 +178,33 @@ fn ids(conn: &Connection, table: &str) -> Result<Vec<String>, ViewsError> {
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+fn read_list(r: &rusqlite::Row<'_>) -> rusqlite::Result<ListRow> {
+    Ok(ListRow {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        name_hlc: r.get(2)?,
+        created_hlc: r.get(3)?,
+    })
+}
+
 /// A live list's row (`None` once deleted or unknown).
 pub fn list_row(conn: &Connection, id: &str) -> Result<Option<ListRow>, ViewsError> {
     Ok(conn
         .prepare_cached(
-            "SELECT list_id, name, name_hlc FROM lists WHERE list_id = ?1 AND NOT deleted",
+            "SELECT list_id, name, name_hlc, created_hlc FROM lists \
+             WHERE list_id = ?1 AND NOT deleted",
         )?
-        .query_row([id], |r| {
-            Ok(ListRow {
-                id: r.get(0)?,
-                name: r.get(1)?,
-                name_hlc: r.get(2)?,
-            })
-        })
+        .query_row([id], read_list)
         .optional()?)
 }
 
 /// The live lists of a workspace, oldest first.
 pub fn list_rows(conn: &Connection, workspace: &str) -> Result<Vec<ListRow>, ViewsError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT list_id, name, name_hlc FROM lists WHERE workspace_id = ?1 AND NOT deleted \
-         ORDER BY created_hlc, list_id",
+        "SELECT list_id, name, name_hlc, created_hlc FROM lists \
+         WHERE workspace_id = ?1 AND NOT deleted ORDER BY created_hlc, list_id",
     )?;
-    let rows = stmt.query_map([workspace], |r| {
-        Ok(ListRow {
-            id: r.get(0)?,
-            name: r.get(1)?,
-            name_hlc: r.get(2)?,
-        })
-    })?;
+    let rows = stmt.query_map([workspace], read_list)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
