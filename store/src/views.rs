@@ -25,7 +25,7 @@ use crate::log::{EventLog, LogError};
 
 /// The version of the projection (fold and tables). Bump it whenever either changes: every
 /// views.db is then rebuilt from the log at its next open.
-pub const PROJECTION_VERSION: i64 = 2;
+pub const PROJECTION_VERSION: i64 = 3;
 const PROJECTION_NAME: &str = "todo-views";
 
 #[derive(Debug, thiserror::Error)]
@@ -379,6 +379,7 @@ impl Views {
         tx.execute_batch(
             "DROP TABLE IF EXISTS lists; DROP TABLE IF EXISTS todos; \
              DROP TABLE IF EXISTS conflicts; DROP TABLE IF EXISTS history; \
+             DROP TABLE IF EXISTS list_counts; \
              DROP TABLE IF EXISTS skipped_events; DELETE FROM checkpoints;",
         )?;
         tx.execute_batch(include_str!("sql/views_tables.sql"))?;
@@ -566,16 +567,10 @@ impl Views {
 impl Views {
     /// How many live todos of a list are active and completed (TodoMVC's count).
     pub fn counts(&self, list: AggregateId) -> Result<TodoCounts, ViewsError> {
-        let (active, completed): (i64, i64) = self
-            .conn
-            .prepare_cached(
-                "SELECT coalesce(sum(NOT completed), 0), coalesce(sum(completed), 0) \
-             FROM todos WHERE list_id = ?1 AND NOT deleted",
-            )?
-            .query_row([list.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let c = crate::changes::counts(&self.conn, &list.to_string())?;
         Ok(TodoCounts {
-            active: active.max(0) as u64,
-            completed: completed.max(0) as u64,
+            active: c.active,
+            completed: c.completed,
         })
     }
 
@@ -649,6 +644,7 @@ pub fn dump(conn: &Connection) -> Result<String, ViewsError> {
             ("todos", "todo_id"),
             ("conflicts", "aggregate_id, field, hlc, event_id"),
             ("history", "aggregate_id, hlc, event_id"),
+            ("list_counts", "list_id"),
         ] {
             let mut stmt = conn.prepare(&format!("SELECT * FROM {table} ORDER BY {order}"))?;
             let columns = stmt.column_count();

@@ -65,3 +65,37 @@ CREATE TABLE IF NOT EXISTS skipped_events (
     unknown        INTEGER NOT NULL,
     reason         TEXT    NOT NULL
 );
+
+-- Each list's live active and completed todos, kept by the triggers below as todo rows are
+-- written (the sidebar shows every list's count; reading them must not count every todo).
+-- A list without live todos has no row, so the table is a function of `todos` alone.
+CREATE TABLE IF NOT EXISTS list_counts (
+    list_id   TEXT    NOT NULL PRIMARY KEY,
+    active    INTEGER NOT NULL,
+    completed INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS list_counts_insert AFTER INSERT ON todos WHEN NOT new.deleted
+BEGIN
+    INSERT INTO list_counts (list_id, active, completed)
+    VALUES (new.list_id, NOT new.completed, new.completed != 0)
+    ON CONFLICT (list_id) DO UPDATE SET active = active + (NOT new.completed),
+                                        completed = completed + (new.completed != 0);
+END;
+CREATE TRIGGER IF NOT EXISTS list_counts_delete AFTER DELETE ON todos WHEN NOT old.deleted
+BEGIN
+    UPDATE list_counts SET active = active - (NOT old.completed),
+                           completed = completed - (old.completed != 0)
+     WHERE list_id = old.list_id;
+    DELETE FROM list_counts WHERE list_id = old.list_id AND active = 0 AND completed = 0;
+END;
+CREATE TRIGGER IF NOT EXISTS list_counts_update AFTER UPDATE ON todos
+BEGIN
+    UPDATE list_counts SET active = active - (NOT old.completed),
+                           completed = completed - (old.completed != 0)
+     WHERE list_id = old.list_id AND NOT old.deleted;
+    DELETE FROM list_counts WHERE list_id = old.list_id AND active = 0 AND completed = 0;
+    INSERT INTO list_counts (list_id, active, completed)
+    SELECT new.list_id, NOT new.completed, new.completed != 0 WHERE NOT new.deleted
+    ON CONFLICT (list_id) DO UPDATE SET active = active + (NOT new.completed),
+                                        completed = completed + (new.completed != 0);
+END;
