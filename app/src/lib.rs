@@ -17,7 +17,6 @@ use leptos_router::{path, SsrMode};
 
 use crate::model::Model;
 use crate::pane::{Banner, ListRoute, Shortcuts, SyncStatusBar};
-use crate::snapshot::Snapshot;
 
 /// The site's name as cargo-leptos builds it: `/pkg/tandem.js`, `/pkg/tandem.css`, ...
 pub const OUTPUT_NAME: &str = "tandem";
@@ -46,7 +45,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
-    let model = Model::new(&Snapshot::default());
+    let model = Model::new(&Default::default());
     provide_context(model);
     local::provide_local(model);
     // Async: the server waits for the views before sending the page, so the to-dos are in the

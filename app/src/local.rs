@@ -239,26 +239,12 @@ mod browser {
         /// Lists and one list's todos from the local store, read at once.
         pub async fn snapshot(&self, list_id: Option<String>) -> Result<Snapshot, String> {
             match self.ask(Request::Snapshot { list_id }).await {
-                Reply::Snapshot {
-                    lists,
-                    list_counts,
-                    list_id,
-                    list_known,
-                    todos,
-                } => {
-                    let counts = crate::snapshot::counts_of(&list_counts, list_id.as_ref());
-                    Ok(Snapshot {
-                        lists,
-                        list_counts,
-                        list_id,
-                        list_known,
-                        todos,
-                        counts,
-                        head: 0,
-                        log_id: None,
-                        local: true,
-                    })
-                }
+                Reply::Snapshot(view) => Ok(Snapshot {
+                    view,
+                    head: 0,
+                    log_id: None,
+                    local: true,
+                }),
                 other => Err(failure(other)),
             }
         }

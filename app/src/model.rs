@@ -5,9 +5,7 @@
 use std::collections::HashMap;
 
 use leptos::prelude::*;
-use tandem_protocol::data::{Changes, Counts, ListRow, SyncStatus, TodoRow};
-
-use crate::snapshot::Snapshot;
+use tandem_protocol::data::{Changes, Counts, ListRow, ListSnapshot, SyncStatus, TodoRow};
 
 /// Where the page's data comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,7 +45,7 @@ pub struct Model {
 }
 
 impl Model {
-    pub fn new(snapshot: &Snapshot) -> Self {
+    pub fn new(snapshot: &ListSnapshot) -> Self {
         let model = Self {
             lists: RwSignal::new(vec![]),
             list_id: RwSignal::new(None),
@@ -66,7 +64,7 @@ impl Model {
 
     /// Replaces what the page shows with `snapshot`, keeping the signals of rows that stay (so
     /// rows on screen update in place instead of being rebuilt).
-    pub fn load(&self, snapshot: &Snapshot) {
+    pub fn load(&self, snapshot: &ListSnapshot) {
         if self.lists.get_untracked() != snapshot.lists {
             self.lists.set(snapshot.lists.clone());
         }
@@ -88,14 +86,9 @@ impl Model {
         if self.order.get_untracked() != order {
             self.order.set(order);
         }
-        let list = snapshot.list_id.clone();
-        let counts = snapshot.counts;
         self.counts.update(|c| {
             for lc in &snapshot.list_counts {
                 c.insert(lc.list_id.clone(), lc.counts);
-            }
-            if let Some(list) = list {
-                c.insert(list, counts);
             }
         });
     }

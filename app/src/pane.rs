@@ -53,7 +53,7 @@ pub fn ListRoute() -> impl IntoView {
     // at once), so it can say when its views have caught up.
     let opened = StoredValue::new(false);
     let loaded = move |snapshot: &Snapshot| {
-        model.load(snapshot);
+        model.load(&snapshot.view);
         if snapshot.local {
             model.source.set(Source::Local {
                 behind: local.behind.get_untracked(),

@@ -4,21 +4,14 @@
 
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
-use tandem_protocol::data::{Counts, ListCounts, ListRow, TodoRow};
 
-/// The lists, one list's todos (all of them; filters are applied on the page), and where in
-/// the server log these views are.
+/// What a list page shows (the lists and one list's todos,
+/// [`tandem_protocol::data::ListSnapshot`]) and where it comes from. (That name is not imported:
+/// the server function `list_snapshot` makes a type of the same name.)
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
-    pub lists: Vec<ListRow>,
-    /// Every list's counts (the sidebar shows them).
-    pub list_counts: Vec<ListCounts>,
-    /// The list shown: the one asked for, or the workspace's first when none was.
-    pub list_id: Option<String>,
-    /// Whether that list exists in these views (a list made offline elsewhere may not yet).
-    pub list_known: bool,
-    pub todos: Vec<TodoRow>,
-    pub counts: Counts,
+    #[serde(flatten)]
+    pub view: tandem_protocol::data::ListSnapshot,
     /// The workspace head these views reflect (the worker catches up to it before the page
     /// switches to the local store).
     pub head: u64,
@@ -26,26 +19,6 @@ pub struct Snapshot {
     pub log_id: Option<String>,
     /// Read from the device's local store (not the server's views).
     pub local: bool,
-}
-
-/// The counts of `list_id` among every list's.
-pub fn counts_of(list_counts: &[ListCounts], list_id: Option<&String>) -> Counts {
-    list_counts
-        .iter()
-        .find(|c| Some(&c.list_id) == list_id)
-        .map(|c| c.counts)
-        .unwrap_or_default()
-}
-
-impl Snapshot {
-    /// The name of the list shown, if known.
-    pub fn list_name(&self) -> Option<&str> {
-        let id = self.list_id.as_deref()?;
-        self.lists
-            .iter()
-            .find(|l| l.id == id)
-            .map(|l| l.name.as_str())
-    }
 }
 
 /// `POST /api/snapshot`: the server's views of the default workspace around one list
@@ -66,16 +39,10 @@ pub async fn list_snapshot(list_id: Option<String>) -> Result<Snapshot, ServerFn
         let ws = WorkspaceId::DEFAULT;
         let views = server_views.views();
         let conn = views.connection();
-        let read = changes::snapshot(conn, &ws.to_string(), list_id).map_err(|e| fail(&e))?;
-        let counts = counts_of(&read.list_counts, read.list_id.as_ref());
+        let view = changes::snapshot(conn, &ws.to_string(), list_id).map_err(|e| fail(&e))?;
         let head = views.checkpoint(ws).map_err(|e| fail(&e))?;
         Ok(Snapshot {
-            lists: read.lists,
-            list_counts: read.list_counts,
-            list_id: read.list_id,
-            list_known: read.list_known,
-            todos: read.todos,
-            counts,
+            view,
             head,
             log_id: Some(service.readers().log_id().to_string()),
             local: false,

@@ -239,6 +239,19 @@ pub struct ListCounts {
     pub counts: Counts,
 }
 
+/// What a list page shows, read at once: the live lists with every list's counts, and one
+/// list's live todos in display order (filters are applied on the page).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListSnapshot {
+    pub lists: Vec<ListRow>,
+    pub list_counts: Vec<ListCounts>,
+    /// The list shown: the one asked for, or the workspace's first when none was.
+    pub list_id: Option<String>,
+    /// Whether that list exists here (a list made offline elsewhere may not yet).
+    pub list_known: bool,
+    pub todos: Vec<TodoRow>,
+}
+
 /// What changed in the views since the last change set, row by row (never a whole list).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Changes {
@@ -275,15 +288,7 @@ pub enum Reply {
     Lists {
         lists: Vec<ListRow>,
     },
-    Snapshot {
-        lists: Vec<ListRow>,
-        /// Every live list's counts.
-        list_counts: Vec<ListCounts>,
-        /// The list shown, and whether it exists here.
-        list_id: Option<String>,
-        list_known: bool,
-        todos: Vec<TodoRow>,
-    },
+    Snapshot(ListSnapshot),
     Todos {
         todos: Vec<TodoRow>,
         counts: Counts,

@@ -7,18 +7,7 @@
 //! connection and never reach views.db.
 
 use rusqlite::{Connection, OptionalExtension};
-use tandem_protocol::data::{Changes, Counts, ListCounts, ListRow, TodoRow};
-
-/// What a list page shows, read in one go (one transaction: no change lands in between).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Snapshot {
-    pub lists: Vec<ListRow>,
-    pub list_counts: Vec<ListCounts>,
-    /// The list asked for, or the first when none was.
-    pub list_id: Option<String>,
-    pub list_known: bool,
-    pub todos: Vec<TodoRow>,
-}
+use tandem_protocol::data::{Changes, Counts, ListCounts, ListRow, ListSnapshot, TodoRow};
 
 /// The lists of `workspace` with their counts and the live todos of `list_id` (or the first
 /// list), read in one transaction.
@@ -26,35 +15,32 @@ pub fn snapshot(
     conn: &Connection,
     workspace: &str,
     list_id: Option<String>,
-) -> Result<Snapshot, ViewsError> {
-    conn.execute_batch("BEGIN")?;
-    let read = (|| {
-        let lists = list_rows(conn, workspace)?;
-        let mut list_counts = Vec::with_capacity(lists.len());
-        for l in &lists {
-            list_counts.push(ListCounts {
-                list_id: l.id.clone(),
-                counts: counts(conn, &l.id)?,
-            });
-        }
-        let list_id = list_id.or_else(|| lists.first().map(|l| l.id.clone()));
-        let list_known = list_id
-            .as_ref()
-            .is_some_and(|id| lists.iter().any(|l| &l.id == id));
-        let todos = match (&list_id, list_known) {
-            (Some(id), true) => todo_rows(conn, id, None)?,
-            _ => vec![],
-        };
-        Ok(Snapshot {
-            lists,
-            list_counts,
-            list_id,
-            list_known,
-            todos,
-        })
-    })();
-    conn.execute_batch("COMMIT")?;
-    read
+) -> Result<ListSnapshot, ViewsError> {
+    // A read transaction (rolled back when dropped: it writes nothing).
+    let _read = conn.unchecked_transaction()?;
+    let lists = list_rows(conn, workspace)?;
+    let mut list_counts = Vec::with_capacity(lists.len());
+    for l in &lists {
+        list_counts.push(ListCounts {
+            list_id: l.id.clone(),
+            counts: counts(conn, &l.id)?,
+        });
+    }
+    let list_id = list_id.or_else(|| lists.first().map(|l| l.id.clone()));
+    let list_known = list_id
+        .as_ref()
+        .is_some_and(|id| lists.iter().any(|l| &l.id == id));
+    let todos = match (&list_id, list_known) {
+        (Some(id), true) => todo_rows(conn, id, None)?,
+        _ => vec![],
+    };
+    Ok(ListSnapshot {
+        lists,
+        list_counts,
+        list_id,
+        list_known,
+        todos,
+    })
 }
 
 use crate::views::ViewsError;

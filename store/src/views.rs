@@ -498,24 +498,18 @@ pub struct TodoDetail {
 }
 
 impl Views {
-    /// The live lists of a workspace, oldest first.
+    /// The live lists of a workspace, oldest first (the rows of [`crate::changes::list_rows`],
+    /// with typed ids).
     pub fn lists(&self, workspace: WorkspaceId) -> Result<Vec<ListItem>, ViewsError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT list_id, name FROM lists WHERE workspace_id = ?1 AND NOT deleted \
-             ORDER BY created_hlc, list_id",
-        )?;
-        let rows = stmt.query_map([workspace.to_string()], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (id, name) = row?;
-            out.push(ListItem {
-                id: parse_view_id(&id)?,
-                name,
-            });
-        }
-        Ok(out)
+        crate::changes::list_rows(&self.conn, &workspace.to_string())?
+            .into_iter()
+            .map(|l| {
+                Ok(ListItem {
+                    id: parse_view_id(&l.id)?,
+                    name: l.name,
+                })
+            })
+            .collect()
     }
 
     /// The live todos of a list, in display order (position, then id).
@@ -523,7 +517,8 @@ impl Views {
         self.todos_filtered(list, TodoFilter::All)
     }
 
-    /// The live todos of a list that pass `filter`, in display order.
+    /// The live todos of a list that pass `filter`, in display order (the rows of
+    /// [`crate::changes::todo_rows`], with typed ids).
     pub fn todos_filtered(
         &self,
         list: AggregateId,
@@ -534,33 +529,18 @@ impl Views {
             TodoFilter::Active => Some(false),
             TodoFilter::Completed => Some(true),
         };
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT t.todo_id, t.title, t.completed, t.due_date, \
-                    (SELECT count(*) FROM conflicts c WHERE c.aggregate_id = t.todo_id) \
-             FROM todos t WHERE t.list_id = ?1 AND NOT t.deleted \
-             AND (?2 IS NULL OR t.completed = ?2) ORDER BY t.position, t.todo_id",
-        )?;
-        let rows = stmt.query_map(params![list.to_string(), completed], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, bool>(2)?,
-                r.get::<_, Option<String>>(3)?,
-                r.get::<_, i64>(4)?,
-            ))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (id, title, completed, due_date, conflicts) = row?;
-            out.push(TodoItem {
-                id: parse_view_id(&id)?,
-                title,
-                completed,
-                due_date,
-                conflicts: conflicts.max(0) as u64,
-            });
-        }
-        Ok(out)
+        crate::changes::todo_rows(&self.conn, &list.to_string(), completed)?
+            .into_iter()
+            .map(|t| {
+                Ok(TodoItem {
+                    id: parse_view_id(&t.id)?,
+                    title: t.title,
+                    completed: t.completed,
+                    due_date: t.due_date,
+                    conflicts: t.conflicts,
+                })
+            })
+            .collect()
     }
 }
 

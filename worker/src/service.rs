@@ -105,14 +105,11 @@ impl Service {
         }
         let replica = self.replica.borrow();
         let conn = replica.views().connection();
-        let snapshot = changes::snapshot(conn, &self.workspace.to_string(), list_id)?;
-        Ok(Reply::Snapshot {
-            lists: snapshot.lists,
-            list_counts: snapshot.list_counts,
-            list_id: snapshot.list_id,
-            list_known: snapshot.list_known,
-            todos: snapshot.todos,
-        })
+        Ok(Reply::Snapshot(changes::snapshot(
+            conn,
+            &self.workspace.to_string(),
+            list_id,
+        )?))
     }
 
     fn todos(&self, list_id: &str, filter: Filter) -> Result<Reply, ServiceError> {
@@ -445,11 +442,19 @@ impl Service {
         list: AggregateId,
         completed: Option<bool>,
     ) -> Result<Vec<AggregateId>, Refusal> {
+        // Only the ids: a toggle-all of 10,000 items needs no titles or conflict counts.
         let replica = self.replica.borrow();
-        let rows = changes::todo_rows(replica.views().connection(), &list.to_string(), completed)
-            .map_err(|e| Refusal::Failed(e.into()))?;
-        rows.iter()
-            .map(|r| parse_id("todo id", &r.id).map_err(Refusal::from))
+        let mut stmt = replica.views().connection().prepare_cached(
+            "SELECT todo_id FROM todos WHERE list_id = ?1 AND NOT deleted \
+             AND (?2 IS NULL OR completed = ?2)",
+        )?;
+        let ids = stmt
+            .query_map(rusqlite::params![list.to_string(), completed], |r| {
+                r.get::<_, String>(0)
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        ids.iter()
+            .map(|id| parse_id("todo id", id).map_err(Refusal::from))
             .collect()
     }
 }
