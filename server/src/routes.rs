@@ -82,6 +82,16 @@ impl Projector {
     }
 }
 
+/// The page routes, generated once per process. Generating runs the app with resource loads
+/// suppressed through a process-wide flag, and a resource first polled by a render meanwhile
+/// (another server in the same process, as in the tests) would never load
+/// (leptos-rs/leptos#4773). The list is static, so once is all it needs.
+fn route_list() -> Vec<leptos_axum::AxumRouteListing> {
+    static ROUTES: std::sync::OnceLock<Vec<leptos_axum::AxumRouteListing>> =
+        std::sync::OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(App)).clone()
+}
+
 pub fn router(config: &Config, databases: Databases, hub: Arc<Hub>) -> Router {
     let metrics = Metrics::new(Arc::clone(&hub));
     let leptos = LeptosOptions::builder()
@@ -128,7 +138,7 @@ pub fn router(config: &Config, databases: Databases, hub: Arc<Hub>) -> Router {
         databases,
         live,
     };
-    let routes = generate_route_list(App);
+    let routes = route_list();
     Router::new()
         .route("/healthz", get(healthz))
         .route("/api/sync/live", get(live::upgrade))

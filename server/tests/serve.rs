@@ -183,3 +183,38 @@ async fn slow_headers_idle_connections_and_slow_bodies_are_cut() {
     assert_eq!(ok.status(), 200);
     server.stop().await;
 }
+
+/// Pages render while other servers start in the same process (each builds a router). Leptos
+/// suppresses resource loads process-wide while a route list is generated, and a resource
+/// first polled in that window never loads (leptos-rs/leptos#4773): the route list must be
+/// generated once per process, not per server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_render_while_other_servers_start() {
+    let server = start().await;
+    let url = server.base.clone();
+    let pages = tokio::spawn(async move {
+        let c = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        for i in 0..150 {
+            let response = c.get(&url).send().await;
+            let response = response.unwrap_or_else(|e| panic!("page {i} got no answer: {e}"));
+            assert_eq!(response.status(), 200, "page {i}");
+            let html = response.text().await.unwrap();
+            assert!(html.contains("class=\"todoapp\""), "page {i}: {html}");
+        }
+    });
+    let mut others = Vec::new();
+    while !pages.is_finished() {
+        others.push(start().await);
+        if others.len() > 4 {
+            others.remove(0).stop().await;
+        }
+    }
+    pages.await.unwrap();
+    for other in others {
+        other.stop().await;
+    }
+    server.stop().await;
+}
