@@ -139,10 +139,14 @@ pub fn new_id() -> String {
 
 #[cfg(feature = "hydrate")]
 mod browser {
-    //! The `Worker` object and its message plumbing.
+    //! The `Worker` object and its message plumbing. The worker serves the store itself (it
+    //! owns it) or relays to another tab's worker that does; either way the page only talks to
+    //! its own worker. Requests stay here until answered, and are sent again whenever the
+    //! worker says the store is served anew (a handoff between tabs, a restarted worker), with
+    //! their original ids: commands take effect once (DESIGN.md rule 18).
 
     use std::cell::{Cell, RefCell};
-    use std::collections::HashMap;
+    use std::collections::{BTreeMap, HashMap};
     use std::rc::Rc;
 
     use leptos::prelude::*;
@@ -160,27 +164,49 @@ mod browser {
     type OnReply = Box<dyn FnOnce(Reply)>;
 
     pub struct Client {
-        worker: Worker,
-        listening: Cell<bool>,
-        queue: RefCell<Vec<PageMessage>>,
+        /// The running worker (`None` between `pagehide` and `pageshow`).
+        worker: RefCell<Option<Worker>>,
+        /// Whether the store is served (the worker said `serving`): until then messages wait.
+        serving: Cell<bool>,
+        /// The handshake, kept to be sent again on every `serving`.
+        open: RefCell<Option<PageMessage>>,
+        online: Cell<bool>,
         next_id: Cell<u64>,
+        /// Requests without a reply yet, in the order sent, and what to do with the reply.
+        unanswered: RefCell<BTreeMap<u64, Request>>,
         waiting: RefCell<HashMap<u64, OnReply>>,
+        model: Model,
+        local: Local,
     }
 
     impl Client {
         pub fn start(model: Model, local: Local) -> Result<Rc<Self>, String> {
+            let online = web_sys::window().is_none_or(|w| w.navigator().on_line());
+            let client = Rc::new(Self {
+                worker: RefCell::new(None),
+                serving: Cell::new(false),
+                open: RefCell::new(None),
+                online: Cell::new(online),
+                next_id: Cell::new(1),
+                unanswered: RefCell::default(),
+                waiting: RefCell::default(),
+                model,
+                local,
+            });
+            client.start_worker()?;
+            forward_network(Rc::clone(&client));
+            release_on_pagehide(Rc::clone(&client));
+            Ok(client)
+        }
+
+        /// Starts this tab's worker (which becomes the owner or a relay).
+        fn start_worker(self: &Rc<Self>) -> Result<(), String> {
+            let (model, local) = (self.model, self.local);
             let options = WorkerOptions::new();
             options.set_type(WorkerType::Module);
             let worker = Worker::new_with_options(WORKER_URL, &options)
                 .map_err(|e| format!("cannot start the local store: {e:?}"))?;
-            let client = Rc::new(Self {
-                worker,
-                listening: Cell::new(false),
-                queue: RefCell::default(),
-                next_id: Cell::new(1),
-                waiting: RefCell::default(),
-            });
-            let weak = Rc::downgrade(&client);
+            let weak = Rc::downgrade(self);
             let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
                 let Some(client) = weak.upgrade() else { return };
                 let Some(text) = event.data().as_string() else {
@@ -203,37 +229,105 @@ mod browser {
                         "The local store did not start: {why}."
                     )));
                 });
-            client
-                .worker
-                .set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-            client
-                .worker
-                .set_onerror(Some(on_error.as_ref().unchecked_ref()));
-            // The worker lives as long as the page, and so do its handlers.
+            worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+            worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+            // The handlers live as long as the page (a few more if the worker restarts).
             on_message.forget();
             on_error.forget();
-            forward_network(Rc::clone(&client));
-            Ok(client)
+            self.serving.set(false);
+            *self.worker.borrow_mut() = Some(worker);
+            Ok(())
+        }
+
+        /// Ends this tab's worker at once (releasing the store's lock and files to the next
+        /// tab, if it owned them). Unanswered requests stay, to be sent again.
+        fn stop_worker(&self) {
+            self.serving.set(false);
+            if let Some(worker) = self.worker.borrow_mut().take() {
+                worker.terminate();
+            }
+        }
+
+        fn post(&self, message: &PageMessage) {
+            if !self.serving.get() {
+                return;
+            }
+            if let Some(worker) = &*self.worker.borrow() {
+                if let Err(e) = worker.post_message(&JsValue::from_str(&message.to_json())) {
+                    leptos::logging::error!("tandem: cannot reach the local store: {e:?}");
+                }
+            }
         }
 
         pub fn send(&self, message: PageMessage) {
-            if !self.listening.get() {
-                self.queue.borrow_mut().push(message);
-                return;
+            match &message {
+                PageMessage::Open { .. } => *self.open.borrow_mut() = Some(message.clone()),
+                PageMessage::Network { online } => self.online.set(*online),
+                _ => {}
             }
-            if let Err(e) = self
-                .worker
-                .post_message(&JsValue::from_str(&message.to_json()))
-            {
-                leptos::logging::error!("tandem: cannot reach the local store: {e:?}");
-            }
+            self.post(&message);
         }
 
         pub fn request(&self, request: Request, on_reply: OnReply) {
             let id = self.next_id.get();
             self.next_id.set(id + 1);
             self.waiting.borrow_mut().insert(id, on_reply);
-            self.send(PageMessage::Request { id, request });
+            self.unanswered.borrow_mut().insert(id, request.clone());
+            self.post(&PageMessage::Request { id, request });
+        }
+
+        /// The store is served anew (by this tab's worker or through it): the handshake, the
+        /// network state and every request without a reply go (again), in order. After a
+        /// handoff the page first reads what it shows again: a change set may have been lost
+        /// with the previous owner, and a command it committed is answered from its record,
+        /// without rows.
+        fn serving(self: &Rc<Self>, owner: bool) {
+            let handoff = self.open.borrow().is_some() && self.local.ready.get_untracked();
+            self.serving.set(true);
+            set_body_attribute("data-store", if owner { "owner" } else { "relay" });
+            if matches!(self.model.source.get_untracked(), Source::Unavailable(_)) {
+                self.model.source.set(if self.local.ready.get_untracked() {
+                    Source::Local {
+                        behind: self.local.behind.get_untracked(),
+                    }
+                } else {
+                    Source::Server
+                });
+            }
+            if let Some(open) = self.open.borrow().clone() {
+                self.post(&open);
+            }
+            if !self.online.get() {
+                self.post(&PageMessage::Network { online: false });
+            }
+            let unanswered: Vec<_> = self
+                .unanswered
+                .borrow()
+                .iter()
+                .map(|(id, request)| (*id, request.clone()))
+                .collect();
+            if handoff {
+                let model = self.model;
+                self.request(
+                    Request::Snapshot {
+                        list_id: model.list_id.get_untracked(),
+                    },
+                    Box::new(move |reply| {
+                        if let Reply::Snapshot(view) = reply {
+                            model.load(&view);
+                        }
+                    }),
+                );
+            }
+            if handoff && !unanswered.is_empty() {
+                leptos::logging::log!(
+                    "tandem: the store changed hands; {} request(s) sent again",
+                    unanswered.len()
+                );
+            }
+            for (id, request) in unanswered {
+                self.post(&PageMessage::Request { id, request });
+            }
         }
 
         /// Lists and one list's todos from the local store, read at once.
@@ -264,20 +358,13 @@ mod browser {
 
         fn receive(self: &Rc<Self>, message: WorkerMessage, model: Model, local: Local) {
             match message {
-                WorkerMessage::Started => {
-                    self.listening.set(true);
-                    for queued in self.queue.take() {
-                        self.send(queued);
-                    }
-                }
-                WorkerMessage::Waiting => model.source.set(Source::Waiting),
+                WorkerMessage::Started => {}
+                WorkerMessage::Serving { owner } => self.serving(owner),
                 WorkerMessage::Unavailable { reason, .. } => {
                     model.source.set(Source::Unavailable(reason))
                 }
                 WorkerMessage::Ready { .. } => {
-                    if model.source.get_untracked() == Source::Waiting
-                        || model.source.get_untracked() == Source::Server
-                    {
+                    if model.source.get_untracked() == Source::Server {
                         model.source.set(Source::Opening);
                     }
                 }
@@ -295,6 +382,7 @@ mod browser {
                     .progress
                     .set((stored < head).then_some((stored, head))),
                 WorkerMessage::Reply { id, reply } => {
+                    self.unanswered.borrow_mut().remove(&id);
                     let waiting = self.waiting.borrow_mut().remove(&id);
                     if let Some(on_reply) = waiting {
                         on_reply(reply);
@@ -348,13 +436,52 @@ mod browser {
         }
     }
 
-    /// `<body data-ready="true">`: hydrated and showing the local store (CONTRACT.md).
-    pub fn mark_body_ready() {
+    /// The page hands the store over when it goes away or is frozen (`pagehide`, `freeze`:
+    /// its worker ends, releasing the lock and the files to the next tab at once), and takes
+    /// part again when it comes back (`pageshow` from the back/forward cache, `resume`).
+    fn release_on_pagehide(client: Rc<Client>) {
+        let Some(window) = web_sys::window() else {
+            return;
+        };
+        let stop = {
+            let client = Rc::clone(&client);
+            Closure::<dyn FnMut()>::new(move || client.stop_worker())
+        };
+        let again = {
+            let client = Rc::clone(&client);
+            Closure::<dyn FnMut()>::new(move || {
+                if client.worker.borrow().is_some() {
+                    return;
+                }
+                if let Err(reason) = client.start_worker() {
+                    client.model.source.set(Source::Unavailable(reason));
+                }
+            })
+        };
+        let _ = window.add_event_listener_with_callback("pagehide", stop.as_ref().unchecked_ref());
+        let _ = window.add_event_listener_with_callback("pageshow", again.as_ref().unchecked_ref());
+        if let Some(document) = window.document() {
+            let _ =
+                document.add_event_listener_with_callback("freeze", stop.as_ref().unchecked_ref());
+            let _ =
+                document.add_event_listener_with_callback("resume", again.as_ref().unchecked_ref());
+        }
+        // They live as long as the page.
+        stop.forget();
+        again.forget();
+    }
+
+    fn set_body_attribute(name: &str, value: &str) {
         if let Some(body) = web_sys::window()
             .and_then(|w| w.document())
             .and_then(|d| d.body())
         {
-            let _ = body.set_attribute("data-ready", "true");
+            let _ = body.set_attribute(name, value);
         }
+    }
+
+    /// `<body data-ready="true">`: hydrated and showing the local store (CONTRACT.md).
+    pub fn mark_body_ready() {
+        set_body_attribute("data-ready", "true");
     }
 }

@@ -18,8 +18,6 @@ pub enum Source {
     Local { behind: bool },
     /// The local store cannot be used: the banner says why.
     Unavailable(String),
-    /// Another tab owns the local store.
-    Waiting,
 }
 
 /// The page's store, provided as context. Copyable: every field is a signal handle.

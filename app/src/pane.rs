@@ -1077,7 +1077,7 @@ fn clock_text(ms: u64) -> String {
     }
 }
 
-/// What the page cannot do, said plainly: no storage, another tab, catching up.
+/// What the page cannot do, said plainly: no storage, catching up.
 #[component]
 pub fn Banner() -> impl IntoView {
     let model = use_model();
@@ -1089,14 +1089,6 @@ pub fn Banner() -> impl IntoView {
                     <strong>"Tandem cannot keep your to-dos in this window. "</strong>
                     {reason}
                     " Private windows often block storage: open Tandem in a normal window."
-                </div>
-            }
-            .into_any(),
-        ),
-        Source::Waiting => Some(
-            view! {
-                <div class="banner" role="alert">
-                    "Tandem is open in another tab. This tab will take over when that one closes."
                 </div>
             }
             .into_any(),

@@ -129,16 +129,6 @@ test("at 360 px the page fits the screen and stays usable", async ({ browser }) 
   await context.close();
 });
 
-test("a second tab says Tandem is open in another tab", async ({ context, page }) => {
-  await page.goto("/");
-  await ready(page);
-  const second = await context.newPage();
-  await second.goto("/");
-  await expect(second.getByRole("alert")).toContainText("Tandem is open in another tab");
-  await page.close();
-  await ready(second);
-});
-
 test("unknown pages answer 404 with a way back; an unknown list renders a shell", async ({ page }) => {
   const response = await page.goto("/no/such/page");
   expect(response?.status()).toBe(404);

@@ -206,7 +206,7 @@ pub struct ListRow {
 }
 
 /// A todo as the list pane and the detail show it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TodoRow {
     pub id: String,
     pub list_id: String,
@@ -271,6 +271,36 @@ pub struct Changes {
 }
 
 impl Changes {
+    /// Folds `later` into this change set, as if both had been applied in order: a row's
+    /// later state wins, a removal drops an earlier upsert of the row and a later upsert
+    /// (a restore) cancels an earlier removal; `reset` wins over everything. (The owner
+    /// batches change sets for other tabs this way, docs/protocol.md "Several tabs".)
+    pub fn merge(&mut self, later: Changes) {
+        if self.reset || later.reset {
+            *self = Changes {
+                reset: true,
+                ..Changes::default()
+            };
+            return;
+        }
+        merge_rows(
+            (&mut self.lists, &mut self.removed_lists),
+            (later.lists, later.removed_lists),
+            |l| &l.id,
+        );
+        merge_rows(
+            (&mut self.todos, &mut self.removed_todos),
+            (later.todos, later.removed_todos),
+            |t| &t.id,
+        );
+        for counts in later.counts {
+            match self.counts.iter_mut().find(|c| c.list_id == counts.list_id) {
+                Some(c) => *c = counts,
+                None => self.counts.push(counts),
+            }
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         !self.reset
             && self.lists.is_empty()
@@ -278,6 +308,30 @@ impl Changes {
             && self.todos.is_empty()
             && self.removed_todos.is_empty()
             && self.counts.is_empty()
+    }
+}
+
+/// Upserts and removals of rows keyed by id, `later` applied after `earlier`: an id ends in
+/// at most one of the two (the later fact about it wins).
+fn merge_rows<R>(
+    earlier: (&mut Vec<R>, &mut Vec<String>),
+    later: (Vec<R>, Vec<String>),
+    id: impl Fn(&R) -> &String,
+) {
+    let (rows, removed) = earlier;
+    let (later_rows, later_removed) = later;
+    rows.retain(|r| !later_removed.contains(id(r)));
+    for gone in later_removed {
+        if !removed.contains(&gone) {
+            removed.push(gone);
+        }
+    }
+    for row in later_rows {
+        removed.retain(|r| r != id(&row));
+        match rows.iter_mut().find(|r| id(r) == id(&row)) {
+            Some(r) => *r = row,
+            None => rows.push(row),
+        }
     }
 }
 
@@ -369,8 +423,13 @@ pub enum Unavailable {
 pub enum WorkerMessage {
     /// The worker listens (messages sent before this may be lost).
     Started,
-    /// Another tab owns the databases; this worker waits for them.
-    Waiting,
+    /// The store is served: by this tab's worker (`owner`) or by another tab's, through this
+    /// one. Sent when that starts and whenever the owner changes: the page sends its `open`,
+    /// its network state and every request without a reply again (docs/protocol.md "Several
+    /// tabs").
+    Serving {
+        owner: bool,
+    },
     /// The worker cannot serve; `reason` says why, for a banner.
     Unavailable {
         kind: Unavailable,
@@ -434,8 +493,39 @@ macro_rules! json_codec {
     };
 }
 
+/// A message between tabs' workers on the BroadcastChannel `tandem-tabs` (docs/protocol.md
+/// "Several tabs"): relays send their pages' messages to the owner, the owner answers one tab
+/// or all.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TabMessage {
+    /// A relay asks who owns the store (the owner answers [`TabMessage::Owner`]).
+    Hello { tab: String },
+    /// The worker of tab `tab` owns the store and serves, as the `epoch`th owner (counted in
+    /// the store: a later owner's epoch is greater, so a late message of an earlier owner is
+    /// told apart and ignored).
+    Owner { tab: String, epoch: u64 },
+    /// A page's message, relayed for tab `from` to the owner `owner` (another owner ignores
+    /// it: after a handoff the page sends it again, in order).
+    ToOwner {
+        from: String,
+        owner: String,
+        message: PageMessage,
+    },
+    /// The owner's message for one tab's page.
+    ToTab {
+        tab: String,
+        epoch: u64,
+        message: WorkerMessage,
+    },
+    /// The owner's message for every other tab's page (an owner that cannot open the store
+    /// says so with epoch 0).
+    ToAll { epoch: u64, message: WorkerMessage },
+}
+
 json_codec!(PageMessage);
 json_codec!(WorkerMessage);
+json_codec!(TabMessage);
 
 #[cfg(test)]
 mod tests {
@@ -499,6 +589,85 @@ mod tests {
     fn unknown_messages_are_a_typed_error() {
         let err = PageMessage::from_json(r#"{"type":"drop_tables"}"#).unwrap_err();
         assert!(err.to_string().contains("drop_tables"), "{err}");
+    }
+
+    fn todo(id: &str, title: &str) -> TodoRow {
+        TodoRow {
+            id: id.into(),
+            title: title.into(),
+            ..TodoRow::default()
+        }
+    }
+
+    fn ids(rows: &[TodoRow]) -> Vec<(&str, &str)> {
+        rows.iter()
+            .map(|r| (r.id.as_str(), r.title.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn merged_change_sets_keep_each_rows_later_fact() {
+        let mut batch = Changes {
+            todos: vec![todo("a", "1"), todo("b", "1")],
+            removed_todos: vec!["c".into()],
+            ..Changes::default()
+        };
+        batch.merge(Changes {
+            // a changes again, b goes, c comes back (a restore), d is new.
+            todos: vec![todo("a", "2"), todo("c", "2"), todo("d", "1")],
+            removed_todos: vec!["b".into()],
+            ..Changes::default()
+        });
+        assert_eq!(ids(&batch.todos), [("a", "2"), ("c", "2"), ("d", "1")]);
+        assert_eq!(batch.removed_todos, ["b"]);
+        // Removed after an upsert: only the removal stays.
+        batch.merge(Changes {
+            removed_todos: vec!["a".into(), "b".into()],
+            counts: vec![ListCounts {
+                list_id: "l".into(),
+                counts: Counts::default(),
+            }],
+            ..Changes::default()
+        });
+        assert_eq!(ids(&batch.todos), [("c", "2"), ("d", "1")]);
+        assert_eq!(batch.removed_todos, ["b", "a"]);
+        assert_eq!(batch.counts.len(), 1);
+        batch.merge(Changes {
+            reset: true,
+            ..Changes::default()
+        });
+        assert_eq!(
+            batch,
+            Changes {
+                reset: true,
+                ..Changes::default()
+            }
+        );
+        // Nothing merges into a reset but the reset.
+        batch.merge(Changes {
+            todos: vec![todo("e", "1")],
+            ..Changes::default()
+        });
+        assert!(batch.reset && batch.todos.is_empty());
+    }
+
+    #[test]
+    fn tab_messages_carry_page_and_worker_messages() {
+        let msg = TabMessage::ToOwner {
+            from: "t1".into(),
+            owner: "t0".into(),
+            message: PageMessage::SyncNow,
+        };
+        assert_eq!(
+            msg.to_json(),
+            r#"{"type":"to_owner","from":"t1","owner":"t0","message":{"type":"sync_now"}}"#
+        );
+        assert_eq!(TabMessage::from_json(&msg.to_json()).unwrap(), msg);
+        let all = TabMessage::ToAll {
+            epoch: 3,
+            message: WorkerMessage::Serving { owner: false },
+        };
+        assert_eq!(TabMessage::from_json(&all.to_json()).unwrap(), all);
     }
 
     #[test]

@@ -904,6 +904,20 @@ impl EventLog {
         Ok(())
     }
 
+    /// Counts one more taking of ownership of these databases and returns its epoch (1, 2, …;
+    /// greater than every earlier one's, also across restarts). Only the owner calls this,
+    /// holding the databases alone, so epochs are never shared.
+    pub fn take_ownership(&self) -> Result<u64, LogError> {
+        let epoch: i64 = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO ownership (id, epoch) VALUES (1, 1) \
+                 ON CONFLICT (id) DO UPDATE SET epoch = epoch + 1 RETURNING epoch",
+            )?
+            .query_row([], |r| r.get(0))?;
+        Ok(u64::try_from(epoch).unwrap_or(0))
+    }
+
     /// The reply recorded for a command id, if that command has run here.
     pub fn command_reply(&self, command_id: &str) -> Result<Option<String>, LogError> {
         Ok(self

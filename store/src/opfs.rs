@@ -3,19 +3,38 @@
 //! worker-only), and only one connection per database file exists at a time.
 
 use sqlite_wasm_rs::WasmOsCallback;
-use sqlite_wasm_vfs::sahpool::{install, OpfsSAHPoolCfgBuilder};
+use sqlite_wasm_vfs::sahpool::{install, OpfsSAHPoolCfgBuilder, OpfsSAHPoolUtil};
 
 use crate::StoreError;
 
+/// The installed pool: its access handles are this worker's until [`OpfsPool::release`].
+pub struct OpfsPool(OpfsSAHPoolUtil);
+
 /// Installs the OPFS pool VFS as SQLite's default, with its files in the OPFS folder
-/// `directory`, so `open("events.db", ..)` lands there.
+/// `directory`, so `open("events.db", ..)` lands there (and takes its handles back when it was
+/// released before).
 ///
 /// Fails while another worker (an old page being unloaded, another tab) still holds the pool's
 /// access handles; the caller decides whether to retry.
-pub async fn install_opfs_vfs(directory: &str) -> Result<(), StoreError> {
+pub async fn install_opfs_vfs(directory: &str) -> Result<OpfsPool, StoreError> {
     let config = OpfsSAHPoolCfgBuilder::new().directory(directory).build();
-    install::<WasmOsCallback>(&config, true)
+    let pool = install::<WasmOsCallback>(&config, true)
         .await
-        .map(|_| ())
-        .map_err(|e| StoreError::Opfs(format!("{e:?}")))
+        .map_err(|e| StoreError::Opfs(format!("{e:?}")))?;
+    if pool.is_paused() {
+        pool.resume()
+            .await
+            .map_err(|e| StoreError::Opfs(format!("{e:?}")))?;
+    }
+    Ok(OpfsPool(pool))
+}
+
+impl OpfsPool {
+    /// Gives the files' access handles back (for another tab's worker to take), keeping the
+    /// pool for a later [`install_opfs_vfs`]. Every database on it must be closed.
+    pub fn release(&self) -> Result<(), StoreError> {
+        self.0
+            .pause()
+            .map_err(|e| StoreError::Opfs(format!("{e:?}")))
+    }
 }

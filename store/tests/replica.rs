@@ -215,3 +215,17 @@ fn a_list_reads_by_filter_with_counts_and_one_item_in_detail() {
         None
     );
 }
+
+#[test]
+fn each_taking_of_ownership_gets_a_greater_epoch_across_reopens() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = {
+        let r = open(dir.path(), 1_000);
+        let a = r.log().take_ownership().unwrap();
+        let b = r.log().take_ownership().unwrap();
+        assert_eq!((a, b), (1, 2));
+        b
+    };
+    let r = open(dir.path(), 2_000);
+    assert_eq!(r.log().take_ownership().unwrap(), first + 1);
+}

@@ -1,16 +1,19 @@
-//! The worker's event loop: take the Web Lock that makes this worker the one owner of the
-//! device's databases, open them in OPFS, then serve the page (the data service) and sync with
-//! the server (the sync engine over `fetch` and the live WebSocket) on one thread, neither
-//! waiting on the other: the replica is borrowed only between awaits (store/src/driver.rs).
+//! The worker's event loop. Every tab has one of these workers; the one holding the Web Lock
+//! `tandem-store` is the **owner**: it opens the device's databases in OPFS and serves the data
+//! service and sync, for its own page and for the other tabs, whose workers **relay** their
+//! pages' messages to it over the BroadcastChannel `tandem-tabs` (docs/protocol.md "Several
+//! tabs"). The owner serves on one thread, nothing waiting on anything else: the replica is
+//! borrowed only between awaits (store/src/driver.rs).
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
 use tandem_events::engine::{Action, Input, Settings};
 use tandem_events::ids::{DeviceId, WorkspaceId};
 use tandem_protocol::data::{
-    PageMessage, Reply, SyncState, SyncStatus, Unavailable, WorkerMessage,
+    Changes, PageMessage, Reply, SyncState, SyncStatus, TabMessage, Unavailable, WorkerMessage,
 };
 use tandem_protocol::sync::{LiveMessage, PullRequest, PullResponse, PushRequest, PushResponse};
 use tandem_store::driver::{
@@ -19,7 +22,7 @@ use tandem_store::driver::{
 use tandem_store::Replica;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{spawn_local, JsFuture};
-use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
+use web_sys::{BroadcastChannel, DedicatedWorkerGlobalScope, MessageEvent};
 
 use crate::service::Service;
 
@@ -28,11 +31,17 @@ use crate::service::Service;
 const ACCOUNT_DIR: &str = "tandem/anonymous";
 /// The Web Lock held by the worker that owns the databases.
 const LOCK_NAME: &str = "tandem-store";
-/// How long to keep retrying the OPFS pool while a previous owner (the page being reloaded)
-/// still holds its access handles.
+/// The channel between the tabs' workers.
+const CHANNEL_NAME: &str = "tandem-tabs";
+/// How long to keep retrying the OPFS pool while a previous owner (a tab closing or being
+/// reloaded) still holds its access handles.
 const OPFS_RETRY_DEADLINE_MS: f64 = 10_000.0;
+/// After that, the lock goes to the next tab for this long before this one asks again.
+const OPFS_RETRY_PAUSE_MS: i32 = 2_000;
 /// A local change is pushed after this pause, so a burst of commands is one push.
 const PUSH_DEBOUNCE_MS: i32 = 5;
+/// Change sets for other tabs are merged and sent at most this often.
+const TAB_BATCH_MS: i32 = 10;
 /// A pull every so often heals anything the live channel missed.
 const HEAL_EVERY_MS: i32 = 30_000;
 /// A request without an answer after this long counts as unreachable.
@@ -48,9 +57,126 @@ fn now_ms() -> u64 {
     js_sys::Date::now() as u64
 }
 
+/// To this tab's page.
 fn post(message: &WorkerMessage) {
     if let Err(e) = scope().post_message(&JsValue::from_str(&message.to_json())) {
         web_sys::console::error_2(&"tandem worker: postMessage failed".into(), &e);
+    }
+}
+
+thread_local! {
+    /// The channel to the other tabs' workers (opened first thing in [`worker_main`]).
+    static CHANNEL: RefCell<Option<BroadcastChannel>> = const { RefCell::new(None) };
+}
+
+thread_local! {
+    /// The epoch of this worker's ownership (0 until it owns the store).
+    static EPOCH: Cell<u64> = const { Cell::new(0) };
+    /// The OPFS pool, once installed.
+    static POOL: RefCell<Option<tandem_store::opfs::OpfsPool>> = const { RefCell::new(None) };
+}
+
+/// To the other tabs' workers.
+fn to_tabs(message: &TabMessage) {
+    CHANNEL.with_borrow(|channel| {
+        if let Some(channel) = channel {
+            if let Err(e) = channel.post_message(&JsValue::from_str(&message.to_json())) {
+                web_sys::console::error_2(&"tandem worker: cannot reach the other tabs".into(), &e);
+            }
+        }
+    });
+}
+
+/// To every page: this tab's and, through their workers, the other tabs'.
+fn to_every_page(message: WorkerMessage) {
+    post(&message);
+    to_tabs(&TabMessage::ToAll {
+        epoch: EPOCH.get(),
+        message,
+    });
+}
+
+/// Where this tab's worker stands.
+enum Role {
+    /// Another tab's worker owns the store (the one named, with its epoch, once known): this
+    /// one relays its page's messages there.
+    Relay { owner: Option<(String, u64)> },
+    /// This worker owns the store and serves every tab.
+    Owner(Rc<App>),
+}
+
+/// This tab's worker: its id on the channel and its role.
+struct Tab {
+    id: String,
+    role: RefCell<Role>,
+}
+
+impl Tab {
+    /// A message from this tab's page.
+    fn on_page(&self, message: PageMessage) {
+        let app = match &*self.role.borrow() {
+            Role::Owner(app) => Rc::clone(app),
+            Role::Relay {
+                owner: Some((owner, _)),
+            } => {
+                to_tabs(&TabMessage::ToOwner {
+                    from: self.id.clone(),
+                    owner: owner.clone(),
+                    message,
+                });
+                return;
+            }
+            // Sent again by the page on `serving`.
+            Role::Relay { owner: None } => return,
+        };
+        app.on_message(&Client::Page, message);
+    }
+
+    /// A message from another tab's worker. A relay follows the owner with the greatest epoch
+    /// and passes on only that owner's messages (a late one from an earlier owner is dropped).
+    fn on_tab(&self, message: TabMessage) {
+        let mut role = self.role.borrow_mut();
+        match (&mut *role, message) {
+            (Role::Owner(_), TabMessage::Hello { .. }) => to_tabs(&TabMessage::Owner {
+                tab: self.id.clone(),
+                epoch: EPOCH.get(),
+            }),
+            (
+                Role::Owner(app),
+                TabMessage::ToOwner {
+                    from,
+                    owner,
+                    message,
+                },
+            ) if owner == self.id => {
+                let app = Rc::clone(app);
+                drop(role);
+                app.on_message(&Client::Tab(from), message);
+            }
+            (Role::Relay { owner }, TabMessage::Owner { tab, epoch })
+                if owner.as_ref().is_none_or(|(_, known)| epoch > *known) =>
+            {
+                *owner = Some((tab, epoch));
+                drop(role);
+                post(&WorkerMessage::Serving { owner: false });
+            }
+            (
+                Role::Relay { owner },
+                TabMessage::ToTab {
+                    tab,
+                    epoch,
+                    message,
+                },
+            ) if tab == self.id && owner.as_ref().is_some_and(|(_, e)| *e == epoch) => {
+                post(&message)
+            }
+            (Role::Relay { owner }, TabMessage::ToAll { epoch, message })
+                if owner.as_ref().map_or(0, |(_, e)| *e) == epoch =>
+            {
+                post(&message)
+            }
+            _ => {}
+        }
     }
 }
 
@@ -58,63 +184,125 @@ fn post(message: &WorkerMessage) {
 #[wasm_bindgen]
 pub async fn worker_main() -> Result<(), JsValue> {
     console_error_panic_hook::set_once();
-    // Listen first: messages that arrive before the store is open wait in `early`.
-    let early: Rc<RefCell<Vec<PageMessage>>> = Rc::default();
-    let app: Rc<RefCell<Option<Rc<App>>>> = Rc::default();
+    let tab = Rc::new(Tab {
+        id: new_uuid_v7().to_string(),
+        role: RefCell::new(Role::Relay { owner: None }),
+    });
     {
-        let early = Rc::clone(&early);
-        let app = Rc::clone(&app);
+        let from_page = Rc::clone(&tab);
         let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
-            let Some(message) = decode(&event) else {
-                return;
-            };
-            let ready = app.borrow().clone();
-            match ready {
-                Some(app) => app.on_message(message),
-                None => early.borrow_mut().push(message),
+            if let Some(message) = decode(&event, PageMessage::from_json) {
+                from_page.on_page(message);
             }
         });
         scope().set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-        // The handler lives as long as the worker.
+        // The handlers live as long as the worker.
         on_message.forget();
+        let channel = BroadcastChannel::new(CHANNEL_NAME)?;
+        let from_tab = Rc::clone(&tab);
+        let on_tab = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+            if let Some(message) = decode(&event, TabMessage::from_json) {
+                from_tab.on_tab(message);
+            }
+        });
+        channel.set_onmessage(Some(on_tab.as_ref().unchecked_ref()));
+        on_tab.forget();
+        CHANNEL.set(Some(channel));
     }
     post(&WorkerMessage::Started);
-    if let Err(reason) = take_lock().await {
-        post(&WorkerMessage::Unavailable {
-            kind: Unavailable::NoStorage,
-            reason,
-        });
-        return Ok(());
-    }
-    let replica = match open_replica().await {
-        Ok(replica) => Rc::new(RefCell::new(replica)),
-        Err((kind, reason)) => {
-            post(&WorkerMessage::Unavailable { kind, reason });
-            return Ok(());
+    // Whoever owns the store answers (or announces itself once it serves).
+    to_tabs(&TabMessage::Hello {
+        tab: tab.id.clone(),
+    });
+    // Held by the owner for the worker's life (ending the worker releases it).
+    let lock = loop {
+        let lock = match take_lock().await {
+            Ok(lock) => lock,
+            Err(reason) => {
+                // No Web Locks: no owner can be elected; this tab says so and owns nothing.
+                post(&WorkerMessage::Unavailable {
+                    kind: Unavailable::NoStorage,
+                    reason,
+                });
+                return Ok(());
+            }
+        };
+        match own(&tab).await {
+            Ok(()) => break lock,
+            Err(failure) => {
+                // The pages without an owner are told why, and the lock goes to the next tab
+                // in line (which may fare better, and otherwise says so too).
+                let why = WorkerMessage::Unavailable {
+                    kind: failure.kind,
+                    reason: failure.reason,
+                };
+                post(&why);
+                to_tabs(&TabMessage::ToAll {
+                    epoch: 0,
+                    message: why,
+                });
+                // Every database is closed by now (`own` dropped them): the files go too.
+                if let Some(pool) = POOL.take() {
+                    if let Err(e) = pool.release() {
+                        web_sys::console::error_1(&format!("tandem worker: {e}").into());
+                    }
+                }
+                lock.release();
+                if !failure.transient {
+                    return Ok(());
+                }
+                // Files still held by a tab that is going away: wait, and try again.
+                sleep_ms(OPFS_RETRY_PAUSE_MS).await;
+            }
         }
     };
-    ask_for_persistence();
-    let started = App::start(replica);
-    let started = match started {
-        Ok(started) => started,
-        Err(reason) => {
-            post(&WorkerMessage::Unavailable {
-                kind: Unavailable::Storage,
-                reason,
-            });
-            return Ok(());
-        }
-    };
-    *app.borrow_mut() = Some(Rc::clone(&started));
-    for message in early.take() {
-        started.on_message(message);
-    }
+    std::mem::forget(lock);
     Ok(())
 }
 
-fn decode(event: &MessageEvent) -> Option<PageMessage> {
+/// Why this worker could not own the store.
+struct OwnFailure {
+    kind: Unavailable,
+    reason: String,
+    /// Worth trying again later (files held by another tab, not a browser without OPFS).
+    transient: bool,
+}
+
+/// Holding the lock: opens the store, takes the next ownership epoch and serves, telling
+/// this tab's page and the other tabs.
+async fn own(tab: &Tab) -> Result<(), OwnFailure> {
+    let replica = Rc::new(RefCell::new(open_replica().await?));
+    let epoch = replica
+        .borrow()
+        .log()
+        .take_ownership()
+        .map_err(|e| OwnFailure {
+            kind: Unavailable::Storage,
+            reason: format!("cannot write to the local store: {e}"),
+            transient: true,
+        })?;
+    EPOCH.set(epoch);
+    ask_for_persistence();
+    let app = App::start(replica).map_err(|reason| OwnFailure {
+        kind: Unavailable::Storage,
+        reason,
+        transient: true,
+    })?;
+    *tab.role.borrow_mut() = Role::Owner(app);
+    post(&WorkerMessage::Serving { owner: true });
+    to_tabs(&TabMessage::Owner {
+        tab: tab.id.clone(),
+        epoch,
+    });
+    Ok(())
+}
+
+fn decode<T>(
+    event: &MessageEvent,
+    from_json: fn(&str) -> Result<T, tandem_protocol::data::DecodeError>,
+) -> Option<T> {
     let text = event.data().as_string()?;
-    match PageMessage::from_json(&text) {
+    match from_json(&text) {
         Ok(message) => Some(message),
         Err(e) => {
             web_sys::console::warn_1(&format!("tandem worker: {e}").into());
@@ -123,9 +311,20 @@ fn decode(event: &MessageEvent) -> Option<PageMessage> {
     }
 }
 
-/// Takes the Web Lock `tandem-store` (held until the worker ends). While another tab's worker
-/// holds it, tells the page so and waits.
-async fn take_lock() -> Result<(), String> {
+/// The Web Lock `tandem-store`, held until released (or the worker ends).
+struct Lock {
+    release: js_sys::Function,
+}
+
+impl Lock {
+    fn release(&self) {
+        let _ = self.release.call0(&JsValue::NULL);
+    }
+}
+
+/// Waits for the Web Lock `tandem-store` (queued behind the tab that holds it, and any tab
+/// waiting before this one).
+async fn take_lock() -> Result<Lock, String> {
     let navigator = scope().navigator();
     let locks = js_sys::Reflect::get(&navigator, &"locks".into())
         .ok()
@@ -134,36 +333,31 @@ async fn take_lock() -> Result<(), String> {
     let request: js_sys::Function = js_sys::Reflect::get(&locks, &"request".into())
         .map_err(|_| "navigator.locks.request is missing")?
         .unchecked_into();
-    // First ask without waiting, to tell the page when another tab has it.
     let (granted_tx, granted) = promise_pair();
-    let held = hold_forever(granted_tx);
-    let options = js_sys::Object::new();
-    let _ = js_sys::Reflect::set(&options, &"ifAvailable".into(), &true.into());
-    let attempt = request
-        .call3(
-            &locks,
-            &LOCK_NAME.into(),
-            &options,
-            held.as_ref().unchecked_ref(),
-        )
-        .map_err(|e| format!("cannot request the store lock: {e:?}"))?;
-    let _ = attempt;
-    let got = JsFuture::from(granted).await.unwrap_or(JsValue::FALSE);
-    held.forget();
-    if got.as_bool() == Some(true) {
-        return Ok(());
-    }
-    post(&WorkerMessage::Waiting);
-    let (granted_tx, granted) = promise_pair();
-    let held = hold_forever(granted_tx);
+    let release: Rc<RefCell<Option<js_sys::Function>>> = Rc::default();
+    // The lock callback says the lock is granted and returns a promise that settles only when
+    // the lock is released: the lock is held until then.
+    let held = {
+        let release = Rc::clone(&release);
+        Closure::<dyn FnMut(JsValue) -> JsValue>::new(move |_lock: JsValue| {
+            let _ = granted_tx.call0(&JsValue::NULL);
+            let (resolve, until_released) = promise_pair();
+            *release.borrow_mut() = Some(resolve);
+            until_released.into()
+        })
+    };
     request
         .call2(&locks, &LOCK_NAME.into(), held.as_ref().unchecked_ref())
         .map_err(|e| format!("cannot request the store lock: {e:?}"))?;
     held.forget();
     JsFuture::from(granted)
         .await
-        .map(|_| ())
-        .map_err(|e| format!("the store lock failed: {e:?}"))
+        .map_err(|e| format!("the store lock failed: {e:?}"))?;
+    let release = release
+        .borrow_mut()
+        .take()
+        .ok_or("the store lock was granted without a way to release it")?;
+    Ok(Lock { release })
 }
 
 /// A promise and the function that resolves it.
@@ -180,45 +374,37 @@ fn promise_pair() -> (js_sys::Function, js_sys::Promise) {
     (resolve, promise)
 }
 
-/// The lock callback: reports whether the lock was granted (`null` when `ifAvailable` found it
-/// taken) and, when granted, returns a promise that never settles, so the lock is held for the
-/// worker's life.
-fn hold_forever(granted: js_sys::Function) -> Closure<dyn FnMut(JsValue) -> JsValue> {
-    Closure::new(move |lock: JsValue| {
-        let have = !lock.is_null() && !lock.is_undefined();
-        let _ = granted.call1(&JsValue::NULL, &have.into());
-        if have {
-            js_sys::Promise::new(&mut |_, _| {}).into()
-        } else {
-            JsValue::UNDEFINED
-        }
-    })
-}
-
-async fn open_replica() -> Result<Replica, (Unavailable, String)> {
+async fn open_replica() -> Result<Replica, OwnFailure> {
     // No OPFS at all (some private windows): say so at once; retrying only helps while a
     // previous owner still holds the files.
     if !has_opfs() {
-        return Err((
-            Unavailable::NoStorage,
-            "this browser window gives Tandem no private file storage (OPFS)".into(),
-        ));
+        return Err(OwnFailure {
+            kind: Unavailable::NoStorage,
+            reason: "this browser window gives Tandem no private file storage (OPFS)".into(),
+            transient: false,
+        });
     }
     let start = js_sys::Date::now();
     let mut delay_ms = 50;
     loop {
         match tandem_store::opfs::install_opfs_vfs(ACCOUNT_DIR).await {
-            Ok(()) => break,
+            Ok(pool) => {
+                POOL.set(Some(pool));
+                break;
+            }
             Err(e) if js_sys::Date::now() - start < OPFS_RETRY_DEADLINE_MS => {
                 web_sys::console::warn_1(&format!("tandem worker: {e}; retrying").into());
                 sleep_ms(delay_ms).await;
                 delay_ms = (delay_ms * 2).min(1_000);
             }
             Err(e) => {
-                return Err((
-                    Unavailable::NoStorage,
-                    format!("this browser gives Tandem no private storage here ({e})"),
-                ))
+                return Err(OwnFailure {
+                    kind: Unavailable::NoStorage,
+                    reason: format!(
+                        "the local store's files are still held elsewhere ({e}); trying again"
+                    ),
+                    transient: true,
+                })
             }
         }
     }
@@ -232,11 +418,10 @@ async fn open_replica() -> Result<Replica, (Unavailable, String)> {
         Box::new(new_uuid_v7),
         |_| {},
     )
-    .map_err(|e| {
-        (
-            Unavailable::Storage,
-            format!("cannot open the local store: {e}"),
-        )
+    .map_err(|e| OwnFailure {
+        kind: Unavailable::Storage,
+        reason: format!("cannot open the local store: {e}"),
+        transient: true,
     })
 }
 
@@ -260,7 +445,14 @@ fn ask_for_persistence() {
     }
 }
 
-/// What the page has asked to be told about the handshake.
+/// Whom the owner answers: its own tab's page, or another tab's (through that tab's worker).
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Client {
+    Page,
+    Tab(String),
+}
+
+/// What a page has asked to be told about the handshake.
 #[derive(Default)]
 struct Handshake {
     /// The server head the page rendered, until the views reach it.
@@ -277,7 +469,11 @@ struct App {
     wake: Wake,
     online: Cell<bool>,
     status: RefCell<SyncStatus>,
-    handshake: RefCell<Handshake>,
+    /// Each page's handshake, until its views caught up.
+    handshakes: RefCell<HashMap<Client, Handshake>>,
+    /// Change sets not yet sent to the other tabs, merged, and whether a send is scheduled.
+    tab_batch: RefCell<Option<Changes>>,
+    tab_batch_scheduled: Cell<bool>,
     live: RefCell<Option<LiveSocket>>,
     live_attempts: Cell<u32>,
     push_scheduled: Cell<bool>,
@@ -305,7 +501,9 @@ impl App {
             wake: Wake::default(),
             online: Cell::new(online),
             status: RefCell::new(SyncStatus::default()),
-            handshake: RefCell::default(),
+            handshakes: RefCell::default(),
+            tab_batch: RefCell::default(),
+            tab_batch_scheduled: Cell::new(false),
             live: RefCell::new(None),
             live_attempts: Cell::new(0),
             push_scheduled: Cell::new(false),
@@ -318,9 +516,25 @@ impl App {
         Ok(app)
     }
 
-    fn on_message(self: &Rc<Self>, message: PageMessage) {
+    /// To one page. Change sets still batched for the other tabs go first, so a page never
+    /// gets a reply before the rows it made.
+    fn send(&self, client: &Client, message: WorkerMessage) {
+        match client {
+            Client::Page => post(&message),
+            Client::Tab(tab) => {
+                self.send_tab_batch();
+                to_tabs(&TabMessage::ToTab {
+                    tab: tab.clone(),
+                    epoch: EPOCH.get(),
+                    message,
+                });
+            }
+        }
+    }
+
+    fn on_message(self: &Rc<Self>, client: &Client, message: PageMessage) {
         match message {
-            PageMessage::Open { head, log_id } => self.open(head, log_id),
+            PageMessage::Open { head, log_id } => self.open(client, head, log_id),
             PageMessage::Request { id, request } => {
                 let is_command = matches!(request, tandem_protocol::data::Request::Command { .. });
                 let reply = self.service.request(request);
@@ -330,7 +544,7 @@ impl App {
                     self.schedule_push();
                     self.refresh_pending();
                 }
-                post(&WorkerMessage::Reply { id, reply });
+                self.send(client, WorkerMessage::Reply { id, reply });
             }
             PageMessage::Network { online } => {
                 self.online.set(online);
@@ -363,9 +577,9 @@ impl App {
         }
     }
 
-    /// The page is hydrated and shows the server's views at `head`: answer with the store's
+    /// A page is hydrated and shows the server's views at `head`: answer with the store's
     /// state, then say when the views have caught up with what the page shows.
-    fn open(&self, head: u64, log_id: Option<String>) {
+    fn open(&self, client: &Client, head: u64, log_id: Option<String>) {
         let (cursor, device_id, clock, known_log) = {
             let replica = self.replica.borrow();
             let ws = WorkspaceId::DEFAULT;
@@ -376,20 +590,34 @@ impl App {
                 replica.log().server_log_id(ws).ok().flatten(),
             )
         };
-        post(&WorkerMessage::Ready {
-            cursor,
-            device_id,
-            clock,
-        });
-        self.post_status();
+        self.send(
+            client,
+            WorkerMessage::Ready {
+                cursor,
+                device_id,
+                clock,
+            },
+        );
+        self.send(
+            client,
+            WorkerMessage::Sync {
+                status: self.status.borrow().clone(),
+            },
+        );
         // Another server log than the one this device syncs with (a restored server): its
         // heads are not comparable with this device's; switch now and say the store is behind.
         let other_log = matches!((&known_log, &log_id), (Some(a), Some(b)) if a != b);
         if other_log {
-            post(&WorkerMessage::CaughtUp { behind: true });
+            self.send(client, WorkerMessage::CaughtUp { behind: true });
             return;
         }
-        self.handshake.borrow_mut().waiting_for = Some(head);
+        self.handshakes.borrow_mut().insert(
+            client.clone(),
+            Handshake {
+                waiting_for: Some(head),
+                told_behind: false,
+            },
+        );
         let projected = self.projected();
         if projected >= head {
             self.check_caught_up(false);
@@ -411,29 +639,64 @@ impl App {
             .unwrap_or(0)
     }
 
-    /// After a sync step: the page is told once the views reach the head it rendered. When
+    /// After a sync step: each page is told once the views reach the head it rendered. When
     /// sync fails first, it is told the store is behind (so it switches anyway), and told
     /// again once the views do reach that head.
     fn check_caught_up(&self, failed: bool) {
-        let mut handshake = self.handshake.borrow_mut();
-        let Some(head) = handshake.waiting_for else {
-            return;
-        };
         let projected = self.projected();
-        if projected >= head {
-            handshake.waiting_for = None;
-            post(&WorkerMessage::CaughtUp { behind: false });
-        } else if failed && !handshake.told_behind {
-            handshake.told_behind = true;
-            post(&WorkerMessage::CaughtUp { behind: true });
+        let mut tell = Vec::new();
+        self.handshakes.borrow_mut().retain(|client, handshake| {
+            let Some(head) = handshake.waiting_for else {
+                return false;
+            };
+            if projected >= head {
+                tell.push((client.clone(), false));
+                return false;
+            }
+            if failed && !handshake.told_behind {
+                handshake.told_behind = true;
+                tell.push((client.clone(), true));
+            }
+            true
+        });
+        for (client, behind) in tell {
+            self.send(&client, WorkerMessage::CaughtUp { behind });
         }
     }
 
-    fn flush_changes(&self) {
-        match self.service.changes() {
-            Ok(changes) if changes.is_empty() => {}
-            Ok(changes) => post(&WorkerMessage::Changed { changes }),
-            Err(e) => web_sys::console::error_1(&format!("tandem worker: {e}").into()),
+    /// The change set of what was just committed: to this tab's page at once, and merged into
+    /// the next batch for the other tabs.
+    fn flush_changes(self: &Rc<Self>) {
+        let changes = match self.service.changes() {
+            Ok(changes) if changes.is_empty() => return,
+            Ok(changes) => changes,
+            Err(e) => {
+                web_sys::console::error_1(&format!("tandem worker: {e}").into());
+                return;
+            }
+        };
+        match &mut *self.tab_batch.borrow_mut() {
+            Some(batch) => batch.merge(changes.clone()),
+            batch @ None => *batch = Some(changes.clone()),
+        }
+        post(&WorkerMessage::Changed { changes });
+        if !self.tab_batch_scheduled.replace(true) {
+            let app = Rc::clone(self);
+            spawn_local(async move {
+                sleep_ms(TAB_BATCH_MS).await;
+                app.send_tab_batch();
+            });
+        }
+    }
+
+    /// Sends the other tabs the change sets merged since the last batch.
+    fn send_tab_batch(&self) {
+        self.tab_batch_scheduled.set(false);
+        if let Some(changes) = self.tab_batch.borrow_mut().take() {
+            to_tabs(&TabMessage::ToAll {
+                epoch: EPOCH.get(),
+                message: WorkerMessage::Changed { changes },
+            });
         }
     }
 
@@ -451,7 +714,7 @@ impl App {
     }
 
     fn post_status(&self) {
-        post(&WorkerMessage::Sync {
+        to_every_page(WorkerMessage::Sync {
             status: self.status.borrow().clone(),
         });
     }
@@ -768,7 +1031,7 @@ impl Transport for FetchTransport {
         // (stored = head), so the page's bar goes.
         let stored = response.events.last().map_or(request.cursor, |e| e.seq);
         if response.has_more || self.downloading {
-            post(&WorkerMessage::Progress {
+            to_every_page(WorkerMessage::Progress {
                 stored: if response.has_more {
                     stored
                 } else {

@@ -112,3 +112,11 @@ CREATE TABLE IF NOT EXISTS commands (
     command_id TEXT NOT NULL PRIMARY KEY,
     reply      TEXT NOT NULL
 ) WITHOUT ROWID;
+
+-- How many times a tab's worker has taken ownership of these databases (docs/protocol.md
+-- "Several tabs"): the owner's epoch, so other tabs tell a new owner's messages from a
+-- previous owner's late ones. Local only: one row.
+CREATE TABLE IF NOT EXISTS ownership (
+    id    INTEGER PRIMARY KEY CHECK (id = 1),
+    epoch INTEGER NOT NULL CHECK (epoch >= 1)
+);

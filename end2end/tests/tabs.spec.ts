@@ -1,0 +1,137 @@
+import { expect, test, type BrowserContext, type Page } from "@playwright/test";
+import { addTodos, freshList, items, ready, syncStatus } from "./helpers";
+
+// Several tabs of one profile (DESIGN.md rule 18, docs/protocol.md "Several tabs"): one tab's
+// worker owns the store (Web Lock), the others relay through a BroadcastChannel. Nothing here
+// may use SharedWorker (Android Chrome has none): it is removed before any page script runs.
+test.beforeEach(async ({ context }) => {
+  await context.addInitScript(() => {
+    // @ts-expect-error: removed on purpose
+    delete window.SharedWorker;
+  });
+});
+
+const WORKSPACE = "7a4de000-0000-4000-8000-000000000001";
+
+function store(page: Page) {
+  return page.locator("body");
+}
+
+/** Opens `count` tabs on `path` at the same moment and waits until each is ready. */
+async function tabs(context: BrowserContext, path: string, count: number): Promise<Page[]> {
+  const pages = await Promise.all(Array.from({ length: count }, () => context.newPage()));
+  await Promise.all(pages.map((p) => p.goto(path)));
+  for (const p of pages) await ready(p);
+  return pages;
+}
+
+/** The tab whose worker owns the store, and the others; exactly one owner. */
+async function roles(pages: Page[]): Promise<{ owner: Page; relays: Page[] }> {
+  await expect
+    .poll(async () => {
+      const seen = await Promise.all(pages.map((p) => store(p).getAttribute("data-store")));
+      return seen.filter((s) => s === "owner").length === 1 && seen.every((s) => s === "owner" || s === "relay");
+    })
+    .toBe(true);
+  const seen = await Promise.all(pages.map((p) => store(p).getAttribute("data-store")));
+  return {
+    owner: pages[seen.indexOf("owner")],
+    relays: pages.filter((_, i) => seen[i] !== "owner"),
+  };
+}
+
+/** Every event of the default workspace in the server's log. */
+async function serverEvents(page: Page): Promise<{ event_type: string; aggregate_id: string }[]> {
+  const events: { event_type: string; aggregate_id: string }[] = [];
+  let cursor = 0;
+  for (;;) {
+    const response = await page.request.post("/api/sync/pull", {
+      data: { device_id: "00000000-0000-7000-8000-0000000000aa", workspace_id: WORKSPACE, cursor },
+    });
+    expect(response.status()).toBe(200);
+    const body = await response.json();
+    events.push(...body.events);
+    if (!body.has_more) return events;
+    cursor = body.events[body.events.length - 1].seq;
+  }
+}
+
+test("two tabs booting at the same moment elect one owner and both edit", async ({ context, page }) => {
+  const list = await freshList(page, "Two tabs");
+  await page.close();
+  const [a, b] = await tabs(context, list, 2);
+  await roles([a, b]);
+  await addTodos(a, "from tab a");
+  await addTodos(b, "from tab b");
+  for (const p of [a, b]) {
+    await expect(items(p).locator("label")).toHaveText(["from tab a", "from tab b"]);
+    await expect(p.locator("span.todo-count")).toHaveText("2 items left");
+    await expect(syncStatus(p)).toHaveAttribute("data-pending", "0");
+  }
+  // An edit in one tab shows in the other (change sets reach every tab).
+  await items(b).first().locator("input.toggle").check();
+  await expect(items(a).first()).toHaveClass(/completed/);
+});
+
+test("when the owner closes, another tab takes over and keeps working", async ({ context, page }) => {
+  const list = await freshList(page, "Owner closes");
+  await page.close();
+  const pages = await tabs(context, list, 3);
+  const { owner, relays } = await roles(pages);
+  await addTodos(owner, "before");
+  const took = Date.now();
+  await owner.close();
+  await roles(relays);
+  const handoffMs = Date.now() - took;
+  expect(handoffMs).toBeLessThan(5_000);
+  for (const p of relays) await addTodos(p, `after in ${relays.indexOf(p)}`);
+  for (const p of relays) {
+    await expect(items(p).locator("label")).toHaveText(["before", "after in 0", "after in 1"]);
+    await expect(syncStatus(p)).toHaveAttribute("data-pending", "0");
+  }
+});
+
+test("the owner reloads: it comes back as a relay and both tabs keep working", async ({ context, page }) => {
+  const list = await freshList(page, "Owner reloads");
+  await page.close();
+  const pages = await tabs(context, list, 2);
+  const { owner, relays } = await roles(pages);
+  const other = relays[0];
+  await owner.reload();
+  await ready(owner);
+  const after = await roles([owner, other]);
+  expect(after.owner).toBe(other);
+  await addTodos(owner, "from the reloaded tab");
+  await addTodos(other, "from the new owner");
+  for (const p of [owner, other]) {
+    await expect(items(p).locator("label")).toHaveText(["from the reloaded tab", "from the new owner"]);
+  }
+});
+
+test("ten quick writes in a relay tab during a handoff all land exactly once", async ({ context, page }) => {
+  const list = await freshList(page, "Writes in a handoff");
+  await page.close();
+  const pages = await tabs(context, list, 2);
+  const { owner, relays } = await roles(pages);
+  const relay = relays[0];
+  const titles = Array.from({ length: 10 }, (_, i) => `item ${i}`);
+  await addTodos(relay, ...titles);
+  const ids = await items(relay).evaluateAll((lis) => lis.map((li) => li.getAttribute("data-todo-id")));
+  // The owner goes away while the relay ticks all ten, one click after another.
+  const closing = owner.close();
+  for (let i = 0; i < 10; i++) await items(relay).nth(i).locator("input.toggle").click();
+  await closing;
+  await expect(relay.locator("body")).toHaveAttribute("data-store", "owner");
+  await expect(items(relay).and(relay.locator(".completed"))).toHaveCount(10);
+  await expect(relay.locator("span.todo-count")).toHaveText("0 items left");
+  await expect(syncStatus(relay)).toHaveAttribute("data-pending", "0");
+  // Exactly once: one TodoCompleted per item in the server's log, and the same after a reload.
+  const events = await serverEvents(relay);
+  for (const id of ids) {
+    const completed = events.filter((e) => e.aggregate_id === id && e.event_type === "TodoCompleted");
+    expect(completed, `item ${id}`).toHaveLength(1);
+  }
+  await relay.reload();
+  await ready(relay);
+  await expect(items(relay).and(relay.locator(".completed"))).toHaveCount(10);
+});
