@@ -28,6 +28,8 @@ pub enum ListCommand {
         shown: Option<Stamp>,
     },
     Delete,
+    /// Undoes every delete of the list this device has seen.
+    Restore,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +55,8 @@ pub enum TodoCommand {
         shown_position: Option<Stamp>,
     },
     Delete,
+    /// Undoes every delete of the todo this device has seen.
+    Restore,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +77,8 @@ pub enum DomainError {
     AlreadyExists { kind: &'static str, id: AggregateId },
     #[error("{kind} {id} was deleted")]
     Deleted { kind: &'static str, id: AggregateId },
+    #[error("{kind} {id} is not deleted")]
+    NotDeleted { kind: &'static str, id: AggregateId },
     #[error("the {field} cannot be empty")]
     Empty { field: &'static str },
     #[error("the {field} has {chars} characters; at most {max} are allowed")]
@@ -150,7 +156,7 @@ fn list_events(
             resolving,
             shown,
         } => {
-            live(list.created.is_some(), list.deleted, kind, id)?;
+            live(list.created.is_some(), list.deleted(), kind, id)?;
             let name = text("list name", &name, MAX_NAME_CHARS, false)?;
             Ok(edit(&list.name, &name, resolving, shown)
                 .map(|bases| DomainEvent::ListRenamed(ListRenamed { name, bases }))
@@ -158,8 +164,14 @@ fn list_events(
                 .collect())
         }
         ListCommand::Delete => {
-            live(list.created.is_some(), list.deleted, kind, id)?;
+            live(list.created.is_some(), list.deleted(), kind, id)?;
             Ok(vec![DomainEvent::ListDeleted(Deleted {})])
+        }
+        ListCommand::Restore => {
+            restorable(list.created.is_some(), list.deleted(), kind, id)?;
+            Ok(vec![DomainEvent::ListRestored(Bases {
+                bases: list.deletion.restore_bases(),
+            })])
         }
     }
 }
@@ -195,7 +207,7 @@ fn todo_events(
                 kind: "list",
                 id: list_id,
             })?;
-            live(list.created.is_some(), list.deleted, "list", list_id)?;
+            live(list.created.is_some(), list.deleted(), "list", list_id)?;
             let title = text("title", &title, MAX_TITLE_CHARS, false)?;
             position::validate(&position)?;
             Ok(vec![DomainEvent::TodoCreated(TodoCreated {
@@ -210,7 +222,7 @@ fn todo_events(
             resolving,
             shown,
         } => {
-            live(todo.created.is_some(), todo.deleted, kind, id)?;
+            live(todo.created.is_some(), todo.deleted(), kind, id)?;
             let event = match change {
                 TodoEdit::Title(title) => {
                     let title = text("title", &title, MAX_TITLE_CHARS, false)?;
@@ -253,12 +265,12 @@ fn todo_events(
             shown_list,
             shown_position,
         } => {
-            live(todo.created.is_some(), todo.deleted, kind, id)?;
+            live(todo.created.is_some(), todo.deleted(), kind, id)?;
             let list = list.ok_or(DomainError::NotFound {
                 kind: "list",
                 id: list_id,
             })?;
-            live(list.created.is_some(), list.deleted, "list", list_id)?;
+            live(list.created.is_some(), list.deleted(), "list", list_id)?;
             position::validate(&position)?;
             let Some(list_bases) = edit(&todo.list, &list_id, false, shown_list) else {
                 // Already in that list: a move within it.
@@ -275,9 +287,31 @@ fn todo_events(
             })])
         }
         TodoCommand::Delete => {
-            live(todo.created.is_some(), todo.deleted, kind, id)?;
+            live(todo.created.is_some(), todo.deleted(), kind, id)?;
             Ok(vec![DomainEvent::TodoDeleted(Deleted {})])
         }
+        TodoCommand::Restore => {
+            restorable(todo.created.is_some(), todo.deleted(), kind, id)?;
+            Ok(vec![DomainEvent::TodoRestored(Bases {
+                bases: todo.deletion.restore_bases(),
+            })])
+        }
+    }
+}
+
+/// A restore needs something deleted to undo.
+fn restorable(
+    created: bool,
+    deleted: bool,
+    kind: &'static str,
+    id: AggregateId,
+) -> Result<(), DomainError> {
+    if !created {
+        Err(DomainError::NotFound { kind, id })
+    } else if !deleted {
+        Err(DomainError::NotDeleted { kind, id })
+    } else {
+        Ok(())
     }
 }
 

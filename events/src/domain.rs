@@ -109,6 +109,9 @@ pub enum DomainEvent {
     ListCreated(ListCreated),
     ListRenamed(ListRenamed),
     ListDeleted(Deleted),
+    /// Undoes deletes of the list: `bases` names the stamps of every delete its author saw
+    /// (DESIGN.md rule 19; a delete it did not see still wins).
+    ListRestored(Bases),
     TodoCreated(TodoCreated),
     TodoTitleEdited(TodoTitleEdited),
     TodoNotesEdited(TodoNotesEdited),
@@ -119,6 +122,8 @@ pub enum DomainEvent {
     TodoMoved(TodoMoved),
     TodoListChanged(TodoListChanged),
     TodoDeleted(Deleted),
+    /// Undoes deletes of the todo, as [`DomainEvent::ListRestored`] does for a list.
+    TodoRestored(Bases),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -225,6 +230,7 @@ pub const EVENT_TYPES: &[(&str, u32)] = &[
     ("ListCreated", 1),
     ("ListRenamed", 1),
     ("ListDeleted", 1),
+    ("ListRestored", 1),
     ("TodoCreated", 2),
     ("TodoTitleEdited", 1),
     ("TodoNotesEdited", 1),
@@ -235,6 +241,7 @@ pub const EVENT_TYPES: &[(&str, u32)] = &[
     ("TodoMoved", 1),
     ("TodoListChanged", 1),
     ("TodoDeleted", 1),
+    ("TodoRestored", 1),
 ];
 
 impl DomainEvent {
@@ -243,6 +250,7 @@ impl DomainEvent {
             Self::ListCreated(_) => "ListCreated",
             Self::ListRenamed(_) => "ListRenamed",
             Self::ListDeleted(_) => "ListDeleted",
+            Self::ListRestored(_) => "ListRestored",
             Self::TodoCreated(_) => "TodoCreated",
             Self::TodoTitleEdited(_) => "TodoTitleEdited",
             Self::TodoNotesEdited(_) => "TodoNotesEdited",
@@ -253,6 +261,7 @@ impl DomainEvent {
             Self::TodoMoved(_) => "TodoMoved",
             Self::TodoListChanged(_) => "TodoListChanged",
             Self::TodoDeleted(_) => "TodoDeleted",
+            Self::TodoRestored(_) => "TodoRestored",
         }
     }
 
@@ -311,6 +320,7 @@ fn parse_current(event_type: &str, data: &str) -> Result<DomainEvent, DecodeErro
         "ListCreated" => DomainEvent::ListCreated(read(t, data)?),
         "ListRenamed" => DomainEvent::ListRenamed(read(t, data)?),
         "ListDeleted" => DomainEvent::ListDeleted(read(t, data)?),
+        "ListRestored" => DomainEvent::ListRestored(read(t, data)?),
         "TodoCreated" => DomainEvent::TodoCreated(read(t, data)?),
         "TodoTitleEdited" => DomainEvent::TodoTitleEdited(read(t, data)?),
         "TodoNotesEdited" => DomainEvent::TodoNotesEdited(read(t, data)?),
@@ -321,6 +331,7 @@ fn parse_current(event_type: &str, data: &str) -> Result<DomainEvent, DecodeErro
         "TodoMoved" => DomainEvent::TodoMoved(read(t, data)?),
         "TodoListChanged" => DomainEvent::TodoListChanged(read(t, data)?),
         "TodoDeleted" => DomainEvent::TodoDeleted(read(t, data)?),
+        "TodoRestored" => DomainEvent::TodoRestored(read(t, data)?),
         _ => {
             return Err(DecodeError::UnknownType {
                 event_type: event_type.chars().take(64).collect(),
@@ -448,6 +459,8 @@ mod tests {
                 position_bases: vec![],
             }),
             DomainEvent::TodoDeleted(Deleted {}),
+            DomainEvent::TodoRestored(Bases { bases: vec![stamp] }),
+            DomainEvent::ListRestored(Bases { bases: vec![stamp] }),
         ];
         assert_eq!(all.len(), EVENT_TYPES.len());
         for event in all {

@@ -2,7 +2,8 @@
 //!
 //! Applying is idempotent by event id and independent of order (DESIGN.md rules 17, 19, 20):
 //! fields merge by [`crate::merge::Field`]; creation keeps the least `(stamp, event id)`;
-//! deletion is a tombstone no edit undoes. Edits that arrive before the creation are kept and
+//! an item is deleted while a delete of it is not named by a restore ([`Deletion`]): no
+//! ordinary edit undoes a delete. Edits that arrive before the creation are kept and
 //! show once it arrives. The same fold serves the command side (`decide`), incremental
 //! projection and full rebuilds, so they cannot disagree.
 
@@ -39,11 +40,55 @@ impl Creation {
     }
 }
 
+/// An item's deletes and restores (DESIGN.md rule 19): it is deleted while some delete of it
+/// is not named in the `bases` of a restore. Both are grow-only sets of stamps, so the answer
+/// is a function of the set of events, whatever their order, duplicates included.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Deletion {
+    /// Sorted, without duplicates: the stamps of the deletes, with their devices.
+    deletes: Vec<(Stamp, DeviceId)>,
+    /// Sorted, without duplicates: every stamp some restore named.
+    restored: Vec<Stamp>,
+}
+
+impl Deletion {
+    fn delete(&mut self, stamp: Stamp, device: DeviceId) {
+        if let Err(at) = self.deletes.binary_search(&(stamp, device)) {
+            self.deletes.insert(at, (stamp, device));
+        }
+    }
+
+    fn restore(&mut self, bases: &[Stamp]) {
+        for base in bases {
+            if let Err(at) = self.restored.binary_search(base) {
+                self.restored.insert(at, *base);
+            }
+        }
+    }
+
+    /// The deletes no restore named, oldest first.
+    pub fn live(&self) -> impl Iterator<Item = (Stamp, DeviceId)> + '_ {
+        self.deletes
+            .iter()
+            .copied()
+            .filter(|(stamp, _)| self.restored.binary_search(stamp).is_err())
+    }
+
+    pub fn is_deleted(&self) -> bool {
+        self.live().next().is_some()
+    }
+
+    /// The bases of a restore: every delete not yet restored.
+    pub fn restore_bases(&self) -> Vec<Stamp> {
+        self.live().map(|(stamp, _)| stamp).collect()
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListState {
     pub created: Option<Creation>,
     pub name: Field<String>,
-    pub deleted: bool,
+    pub deletion: Deletion,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -58,7 +103,7 @@ pub struct TodoState {
     pub due_date: Field<Option<DueDate>>,
     pub completed: Field<bool>,
     pub position: Field<String>,
-    pub deleted: bool,
+    pub deletion: Deletion,
 }
 
 /// One aggregate id's state. An id is a list or a todo; should forged events use one id for
@@ -71,13 +116,21 @@ pub struct Aggregate {
 
 impl ListState {
     pub fn exists(&self) -> bool {
-        self.created.is_some() && !self.deleted
+        self.created.is_some() && !self.deleted()
+    }
+
+    pub fn deleted(&self) -> bool {
+        self.deletion.is_deleted()
     }
 }
 
 impl TodoState {
     pub fn exists(&self) -> bool {
-        self.created.is_some() && !self.deleted
+        self.created.is_some() && !self.deleted()
+    }
+
+    pub fn deleted(&self) -> bool {
+        self.deletion.is_deleted()
     }
 }
 
@@ -91,7 +144,8 @@ impl Aggregate {
                 self.list.name.add(s, id, dev, e.name.clone(), &[]);
             }
             DomainEvent::ListRenamed(e) => self.list.name.add(s, id, dev, e.name.clone(), &e.bases),
-            DomainEvent::ListDeleted(_) => self.list.deleted = true,
+            DomainEvent::ListDeleted(_) => self.list.deletion.delete(s, dev),
+            DomainEvent::ListRestored(e) => self.list.deletion.restore(&e.bases),
             DomainEvent::TodoCreated(e) => {
                 let creation = Creation::of(event);
                 let least = self.todo.created.is_none_or(|old| {
@@ -136,7 +190,8 @@ impl Aggregate {
                 t.position
                     .add(s, id, dev, e.position.clone(), &e.position_bases);
             }
-            DomainEvent::TodoDeleted(_) => self.todo.deleted = true,
+            DomainEvent::TodoDeleted(_) => self.todo.deletion.delete(s, dev),
+            DomainEvent::TodoRestored(e) => self.todo.deletion.restore(&e.bases),
         }
     }
 
@@ -151,9 +206,9 @@ impl Aggregate {
                 name_hlc: name.stamp,
                 created_hlc: created.stamp,
                 created_at: created.created_at,
-                deleted: self.list.deleted,
+                deleted: self.list.deleted(),
             });
-            if !self.list.deleted {
+            if !self.list.deleted() {
                 conflicts(
                     &mut rows.conflicts,
                     aggregate_id,
@@ -193,9 +248,9 @@ impl Aggregate {
                 due_date_hlc: due.stamp,
                 completed_hlc: done.stamp,
                 position_hlc: pos.stamp,
-                deleted: t.deleted,
+                deleted: t.deleted(),
             });
-            if !t.deleted {
+            if !t.deleted() {
                 let c = &mut rows.conflicts;
                 conflicts(c, aggregate_id, "title", &t.title, |v| json_str(v));
                 conflicts(c, aggregate_id, "notes", &t.notes, |v| json_str(v));

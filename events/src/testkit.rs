@@ -175,9 +175,24 @@ pub fn simulate(sim: Simulation) -> Vec<StoredEvent> {
                 ),
             )
         } else if rng.chance(4) {
-            let id = lists[rng.below(lists.len())];
+            // Now and then a deleted list comes back (a restore names the deletes seen).
+            let mut gone: Vec<AggregateId> = dev
+                .state
+                .iter()
+                .filter(|(_, a)| a.list.created.is_some() && a.list.deleted())
+                .map(|(id, _)| *id)
+                .collect();
+            gone.sort();
+            let restore = !gone.is_empty() && rng.chance(25);
+            let id = if restore {
+                gone[rng.below(gone.len())]
+            } else {
+                lists[rng.below(lists.len())]
+            };
             let state = dev.state.get(&id).cloned().unwrap_or_default();
-            let cmd = if rng.chance(30) {
+            let cmd = if restore {
+                ListCommand::Restore
+            } else if rng.chance(30) {
                 ListCommand::Delete
             } else {
                 ListCommand::Rename {
@@ -206,7 +221,9 @@ pub fn simulate(sim: Simulation) -> Vec<StoredEvent> {
                 4 => TodoEdit::Position(["1", "3", "V", "a", "k", "z"][rng.below(6)].to_string()),
                 _ => TodoEdit::Title(words[rng.below(words.len())].to_string()),
             };
-            let cmd = if rng.chance(5) {
+            let cmd = if state.todo.deleted() && rng.chance(40) {
+                TodoCommand::Restore
+            } else if rng.chance(5) {
                 TodoCommand::Delete
             } else if rng.chance(8) {
                 TodoCommand::MoveToList {

@@ -360,6 +360,84 @@ fn edits_of_different_fields_both_survive() {
 }
 
 #[test]
+fn a_restore_undoes_the_deletes_it_saw_and_edits_made_meanwhile_show() {
+    let g = Given::default()
+        .todo()
+        .event(TODO, 10, 2, DomainEvent::TodoDeleted(Deleted {}))
+        .event(
+            TODO,
+            20,
+            3,
+            DomainEvent::TodoTitleEdited(TodoTitleEdited {
+                title: "edited while deleted".into(),
+                bases: vec![stamp(2, 1)],
+            }),
+        );
+    // Restoring a live todo is refused; restoring names every delete seen.
+    assert_eq!(
+        Given::default().todo().when_todo(TodoCommand::Restore),
+        Err(DomainError::NotDeleted {
+            kind: "todo",
+            id: agg(TODO)
+        })
+    );
+    let restore = g.when_todo(TodoCommand::Restore).unwrap();
+    assert_eq!(
+        restore,
+        vec![DomainEvent::TodoRestored(Bases {
+            bases: vec![stamp(10, 2)]
+        })]
+    );
+    let g = g.event(TODO, 30, 1, restore[0].clone());
+    let rows = g.model().rows();
+    assert!(!rows.todos[0].deleted);
+    assert_eq!(rows.todos[0].title, "edited while deleted");
+    // An ordinary edit never resurrects: only a restore does (deleting again is allowed).
+    assert!(g.when_todo(TodoCommand::Delete).is_ok());
+}
+
+#[test]
+fn a_delete_the_restore_did_not_see_still_wins() {
+    let g = Given::default()
+        .todo()
+        .event(TODO, 10, 2, DomainEvent::TodoDeleted(Deleted {}))
+        // Device 1 restores what it saw (the delete at 10) while device 3, not having seen
+        // the restore, deletes too.
+        .event(
+            TODO,
+            30,
+            1,
+            DomainEvent::TodoRestored(Bases {
+                bases: vec![stamp(10, 2)],
+            }),
+        )
+        .event(TODO, 25, 3, DomainEvent::TodoDeleted(Deleted {}));
+    let rows = g.model().rows();
+    assert!(rows.todos[0].deleted, "the unseen delete wins");
+    // A restore made now names the remaining delete and brings it back for good.
+    let restore = g.when_todo(TodoCommand::Restore).unwrap();
+    assert_eq!(
+        restore,
+        vec![DomainEvent::TodoRestored(Bases {
+            bases: vec![stamp(25, 3)]
+        })]
+    );
+    assert!(
+        !g.event(TODO, 40, 1, restore[0].clone())
+            .model()
+            .rows()
+            .todos[0]
+            .deleted
+    );
+    // Lists follow the same rule.
+    let l = Given::default()
+        .list()
+        .event(LIST, 5, 2, DomainEvent::ListDeleted(Deleted {}));
+    let back = l.when_list(ListCommand::Restore).unwrap();
+    assert!(!l.event(LIST, 6, 1, back[0].clone()).model().rows().lists[0].deleted);
+}
+
+#[test]
 fn delete_wins_and_later_edits_stay_in_history() {
     let g = Given::default()
         .todo()
