@@ -40,6 +40,8 @@ pub enum Request {
     Todos { list_id: String, filter: Filter },
     /// A list's counts.
     Counts { list_id: String },
+    /// The Trash: deleted lists and todos, and todos hidden because their list is deleted.
+    Trash,
     /// One todo (also a deleted one), or nothing.
     Todo { id: String },
     /// A command. `command_id` is minted by the page (a UUID): a command id the worker has
@@ -171,6 +173,14 @@ pub enum Command {
         todo_id: String,
         list_id: String,
     },
+    /// Undoes every delete of the list this device has seen (its todos come back with it).
+    RestoreList {
+        list_id: String,
+    },
+    /// Undoes every delete of the todo this device has seen.
+    RestoreTodo {
+        todo_id: String,
+    },
 }
 
 impl Command {
@@ -190,6 +200,8 @@ impl Command {
             Self::ClearCompleted { .. } => "clear_completed",
             Self::MoveTodo { .. } => "move_todo",
             Self::MoveToList { .. } => "move_to_list",
+            Self::RestoreList { .. } => "restore_list",
+            Self::RestoreTodo { .. } => "restore_todo",
         }
     }
 }
@@ -203,6 +215,27 @@ pub struct ListRow {
     pub name_hlc: String,
     /// The stamp of its creation: lists show oldest first (then by id).
     pub created_hlc: String,
+}
+
+/// A deleted list, or a todo that is deleted or hidden because its list is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrashRow {
+    /// `list` or `todo`.
+    pub kind: String,
+    pub id: String,
+    /// The list's name or the todo's title.
+    pub title: String,
+    /// A todo's list, and its name.
+    pub list_id: Option<String>,
+    pub list_name: Option<String>,
+    /// Whether the item itself is deleted (a todo may only be hidden by its deleted list).
+    pub deleted: bool,
+    /// Whether a todo's list is deleted.
+    pub list_deleted: bool,
+    /// The latest delete that hides it: stamp, the author's wall time (ms) and device.
+    pub deleted_hlc: String,
+    pub deleted_at: i64,
+    pub device_id: String,
 }
 
 /// A todo as the list pane and the detail show it.
@@ -352,6 +385,11 @@ pub enum Reply {
     },
     Todo {
         todo: Option<Box<TodoRow>>,
+    },
+    /// The Trash, most recently deleted first; `more` when it holds more than were listed.
+    Trash {
+        items: Vec<TrashRow>,
+        more: bool,
     },
     /// The command's events are committed to the outbox (DESIGN.md rule 16); `events` is how
     /// many (0 when it changed nothing). Its change set was sent just before.

@@ -7,7 +7,9 @@
 //! connection and never reach views.db.
 
 use rusqlite::{Connection, OptionalExtension};
-use tandem_protocol::data::{Changes, Counts, ListCounts, ListRow, ListSnapshot, TodoRow};
+use tandem_protocol::data::{
+    Changes, Counts, ListCounts, ListRow, ListSnapshot, TodoRow, TrashRow,
+};
 
 /// The lists of `workspace` with their counts and the live todos of `list_id` (or the first
 /// list), read in one transaction.
@@ -253,4 +255,53 @@ pub fn counts(conn: &Connection, list_id: &str) -> Result<Counts, ViewsError> {
         active: active.max(0) as u64,
         completed: completed.max(0) as u64,
     })
+}
+
+/// At most this many Trash rows in one answer (the rest: `more`).
+pub const TRASH_LIMIT: usize = 500;
+
+/// The Trash of a workspace: deleted lists, deleted todos, and todos hidden because their list
+/// is deleted, most recently deleted first (by the latest delete that hides each), at most
+/// [`TRASH_LIMIT`] (a list before the todos it hides); `true` when there are more.
+pub fn trash(conn: &Connection, workspace: &str) -> Result<(Vec<TrashRow>, bool), ViewsError> {
+    // `hider`: the item whose delete hides the row (the todo itself, or its list); its latest
+    // delete in the history says when, where and by whom.
+    let sql = "WITH items AS ( \
+           SELECT 'list' AS kind, l.list_id AS id, l.name AS title, NULL AS list_id, \
+                  NULL AS list_name, 1 AS deleted, 0 AS list_deleted, l.list_id AS hider \
+             FROM lists l WHERE l.workspace_id = ?1 AND l.deleted \
+           UNION ALL \
+           SELECT 'todo', t.todo_id, t.title, t.list_id, l.name, t.deleted, l.deleted, \
+                  CASE WHEN t.deleted THEN t.todo_id ELSE l.list_id END \
+             FROM todos t JOIN lists l ON l.list_id = t.list_id \
+            WHERE t.workspace_id = ?1 AND (t.deleted OR l.deleted) \
+         ) \
+         SELECT i.kind, i.id, i.title, i.list_id, i.list_name, i.deleted, i.list_deleted, \
+                d.hlc, d.created_at, d.device_id \
+           FROM items i \
+           JOIN history d ON d.aggregate_id = i.hider \
+            AND d.hlc = (SELECT max(h.hlc) FROM history h WHERE h.aggregate_id = i.hider \
+                         AND h.event_type IN ('ListDeleted', 'TodoDeleted')) \
+          ORDER BY d.hlc DESC, i.kind = 'todo', i.id LIMIT ?2";
+    let mut stmt = conn.prepare_cached(sql)?;
+    let limit = i64::try_from(TRASH_LIMIT + 1).unwrap_or(i64::MAX);
+    let mut rows: Vec<TrashRow> = stmt
+        .query_map(rusqlite::params![workspace, limit], |r| {
+            Ok(TrashRow {
+                kind: r.get(0)?,
+                id: r.get(1)?,
+                title: r.get(2)?,
+                list_id: r.get(3)?,
+                list_name: r.get(4)?,
+                deleted: r.get(5)?,
+                list_deleted: r.get(6)?,
+                deleted_hlc: r.get(7)?,
+                deleted_at: r.get(8)?,
+                device_id: r.get(9)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    let more = rows.len() > TRASH_LIMIT;
+    rows.truncate(TRASH_LIMIT);
+    Ok((rows, more))
 }

@@ -78,6 +78,7 @@ impl Service {
             Request::Todos { list_id, filter } => self.todos(&list_id, filter),
             Request::Counts { list_id } => self.counts(&list_id),
             Request::Todo { id } => self.todo(&id),
+            Request::Trash => self.trash(),
             Request::Command {
                 command_id,
                 command,
@@ -141,6 +142,13 @@ impl Service {
         Ok(Reply::Todo {
             todo: changes::todo_row(replica.views().connection(), &id)?.map(Box::new),
         })
+    }
+
+    fn trash(&self) -> Result<Reply, ServiceError> {
+        let replica = self.replica.borrow();
+        let (items, more) =
+            changes::trash(replica.views().connection(), &self.workspace.to_string())?;
+        Ok(Reply::Trash { items, more })
     }
 
     fn command(&self, command_id: &str, command: Command) -> Reply {
@@ -339,6 +347,14 @@ impl Service {
                 .map_err(|e| Refusal::Domain(e.into()))?;
                 edit(&todo_id, TodoEdit::Position(position), None)
             }
+            Command::RestoreList { list_id } => Ok(vec![Step::List(
+                parse_id("list id", &list_id)?,
+                ListCommand::Restore,
+            )]),
+            Command::RestoreTodo { todo_id } => Ok(vec![Step::Todo(
+                parse_id("todo id", &todo_id)?,
+                TodoCommand::Restore,
+            )]),
             Command::MoveToList { todo_id, list_id } => {
                 let list = parse_id("list id", &list_id)?;
                 let position = position::between(self.last_position(list)?.as_deref(), None)

@@ -419,3 +419,66 @@ fn a_todo_moves_to_another_list_and_both_lists_counts_change() {
     assert!(matches!(reply, Reply::Refused { .. }), "{reply:?}");
     assert_eq!(d.pending(), pending);
 }
+
+#[test]
+fn the_trash_lists_deleted_items_and_hidden_todos_and_restores_them() {
+    let mut d = Device::new();
+    d.add(1, "milk");
+    d.add(2, "bread");
+    let work = id(0xb2);
+    d.run(Command::CreateList {
+        list_id: work.clone(),
+        name: "Work".into(),
+    });
+    d.run(Command::AddTodo {
+        todo_id: id(3),
+        list_id: work.clone(),
+        title: "report".into(),
+        due_date: None,
+        after: None,
+    });
+    let trash = |d: &Device| match d.service.request(Request::Trash) {
+        Reply::Trash { items, more } => {
+            assert!(!more);
+            items
+                .into_iter()
+                .map(|i| (i.kind, i.title, i.deleted, i.list_deleted))
+                .collect::<Vec<_>>()
+        }
+        other => panic!("not the trash: {other:?}"),
+    };
+    assert!(trash(&d).is_empty());
+    d.run(Command::DeleteTodo { todo_id: id(1) });
+    d.run(Command::DeleteList {
+        list_id: work.clone(),
+    });
+    // Newest first: the list, then the todo it hides; then the deleted todo.
+    let s = |t: &str| t.to_string();
+    assert_eq!(
+        trash(&d),
+        [
+            (s("list"), s("Work"), true, false),
+            (s("todo"), s("report"), false, true),
+            (s("todo"), s("milk"), true, false),
+        ]
+    );
+    d.changes();
+    // Restoring the todo brings it back with its change set; restoring again is refused.
+    assert_eq!(d.run(Command::RestoreTodo { todo_id: id(1) }), 1);
+    assert_eq!(d.titles(Filter::All), ["milk", "bread"]);
+    let back = d.changes();
+    assert_eq!(back.todos.len(), 1, "{back:?}");
+    assert!(matches!(
+        d.send(Command::RestoreTodo { todo_id: id(1) }),
+        Reply::Refused { .. }
+    ));
+    // A hidden todo is moved to a live list; the list is restored with the rest of its todos.
+    d.run(Command::MoveToList {
+        todo_id: id(3),
+        list_id: LIST.into(),
+    });
+    assert_eq!(d.titles(Filter::All), ["milk", "bread", "report"]);
+    assert_eq!(trash(&d), [(s("list"), s("Work"), true, false)]);
+    assert_eq!(d.run(Command::RestoreList { list_id: work }), 1);
+    assert!(trash(&d).is_empty());
+}
