@@ -9,6 +9,7 @@ pub mod quick_add;
 pub mod server_status;
 pub mod snapshot;
 pub mod sync;
+mod trash;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
@@ -64,6 +65,7 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("") view=ListRoute ssr=SsrMode::Async/>
                         <Route path=path!("/lists/:id") view=ListRoute ssr=SsrMode::Async/>
                         <Route path=path!("/lists/:id/:filter") view=ListRoute ssr=SsrMode::Async/>
+                        <Route path=path!("/trash") view=trash::TrashRoute/>
                     </Routes>
                 </main>
                 <SyncStatusBar/>

@@ -21,6 +21,8 @@ pub struct Local {
     pub behind: RwSignal<bool>,
     /// Bumped when the page must read its list again (the switch to the local store, a reset).
     pub generation: RwSignal<u64>,
+    /// This device's id, once the worker said it.
+    pub device_id: RwSignal<Option<String>>,
 }
 
 /// Creates the handle and, in the browser, starts the worker.
@@ -31,6 +33,7 @@ pub fn provide_local(model: Model) -> Local {
         ready: RwSignal::new(false),
         behind: RwSignal::new(false),
         generation: RwSignal::new(0),
+        device_id: RwSignal::new(None),
     };
     provide_context(local);
     #[cfg(feature = "hydrate")]
@@ -363,7 +366,8 @@ mod browser {
                 WorkerMessage::Unavailable { reason, .. } => {
                     model.source.set(Source::Unavailable(reason))
                 }
-                WorkerMessage::Ready { .. } => {
+                WorkerMessage::Ready { device_id, .. } => {
+                    local.device_id.set(Some(device_id));
                     if model.source.get_untracked() == Source::Server {
                         model.source.set(Source::Opening);
                     }

@@ -40,6 +40,9 @@ pub struct Model {
     pub source: RwSignal<Source>,
     /// A first download's progress (stored, head), while it runs.
     pub progress: RwSignal<Option<(u64, u64)>>,
+    /// Bumped by every change set (views that are not rows of the model, like the Trash,
+    /// read again).
+    pub revision: RwSignal<u64>,
 }
 
 impl Model {
@@ -55,6 +58,7 @@ impl Model {
             sync: RwSignal::new(SyncStatus::default()),
             source: RwSignal::new(Source::Server),
             progress: RwSignal::new(None),
+            revision: RwSignal::new(0),
         };
         model.load(snapshot);
         model
@@ -123,6 +127,7 @@ impl Model {
     /// Applies a change set from the worker. Returns whether it asked for a reset (the caller
     /// reads the list again).
     pub fn apply(&self, changes: Changes) -> bool {
+        self.revision.update(|r| *r += 1);
         if changes.reset {
             return true;
         }

@@ -213,6 +213,7 @@ fn Sidebar() -> AnyView {
                 on:keydown=on_keydown
             />
             {move || error.get().map(|e| view! { <p class="form-error" role="alert">{e}</p> })}
+            <a class="trash-link" href="/trash">"Trash"</a>
         </nav>
     }
     .into_any()

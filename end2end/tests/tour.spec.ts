@@ -8,7 +8,7 @@ import { addTodos, freePort, healthy, items, ready, startServer, stopped, syncSt
 // (docs/screenshots/). They also check that the page looks like what the README says.
 const shots = path.join(__dirname, "../../docs/screenshots");
 
-test("the tour: a list, an item's detail, dark mode, a phone, offline", async ({ page, context }) => {
+test("the tour: a list, an item's detail, dark mode, a phone, offline, the Trash", async ({ page, context }) => {
   // A server of its own, so the pictures show only what the tour makes.
   const port = await freePort();
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "tandem-tour-"));
@@ -62,4 +62,13 @@ async function tour(page: import("@playwright/test").Page, context: import("@pla
   await page.screenshot({ path: path.join(shots, "offline.png") });
   await context.setOffline(false);
   await expect(syncStatus(page)).toHaveAttribute("data-pending", "0", { timeout: 10_000 });
+
+  for (const n of [4, 3]) {
+    await items(page).nth(n).hover();
+    await items(page).nth(n).locator("button.destroy").click();
+  }
+  await expect(items(page)).toHaveCount(4);
+  await page.getByRole("link", { name: "Trash", exact: true }).click();
+  await expect(page.locator("li.trash-item")).toHaveCount(2);
+  await page.screenshot({ path: path.join(shots, "trash.png") });
 }
