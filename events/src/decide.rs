@@ -9,7 +9,7 @@ use crate::event::MAX_EVENT_DATA_BYTES;
 use crate::ids::AggregateId;
 use crate::merge::Field;
 use crate::position;
-use crate::state::{ListState, TodoState};
+use crate::state::{Deletion, ListState, TodoState};
 
 pub const MAX_NAME_CHARS: usize = 200;
 pub const MAX_TITLE_CHARS: usize = 1_000;
@@ -167,12 +167,12 @@ fn list_events(
             live(list.created.is_some(), list.deleted(), kind, id)?;
             Ok(vec![DomainEvent::ListDeleted(Deleted {})])
         }
-        ListCommand::Restore => {
-            restorable(list.created.is_some(), list.deleted(), kind, id)?;
-            Ok(vec![DomainEvent::ListRestored(Bases {
-                bases: list.deletion.restore_bases(),
-            })])
-        }
+        ListCommand::Restore => Ok(vec![DomainEvent::ListRestored(restore(
+            list.created.is_some(),
+            &list.deletion,
+            kind,
+            id,
+        )?)]),
     }
 }
 
@@ -290,28 +290,31 @@ fn todo_events(
             live(todo.created.is_some(), todo.deleted(), kind, id)?;
             Ok(vec![DomainEvent::TodoDeleted(Deleted {})])
         }
-        TodoCommand::Restore => {
-            restorable(todo.created.is_some(), todo.deleted(), kind, id)?;
-            Ok(vec![DomainEvent::TodoRestored(Bases {
-                bases: todo.deletion.restore_bases(),
-            })])
-        }
+        TodoCommand::Restore => Ok(vec![DomainEvent::TodoRestored(restore(
+            todo.created.is_some(),
+            &todo.deletion,
+            kind,
+            id,
+        )?)]),
     }
 }
 
-/// A restore needs something deleted to undo.
-fn restorable(
+/// The bases of a restore: every delete not yet restored (DESIGN.md rule 19). A restore needs
+/// something deleted to undo.
+fn restore(
     created: bool,
-    deleted: bool,
+    deletion: &Deletion,
     kind: &'static str,
     id: AggregateId,
-) -> Result<(), DomainError> {
+) -> Result<Bases, DomainError> {
     if !created {
         Err(DomainError::NotFound { kind, id })
-    } else if !deleted {
+    } else if !deletion.is_deleted() {
         Err(DomainError::NotDeleted { kind, id })
     } else {
-        Ok(())
+        Ok(Bases {
+            bases: deletion.restore_bases(),
+        })
     }
 }
 
