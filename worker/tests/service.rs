@@ -482,3 +482,43 @@ fn the_trash_lists_deleted_items_and_hidden_todos_and_restores_them() {
     assert_eq!(d.run(Command::RestoreList { list_id: work }), 1);
     assert!(trash(&d).is_empty());
 }
+
+#[test]
+fn a_restored_list_comes_back_with_its_todos_and_counts_in_the_change_set() {
+    let mut d = Device::new();
+    d.add(1, "milk");
+    d.add(2, "bread");
+    d.run(Command::SetCompleted {
+        todo_id: id(2),
+        completed: true,
+        shown: None,
+    });
+    d.run(Command::DeleteList {
+        list_id: LIST.into(),
+    });
+    let gone = d.changes();
+    assert_eq!(gone.removed_lists, [LIST]);
+    d.run(Command::RestoreList {
+        list_id: LIST.into(),
+    });
+    let back = d.changes();
+    assert_eq!(back.lists.len(), 1);
+    let mut titles: Vec<&str> = back.todos.iter().map(|t| t.title.as_str()).collect();
+    titles.sort();
+    assert_eq!(titles, ["bread", "milk"], "{back:?}");
+    assert_eq!(back.counts.len(), 1);
+    assert_eq!(
+        back.counts[0].counts,
+        Counts {
+            active: 1,
+            completed: 1
+        }
+    );
+    // A rename is not a restore: no todos are sent again.
+    d.run(Command::RenameList {
+        list_id: LIST.into(),
+        name: "Home".into(),
+        shown: None,
+    });
+    assert!(d.changes().todos.is_empty());
+}
