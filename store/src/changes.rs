@@ -56,18 +56,22 @@ CREATE TEMP TABLE IF NOT EXISTS changed_lists (id TEXT NOT NULL PRIMARY KEY) WIT
 CREATE TEMP TABLE IF NOT EXISTS changed_todos (id TEXT NOT NULL PRIMARY KEY) WITHOUT ROWID;
 CREATE TEMP TABLE IF NOT EXISTS changed_counts (id TEXT NOT NULL PRIMARY KEY) WITHOUT ROWID;
 -- A list row is rewritten (deleted, then inserted) when it changes: a deleted one written back
--- live is a restored list, whose todos come back with it though none of their rows changed.
+-- live is a restored list, whose todos (and counts) come back with it though none of their
+-- rows changed.
 CREATE TEMP TABLE IF NOT EXISTS deleted_lists (id TEXT NOT NULL PRIMARY KEY) WITHOUT ROWID;
-CREATE TEMP TABLE IF NOT EXISTS restored_lists (id TEXT NOT NULL PRIMARY KEY) WITHOUT ROWID;
 CREATE TEMP TRIGGER IF NOT EXISTS track_lists_insert AFTER INSERT ON main.lists BEGIN
     INSERT OR IGNORE INTO changed_lists VALUES (new.list_id);
-    INSERT OR IGNORE INTO restored_lists SELECT new.list_id
+    INSERT OR IGNORE INTO changed_todos SELECT t.todo_id FROM main.todos t
+        WHERE t.list_id = new.list_id AND NOT new.deleted
+          AND EXISTS (SELECT 1 FROM deleted_lists WHERE id = new.list_id);
+    INSERT OR IGNORE INTO changed_counts SELECT new.list_id
         WHERE NOT new.deleted AND EXISTS (SELECT 1 FROM deleted_lists WHERE id = new.list_id);
 END;
 CREATE TEMP TRIGGER IF NOT EXISTS track_lists_update AFTER UPDATE ON main.lists BEGIN
     INSERT OR IGNORE INTO changed_lists VALUES (new.list_id);
     INSERT OR IGNORE INTO changed_counts VALUES (new.list_id);
-    INSERT OR IGNORE INTO restored_lists SELECT new.list_id WHERE old.deleted AND NOT new.deleted;
+    INSERT OR IGNORE INTO changed_todos SELECT t.todo_id FROM main.todos t
+        WHERE t.list_id = new.list_id AND old.deleted AND NOT new.deleted;
 END;
 CREATE TEMP TRIGGER IF NOT EXISTS track_lists_delete AFTER DELETE ON main.lists BEGIN
     INSERT OR IGNORE INTO changed_lists VALUES (old.list_id);
@@ -137,22 +141,6 @@ pub fn take(conn: &Connection) -> Result<Changes, ViewsError> {
             ..Changes::default()
         });
     }
-    // A restored list's todos come back with it: listed as they are, with its counts.
-    let restored = ids(conn, "restored_lists")?;
-    let mut restored_todos = Vec::new();
-    for list in &restored {
-        restored_todos.extend(todo_rows(conn, list, None)?);
-        if todos + restored_todos.len() as i64 > MAX_LISTED_TODOS {
-            clear(conn)?;
-            return Ok(Changes {
-                reset: true,
-                ..Changes::default()
-            });
-        }
-    }
-    conn.execute_batch(
-        "INSERT OR IGNORE INTO temp.changed_counts SELECT id FROM temp.restored_lists",
-    )?;
     let mut changes = Changes::default();
     for id in ids(conn, "changed_lists")? {
         match list_row(conn, &id)? {
@@ -164,11 +152,6 @@ pub fn take(conn: &Connection) -> Result<Changes, ViewsError> {
         match todo_row(conn, &id)? {
             Some(row) if !row.deleted => changes.todos.push(row),
             _ => changes.removed_todos.push(id),
-        }
-    }
-    for row in restored_todos {
-        if !changes.todos.iter().any(|t| t.id == row.id) {
-            changes.todos.push(row);
         }
     }
     for id in ids(conn, "changed_counts")? {
@@ -184,8 +167,7 @@ pub fn take(conn: &Connection) -> Result<Changes, ViewsError> {
 fn clear(conn: &Connection) -> Result<(), ViewsError> {
     conn.execute_batch(
         "DELETE FROM temp.changed_lists; DELETE FROM temp.changed_todos; \
-         DELETE FROM temp.changed_counts; DELETE FROM temp.deleted_lists; \
-         DELETE FROM temp.restored_lists;",
+         DELETE FROM temp.changed_counts; DELETE FROM temp.deleted_lists;",
     )?;
     Ok(())
 }
