@@ -24,12 +24,11 @@ pub fn TrashRoute() -> impl IntoView {
             });
         }
     });
-    // Read again whenever the store is ready or anything changed.
+    // The lists once (for "Restore to …"; change sets keep them current from then on).
     Effect::new(move |_| {
         if !local.ready.get() {
             return;
         }
-        model.revision.track();
         local.request(Request::Lists, move |reply| {
             if let Reply::Lists { lists } = reply {
                 if model.lists.get_untracked() != lists {
@@ -37,6 +36,13 @@ pub fn TrashRoute() -> impl IntoView {
                 }
             }
         });
+    });
+    // The Trash: read again whenever the store is ready or anything changed.
+    Effect::new(move |_| {
+        if !local.ready.get() {
+            return;
+        }
+        model.revision.track();
         local.request(Request::Trash, move |reply| match reply {
             Reply::Trash { items: rows, more } => {
                 items.set(Some((rows, more)));
