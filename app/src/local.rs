@@ -311,14 +311,17 @@ mod browser {
                 .collect();
             if handoff {
                 let model = self.model;
+                let list_id = model.list_id.get_untracked();
                 self.request(
                     Request::Snapshot {
-                        list_id: model.list_id.get_untracked(),
+                        list_id: list_id.clone(),
                     },
-                    Box::new(move |reply| {
-                        if let Reply::Snapshot(view) = reply {
-                            model.load(&view);
+                    Box::new(move |reply| match reply {
+                        // Unless the page went to another list meanwhile (its own load wins).
+                        Reply::Snapshot(view) if model.list_id.get_untracked() == list_id => {
+                            model.load(&view)
                         }
+                        _ => {}
                     }),
                 );
             }
@@ -361,7 +364,6 @@ mod browser {
 
         fn receive(self: &Rc<Self>, message: WorkerMessage, model: Model, local: Local) {
             match message {
-                WorkerMessage::Started => {}
                 WorkerMessage::Serving { owner } => self.serving(owner),
                 WorkerMessage::Unavailable { reason, .. } => {
                     model.source.set(Source::Unavailable(reason))

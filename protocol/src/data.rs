@@ -459,8 +459,6 @@ pub enum Unavailable {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum WorkerMessage {
-    /// The worker listens (messages sent before this may be lost).
-    Started,
     /// The store is served: by this tab's worker (`owner`) or by another tab's, through this
     /// one. Sent when that starts and whenever the owner changes: the page sends its `open`,
     /// its network state and every request without a reply again (docs/protocol.md "Several

@@ -67,9 +67,6 @@ fn post(message: &WorkerMessage) {
 thread_local! {
     /// The channel to the other tabs' workers (opened first thing in [`worker_main`]).
     static CHANNEL: RefCell<Option<BroadcastChannel>> = const { RefCell::new(None) };
-}
-
-thread_local! {
     /// The epoch of this worker's ownership (0 until it owns the store).
     static EPOCH: Cell<u64> = const { Cell::new(0) };
     /// The OPFS pool, once installed.
@@ -209,7 +206,6 @@ pub async fn worker_main() -> Result<(), JsValue> {
         on_tab.forget();
         CHANNEL.set(Some(channel));
     }
-    post(&WorkerMessage::Started);
     // Whoever owns the store answers (or announces itself once it serves).
     to_tabs(&TabMessage::Hello {
         tab: tab.id.clone(),
