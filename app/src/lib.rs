@@ -2,6 +2,7 @@
 //! the server (feature `ssr`, server-side rendering and server functions) and into the page's
 //! wasm (feature `hydrate`). Kept thin: substance lives in the pure crates and the worker.
 
+mod conflicts;
 pub mod local;
 pub mod model;
 mod pane;

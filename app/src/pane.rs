@@ -7,6 +7,7 @@ use leptos::prelude::*;
 use leptos_router::hooks::{use_navigate, use_params_map};
 use tandem_protocol::data::{Command, Filter, PageMessage, Reply, Request, TodoRow};
 
+use crate::conflicts::{ConflictBadge, DeviceName};
 use crate::local::{mark_ready, new_id, use_local, Local};
 use crate::model::{use_model, Source};
 use crate::quick_add::{self, Day};
@@ -214,6 +215,7 @@ fn Sidebar() -> AnyView {
             />
             {move || error.get().map(|e| view! { <p class="form-error" role="alert">{e}</p> })}
             <a class="trash-link" href="/trash">"Trash"</a>
+            <DeviceName/>
         </nav>
     }
     .into_any()
@@ -412,6 +414,23 @@ fn TodoApp(filter: Memo<Filter>) -> AnyView {
                     </Show>
                     <Show when=move || list_name().is_some()>
                         <div class="list-actions">
+                            {move || {
+                                model.list_id.get().map(|id| {
+                                    let key = id.clone();
+                                    let count = Signal::derive(move || {
+                                        model.lists.with(|lists| {
+                                            lists.iter().find(|l| l.id == key).map_or(0, |l| l.conflicts)
+                                        })
+                                    });
+                                    view! {
+                                        <ConflictBadge
+                                            item_id=id
+                                            label=Signal::derive(move || list_name().unwrap_or_default())
+                                            count
+                                        />
+                                    }
+                                })
+                            }}
                             <button type="button" class="rename-button" on:click=move |_| start_rename()>
                                 "Rename list"
                             </button>
@@ -840,6 +859,11 @@ fn Item(
                     {move || row.with(|r| r.title.clone())}
                 </label>
                 <DueDate row/>
+                <ConflictBadge
+                    item_id=id()
+                    label=Signal::derive(move || row.with(|r| r.title.clone()))
+                    count=Signal::derive(move || row.with(|r| r.conflicts))
+                />
                 <button
                     type="button"
                     class="details-toggle"

@@ -6,6 +6,7 @@
 use leptos::prelude::*;
 use tandem_protocol::data::{Command, PageMessage, Reply, Request, TrashRow};
 
+use crate::conflicts::date_time_text;
 use crate::local::{mark_ready, use_local};
 use crate::model::use_model;
 
@@ -70,10 +71,11 @@ pub fn TrashRoute() -> impl IntoView {
             (_, Some(list)) => format!("To-do in “{list}”"),
             _ => "To-do".to_string(),
         };
-        let by = if local.device_id.get_untracked().as_deref() == Some(item.device_id.as_str()) {
-            "on this device"
-        } else {
-            "on another device"
+        let mine = local.device_id.get_untracked().as_deref() == Some(item.device_id.as_str());
+        let by = match (&item.device_name, mine) {
+            (_, true) => "on this device".to_string(),
+            (Some(name), false) => format!("on {name}"),
+            (None, false) => "on another device".to_string(),
         };
         let when = date_time_text(item.deleted_at);
         let action = if item.kind == "list" {
@@ -151,19 +153,5 @@ pub fn TrashRoute() -> impl IntoView {
                 }
             }}
         </section>
-    }
-}
-
-/// A moment as the viewer reads it (their locale and time zone).
-fn date_time_text(ms: i64) -> String {
-    #[cfg(feature = "hydrate")]
-    {
-        let d = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms as f64));
-        String::from(d.to_locale_string("default", &wasm_bindgen::JsValue::UNDEFINED))
-    }
-    #[cfg(not(feature = "hydrate"))]
-    {
-        let _ = ms;
-        String::new()
     }
 }

@@ -2,18 +2,27 @@
 //! around the result by the caller (the envelope), never made here.
 
 use crate::domain::{
-    Bases, Deleted, DomainEvent, DueDate, ListCreated, ListRenamed, TodoCreated, TodoDueDateSet,
+    Bases, Deleted, DeviceNamed, DomainEvent, DueDate, ListCreated, ListRenamed, TodoCreated, TodoDueDateSet,
     TodoListChanged, TodoMoved, TodoNotesEdited, TodoTitleEdited,
 };
 use crate::event::MAX_EVENT_DATA_BYTES;
 use crate::ids::AggregateId;
 use crate::merge::Field;
 use crate::position;
-use crate::state::{Deletion, ListState, TodoState};
+use crate::state::{Deletion, DeviceState, ListState, TodoState};
 
 pub const MAX_NAME_CHARS: usize = 200;
 pub const MAX_TITLE_CHARS: usize = 1_000;
 pub const MAX_NOTES_CHARS: usize = 20_000;
+pub const MAX_DEVICE_NAME_CHARS: usize = 60;
+
+/// What a device does to its own name in a workspace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceCommand {
+    /// Names the device. `if_unnamed`: only when it has no name yet (the name a page makes
+    /// up from the browser and OS on first open never replaces one the user chose).
+    Name { name: String, if_unnamed: bool },
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListCommand {
@@ -47,12 +56,14 @@ pub enum TodoCommand {
         shown: Option<Stamp>,
     },
     /// To another list (which must exist), at `position` there. `shown_list` and
-    /// `shown_position`: the stamps of the list and position the author saw.
+    /// `shown_position`: the stamps of the list and position the author saw. `resolving`: the
+    /// user chose this list over the competing ones (also when it is the current one).
     MoveToList {
         list_id: AggregateId,
         position: String,
         shown_list: Option<Stamp>,
         shown_position: Option<Stamp>,
+        resolving: bool,
     },
     Delete,
     /// Undoes every delete of the todo this device has seen.
@@ -176,6 +187,24 @@ fn list_events(
     }
 }
 
+/// Decides a device command against the device's state in the workspace.
+pub fn decide_device(
+    device: &DeviceState,
+    command: DeviceCommand,
+) -> Result<Vec<DomainEvent>, DomainError> {
+    let DeviceCommand::Name { name, if_unnamed } = command;
+    if if_unnamed && !device.name.is_empty() {
+        return Ok(vec![]);
+    }
+    let name = text("device name", &name, MAX_DEVICE_NAME_CHARS, false)?;
+    fits(
+        edit(&device.name, &name, true, None)
+            .map(|bases| DomainEvent::DeviceNamed(DeviceNamed { name, bases }))
+            .into_iter()
+            .collect(),
+    )
+}
+
 /// Decides a todo command against the todo's state and (for creation) its list's.
 pub fn decide_todo(
     id: AggregateId,
@@ -264,6 +293,7 @@ fn todo_events(
             position,
             shown_list,
             shown_position,
+            resolving,
         } => {
             live(todo.created.is_some(), todo.deleted(), kind, id)?;
             let list = list.ok_or(DomainError::NotFound {
@@ -272,7 +302,7 @@ fn todo_events(
             })?;
             live(list.created.is_some(), list.deleted(), "list", list_id)?;
             position::validate(&position)?;
-            let Some(list_bases) = edit(&todo.list, &list_id, false, shown_list) else {
+            let Some(list_bases) = edit(&todo.list, &list_id, resolving, shown_list) else {
                 // Already in that list: a move within it.
                 return Ok(edit(&todo.position, &position, false, shown_position)
                     .map(|bases| DomainEvent::TodoMoved(TodoMoved { position, bases }))

@@ -124,6 +124,17 @@ pub enum DomainEvent {
     TodoDeleted(Deleted),
     /// Undoes deletes of the todo, as [`DomainEvent::ListRestored`] does for a list.
     TodoRestored(Bases),
+    /// A device's readable name in the workspace (shown in conflicts, history and the Trash
+    /// instead of its id). Its aggregate is [`AggregateId::device`] of the event's workspace
+    /// and device: a device names only itself.
+    DeviceNamed(DeviceNamed),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceNamed {
+    pub name: String,
+    pub bases: Vec<Stamp>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -242,6 +253,7 @@ pub const EVENT_TYPES: &[(&str, u32)] = &[
     ("TodoListChanged", 1),
     ("TodoDeleted", 1),
     ("TodoRestored", 1),
+    ("DeviceNamed", 1),
 ];
 
 impl DomainEvent {
@@ -262,6 +274,7 @@ impl DomainEvent {
             Self::TodoListChanged(_) => "TodoListChanged",
             Self::TodoDeleted(_) => "TodoDeleted",
             Self::TodoRestored(_) => "TodoRestored",
+            Self::DeviceNamed(_) => "DeviceNamed",
         }
     }
 
@@ -332,6 +345,7 @@ fn parse_current(event_type: &str, data: &str) -> Result<DomainEvent, DecodeErro
         "TodoListChanged" => DomainEvent::TodoListChanged(read(t, data)?),
         "TodoDeleted" => DomainEvent::TodoDeleted(read(t, data)?),
         "TodoRestored" => DomainEvent::TodoRestored(read(t, data)?),
+        "DeviceNamed" => DomainEvent::DeviceNamed(read(t, data)?),
         _ => {
             return Err(DecodeError::UnknownType {
                 event_type: event_type.chars().take(64).collect(),
@@ -461,6 +475,10 @@ mod tests {
             DomainEvent::TodoDeleted(Deleted {}),
             DomainEvent::TodoRestored(Bases { bases: vec![stamp] }),
             DomainEvent::ListRestored(Bases { bases: vec![stamp] }),
+            DomainEvent::DeviceNamed(DeviceNamed {
+                name: "Chrome on Linux".into(),
+                bases: vec![stamp],
+            }),
         ];
         assert_eq!(all.len(), EVENT_TYPES.len());
         for event in all {

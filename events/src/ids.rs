@@ -92,6 +92,16 @@ impl WorkspaceId {
     pub const DEFAULT: Self = Self(Uuid::from_u128(0x7a4d_e000_0000_4000_8000_0000_0000_0001));
 }
 
+impl AggregateId {
+    /// The aggregate of `device`'s profile in `workspace` (its name): a name-based UUID (v5)
+    /// of the device id within the workspace's namespace, so every device computes the same id
+    /// without a round trip, a device has one per workspace (rule 21), and nobody can make
+    /// another aggregate's id collide with it.
+    pub fn device(workspace: WorkspaceId, device: DeviceId) -> Self {
+        Self(Uuid::new_v5(&workspace.0, device.0.as_bytes()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,6 +111,17 @@ mod tests {
         let text = "0190f5a2-7c3e-7b4a-9d2e-1234567890ab";
         let id: EventId = text.parse().unwrap();
         assert_eq!(id.to_string(), text);
+    }
+
+    #[test]
+    fn a_devices_aggregate_is_one_per_workspace() {
+        let d: DeviceId = "0190f5a2-7c3e-7b4a-9d2e-1234567890ab".parse().unwrap();
+        let other: WorkspaceId = "0190f5a2-7c3e-7b4a-9d2e-000000000001".parse().unwrap();
+        let a = AggregateId::device(WorkspaceId::DEFAULT, d);
+        assert_eq!(a, AggregateId::device(WorkspaceId::DEFAULT, d));
+        assert_ne!(a, AggregateId::device(other, d));
+        assert_ne!(a.as_uuid(), d.as_uuid());
+        assert_eq!(a.as_uuid().get_version_num(), 5);
     }
 
     #[test]

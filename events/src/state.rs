@@ -106,12 +106,22 @@ pub struct TodoState {
     pub deletion: Deletion,
 }
 
-/// One aggregate id's state. An id is a list or a todo; should forged events use one id for
-/// both, both states are kept, deterministically.
+/// A device's profile in a workspace: its name (one author, the device itself, so conflicts
+/// arise only from a device's own concurrent tabs).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeviceState {
+    /// The workspace of its least naming event.
+    pub workspace: Option<(Stamp, EventId, WorkspaceId)>,
+    pub name: Field<String>,
+}
+
+/// One aggregate id's state. An id is a list, a todo or a device; should forged events use one
+/// id for several, each state is kept, deterministically.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Aggregate {
     pub list: ListState,
     pub todo: TodoState,
+    pub device: DeviceState,
 }
 
 impl ListState {
@@ -192,12 +202,31 @@ impl Aggregate {
             }
             DomainEvent::TodoDeleted(_) => self.todo.deletion.delete(s, dev),
             DomainEvent::TodoRestored(e) => self.todo.deletion.restore(&e.bases),
+            DomainEvent::DeviceNamed(e) => {
+                let d = &mut self.device;
+                let key = (s, id, event.workspace_id);
+                if d.workspace.is_none_or(|old| (key.0, key.1) < (old.0, old.1)) {
+                    d.workspace = Some(key);
+                }
+                d.name.add(s, id, dev, e.name.clone(), &e.bases);
+            }
         }
     }
 
     /// The view rows of this aggregate.
     pub fn rows(&self, aggregate_id: AggregateId) -> Rows {
         let mut rows = Rows::default();
+        if let (Some((.., workspace_id)), Some(name)) =
+            (self.device.workspace, self.device.name.winner())
+        {
+            rows.device = Some(DeviceRow {
+                aggregate_id,
+                device_id: name.device_id,
+                workspace_id,
+                name: name.value.clone(),
+                name_hlc: name.stamp,
+            });
+        }
         if let (Some(created), Some(name)) = (self.list.created, self.list.name.winner()) {
             rows.list = Some(ListRow {
                 list_id: aggregate_id,
@@ -275,14 +304,22 @@ fn json_str(s: &str) -> String {
     serde_json::Value::String(s.to_string()).to_string()
 }
 
-fn conflicts<V>(
+/// The field's conflicts whose values differ from the current one: equal competing values are
+/// not conflicts for the user (DESIGN.md rule 19: two people ticking the same box). They stay
+/// in the field, so a resolving edit still names them.
+fn conflicts<V: PartialEq>(
     out: &mut Vec<ConflictRow>,
     aggregate_id: AggregateId,
     field: &'static str,
     edits: &Field<V>,
     encode: impl Fn(&V) -> String,
 ) {
-    out.extend(edits.conflicts().into_iter().map(|e| ConflictRow {
+    let current = edits.winner().map(|w| w.value);
+    let differing = edits
+        .conflicts()
+        .into_iter()
+        .filter(|e| Some(e.value) != current);
+    out.extend(differing.map(|e| ConflictRow {
         aggregate_id,
         field,
         hlc: e.stamp,
@@ -297,7 +334,18 @@ fn conflicts<V>(
 pub struct Rows {
     pub list: Option<ListRow>,
     pub todo: Option<TodoRow>,
+    pub device: Option<DeviceRow>,
     pub conflicts: Vec<ConflictRow>,
+}
+
+/// A device's name in a workspace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRow {
+    pub aggregate_id: AggregateId,
+    pub device_id: DeviceId,
+    pub workspace_id: WorkspaceId,
+    pub name: String,
+    pub name_hlc: Stamp,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -392,6 +440,7 @@ pub struct Model {
 pub struct AllRows {
     pub lists: Vec<ListRow>,
     pub todos: Vec<TodoRow>,
+    pub devices: Vec<DeviceRow>,
     pub conflicts: Vec<ConflictRow>,
     pub history: Vec<HistoryRow>,
 }
@@ -420,6 +469,7 @@ impl Model {
             let rows = self.aggregates[id].rows(*id);
             all.lists.extend(rows.list);
             all.todos.extend(rows.todo);
+            all.devices.extend(rows.device);
             all.conflicts.extend(rows.conflicts);
         }
         let key = |h: &HistoryRow| (h.aggregate_id, h.hlc, h.event_id);

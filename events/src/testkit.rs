@@ -231,6 +231,7 @@ pub fn simulate(sim: Simulation) -> Vec<StoredEvent> {
                     position: ["2", "W", "m"][rng.below(3)].to_string(),
                     shown_list: None,
                     shown_position: None,
+                    resolving: rng.chance(30),
                 }
             } else {
                 TodoCommand::Edit {

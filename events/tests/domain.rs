@@ -586,6 +586,7 @@ fn a_todo_moves_to_another_list_and_concurrent_moves_are_a_conflict_not_a_loss()
             position: "V".into(),
             shown_list: None,
             shown_position: None,
+            resolving: false,
         },
     );
     // The list and the position each replace what was there, with their own bases.
@@ -613,6 +614,7 @@ fn a_todo_moves_to_another_list_and_concurrent_moves_are_a_conflict_not_a_loss()
                 position: "V".into(),
                 shown_list: None,
                 shown_position: None,
+                resolving: false,
             },
         ),
         Err(DomainError::Deleted {

@@ -44,6 +44,10 @@ pub enum Request {
     Trash,
     /// One todo (also a deleted one), or nothing.
     Todo { id: String },
+    /// The live conflicts of a list or todo: per field, every competing value.
+    Conflicts { id: String },
+    /// Every device's name in the workspace, and this device's id.
+    Devices,
     /// A command. `command_id` is minted by the page (a UUID): a command id the worker has
     /// already answered is answered again with the recorded reply, never run twice
     /// (DESIGN.md rule 18).
@@ -181,6 +185,23 @@ pub enum Command {
     RestoreTodo {
         todo_id: String,
     },
+    /// Ends a field's conflict (DESIGN.md rule 19): records `value` (JSON: a chosen competing
+    /// value or one typed over them) as an edit whose bases name every competing value in
+    /// `seen` (their stamps, as the dialog listed them). Refused when a competing value the
+    /// user did not see has arrived meanwhile, so none is superseded unseen.
+    ResolveConflict {
+        item_id: String,
+        field: String,
+        value: String,
+        seen: Vec<String>,
+    },
+    /// Names this device (shown to others in conflicts, history and the Trash). `if_unnamed`:
+    /// only when it has no name yet (the page's default from the browser and OS).
+    NameDevice {
+        name: String,
+        #[serde(default)]
+        if_unnamed: bool,
+    },
 }
 
 impl Command {
@@ -202,6 +223,8 @@ impl Command {
             Self::MoveToList { .. } => "move_to_list",
             Self::RestoreList { .. } => "restore_list",
             Self::RestoreTodo { .. } => "restore_todo",
+            Self::ResolveConflict { .. } => "resolve_conflict",
+            Self::NameDevice { .. } => "name_device",
         }
     }
 }
@@ -215,6 +238,41 @@ pub struct ListRow {
     pub name_hlc: String,
     /// The stamp of its creation: lists show oldest first (then by id).
     pub created_hlc: String,
+    /// Fields in conflict (its name).
+    #[serde(default)]
+    pub conflicts: u64,
+}
+
+/// One competing value of a field in conflict.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Competing {
+    /// The value as JSON (`"text"`, `true`, `null`, `"2026-12-01"`, a list id for `list`).
+    pub value: String,
+    /// The edit's stamp (what [`Command::ResolveConflict`]'s `seen` names).
+    pub hlc: String,
+    pub device_id: String,
+    /// The device's name, when it has one.
+    pub device_name: Option<String>,
+    /// The author's wall time when the edit was made (ms since the epoch).
+    pub at: i64,
+    /// Whether this is the value shown now (the newest edit nobody superseded).
+    pub current: bool,
+}
+
+/// A field of an item with live conflicts: the current value first, then the others, newest
+/// first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldConflict {
+    /// `title`, `notes`, `due_date`, `completed`, `list` (a todo's) or `name` (a list's).
+    pub field: String,
+    pub values: Vec<Competing>,
+}
+
+/// A device's readable name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceName {
+    pub device_id: String,
+    pub name: String,
 }
 
 /// A deleted list, or a todo that is deleted or hidden because its list is.
@@ -236,6 +294,9 @@ pub struct TrashRow {
     pub deleted_hlc: String,
     pub deleted_at: i64,
     pub device_id: String,
+    /// That device's name, when it has one.
+    #[serde(default)]
+    pub device_name: Option<String>,
 }
 
 /// A todo as the list pane and the detail show it.
@@ -253,7 +314,8 @@ pub struct TodoRow {
     pub due_date_hlc: String,
     /// The order key within the list (rows sort by position, then id).
     pub position: String,
-    /// Unresolved conflicting edits.
+    /// Unresolved conflicting edits whose values differ, of fields the user sees (all but
+    /// the position).
     pub conflicts: u64,
     pub deleted: bool,
 }
@@ -385,6 +447,13 @@ pub enum Reply {
     },
     Todo {
         todo: Option<Box<TodoRow>>,
+    },
+    Conflicts {
+        fields: Vec<FieldConflict>,
+    },
+    Devices {
+        devices: Vec<DeviceName>,
+        this_device: String,
     },
     /// The Trash, most recently deleted first; `more` when it holds more than were listed.
     Trash {

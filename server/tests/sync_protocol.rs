@@ -476,6 +476,46 @@ async fn an_aggregate_belongs_to_the_workspace_of_its_first_event() {
 }
 
 #[tokio::test]
+async fn a_device_names_only_itself() {
+    let server = start().await;
+    let evs = events(3);
+    let peer = Peer::new(&server, &evs);
+    let list = evs.iter().find(|e| e.event_type == "ListCreated").unwrap();
+    let workspace = peer.workspace.parse().unwrap();
+    let name = json!({"name": "Laptop", "bases": []});
+    // On another device's aggregate, or on an aggregate that is not a device's: refused.
+    let someone = tandem_events::ids::DeviceId::from_uuid(uuid::Uuid::from_u128(0x5e));
+    for (n, aggregate) in [
+        tandem_events::ids::AggregateId::device(workspace, someone),
+        list.aggregate_id,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut forged_name = forged(list, &peer.workspace, "DeviceNamed", name.clone(), 1, 20 + n as u128);
+        forged_name.aggregate_id = aggregate;
+        if aggregate == list.aggregate_id {
+            let (status, body) = peer.push(0, std::slice::from_ref(list)).await;
+            assert_eq!(status, 200, "{body}");
+            forged_name.version = 2;
+        }
+        let head = peer.head().await;
+        let (status, body) = peer.push(head, &[forged_name]).await;
+        assert_error(status, &body, "INVALID_EVENT", 422);
+        assert!(body["message"].as_str().unwrap().contains("DeviceNamed"), "{body}");
+        assert_eq!(peer.head().await, head, "nothing stored");
+    }
+    // On its own aggregate: stored.
+    let mut own = forged(list, &peer.workspace, "DeviceNamed", name, 1, 30);
+    own.aggregate_id = tandem_events::ids::AggregateId::device(workspace, own.device_id);
+    let (status, body) = peer.push(1, &[own]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(peer.head().await, 2);
+    let (_, data_dir) = server.stop().await;
+    server::admin::verify(data_dir.path()).expect("a named device keeps the log's rules");
+}
+
+#[tokio::test]
 async fn position_keys_are_checked_by_the_server() {
     let server = start().await;
     let evs = events(3);

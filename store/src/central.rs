@@ -370,6 +370,16 @@ impl Central {
                 tandem_events::position::validate(position)
                     .map_err(|e| invalid(format!("position: {e}")))?;
             }
+            // A device names only itself (its aggregate in this workspace).
+            if let DomainEvent::DeviceNamed(_) = &body {
+                let own = AggregateId::device(workspace, event.device_id);
+                if event.aggregate_id != own {
+                    return Err(invalid(format!(
+                        "DeviceNamed of device {} must be on aggregate {own}, not {}",
+                        event.device_id, event.aggregate_id
+                    )));
+                }
+            }
             if !ids.insert(event.event_id) {
                 return Err(invalid(format!(
                     "event {} appears twice in the push",

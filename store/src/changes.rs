@@ -8,7 +8,8 @@
 
 use rusqlite::{Connection, OptionalExtension};
 use tandem_protocol::data::{
-    Changes, Counts, ListCounts, ListRow, ListSnapshot, TodoRow, TrashRow,
+    Changes, Competing, Counts, DeviceName, FieldConflict, ListCounts, ListRow, ListSnapshot,
+    TodoRow, TrashRow,
 };
 
 /// The lists of `workspace` with their counts and the live todos of `list_id` (or the first
@@ -184,33 +185,36 @@ fn read_list(r: &rusqlite::Row<'_>) -> rusqlite::Result<ListRow> {
         name: r.get(1)?,
         name_hlc: r.get(2)?,
         created_hlc: r.get(3)?,
+        conflicts: r.get::<_, i64>(4)?.max(0) as u64,
     })
 }
+
+const LIST_COLUMNS: &str = "list_id, name, name_hlc, created_hlc, \
+     (SELECT count(*) FROM conflicts c WHERE c.aggregate_id = list_id)";
 
 /// A live list's row (`None` once deleted or unknown).
 pub fn list_row(conn: &Connection, id: &str) -> Result<Option<ListRow>, ViewsError> {
     Ok(conn
-        .prepare_cached(
-            "SELECT list_id, name, name_hlc, created_hlc FROM lists \
-             WHERE list_id = ?1 AND NOT deleted",
-        )?
+        .prepare_cached(&format!(
+            "SELECT {LIST_COLUMNS} FROM lists WHERE list_id = ?1 AND NOT deleted"
+        ))?
         .query_row([id], read_list)
         .optional()?)
 }
 
 /// The live lists of a workspace, oldest first.
 pub fn list_rows(conn: &Connection, workspace: &str) -> Result<Vec<ListRow>, ViewsError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT list_id, name, name_hlc, created_hlc FROM lists \
-         WHERE workspace_id = ?1 AND NOT deleted ORDER BY created_hlc, list_id",
-    )?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {LIST_COLUMNS} FROM lists \
+         WHERE workspace_id = ?1 AND NOT deleted ORDER BY created_hlc, list_id"
+    ))?;
     let rows = stmt.query_map([workspace], read_list)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
 const TODO_COLUMNS: &str = "t.todo_id, t.list_id, t.title, t.title_hlc, t.notes, t.notes_hlc, \
      t.completed, t.completed_hlc, t.due_date, t.due_date_hlc, t.position, \
-     (SELECT count(*) FROM conflicts c WHERE c.aggregate_id = t.todo_id), \
+     (SELECT count(*) FROM conflicts c WHERE c.aggregate_id = t.todo_id AND c.field <> 'position'), \
      t.deleted OR coalesce((SELECT l.deleted FROM lists l WHERE l.list_id = t.list_id), 1)";
 
 fn read_todo(r: &rusqlite::Row<'_>) -> rusqlite::Result<TodoRow> {
@@ -289,11 +293,16 @@ pub fn trash(conn: &Connection, workspace: &str) -> Result<(Vec<TrashRow>, bool)
             WHERE t.workspace_id = ?1 AND (t.deleted OR l.deleted) \
          ) \
          SELECT i.kind, i.id, i.title, i.list_id, i.list_name, i.deleted, i.list_deleted, \
-                d.hlc, d.created_at, d.device_id \
+                d.hlc, d.created_at, d.device_id, v.name \
            FROM items i \
            JOIN history d ON d.aggregate_id = i.hider \
             AND d.hlc = (SELECT max(h.hlc) FROM history h WHERE h.aggregate_id = i.hider \
-                         AND h.event_type IN ('ListDeleted', 'TodoDeleted')) \
+                         AND h.event_type IN ('ListDeleted', 'TodoDeleted') \
+                         AND NOT EXISTS (SELECT 1 FROM history r, json_each(r.data, '$.bases') b \
+                                          WHERE r.aggregate_id = i.hider \
+                                            AND r.event_type IN ('ListRestored', 'TodoRestored') \
+                                            AND b.value = h.hlc)) \
+           LEFT JOIN devices v ON v.workspace_id = ?1 AND v.device_id = d.device_id \
           ORDER BY d.hlc DESC, i.kind = 'todo', i.id LIMIT ?2";
     let mut stmt = conn.prepare_cached(sql)?;
     let limit = i64::try_from(TRASH_LIMIT + 1).unwrap_or(i64::MAX);
@@ -310,10 +319,134 @@ pub fn trash(conn: &Connection, workspace: &str) -> Result<(Vec<TrashRow>, bool)
                 deleted_hlc: r.get(7)?,
                 deleted_at: r.get(8)?,
                 device_id: r.get(9)?,
+                device_name: r.get(10)?,
             })
         })?
         .collect::<Result<_, _>>()?;
     let more = rows.len() > TRASH_LIMIT;
     rows.truncate(TRASH_LIMIT);
     Ok((rows, more))
+}
+
+/// Every device's name in a workspace, by device id.
+pub fn devices(conn: &Connection, workspace: &str) -> Result<Vec<DeviceName>, ViewsError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT device_id, name FROM devices WHERE workspace_id = ?1 ORDER BY device_id",
+    )?;
+    let rows = stmt.query_map([workspace], |r| {
+        Ok(DeviceName {
+            device_id: r.get(0)?,
+            name: r.get(1)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The fields of a todo the user sees conflicts of, with the column of the current value and
+/// of its stamp (the position is not one: a reorder is no value anybody typed).
+const TODO_FIELDS: &[(&str, &str, &str)] = &[
+    ("title", "json_quote(title)", "title_hlc"),
+    ("notes", "json_quote(notes)", "notes_hlc"),
+    ("due_date", "json_quote(due_date)", "due_date_hlc"),
+    ("completed", "CASE WHEN completed THEN 'true' ELSE 'false' END", "completed_hlc"),
+    ("list", "json_quote(list_id)", "NULL"),
+];
+
+/// The live conflicts of a list or todo of `workspace`: per field with a conflict, the current
+/// value first, then the competing ones newest first, each with its device and time.
+pub fn conflicts(
+    conn: &Connection,
+    workspace: &str,
+    item: &str,
+) -> Result<Vec<FieldConflict>, ViewsError> {
+    let _read = conn.unchecked_transaction()?;
+    let mut fields: Vec<FieldConflict> = Vec::new();
+    let mut stmt = conn.prepare_cached(
+        "SELECT c.field, c.value, c.hlc, c.device_id, v.name, coalesce(h.created_at, 0) \
+           FROM conflicts c \
+           LEFT JOIN history h ON h.aggregate_id = c.aggregate_id AND h.hlc = c.hlc \
+                              AND h.event_id = c.event_id \
+           LEFT JOIN devices v ON v.workspace_id = ?2 AND v.device_id = c.device_id \
+          WHERE c.aggregate_id = ?1 AND c.field <> 'position' \
+          ORDER BY c.field, c.hlc DESC",
+    )?;
+    let rows = stmt.query_map([item, workspace], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            Competing {
+                value: r.get(1)?,
+                hlc: r.get(2)?,
+                device_id: r.get(3)?,
+                device_name: r.get(4)?,
+                at: r.get(5)?,
+                current: false,
+            },
+        ))
+    })?;
+    for row in rows {
+        let (field, competing) = row?;
+        match fields.iter_mut().find(|f| f.field == field) {
+            Some(f) => f.values.push(competing),
+            None => fields.push(FieldConflict {
+                field,
+                values: vec![competing],
+            }),
+        }
+    }
+    for f in &mut fields {
+        if let Some(current) = current_value(conn, workspace, item, &f.field)? {
+            f.values.insert(0, current);
+        }
+    }
+    Ok(fields)
+}
+
+/// The current value of an item's field as a [`Competing`] value (its author and time from
+/// the history: the edit with the value's stamp).
+fn current_value(
+    conn: &Connection,
+    workspace: &str,
+    item: &str,
+    field: &str,
+) -> Result<Option<Competing>, ViewsError> {
+    let (table, key, value, stamp) = if field == "name" {
+        ("lists", "list_id", "json_quote(name)", "name_hlc")
+    } else {
+        let Some((_, value, stamp)) = TODO_FIELDS.iter().find(|(f, ..)| *f == field) else {
+            return Ok(None);
+        };
+        ("todos", "todo_id", *value, *stamp)
+    };
+    // A todo's list has no stamp column: its current edit is the newest in the history that
+    // set it (a move to another list, or the creation) and that no conflict row names.
+    let stamp = if stamp == "NULL" {
+        "(SELECT h.hlc FROM history h WHERE h.aggregate_id = ?1 \
+           AND h.event_type IN ('TodoCreated', 'TodoListChanged') \
+           AND json_extract(h.data, '$.list_id') = t.list_id \
+           AND NOT EXISTS (SELECT 1 FROM conflicts c WHERE c.aggregate_id = ?1 \
+                           AND c.field = 'list' AND c.hlc = h.hlc) \
+           ORDER BY h.hlc DESC LIMIT 1)"
+            .to_string()
+    } else {
+        format!("t.{stamp}")
+    };
+    let sql = format!(
+        "SELECT v.value, v.stamp, h.device_id, d.name, h.created_at \
+           FROM (SELECT {value} AS value, {stamp} AS stamp FROM {table} t WHERE t.{key} = ?1) v \
+           LEFT JOIN history h ON h.aggregate_id = ?1 AND h.hlc = v.stamp \
+           LEFT JOIN devices d ON d.workspace_id = ?2 AND d.device_id = h.device_id"
+    );
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([item, workspace], |r| {
+            Ok(Competing {
+                value: r.get(0)?,
+                hlc: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                device_id: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                device_name: r.get(3)?,
+                at: r.get::<_, Option<i64>>(4)?.unwrap_or(0),
+                current: true,
+            })
+        })
+        .optional()?)
 }

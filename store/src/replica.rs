@@ -4,7 +4,10 @@
 
 use std::path::Path;
 
-use tandem_events::decide::{decide_list, decide_todo, DomainError, ListCommand, TodoCommand};
+use tandem_events::decide::{
+    decide_device, decide_list, decide_todo, DeviceCommand, DomainError, ListCommand,
+    TodoCommand,
+};
 use tandem_events::domain::DomainEvent;
 use tandem_events::event::{Event, StoredEvent};
 use tandem_events::ids::DeviceId;
@@ -43,6 +46,8 @@ pub struct Summary {
 pub enum Step {
     List(AggregateId, ListCommand),
     Todo(AggregateId, TodoCommand),
+    /// This device's profile in the workspace (its aggregate: [`AggregateId::device`]).
+    Device(DeviceCommand),
 }
 
 pub struct Replica {
@@ -116,6 +121,10 @@ impl Replica {
         for step in steps {
             let (id, bodies) = match step {
                 Step::List(id, command) => (id, decide_list(id, &self.state(id)?.list, command)?),
+                Step::Device(command) => {
+                    let id = AggregateId::device(workspace, self.log.device_id());
+                    (id, decide_device(&self.state(id)?.device, command)?)
+                }
                 Step::Todo(id, command) => {
                     let list = match &command {
                         TodoCommand::Create { list_id, .. }

@@ -25,7 +25,7 @@ use crate::log::{EventLog, LogError};
 
 /// The version of the projection (fold and tables). Bump it whenever either changes: every
 /// views.db is then rebuilt from the log at its next open.
-pub const PROJECTION_VERSION: i64 = 3;
+pub const PROJECTION_VERSION: i64 = 4;
 const PROJECTION_NAME: &str = "todo-views";
 
 #[derive(Debug, thiserror::Error)]
@@ -379,7 +379,7 @@ impl Views {
         tx.execute_batch(
             "DROP TABLE IF EXISTS lists; DROP TABLE IF EXISTS todos; \
              DROP TABLE IF EXISTS conflicts; DROP TABLE IF EXISTS history; \
-             DROP TABLE IF EXISTS list_counts; \
+             DROP TABLE IF EXISTS list_counts; DROP TABLE IF EXISTS devices; \
              DROP TABLE IF EXISTS skipped_events; DELETE FROM checkpoints;",
         )?;
         tx.execute_batch(include_str!("sql/views_tables.sql"))?;
@@ -389,13 +389,7 @@ impl Views {
         let mut current: Option<(AggregateId, Aggregate)> = None;
         let flush = |current: &mut Option<(AggregateId, Aggregate)>| -> rusqlite::Result<()> {
             if let Some((id, state)) = current.take() {
-                let rows = state.rows(id);
-                write_rows(
-                    &tx,
-                    rows.list.iter(),
-                    rows.todo.iter(),
-                    rows.conflicts.iter(),
-                )?;
+                write_rows(&tx, &state.rows(id))?;
             }
             Ok(())
         };
@@ -625,6 +619,7 @@ pub fn dump(conn: &Connection) -> Result<String, ViewsError> {
             ("conflicts", "aggregate_id, field, hlc, event_id"),
             ("history", "aggregate_id, hlc, event_id"),
             ("list_counts", "list_id"),
+            ("devices", "aggregate_id"),
         ] {
             let mut stmt = conn.prepare(&format!("SELECT * FROM {table} ORDER BY {order}"))?;
             let columns = stmt.column_count();
@@ -723,25 +718,18 @@ fn write_aggregate(tx: &Transaction<'_>, id: AggregateId, rows: &Rows) -> rusqli
         .execute([&key])?;
     tx.prepare_cached("DELETE FROM conflicts WHERE aggregate_id = ?1")?
         .execute([&key])?;
-    write_rows(
-        tx,
-        rows.list.iter(),
-        rows.todo.iter(),
-        rows.conflicts.iter(),
-    )
+    tx.prepare_cached("DELETE FROM devices WHERE aggregate_id = ?1")?
+        .execute([&key])?;
+    write_rows(tx, rows)
 }
 
-fn write_rows<'a>(
-    tx: &Transaction<'_>,
-    lists: impl Iterator<Item = &'a tandem_events::state::ListRow>,
-    todos: impl Iterator<Item = &'a tandem_events::state::TodoRow>,
-    conflicts: impl Iterator<Item = &'a tandem_events::state::ConflictRow>,
-) -> rusqlite::Result<()> {
+fn write_rows(tx: &Transaction<'_>, rows: &Rows) -> rusqlite::Result<()> {
+    let (lists, todos, conflicts) = (&rows.list, &rows.todo, &rows.conflicts);
     let mut insert = tx.prepare_cached(
         "INSERT INTO lists (list_id, workspace_id, name, name_hlc, created_hlc, created_at, deleted) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
-    for l in lists {
+    if let Some(l) = lists {
         insert.execute(params![
             l.list_id.to_string(),
             l.workspace_id.to_string(),
@@ -757,7 +745,7 @@ fn write_rows<'a>(
          created_hlc, created_at, title_hlc, notes_hlc, due_date_hlc, completed_hlc, position_hlc, deleted) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
     )?;
-    for t in todos {
+    if let Some(t) = todos {
         insert.execute(params![
             t.todo_id.to_string(),
             t.workspace_id.to_string(),
@@ -788,6 +776,19 @@ fn write_rows<'a>(
             c.event_id.to_string(),
             c.device_id.to_string(),
             c.value,
+        ])?;
+    }
+    if let Some(d) = &rows.device {
+        tx.prepare_cached(
+            "INSERT INTO devices (aggregate_id, device_id, workspace_id, name, name_hlc) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![
+            d.aggregate_id.to_string(),
+            d.device_id.to_string(),
+            d.workspace_id.to_string(),
+            d.name,
+            d.name_hlc.encode(),
         ])?;
     }
     Ok(())

@@ -3,7 +3,7 @@
 //! applies. No browser API here, so it is tested natively (tests/service.rs); the worker's
 //! event loop (browser.rs) feeds it messages.
 
-use tandem_events::decide::{DomainError, ListCommand, TodoCommand, TodoEdit};
+use tandem_events::decide::{DeviceCommand, DomainError, ListCommand, TodoCommand, TodoEdit};
 use tandem_events::domain::DueDate;
 use tandem_events::hlc::Stamp;
 use tandem_events::ids::{AggregateId, WorkspaceId};
@@ -31,6 +31,10 @@ pub enum ServiceError {
 enum Refusal {
     /// The domain said no (shown to the user; recorded with the command id).
     Domain(DomainError),
+    /// The command was made on what the views no longer hold (a competing value arrived
+    /// while the user chose): shown to the user, not recorded, so the same command id may
+    /// run once the user has looked again.
+    Stale(String),
     /// Something else failed (not recorded: sending the command again may work).
     Failed(ServiceError),
 }
@@ -79,6 +83,8 @@ impl Service {
             Request::Counts { list_id } => self.counts(&list_id),
             Request::Todo { id } => self.todo(&id),
             Request::Trash => self.trash(),
+            Request::Conflicts { id } => self.conflicts(&id),
+            Request::Devices => self.devices(),
             Request::Command {
                 command_id,
                 command,
@@ -151,6 +157,24 @@ impl Service {
         Ok(Reply::Trash { items, more })
     }
 
+    fn conflicts(&self, id: &str) -> Result<Reply, ServiceError> {
+        let id = parse_id("item id", id)?.to_string();
+        let replica = self.replica.borrow();
+        let conn = replica.views().connection();
+        Ok(Reply::Conflicts {
+            fields: changes::conflicts(conn, &self.workspace.to_string(), &id)?,
+        })
+    }
+
+    fn devices(&self) -> Result<Reply, ServiceError> {
+        let replica = self.replica.borrow();
+        let conn = replica.views().connection();
+        Ok(Reply::Devices {
+            devices: changes::devices(conn, &self.workspace.to_string())?,
+            this_device: replica.log().device_id().to_string(),
+        })
+    }
+
     fn command(&self, command_id: &str, command: Command) -> Reply {
         if let Err(e) = uuid::Uuid::parse_str(command_id) {
             return Reply::Failed {
@@ -211,6 +235,7 @@ impl Service {
                     },
                 }
             }
+            Refusal::Stale(reason) => Reply::Refused { reason },
             Refusal::Failed(e) => Reply::Failed {
                 reason: e.to_string(),
             },
@@ -366,9 +391,117 @@ impl Service {
                         position,
                         shown_list: None,
                         shown_position: None,
+                        resolving: false,
                     },
                 )])
             }
+            Command::ResolveConflict {
+                item_id,
+                field,
+                value,
+                seen,
+            } => self.resolve(&item_id, &field, &value, &seen),
+            Command::NameDevice { name, if_unnamed } => {
+                Ok(vec![Step::Device(DeviceCommand::Name { name, if_unnamed })])
+            }
+        }
+    }
+
+    /// The step that ends a field's conflict with `value` (JSON), after checking that the
+    /// user saw every value now competing (the current one and each conflict).
+    fn resolve(
+        &self,
+        item_id: &str,
+        field: &str,
+        value: &str,
+        seen: &[String],
+    ) -> Result<Vec<Step>, Refusal> {
+        let id = parse_id("item id", item_id)?;
+        let competing = {
+            let replica = self.replica.borrow();
+            let conn = replica.views().connection();
+            changes::conflicts(conn, &self.workspace.to_string(), &id.to_string())
+                .map_err(ServiceError::from)?
+        };
+        let Some(competing) = competing.into_iter().find(|f| f.field == field) else {
+            return Err(Refusal::Stale(format!(
+                "the {} is no longer in conflict (resolved meanwhile)",
+                field.replace('_', " ")
+            )));
+        };
+        let unseen: Vec<&str> = competing
+            .values
+            .iter()
+            .filter(|c| !seen.contains(&c.hlc))
+            .map(|c| c.device_name.as_deref().unwrap_or("another device"))
+            .collect();
+        if let Some(who) = unseen.first() {
+            return Err(Refusal::Stale(format!(
+                "a new value from {who} arrived while you chose: look again"
+            )));
+        }
+        let shown = competing
+            .values
+            .iter()
+            .find(|c| c.current)
+            .and_then(|c| c.hlc.parse().ok());
+        let malformed = || {
+            Refusal::Failed(ServiceError::Malformed {
+                what: "value",
+                text: value.chars().take(80).collect(),
+            })
+        };
+        let json: serde_json::Value = serde_json::from_str(value).map_err(|_| malformed())?;
+        let text = || json.as_str().map(str::to_string).ok_or_else(malformed);
+        let todo_edit = |edit: TodoEdit| {
+            Ok(vec![Step::Todo(
+                id,
+                TodoCommand::Edit {
+                    edit,
+                    resolving: true,
+                    shown,
+                },
+            )])
+        };
+        match field {
+            "name" => Ok(vec![Step::List(
+                id,
+                ListCommand::Rename {
+                    name: text()?,
+                    resolving: true,
+                    shown,
+                },
+            )]),
+            "title" => todo_edit(TodoEdit::Title(text()?)),
+            "notes" => todo_edit(TodoEdit::Notes(text()?)),
+            "due_date" => todo_edit(TodoEdit::DueDate(match &json {
+                serde_json::Value::Null => None,
+                _ => parse_due(Some(text()?))?,
+            })),
+            "completed" => todo_edit(TodoEdit::Completed(json.as_bool().ok_or_else(malformed)?)),
+            "list" => {
+                let list = parse_id("list id", &text()?)?;
+                // Staying in the list keeps the place; another list takes it at the end.
+                let position = match self.position_of(id)? {
+                    Some(at) if self.list_of(id)? == list => at,
+                    _ => position::between(self.last_position(list)?.as_deref(), None)
+                        .map_err(|e| Refusal::Domain(e.into()))?,
+                };
+                Ok(vec![Step::Todo(
+                    id,
+                    TodoCommand::MoveToList {
+                        list_id: list,
+                        position,
+                        shown_list: shown,
+                        shown_position: None,
+                        resolving: true,
+                    },
+                )])
+            }
+            other => Err(Refusal::Failed(ServiceError::Malformed {
+                what: "field",
+                text: other.chars().take(40).collect(),
+            })),
         }
     }
 

@@ -522,3 +522,186 @@ fn a_restored_list_comes_back_with_its_todos_and_counts_in_the_change_set() {
     });
     assert!(d.changes().todos.is_empty());
 }
+
+fn todo_row(d: &Device, n: u128) -> TodoRow {
+    match d.service.request(Request::Todo { id: id(n) }) {
+        Reply::Todo { todo: Some(t) } => *t,
+        other => panic!("no todo {n}: {other:?}"),
+    }
+}
+
+fn conflicts(d: &Device, item: &str) -> Vec<tandem_protocol::data::FieldConflict> {
+    match d.service.request(Request::Conflicts { id: item.into() }) {
+        Reply::Conflicts { fields } => fields,
+        other => panic!("not conflicts: {other:?}"),
+    }
+}
+
+#[test]
+fn a_conflict_lists_every_competing_value_and_resolving_needs_them_all_seen() {
+    let mut d = Device::new();
+    d.add(1, "milk");
+    let created = todo_row(&d, 1).title_hlc;
+    // Two edits over the same shown value: concurrent, so the older one stays a conflict.
+    for title in ["oat milk", "almond milk"] {
+        d.run(Command::EditTitle {
+            todo_id: id(1),
+            title: title.into(),
+            shown: Some(created.clone()),
+        });
+    }
+    // Two equal ticks over the same shown value: no conflict for the user.
+    let unticked = todo_row(&d, 1).completed_hlc;
+    for _ in 0..2 {
+        d.run(Command::SetCompleted {
+            todo_id: id(1),
+            completed: true,
+            shown: Some(unticked.clone()),
+        });
+    }
+    let row = todo_row(&d, 1);
+    assert_eq!((row.title.as_str(), row.conflicts), ("almond milk", 1));
+    let fields = conflicts(&d, &id(1));
+    assert_eq!(fields.len(), 1, "{fields:?}");
+    assert_eq!(fields[0].field, "title");
+    let values: Vec<(&str, bool)> = fields[0]
+        .values
+        .iter()
+        .map(|v| (v.value.as_str(), v.current))
+        .collect();
+    assert_eq!(values, [("\"almond milk\"", true), ("\"oat milk\"", false)]);
+    assert!(fields[0].values.iter().all(|v| v.at == 1_750_000_000_000));
+    let stamps: Vec<String> = fields[0].values.iter().map(|v| v.hlc.clone()).collect();
+    // A choice made without seeing every value is refused and records nothing.
+    let pending = d.pending();
+    let refused = d.send(Command::ResolveConflict {
+        item_id: id(1),
+        field: "title".into(),
+        value: "\"oat milk\"".into(),
+        seen: stamps[..1].to_vec(),
+    });
+    assert!(
+        matches!(&refused, Reply::Refused { reason } if reason.contains("look again")),
+        "{refused:?}"
+    );
+    assert_eq!(d.pending(), pending);
+    // Bad values are refused too.
+    for (field, value) in [("title", "5"), ("title", "not json"), ("colour", "\"red\"")] {
+        let reply = d.send(Command::ResolveConflict {
+            item_id: id(1),
+            field: field.into(),
+            value: value.into(),
+            seen: stamps.clone(),
+        });
+        assert!(
+            matches!(reply, Reply::Failed { .. } | Reply::Refused { .. }),
+            "{field} {value}: {reply:?}"
+        );
+    }
+    assert_eq!(d.pending(), pending);
+    // Keeping the older value ends the conflict: one edit naming both.
+    assert_eq!(
+        d.run(Command::ResolveConflict {
+            item_id: id(1),
+            field: "title".into(),
+            value: "\"oat milk\"".into(),
+            seen: stamps,
+        }),
+        1
+    );
+    let row = todo_row(&d, 1);
+    assert_eq!((row.title.as_str(), row.conflicts), ("oat milk", 0));
+    assert!(conflicts(&d, &id(1)).is_empty());
+}
+
+#[test]
+fn a_list_name_and_a_todos_list_in_conflict_are_resolved_like_any_field() {
+    let mut d = Device::new();
+    let shown = match d.service.request(Request::Lists) {
+        Reply::Lists { lists } => lists[0].name_hlc.clone(),
+        other => panic!("{other:?}"),
+    };
+    for name in ["Home", "House"] {
+        d.run(Command::RenameList {
+            list_id: LIST.into(),
+            name: name.into(),
+            shown: Some(shown.clone()),
+        });
+    }
+    let lists = match d.service.request(Request::Lists) {
+        Reply::Lists { lists } => lists,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!((lists[0].name.as_str(), lists[0].conflicts), ("House", 1));
+    let fields = conflicts(&d, LIST);
+    assert_eq!(fields[0].field, "name");
+    let seen = fields[0].values.iter().map(|v| v.hlc.clone()).collect();
+    d.run(Command::ResolveConflict {
+        item_id: LIST.into(),
+        field: "name".into(),
+        value: "\"Home & House\"".into(),
+        seen,
+    });
+    let lists = match d.service.request(Request::Lists) {
+        Reply::Lists { lists } => lists,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!((lists[0].name.as_str(), lists[0].conflicts), ("Home & House", 0));
+}
+
+#[test]
+fn a_device_is_named_once_by_default_and_renamed_at_will() {
+    let mut d = Device::new();
+    let devices = |d: &Device| match d.service.request(Request::Devices) {
+        Reply::Devices {
+            devices,
+            this_device,
+        } => (
+            devices
+                .into_iter()
+                .map(|n| (n.device_id, n.name))
+                .collect::<Vec<_>>(),
+            this_device,
+        ),
+        other => panic!("not devices: {other:?}"),
+    };
+    let (none, me) = devices(&d);
+    assert!(none.is_empty());
+    let name = |name: &str, if_unnamed| Command::NameDevice {
+        name: name.into(),
+        if_unnamed,
+    };
+    assert_eq!(d.run(name("Chrome on Linux", true)), 1);
+    // Another tab's default never replaces it.
+    assert_eq!(d.run(name("Firefox on Linux", true)), 0);
+    assert_eq!(devices(&d).0, [(me.clone(), "Chrome on Linux".to_string())]);
+    assert_eq!(d.run(name("  Laptop ", false)), 1);
+    assert_eq!(devices(&d).0, [(me.clone(), "Laptop".to_string())]);
+    assert!(matches!(d.send(name("   ", false)), Reply::Refused { .. }));
+    assert!(matches!(
+        d.send(name(&"x".repeat(61), false)),
+        Reply::Refused { .. }
+    ));
+    // Its name is shown with its edits in a conflict, and with its deletes in the Trash.
+    d.add(1, "milk");
+    let created = todo_row(&d, 1).title_hlc;
+    for title in ["a", "b"] {
+        d.run(Command::EditTitle {
+            todo_id: id(1),
+            title: title.into(),
+            shown: Some(created.clone()),
+        });
+    }
+    let fields = conflicts(&d, &id(1));
+    assert!(fields[0]
+        .values
+        .iter()
+        .all(|v| v.device_name.as_deref() == Some("Laptop") && v.device_id == me));
+    d.run(Command::DeleteTodo { todo_id: id(1) });
+    match d.service.request(Request::Trash) {
+        Reply::Trash { items, .. } => {
+            assert_eq!(items[0].device_name.as_deref(), Some("Laptop"))
+        }
+        other => panic!("{other:?}"),
+    }
+}

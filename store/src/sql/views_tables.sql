@@ -31,6 +31,19 @@ CREATE TABLE IF NOT EXISTS todos (
 -- A list's todos in display order; equal positions break by id.
 CREATE INDEX IF NOT EXISTS todos_list ON todos (list_id, position, todo_id);
 
+-- Each device's readable name in a workspace (DeviceNamed events; the aggregate is a name-based
+-- id of workspace and device).
+CREATE TABLE IF NOT EXISTS devices (
+    aggregate_id TEXT NOT NULL PRIMARY KEY,
+    device_id    TEXT NOT NULL,
+    workspace_id TEXT NOT NULL,
+    name         TEXT NOT NULL,
+    name_hlc     TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS devices_by_device ON devices (workspace_id, device_id);
+
+-- Competing edits nobody superseded whose values differ from the current one (DESIGN.md
+-- rule 19; equal values are not conflicts for the user), for live items only.
 CREATE TABLE IF NOT EXISTS conflicts (
     aggregate_id TEXT NOT NULL,
     field        TEXT NOT NULL,
