@@ -59,6 +59,7 @@ fn ConflictDialog(item_id: String, label: Signal<String>, close: Callback<()>) -
     let error = RwSignal::new(None::<String>);
     let dialog_ref = NodeRef::<leptos::html::Dialog>::new();
     let title_id = format!("conflict-title-{item_id}");
+    let labelled_by = title_id.clone();
     {
         let item_id = item_id.clone();
         Effect::new(move |_| {
@@ -181,7 +182,7 @@ fn ConflictDialog(item_id: String, label: Signal<String>, close: Callback<()>) -
         <dialog
             class="conflict-dialog"
             node_ref=dialog_ref
-            aria-labelledby=title_id.clone()
+            aria-labelledby=labelled_by
             on:close=move |_| close.run(())
         >
             <h2 id=title_id class="dialog-title">{move || format!("Resolve conflict: {}", label.get())}</h2>

@@ -14,6 +14,7 @@ pub mod decide;
 pub mod domain;
 pub mod engine;
 pub mod event;
+pub mod history;
 pub mod hlc;
 pub mod ids;
 pub mod json;

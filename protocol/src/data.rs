@@ -48,6 +48,11 @@ pub enum Request {
     Conflicts { id: String },
     /// Every device's name in the workspace, and this device's id.
     Devices,
+    /// Every event of a list or todo, described (what changed, old → new), newest first.
+    History { id: String },
+    /// A list as it was at `at_ms` (ms since the epoch, compared with the physical time of
+    /// the events' stamps), computed by replaying the log and the outbox: read-only.
+    AsOf { list_id: String, at_ms: u64 },
     /// A command. `command_id` is minted by the page (a UUID): a command id the worker has
     /// already answered is answered again with the recorded reply, never run twice
     /// (DESIGN.md rule 18).
@@ -268,6 +273,34 @@ pub struct FieldConflict {
     pub values: Vec<Competing>,
 }
 
+/// One field an event changed: JSON values, as in [`Competing`]; `field` is also `deleted`
+/// (`true`: deleted, `false`: restored) and `position` (a reorder).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldChange {
+    pub field: String,
+    /// What the author replaced (several when the edit resolved a conflict; none for a
+    /// creation).
+    pub old: Vec<String>,
+    pub new: String,
+}
+
+/// One event of an item's history.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub event_id: String,
+    pub event_type: String,
+    pub hlc: String,
+    /// The stamp's physical time (ms): what "View as of" replays up to.
+    pub hlc_ms: u64,
+    /// The author's wall time when it was made (ms since the epoch).
+    pub at: i64,
+    pub device_id: String,
+    pub device_name: Option<String>,
+    /// Still in this device's outbox (not yet accepted by the server).
+    pub pending: bool,
+    pub changes: Vec<FieldChange>,
+}
+
 /// A device's readable name.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceName {
@@ -454,6 +487,15 @@ pub enum Reply {
     Devices {
         devices: Vec<DeviceName>,
         this_device: String,
+    },
+    History {
+        entries: Vec<HistoryEntry>,
+    },
+    /// The list then (`None`: it did not exist yet) and its live todos then.
+    AsOf {
+        list: Option<ListRow>,
+        deleted: bool,
+        todos: Vec<TodoRow>,
     },
     /// The Trash, most recently deleted first; `more` when it holds more than were listed.
     Trash {

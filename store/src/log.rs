@@ -1034,6 +1034,22 @@ impl EventLog {
         Ok((out, false))
     }
 
+    /// The ids of one aggregate's events still in the outbox.
+    pub fn outbox_ids(&self, aggregate: AggregateId) -> Result<Vec<EventId>, LogError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT event_id FROM outbox WHERE aggregate_id = ?1")?;
+        let ids = stmt
+            .query_map([aggregate.to_string()], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        ids.iter()
+            .map(|id| {
+                id.parse()
+                    .map_err(|e| LogError::Corrupt(format!("the outbox holds a malformed id: {e}")))
+            })
+            .collect()
+    }
+
     /// Every event of one aggregate: the log's in version order, then the outbox's.
     pub fn aggregate_events(&self, aggregate: AggregateId) -> Result<Vec<StoredEvent>, LogError> {
         let mut stmt = self.conn.prepare_cached(&format!(

@@ -12,7 +12,7 @@ use tandem_events::domain::DomainEvent;
 use tandem_events::event::{Event, StoredEvent};
 use tandem_events::ids::DeviceId;
 use tandem_events::ids::{AggregateId, EventId, WorkspaceId};
-use tandem_events::state::Aggregate;
+use tandem_events::state::{self, Aggregate};
 
 use crate::log::{EventLog, LogError, PhysicalClock};
 use crate::views::{ListItem, Progress, Views, ViewsError};
@@ -153,6 +153,70 @@ impl Replica {
     /// The reply recorded for a command id, if that command has run on this device.
     pub fn command_reply(&self, command_id: &str) -> Result<Option<String>, ReplicaError> {
         Ok(self.log.command_reply(command_id)?)
+    }
+
+    /// An item's events, described for its history (oldest first), each with whether it is
+    /// still in the outbox (pending) rather than accepted by the server.
+    pub fn history(
+        &self,
+        id: AggregateId,
+    ) -> Result<Vec<(tandem_events::history::Entry, bool)>, ReplicaError> {
+        let stored = self.log.aggregate_events(id)?;
+        let pending: std::collections::HashSet<EventId> = self
+            .log
+            .outbox_ids(id)?
+            .into_iter()
+            .collect();
+        let events: Vec<Event> = stored.iter().filter_map(|e| e.decode().ok()).collect();
+        Ok(tandem_events::history::describe(&events)
+            .into_iter()
+            .map(|entry| {
+                let waiting = pending.contains(&entry.event_id);
+                (entry, waiting)
+            })
+            .collect())
+    }
+
+    /// A list as it was at `at_ms` (the physical time of the stamps): the fold of every event
+    /// of `workspace` stamped up to then, replayed from the log and the outbox one aggregate at
+    /// a time. The list's row (if it existed, deleted or not) and its live todos then, in
+    /// display order.
+    pub fn list_as_of(
+        &self,
+        workspace: WorkspaceId,
+        list: AggregateId,
+        at_ms: u64,
+    ) -> Result<(Option<state::ListRow>, Vec<state::TodoRow>), ReplicaError> {
+        let mut list_row = None;
+        let mut todos = Vec::new();
+        let mut current: Option<(AggregateId, Aggregate)> = None;
+        let mut flush = |current: &mut Option<(AggregateId, Aggregate)>| {
+            if let Some((id, state)) = current.take() {
+                let rows = state.rows(id);
+                if id == list {
+                    list_row = rows.list;
+                }
+                if let Some(t) = rows.todo.filter(|t| t.list_id == list && !t.deleted) {
+                    todos.push(t);
+                }
+            }
+        };
+        self.log.for_each_by_aggregate(|stored| {
+            if stored.workspace_id != workspace || stored.hlc_timestamp.ms > at_ms {
+                return Ok(());
+            }
+            if current.as_ref().is_none_or(|(id, _)| *id != stored.aggregate_id) {
+                flush(&mut current);
+                current = Some((stored.aggregate_id, Aggregate::default()));
+            }
+            if let (Ok(event), Some((_, state))) = (stored.decode(), current.as_mut()) {
+                state.apply(&event);
+            }
+            Ok(())
+        })?;
+        flush(&mut current);
+        todos.sort_by(|a, b| (&a.position, a.todo_id).cmp(&(&b.position, b.todo_id)));
+        Ok((list_row, todos))
     }
 
     /// An aggregate's state as commands decide on it: folded from the log and the outbox as

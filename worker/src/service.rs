@@ -8,7 +8,9 @@ use tandem_events::domain::DueDate;
 use tandem_events::hlc::Stamp;
 use tandem_events::ids::{AggregateId, WorkspaceId};
 use tandem_events::position;
-use tandem_protocol::data::{Changes, Command, Filter, Reply, Request};
+use tandem_protocol::data::{
+    Changes, Command, FieldChange, Filter, HistoryEntry, ListRow, Reply, Request, TodoRow,
+};
 use tandem_store::changes;
 use tandem_store::driver::SharedReplica;
 use tandem_store::rusqlite::{self, OptionalExtension};
@@ -85,6 +87,8 @@ impl Service {
             Request::Trash => self.trash(),
             Request::Conflicts { id } => self.conflicts(&id),
             Request::Devices => self.devices(),
+            Request::History { id } => self.history(&id),
+            Request::AsOf { list_id, at_ms } => self.as_of(&list_id, at_ms),
             Request::Command {
                 command_id,
                 command,
@@ -172,6 +176,79 @@ impl Service {
         Ok(Reply::Devices {
             devices: changes::devices(conn, &self.workspace.to_string())?,
             this_device: replica.log().device_id().to_string(),
+        })
+    }
+
+    fn history(&self, id: &str) -> Result<Reply, ServiceError> {
+        let id = parse_id("item id", id)?;
+        let replica = self.replica.borrow();
+        let names = changes::devices(replica.views().connection(), &self.workspace.to_string())?;
+        let mut entries: Vec<HistoryEntry> = replica
+            .history(id)?
+            .into_iter()
+            .map(|(e, pending)| {
+                let device_id = e.device_id.to_string();
+                HistoryEntry {
+                    event_id: e.event_id.to_string(),
+                    event_type: e.event_type.to_string(),
+                    hlc: e.hlc.encode(),
+                    hlc_ms: e.hlc.ms,
+                    at: e.created_at,
+                    device_name: names
+                        .iter()
+                        .find(|n| n.device_id == device_id)
+                        .map(|n| n.name.clone()),
+                    device_id,
+                    pending,
+                    changes: e
+                        .changes
+                        .into_iter()
+                        .map(|c| FieldChange {
+                            field: c.field.to_string(),
+                            old: c.old,
+                            new: c.new,
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        entries.reverse();
+        Ok(Reply::History { entries })
+    }
+
+    fn as_of(&self, list_id: &str, at_ms: u64) -> Result<Reply, ServiceError> {
+        let list = parse_id("list id", list_id)?;
+        let (row, todos) = self
+            .replica
+            .borrow()
+            .list_as_of(self.workspace, list, at_ms)?;
+        Ok(Reply::AsOf {
+            deleted: row.as_ref().is_some_and(|l| l.deleted),
+            list: row.map(|l| ListRow {
+                id: l.list_id.to_string(),
+                name: l.name,
+                name_hlc: l.name_hlc.encode(),
+                created_hlc: l.created_hlc.encode(),
+                conflicts: 0,
+            }),
+            todos: todos
+                .into_iter()
+                .map(|t| TodoRow {
+                    id: t.todo_id.to_string(),
+                    list_id: t.list_id.to_string(),
+                    title: t.title,
+                    title_hlc: t.title_hlc.encode(),
+                    notes: t.notes,
+                    notes_hlc: t.notes_hlc.encode(),
+                    completed: t.completed,
+                    completed_hlc: t.completed_hlc.encode(),
+                    due_date: t.due_date,
+                    due_date_hlc: t.due_date_hlc.encode(),
+                    position: t.position,
+                    conflicts: 0,
+                    deleted: false,
+                })
+                .collect(),
         })
     }
 

@@ -24,15 +24,22 @@ fn id(n: u128) -> String {
     uuid::Uuid::from_u128(0x0000_0000_0000_7000_8000_0000_0000_0000 | n).to_string()
 }
 
+/// The device's wall clock (ms), settable by a test.
+static NOW: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1_750_000_000_000);
+
 impl Device {
     fn new() -> Self {
+        Self::with_clock(Arc::new(|| 1_750_000_000_000))
+    }
+
+    fn with_clock(clock: tandem_store::log::PhysicalClock) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut next = 1_000u128;
         let replica = Replica::open(
             dir.path().join("events.db"),
             dir.path().join("views.db"),
             DeviceId::from_uuid(uuid::Uuid::from_u128(0xd1)),
-            Arc::new(|| 1_750_000_000_000),
+            clock,
             Box::new(move || {
                 next += 1;
                 uuid::Uuid::from_u128(next)
@@ -704,4 +711,87 @@ fn a_device_is_named_once_by_default_and_renamed_at_will() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn an_items_history_reads_old_to_new_and_the_list_replays_as_it_was() {
+    use std::sync::atomic::Ordering;
+    let mut d = Device::with_clock(Arc::new(|| NOW.load(Ordering::SeqCst)));
+    let at = |ms: u64| NOW.store(1_750_000_000_000 + ms, Ordering::SeqCst);
+    at(1_000);
+    d.add(1, "milk");
+    d.add(2, "bread");
+    at(2_000);
+    d.run(Command::EditTitle {
+        todo_id: id(1),
+        title: "oat milk".into(),
+        shown: None,
+    });
+    d.run(Command::SetCompleted {
+        todo_id: id(2),
+        completed: true,
+        shown: None,
+    });
+    at(3_000);
+    d.run(Command::DeleteTodo { todo_id: id(2) });
+    d.add(3, "eggs");
+    let entries = match d.service.request(Request::History { id: id(1) }) {
+        Reply::History { entries } => entries,
+        other => panic!("not a history: {other:?}"),
+    };
+    // Newest first, with what changed, old -> new; everything still pending here.
+    let described: Vec<(&str, &str, Vec<String>, &str)> = entries
+        .iter()
+        .flat_map(|e| {
+            e.changes
+                .iter()
+                .map(move |c| (e.event_type.as_str(), c.field.as_str(), c.old.clone(), c.new.as_str()))
+        })
+        .collect();
+    assert_eq!(
+        described,
+        [
+            ("TodoTitleEdited", "title", vec!["\"milk\"".to_string()], "\"oat milk\""),
+            ("TodoCreated", "title", vec![], "\"milk\""),
+            ("TodoCreated", "list", vec![], &*format!("\"{LIST}\"")),
+        ]
+    );
+    assert!(entries.iter().all(|e| e.pending && e.at >= 1_750_000_001_000));
+    assert_eq!(entries[0].hlc_ms, 1_750_000_002_000);
+    let as_of = |d: &Device, ms: u64| match d.service.request(Request::AsOf {
+        list_id: LIST.into(),
+        at_ms: 1_750_000_000_000 + ms,
+    }) {
+        Reply::AsOf { list, deleted, todos } => (
+            list.map(|l| l.name),
+            deleted,
+            todos
+                .into_iter()
+                .map(|t| (t.title, t.completed))
+                .collect::<Vec<_>>(),
+        ),
+        other => panic!("not as-of: {other:?}"),
+    };
+    let s = |t: &str| t.to_string();
+    assert_eq!(
+        as_of(&d, 1_500),
+        (Some(s("Inbox")), false, vec![(s("milk"), false), (s("bread"), false)])
+    );
+    assert_eq!(
+        as_of(&d, 2_000),
+        (Some(s("Inbox")), false, vec![(s("oat milk"), false), (s("bread"), true)])
+    );
+    assert_eq!(
+        as_of(&d, 9_000),
+        (Some(s("Inbox")), false, vec![(s("oat milk"), false), (s("eggs"), false)])
+    );
+    // Before the list existed: nothing.
+    assert!(matches!(
+        d.service.request(Request::AsOf { list_id: LIST.into(), at_ms: 1_749_999_999_999 }),
+        Reply::AsOf { list: None, .. }
+    ));
+    assert!(matches!(
+        d.service.request(Request::History { id: "nope".into() }),
+        Reply::Failed { .. }
+    ));
 }
