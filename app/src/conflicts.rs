@@ -9,6 +9,7 @@
 use leptos::prelude::*;
 use tandem_protocol::data::{Command, Competing, FieldConflict, Reply, Request};
 
+use crate::dialog::Modal;
 use crate::local::use_local;
 use crate::model::use_model;
 
@@ -57,9 +58,7 @@ fn ConflictDialog(item_id: String, label: Signal<String>, close: Callback<()>) -
     let local = use_local();
     let fields = RwSignal::new(None::<Vec<FieldConflict>>);
     let error = RwSignal::new(None::<String>);
-    let dialog_ref = NodeRef::<leptos::html::Dialog>::new();
     let title_id = format!("conflict-title-{item_id}");
-    let labelled_by = title_id.clone();
     {
         let item_id = item_id.clone();
         Effect::new(move |_| {
@@ -76,14 +75,6 @@ fn ConflictDialog(item_id: String, label: Signal<String>, close: Callback<()>) -
             );
         });
     }
-    // Modal: focus stays inside, Escape closes (the browser's own dialog behaviour).
-    Effect::new(move |_| {
-        if let Some(dialog) = dialog_ref.get() {
-            if !dialog.open() {
-                let _ = dialog.show_modal();
-            }
-        }
-    });
     let resolve = {
         let item_id = item_id.clone();
         move |field: String, value: String, seen: Vec<String>| {
@@ -179,13 +170,12 @@ fn ConflictDialog(item_id: String, label: Signal<String>, close: Callback<()>) -
         }
     };
     view! {
-        <dialog
+        <Modal
+            id=title_id
+            title=Signal::derive(move || format!("Resolve conflict: {}", label.get()))
             class="conflict-dialog"
-            node_ref=dialog_ref
-            aria-labelledby=labelled_by
-            on:close=move |_| close.run(())
+            close
         >
-            <h2 id=title_id class="dialog-title">{move || format!("Resolve conflict: {}", label.get())}</h2>
             <p class="dialog-help">
                 "These values were set at the same time on different devices. Keep one, or type one that merges them: every device will show it."
             </p>
@@ -194,12 +184,7 @@ fn ConflictDialog(item_id: String, label: Signal<String>, close: Callback<()>) -
                 None => view! { <p class="loading">"Loading…"</p> }.into_any(),
                 Some(fields) => fields.into_iter().map(&field_view).collect_view().into_any(),
             }}
-            <div class="dialog-actions">
-                <button type="button" class="dialog-close" on:click=move |_| close.run(())>
-                    "Close"
-                </button>
-            </div>
-        </dialog>
+        </Modal>
     }
 }
 

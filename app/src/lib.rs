@@ -3,6 +3,8 @@
 //! wasm (feature `hydrate`). Kept thin: substance lives in the pure crates and the worker.
 
 mod conflicts;
+mod dialog;
+mod history;
 pub mod local;
 pub mod model;
 mod pane;

@@ -43,6 +43,9 @@ pub struct Model {
     /// Bumped by every change set (views that are not rows of the model, like the Trash,
     /// read again).
     pub revision: RwSignal<u64>,
+    /// "View as of": the moment (ms, the stamps' physical time) the pane shows the current
+    /// list as it was, read-only; `None`: now.
+    pub as_of: RwSignal<Option<u64>>,
 }
 
 impl Model {
@@ -59,6 +62,7 @@ impl Model {
             source: RwSignal::new(Source::Server),
             progress: RwSignal::new(None),
             revision: RwSignal::new(0),
+            as_of: RwSignal::new(None),
         };
         model.load(snapshot);
         model
@@ -72,6 +76,8 @@ impl Model {
         }
         if self.list_id.get_untracked() != snapshot.list_id {
             self.list_id.set(snapshot.list_id.clone());
+            // Another list opened: the pane shows it as it is now.
+            self.as_of.set(None);
         }
         if self.known.get_untracked() != snapshot.list_known {
             self.known.set(snapshot.list_known);

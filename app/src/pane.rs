@@ -8,6 +8,7 @@ use leptos_router::hooks::{use_navigate, use_params_map};
 use tandem_protocol::data::{Command, Filter, PageMessage, Reply, Request, TodoRow};
 
 use crate::conflicts::{ConflictBadge, DeviceName};
+use crate::history::{AsOfView, HistoryButton};
 use crate::local::{mark_ready, new_id, use_local, Local};
 use crate::model::{use_model, Source};
 use crate::quick_add::{self, Day};
@@ -431,6 +432,16 @@ fn TodoApp(filter: Memo<Filter>) -> AnyView {
                                     }
                                 })
                             }}
+                            {move || {
+                                model.list_id.get().map(|id| {
+                                    view! {
+                                        <HistoryButton
+                                            item_id=id
+                                            label=Signal::derive(move || list_name().unwrap_or_default())
+                                        />
+                                    }
+                                })
+                            }}
                             <button type="button" class="rename-button" on:click=move |_| start_rename()>
                                 "Rename list"
                             </button>
@@ -454,10 +465,15 @@ fn TodoApp(filter: Memo<Filter>) -> AnyView {
                             }
                         })
                 }}
-                <NewTodo error/>
+                <Show when=move || model.as_of.get().is_none()>
+                    <NewTodo error/>
+                </Show>
             </header>
+            <Show when=move || model.as_of.get().is_some()>
+                <AsOfView/>
+            </Show>
             {move || error.get().map(|e| view! { <p class="form-error" role="alert">{e}</p> })}
-            <Show when=move || { total() > 0 }>
+            <Show when=move || { total() > 0 && model.as_of.get().is_none() }>
                 <section class="main">
                     <input
                         id="toggle-all"
@@ -1005,6 +1021,10 @@ fn Details(row: RwSignal<TodoRow>, error: RwSignal<Option<String>>) -> impl Into
                             .collect_view()
                     }}
                 </select>
+                <HistoryButton
+                    item_id=row.with_untracked(|r| r.id.clone())
+                    label=Signal::derive(move || row.with(|r| r.title.clone()))
+                />
             </div>
         </div>
     }
