@@ -36,7 +36,7 @@ fn json_text(s: &str) -> String {
 }
 
 /// What `event` sets, field by field, as JSON, with the bases of each.
-fn sets(body: &DomainEvent) -> Vec<(&'static str, String, &[Stamp])> {
+pub(crate) fn sets(body: &DomainEvent) -> Vec<(&'static str, String, &[Stamp])> {
     const NONE: &[Stamp] = &[];
     match body {
         DomainEvent::ListCreated(e) => vec![("name", json_text(&e.name), NONE)],

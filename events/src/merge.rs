@@ -124,6 +124,19 @@ impl<V> Field<V> {
     pub fn is_empty(&self) -> bool {
         self.edits.is_empty()
     }
+
+    /// The value of the edit stamped `stamp`, if it is here.
+    pub fn value_at(&self, stamp: &Stamp) -> Option<&V> {
+        self.edits
+            .iter()
+            .find(|((s, _), _)| s == stamp)
+            .map(|(_, (_, v))| v)
+    }
+
+    /// Whether some edit named `stamp` in its bases (it was replaced).
+    pub fn superseded(&self, stamp: &Stamp) -> bool {
+        self.is_superseded(stamp)
+    }
 }
 
 #[cfg(test)]

@@ -78,6 +78,11 @@ impl Deletion {
         self.live().next().is_some()
     }
 
+    /// Whether a restore named the delete stamped `stamp`.
+    pub fn restored(&self, stamp: &Stamp) -> bool {
+        self.restored.binary_search(stamp).is_ok()
+    }
+
     /// The bases of a restore: every delete not yet restored.
     pub fn restore_bases(&self) -> Vec<Stamp> {
         self.live().map(|(stamp, _)| stamp).collect()
