@@ -312,7 +312,7 @@ fn todo_events(
             Ok(vec![DomainEvent::TodoListChanged(TodoListChanged {
                 list_id,
                 list_bases,
-                position_bases: todo.position.bases_shown(shown_position, false),
+                position_bases: todo.position.bases_shown(shown_position, resolving),
                 position,
             })])
         }

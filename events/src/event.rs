@@ -47,6 +47,27 @@ pub struct Event {
 }
 
 impl StoredEvent {
+    /// Device profiles live on name-based ids ([`AggregateId::device`]): a `DeviceNamed` must
+    /// be on its own author's, and no other event may use a name-based (v5) id, so nobody can
+    /// take a device's aggregate first (rule 21 would then give it to the wrong workspace).
+    pub fn check_aggregate_kind(&self) -> Result<(), String> {
+        let named = self.event_type == "DeviceNamed";
+        let own = AggregateId::device(self.workspace_id, self.device_id);
+        if named && self.aggregate_id != own {
+            return Err(format!(
+                "DeviceNamed of device {} must be on aggregate {own}, not {}",
+                self.device_id, self.aggregate_id
+            ));
+        }
+        if !named && self.aggregate_id.as_uuid().get_version_num() == 5 {
+            return Err(format!(
+                "{} on aggregate {}: name-based (v5) ids are reserved for device profiles",
+                self.event_type, self.aggregate_id
+            ));
+        }
+        Ok(())
+    }
+
     /// Decodes (and upcasts) the data.
     pub fn decode(&self) -> Result<Event, DecodeError> {
         Ok(Event {

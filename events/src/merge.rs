@@ -101,22 +101,38 @@ impl<V> Field<V> {
 
     /// The bases for a new edit: the shown value's stamp, plus every conflict's when the edit
     /// resolves them.
-    pub fn bases(&self, resolving: bool) -> Vec<Stamp> {
+    pub fn bases(&self, resolving: bool) -> Vec<Stamp>
+    where
+        V: PartialEq,
+    {
         self.bases_shown(None, resolving)
     }
 
     /// The bases for a new edit made over the value stamped `shown` (what the author's screen
     /// showed, DESIGN.md rule 19): a value that arrived since stays a conflict instead of being
     /// silently replaced. A `shown` stamp this field never had (the page's copy was re-stamped
-    /// by a clock correction meanwhile) falls back to the current value.
-    pub fn bases_shown(&self, shown: Option<Stamp>, resolving: bool) -> Vec<Stamp> {
-        let known = shown.filter(|s| self.edits.iter().any(|((stamp, _), _)| stamp == s));
-        let mut bases: Vec<Stamp> = match known {
-            Some(stamp) => vec![stamp],
-            None => self.winner().map(|w| w.stamp).into_iter().collect(),
+    /// by a clock correction meanwhile) falls back to the current value. Standing edits with
+    /// the shown value are named too: an equal value is the same value for the user (two people
+    /// ticking the same box), so it must not come back as a conflict once the field changes.
+    pub fn bases_shown(&self, shown: Option<Stamp>, resolving: bool) -> Vec<Stamp>
+    where
+        V: PartialEq,
+    {
+        let known = shown.and_then(|s| {
+            self.edits
+                .iter()
+                .find(|((stamp, _), _)| *stamp == s)
+                .map(|((stamp, _), (_, value))| (*stamp, value))
+        });
+        let Some((stamp, value)) = known.or_else(|| self.winner().map(|w| (w.stamp, w.value)))
+        else {
+            return vec![];
         };
-        if resolving {
-            bases.extend(self.conflicts().iter().map(|c| c.stamp));
+        let mut bases = vec![stamp];
+        for e in self.live() {
+            if e.stamp != stamp && (resolving || e.value == value) && !bases.contains(&e.stamp) {
+                bases.push(e.stamp);
+            }
         }
         bases
     }
@@ -131,6 +147,27 @@ impl<V> Field<V> {
             .iter()
             .find(|((s, _), _)| s == stamp)
             .map(|(_, (_, v))| v)
+    }
+
+    /// The values competing for the user: the current one and every conflict whose value
+    /// differs from it (DESIGN.md rule 19), as (stamp, device); empty without a conflict.
+    pub fn competing(&self) -> Vec<(Stamp, DeviceId)>
+    where
+        V: PartialEq,
+    {
+        let Some(winner) = self.winner() else {
+            return vec![];
+        };
+        let mut out: Vec<(Stamp, DeviceId)> = self
+            .conflicts()
+            .into_iter()
+            .filter(|c| c.value != winner.value)
+            .map(|c| (c.stamp, c.device_id))
+            .collect();
+        if !out.is_empty() {
+            out.insert(0, (winner.stamp, winner.device_id));
+        }
+        out
     }
 
     /// Whether some edit named `stamp` in its bases (it was replaced).

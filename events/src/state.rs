@@ -257,12 +257,13 @@ impl Aggregate {
         let list_id = t.list.winner().map(|w| *w.value).or(t.list_id);
         if let (Some(created), Some(list_id)) = (t.created, list_id) {
             // A creation sets every field, so each has a winner once created.
-            let (Some(title), Some(notes), Some(due), Some(done), Some(pos)) = (
+            let (Some(title), Some(notes), Some(due), Some(done), Some(pos), Some(list)) = (
                 t.title.winner(),
                 t.notes.winner(),
                 t.due_date.winner(),
                 t.completed.winner(),
                 t.position.winner(),
+                t.list.winner(),
             ) else {
                 return rows;
             };
@@ -282,6 +283,7 @@ impl Aggregate {
                 due_date_hlc: due.stamp,
                 completed_hlc: done.stamp,
                 position_hlc: pos.stamp,
+                list_hlc: list.stamp,
                 deleted: t.deleted(),
             });
             if !t.deleted() {
@@ -382,6 +384,7 @@ pub struct TodoRow {
     pub due_date_hlc: Stamp,
     pub completed_hlc: Stamp,
     pub position_hlc: Stamp,
+    pub list_hlc: Stamp,
     pub deleted: bool,
 }
 

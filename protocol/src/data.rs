@@ -347,8 +347,8 @@ pub struct TodoRow {
     pub due_date_hlc: String,
     /// The order key within the list (rows sort by position, then id).
     pub position: String,
-    /// Unresolved conflicting edits whose values differ, of fields the user sees (all but
-    /// the position).
+    /// Fields with unresolved conflicting edits whose values differ, of those the user sees
+    /// (all but the position).
     pub conflicts: u64,
     pub deleted: bool,
 }

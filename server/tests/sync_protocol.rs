@@ -505,6 +505,13 @@ async fn a_device_names_only_itself() {
         assert!(body["message"].as_str().unwrap().contains("DeviceNamed"), "{body}");
         assert_eq!(peer.head().await, head, "nothing stored");
     }
+    // Taking a device's aggregate first with another event type: refused too.
+    let mut squat = forged(list, &peer.workspace, "ListCreated", json!({"name": "x"}), 1, 25);
+    squat.aggregate_id = tandem_events::ids::AggregateId::device(workspace, someone);
+    let head = peer.head().await;
+    let (status, body) = peer.push(head, &[squat]).await;
+    assert_error(status, &body, "INVALID_EVENT", 422);
+    assert!(body["message"].as_str().unwrap().contains("reserved"), "{body}");
     // On its own aggregate: stored.
     let mut own = forged(list, &peer.workspace, "DeviceNamed", name, 1, 30);
     own.aggregate_id = tandem_events::ids::AggregateId::device(workspace, own.device_id);

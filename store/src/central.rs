@@ -370,16 +370,8 @@ impl Central {
                 tandem_events::position::validate(position)
                     .map_err(|e| invalid(format!("position: {e}")))?;
             }
-            // A device names only itself (its aggregate in this workspace).
-            if let DomainEvent::DeviceNamed(_) = &body {
-                let own = AggregateId::device(workspace, event.device_id);
-                if event.aggregate_id != own {
-                    return Err(invalid(format!(
-                        "DeviceNamed of device {} must be on aggregate {own}, not {}",
-                        event.device_id, event.aggregate_id
-                    )));
-                }
-            }
+            // A device names only itself; device profiles' ids are nobody else's.
+            event.check_aggregate_kind().map_err(invalid)?;
             if !ids.insert(event.event_id) {
                 return Err(invalid(format!(
                     "event {} appears twice in the push",

@@ -190,7 +190,7 @@ fn read_list(r: &rusqlite::Row<'_>) -> rusqlite::Result<ListRow> {
 }
 
 const LIST_COLUMNS: &str = "list_id, name, name_hlc, created_hlc, \
-     (SELECT count(*) FROM conflicts c WHERE c.aggregate_id = list_id)";
+     (SELECT count(DISTINCT c.field) FROM conflicts c WHERE c.aggregate_id = list_id)";
 
 /// A live list's row (`None` once deleted or unknown).
 pub fn list_row(conn: &Connection, id: &str) -> Result<Option<ListRow>, ViewsError> {
@@ -214,7 +214,7 @@ pub fn list_rows(conn: &Connection, workspace: &str) -> Result<Vec<ListRow>, Vie
 
 const TODO_COLUMNS: &str = "t.todo_id, t.list_id, t.title, t.title_hlc, t.notes, t.notes_hlc, \
      t.completed, t.completed_hlc, t.due_date, t.due_date_hlc, t.position, \
-     (SELECT count(*) FROM conflicts c WHERE c.aggregate_id = t.todo_id AND c.field <> 'position'), \
+     (SELECT count(DISTINCT c.field) FROM conflicts c WHERE c.aggregate_id = t.todo_id AND c.field <> 'position'), \
      t.deleted OR coalesce((SELECT l.deleted FROM lists l WHERE l.list_id = t.list_id), 1)";
 
 fn read_todo(r: &rusqlite::Row<'_>) -> rusqlite::Result<TodoRow> {
@@ -349,7 +349,7 @@ const TODO_FIELDS: &[(&str, &str, &str)] = &[
     ("notes", "json_quote(notes)", "notes_hlc"),
     ("due_date", "json_quote(due_date)", "due_date_hlc"),
     ("completed", "CASE WHEN completed THEN 'true' ELSE 'false' END", "completed_hlc"),
-    ("list", "json_quote(list_id)", "NULL"),
+    ("list", "json_quote(list_id)", "list_hlc"),
 ];
 
 /// The live conflicts of a list or todo of `workspace`: per field with a conflict, the current
@@ -417,19 +417,7 @@ fn current_value(
         };
         ("todos", "todo_id", *value, *stamp)
     };
-    // A todo's list has no stamp column: its current edit is the newest in the history that
-    // set it (a move to another list, or the creation) and that no conflict row names.
-    let stamp = if stamp == "NULL" {
-        "(SELECT h.hlc FROM history h WHERE h.aggregate_id = ?1 \
-           AND h.event_type IN ('TodoCreated', 'TodoListChanged') \
-           AND json_extract(h.data, '$.list_id') = t.list_id \
-           AND NOT EXISTS (SELECT 1 FROM conflicts c WHERE c.aggregate_id = ?1 \
-                           AND c.field = 'list' AND c.hlc = h.hlc) \
-           ORDER BY h.hlc DESC LIMIT 1)"
-            .to_string()
-    } else {
-        format!("t.{stamp}")
-    };
+    let stamp = format!("t.{stamp}");
     let sql = format!(
         "SELECT v.value, v.stamp, h.device_id, d.name, h.created_at \
            FROM (SELECT {value} AS value, {stamp} AS stamp FROM {table} t WHERE t.{key} = ?1) v \

@@ -1117,6 +1117,9 @@ impl EventLog {
                     event.event_id
                 )));
             }
+            if let Err(e) = event.check_aggregate_kind() {
+                return Err(Violation(format!("event {} (seq {seq}): {e}", event.event_id)));
+            }
             checked += 1;
         }
         let mut stmt = self

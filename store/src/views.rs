@@ -742,8 +742,8 @@ fn write_rows(tx: &Transaction<'_>, rows: &Rows) -> rusqlite::Result<()> {
     }
     let mut insert = tx.prepare_cached(
         "INSERT INTO todos (todo_id, workspace_id, list_id, title, notes, due_date, completed, position, \
-         created_hlc, created_at, title_hlc, notes_hlc, due_date_hlc, completed_hlc, position_hlc, deleted) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+         created_hlc, created_at, title_hlc, notes_hlc, due_date_hlc, completed_hlc, position_hlc, list_hlc, deleted) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
     )?;
     if let Some(t) = todos {
         insert.execute(params![
@@ -762,6 +762,7 @@ fn write_rows(tx: &Transaction<'_>, rows: &Rows) -> rusqlite::Result<()> {
             t.due_date_hlc.encode(),
             t.completed_hlc.encode(),
             t.position_hlc.encode(),
+            t.list_hlc.encode(),
             t.deleted,
         ])?;
     }

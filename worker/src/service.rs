@@ -494,34 +494,48 @@ impl Service {
         seen: &[String],
     ) -> Result<Vec<Step>, Refusal> {
         let id = parse_id("item id", item_id)?;
-        let competing = {
-            let replica = self.replica.borrow();
-            let conn = replica.views().connection();
-            changes::conflicts(conn, &self.workspace.to_string(), &id.to_string())
-                .map_err(ServiceError::from)?
+        // Checked on the state commands decide on (the log and the outbox as they are now),
+        // not on the views, which may lag them while a long pull is stored.
+        let state = self.replica.borrow().state(id)?;
+        let competing = match field {
+            "name" => state.list.name.competing(),
+            "title" => state.todo.title.competing(),
+            "notes" => state.todo.notes.competing(),
+            "due_date" => state.todo.due_date.competing(),
+            "completed" => state.todo.completed.competing(),
+            "list" => state.todo.list.competing(),
+            other => {
+                return Err(Refusal::Failed(ServiceError::Malformed {
+                    what: "field",
+                    text: other.chars().take(40).collect(),
+                }))
+            }
         };
-        let Some(competing) = competing.into_iter().find(|f| f.field == field) else {
+        if competing.is_empty() {
             return Err(Refusal::Stale(format!(
                 "the {} is no longer in conflict (resolved meanwhile)",
                 field.replace('_', " ")
             )));
-        };
-        let unseen: Vec<&str> = competing
-            .values
+        }
+        if let Some((_, device)) = competing
             .iter()
-            .filter(|c| !seen.contains(&c.hlc))
-            .map(|c| c.device_name.as_deref().unwrap_or("another device"))
-            .collect();
-        if let Some(who) = unseen.first() {
+            .find(|(stamp, _)| !seen.contains(&stamp.encode()))
+        {
+            let names = {
+                let replica = self.replica.borrow();
+                changes::devices(replica.views().connection(), &self.workspace.to_string())
+                    .map_err(ServiceError::from)?
+            };
+            let device = device.to_string();
+            let who = names
+                .iter()
+                .find(|n| n.device_id == device)
+                .map_or("another device", |n| n.name.as_str());
             return Err(Refusal::Stale(format!(
                 "a new value from {who} arrived while you chose: look again"
             )));
         }
-        let shown = competing
-            .values
-            .iter()
-            .find(|c| c.current)
-            .and_then(|c| c.hlc.parse().ok());
+        let shown = competing.first().map(|(stamp, _)| *stamp);
         let malformed = || {
             Refusal::Failed(ServiceError::Malformed {
                 what: "value",

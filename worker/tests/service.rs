@@ -795,3 +795,79 @@ fn an_items_history_reads_old_to_new_and_the_list_replays_as_it_was() {
         Reply::Failed { .. }
     ));
 }
+
+#[test]
+fn a_todos_list_in_conflict_is_resolved_to_either_list() {
+    use tandem_events::decide::TodoCommand;
+    for keep_current in [true, false] {
+        let mut d = Device::new();
+        let (l2, l3) = (id(0xb2), id(0xb3));
+        for (list, name) in [(&l2, "Work"), (&l3, "Home")] {
+            d.run(Command::CreateList {
+                list_id: list.clone(),
+                name: name.into(),
+            });
+        }
+        d.add(1, "report");
+        let created: tandem_events::hlc::Stamp = todo_row(&d, 1).title_hlc.parse().unwrap();
+        // Two moves over the same shown list: concurrent.
+        for (n, list) in [&l2, &l3].into_iter().enumerate() {
+            d.replica
+                .borrow_mut()
+                .execute_todo(
+                    WorkspaceId::DEFAULT,
+                    id(1).parse().unwrap(),
+                    TodoCommand::MoveToList {
+                        list_id: list.parse().unwrap(),
+                        position: ["a", "b"][n].into(),
+                        shown_list: Some(created),
+                        shown_position: Some(created),
+                        resolving: false,
+                    },
+                )
+                .unwrap();
+        }
+        let row = todo_row(&d, 1);
+        assert_eq!((row.list_id.as_str(), row.conflicts), (l3.as_str(), 1));
+        let fields = conflicts(&d, &id(1));
+        assert_eq!(fields.len(), 1, "{fields:?}");
+        let values: Vec<&str> = fields[0].values.iter().map(|v| v.value.as_str()).collect();
+        assert_eq!(values, [format!("\"{l3}\""), format!("\"{l2}\"")]);
+        let seen = fields[0].values.iter().map(|v| v.hlc.clone()).collect();
+        let keep = if keep_current { &l3 } else { &l2 };
+        d.run(Command::ResolveConflict {
+            item_id: id(1),
+            field: "list".into(),
+            value: format!("\"{keep}\""),
+            seen,
+        });
+        let row = todo_row(&d, 1);
+        assert_eq!((&row.list_id, row.conflicts), (keep, 0), "keep current: {keep_current}");
+        assert!(conflicts(&d, &id(1)).is_empty());
+    }
+}
+
+#[test]
+fn an_equal_value_hidden_as_no_conflict_does_not_come_back_when_the_field_changes() {
+    let mut d = Device::new();
+    d.add(1, "milk");
+    let unticked = todo_row(&d, 1).completed_hlc;
+    // Two people tick the box at once: equal, no conflict.
+    for _ in 0..2 {
+        d.run(Command::SetCompleted {
+            todo_id: id(1),
+            completed: true,
+            shown: Some(unticked.clone()),
+        });
+    }
+    assert_eq!(todo_row(&d, 1).conflicts, 0);
+    // One unticks it: the other tick was the same value shown, so it is replaced too.
+    let shown = todo_row(&d, 1).completed_hlc;
+    d.run(Command::SetCompleted {
+        todo_id: id(1),
+        completed: false,
+        shown: Some(shown),
+    });
+    let row = todo_row(&d, 1);
+    assert_eq!((row.completed, row.conflicts), (false, 0));
+}

@@ -26,6 +26,7 @@ CREATE TABLE IF NOT EXISTS todos (
     due_date_hlc  TEXT    NOT NULL,
     completed_hlc TEXT    NOT NULL,
     position_hlc  TEXT    NOT NULL,
+    list_hlc      TEXT    NOT NULL,
     deleted       INTEGER NOT NULL
 );
 -- A list's todos in display order; equal positions break by id.
@@ -40,7 +41,9 @@ CREATE TABLE IF NOT EXISTS devices (
     name         TEXT NOT NULL,
     name_hlc     TEXT NOT NULL
 );
-CREATE UNIQUE INDEX IF NOT EXISTS devices_by_device ON devices (workspace_id, device_id);
+-- Not unique: a forged name (another device's id on this one's aggregate) that reached a log
+-- must not stop the views from being written; the server refuses it, and verify reports it.
+CREATE INDEX IF NOT EXISTS devices_by_device ON devices (workspace_id, device_id);
 
 -- Competing edits nobody superseded whose values differ from the current one (DESIGN.md
 -- rule 19; equal values are not conflicts for the user), for live items only.
