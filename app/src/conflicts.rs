@@ -97,11 +97,12 @@ fn ConflictDialog(item_id: String, label: Signal<String>, close: Callback<()>) -
             close.run(());
         }
     });
-    let field_view = move |f: FieldConflict| {
-        let seen: Vec<String> = f.values.iter().map(|v| v.hlc.clone()).collect();
-        let name = field_name(&f.field);
-        let typed = matches!(f.field.as_str(), "title" | "notes" | "name");
-        let options = f
+    let field_view =
+        move |f: FieldConflict| {
+            let seen: Vec<String> = f.values.iter().map(|v| v.hlc.clone()).collect();
+            let name = field_name(&f.field);
+            let typed = matches!(f.field.as_str(), "title" | "notes" | "name");
+            let options = f
             .values
             .iter()
             .map(|v| {
@@ -125,50 +126,50 @@ fn ConflictDialog(item_id: String, label: Signal<String>, close: Callback<()>) -
                 }
             })
             .collect_view();
-        let merged = typed.then(|| {
-            let input_ref = NodeRef::<leptos::html::Input>::new();
-            let (field, seen, resolve) = (f.field.clone(), seen.clone(), resolve.clone());
-            let save = move || {
-                let Some(input) = input_ref.get_untracked() else {
-                    return;
+            let merged = typed.then(|| {
+                let input_ref = NodeRef::<leptos::html::Input>::new();
+                let (field, seen, resolve) = (f.field.clone(), seen.clone(), resolve.clone());
+                let save = move || {
+                    let Some(input) = input_ref.get_untracked() else {
+                        return;
+                    };
+                    let text = input.value();
+                    if text.trim().is_empty() {
+                        error.set(Some("Type the merged value first".into()));
+                        return;
+                    }
+                    let value = serde_json::Value::String(text).to_string();
+                    resolve(field.clone(), value, seen.clone());
                 };
-                let text = input.value();
-                if text.trim().is_empty() {
-                    error.set(Some("Type the merged value first".into()));
-                    return;
-                }
-                let value = serde_json::Value::String(text).to_string();
-                resolve(field.clone(), value, seen.clone());
-            };
-            let save_on_enter = save.clone();
-            view! {
-                <div class="merged">
-                    <input
-                        class="merged-input"
-                        node_ref=input_ref
-                        aria-label=format!("Merged {}", name.to_lowercase())
-                        placeholder="Or type a merged value"
-                        on:keydown=move |ev: leptos::ev::KeyboardEvent| {
-                            if ev.key() == "Enter" {
-                                ev.prevent_default();
-                                save_on_enter();
+                let save_on_enter = save.clone();
+                view! {
+                    <div class="merged">
+                        <input
+                            class="merged-input"
+                            node_ref=input_ref
+                            aria-label=format!("Merged {}", name.to_lowercase())
+                            placeholder="Or type a merged value"
+                            on:keydown=move |ev: leptos::ev::KeyboardEvent| {
+                                if ev.key() == "Enter" {
+                                    ev.prevent_default();
+                                    save_on_enter();
+                                }
                             }
-                        }
-                    />
-                    <button type="button" class="save-merged" on:click=move |_| save()>
-                        "Save merged"
-                    </button>
-                </div>
+                        />
+                        <button type="button" class="save-merged" on:click=move |_| save()>
+                            "Save merged"
+                        </button>
+                    </div>
+                }
+            });
+            view! {
+                <fieldset class="conflict-field" data-field=f.field.clone()>
+                    <legend>{name}</legend>
+                    <ul class="competing-list">{options}</ul>
+                    {merged}
+                </fieldset>
             }
-        });
-        view! {
-            <fieldset class="conflict-field" data-field=f.field.clone()>
-                <legend>{name}</legend>
-                <ul class="competing-list">{options}</ul>
-                {merged}
-            </fieldset>
-        }
-    };
+        };
     view! {
         <Modal
             id=title_id
@@ -261,8 +262,12 @@ pub fn DeviceName() -> impl IntoView {
     let error = RwSignal::new(None::<String>);
     let input_ref = NodeRef::<leptos::html::Input>::new();
     let name_device = move |text: String, if_unnamed: bool| {
-        local.command(Command::NameDevice { name: text.clone(), if_unnamed }, move |reply| {
-            match reply {
+        local.command(
+            Command::NameDevice {
+                name: text.clone(),
+                if_unnamed,
+            },
+            move |reply| match reply {
                 Reply::Done { .. } => {
                     error.set(None);
                     if !if_unnamed {
@@ -271,8 +276,8 @@ pub fn DeviceName() -> impl IntoView {
                 }
                 Reply::Refused { reason } | Reply::Failed { reason } => error.set(Some(reason)),
                 _ => {}
-            }
-        });
+            },
+        );
     };
     Effect::new(move |_| {
         if !local.ready.get() {

@@ -68,7 +68,10 @@ fn HistoryDialog(item_id: String, label: Signal<String>, close: Callback<()>) ->
             .iter()
             .filter_map(|c| change_text(c, &e.event_type, model))
             .collect();
-        let who = match (&e.device_name, this_device.get_untracked().as_deref() == Some(e.device_id.as_str())) {
+        let who = match (
+            &e.device_name,
+            this_device.get_untracked().as_deref() == Some(e.device_id.as_str()),
+        ) {
             (Some(name), true) => format!("{name} (this device)"),
             (Some(name), false) => name.clone(),
             (None, true) => "This device".into(),
@@ -211,7 +214,13 @@ pub fn AsOfView() -> impl IntoView {
             let _ = back.focus();
         }
     });
-    let when = move || model.as_of.get().map(|ms| date_time_text(ms as i64)).unwrap_or_default();
+    let when = move || {
+        model
+            .as_of
+            .get()
+            .map(|ms| date_time_text(ms as i64))
+            .unwrap_or_default()
+    };
     view! {
         <section class="as-of" aria-label="The list as it was">
             <div class="as-of-banner" role="status">

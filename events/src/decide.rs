@@ -2,8 +2,8 @@
 //! around the result by the caller (the envelope), never made here.
 
 use crate::domain::{
-    Bases, Deleted, DeviceNamed, DomainEvent, DueDate, ListCreated, ListRenamed, TodoCreated, TodoDueDateSet,
-    TodoListChanged, TodoMoved, TodoNotesEdited, TodoTitleEdited,
+    Bases, Deleted, DeviceNamed, DomainEvent, DueDate, ListCreated, ListRenamed, TodoCreated,
+    TodoDueDateSet, TodoListChanged, TodoMoved, TodoNotesEdited, TodoTitleEdited,
 };
 use crate::event::MAX_EVENT_DATA_BYTES;
 use crate::ids::AggregateId;

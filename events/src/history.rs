@@ -190,7 +190,14 @@ mod tests {
                 bases: vec![stamp(21, 2), stamp(20, 1)],
             }),
         );
-        let done = event(5, 40, 1, DomainEvent::TodoCompleted(Bases { bases: vec![stamp(10, 1)] }));
+        let done = event(
+            5,
+            40,
+            1,
+            DomainEvent::TodoCompleted(Bases {
+                bases: vec![stamp(10, 1)],
+            }),
+        );
         let gone = event(6, 50, 2, DomainEvent::TodoDeleted(Deleted {}));
         let all = [created, a, b, merged, done, gone];
         let mut shuffled: Vec<Event> = all.iter().rev().cloned().collect();
@@ -220,13 +227,22 @@ mod tests {
                         ("list", vec![], q(&list.to_string()))
                     ]
                 ),
-                ("TodoTitleEdited", vec![("title", vec![q("milk")], q("oat milk"))]),
-                ("TodoTitleEdited", vec![("title", vec![q("milk")], q("almond milk"))]),
+                (
+                    "TodoTitleEdited",
+                    vec![("title", vec![q("milk")], q("oat milk"))]
+                ),
+                (
+                    "TodoTitleEdited",
+                    vec![("title", vec![q("milk")], q("almond milk"))]
+                ),
                 (
                     "TodoTitleEdited",
                     vec![("title", vec![q("almond milk"), q("oat milk")], q("both"))]
                 ),
-                ("TodoCompleted", vec![("completed", vec!["false".into()], "true".into())]),
+                (
+                    "TodoCompleted",
+                    vec![("completed", vec!["false".into()], "true".into())]
+                ),
                 ("TodoDeleted", vec![("deleted", vec![], "true".into())]),
             ]
         );

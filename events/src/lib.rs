@@ -21,6 +21,6 @@ pub mod json;
 pub mod merge;
 pub mod position;
 pub mod state;
-pub mod undo;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
+pub mod undo;

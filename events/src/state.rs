@@ -210,7 +210,9 @@ impl Aggregate {
             DomainEvent::DeviceNamed(e) => {
                 let d = &mut self.device;
                 let key = (s, id, event.workspace_id);
-                if d.workspace.is_none_or(|old| (key.0, key.1) < (old.0, old.1)) {
+                if d.workspace
+                    .is_none_or(|old| (key.0, key.1) < (old.0, old.1))
+                {
                     d.workspace = Some(key);
                 }
                 d.name.add(s, id, dev, e.name.clone(), &e.bases);

@@ -20,7 +20,10 @@ use crate::state::{Aggregate, Deletion};
 pub enum UndoError {
     /// Someone (maybe this device, from another action) changed it since.
     #[error("the {what} was changed since by device {device}")]
-    ChangedSince { what: &'static str, device: DeviceId },
+    ChangedSince {
+        what: &'static str,
+        device: DeviceId,
+    },
     /// The item was deleted since (by `device`).
     #[error("it was deleted since by device {device}")]
     Deleted { device: DeviceId },
@@ -66,11 +69,13 @@ pub fn compensate(history: &[Event], undone: &Event) -> Result<Vec<DomainEvent>,
                     device: other.device_id,
                 });
             }
-            Ok(vec![if matches!(undone.body, DomainEvent::TodoCreated(_)) {
-                DomainEvent::TodoDeleted(Deleted {})
-            } else {
-                DomainEvent::ListDeleted(Deleted {})
-            }])
+            Ok(vec![
+                if matches!(undone.body, DomainEvent::TodoCreated(_)) {
+                    DomainEvent::TodoDeleted(Deleted {})
+                } else {
+                    DomainEvent::ListDeleted(Deleted {})
+                },
+            ])
         }
         DomainEvent::TodoDeleted(_) => {
             if todo.deletion.restored(&s) {
@@ -217,7 +222,9 @@ mod tests {
 
     fn event(ms: u64, d: u8, body: DomainEvent) -> Event {
         Event {
-            event_id: EventId::from_uuid(uuid::Uuid::from_u128(u128::from(ms) << 8 | u128::from(d))),
+            event_id: EventId::from_uuid(uuid::Uuid::from_u128(
+                u128::from(ms) << 8 | u128::from(d),
+            )),
             workspace_id: WorkspaceId::DEFAULT,
             aggregate_id: AggregateId::from_uuid(uuid::Uuid::from_bytes([9; 16])),
             hlc: stamp(ms, d),
@@ -293,7 +300,13 @@ mod tests {
             compensate(std::slice::from_ref(&c), &c),
             Ok(vec![DomainEvent::TodoDeleted(Deleted {})])
         );
-        let theirs = event(5, 2, DomainEvent::TodoCompleted(Bases { bases: vec![stamp(1, 1)] }));
+        let theirs = event(
+            5,
+            2,
+            DomainEvent::TodoCompleted(Bases {
+                bases: vec![stamp(1, 1)],
+            }),
+        );
         assert_eq!(
             compensate(&[c.clone(), theirs], &c),
             Err(UndoError::ChangedSince {
@@ -310,7 +323,12 @@ mod tests {
         let theirs = event(3, 2, DomainEvent::TodoDeleted(Deleted {}));
         let history = vec![c, mine.clone(), theirs.clone()];
         let undo = compensate(&history, &mine).unwrap();
-        assert_eq!(undo, vec![DomainEvent::TodoRestored(Bases { bases: vec![stamp(2, 1)] })]);
+        assert_eq!(
+            undo,
+            vec![DomainEvent::TodoRestored(Bases {
+                bases: vec![stamp(2, 1)]
+            })]
+        );
         // Their delete still wins: the item stays deleted.
         let mut state = Aggregate::default();
         for e in history.iter().chain([&event(4, 1, undo[0].clone())]) {
@@ -320,6 +338,9 @@ mod tests {
         // An edit of an item deleted since is refused, naming the deleter.
         let edit = title(2, 1, "x", vec![stamp(1, 1)]);
         let history = vec![created(1), edit.clone(), theirs];
-        assert_eq!(compensate(&history, &edit), Err(UndoError::Deleted { device: dev(2) }));
+        assert_eq!(
+            compensate(&history, &edit),
+            Err(UndoError::Deleted { device: dev(2) })
+        );
     }
 }

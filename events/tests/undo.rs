@@ -103,12 +103,23 @@ proptest! {
 fn simulations_make_undos_that_succeed_and_undos_that_are_refused() {
     let (mut ok, mut refused) = (0, 0);
     for seed in 0..20 {
-        let stored = simulate(Simulation { seed, devices: 3, steps: 160, gossip_percent: 25 });
-        let events: Vec<Event> = stored.iter().map(|e| e.decode().expect("decodes")).collect();
+        let stored = simulate(Simulation {
+            seed,
+            devices: 3,
+            steps: 160,
+            gossip_percent: 25,
+        });
+        let events: Vec<Event> = stored
+            .iter()
+            .map(|e| e.decode().expect("decodes"))
+            .collect();
         let me = events[0].device_id;
         for e in events.iter().filter(|e| e.device_id == me) {
-            let history: Vec<Event> =
-                events.iter().filter(|x| x.aggregate_id == e.aggregate_id).cloned().collect();
+            let history: Vec<Event> = events
+                .iter()
+                .filter(|x| x.aggregate_id == e.aggregate_id)
+                .cloned()
+                .collect();
             match compensate(&history, e) {
                 Ok(_) => ok += 1,
                 Err(_) => refused += 1,

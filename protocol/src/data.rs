@@ -50,6 +50,8 @@ pub enum Request {
     Devices,
     /// Every event of a list or todo, described (what changed, old → new), newest first.
     History { id: String },
+    /// What "Undo" and "Redo" would take back now (their labels).
+    UndoState,
     /// A list as it was at `at_ms` (ms since the epoch, compared with the physical time of
     /// the events' stamps), computed by replaying the log and the outbox: read-only.
     AsOf { list_id: String, at_ms: u64 },
@@ -200,6 +202,12 @@ pub enum Command {
         value: String,
         seen: Vec<String>,
     },
+    /// Takes back this device's newest undoable action in the workspace (a many-item command
+    /// is one), recording compensating events (DESIGN.md rule 19). Refused, naming who, when
+    /// someone has changed it since.
+    Undo,
+    /// Takes back the undo done last.
+    Redo,
     /// Names this device (shown to others in conflicts, history and the Trash). `if_unnamed`:
     /// only when it has no name yet (the page's default from the browser and OS).
     NameDevice {
@@ -230,6 +238,8 @@ impl Command {
             Self::RestoreTodo { .. } => "restore_todo",
             Self::ResolveConflict { .. } => "resolve_conflict",
             Self::NameDevice { .. } => "name_device",
+            Self::Undo => "undo",
+            Self::Redo => "redo",
         }
     }
 }
@@ -490,6 +500,11 @@ pub enum Reply {
     },
     History {
         entries: Vec<HistoryEntry>,
+    },
+    /// The labels of what "Undo" and "Redo" would take back (`None`: nothing).
+    UndoState {
+        undo: Option<String>,
+        redo: Option<String>,
     },
     /// The list then (`None`: it did not exist yet) and its live todos then.
     AsOf {

@@ -492,7 +492,14 @@ async fn a_device_names_only_itself() {
     .into_iter()
     .enumerate()
     {
-        let mut forged_name = forged(list, &peer.workspace, "DeviceNamed", name.clone(), 1, 20 + n as u128);
+        let mut forged_name = forged(
+            list,
+            &peer.workspace,
+            "DeviceNamed",
+            name.clone(),
+            1,
+            20 + n as u128,
+        );
         forged_name.aggregate_id = aggregate;
         if aggregate == list.aggregate_id {
             let (status, body) = peer.push(0, std::slice::from_ref(list)).await;
@@ -502,16 +509,29 @@ async fn a_device_names_only_itself() {
         let head = peer.head().await;
         let (status, body) = peer.push(head, &[forged_name]).await;
         assert_error(status, &body, "INVALID_EVENT", 422);
-        assert!(body["message"].as_str().unwrap().contains("DeviceNamed"), "{body}");
+        assert!(
+            body["message"].as_str().unwrap().contains("DeviceNamed"),
+            "{body}"
+        );
         assert_eq!(peer.head().await, head, "nothing stored");
     }
     // Taking a device's aggregate first with another event type: refused too.
-    let mut squat = forged(list, &peer.workspace, "ListCreated", json!({"name": "x"}), 1, 25);
+    let mut squat = forged(
+        list,
+        &peer.workspace,
+        "ListCreated",
+        json!({"name": "x"}),
+        1,
+        25,
+    );
     squat.aggregate_id = tandem_events::ids::AggregateId::device(workspace, someone);
     let head = peer.head().await;
     let (status, body) = peer.push(head, &[squat]).await;
     assert_error(status, &body, "INVALID_EVENT", 422);
-    assert!(body["message"].as_str().unwrap().contains("reserved"), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("reserved"),
+        "{body}"
+    );
     // On its own aggregate: stored.
     let mut own = forged(list, &peer.workspace, "DeviceNamed", name, 1, 30);
     own.aggregate_id = tandem_events::ids::AggregateId::device(workspace, own.device_id);

@@ -348,7 +348,11 @@ const TODO_FIELDS: &[(&str, &str, &str)] = &[
     ("title", "json_quote(title)", "title_hlc"),
     ("notes", "json_quote(notes)", "notes_hlc"),
     ("due_date", "json_quote(due_date)", "due_date_hlc"),
-    ("completed", "CASE WHEN completed THEN 'true' ELSE 'false' END", "completed_hlc"),
+    (
+        "completed",
+        "CASE WHEN completed THEN 'true' ELSE 'false' END",
+        "completed_hlc",
+    ),
     ("list", "json_quote(list_id)", "list_hlc"),
 ];
 

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::functions::FunctionFlags;
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use tandem_events::event::StoredEvent;
 use tandem_events::hlc::{Clock, ClockError, ClockState, Stamp};
 use tandem_events::ids::{AggregateId, DeviceId, EventId, WorkspaceId};
@@ -859,6 +859,17 @@ impl EventLog {
         batches: &[(AggregateId, u64, &[StoredEvent])],
         command: Option<(&str, &str)>,
     ) -> Result<(), LogError> {
+        self.record_undoable(batches, command, None)
+    }
+
+    /// [`Self::record_command`], keeping the undo history in the same transaction: a new
+    /// action pushes a step (and forgets the undone ones), an undo or a redo marks its step.
+    pub fn record_undoable(
+        &mut self,
+        batches: &[(AggregateId, u64, &[StoredEvent])],
+        command: Option<(&str, &str)>,
+        undo: Option<&UndoBook>,
+    ) -> Result<(), LogError> {
         let mut clock = self.clock().clone();
         let tx = self.conn.transaction()?;
         {
@@ -898,10 +909,88 @@ impl EventLog {
                 tx.prepare_cached("INSERT INTO commands (command_id, reply) VALUES (?1, ?2)")?
                     .execute([command_id, reply])?;
             }
+            if let Some(book) = undo {
+                let ids: Vec<String> = batches
+                    .iter()
+                    .flat_map(|(_, _, events)| events.iter().map(|e| e.event_id.to_string()))
+                    .collect();
+                keep_undo(&tx, book, &ids)?;
+            }
         }
         tx.commit()?;
         self.publish_clock(clock);
         Ok(())
+    }
+
+    /// The newest step that can be undone in `workspace`.
+    pub fn undo_top(&self, workspace: WorkspaceId) -> Result<Option<UndoStep>, LogError> {
+        self.undo_step(
+            "SELECT step, label, events, undo_events FROM undo_steps \
+             WHERE workspace_id = ?1 AND NOT undone ORDER BY step DESC LIMIT 1",
+            workspace,
+        )
+    }
+
+    /// The step a redo takes back: the one undone last (the oldest undone).
+    pub fn redo_top(&self, workspace: WorkspaceId) -> Result<Option<UndoStep>, LogError> {
+        self.undo_step(
+            "SELECT step, label, events, undo_events FROM undo_steps \
+             WHERE workspace_id = ?1 AND undone ORDER BY step LIMIT 1",
+            workspace,
+        )
+    }
+
+    fn undo_step(&self, sql: &str, workspace: WorkspaceId) -> Result<Option<UndoStep>, LogError> {
+        let row = self
+            .conn
+            .prepare_cached(sql)?
+            .query_row([workspace.to_string()], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                ))
+            })
+            .optional()?;
+        let Some((step, label, events, undo_events)) = row else {
+            return Ok(None);
+        };
+        let ids = |text: &str| -> Result<Vec<EventId>, LogError> {
+            let texts: Vec<String> = serde_json::from_str(text)
+                .map_err(|e| LogError::Corrupt(format!("undo step {step}: {e}")))?;
+            texts
+                .iter()
+                .map(|t| {
+                    t.parse()
+                        .map_err(|e| LogError::Corrupt(format!("undo step {step}: {e}")))
+                })
+                .collect()
+        };
+        Ok(Some(UndoStep {
+            step,
+            label,
+            events: ids(&events)?,
+            undo_events: undo_events
+                .as_deref()
+                .map(ids)
+                .transpose()?
+                .unwrap_or_default(),
+        }))
+    }
+
+    /// One event by id, from the log or the outbox.
+    pub fn event(&self, event_id: EventId) -> Result<Option<StoredEvent>, LogError> {
+        for table in ["events", "outbox"] {
+            let mut stmt = self.conn.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM {table} WHERE event_id = ?1"
+            ))?;
+            let mut rows = stmt.query([event_id.to_string()])?;
+            if let Some(row) = rows.next()? {
+                return Ok(Some(read_event(row)??));
+            }
+        }
+        Ok(None)
     }
 
     /// Counts one more taking of ownership of these databases and returns its epoch (1, 2, …;
@@ -1118,7 +1207,10 @@ impl EventLog {
                 )));
             }
             if let Err(e) = event.check_aggregate_kind() {
-                return Err(Violation(format!("event {} (seq {seq}): {e}", event.event_id)));
+                return Err(Violation(format!(
+                    "event {} (seq {seq}): {e}",
+                    event.event_id
+                )));
             }
             checked += 1;
         }
@@ -1283,6 +1375,70 @@ impl EventLog {
         }
         Ok(())
     }
+}
+
+/// How a recorded command changes the undo history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UndoBook {
+    /// A new undoable action: pushed as a step named `label`; the undone steps are forgotten.
+    Push {
+        workspace: WorkspaceId,
+        label: String,
+    },
+    /// The undo of step `step`: it is undone, its undo's events kept for a redo.
+    Undone { step: i64 },
+    /// The redo of step `step`: it is done again, now as the redo's events.
+    Redone { step: i64 },
+}
+
+/// A step of the undo history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UndoStep {
+    pub step: i64,
+    pub label: String,
+    /// The events of the action (or of its redo).
+    pub events: Vec<EventId>,
+    /// While undone: the events of its undo.
+    pub undo_events: Vec<EventId>,
+}
+
+/// Steps kept per workspace: older ones are forgotten (DESIGN.md rule 22: bounded).
+pub const UNDO_STEPS: i64 = 200;
+
+fn keep_undo(tx: &Transaction<'_>, book: &UndoBook, ids: &[String]) -> Result<(), LogError> {
+    let ids = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
+    match book {
+        UndoBook::Push { workspace, label } => {
+            if ids == "[]" {
+                return Ok(());
+            }
+            let ws = workspace.to_string();
+            tx.prepare_cached("DELETE FROM undo_steps WHERE workspace_id = ?1 AND undone")?
+                .execute([&ws])?;
+            tx.prepare_cached(
+                "INSERT INTO undo_steps (workspace_id, label, events) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![ws, label, ids])?;
+            tx.prepare_cached(
+                "DELETE FROM undo_steps WHERE workspace_id = ?1 AND step <= \
+                 (SELECT step FROM undo_steps WHERE workspace_id = ?1 ORDER BY step DESC LIMIT 1 OFFSET ?2)",
+            )?
+            .execute(params![ws, UNDO_STEPS])?;
+        }
+        UndoBook::Undone { step } => {
+            tx.prepare_cached(
+                "UPDATE undo_steps SET undone = 1, undo_events = ?2 WHERE step = ?1",
+            )?
+            .execute(params![step, ids])?;
+        }
+        UndoBook::Redone { step } => {
+            tx.prepare_cached(
+                "UPDATE undo_steps SET undone = 0, events = ?2, undo_events = NULL WHERE step = ?1",
+            )?
+            .execute(params![step, ids])?;
+        }
+    }
+    Ok(())
 }
 
 /// Executes an insert prepared with `(seq, COLUMNS)` when `seq` is given (the log), or

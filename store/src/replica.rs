@@ -5,16 +5,16 @@
 use std::path::Path;
 
 use tandem_events::decide::{
-    decide_device, decide_list, decide_todo, DeviceCommand, DomainError, ListCommand,
-    TodoCommand,
+    decide_device, decide_list, decide_todo, DeviceCommand, DomainError, ListCommand, TodoCommand,
 };
 use tandem_events::domain::DomainEvent;
 use tandem_events::event::{Event, StoredEvent};
 use tandem_events::ids::DeviceId;
 use tandem_events::ids::{AggregateId, EventId, WorkspaceId};
 use tandem_events::state::{self, Aggregate};
+use tandem_events::undo::{compensate, UndoError};
 
-use crate::log::{EventLog, LogError, PhysicalClock};
+use crate::log::{EventLog, LogError, PhysicalClock, UndoBook};
 use crate::views::{ListItem, Progress, Views, ViewsError};
 
 /// The id generator, injected (UUIDs; v7 or v4, the caller's choice).
@@ -24,6 +24,12 @@ pub type IdSource = Box<dyn FnMut() -> uuid::Uuid + Send>;
 pub enum ReplicaError {
     #[error(transparent)]
     Domain(#[from] DomainError),
+    #[error(transparent)]
+    Undo(#[from] UndoError),
+    #[error("there is nothing to undo")]
+    NothingToUndo,
+    #[error("there is nothing to redo")]
+    NothingToRedo,
     #[error(transparent)]
     Log(#[from] LogError),
     #[error(transparent)]
@@ -117,6 +123,18 @@ impl Replica {
         steps: Vec<Step>,
         command: Option<(&str, &dyn Fn(usize) -> String)>,
     ) -> Result<Vec<StoredEvent>, ReplicaError> {
+        self.execute_undoable(workspace, steps, command, None)
+    }
+
+    /// [`Self::execute`], pushing the command on the workspace's undo history as one step
+    /// named `undo_label` when given (and when it recorded events).
+    pub fn execute_undoable(
+        &mut self,
+        workspace: WorkspaceId,
+        steps: Vec<Step>,
+        command: Option<(&str, &dyn Fn(usize) -> String)>,
+        undo_label: Option<String>,
+    ) -> Result<Vec<StoredEvent>, ReplicaError> {
         let mut decided = Vec::with_capacity(steps.len());
         for step in steps {
             let (id, bodies) = match step {
@@ -141,7 +159,84 @@ impl Replica {
                 decided.push((id, bodies));
             }
         }
-        self.record(workspace, decided, command)
+        let book = undo_label.map(|label| UndoBook::Push { workspace, label });
+        self.record(workspace, decided, command, book.as_ref())
+    }
+
+    /// Undoes this device's newest undoable action in `workspace` (DESIGN.md rule 19): records
+    /// the events that take back each of its events (`tandem_events::undo::compensate`), in one
+    /// transaction with the command and the undo history. Refused, recording nothing, when
+    /// there is nothing to undo or any part cannot be undone. Returns the step's label and how
+    /// many events were recorded.
+    pub fn undo(
+        &mut self,
+        workspace: WorkspaceId,
+        command: Option<(&str, &dyn Fn(usize) -> String)>,
+    ) -> Result<(String, usize), ReplicaError> {
+        let step = self
+            .log
+            .undo_top(workspace)?
+            .ok_or(ReplicaError::NothingToUndo)?;
+        let decided = self.compensations(&step.events)?;
+        let book = UndoBook::Undone { step: step.step };
+        let events = self.record(workspace, decided, command, Some(&book))?;
+        Ok((step.label, events.len()))
+    }
+
+    /// Redoes the action undone last: takes back its undo, the same way.
+    pub fn redo(
+        &mut self,
+        workspace: WorkspaceId,
+        command: Option<(&str, &dyn Fn(usize) -> String)>,
+    ) -> Result<(String, usize), ReplicaError> {
+        let step = self
+            .log
+            .redo_top(workspace)?
+            .ok_or(ReplicaError::NothingToRedo)?;
+        let decided = self.compensations(&step.undo_events)?;
+        let book = UndoBook::Redone { step: step.step };
+        let events = self.record(workspace, decided, command, Some(&book))?;
+        Ok((step.label, events.len()))
+    }
+
+    /// The labels of what an undo and a redo would take back now.
+    pub fn undo_labels(
+        &self,
+        workspace: WorkspaceId,
+    ) -> Result<(Option<String>, Option<String>), ReplicaError> {
+        Ok((
+            self.log.undo_top(workspace)?.map(|s| s.label),
+            self.log.redo_top(workspace)?.map(|s| s.label),
+        ))
+    }
+
+    /// The events that take back `events` (newest first), each decided on its item's events
+    /// as they are now, grouped by item.
+    fn compensations(
+        &self,
+        events: &[EventId],
+    ) -> Result<Vec<(AggregateId, Vec<DomainEvent>)>, ReplicaError> {
+        let mut decided: Vec<(AggregateId, Vec<DomainEvent>)> = Vec::new();
+        for id in events.iter().rev() {
+            let undone = self
+                .log
+                .event(*id)?
+                .ok_or(ReplicaError::Undo(UndoError::Unknown))?
+                .decode()
+                .map_err(|_| ReplicaError::Undo(UndoError::Unknown))?;
+            let history: Vec<Event> = self
+                .log
+                .aggregate_events(undone.aggregate_id)?
+                .iter()
+                .filter_map(|e| e.decode().ok())
+                .collect();
+            let bodies = compensate(&history, &undone)?;
+            match decided.iter_mut().find(|(a, _)| *a == undone.aggregate_id) {
+                Some((_, list)) => list.extend(bodies),
+                None => decided.push((undone.aggregate_id, bodies)),
+            }
+        }
+        Ok(decided)
     }
 
     /// Records a command that decided nothing because the domain refused it, with its reply, so
@@ -162,11 +257,8 @@ impl Replica {
         id: AggregateId,
     ) -> Result<Vec<(tandem_events::history::Entry, bool)>, ReplicaError> {
         let stored = self.log.aggregate_events(id)?;
-        let pending: std::collections::HashSet<EventId> = self
-            .log
-            .outbox_ids(id)?
-            .into_iter()
-            .collect();
+        let pending: std::collections::HashSet<EventId> =
+            self.log.outbox_ids(id)?.into_iter().collect();
         let events: Vec<Event> = stored.iter().filter_map(|e| e.decode().ok()).collect();
         Ok(tandem_events::history::describe(&events)
             .into_iter()
@@ -205,7 +297,10 @@ impl Replica {
             if stored.workspace_id != workspace || stored.hlc_timestamp.ms > at_ms {
                 return Ok(());
             }
-            if current.as_ref().is_none_or(|(id, _)| *id != stored.aggregate_id) {
+            if current
+                .as_ref()
+                .is_none_or(|(id, _)| *id != stored.aggregate_id)
+            {
                 flush(&mut current);
                 current = Some((stored.aggregate_id, Aggregate::default()));
             }
@@ -232,6 +327,7 @@ impl Replica {
         workspace: WorkspaceId,
         decided: Vec<(AggregateId, Vec<DomainEvent>)>,
         command: Option<(&str, &dyn Fn(usize) -> String)>,
+        undo: Option<&UndoBook>,
     ) -> Result<Vec<StoredEvent>, ReplicaError> {
         if decided.is_empty() && command.is_none() {
             return Ok(vec![]);
@@ -265,8 +361,11 @@ impl Replica {
             .map(|(a, v, range)| (*a, *v, &all[range.clone()]))
             .collect();
         let reply = command.map(|(id, reply)| (id, reply(all.len())));
-        self.log
-            .record_command(&slices, reply.as_ref().map(|(id, r)| (*id, r.as_str())))?;
+        self.log.record_undoable(
+            &slices,
+            reply.as_ref().map(|(id, r)| (*id, r.as_str())),
+            undo,
+        )?;
         // Committed: the command has happened whatever the views do now (its reply is success,
         // so a retry never records it twice). Views that failed to take it are repaired by the
         // next refresh, or at the next open, which applies the outbox again.

@@ -6,8 +6,9 @@
 use tandem_events::decide::{DeviceCommand, DomainError, ListCommand, TodoCommand, TodoEdit};
 use tandem_events::domain::DueDate;
 use tandem_events::hlc::Stamp;
-use tandem_events::ids::{AggregateId, WorkspaceId};
+use tandem_events::ids::{AggregateId, DeviceId, WorkspaceId};
 use tandem_events::position;
+use tandem_events::undo::UndoError;
 use tandem_protocol::data::{
     Changes, Command, FieldChange, Filter, HistoryEntry, ListRow, Reply, Request, TodoRow,
 };
@@ -33,6 +34,8 @@ pub enum ServiceError {
 enum Refusal {
     /// The domain said no (shown to the user; recorded with the command id).
     Domain(DomainError),
+    /// An undo or redo cannot be done, for the reason given (recorded like a domain refusal).
+    Said(String),
     /// The command was made on what the views no longer hold (a competing value arrived
     /// while the user chose): shown to the user, not recorded, so the same command id may
     /// run once the user has looked again.
@@ -88,6 +91,7 @@ impl Service {
             Request::Conflicts { id } => self.conflicts(&id),
             Request::Devices => self.devices(),
             Request::History { id } => self.history(&id),
+            Request::UndoState => self.undo_state(),
             Request::AsOf { list_id, at_ms } => self.as_of(&list_id, at_ms),
             Request::Command {
                 command_id,
@@ -216,6 +220,76 @@ impl Service {
         Ok(Reply::History { entries })
     }
 
+    fn undo_state(&self) -> Result<Reply, ServiceError> {
+        let (undo, redo) = self.replica.borrow().undo_labels(self.workspace)?;
+        Ok(Reply::UndoState { undo, redo })
+    }
+
+    /// Runs an undo or a redo; a refusal (nothing to undo, changed since) is recorded with
+    /// the command id like a domain refusal, and says who changed what.
+    fn undo_or_redo(&self, command_id: &str, redo: bool) -> Reply {
+        let done = |events: usize| {
+            reply_json(&Reply::Done {
+                events: events as u64,
+            })
+        };
+        let result = {
+            let mut replica = self.replica.borrow_mut();
+            if redo {
+                replica.redo(self.workspace, Some((command_id, &done)))
+            } else {
+                replica.undo(self.workspace, Some((command_id, &done)))
+            }
+        };
+        let reason = match result {
+            Ok((_, events)) => {
+                return Reply::Done {
+                    events: events as u64,
+                }
+            }
+            Err(ReplicaError::NothingToUndo) => "Nothing to undo".to_string(),
+            Err(ReplicaError::NothingToRedo) => "Nothing to redo".to_string(),
+            Err(ReplicaError::Undo(e)) => self.undo_refusal(redo, &e),
+            Err(other) => {
+                return Reply::Failed {
+                    reason: other.to_string(),
+                }
+            }
+        };
+        self.refuse(command_id, Refusal::Said(reason))
+    }
+
+    /// Why an undo (or redo) cannot be done, naming the device by its name.
+    fn undo_refusal(&self, redo: bool, e: &UndoError) -> String {
+        let what = if redo { "redo" } else { "undo" };
+        let who = |device: &DeviceId| -> String {
+            let replica = self.replica.borrow();
+            if *device == replica.log().device_id() {
+                return "you".into();
+            }
+            let names = changes::devices(replica.views().connection(), &self.workspace.to_string())
+                .unwrap_or_default();
+            let id = device.to_string();
+            names
+                .into_iter()
+                .find(|n| n.device_id == id)
+                .map_or_else(|| "another device".to_string(), |n| n.name)
+        };
+        match e {
+            UndoError::ChangedSince {
+                what: field,
+                device,
+            } => {
+                format!("Cannot {what}: {} changed the {field} since", who(device))
+            }
+            UndoError::Deleted { device } => {
+                format!("Cannot {what}: {} deleted it since", who(device))
+            }
+            UndoError::AlreadyUndone(why) => format!("Nothing to {what}: {why}"),
+            other => format!("Cannot {what}: {other}"),
+        }
+    }
+
     fn as_of(&self, list_id: &str, at_ms: u64) -> Result<Reply, ServiceError> {
         let list = parse_id("list id", list_id)?;
         let (row, todos) = self
@@ -273,6 +347,12 @@ impl Service {
                 }
             }
         }
+        match command {
+            Command::Undo => return self.undo_or_redo(command_id, false),
+            Command::Redo => return self.undo_or_redo(command_id, true),
+            _ => {}
+        }
+        let label = undo_label(&command);
         let steps = match self.steps(command) {
             Ok(steps) => steps,
             Err(refusal) => return self.refuse(command_id, refusal),
@@ -282,10 +362,12 @@ impl Service {
                 events: events as u64,
             })
         };
-        let result =
-            self.replica
-                .borrow_mut()
-                .execute(self.workspace, steps, Some((command_id, &done)));
+        let result = self.replica.borrow_mut().execute_undoable(
+            self.workspace,
+            steps,
+            Some((command_id, &done)),
+            label,
+        );
         match result {
             Ok(events) => Reply::Done {
                 events: events.len() as u64,
@@ -297,10 +379,13 @@ impl Service {
     /// The reply to a command not carried out; a domain refusal is recorded with its id.
     fn refuse(&self, command_id: &str, refusal: Refusal) -> Reply {
         match refusal {
-            Refusal::Domain(e) => {
-                let reply = Reply::Refused {
-                    reason: e.to_string(),
+            Refusal::Domain(_) | Refusal::Said(_) => {
+                let reason = match refusal {
+                    Refusal::Domain(e) => e.to_string(),
+                    Refusal::Said(reason) => reason,
+                    _ => String::new(),
                 };
+                let reply = Reply::Refused { reason };
                 match self
                     .replica
                     .borrow_mut()
@@ -481,6 +566,8 @@ impl Service {
             Command::NameDevice { name, if_unnamed } => {
                 Ok(vec![Step::Device(DeviceCommand::Name { name, if_unnamed })])
             }
+            // Answered before steps are made (Service::undo_or_redo).
+            Command::Undo | Command::Redo => Ok(vec![]),
         }
     }
 
@@ -697,6 +784,31 @@ impl Service {
             .map(|id| parse_id("todo id", id).map_err(Refusal::from))
             .collect()
     }
+}
+
+/// What "Undo" names a command by (`None`: not undoable: a device's name, undo and redo).
+fn undo_label(command: &Command) -> Option<String> {
+    Some(match command {
+        Command::CreateList { name, .. } => format!("create the list “{}”", name.trim()),
+        Command::RenameList { .. } => "rename the list".into(),
+        Command::DeleteList { .. } => "delete the list".into(),
+        Command::AddTodo { title, .. } => format!("add “{}”", title.trim()),
+        Command::EditTitle { .. } => "edit the title".into(),
+        Command::EditNotes { .. } => "edit the notes".into(),
+        Command::SetDueDate { .. } => "set the due date".into(),
+        Command::SetCompleted {
+            completed: true, ..
+        } => "mark as done".into(),
+        Command::SetCompleted { .. } => "mark as not done".into(),
+        Command::ToggleAll { .. } => "mark all".into(),
+        Command::DeleteTodo { .. } => "delete the to-do".into(),
+        Command::ClearCompleted { .. } => "clear completed".into(),
+        Command::MoveTodo { .. } => "reorder".into(),
+        Command::MoveToList { .. } => "move to another list".into(),
+        Command::RestoreList { .. } | Command::RestoreTodo { .. } => "restore".into(),
+        Command::ResolveConflict { .. } => "resolve the conflict".into(),
+        Command::NameDevice { .. } | Command::Undo | Command::Redo => return None,
+    })
 }
 
 fn reply_json(reply: &Reply) -> String {

@@ -653,7 +653,10 @@ fn a_list_name_and_a_todos_list_in_conflict_are_resolved_like_any_field() {
         Reply::Lists { lists } => lists,
         other => panic!("{other:?}"),
     };
-    assert_eq!((lists[0].name.as_str(), lists[0].conflicts), ("Home & House", 0));
+    assert_eq!(
+        (lists[0].name.as_str(), lists[0].conflicts),
+        ("Home & House", 0)
+    );
 }
 
 #[test]
@@ -743,26 +746,42 @@ fn an_items_history_reads_old_to_new_and_the_list_replays_as_it_was() {
     let described: Vec<(&str, &str, Vec<String>, &str)> = entries
         .iter()
         .flat_map(|e| {
-            e.changes
-                .iter()
-                .map(move |c| (e.event_type.as_str(), c.field.as_str(), c.old.clone(), c.new.as_str()))
+            e.changes.iter().map(move |c| {
+                (
+                    e.event_type.as_str(),
+                    c.field.as_str(),
+                    c.old.clone(),
+                    c.new.as_str(),
+                )
+            })
         })
         .collect();
     assert_eq!(
         described,
         [
-            ("TodoTitleEdited", "title", vec!["\"milk\"".to_string()], "\"oat milk\""),
+            (
+                "TodoTitleEdited",
+                "title",
+                vec!["\"milk\"".to_string()],
+                "\"oat milk\""
+            ),
             ("TodoCreated", "title", vec![], "\"milk\""),
             ("TodoCreated", "list", vec![], &*format!("\"{LIST}\"")),
         ]
     );
-    assert!(entries.iter().all(|e| e.pending && e.at >= 1_750_000_001_000));
+    assert!(entries
+        .iter()
+        .all(|e| e.pending && e.at >= 1_750_000_001_000));
     assert_eq!(entries[0].hlc_ms, 1_750_000_002_000);
     let as_of = |d: &Device, ms: u64| match d.service.request(Request::AsOf {
         list_id: LIST.into(),
         at_ms: 1_750_000_000_000 + ms,
     }) {
-        Reply::AsOf { list, deleted, todos } => (
+        Reply::AsOf {
+            list,
+            deleted,
+            todos,
+        } => (
             list.map(|l| l.name),
             deleted,
             todos
@@ -775,19 +794,34 @@ fn an_items_history_reads_old_to_new_and_the_list_replays_as_it_was() {
     let s = |t: &str| t.to_string();
     assert_eq!(
         as_of(&d, 1_500),
-        (Some(s("Inbox")), false, vec![(s("milk"), false), (s("bread"), false)])
+        (
+            Some(s("Inbox")),
+            false,
+            vec![(s("milk"), false), (s("bread"), false)]
+        )
     );
     assert_eq!(
         as_of(&d, 2_000),
-        (Some(s("Inbox")), false, vec![(s("oat milk"), false), (s("bread"), true)])
+        (
+            Some(s("Inbox")),
+            false,
+            vec![(s("oat milk"), false), (s("bread"), true)]
+        )
     );
     assert_eq!(
         as_of(&d, 9_000),
-        (Some(s("Inbox")), false, vec![(s("oat milk"), false), (s("eggs"), false)])
+        (
+            Some(s("Inbox")),
+            false,
+            vec![(s("oat milk"), false), (s("eggs"), false)]
+        )
     );
     // Before the list existed: nothing.
     assert!(matches!(
-        d.service.request(Request::AsOf { list_id: LIST.into(), at_ms: 1_749_999_999_999 }),
+        d.service.request(Request::AsOf {
+            list_id: LIST.into(),
+            at_ms: 1_749_999_999_999
+        }),
         Reply::AsOf { list: None, .. }
     ));
     assert!(matches!(
@@ -842,7 +876,11 @@ fn a_todos_list_in_conflict_is_resolved_to_either_list() {
             seen,
         });
         let row = todo_row(&d, 1);
-        assert_eq!((&row.list_id, row.conflicts), (keep, 0), "keep current: {keep_current}");
+        assert_eq!(
+            (&row.list_id, row.conflicts),
+            (keep, 0),
+            "keep current: {keep_current}"
+        );
         assert!(conflicts(&d, &id(1)).is_empty());
     }
 }
@@ -870,4 +908,162 @@ fn an_equal_value_hidden_as_no_conflict_does_not_come_back_when_the_field_change
     });
     let row = todo_row(&d, 1);
     assert_eq!((row.completed, row.conflicts), (false, 0));
+}
+
+fn undo_state(d: &Device) -> (Option<String>, Option<String>) {
+    match d.service.request(Request::UndoState) {
+        Reply::UndoState { undo, redo } => (undo, redo),
+        other => panic!("not an undo state: {other:?}"),
+    }
+}
+
+#[test]
+fn undo_and_redo_take_back_the_devices_own_actions_one_command_at_a_time() {
+    let mut d = Device::new();
+    let s = |t: &str| Some(t.to_string());
+    // The list's creation (by Device::new) is the first step.
+    assert_eq!(undo_state(&d), (s("create the list “Inbox”"), None));
+    d.add(1, "milk");
+    d.add(2, "bread");
+    d.run(Command::EditTitle {
+        todo_id: id(1),
+        title: "oat milk".into(),
+        shown: None,
+    });
+    assert_eq!(undo_state(&d), (s("edit the title"), None));
+    assert_eq!(d.run(Command::Undo), 1);
+    assert_eq!(d.titles(Filter::All), ["milk", "bread"]);
+    assert_eq!(undo_state(&d), (s("add “bread”"), s("edit the title")));
+    assert_eq!(d.run(Command::Undo), 1);
+    assert_eq!(d.titles(Filter::All), ["milk"]);
+    assert_eq!(d.run(Command::Redo), 1);
+    assert_eq!(d.titles(Filter::All), ["milk", "bread"]);
+    assert_eq!(d.run(Command::Redo), 1);
+    assert_eq!(d.titles(Filter::All), ["oat milk", "bread"]);
+    assert!(
+        matches!(d.send(Command::Redo), Reply::Refused { reason } if reason == "Nothing to redo")
+    );
+    // A many-item command is one step.
+    d.run(Command::ToggleAll {
+        list_id: LIST.into(),
+        completed: true,
+    });
+    assert_eq!(
+        d.todos(Filter::All).1,
+        Counts {
+            active: 0,
+            completed: 2
+        }
+    );
+    assert_eq!(d.run(Command::Undo), 2);
+    assert_eq!(
+        d.todos(Filter::All).1,
+        Counts {
+            active: 2,
+            completed: 0
+        }
+    );
+    // A new action forgets what was undone.
+    d.run(Command::DeleteTodo { todo_id: id(2) });
+    assert_eq!(undo_state(&d), (s("delete the to-do"), None));
+    assert_eq!(d.run(Command::Undo), 1);
+    assert_eq!(d.titles(Filter::All), ["oat milk", "bread"]);
+    // The same undo command sent again (a lost reply) takes effect once.
+    let again = id(0x9999);
+    let send = |d: &Device| {
+        d.service.request(Request::Command {
+            command_id: again.clone(),
+            command: Command::Undo,
+        })
+    };
+    assert_eq!(send(&d), Reply::Done { events: 1 });
+    assert_eq!(send(&d), Reply::Done { events: 1 });
+    // (It undid the title edit, once.)
+    assert_eq!(d.titles(Filter::All), ["milk", "bread"]);
+    assert_eq!(undo_state(&d).0, s("add “bread”"));
+}
+
+#[test]
+fn an_undo_of_what_someone_changed_since_is_refused_naming_them() {
+    use tandem_events::domain::{DeviceNamed, DomainEvent, TodoTitleEdited};
+    use tandem_events::event::Event;
+    use tandem_events::hlc::Stamp;
+    use tandem_events::ids::AggregateId;
+    let mut d = Device::new();
+    d.add(1, "milk");
+    d.run(Command::EditTitle {
+        todo_id: id(1),
+        title: "oat milk".into(),
+        shown: None,
+    });
+    // The server accepts everything this device made.
+    let mine = d.replica.borrow().pending(100).unwrap();
+    let own: Vec<_> = mine
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.event_id, i as u64 + 1))
+        .collect();
+    d.replica.borrow_mut().accept(&[], &own).unwrap();
+    // Another device, "Phone", then edits the title it saw.
+    let edit = mine.last().unwrap();
+    let phone = DeviceId::from_uuid(uuid::Uuid::from_u128(0xb0b));
+    let at = |n: u32| Stamp {
+        ms: edit.hlc_timestamp.ms + 1,
+        counter: n,
+        node: phone,
+    };
+    let theirs = |n: u32, aggregate: AggregateId, version: u64, body: DomainEvent| {
+        Event {
+            event_id: uuid::Uuid::from_u128(0xe000 + u128::from(n))
+                .to_string()
+                .parse()
+                .unwrap(),
+            workspace_id: WorkspaceId::DEFAULT,
+            aggregate_id: aggregate,
+            hlc: at(n),
+            device_id: phone,
+            version,
+            created_at: 1_750_000_000_000,
+            body,
+        }
+        .to_stored()
+    };
+    let pulled = vec![
+        (
+            own.len() as u64 + 1,
+            theirs(
+                1,
+                AggregateId::device(WorkspaceId::DEFAULT, phone),
+                1,
+                DomainEvent::DeviceNamed(DeviceNamed {
+                    name: "Phone".into(),
+                    bases: vec![],
+                }),
+            ),
+        ),
+        (
+            own.len() as u64 + 2,
+            theirs(
+                2,
+                edit.aggregate_id,
+                edit.version + 1,
+                DomainEvent::TodoTitleEdited(TodoTitleEdited {
+                    title: "almond milk".into(),
+                    bases: vec![edit.hlc_timestamp],
+                }),
+            ),
+        ),
+    ];
+    d.replica.borrow_mut().accept(&pulled, &[]).unwrap();
+    assert_eq!(d.titles(Filter::All), ["almond milk"]);
+    let pending = d.pending();
+    let refused = d.send(Command::Undo);
+    assert_eq!(
+        refused,
+        Reply::Refused {
+            reason: "Cannot undo: Phone changed the title since".into()
+        }
+    );
+    assert_eq!(d.pending(), pending, "nothing recorded");
+    assert_eq!(d.titles(Filter::All), ["almond milk"]);
 }

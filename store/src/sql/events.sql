@@ -120,3 +120,18 @@ CREATE TABLE IF NOT EXISTS ownership (
     id    INTEGER PRIMARY KEY CHECK (id = 1),
     epoch INTEGER NOT NULL CHECK (epoch >= 1)
 );
+
+-- On a device: its own undoable actions, per workspace (DESIGN.md rule 19: undo history is per
+-- device and per workspace, kept here so it survives a reload and a tab handoff). `events`: the
+-- ids of the events the action recorded (a JSON array); while it is undone (`undone` = 1),
+-- `undo_events` holds those of its undo, which a redo takes back. The undone steps are always
+-- the newest ones (a new action forgets them). Local only: never sent.
+CREATE TABLE IF NOT EXISTS undo_steps (
+    step         INTEGER PRIMARY KEY AUTOINCREMENT,
+    workspace_id TEXT    NOT NULL,
+    label        TEXT    NOT NULL,
+    events       TEXT    NOT NULL,
+    undone       INTEGER NOT NULL DEFAULT 0,
+    undo_events  TEXT
+);
+CREATE INDEX IF NOT EXISTS undo_steps_workspace ON undo_steps (workspace_id, undone, step);
