@@ -13,6 +13,7 @@ pub mod server_status;
 pub mod snapshot;
 pub mod sync;
 mod trash;
+mod undo;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
@@ -61,6 +62,7 @@ pub fn App() -> impl IntoView {
             <div class="layout">
                 <header class="masthead">
                     <a class="brand" href="/">"Tandem"</a>
+                    <undo::UndoRedo/>
                 </header>
                 <Banner/>
                 <main>

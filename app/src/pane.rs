@@ -1212,6 +1212,8 @@ pub fn Shortcuts() -> impl IntoView {
                     <dt><kbd>"F2"</kbd></dt><dd>"Edit the focused title"</dd>
                     <dt><kbd>"Esc"</kbd></dt><dd>"Cancel an edit; keep a typed date as words"</dd>
                     <dt><kbd>"Alt"</kbd>" + "<kbd>"↑"</kbd>" / "<kbd>"↓"</kbd></dt><dd>"Move the focused to-do"</dd>
+                    <dt><kbd>"Ctrl"</kbd>" + "<kbd>"Z"</kbd></dt><dd>"Undo your last change"</dd>
+                    <dt><kbd>"Ctrl"</kbd>" + "<kbd>"Shift"</kbd>" + "<kbd>"Z"</kbd></dt><dd>"Redo"</dd>
                     <dt><kbd>"Tab"</kbd></dt><dd>"Next control"</dd>
                     <dt><kbd>"?"</kbd></dt><dd>"Show or hide this list"</dd>
                 </dl>

@@ -196,7 +196,7 @@ test("a list is renamed in place, and a deletion can be undone before it happens
 
   await page.getByRole("button", { name: "Delete list" }).click();
   await expect(page.locator(".undo-bar")).toContainText("“Weekend errands” will be deleted");
-  await page.getByRole("button", { name: "Undo" }).click();
+  await page.locator(".undo-bar").getByRole("button", { name: "Undo" }).click();
   await expect(page.locator(".undo-bar")).toHaveCount(0);
   await expect(page.locator("nav .list-name", { hasText: "Weekend errands" })).toHaveCount(1);
 

@@ -1,0 +1,99 @@
+//! "Undo" and "Redo" (and Ctrl+Z / Ctrl+Shift+Z, Ctrl+Y, outside text inputs): take back this
+//! device's own last actions in the workspace, recorded as compensating events by the worker
+//! (DESIGN.md rule 19), so an undo made offline syncs like any edit. The history lives in
+//! events.db: it survives a reload and a tab handoff. A refusal (someone changed it since)
+//! is shown, naming who.
+
+use leptos::prelude::*;
+use tandem_protocol::data::{Command, Reply, Request};
+
+use crate::local::use_local;
+use crate::model::use_model;
+
+#[component]
+pub fn UndoRedo() -> impl IntoView {
+    let model = use_model();
+    let local = use_local();
+    let state = RwSignal::new((None::<String>, None::<String>));
+    let notice = RwSignal::new(None::<(bool, String)>);
+    // What an undo and a redo would do, read again after every change set.
+    Effect::new(move |_| {
+        if !local.ready.get() {
+            return;
+        }
+        model.revision.track();
+        local.request(Request::UndoState, move |reply| {
+            if let Reply::UndoState { undo, redo } = reply {
+                state.set((undo, redo));
+            }
+        });
+    });
+    let run = move |redo: bool| {
+        let label = state.with_untracked(|(u, r)| if redo { r.clone() } else { u.clone() });
+        let command = if redo { Command::Redo } else { Command::Undo };
+        local.command(command, move |reply| match reply {
+            Reply::Done { .. } => {
+                let what = label.unwrap_or_default();
+                let text = if redo { format!("Redone: {what}") } else { format!("Undone: {what}") };
+                notice.set(Some((false, text)));
+            }
+            Reply::Refused { reason } | Reply::Failed { reason } => {
+                notice.set(Some((true, reason)));
+            }
+            _ => {}
+        });
+    };
+    #[cfg(feature = "hydrate")]
+    {
+        let handle = window_event_listener(leptos::ev::keydown, move |ev| {
+            if !(ev.ctrl_key() || ev.meta_key()) || ev.alt_key() {
+                return;
+            }
+            let typing = ev
+                .target()
+                .and_then(|t| wasm_bindgen::JsCast::dyn_into::<web_sys::Element>(t).ok())
+                .is_some_and(|el| {
+                    matches!(el.tag_name().as_str(), "INPUT" | "TEXTAREA" | "SELECT")
+                        || wasm_bindgen::JsCast::dyn_ref::<web_sys::HtmlElement>(&el)
+                            .is_some_and(|e| e.is_content_editable())
+                });
+            if typing || !local.ready.get_untracked() {
+                return;
+            }
+            let redo = match ev.key().as_str() {
+                "z" => false,
+                "Z" => true,
+                "y" | "Y" => true,
+                _ => return,
+            };
+            ev.prevent_default();
+            run(redo || ev.shift_key());
+        });
+        on_cleanup(move || handle.remove());
+    }
+    view! {
+        <div class="undo-redo">
+            <button
+                type="button"
+                class="undo"
+                disabled=move || state.with(|(u, _)| u.is_none())
+                title=move || state.with(|(u, _)| u.as_ref().map(|l| format!("Undo: {l} (Ctrl+Z)")).unwrap_or_else(|| "Nothing to undo".into()))
+                on:click=move |_| run(false)
+            >
+                "Undo"
+            </button>
+            <button
+                type="button"
+                class="redo"
+                disabled=move || state.with(|(_, r)| r.is_none())
+                title=move || state.with(|(_, r)| r.as_ref().map(|l| format!("Redo: {l} (Ctrl+Shift+Z)")).unwrap_or_else(|| "Nothing to redo".into()))
+                on:click=move |_| run(true)
+            >
+                "Redo"
+            </button>
+            <p class="undo-notice" role="status" aria-live="polite">
+                {move || notice.get().map(|(refused, text)| view! { <span class:refused=refused>{text}</span> })}
+            </p>
+        </div>
+    }
+}
