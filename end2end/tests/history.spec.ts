@@ -15,10 +15,17 @@ test("an item's history reads old to new, pending then synced, with the device's
   await items(page).nth(0).locator("input.edit").fill("oat milk");
   await items(page).nth(0).locator("input.edit").press("Enter");
   await items(page).nth(0).locator("input.toggle").check();
+  // Everything so far has reached the server (its history says so; the status bar's count may
+  // not have caught up with the last writes yet).
+  await items(page).nth(0).getByRole("button", { name: "Details of oat milk" }).click();
+  await items(page).nth(0).getByRole("button", { name: "History" }).click();
+  const before = page.getByRole("dialog", { name: "History of “oat milk”" });
+  await expect(before.locator("li.history-entry")).toHaveCount(3);
+  await expect(before.locator(".history-state.pending")).toHaveCount(0, { timeout: 10_000 });
+  await page.keyboard.press("Escape");
   await expect(syncStatus(page)).toHaveAttribute("data-pending", "0", { timeout: 10_000 });
   await context.setOffline(true);
   await expect(syncStatus(page)).toHaveAttribute("data-sync-state", "offline");
-  await items(page).nth(0).getByRole("button", { name: "Details of oat milk" }).click();
   await items(page).nth(0).getByLabel("Notes").fill("2 litres");
   await items(page).nth(0).getByLabel("Notes").blur();
   await expect(syncStatus(page)).toHaveAttribute("data-pending", "1");

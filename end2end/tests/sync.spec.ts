@@ -116,12 +116,14 @@ test("a device that cannot sync on its first open shows the empty state and make
   await expect(page.locator(".banner-info")).toContainText("newer changes will download");
   await expect(page.locator("h1.list-title")).toHaveText("No lists yet");
   await expect(page.locator("nav .list-item")).toHaveCount(0);
-  await expect(syncStatus(page)).toHaveAttribute("data-pending", "0");
+  // Only its own name waits to be sent (named from its browser and OS on first open).
+  await expect(page.getByRole("textbox", { name: "Device name" })).toHaveValue(/ on /);
+  await expect(syncStatus(page)).toHaveAttribute("data-pending", "1");
   // A list made now is the device's own, and waits to be sent.
   await page.getByRole("textbox", { name: "New list" }).fill("Made offline");
   await page.getByRole("textbox", { name: "New list" }).press("Enter");
   await expect(page.locator("h1.list-title")).toHaveText("Made offline");
-  await expect(syncStatus(page)).toHaveAttribute("data-pending", "1");
+  await expect(syncStatus(page)).toHaveAttribute("data-pending", "2");
   await context.unroute("**/api/sync/**");
   await page.getByRole("button", { name: "Sync now" }).click();
   await expect(syncStatus(page)).toHaveAttribute("data-pending", "0", { timeout: 10_000 });
