@@ -34,7 +34,11 @@ pub fn UndoRedo() -> impl IntoView {
         local.command(command, move |reply| match reply {
             Reply::Done { .. } => {
                 let what = label.unwrap_or_default();
-                let text = if redo { format!("Redone: {what}") } else { format!("Undone: {what}") };
+                let text = if redo {
+                    format!("Redone: {what}")
+                } else {
+                    format!("Undone: {what}")
+                };
                 notice.set(Some((false, text)));
             }
             Reply::Refused { reason } | Reply::Failed { reason } => {

@@ -204,7 +204,8 @@ mod tests {
         shuffled.push(all[1].clone());
         let described = describe(&shuffled);
         assert_eq!(described, describe(&all));
-        let text: Vec<(&str, Vec<(&str, Vec<String>, String)>)> = described
+        type Line<'a> = (&'a str, Vec<String>, String);
+        let text: Vec<(&str, Vec<Line>)> = described
             .iter()
             .map(|e| {
                 (
