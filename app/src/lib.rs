@@ -5,6 +5,7 @@
 mod conflicts;
 mod dialog;
 mod history;
+mod inspect;
 pub mod local;
 pub mod model;
 mod pane;
@@ -71,6 +72,7 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/lists/:id") view=ListRoute ssr=SsrMode::Async/>
                         <Route path=path!("/lists/:id/:filter") view=ListRoute ssr=SsrMode::Async/>
                         <Route path=path!("/trash") view=trash::TrashRoute/>
+                        <Route path=path!("/inspect") view=inspect::InspectRoute/>
                     </Routes>
                 </main>
                 <SyncStatusBar/>

@@ -387,6 +387,9 @@ mod browser {
                 WorkerMessage::Progress { stored, head } => model
                     .progress
                     .set((stored < head).then_some((stored, head))),
+                WorkerMessage::Rebuilding { done, total } => model
+                    .rebuilding
+                    .set((done < total).then_some((done, total))),
                 WorkerMessage::Reply { id, reply } => {
                     self.unanswered.borrow_mut().remove(&id);
                     let waiting = self.waiting.borrow_mut().remove(&id);

@@ -46,6 +46,8 @@ pub struct Model {
     /// "View as of": the moment (ms, the stamps' physical time) the pane shows the current
     /// list as it was, read-only; `None`: now.
     pub as_of: RwSignal<Option<u64>>,
+    /// A rebuild of the views in progress (events replayed, of how many).
+    pub rebuilding: RwSignal<Option<(u64, u64)>>,
 }
 
 impl Model {
@@ -63,6 +65,7 @@ impl Model {
             progress: RwSignal::new(None),
             revision: RwSignal::new(0),
             as_of: RwSignal::new(None),
+            rebuilding: RwSignal::new(None),
         };
         model.load(snapshot);
         model

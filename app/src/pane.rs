@@ -1098,6 +1098,7 @@ pub fn SyncStatusBar() -> impl IntoView {
             <button type="button" class="sync-now" on:click=move |_| local.send(PageMessage::SyncNow)>
                 "Sync now"
             </button>
+            <a class="inspect-link" href="/inspect">"Inspect"</a>
             {move || {
                 status()
                     .error

@@ -52,6 +52,36 @@ pub enum Request {
     History { id: String },
     /// What "Undo" and "Redo" would take back now (their labels).
     UndoState,
+    /// The inspector: the store's state (device, clock, cursors, counts).
+    InspectState,
+    /// The inspector: events of the log, the outbox or the set-aside ones, newest first,
+    /// filtered (type, item, device: exact values), `limit` (at most 200) after `offset`.
+    InspectEvents {
+        table: EventTable,
+        #[serde(default)]
+        event_type: Option<String>,
+        #[serde(default)]
+        item: Option<String>,
+        #[serde(default)]
+        device: Option<String>,
+        #[serde(default)]
+        offset: u64,
+        limit: u64,
+    },
+    /// The inspector's SQL console: one read-only statement over events.db or views.db, its
+    /// rows after `offset` (a page of at most 100). Statements that would write are refused;
+    /// one that runs too long is interrupted.
+    Query {
+        database: Database,
+        sql: String,
+        #[serde(default)]
+        offset: u64,
+    },
+    /// Drops the views and replays the log and the outbox ([`WorkerMessage::Rebuilding`] says
+    /// how far), answered `rebuilt`.
+    RebuildViews,
+    /// The device's events (log, then outbox) as JSON lines of the wire form.
+    Export,
     /// A list as it was at `at_ms` (ms since the epoch, compared with the physical time of
     /// the events' stamps), computed by replaying the log and the outbox: read-only.
     AsOf { list_id: String, at_ms: u64 },
@@ -311,6 +341,77 @@ pub struct HistoryEntry {
     pub changes: Vec<FieldChange>,
 }
 
+/// Which events the inspector lists.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventTable {
+    /// Accepted by the server (with their `seq`).
+    #[default]
+    Log,
+    /// This device's, not yet accepted.
+    Outbox,
+    /// Refused by the server for good, with the reason (DESIGN.md rule 13).
+    SetAside,
+}
+
+/// A database of the device.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Database {
+    #[default]
+    Events,
+    Views,
+}
+
+/// One event as the inspector shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InspectedEvent {
+    pub seq: Option<u64>,
+    pub event_id: String,
+    pub workspace_id: String,
+    pub aggregate_id: String,
+    pub event_type: String,
+    pub schema_version: u32,
+    pub version: u64,
+    pub hlc: String,
+    pub device_id: String,
+    pub created_at: i64,
+    pub data: String,
+    /// Why it was set aside.
+    pub reason: Option<String>,
+}
+
+/// The store as the inspector shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreState {
+    pub device_id: String,
+    /// The clock now (`hlc_now()`).
+    pub clock: String,
+    /// The clock's offset from the device's wall clock, re-estimated from the server's time.
+    pub clock_offset_ms: i64,
+    /// The workspace, the server log synced with, the cursor (events stored up to this seq)
+    /// and the views' checkpoint.
+    pub workspace_id: String,
+    pub server_log_id: Option<String>,
+    pub cursor: u64,
+    pub checkpoint: u64,
+    pub logged: u64,
+    pub pending: u64,
+    pub set_aside: u64,
+    pub projection_version: i64,
+    pub owner_epoch: u64,
+    pub undo_steps: u64,
+}
+
+/// A page of a console query's rows: every value as text (`NULL` for null).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueryPage {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+    /// More rows follow (ask again with a greater `offset`).
+    pub more: bool,
+}
+
 /// A device's readable name.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceName {
@@ -501,6 +602,20 @@ pub enum Reply {
     History {
         entries: Vec<HistoryEntry>,
     },
+    InspectState(StoreState),
+    InspectEvents {
+        events: Vec<InspectedEvent>,
+        more: bool,
+    },
+    Query(QueryPage),
+    /// The views were rebuilt from `events` events.
+    Rebuilt {
+        events: u64,
+    },
+    Export {
+        lines: String,
+        events: u64,
+    },
     /// The labels of what "Undo" and "Redo" would take back (`None`: nothing).
     UndoState {
         undo: Option<String>,
@@ -620,6 +735,11 @@ pub enum WorkerMessage {
     },
     Changed {
         changes: Changes,
+    },
+    /// A rebuild of the views is this far (events replayed of `total`).
+    Rebuilding {
+        done: u64,
+        total: u64,
     },
     Sync {
         status: SyncStatus,

@@ -9,6 +9,7 @@ pub mod central;
 pub mod changes;
 pub mod connection;
 pub mod driver;
+pub mod inspect;
 pub mod log;
 #[cfg(target_arch = "wasm32")]
 pub mod opfs;

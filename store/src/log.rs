@@ -309,6 +309,11 @@ impl EventLog {
         self.clock().state()
     }
 
+    /// The connection, for the inspector's console (which sets it read-only while it runs).
+    pub fn connection_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
     /// The connection, for read-only queries and tests (the triggers guard the log).
     pub fn connection(&self) -> &Connection {
         &self.conn

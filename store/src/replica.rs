@@ -314,6 +314,56 @@ impl Replica {
         Ok((list_row, todos))
     }
 
+    /// The inspector's console: one read-only statement on events.db or views.db, a page of
+    /// its rows (see [`crate::inspect::query`]).
+    pub fn query(
+        &mut self,
+        views: bool,
+        sql: &str,
+        offset: u64,
+    ) -> Result<tandem_protocol::data::QueryPage, crate::inspect::InspectError> {
+        let conn = if views {
+            self.views.connection_mut()
+        } else {
+            self.log.connection_mut()
+        };
+        crate::inspect::query(conn, sql, offset, crate::inspect::QUERY_BUDGET)
+    }
+
+    /// Drops the views and replays the log, then the outbox, reporting progress; returns how
+    /// many events were replayed.
+    pub fn rebuild_views(&mut self, progress: impl FnMut(Progress)) -> Result<u64, ReplicaError> {
+        let events = self.log.len()? + self.log.outbox_len()? as u64;
+        self.views.rebuild(&self.log, progress)?;
+        Ok(events)
+    }
+
+    /// Every event of this device's log (with its seq) and outbox (without), as JSON lines of
+    /// the wire form, and how many.
+    pub fn export(&self) -> Result<(String, u64), ReplicaError> {
+        let mut out = String::new();
+        let mut n = 0u64;
+        for (workspace, head) in self.log.heads()? {
+            let mut after = 0;
+            while after < head {
+                let page = self.log.events_after(workspace, after, 1_000)?;
+                let Some(last) = page.last() else { break };
+                after = last.0;
+                for (seq, e) in &page {
+                    out.push_str(&serde_json::to_string(&crate::wire::logged(*seq, e)).unwrap_or_default());
+                    out.push('\n');
+                    n += 1;
+                }
+            }
+        }
+        for e in self.log.outbox()? {
+            out.push_str(&serde_json::to_string(&crate::wire::to_wire(&e)).unwrap_or_default());
+            out.push('\n');
+            n += 1;
+        }
+        Ok((out, n))
+    }
+
     /// An aggregate's state as commands decide on it: folded from the log and the outbox as
     /// they are now, never from a cache that could lag them (stale bases would make false
     /// conflicts).

@@ -183,6 +183,11 @@ impl Views {
             .optional()?)
     }
 
+    /// The connection, for the inspector's console (which sets it read-only while it runs).
+    pub fn connection_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
     /// The connection, for queries by the app and tests.
     pub fn connection(&self) -> &Connection {
         &self.conn

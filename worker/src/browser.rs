@@ -480,8 +480,9 @@ struct App {
 
 impl App {
     fn start(replica: SharedReplica) -> Result<Rc<Self>, String> {
-        let service = Service::new(Rc::clone(&replica), WorkspaceId::DEFAULT)
+        let mut service = Service::new(Rc::clone(&replica), WorkspaceId::DEFAULT)
             .map_err(|e| format!("cannot open the local views: {e}"))?;
+        service.on_rebuild(|done, total| to_every_page(WorkerMessage::Rebuilding { done, total }));
         let client = SyncClient::new(
             Rc::clone(&replica),
             FetchTransport::default(),

@@ -10,7 +10,8 @@ use tandem_events::ids::{AggregateId, DeviceId, WorkspaceId};
 use tandem_events::position;
 use tandem_events::undo::UndoError;
 use tandem_protocol::data::{
-    Changes, Command, FieldChange, Filter, HistoryEntry, ListRow, Reply, Request, TodoRow,
+    Changes, Command, FieldChange, Filter, HistoryEntry, ListRow, Reply, Request, StoreState,
+    TodoRow,
 };
 use tandem_store::changes;
 use tandem_store::driver::SharedReplica;
@@ -20,6 +21,10 @@ use tandem_store::{ReplicaError, Step, ViewsError};
 /// Why a request could not be served (answered as [`Reply::Failed`], nothing recorded).
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
+    #[error(transparent)]
+    Inspect(#[from] tandem_store::inspect::InspectError),
+    #[error(transparent)]
+    Log(#[from] tandem_store::LogError),
     #[error("malformed {what} {text:?}")]
     Malformed { what: &'static str, text: String },
     #[error(transparent)]
@@ -69,13 +74,24 @@ impl From<rusqlite::Error> for Refusal {
 pub struct Service {
     replica: SharedReplica,
     workspace: WorkspaceId,
+    /// Told how far a rebuild of the views is (events replayed, of how many).
+    on_rebuild: Option<Box<dyn Fn(u64, u64)>>,
 }
 
 impl Service {
     /// Starts tracking changes on the replica's views.
     pub fn new(replica: SharedReplica, workspace: WorkspaceId) -> Result<Self, ServiceError> {
         changes::track(replica.borrow().views().connection())?;
-        Ok(Self { replica, workspace })
+        Ok(Self {
+            replica,
+            workspace,
+            on_rebuild: None,
+        })
+    }
+
+    /// Where a rebuild's progress goes (the worker posts it to every page).
+    pub fn on_rebuild(&mut self, report: impl Fn(u64, u64) + 'static) {
+        self.on_rebuild = Some(Box::new(report));
     }
 
     /// Answers a query or runs a command. A command's events are committed (with its id)
@@ -92,6 +108,35 @@ impl Service {
             Request::Devices => self.devices(),
             Request::History { id } => self.history(&id),
             Request::UndoState => self.undo_state(),
+            Request::InspectState => self.inspect_state(),
+            Request::InspectEvents {
+                table,
+                event_type,
+                item,
+                device,
+                offset,
+                limit,
+            } => self.inspect_events(table, event_type, item, device, offset, limit),
+            Request::Query {
+                database,
+                sql,
+                offset,
+            } => {
+                let result = self.replica.borrow_mut().query(
+                    database == tandem_protocol::data::Database::Views,
+                    &sql,
+                    offset,
+                );
+                // A console error is the user's to read, not a failure of the store.
+                return match result {
+                    Ok(page) => Reply::Query(page),
+                    Err(e) => Reply::Refused {
+                        reason: e.to_string(),
+                    },
+                };
+            }
+            Request::RebuildViews => self.rebuild(),
+            Request::Export => self.export(),
             Request::AsOf { list_id, at_ms } => self.as_of(&list_id, at_ms),
             Request::Command {
                 command_id,
@@ -218,6 +263,72 @@ impl Service {
             .collect();
         entries.reverse();
         Ok(Reply::History { entries })
+    }
+
+    fn inspect_state(&self) -> Result<Reply, ServiceError> {
+        use tandem_store::inspect::count;
+        let replica = self.replica.borrow();
+        let log = replica.log();
+        let conn = log.connection();
+        let clock: String = conn.query_row("SELECT hlc_now()", [], |r| r.get(0))?;
+        let epoch: i64 = conn
+            .query_row("SELECT coalesce(max(epoch), 0) FROM ownership", [], |r| r.get(0))?;
+        Ok(Reply::InspectState(StoreState {
+            device_id: log.device_id().to_string(),
+            clock,
+            clock_offset_ms: log.clock_state().offset_ms,
+            workspace_id: self.workspace.to_string(),
+            server_log_id: log.server_log_id(self.workspace)?,
+            cursor: replica.cursor(self.workspace)?,
+            checkpoint: replica.views().checkpoint(self.workspace)?,
+            logged: count(conn, "events")?,
+            pending: count(conn, "outbox")?,
+            set_aside: count(conn, "set_aside")?,
+            projection_version: tandem_store::PROJECTION_VERSION,
+            owner_epoch: epoch.max(0) as u64,
+            undo_steps: count(conn, "undo_steps")?,
+        }))
+    }
+
+    fn inspect_events(
+        &self,
+        table: tandem_protocol::data::EventTable,
+        event_type: Option<String>,
+        item: Option<String>,
+        device: Option<String>,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Reply, ServiceError> {
+        let blank = |v: Option<String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+        let filter = tandem_store::inspect::EventFilter {
+            event_type: blank(event_type),
+            item: blank(item),
+            device: blank(device),
+        };
+        let replica = self.replica.borrow();
+        let (events, more) = tandem_store::inspect::events(
+            replica.log().connection(),
+            table,
+            &filter,
+            offset,
+            limit,
+        )?;
+        Ok(Reply::InspectEvents { events, more })
+    }
+
+    fn rebuild(&self) -> Result<Reply, ServiceError> {
+        let report = self.on_rebuild.as_ref();
+        let events = self.replica.borrow_mut().rebuild_views(|p| {
+            if let Some(report) = report {
+                report(p.done, p.total);
+            }
+        })?;
+        Ok(Reply::Rebuilt { events })
+    }
+
+    fn export(&self) -> Result<Reply, ServiceError> {
+        let (lines, events) = self.replica.borrow().export()?;
+        Ok(Reply::Export { lines, events })
     }
 
     fn undo_state(&self) -> Result<Reply, ServiceError> {

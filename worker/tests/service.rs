@@ -1067,3 +1067,111 @@ fn an_undo_of_what_someone_changed_since_is_refused_naming_them() {
     assert_eq!(d.pending(), pending, "nothing recorded");
     assert_eq!(d.titles(Filter::All), ["almond milk"]);
 }
+
+#[test]
+fn the_inspector_lists_events_runs_read_only_queries_rebuilds_and_exports() {
+    use tandem_protocol::data::{Database, EventTable};
+    let mut d = Device::new();
+    d.add(1, "milk");
+    d.add(2, "bread");
+    d.run(Command::SetCompleted {
+        todo_id: id(2),
+        completed: true,
+        shown: None,
+    });
+    // Events: newest first, filtered, paged.
+    let list = |d: &Device, event_type: Option<&str>, offset, limit| match d.service.request(
+        Request::InspectEvents {
+            table: EventTable::Outbox,
+            event_type: event_type.map(str::to_string),
+            item: None,
+            device: Some(String::new()),
+            offset,
+            limit,
+        },
+    ) {
+        Reply::InspectEvents { events, more } => (
+            events.into_iter().map(|e| e.event_type).collect::<Vec<_>>(),
+            more,
+        ),
+        other => panic!("not events: {other:?}"),
+    };
+    let s = |t: &str| t.to_string();
+    assert_eq!(
+        list(&d, None, 0, 10),
+        (vec![s("TodoCompleted"), s("TodoCreated"), s("TodoCreated"), s("ListCreated")], false)
+    );
+    assert_eq!(list(&d, None, 1, 2), (vec![s("TodoCreated"), s("TodoCreated")], true));
+    assert_eq!(list(&d, Some("TodoCreated"), 0, 10).0.len(), 2);
+    // The state.
+    match d.service.request(Request::InspectState) {
+        Reply::InspectState(state) => {
+            assert_eq!((state.pending, state.logged, state.set_aside), (4, 0, 0));
+            assert_eq!(state.projection_version, tandem_store::PROJECTION_VERSION);
+            assert!(state.clock.starts_with("00175"), "{}", state.clock);
+        }
+        other => panic!("{other:?}"),
+    }
+    // The console reads, pages, refuses writes and stops what runs too long.
+    let query = |d: &Device, database, sql: &str, offset| {
+        d.service.request(Request::Query {
+            database,
+            sql: sql.into(),
+            offset,
+        })
+    };
+    match query(&d, Database::Views, "SELECT title, completed FROM todos ORDER BY title", 0) {
+        Reply::Query(page) => {
+            assert_eq!(page.columns, ["title", "completed"]);
+            assert_eq!(page.rows, [vec![s("bread"), s("1")], vec![s("milk"), s("0")]]);
+            assert!(!page.more);
+        }
+        other => panic!("{other:?}"),
+    }
+    match query(
+        &d,
+        Database::Events,
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 250) SELECT i FROM n",
+        100,
+    ) {
+        Reply::Query(page) => {
+            assert_eq!(page.rows.len(), 100);
+            assert_eq!(page.rows[0], [s("101")]);
+            assert!(page.more);
+        }
+        other => panic!("{other:?}"),
+    }
+    for (sql, why) in [
+        ("DELETE FROM outbox", "only reads"),
+        ("UPDATE outbox SET version = 9", "only reads"),
+        ("SELECT 1; DELETE FROM outbox", "Multiple statements"),
+        ("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n", "too long"),
+        ("SELEC nonsense", "syntax error"),
+    ] {
+        match query(&d, Database::Events, sql, 0) {
+            Reply::Refused { reason } => assert!(reason.contains(why), "{sql}: {reason}"),
+            other => panic!("{sql}: {other:?}"),
+        }
+    }
+    assert_eq!(d.pending(), 4, "nothing was written");
+    // After all that the connection writes again.
+    d.add(3, "eggs");
+    assert_eq!(d.titles(Filter::All), ["milk", "bread", "eggs"]);
+    // A rebuild gives the same views.
+    let before = d.replica.borrow().views().hash().unwrap();
+    assert_eq!(d.service.request(Request::RebuildViews), Reply::Rebuilt { events: 5 });
+    assert_eq!(d.replica.borrow().views().hash().unwrap(), before);
+    assert!(d.changes().reset, "the page reads its list again");
+    // The export: one JSON line per event.
+    match d.service.request(Request::Export) {
+        Reply::Export { lines, events } => {
+            assert_eq!(events, 5);
+            assert_eq!(lines.lines().count(), 5);
+            for line in lines.lines() {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                assert!(v["event_id"].is_string() && v["event_type"].is_string(), "{line}");
+            }
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -1,0 +1,69 @@
+import { expect, test } from "@playwright/test";
+import * as fs from "node:fs";
+import { addTodos, freshList, items, ready, syncStatus } from "./helpers";
+
+// The inspector (/inspect): the device's own databases as its worker holds them.
+
+test("the inspector shows the state, lists and filters events, queries read-only, rebuilds and exports", async ({ page, context }) => {
+  const list = await freshList(page);
+  await addTodos(page, "milk", "bread");
+  await expect(syncStatus(page)).toHaveAttribute("data-pending", "0", { timeout: 10_000 });
+  await context.setOffline(true);
+  await expect(syncStatus(page)).toHaveAttribute("data-sync-state", "offline");
+  await addTodos(page, "written offline");
+
+  await page.getByRole("link", { name: "Inspect" }).click();
+  await expect(page.getByRole("heading", { name: "Inspector" })).toBeVisible();
+  await ready(page);
+  const state = page.locator("dl.state");
+  await expect(state.locator(".kv", { hasText: "Events in the outbox" }).locator("dd")).toHaveText("1");
+  await expect(state.locator(".kv", { hasText: "Clock (HLC now)" }).locator("dd")).toHaveText(/^\d{15}-\d{10}-[0-9a-f-]{36}$/);
+
+  // The log, newest first; filtered by type; the outbox holds the offline one.
+  const events = page.locator("table.events-table tbody tr");
+  await expect(events.first()).toBeVisible();
+  await page.getByRole("textbox", { name: "Type" }).fill("TodoCreated");
+  await page.getByRole("textbox", { name: "Type" }).press("Enter");
+  await expect(events.locator("td:nth-child(2)")).not.toHaveText([/^(?!TodoCreated$)/]);
+  const seqs = (await events.locator("td:nth-child(1)").allTextContents()).map(Number);
+  expect(seqs.length).toBeGreaterThanOrEqual(2);
+  expect([...seqs].sort((a, b) => b - a)).toEqual(seqs);
+  await page.getByRole("combobox", { name: "Table" }).selectOption("outbox");
+  await expect(events).toHaveCount(1);
+  await expect(events.first()).toContainText("written offline");
+
+  // The console reads views.db and events.db, refuses writes, and stops long queries.
+  const sql = page.getByRole("textbox", { name: "SQL" });
+  await sql.fill("SELECT title FROM todos WHERE list_id IN (SELECT list_id FROM lists WHERE name LIKE 'List %') AND NOT deleted ORDER BY position");
+  await page.getByRole("button", { name: "Run" }).click();
+  await expect(page.locator("table.query-result tbody tr").filter({ hasText: "written offline" })).toHaveCount(1);
+  await sql.fill("DELETE FROM todos");
+  await page.getByRole("button", { name: "Run" }).click();
+  await expect(page.getByRole("alert")).toContainText("only reads");
+  await page.getByRole("combobox", { name: "Database" }).selectOption("events");
+  await sql.fill("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n");
+  await page.getByRole("button", { name: "Run" }).click();
+  await expect(page.getByRole("alert")).toContainText("too long", { timeout: 15_000 });
+  await sql.fill("SELECT count(*) AS pending FROM outbox");
+  await sql.press("Control+Enter");
+  await expect(page.locator("table.query-result tbody td")).toHaveText("1");
+
+  // Rebuild the views: same list afterwards.
+  await page.getByRole("button", { name: "Rebuild views" }).click();
+  await expect(page.locator(".inspect-done")).toContainText(/rebuilt from \d+ events/);
+  // Export: one JSON line per event, as many as it says.
+  await page.getByRole("button", { name: "Export the log" }).click();
+  const link = page.locator("a.export-link");
+  await expect(link).toBeVisible();
+  const said = Number((await link.textContent())?.match(/\((\d+) events\)/)?.[1]);
+  const download = await Promise.all([page.waitForEvent("download"), link.click()]).then(([d]) => d);
+  const text = fs.readFileSync(await download.path(), "utf8");
+  const lines = text.trim().split("\n");
+  expect(lines.length).toBe(said);
+  expect(lines.some((l) => JSON.parse(l).event_type === "TodoCreated")).toBe(true);
+
+  await page.goto(list);
+  await ready(page);
+  await expect(items(page).locator("label")).toHaveText(["milk", "bread", "written offline"]);
+  await context.setOffline(false);
+});
