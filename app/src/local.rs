@@ -23,6 +23,9 @@ pub struct Local {
     pub generation: RwSignal<u64>,
     /// This device's id, once the worker said it.
     pub device_id: RwSignal<Option<String>>,
+    /// The store is in memory only (no file storage in this window): edits last only until
+    /// they are sent.
+    pub memory: RwSignal<bool>,
 }
 
 /// Creates the handle and, in the browser, starts the worker.
@@ -34,8 +37,21 @@ pub fn provide_local(model: Model) -> Local {
         behind: RwSignal::new(false),
         generation: RwSignal::new(0),
         device_id: RwSignal::new(None),
+        memory: RwSignal::new(false),
     };
     provide_context(local);
+    // A store in memory loses what is unsent when the tab closes: the browser asks first.
+    #[cfg(feature = "hydrate")]
+    {
+        let handle = window_event_listener(leptos::ev::beforeunload, move |ev| {
+            if local.memory.get_untracked() && model.sync.with_untracked(|s| s.pending > 0) {
+                ev.prevent_default();
+                ev.set_return_value("Changes not yet sent will be lost.");
+            }
+        });
+        // For the page's life.
+        std::mem::forget(handle);
+    }
     #[cfg(feature = "hydrate")]
     match browser::Client::start(model, local) {
         Ok(client) => local.client.set_value(Some(client)),
@@ -364,7 +380,10 @@ mod browser {
 
         fn receive(self: &Rc<Self>, message: WorkerMessage, model: Model, local: Local) {
             match message {
-                WorkerMessage::Serving { owner } => self.serving(owner),
+                WorkerMessage::Serving { owner, memory } => {
+                    local.memory.set(memory);
+                    self.serving(owner);
+                }
                 WorkerMessage::Unavailable { reason, .. } => {
                     model.source.set(Source::Unavailable(reason))
                 }

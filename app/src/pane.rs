@@ -1127,7 +1127,20 @@ fn clock_text(ms: u64) -> String {
 #[component]
 pub fn Banner() -> impl IntoView {
     let model = use_model();
-    move || {
+    let local = use_local();
+    let memory = move || {
+        local.memory.get().then(|| {
+            let pending = model.sync.with(|s| s.pending);
+            view! {
+                <div class="banner banner-warn" role="alert" data-storage="memory">
+                    <strong>"This window cannot store data, so Tandem runs from memory. "</strong>
+                    "Your changes are kept only until they are sent to the server; closing the tab before that loses them."
+                    {(pending > 0).then(|| format!(" {pending} not sent yet."))}
+                </div>
+            }
+        })
+    };
+    let source = move || {
         match model.source.get() {
         Source::Unavailable(reason) => Some(
             view! {
@@ -1161,6 +1174,10 @@ pub fn Banner() -> impl IntoView {
             .into_any()
         }),
     }
+    };
+    view! {
+        {memory}
+        {source}
     }
 }
 

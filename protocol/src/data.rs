@@ -706,6 +706,10 @@ pub enum WorkerMessage {
     /// tabs").
     Serving {
         owner: bool,
+        /// The store lives in memory only (no file storage in this window, DESIGN.md rule
+        /// 18's exception): edits are kept only until they are sent.
+        #[serde(default)]
+        memory: bool,
     },
     /// The worker cannot serve; `reason` says why, for a banner.
     Unavailable {
@@ -786,7 +790,13 @@ pub enum TabMessage {
     /// The worker of tab `tab` owns the store and serves, as the `epoch`th owner (counted in
     /// the store: a later owner's epoch is greater, so a late message of an earlier owner is
     /// told apart and ignored).
-    Owner { tab: String, epoch: u64 },
+    Owner {
+        tab: String,
+        epoch: u64,
+        /// Its store is in memory only.
+        #[serde(default)]
+        memory: bool,
+    },
     /// A page's message, relayed for tab `from` to the owner `owner` (another owner ignores
     /// it: after a handoff the page sends it again, in order).
     ToOwner {
@@ -947,7 +957,10 @@ mod tests {
         assert_eq!(TabMessage::from_json(&msg.to_json()).unwrap(), msg);
         let all = TabMessage::ToAll {
             epoch: 3,
-            message: WorkerMessage::Serving { owner: false },
+            message: WorkerMessage::Serving {
+                owner: false,
+                memory: false,
+            },
         };
         assert_eq!(TabMessage::from_json(&all.to_json()).unwrap(), all);
     }

@@ -78,6 +78,19 @@ impl Replica {
         Self::assemble(log, views, ids)
     }
 
+    /// A replica whose databases live in memory only: for a browser window without any file
+    /// storage (DESIGN.md rule 18's exception). Everything works, and is gone with the worker.
+    pub fn open_in_memory(
+        device: DeviceId,
+        physical: PhysicalClock,
+        ids: IdSource,
+    ) -> Result<Self, ReplicaError> {
+        let memory = || rusqlite::Connection::open_in_memory().map_err(LogError::Sql);
+        let log = EventLog::with_connection(memory()?, device, physical)?;
+        let (views, _) = Views::with_connection(memory()?, &log, |_| {})?;
+        Self::assemble(log, views, ids)
+    }
+
     /// A replica over an opened log and views (in-memory ones in simulations).
     pub fn assemble(log: EventLog, mut views: Views, ids: IdSource) -> Result<Self, ReplicaError> {
         views.catch_up(&log, 1_000)?;

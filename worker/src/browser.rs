@@ -69,6 +69,8 @@ thread_local! {
     static CHANNEL: RefCell<Option<BroadcastChannel>> = const { RefCell::new(None) };
     /// The epoch of this worker's ownership (0 until it owns the store).
     static EPOCH: Cell<u64> = const { Cell::new(0) };
+    /// Whether this owner's store is in memory only.
+    static MEMORY: Cell<bool> = const { Cell::new(false) };
     /// The OPFS pool, once installed.
     static POOL: RefCell<Option<tandem_store::opfs::OpfsPool>> = const { RefCell::new(None) };
 }
@@ -137,6 +139,7 @@ impl Tab {
             (Role::Owner(_), TabMessage::Hello { .. }) => to_tabs(&TabMessage::Owner {
                 tab: self.id.clone(),
                 epoch: EPOCH.get(),
+                memory: MEMORY.get(),
             }),
             (
                 Role::Owner(app),
@@ -150,12 +153,15 @@ impl Tab {
                 drop(role);
                 app.on_message(&Client::Tab(from), message);
             }
-            (Role::Relay { owner }, TabMessage::Owner { tab, epoch })
+            (Role::Relay { owner }, TabMessage::Owner { tab, epoch, memory })
                 if owner.as_ref().is_none_or(|(_, known)| epoch > *known) =>
             {
                 *owner = Some((tab, epoch));
                 drop(role);
-                post(&WorkerMessage::Serving { owner: false });
+                post(&WorkerMessage::Serving {
+                    owner: false,
+                    memory,
+                });
             }
             (
                 Role::Relay { owner },
@@ -267,7 +273,9 @@ struct OwnFailure {
 /// Holding the lock: opens the store, takes the next ownership epoch and serves, telling
 /// this tab's page and the other tabs.
 async fn own(tab: &Tab) -> Result<(), OwnFailure> {
-    let replica = Rc::new(RefCell::new(open_replica().await?));
+    let (replica, memory) = open_replica().await?;
+    MEMORY.set(memory);
+    let replica = Rc::new(RefCell::new(replica));
     let epoch = replica
         .borrow()
         .log()
@@ -285,10 +293,14 @@ async fn own(tab: &Tab) -> Result<(), OwnFailure> {
         transient: true,
     })?;
     *tab.role.borrow_mut() = Role::Owner(app);
-    post(&WorkerMessage::Serving { owner: true });
+    post(&WorkerMessage::Serving {
+        owner: true,
+        memory,
+    });
     to_tabs(&TabMessage::Owner {
         tab: tab.id.clone(),
         epoch,
+        memory,
     });
     Ok(())
 }
@@ -370,15 +382,20 @@ fn promise_pair() -> (js_sys::Function, js_sys::Promise) {
     (resolve, promise)
 }
 
-async fn open_replica() -> Result<Replica, OwnFailure> {
-    // No OPFS at all (some private windows): say so at once; retrying only helps while a
-    // previous owner still holds the files.
-    if !has_opfs() {
-        return Err(OwnFailure {
-            kind: Unavailable::NoStorage,
-            reason: "this browser window gives Tandem no private file storage (OPFS)".into(),
-            transient: false,
-        });
+/// Opens the store: in OPFS, or — where the window gives no file storage at all (some private
+/// windows) — in memory (`true`), which the page announces. Files merely held by a dying tab
+/// are waited for, never a reason to fall back.
+async fn open_replica() -> Result<(Replica, bool), OwnFailure> {
+    // Used only when events.db is new: the device id is minted once and kept (DESIGN.md rule 1).
+    let device = DeviceId::from_uuid(new_uuid_v7());
+    if !opfs_reachable().await {
+        let replica = Replica::open_in_memory(device, Arc::new(now_ms), Box::new(new_uuid_v7))
+            .map_err(|e| OwnFailure {
+                kind: Unavailable::Storage,
+                reason: format!("cannot open a store in memory: {e}"),
+                transient: false,
+            })?;
+        return Ok((replica, true));
     }
     let start = js_sys::Date::now();
     let mut delay_ms = 50;
@@ -404,8 +421,6 @@ async fn open_replica() -> Result<Replica, OwnFailure> {
             }
         }
     }
-    // Used only when events.db is new: the device id is minted once and kept (DESIGN.md rule 1).
-    let device = DeviceId::from_uuid(new_uuid_v7());
     Replica::open(
         "events.db",
         "views.db",
@@ -414,6 +429,7 @@ async fn open_replica() -> Result<Replica, OwnFailure> {
         Box::new(new_uuid_v7),
         |_| {},
     )
+    .map(|replica| (replica, false))
     .map_err(|e| OwnFailure {
         kind: Unavailable::Storage,
         reason: format!("cannot open the local store: {e}"),
@@ -421,12 +437,23 @@ async fn open_replica() -> Result<Replica, OwnFailure> {
     })
 }
 
-/// Whether this worker can reach OPFS (`navigator.storage.getDirectory`).
-fn has_opfs() -> bool {
+/// Whether this worker can reach OPFS at all: `navigator.storage.getDirectory` exists and
+/// gives a directory (private windows of some browsers have no such method, or refuse it).
+async fn opfs_reachable() -> bool {
     let storage: JsValue = scope().navigator().storage().into();
-    js_sys::Reflect::get(&storage, &"getDirectory".into())
-        .map(|f| f.is_function())
-        .unwrap_or(false)
+    let Ok(get) = js_sys::Reflect::get(&storage, &"getDirectory".into()) else {
+        return false;
+    };
+    let Some(get) = get.dyn_ref::<js_sys::Function>() else {
+        return false;
+    };
+    match get.call0(&storage) {
+        Ok(promise) => match promise.dyn_into::<js_sys::Promise>() {
+            Ok(promise) => JsFuture::from(promise).await.is_ok(),
+            Err(_) => false,
+        },
+        Err(_) => false,
+    }
 }
 
 /// Asks the browser not to evict the databases under storage pressure (an evicted outbox is
