@@ -16,7 +16,7 @@ use crate::model::use_model;
 const EVENTS_PAGE: u64 = 50;
 
 #[component]
-pub fn InspectRoute() -> impl IntoView {
+pub fn InspectRoute() -> AnyView {
     let local = use_local();
     // Opened here first: nothing was rendered from the server, so the worker switches at once.
     Effect::new(move |_| {
@@ -40,10 +40,11 @@ pub fn InspectRoute() -> impl IntoView {
             <Maintenance/>
         </section>
     }
+    .into_any()
 }
 
 #[component]
-fn State() -> impl IntoView {
+fn State() -> AnyView {
     let model = use_model();
     let local = use_local();
     let state = RwSignal::new(None::<StoreState>);
@@ -98,10 +99,11 @@ fn State() -> impl IntoView {
             }}
         </section>
     }
+    .into_any()
 }
 
 #[component]
-fn Events() -> impl IntoView {
+fn Events() -> AnyView {
     let model = use_model();
     let local = use_local();
     let table = RwSignal::new(EventTable::Log);
@@ -231,13 +233,15 @@ fn Events() -> impl IntoView {
             </div>
         </section>
     }
+    .into_any()
 }
 
 #[component]
-fn Console() -> impl IntoView {
+fn Console() -> AnyView {
     let local = use_local();
     let database = RwSignal::new(Database::Views);
-    let sql = RwSignal::new("SELECT title, completed FROM todos WHERE NOT deleted LIMIT 20".to_string());
+    let sql =
+        RwSignal::new("SELECT title, completed FROM todos WHERE NOT deleted LIMIT 20".to_string());
     let offset = RwSignal::new(0u64);
     let result = RwSignal::new(None::<Result<QueryPage, String>>);
     let running = RwSignal::new(false);
@@ -336,10 +340,11 @@ fn Console() -> impl IntoView {
             }}
         </section>
     }
+    .into_any()
 }
 
 #[component]
-fn Maintenance() -> impl IntoView {
+fn Maintenance() -> AnyView {
     let model = use_model();
     let local = use_local();
     let message = RwSignal::new(None::<(bool, String)>);
@@ -352,10 +357,13 @@ fn Maintenance() -> impl IntoView {
             busy.set(false);
             model.rebuilding.set(None);
             match reply {
-                Reply::Rebuilt { events } => {
-                    message.set(Some((false, format!("The views were rebuilt from {events} events."))))
+                Reply::Rebuilt { events } => message.set(Some((
+                    false,
+                    format!("The views were rebuilt from {events} events."),
+                ))),
+                Reply::Refused { reason } | Reply::Failed { reason } => {
+                    message.set(Some((true, reason)))
                 }
-                Reply::Refused { reason } | Reply::Failed { reason } => message.set(Some((true, reason))),
                 _ => {}
             }
         });
@@ -363,7 +371,9 @@ fn Maintenance() -> impl IntoView {
     let export = move |_| {
         local.request(Request::Export, move |reply| match reply {
             Reply::Export { lines, events } => download.set(Some((object_url(&lines), events))),
-            Reply::Refused { reason } | Reply::Failed { reason } => message.set(Some((true, reason))),
+            Reply::Refused { reason } | Reply::Failed { reason } => {
+                message.set(Some((true, reason)))
+            }
             _ => {}
         });
     };
@@ -400,6 +410,7 @@ fn Maintenance() -> impl IntoView {
             })}
         </section>
     }
+    .into_any()
 }
 
 /// A download link's address for `text` (a Blob URL in the browser).

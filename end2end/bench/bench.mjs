@@ -12,6 +12,13 @@
 //      into an OPFS SQLite table, one transaction per page (public/bench-raw.js).
 //   4. Boot to interactive with 100,000 events already local, beside boot with an empty store.
 //   5. Shipped wasm + js, gzip.
+//   6. Several tabs: 10,000 events written in the owner tab (mark all in a list of 10,000)
+//      until a second tab's view shows them, beside the owner's own time to commit and show
+//      them (goal: <= 1.5x; LiveStore's tabs catch up at 50-70 events/s).
+//   7. Handoff: the owner tab closes -> another tab serves; beside a tab's boot to interactive
+//      on the same store (goal: < 1 s).
+//   8. Undo: click -> the undone add leaves the DOM, beside Enter -> render of the same page
+//      and of the plain page (the same ratio goal as a write).
 import { chromium } from "@playwright/test";
 import { spawn, execFileSync } from "node:child_process";
 import * as fs from "node:fs";
@@ -119,6 +126,23 @@ async function main() {
       await page.waitForURL(/\/lists\//);
       await page.waitForFunction(() => document.querySelector("h1.list-title")?.textContent === "Bench");
       const tandem = await adds(page);
+      // 8. Undo the last adds, one click each: the item leaves the DOM.
+      await page.evaluate(() => {
+        window.__undos = [];
+        let t0 = 0;
+        document.addEventListener("click", (e) => {
+          if (e.target.closest("button.undo")) t0 = performance.now();
+        }, true);
+        new MutationObserver((mutations) => {
+          if (mutations.some((m) => [...m.removedNodes].some((n) => n.nodeType === 1 && n.matches("li")))) window.__undos.push(performance.now() - t0);
+        }).observe(document.querySelector("ul.todo-list"), { childList: true });
+      });
+      const UNDOS = Math.min(ADDS, Number(process.env.BENCH_UNDOS ?? 100));
+      for (let i = 0; i < UNDOS; i++) {
+        await page.locator("header.masthead button.undo").click();
+        await page.waitForFunction((n) => document.querySelectorAll("ul.todo-list li").length === n, ADDS - i - 1);
+      }
+      const undos = await page.evaluate(() => window.__undos);
       await context.close();
       const base = await browser.newContext();
       const plain = await base.newPage();
@@ -131,6 +155,10 @@ async function main() {
         const t = quantile(tandem, q);
         const b = quantile(baseline, q);
         say(`enter-to-render ${name}: tandem ${ms(t)}, plain page ${ms(b)}, ratio ${(t / b).toFixed(2)}x (${ADDS} adds)`);
+      }
+      for (const [q, name] of [[0.5, "p50"], [0.95, "p95"]]) {
+        const u = quantile(undos, q);
+        say(`undo click-to-render ${name}: ${ms(u)}, vs tandem's enter-to-render ${ms(quantile(tandem, q))} (${(u / quantile(tandem, q)).toFixed(2)}x) and the plain page's ${ms(quantile(baseline, q))} (${(u / quantile(baseline, q)).toFixed(2)}x) (${undos.length} undos)`);
       }
     }
 
@@ -192,6 +220,42 @@ async function main() {
       }
       const toggles = await page.evaluate(() => window.__toggles);
       say(`toggle one item in a list of 10,000: p50 ${ms(median(toggles))}, max ${ms(Math.max(...toggles))} (${toggles.length} toggles; one frame is 16.7 ms)`);
+    }
+
+    // 6. Several tabs: mark all in the big list in the owner tab; a second tab follows.
+    {
+      const { context, page } = device;
+      const second = await context.newPage();
+      await second.goto(page.url());
+      await ready(second);
+      await second.waitForSelector('body[data-store="relay"]', { state: "attached" });
+      await second.waitForFunction(() => document.querySelectorAll("ul.todo-list li").length >= 10_000, null, { timeout: 120_000 });
+      const left = (p) => p.evaluate(() => document.querySelector("span.todo-count strong")?.textContent);
+      const target = (await left(page)) === "0" ? "10000" : "0";
+      const t0 = Date.now();
+      await page.locator("input.toggle-all").click();
+      const owner = page.waitForFunction((t) => document.querySelector("span.todo-count strong")?.textContent === t, target, { timeout: 120_000 }).then(() => Date.now() - t0);
+      const relay = second.waitForFunction((t) => document.querySelector("span.todo-count strong")?.textContent === t, target, { timeout: 120_000 }).then(() => Date.now() - t0);
+      const [o, r] = await Promise.all([owner, relay]);
+      say(`10,000 events written in the owner tab: owner shows them in ${ms(o)}, a second tab in ${ms(r)}, ratio ${(r / o).toFixed(2)}x (${Math.round(10_000 / (r / 1000))} events/s in the second tab)`);
+      device.second = second;
+    }
+
+    // 7. Handoff: the owner closes; the second tab takes over. Baseline: a tab's boot.
+    {
+      const { context, page, second } = device;
+      const t0 = Date.now();
+      await page.close();
+      await second.waitForSelector('body[data-store="owner"]', { state: "attached", timeout: 30_000 });
+      const handoff = Date.now() - t0;
+      const t1 = Date.now();
+      const third = await context.newPage();
+      await third.goto(`${A.base}/`);
+      await ready(third);
+      const boot = Date.now() - t1;
+      await third.close();
+      say(`handoff when the owner tab closes: ${ms(handoff)} until another tab serves, beside a new tab's boot to interactive ${ms(boot)} (${(handoff / boot).toFixed(2)}x; goal < 1 s)`);
+      device.page = second;
     }
 
     // 4. Boot with 100,000 events local vs an empty store.

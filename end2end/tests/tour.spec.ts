@@ -8,7 +8,7 @@ import { addTodos, freePort, healthy, items, ready, startServer, stopped, syncSt
 // (docs/screenshots/). They also check that the page looks like what the README says.
 const shots = path.join(__dirname, "../../docs/screenshots");
 
-test("the tour: a list, an item's detail, dark mode, a phone, offline, the Trash", async ({ page, context }) => {
+test("the tour: a list, an item's detail, dark mode, a phone, offline, the Trash, a conflict, history, the inspector", async ({ browser, page, context }) => {
   // A server of its own, so the pictures show only what the tour makes.
   const port = await freePort();
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "tandem-tour-"));
@@ -16,6 +16,7 @@ test("the tour: a list, an item's detail, dark mode, a phone, offline, the Trash
   try {
     await healthy(port);
     await tour(page, context, `http://127.0.0.1:${port}`);
+    await conflictAndHistory(browser, page, context, `http://127.0.0.1:${port}`);
   } finally {
     await stopped(server);
     fs.rmSync(dataDir, { recursive: true, force: true });
@@ -71,4 +72,63 @@ async function tour(page: import("@playwright/test").Page, context: import("@pla
   await page.getByRole("link", { name: "Trash", exact: true }).click();
   await expect(page.locator("li.trash-item")).toHaveCount(2);
   await page.screenshot({ path: path.join(shots, "trash.png") });
+}
+
+async function conflictAndHistory(
+  browser: import("@playwright/test").Browser,
+  page: import("@playwright/test").Page,
+  context: import("@playwright/test").BrowserContext,
+  base: string,
+) {
+  await page.setViewportSize({ width: 1100, height: 720 });
+  await page.goto(`${base}/`);
+  await ready(page);
+  await page.locator("nav a", { hasText: "Groceries" }).click();
+  await expect(page.locator("h1.list-title")).toHaveText("Groceries");
+  const name = page.getByRole("textbox", { name: "Device name" });
+  await name.fill("Laptop");
+  await name.press("Enter");
+  const other = await browser.newContext();
+  const phone = await other.newPage();
+  await phone.goto(page.url());
+  await ready(phone);
+  const phoneName = phone.getByRole("textbox", { name: "Device name" });
+  await expect(phoneName).toHaveValue(/ on /);
+  await phoneName.fill("Phone");
+  await phoneName.press("Enter");
+  await expect(items(phone).first()).toBeVisible();
+  for (const p of [page, phone]) await expect(syncStatus(p)).toHaveAttribute("data-pending", "0", { timeout: 10_000 });
+  await context.setOffline(true);
+  await other.setOffline(true);
+  for (const [p, title] of [[page, "oat milk, 2 litres"], [phone, "oat milk (the barista one)"]] as const) {
+    await expect(syncStatus(p)).toHaveAttribute("data-sync-state", "offline");
+    await items(p).nth(0).locator("label").dblclick();
+    await items(p).nth(0).locator("input.edit").fill(title);
+    await items(p).nth(0).locator("input.edit").press("Enter");
+  }
+  await context.setOffline(false);
+  await other.setOffline(false);
+  const badge = items(page).nth(0).getByRole("button", { name: "Resolve conflict" });
+  await expect(badge).toBeVisible({ timeout: 10_000 });
+  await page.screenshot({ path: path.join(shots, "conflict-badge.png") });
+  await badge.click();
+  await expect(page.getByRole("dialog").locator(".competing")).toHaveCount(2);
+  await page.screenshot({ path: path.join(shots, "conflict.png") });
+  await page.getByRole("dialog").getByRole("button", { name: "Keep “oat milk (the barista one)”" }).click();
+  await expect(badge).toHaveCount(0, { timeout: 10_000 });
+  await other.close();
+
+  await items(page).nth(0).getByRole("button", { name: /^Details of/ }).click();
+  await items(page).nth(0).getByRole("button", { name: "History" }).click();
+  await expect(page.getByRole("dialog").locator("li.history-entry")).toHaveCount(4);
+  await page.screenshot({ path: path.join(shots, "history.png") });
+  await page.keyboard.press("Escape");
+
+  await page.getByRole("link", { name: "Inspect" }).click();
+  await expect(page.locator("table.events-table tbody tr").first()).toBeVisible();
+  await page.getByRole("textbox", { name: "SQL" }).fill("SELECT event_type, count(*) AS events FROM events GROUP BY 1 ORDER BY 2 DESC");
+  await page.getByRole("combobox", { name: "Database" }).selectOption("events");
+  await page.getByRole("button", { name: "Run" }).click();
+  await expect(page.locator("table.query-result tbody tr").first()).toBeVisible();
+  await page.screenshot({ path: path.join(shots, "inspect.png"), fullPage: true });
 }

@@ -363,7 +363,9 @@ impl Replica {
                 let Some(last) = page.last() else { break };
                 after = last.0;
                 for (seq, e) in &page {
-                    out.push_str(&serde_json::to_string(&crate::wire::logged(*seq, e)).unwrap_or_default());
+                    out.push_str(
+                        &serde_json::to_string(&crate::wire::logged(*seq, e)).unwrap_or_default(),
+                    );
                     out.push('\n');
                     n += 1;
                 }

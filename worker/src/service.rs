@@ -271,8 +271,10 @@ impl Service {
         let log = replica.log();
         let conn = log.connection();
         let clock: String = conn.query_row("SELECT hlc_now()", [], |r| r.get(0))?;
-        let epoch: i64 = conn
-            .query_row("SELECT coalesce(max(epoch), 0) FROM ownership", [], |r| r.get(0))?;
+        let epoch: i64 =
+            conn.query_row("SELECT coalesce(max(epoch), 0) FROM ownership", [], |r| {
+                r.get(0)
+            })?;
         Ok(Reply::InspectState(StoreState {
             device_id: log.device_id().to_string(),
             clock,

@@ -1099,9 +1099,20 @@ fn the_inspector_lists_events_runs_read_only_queries_rebuilds_and_exports() {
     let s = |t: &str| t.to_string();
     assert_eq!(
         list(&d, None, 0, 10),
-        (vec![s("TodoCompleted"), s("TodoCreated"), s("TodoCreated"), s("ListCreated")], false)
+        (
+            vec![
+                s("TodoCompleted"),
+                s("TodoCreated"),
+                s("TodoCreated"),
+                s("ListCreated")
+            ],
+            false
+        )
     );
-    assert_eq!(list(&d, None, 1, 2), (vec![s("TodoCreated"), s("TodoCreated")], true));
+    assert_eq!(
+        list(&d, None, 1, 2),
+        (vec![s("TodoCreated"), s("TodoCreated")], true)
+    );
     assert_eq!(list(&d, Some("TodoCreated"), 0, 10).0.len(), 2);
     // The state.
     match d.service.request(Request::InspectState) {
@@ -1120,10 +1131,18 @@ fn the_inspector_lists_events_runs_read_only_queries_rebuilds_and_exports() {
             offset,
         })
     };
-    match query(&d, Database::Views, "SELECT title, completed FROM todos ORDER BY title", 0) {
+    match query(
+        &d,
+        Database::Views,
+        "SELECT title, completed FROM todos ORDER BY title",
+        0,
+    ) {
         Reply::Query(page) => {
             assert_eq!(page.columns, ["title", "completed"]);
-            assert_eq!(page.rows, [vec![s("bread"), s("1")], vec![s("milk"), s("0")]]);
+            assert_eq!(
+                page.rows,
+                [vec![s("bread"), s("1")], vec![s("milk"), s("0")]]
+            );
             assert!(!page.more);
         }
         other => panic!("{other:?}"),
@@ -1159,7 +1178,10 @@ fn the_inspector_lists_events_runs_read_only_queries_rebuilds_and_exports() {
     assert_eq!(d.titles(Filter::All), ["milk", "bread", "eggs"]);
     // A rebuild gives the same views.
     let before = d.replica.borrow().views().hash().unwrap();
-    assert_eq!(d.service.request(Request::RebuildViews), Reply::Rebuilt { events: 5 });
+    assert_eq!(
+        d.service.request(Request::RebuildViews),
+        Reply::Rebuilt { events: 5 }
+    );
     assert_eq!(d.replica.borrow().views().hash().unwrap(), before);
     assert!(d.changes().reset, "the page reads its list again");
     // The export: one JSON line per event.
@@ -1169,7 +1191,10 @@ fn the_inspector_lists_events_runs_read_only_queries_rebuilds_and_exports() {
             assert_eq!(lines.lines().count(), 5);
             for line in lines.lines() {
                 let v: serde_json::Value = serde_json::from_str(line).unwrap();
-                assert!(v["event_id"].is_string() && v["event_type"].is_string(), "{line}");
+                assert!(
+                    v["event_id"].is_string() && v["event_type"].is_string(),
+                    "{line}"
+                );
             }
         }
         other => panic!("{other:?}"),
