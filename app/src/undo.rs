@@ -50,28 +50,33 @@ pub fn UndoRedo() -> impl IntoView {
     #[cfg(feature = "hydrate")]
     {
         let handle = window_event_listener(leptos::ev::keydown, move |ev| {
-            if !(ev.ctrl_key() || ev.meta_key()) || ev.alt_key() {
+            if !(ev.ctrl_key() || ev.meta_key()) || ev.alt_key() || ev.repeat() {
                 return;
             }
+            // Text fields keep their own undo; a checkbox or a button does not type.
             let typing = ev
                 .target()
                 .and_then(|t| wasm_bindgen::JsCast::dyn_into::<web_sys::Element>(t).ok())
-                .is_some_and(|el| {
-                    matches!(el.tag_name().as_str(), "INPUT" | "TEXTAREA" | "SELECT")
-                        || wasm_bindgen::JsCast::dyn_ref::<web_sys::HtmlElement>(&el)
-                            .is_some_and(|e| e.is_content_editable())
+                .is_some_and(|el| match el.tag_name().as_str() {
+                    "TEXTAREA" | "SELECT" => true,
+                    "INPUT" => !matches!(
+                        el.get_attribute("type").unwrap_or_default().as_str(),
+                        "checkbox" | "radio" | "button" | "submit" | "reset" | "range" | "color"
+                    ),
+                    _ => wasm_bindgen::JsCast::dyn_ref::<web_sys::HtmlElement>(&el)
+                        .is_some_and(|e| e.is_content_editable()),
                 });
             if typing || !local.ready.get_untracked() {
                 return;
             }
-            let redo = match ev.key().as_str() {
-                "z" => false,
-                "Z" => true,
-                "y" | "Y" => true,
+            // By key position, so Caps Lock or another layout does not turn undo into redo.
+            let redo = match ev.code().as_str() {
+                "KeyZ" => ev.shift_key(),
+                "KeyY" => true,
                 _ => return,
             };
             ev.prevent_default();
-            run(redo || ev.shift_key());
+            run(redo);
         });
         on_cleanup(move || handle.remove());
     }

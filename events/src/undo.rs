@@ -100,23 +100,24 @@ pub fn compensate(history: &[Event], undone: &Event) -> Result<Vec<DomainEvent>,
         DomainEvent::DeviceNamed(_) => Err(UndoError::NotUndoable),
         DomainEvent::ListRenamed(e) => {
             live(&list.deletion)?;
-            let name = previous(history, &list.name, s, "name", &e.bases)?;
+            let (name, bases) = previous(history, &list.name, undone, "name", &e.bases)?;
             Ok(vec![DomainEvent::ListRenamed(ListRenamed { name, bases })])
         }
         body => {
             live(&todo.deletion)?;
             let event = match body {
                 DomainEvent::TodoTitleEdited(e) => {
-                    let title = previous(history, &todo.title, s, "title", &e.bases)?;
+                    let (title, bases) = previous(history, &todo.title, undone, "title", &e.bases)?;
                     DomainEvent::TodoTitleEdited(TodoTitleEdited { title, bases })
                 }
                 DomainEvent::TodoNotesEdited(e) => {
-                    let notes = previous(history, &todo.notes, s, "notes", &e.bases)?;
+                    let (notes, bases) = previous(history, &todo.notes, undone, "notes", &e.bases)?;
                     DomainEvent::TodoNotesEdited(TodoNotesEdited { notes, bases })
                 }
                 DomainEvent::TodoDueDateSet(TodoDueDateSet { bases: b, .. })
                 | DomainEvent::TodoDueDateCleared(Bases { bases: b }) => {
-                    match previous(history, &todo.due_date, s, "due_date", b)? {
+                    let (due, bases) = previous(history, &todo.due_date, undone, "due_date", b)?;
+                    match due {
                         Some(due_date) => {
                             DomainEvent::TodoDueDateSet(TodoDueDateSet { due_date, bases })
                         }
@@ -125,25 +126,33 @@ pub fn compensate(history: &[Event], undone: &Event) -> Result<Vec<DomainEvent>,
                 }
                 DomainEvent::TodoCompleted(Bases { bases: b })
                 | DomainEvent::TodoReopened(Bases { bases: b }) => {
-                    if previous(history, &todo.completed, s, "completed", b)? {
+                    let (done, bases) = previous(history, &todo.completed, undone, "completed", b)?;
+                    if done {
                         DomainEvent::TodoCompleted(Bases { bases })
                     } else {
                         DomainEvent::TodoReopened(Bases { bases })
                     }
                 }
                 DomainEvent::TodoMoved(e) => {
-                    let position = previous(history, &todo.position, s, "position", &e.bases)?;
+                    let (position, bases) =
+                        previous(history, &todo.position, undone, "position", &e.bases)?;
                     DomainEvent::TodoMoved(TodoMoved { position, bases })
                 }
                 DomainEvent::TodoListChanged(e) => {
-                    let list_id = previous(history, &todo.list, s, "list", &e.list_bases)?;
-                    let position =
-                        previous(history, &todo.position, s, "position", &e.position_bases)?;
+                    let (list_id, list_bases) =
+                        previous(history, &todo.list, undone, "list", &e.list_bases)?;
+                    let (position, position_bases) = previous(
+                        history,
+                        &todo.position,
+                        undone,
+                        "position",
+                        &e.position_bases,
+                    )?;
                     DomainEvent::TodoListChanged(TodoListChanged {
                         list_id,
-                        list_bases: bases.clone(),
+                        list_bases,
                         position,
-                        position_bases: bases,
+                        position_bases,
                     })
                 }
                 _ => return Err(UndoError::NotUndoable),
@@ -164,33 +173,62 @@ fn live(deletion: &Deletion) -> Result<(), UndoError> {
 }
 
 /// The value `field` had before the edit stamped `s` (the value its author replaced: the
-/// first of its bases, the one shown), when nobody has replaced that edit since.
-fn previous<V: Clone>(
+/// first of its bases this device knows, the one shown), and the bases of the undo: `s`, plus —
+/// when `s` was replaced since only by this device's own edits that hold `s`'s value again (an
+/// undo of a later change: undoing twice in a row) — those edits too. Anyone else's standing
+/// edit refuses it, naming them.
+fn previous<V: Clone + PartialEq>(
     history: &[Event],
     field: &Field<V>,
-    s: Stamp,
+    undone: &Event,
     name: &'static str,
     undone_bases: &[Stamp],
-) -> Result<V, UndoError> {
+) -> Result<(V, Vec<Stamp>), UndoError> {
+    let (s, me) = (undone.hlc, undone.device_id);
+    let mut bases = vec![s];
     if field.superseded(&s) {
-        let by = history
-            .iter()
-            .filter(|e| {
+        let standing: Vec<_> = field
+            .winner()
+            .into_iter()
+            .chain(field.conflicts())
+            .collect();
+        let value = field.value_at(&s);
+        let own_again = !standing.is_empty()
+            && standing
+                .iter()
+                .all(|e| e.device_id == me && Some(e.value) == value);
+        if !own_again {
+            let superseders = history.iter().filter(|e| {
                 crate::history::sets(&e.body)
                     .iter()
                     .any(|(f, _, b)| *f == name && b.contains(&s))
-            })
-            .max_by_key(|e| e.hlc);
-        return Err(UndoError::ChangedSince {
-            what: field_name(name),
-            device: by.map_or(DeviceId::from_uuid(uuid::Uuid::nil()), |e| e.device_id),
-        });
+            });
+            let others = superseders
+                .clone()
+                .filter(|e| e.device_id != me)
+                .max_by_key(|e| e.hlc);
+            let device = others
+                .map(|e| e.device_id)
+                .or_else(|| {
+                    standing
+                        .iter()
+                        .find(|e| e.device_id != me)
+                        .map(|e| e.device_id)
+                })
+                .unwrap_or(me);
+            return Err(UndoError::ChangedSince {
+                what: field_name(name),
+                device,
+            });
+        }
+        bases.extend(standing.iter().map(|e| e.stamp));
     }
-    undone_bases
-        .first()
-        .and_then(|b| field.value_at(b))
+    let old = undone_bases
+        .iter()
+        .find_map(|b| field.value_at(b))
         .cloned()
-        .ok_or(UndoError::Unknown)
+        .ok_or(UndoError::Unknown)?;
+    Ok((old, bases))
 }
 
 fn field_name(field: &'static str) -> &'static str {
@@ -291,6 +329,56 @@ mod tests {
         let concurrent = title(3, 2, "almond milk", vec![stamp(1, 1)]);
         let history = vec![c, mine.clone(), concurrent];
         assert!(compensate(&history, &mine).is_ok());
+    }
+
+    #[test]
+    fn two_undos_in_a_row_on_one_field_go_back_twice() {
+        let c = created(1);
+        let tick = event(
+            2,
+            1,
+            DomainEvent::TodoCompleted(Bases {
+                bases: vec![stamp(1, 1)],
+            }),
+        );
+        let untick = event(
+            3,
+            1,
+            DomainEvent::TodoReopened(Bases {
+                bases: vec![stamp(2, 1)],
+            }),
+        );
+        let mut history = vec![c, tick.clone(), untick.clone()];
+        let first = compensate(&history, &untick).unwrap();
+        assert_eq!(
+            first,
+            vec![DomainEvent::TodoCompleted(Bases {
+                bases: vec![stamp(3, 1)]
+            })]
+        );
+        history.push(event(4, 1, first[0].clone()));
+        // The tick was replaced only by this device's untick and its undo (which ticks again).
+        assert_eq!(
+            compensate(&history, &tick),
+            Ok(vec![DomainEvent::TodoReopened(Bases {
+                bases: vec![stamp(2, 1), stamp(4, 1)]
+            })])
+        );
+        // Not when another device's edit stands.
+        history.push(event(
+            5,
+            2,
+            DomainEvent::TodoReopened(Bases {
+                bases: vec![stamp(4, 1)],
+            }),
+        ));
+        assert_eq!(
+            compensate(&history, &tick),
+            Err(UndoError::ChangedSince {
+                what: "done mark",
+                device: dev(2)
+            })
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! events of the log, outbox and set-aside tables with filters and pages, and a read-only SQL
 //! console with a bounded page of rows and an instruction budget.
 
+use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension};
 use tandem_protocol::data::{EventTable, InspectedEvent, QueryPage};
@@ -11,6 +12,8 @@ use tandem_protocol::data::{EventTable, InspectedEvent, QueryPage};
 pub enum InspectError {
     #[error("the console only reads: this statement would write")]
     Writes,
+    #[error("the console only reads: this statement would write, change a setting, open a transaction or attach a database ({0})")]
+    NotAuthorized(String),
     #[error("the query ran too long and was interrupted (over {budget} steps); narrow it down")]
     Interrupted { budget: u64 },
     #[error("the statement is {chars} characters; at most {max} are accepted")]
@@ -61,19 +64,54 @@ pub fn query(
         }),
     )?;
     conn.pragma_update(None, "query_only", true)?;
+    // Only reading is authorized, checked as the statement is prepared (so a PRAGMA setter,
+    // a BEGIN, an ATTACH or a clock-ticking hlc_now() never runs): query_only alone lets
+    // transactions, attachments and settings through.
+    conn.authorizer(Some(|ctx: AuthContext<'_>| match ctx.action {
+        AuthAction::Select | AuthAction::Read { .. } | AuthAction::Recursive => {
+            Authorization::Allow
+        }
+        AuthAction::Pragma {
+            pragma_value: None, ..
+        } => Authorization::Allow,
+        AuthAction::Function { function_name }
+            if !function_name.eq_ignore_ascii_case("hlc_now") =>
+        {
+            Authorization::Allow
+        }
+        _ => Authorization::Deny,
+    }))?;
     let result = run(conn, sql, offset, budget);
-    // Whatever happened, the connection writes again and runs unbounded.
-    let reset = conn
-        .pragma_update(None, "query_only", false)
-        .and_then(|()| conn.progress_handler(0, None::<fn() -> bool>));
+    // Whatever happened, the connection is as it was: unbounded, writable, authorizing all,
+    // outside any transaction. Each step is tried even when another fails.
+    let resets = [
+        conn.authorizer(None::<fn(AuthContext<'_>) -> Authorization>),
+        if conn.is_autocommit() {
+            Ok(())
+        } else {
+            conn.execute_batch("ROLLBACK")
+        },
+        conn.pragma_update(None, "query_only", false),
+        conn.progress_handler(0, None::<fn() -> bool>),
+    ];
     let page = result?;
-    reset?;
+    for reset in resets {
+        reset?;
+    }
     Ok(page)
 }
+
+/// The longest text shown of one value.
+const MAX_CELL_CHARS: usize = 4_000;
 
 fn run(conn: &Connection, sql: &str, offset: u64, budget: u64) -> Result<QueryPage, InspectError> {
     let interrupted = |e: rusqlite::Error| match e.sqlite_error_code() {
         Some(rusqlite::ErrorCode::OperationInterrupted) => InspectError::Interrupted { budget },
+        Some(rusqlite::ErrorCode::AuthorizationForStatementDenied) => {
+            InspectError::NotAuthorized(e.to_string())
+        }
+        // A denied function is reported as a plain error naming the authorizer.
+        _ if e.to_string().contains("not authorized") => InspectError::NotAuthorized(e.to_string()),
         _ => InspectError::Sql(e),
     };
     let mut stmt = conn.prepare(sql).map_err(interrupted)?;
@@ -101,7 +139,15 @@ fn run(conn: &Connection, sql: &str, offset: u64, budget: u64) -> Result<QueryPa
                 ValueRef::Null => "NULL".to_string(),
                 ValueRef::Integer(v) => v.to_string(),
                 ValueRef::Real(v) => v.to_string(),
-                ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+                ValueRef::Text(t) => {
+                    let text = String::from_utf8_lossy(t);
+                    if text.chars().count() > MAX_CELL_CHARS {
+                        let cut: String = text.chars().take(MAX_CELL_CHARS).collect();
+                        format!("{cut}…")
+                    } else {
+                        text.into_owned()
+                    }
+                }
                 ValueRef::Blob(b) => format!("<{} bytes>", b.len()),
             });
         }

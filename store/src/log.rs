@@ -984,6 +984,14 @@ impl EventLog {
         }))
     }
 
+    /// Forgets a step of the undo history (one that can no longer be undone or redone).
+    pub fn forget_undo_step(&self, step: i64) -> Result<(), LogError> {
+        self.conn
+            .prepare_cached("DELETE FROM undo_steps WHERE step = ?1")?
+            .execute([step])?;
+        Ok(())
+    }
+
     /// One event by id, from the log or the outbox.
     pub fn event(&self, event_id: EventId) -> Result<Option<StoredEvent>, LogError> {
         for table in ["events", "outbox"] {

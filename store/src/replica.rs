@@ -190,7 +190,13 @@ impl Replica {
             .log
             .undo_top(workspace)?
             .ok_or(ReplicaError::NothingToUndo)?;
-        let decided = self.compensations(&step.events)?;
+        let decided = self.compensations(&step.events).inspect_err(|e| {
+            // A step that cannot be undone (changed since, set aside) is forgotten, so the
+            // next undo reaches the step before it instead of being refused forever.
+            if matches!(e, ReplicaError::Undo(_)) {
+                let _ = self.log.forget_undo_step(step.step);
+            }
+        })?;
         let book = UndoBook::Undone { step: step.step };
         let events = self.record(workspace, decided, command, Some(&book))?;
         Ok((step.label, events.len()))
@@ -206,7 +212,11 @@ impl Replica {
             .log
             .redo_top(workspace)?
             .ok_or(ReplicaError::NothingToRedo)?;
-        let decided = self.compensations(&step.undo_events)?;
+        let decided = self.compensations(&step.undo_events).inspect_err(|e| {
+            if matches!(e, ReplicaError::Undo(_)) {
+                let _ = self.log.forget_undo_step(step.step);
+            }
+        })?;
         let book = UndoBook::Redone { step: step.step };
         let events = self.record(workspace, decided, command, Some(&book))?;
         Ok((step.label, events.len()))
@@ -244,6 +254,18 @@ impl Replica {
                 .filter_map(|e| e.decode().ok())
                 .collect();
             let bodies = compensate(&history, &undone)?;
+            // Taking back a new list would take other devices' to-dos in it to the Trash.
+            if matches!(undone.body, DomainEvent::ListCreated(_)) {
+                if let Some(device) = self
+                    .views
+                    .other_authors_in_list(undone.aggregate_id, undone.device_id)?
+                {
+                    return Err(ReplicaError::Undo(UndoError::ChangedSince {
+                        what: "list",
+                        device,
+                    }));
+                }
+            }
             match decided.iter_mut().find(|(a, _)| *a == undone.aggregate_id) {
                 Some((_, list)) => list.extend(bodies),
                 None => decided.push((undone.aggregate_id, bodies)),

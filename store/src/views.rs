@@ -441,6 +441,29 @@ impl Views {
         Ok(())
     }
 
+    /// A device other than `me` that has made or changed a to-do now in `list`, if any.
+    pub fn other_authors_in_list(
+        &self,
+        list: AggregateId,
+        me: tandem_events::ids::DeviceId,
+    ) -> Result<Option<tandem_events::ids::DeviceId>, ViewsError> {
+        let device: Option<String> = self
+            .conn
+            .prepare_cached(
+                "SELECT h.device_id FROM todos t JOIN history h ON h.aggregate_id = t.todo_id \
+                 WHERE t.list_id = ?1 AND h.device_id <> ?2 ORDER BY h.hlc DESC LIMIT 1",
+            )?
+            .query_row([list.to_string(), me.to_string()], |r| r.get(0))
+            .optional()?;
+        device
+            .map(|d| {
+                d.parse().map_err(|e| {
+                    ViewsError::Log(LogError::Corrupt(format!("views hold a malformed id: {e}")))
+                })
+            })
+            .transpose()
+    }
+
     /// The canonical dump of DESIGN.md rule 20: every view row, sorted by key, as text.
     pub fn dump(&self) -> Result<String, ViewsError> {
         dump(&self.conn)

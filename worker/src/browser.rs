@@ -276,15 +276,18 @@ async fn own(tab: &Tab) -> Result<(), OwnFailure> {
     let (replica, memory) = open_replica().await?;
     MEMORY.set(memory);
     let replica = Rc::new(RefCell::new(replica));
-    let epoch = replica
-        .borrow()
-        .log()
-        .take_ownership()
-        .map_err(|e| OwnFailure {
-            kind: Unavailable::Storage,
-            reason: format!("cannot write to the local store: {e}"),
-            transient: true,
-        })?;
+    // A store in memory starts afresh in every owner, so its count would start at 1 again:
+    // its epoch is the time instead, greater than any earlier owner's.
+    let epoch = if memory {
+        Ok(js_sys::Date::now() as u64)
+    } else {
+        replica.borrow().log().take_ownership()
+    }
+    .map_err(|e| OwnFailure {
+        kind: Unavailable::Storage,
+        reason: format!("cannot write to the local store: {e}"),
+        transient: true,
+    })?;
     EPOCH.set(epoch);
     ask_for_persistence();
     let app = App::start(replica).map_err(|reason| OwnFailure {

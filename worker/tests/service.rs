@@ -1163,9 +1163,13 @@ fn the_inspector_lists_events_runs_read_only_queries_rebuilds_and_exports() {
     for (sql, why) in [
         ("DELETE FROM outbox", "only reads"),
         ("UPDATE outbox SET version = 9", "only reads"),
-        ("SELECT 1; DELETE FROM outbox", "Multiple statements"),
+        ("SELECT 1; DELETE FROM outbox", "only reads"),
         ("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n", "too long"),
         ("SELEC nonsense", "syntax error"),
+        ("BEGIN", "only reads"),
+        ("PRAGMA synchronous = OFF", "only reads"),
+        ("ATTACH DATABASE ':memory:' AS other", "only reads"),
+        ("SELECT hlc_now()", "only reads"),
     ] {
         match query(&d, Database::Events, sql, 0) {
             Reply::Refused { reason } => assert!(reason.contains(why), "{sql}: {reason}"),
@@ -1173,6 +1177,11 @@ fn the_inspector_lists_events_runs_read_only_queries_rebuilds_and_exports() {
         }
     }
     assert_eq!(d.pending(), 4, "nothing was written");
+    // Reading pragmas is allowed, and settings are as they were.
+    match query(&d, Database::Events, "PRAGMA synchronous", 0) {
+        Reply::Query(page) => assert_eq!(page.rows, [vec![s("2")]], "FULL"),
+        other => panic!("{other:?}"),
+    }
     // After all that the connection writes again.
     d.add(3, "eggs");
     assert_eq!(d.titles(Filter::All), ["milk", "bread", "eggs"]);
@@ -1199,4 +1208,59 @@ fn the_inspector_lists_events_runs_read_only_queries_rebuilds_and_exports() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn a_step_that_cannot_be_undone_is_forgotten_and_a_new_list_with_others_todos_is_kept() {
+    use tandem_events::domain::{DomainEvent, TodoCreated};
+    use tandem_events::event::Event;
+    use tandem_events::hlc::Stamp;
+    let mut d = Device::new();
+    d.add(1, "milk");
+    // The server accepts it all; another device adds a to-do to this device's new list.
+    let mine = d.replica.borrow().pending(100).unwrap();
+    let own: Vec<_> = mine
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.event_id, i as u64 + 1))
+        .collect();
+    d.replica.borrow_mut().accept(&[], &own).unwrap();
+    let phone = DeviceId::from_uuid(uuid::Uuid::from_u128(0xb0b));
+    let theirs = Event {
+        event_id: uuid::Uuid::from_u128(0xe001).to_string().parse().unwrap(),
+        workspace_id: WorkspaceId::DEFAULT,
+        aggregate_id: id(7).parse().unwrap(),
+        hlc: Stamp {
+            ms: mine.last().unwrap().hlc_timestamp.ms + 1,
+            counter: 0,
+            node: phone,
+        },
+        device_id: phone,
+        version: 1,
+        created_at: 1_750_000_000_000,
+        body: DomainEvent::TodoCreated(TodoCreated {
+            list_id: LIST.parse().unwrap(),
+            title: "theirs".into(),
+            position: "z".into(),
+            due_date: None,
+        }),
+    }
+    .to_stored();
+    d.replica
+        .borrow_mut()
+        .accept(&[(own.len() as u64 + 1, theirs)], &[])
+        .unwrap();
+    // Undo the add: fine. Undo the list's creation: refused (their to-do is in it), and the
+    // step is forgotten, so there is nothing left to undo rather than a refusal forever.
+    assert_eq!(d.run(Command::Undo), 1);
+    assert_eq!(d.titles(Filter::All), ["theirs"]);
+    match d.send(Command::Undo) {
+        Reply::Refused { reason } => assert!(reason.contains("changed the list since"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(d.titles(Filter::All), ["theirs"]);
+    assert_eq!(undo_state(&d).0, None);
+    assert!(
+        matches!(d.send(Command::Undo), Reply::Refused { reason } if reason == "Nothing to undo")
+    );
 }
