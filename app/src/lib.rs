@@ -1,6 +1,8 @@
 //! Tandem's Leptos application: the HTML shell, routes and components, compiled twice — into
 //! the server (feature `ssr`, server-side rendering and server functions) and into the page's
 //! wasm (feature `hydrate`). Kept thin: substance lives in the pure crates and the worker.
+// The inspector's views nest deeply enough to pass the default type-layout depth in release.
+#![recursion_limit = "256"]
 
 mod conflicts;
 mod dialog;
