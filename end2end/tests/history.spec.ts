@@ -14,7 +14,8 @@ test("an item's history reads old to new, pending then synced, with the device's
   await items(page).nth(0).locator("label").dblclick();
   await items(page).nth(0).locator("input.edit").fill("oat milk");
   await items(page).nth(0).locator("input.edit").press("Enter");
-  await items(page).nth(0).locator("input.toggle").check();
+  await items(page).nth(0).locator("input.toggle").click();
+  await expect(items(page).nth(0)).toHaveClass(/completed/);
   // Everything so far has reached the server (its history says so; the status bar's count may
   // not have caught up with the last writes yet).
   await items(page).nth(0).getByRole("button", { name: "Details of oat milk" }).click();

@@ -97,7 +97,7 @@ test("a worker that cannot start shows a banner instead of a dead page", async (
   await expect(page.locator("section.todoapp")).toBeVisible();
 });
 
-test("a window without OPFS says so at once", async ({ page }) => {
+test("a window without OPFS says so at once and runs from memory", async ({ page }) => {
   // The worker as some private windows run it: no navigator.storage.getDirectory.
   await page.route("**/worker.js", (route) =>
     route.fulfill({
@@ -109,8 +109,9 @@ await worker_main();`,
     }),
   );
   await page.goto("/");
-  await expect(page.getByRole("alert")).toContainText("no private file storage", { timeout: 3_000 });
+  await expect(page.getByRole("alert")).toContainText("runs from memory", { timeout: 3_000 });
   await expect(page.locator("section.todoapp")).toBeVisible();
+  // (storage.spec.ts: it works, syncs, and asks before closing with unsent edits.)
 });
 
 test("at 360 px the page fits the screen and stays usable", async ({ browser }) => {
