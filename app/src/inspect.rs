@@ -13,7 +13,7 @@ use crate::local::{mark_ready, use_local};
 use crate::model::use_model;
 
 /// Events per page of the event list.
-const EVENTS_PAGE: u64 = 50;
+const EVENTS_PAGE: u64 = 25;
 
 #[component]
 pub fn InspectRoute() -> AnyView {

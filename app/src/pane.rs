@@ -1188,15 +1188,7 @@ pub fn Shortcuts() -> impl IntoView {
     #[cfg(feature = "hydrate")]
     {
         let handle = window_event_listener(leptos::ev::keydown, move |ev| {
-            let typing = ev
-                .target()
-                .and_then(|t| wasm_bindgen::JsCast::dyn_into::<web_sys::Element>(t).ok())
-                .is_some_and(|el| {
-                    matches!(el.tag_name().as_str(), "INPUT" | "TEXTAREA" | "SELECT")
-                        || wasm_bindgen::JsCast::dyn_ref::<web_sys::HtmlElement>(&el)
-                            .is_some_and(|e| e.is_content_editable())
-                });
-            if typing {
+            if crate::undo::typing(&ev) {
                 return;
             }
             match ev.key().as_str() {

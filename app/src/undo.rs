@@ -54,18 +54,7 @@ pub fn UndoRedo() -> impl IntoView {
                 return;
             }
             // Text fields keep their own undo; a checkbox or a button does not type.
-            let typing = ev
-                .target()
-                .and_then(|t| wasm_bindgen::JsCast::dyn_into::<web_sys::Element>(t).ok())
-                .is_some_and(|el| match el.tag_name().as_str() {
-                    "TEXTAREA" | "SELECT" => true,
-                    "INPUT" => !matches!(
-                        el.get_attribute("type").unwrap_or_default().as_str(),
-                        "checkbox" | "radio" | "button" | "submit" | "reset" | "range" | "color"
-                    ),
-                    _ => wasm_bindgen::JsCast::dyn_ref::<web_sys::HtmlElement>(&el)
-                        .is_some_and(|e| e.is_content_editable()),
-                });
+            let typing = typing(&ev);
             if typing || !local.ready.get_untracked() {
                 return;
             }
@@ -105,4 +94,22 @@ pub fn UndoRedo() -> impl IntoView {
             </p>
         </div>
     }
+}
+
+/// Whether a key event goes to a field that takes text (where keys type, and Ctrl+Z is the
+/// field's own undo): text inputs, text areas, selects, editable content — not a checkbox or
+/// a button that happens to have focus.
+#[cfg(feature = "hydrate")]
+pub(crate) fn typing(ev: &leptos::ev::KeyboardEvent) -> bool {
+    ev.target()
+        .and_then(|t| wasm_bindgen::JsCast::dyn_into::<web_sys::Element>(t).ok())
+        .is_some_and(|el| match el.tag_name().as_str() {
+            "TEXTAREA" | "SELECT" => true,
+            "INPUT" => !matches!(
+                el.get_attribute("type").unwrap_or_default().as_str(),
+                "checkbox" | "radio" | "button" | "submit" | "reset" | "range" | "color"
+            ),
+            _ => wasm_bindgen::JsCast::dyn_ref::<web_sys::HtmlElement>(&el)
+                .is_some_and(|e| e.is_content_editable()),
+        })
 }

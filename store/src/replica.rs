@@ -186,20 +186,7 @@ impl Replica {
         workspace: WorkspaceId,
         command: Option<(&str, &dyn Fn(usize) -> String)>,
     ) -> Result<(String, usize), ReplicaError> {
-        let step = self
-            .log
-            .undo_top(workspace)?
-            .ok_or(ReplicaError::NothingToUndo)?;
-        let decided = self.compensations(&step.events).inspect_err(|e| {
-            // A step that cannot be undone (changed since, set aside) is forgotten, so the
-            // next undo reaches the step before it instead of being refused forever.
-            if matches!(e, ReplicaError::Undo(_)) {
-                let _ = self.log.forget_undo_step(step.step);
-            }
-        })?;
-        let book = UndoBook::Undone { step: step.step };
-        let events = self.record(workspace, decided, command, Some(&book))?;
-        Ok((step.label, events.len()))
+        self.take_back(workspace, command, false)
     }
 
     /// Redoes the action undone last: takes back its undo, the same way.
@@ -208,18 +195,41 @@ impl Replica {
         workspace: WorkspaceId,
         command: Option<(&str, &dyn Fn(usize) -> String)>,
     ) -> Result<(String, usize), ReplicaError> {
-        let step = self
-            .log
-            .redo_top(workspace)?
-            .ok_or(ReplicaError::NothingToRedo)?;
-        let decided = self.compensations(&step.undo_events).inspect_err(|e| {
+        self.take_back(workspace, command, true)
+    }
+
+    /// An undo (the newest done step's events) or a redo (the oldest undone step's undo).
+    fn take_back(
+        &mut self,
+        workspace: WorkspaceId,
+        command: Option<(&str, &dyn Fn(usize) -> String)>,
+        redo: bool,
+    ) -> Result<(String, usize), ReplicaError> {
+        let (step, events, book) = if redo {
+            let step = self
+                .log
+                .redo_top(workspace)?
+                .ok_or(ReplicaError::NothingToRedo)?;
+            let book = UndoBook::Redone { step: step.step };
+            (step.step, step.undo_events, (step.label, book))
+        } else {
+            let step = self
+                .log
+                .undo_top(workspace)?
+                .ok_or(ReplicaError::NothingToUndo)?;
+            let book = UndoBook::Undone { step: step.step };
+            (step.step, step.events, (step.label, book))
+        };
+        let decided = self.compensations(&events).inspect_err(|e| {
+            // A step that cannot be taken back (changed since, set aside) is forgotten, so
+            // the next undo reaches the step before it instead of being refused forever.
             if matches!(e, ReplicaError::Undo(_)) {
-                let _ = self.log.forget_undo_step(step.step);
+                let _ = self.log.forget_undo_step(step);
             }
         })?;
-        let book = UndoBook::Redone { step: step.step };
-        let events = self.record(workspace, decided, command, Some(&book))?;
-        Ok((step.label, events.len()))
+        let (label, book) = book;
+        let recorded = self.record(workspace, decided, command, Some(&book))?;
+        Ok((label, recorded.len()))
     }
 
     /// The labels of what an undo and a redo would take back now.

@@ -107,6 +107,24 @@ impl Device {
         self.service.changes().unwrap()
     }
 
+    /// The server accepts everything this device made (seqs 1, 2, …): returns those events
+    /// and their acknowledgements.
+    fn accept_all(
+        &self,
+    ) -> (
+        Vec<tandem_events::event::StoredEvent>,
+        Vec<(tandem_events::ids::EventId, u64)>,
+    ) {
+        let mine = self.replica.borrow().pending(100).unwrap();
+        let own: Vec<_> = mine
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.event_id, i as u64 + 1))
+            .collect();
+        self.replica.borrow_mut().accept(&[], &own).unwrap();
+        (mine, own)
+    }
+
     fn pending(&self) -> usize {
         self.replica.borrow().pending_len().unwrap()
     }
@@ -997,13 +1015,7 @@ fn an_undo_of_what_someone_changed_since_is_refused_naming_them() {
         shown: None,
     });
     // The server accepts everything this device made.
-    let mine = d.replica.borrow().pending(100).unwrap();
-    let own: Vec<_> = mine
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (e.event_id, i as u64 + 1))
-        .collect();
-    d.replica.borrow_mut().accept(&[], &own).unwrap();
+    let (mine, own) = d.accept_all();
     // Another device, "Phone", then edits the title it saw.
     let edit = mine.last().unwrap();
     let phone = DeviceId::from_uuid(uuid::Uuid::from_u128(0xb0b));
@@ -1218,13 +1230,7 @@ fn a_step_that_cannot_be_undone_is_forgotten_and_a_new_list_with_others_todos_is
     let mut d = Device::new();
     d.add(1, "milk");
     // The server accepts it all; another device adds a to-do to this device's new list.
-    let mine = d.replica.borrow().pending(100).unwrap();
-    let own: Vec<_> = mine
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (e.event_id, i as u64 + 1))
-        .collect();
-    d.replica.borrow_mut().accept(&[], &own).unwrap();
+    let (mine, own) = d.accept_all();
     let phone = DeviceId::from_uuid(uuid::Uuid::from_u128(0xb0b));
     let theirs = Event {
         event_id: uuid::Uuid::from_u128(0xe001).to_string().parse().unwrap(),
@@ -1262,5 +1268,54 @@ fn a_step_that_cannot_be_undone_is_forgotten_and_a_new_list_with_others_todos_is
     assert_eq!(undo_state(&d).0, None);
     assert!(
         matches!(d.send(Command::Undo), Reply::Refused { reason } if reason == "Nothing to undo")
+    );
+}
+
+#[test]
+fn a_list_as_of_follows_todos_moved_in_and_out_and_a_deleted_list() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static CLOCK: AtomicU64 = AtomicU64::new(1_760_000_000_000);
+    let mut d = Device::with_clock(Arc::new(|| CLOCK.load(Ordering::SeqCst)));
+    let at = |ms: u64| CLOCK.store(1_760_000_000_000 + ms, Ordering::SeqCst);
+    let work = id(0xb2);
+    at(1_000);
+    d.run(Command::CreateList {
+        list_id: work.clone(),
+        name: "Work".into(),
+    });
+    d.add(1, "report");
+    at(2_000);
+    d.run(Command::MoveToList {
+        todo_id: id(1),
+        list_id: work.clone(),
+    });
+    at(3_000);
+    d.run(Command::DeleteList {
+        list_id: work.clone(),
+    });
+    let as_of = |list: &str, ms: u64| match d.service.request(Request::AsOf {
+        list_id: list.into(),
+        at_ms: 1_760_000_000_000 + ms,
+    }) {
+        Reply::AsOf {
+            list,
+            deleted,
+            todos,
+        } => (
+            list.is_some(),
+            deleted,
+            todos.into_iter().map(|t| t.title).collect::<Vec<_>>(),
+        ),
+        other => panic!("{other:?}"),
+    };
+    let report = vec!["report".to_string()];
+    assert_eq!(as_of(LIST, 1_500), (true, false, report.clone()));
+    assert_eq!(as_of(&work, 1_500), (true, false, vec![]));
+    assert_eq!(as_of(LIST, 2_500), (true, false, vec![]));
+    assert_eq!(as_of(&work, 2_500), (true, false, report));
+    // Deleted then: said so, with the to-dos it held.
+    assert_eq!(
+        as_of(&work, 3_500),
+        (true, true, vec!["report".to_string()])
     );
 }
