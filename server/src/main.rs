@@ -61,7 +61,13 @@ fn main() -> ExitCode {
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = args.resolve()?;
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    // Rendering a page recurses through its views: 8 MiB stacks leave room (the default 2 MiB
+    // is enough in release, not in a debug build).
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(8 << 20)
+        .build()
+        .context("cannot start the async runtime")?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(config.addr)
             .await
