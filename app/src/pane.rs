@@ -379,6 +379,8 @@ fn TodoApp(filter: Memo<Filter>) -> AnyView {
             </li>
         }
     };
+    // Only when it changes (see `Item`): a change set never resets the box just clicked.
+    let all_done = Memo::new(move |_| counts().active == 0);
     view! {
         <section class="todoapp" aria-label="To-dos">
             <header class="header">
@@ -479,7 +481,7 @@ fn TodoApp(filter: Memo<Filter>) -> AnyView {
                         id="toggle-all"
                         class="toggle-all"
                         type="checkbox"
-                        prop:checked=move || counts().active == 0
+                        prop:checked=all_done
                         on:change=toggle_all
                     />
                     <label for="toggle-all">"Mark all as complete"</label>
@@ -655,6 +657,9 @@ fn Item(
     visible: Memo<Vec<String>>,
 ) -> AnyView {
     let local = use_local();
+    // The box follows the row's completion only when that changes: a change set that rewrites
+    // the row (a sync acknowledgement) never resets a box the user just clicked.
+    let completed = Memo::new(move |_| row.with(|r| r.completed));
     let editing = RwSignal::new(false);
     let details = RwSignal::new(false);
     // The title and its stamp when editing began: the edit replaces what was shown (rule 19),
@@ -856,7 +861,7 @@ fn Item(
                     class="toggle"
                     type="checkbox"
                     aria-label=move || row.with(|r| format!("Complete {}", r.title))
-                    prop:checked=move || row.with(|r| r.completed)
+                    prop:checked=completed
                     on:change=toggle
                 />
                 // Double-click edits (TodoMVC); so do Enter and F2 on the focused title, for
