@@ -6,7 +6,7 @@
 
 use leptos::prelude::*;
 use tandem_protocol::data::{
-    Database, EventTable, InspectedEvent, PageMessage, QueryPage, Reply, Request, StoreState,
+    Database, EventTable, InspectedEvent, QueryPage, Reply, Request, StoreState,
 };
 
 use crate::local::{mark_ready, use_local};
@@ -18,15 +18,7 @@ const EVENTS_PAGE: u64 = 25;
 #[component]
 pub fn InspectRoute() -> AnyView {
     let local = use_local();
-    // Opened here first: nothing was rendered from the server, so the worker switches at once.
-    Effect::new(move |_| {
-        if !local.ready.get_untracked() {
-            local.send(PageMessage::Open {
-                head: 0,
-                log_id: None,
-            });
-        }
-    });
+    local.open_without_server_view();
     view! {
         <section class="inspect" aria-labelledby="inspect-title">
             <p class="back"><a href="/">"← Back to your lists"</a></p>

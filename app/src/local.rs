@@ -97,6 +97,20 @@ impl Local {
         }
     }
 
+    /// For a page the server rendered no views for (the Trash, the inspector): when it is the
+    /// first page of the session, the worker is told so and switches to the local store at once.
+    pub fn open_without_server_view(&self) {
+        let local = *self;
+        Effect::new(move |_| {
+            if !local.ready.get_untracked() {
+                local.send(PageMessage::Open {
+                    head: 0,
+                    log_id: None,
+                });
+            }
+        });
+    }
+
     /// Runs a command with a fresh id (DESIGN.md rule 18).
     pub fn command(&self, command: Command, on_reply: impl FnOnce(Reply) + 'static) {
         self.request(

@@ -4,7 +4,7 @@
 //! (DESIGN.md rule 19), so it syncs, and a delete it did not see still wins.
 
 use leptos::prelude::*;
-use tandem_protocol::data::{Command, PageMessage, Reply, Request, TrashRow};
+use tandem_protocol::data::{Command, Reply, Request, TrashRow};
 
 use crate::conflicts::date_time_text;
 use crate::local::{mark_ready, use_local};
@@ -16,15 +16,7 @@ pub fn TrashRoute() -> impl IntoView {
     let local = use_local();
     let items = RwSignal::new(None::<(Vec<TrashRow>, bool)>);
     let error = RwSignal::new(None::<String>);
-    // Opened here first: nothing was rendered from the server, so the worker switches at once.
-    Effect::new(move |_| {
-        if !local.ready.get_untracked() {
-            local.send(PageMessage::Open {
-                head: 0,
-                log_id: None,
-            });
-        }
-    });
+    local.open_without_server_view();
     // The lists once (for "Restore to …"; change sets keep them current from then on).
     Effect::new(move |_| {
         if !local.ready.get() {
