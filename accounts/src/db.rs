@@ -1242,6 +1242,15 @@ impl Accounts {
         }
     }
 
+    /// The account a device id is bound to, if any.
+    pub fn device_owner(&self, device_id: &str) -> Result<Option<String>, AccountsError> {
+        self.with(|c| {
+            Ok(c.prepare_cached("SELECT user_id FROM devices WHERE device_id = ?1")?
+                .query_row([device_id], |r| r.get(0))
+                .optional()?)
+        })
+    }
+
     /// Events stored today (`day`: days since the epoch, UTC) and bytes stored in all.
     pub fn usage(&self, user_id: &str, day: i64) -> Result<(i64, i64), AccountsError> {
         self.with(|c| {

@@ -7,6 +7,7 @@
 //! `names` and `secret` are pure; `password` hashes with argon2id (CPU-bound: callers run it
 //! off the async runtime); `db` is the SQLite adapter. Time is passed in, never read here.
 
+pub mod access;
 pub mod db;
 pub mod names;
 pub mod password;
@@ -16,4 +17,5 @@ pub use db::{
     Accounts, AccountsError, Credential, Invite, InviteCheck, Member, NewAccount, NewSession,
     Principal, SessionInfo, TokenInfo, User, UserRecord, WorkspaceInfo, NOT_A_MEMBER,
 };
+pub use access::Caller;
 pub use names::{NameError, Role};

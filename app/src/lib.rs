@@ -29,8 +29,31 @@ use crate::pane::{Banner, ListRoute, Shortcuts, SyncStatusBar};
 /// The site's name as cargo-leptos builds it: `/pkg/tandem.js`, `/pkg/tandem.css`, ...
 pub const OUTPUT_NAME: &str = "tandem";
 
+/// The content security policy (DESIGN.md rule 23, "the browser is an enemy's target too"):
+/// scripts only from this site — the page's inline hydration script by its nonce, never
+/// `unsafe-inline` —, wasm compiled, the worker and the live socket from this site, never
+/// framed. The server sends it on every response; pages carry their nonce.
+pub fn content_security_policy(nonce: Option<&str>) -> String {
+    let scripts = match nonce {
+        Some(n) => format!("'self' 'wasm-unsafe-eval' 'nonce-{n}'"),
+        None => "'self' 'wasm-unsafe-eval'".into(),
+    };
+    format!(
+        "default-src 'self'; script-src {scripts}; style-src 'self' 'unsafe-inline'; \
+         img-src 'self' data:; connect-src 'self'; worker-src 'self'; manifest-src 'self'; \
+         frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'"
+    )
+}
+
 /// The whole HTML document, rendered by the server around [`App`].
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        let nonce = leptos::nonce::use_nonce().map(|n| n.to_string());
+        if let Ok(value) = http::HeaderValue::from_str(&content_security_policy(nonce.as_deref())) {
+            response.insert_header(http::header::CONTENT_SECURITY_POLICY, value);
+        }
+    }
     view! {
         <!DOCTYPE html>
         <html lang="en">

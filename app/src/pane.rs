@@ -38,7 +38,7 @@ pub fn ListRoute() -> impl IntoView {
         if local.ready.get_untracked() {
             local.snapshot(list).await
         } else {
-            list_snapshot(list).await.map_err(|e| e.to_string())
+            list_snapshot(None, list).await.map_err(|e| e.to_string())
         }
     };
     let first_list = untrack(list_param);

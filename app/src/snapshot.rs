@@ -19,35 +19,127 @@ pub struct Snapshot {
     pub log_id: Option<String>,
     /// Read from the device's local store (not the server's views).
     pub local: bool,
+    /// The workspace shown.
+    #[serde(default)]
+    pub workspace_id: Option<String>,
+    /// The viewer's role there (`owner`, `member`, `reader`).
+    #[serde(default)]
+    pub role: Option<String>,
 }
 
-/// `POST /api/snapshot`: the server's views of the default workspace around one list
-/// (`None`: the first list).
-#[server(endpoint = "snapshot")]
-pub async fn list_snapshot(list_id: Option<String>) -> Result<Snapshot, ServerFnError> {
+/// `POST /api/snapshot` `{"workspace_id"?, "list_id"?}`: the server's views of one list and
+/// its workspace's lists, for a member of that workspace (DESIGN.md rule 23): a list names its
+/// workspace; without one, the workspace named, else the caller's first. No credentials: 401;
+/// a list or workspace the caller may not see, or that does not exist: 403, alike.
+#[server(endpoint = "snapshot", input = server_fn::codec::Json, output = server_fn::codec::Json)]
+pub async fn list_snapshot(
+    workspace_id: Option<String>,
+    list_id: Option<String>,
+) -> Result<Snapshot, crate::sync::SyncFnError> {
+    ssr::snapshot(crate::sync::ssr::caller(), workspace_id, list_id).await
+}
+
+#[cfg(feature = "ssr")]
+mod ssr {
+    use tandem_accounts::access;
     use tandem_events::ids::{AggregateId, WorkspaceId};
+    use tandem_protocol::sync::{ErrorCode, SyncError};
     use tandem_store::changes;
-    let service = use_context::<crate::sync::ssr::SyncService>()
-        .ok_or_else(|| ServerFnError::new("the sync service is not running"))?;
-    if let Some(id) = &list_id {
-        id.parse::<AggregateId>()
-            .map_err(|_| ServerFnError::new(format!("malformed list id {id:?}")))?;
+
+    use super::Snapshot;
+    use crate::sync::ssr::SyncService;
+    use crate::sync::SyncFnError;
+
+    pub async fn snapshot(
+        caller: tandem_accounts::Caller,
+        workspace_id: Option<String>,
+        list_id: Option<String>,
+    ) -> Result<Snapshot, SyncFnError> {
+        let service = leptos::prelude::use_context::<SyncService>().ok_or_else(|| {
+            SyncFnError(SyncError::new(
+                ErrorCode::Internal,
+                "the sync service is not running",
+            ))
+        })?;
+        // Called over HTTP (`/api/snapshot`), a refusal answers its status; called while the
+        // server renders a page, the page decides (a sign-in form is a 200).
+        let over_http = leptos::prelude::use_context::<http::request::Parts>()
+            .is_some_and(|parts| parts.uri.path() == "/api/snapshot");
+        let response = leptos::prelude::use_context::<leptos_axum::ResponseOptions>()
+            .filter(|_| over_http);
+        let result = tokio::task::spawn_blocking(move || read(&service, &caller, workspace_id, list_id))
+            .await
+            .unwrap_or_else(|e| {
+                Err(SyncError::new(
+                    ErrorCode::Internal,
+                    format!("the snapshot task failed: {e}"),
+                ))
+            });
+        result.map_err(|e| {
+            if let Some(response) = response {
+                if let Ok(status) = http::StatusCode::from_u16(e.code.status()) {
+                    response.set_status(status);
+                }
+            }
+            SyncFnError(e)
+        })
     }
-    tokio::task::spawn_blocking(move || {
-        let fail = |e: &dyn std::fmt::Display| ServerFnError::new(e.to_string());
-        let server_views = service.views().map_err(|e| fail(&e.message))?;
-        let ws = WorkspaceId::DEFAULT;
+
+    fn read(
+        service: &SyncService,
+        caller: &tandem_accounts::Caller,
+        workspace_id: Option<String>,
+        list_id: Option<String>,
+    ) -> Result<Snapshot, SyncError> {
+        let internal = |e: &dyn std::fmt::Display| SyncError::new(ErrorCode::Internal, e.to_string());
+        let principal = caller.principal()?.clone();
+        if let Some(id) = &list_id {
+            id.parse::<AggregateId>()
+                .map_err(|_| SyncError::new(ErrorCode::Malformed, format!("malformed list id {id:?}")))?;
+        }
+        if let Some(id) = &workspace_id {
+            id.parse::<WorkspaceId>().map_err(|_| {
+                SyncError::new(ErrorCode::Malformed, format!("malformed workspace id {id:?}"))
+            })?;
+        }
+        let server_views = service.views()?;
         let views = server_views.views();
         let conn = views.connection();
-        let view = changes::snapshot(conn, &ws.to_string(), list_id).map_err(|e| fail(&e))?;
-        let head = views.checkpoint(ws).map_err(|e| fail(&e))?;
+        // The workspace: the list's own (a list of another workspace is not shown under this
+        // one), else the one named, else the caller's first.
+        let workspace = match (&list_id, workspace_id) {
+            (Some(list), _) => changes::list_workspace(conn, list)
+                .map_err(|e| internal(&e))?
+                .ok_or_else(access::not_a_member)?,
+            (None, Some(ws)) => ws,
+            (None, None) => {
+                match service
+                    .accounts
+                    .workspaces_of(&principal.user.user_id)
+                    .map_err(access::refusal)?
+                    .first()
+                {
+                    Some(ws) => ws.workspace_id.clone(),
+                    None => {
+                        return Ok(Snapshot {
+                            log_id: Some(service.readers().log_id().to_string()),
+                            ..Snapshot::default()
+                        })
+                    }
+                }
+            }
+        };
+        let (_, role) = access::member(&service.accounts, caller, &workspace)?;
+        let ws: WorkspaceId = workspace.parse().map_err(|e| internal(&e))?;
+        let view = changes::snapshot(conn, &workspace, list_id).map_err(|e| internal(&e))?;
+        let head = views.checkpoint(ws).map_err(|e| internal(&e))?;
         Ok(Snapshot {
             view,
             head,
             log_id: Some(service.readers().log_id().to_string()),
             local: false,
+            workspace_id: Some(workspace),
+            role: Some(role.as_str().to_string()),
         })
-    })
-    .await
-    .map_err(|e| ServerFnError::new(format!("the snapshot task failed: {e}")))?
+    }
 }

@@ -45,12 +45,8 @@ pub async fn push(
         cursor,
         events,
     };
-    ssr::run(move |service| {
-        let outcome = service.central()?.push(&request)?;
-        service.announce(&outcome);
-        Ok(outcome.response)
-    })
-    .await
+    let caller = ssr::caller();
+    ssr::run(move |service| service.push(&caller, &request)).await
 }
 
 /// Downloads events after a cursor (docs/protocol.md, "Pull").
@@ -67,7 +63,7 @@ pub async fn pull(
         cursor,
         limit,
     };
-    ssr::pull(request).await
+    ssr::pull(ssr::caller(), request).await
 }
 
 #[cfg(feature = "ssr")]
@@ -78,9 +74,12 @@ pub mod ssr {
     use std::time::Duration;
 
     use leptos::prelude::*;
-    use tandem_protocol::sync::{ErrorCode, PullRequest, PullResponse, SyncError};
+    use tandem_accounts::access::{self, refusal};
+    use tandem_accounts::{Accounts, Caller};
+    use tandem_events::ids::{DeviceId, WorkspaceId};
+    use tandem_protocol::sync::{ErrorCode, PullRequest, PullResponse, PushRequest, PushResponse, SyncError};
     use tandem_store::central::busy;
-    use tandem_store::{Central, PushOutcome, Readers, ServerViews};
+    use tandem_store::{Central, PushOutcome, Pusher, Readers, ServerViews};
     use tokio::sync::Semaphore;
 
     use super::SyncFnError;
@@ -99,6 +98,24 @@ pub mod ssr {
         /// One permit per read connection.
         reading: Arc<Semaphore>,
         announce: Announce,
+        /// Who may touch which workspace (DESIGN.md rule 23).
+        pub accounts: Arc<Accounts>,
+        quotas: Quotas,
+    }
+
+    /// Per-account quotas (CONTRACT.md; 0: none, the default).
+    #[derive(Debug, Clone, Copy, Default)]
+    pub struct Quotas {
+        pub events_per_day: u64,
+        pub bytes: u64,
+    }
+
+    /// What the server made of the request's credentials (the `Caller` its front layer put in
+    /// the request's extensions); anonymous when there is no request (never in the server).
+    pub fn caller() -> Caller {
+        use_context::<http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<Caller>().cloned())
+            .unwrap_or(Caller::Anonymous)
     }
 
     /// How long a pull may wait for a read connection before it is answered BUSY.
@@ -111,6 +128,8 @@ pub mod ssr {
             readers: Arc<Readers>,
             concurrent_pulls: usize,
             announce: Announce,
+            accounts: Arc<Accounts>,
+            quotas: Quotas,
         ) -> Self {
             let reading = Arc::new(Semaphore::new(readers.len()));
             Self {
@@ -120,7 +139,91 @@ pub mod ssr {
                 pulls: Arc::new(Semaphore::new(concurrent_pulls.max(1))),
                 reading,
                 announce,
+                accounts,
+                quotas,
             }
+        }
+
+        /// A push in DESIGN.md rule 13's order: transport (the ids parse, the event count),
+        /// then access (a signed-in member who writes, on a device of this account), then the
+        /// central log's checks — the quota after its idempotency check.
+        pub fn push(&self, caller: &Caller, request: &PushRequest) -> Result<PushResponse, SyncError> {
+            let now = now();
+            let workspace: WorkspaceId = request.workspace_id.parse().map_err(|e| {
+                SyncError::new(ErrorCode::Malformed, format!("workspace_id: {e}"))
+            })?;
+            let device: DeviceId = request
+                .device_id
+                .parse()
+                .map_err(|e| SyncError::new(ErrorCode::Malformed, format!("device_id: {e}")))?;
+            let limit = self.central()?.limits().events_per_push;
+            if request.events.len() > limit {
+                return Err(SyncError::new(
+                    ErrorCode::TooLarge,
+                    format!(
+                        "{} events in one push; at most {limit} are accepted",
+                        request.events.len()
+                    ),
+                ));
+            }
+            let (principal, _) = access::writer(&self.accounts, caller, &workspace.to_string())?;
+            let user = principal.user.user_id.as_str();
+            self.accounts
+                .bind_device(&device.to_string(), user, now)
+                .map_err(refusal)?;
+            let day = now.div_euclid(24 * 60 * 60 * 1_000);
+            let quota = |events: usize, bytes: usize| self.check_quota(user, day, events, bytes);
+            let outcome = self.central()?.push_as(
+                request,
+                &Pusher {
+                    user: Some(user),
+                    quota: Some(&quota),
+                },
+            )?;
+            if !outcome.appended.is_empty() {
+                let bytes: usize = outcome
+                    .appended
+                    .iter()
+                    .map(|e| e.event.event_data.to_string().len())
+                    .sum();
+                if let Err(e) = self.accounts.add_usage(
+                    user,
+                    day,
+                    outcome.appended.len() as i64,
+                    bytes as i64,
+                ) {
+                    tracing::warn!(error = %e, "cannot record the account's usage");
+                }
+            }
+            self.announce(&outcome);
+            Ok(outcome.response)
+        }
+
+        fn check_quota(&self, user: &str, day: i64, events: usize, bytes: usize) -> Result<(), SyncError> {
+            let Quotas { events_per_day, bytes: max_bytes } = self.quotas;
+            if events == 0 || (events_per_day == 0 && max_bytes == 0) {
+                return Ok(());
+            }
+            let (today, stored) = self.accounts.usage(user, day).map_err(refusal)?;
+            let over_events = events_per_day > 0
+                && (today.max(0) as u64).saturating_add(events as u64) > events_per_day;
+            let over_bytes =
+                max_bytes > 0 && (stored.max(0) as u64).saturating_add(bytes as u64) > max_bytes;
+            if over_events || over_bytes {
+                let mut e = SyncError::new(
+                    ErrorCode::QuotaExceeded,
+                    if over_events {
+                        format!("this account may store {events_per_day} events a day")
+                    } else {
+                        format!("this account may store {max_bytes} bytes of events")
+                    },
+                );
+                // The events quota resets at midnight UTC.
+                let next_day = (day + 1) * 24 * 60 * 60 * 1_000;
+                e.retry_after_ms = Some(u32::try_from((next_day - now()).max(1_000)).unwrap_or(u32::MAX));
+                return Err(e);
+            }
+            Ok(())
         }
 
         /// The read-only connections (live connects read heads through them).
@@ -164,12 +267,26 @@ pub mod ssr {
 
     /// A pull, through a read-only connection: at most `concurrent_pulls` at once (more are
     /// BUSY at once), each waiting at most [`READ_WAIT`] for a connection.
-    pub async fn pull(request: PullRequest) -> Result<PullResponse, SyncFnError> {
+    pub async fn pull(caller: Caller, request: PullRequest) -> Result<PullResponse, SyncFnError> {
         let Some(service) = use_context::<SyncService>() else {
             return answer(Err(SyncError::new(
                 ErrorCode::Internal,
                 "the sync service is not running",
             )));
+        };
+        // Transport, then access (rule 13), before anything is read.
+        let accounts = Arc::clone(&service.accounts);
+        let checked = tokio::task::spawn_blocking(move || pull_access(&accounts, &caller, &request).map(|()| request))
+            .await
+            .unwrap_or_else(|e| {
+                Err(SyncError::new(
+                    ErrorCode::Internal,
+                    format!("the access check failed: {e}"),
+                ))
+            });
+        let request = match checked {
+            Ok(request) => request,
+            Err(e) => return answer(Err(e)),
         };
         let Ok(_queued) = Arc::clone(&service.pulls).try_acquire_owned() else {
             return answer(Err(busy("too many pulls at once", now())));
@@ -192,6 +309,27 @@ pub mod ssr {
             ))
         });
         answer(result)
+    }
+
+    /// A pull's transport and access checks: the ids parse; the caller is a member; the device
+    /// is not another account's.
+    fn pull_access(accounts: &Accounts, caller: &Caller, request: &PullRequest) -> Result<(), SyncError> {
+        let workspace: WorkspaceId = request
+            .workspace_id
+            .parse()
+            .map_err(|e| SyncError::new(ErrorCode::Malformed, format!("workspace_id: {e}")))?;
+        let device: DeviceId = request
+            .device_id
+            .parse()
+            .map_err(|e| SyncError::new(ErrorCode::Malformed, format!("device_id: {e}")))?;
+        let (principal, _) = access::member(accounts, caller, &workspace.to_string())?;
+        match accounts.device_owner(&device.to_string()).map_err(refusal)? {
+            Some(owner) if owner != principal.user.user_id => Err(SyncError::new(
+                ErrorCode::Forbidden,
+                format!("device {device} belongs to another account"),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// Runs `f` on a blocking thread (SQLite is synchronous) and turns its error into the

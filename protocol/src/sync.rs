@@ -24,6 +24,9 @@ pub struct WireEvent {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoggedEvent {
     pub seq: u64,
+    /// The account that pushed it (set by the server; null for events from before accounts).
+    #[serde(default)]
+    pub user_id: Option<String>,
     #[serde(flatten)]
     pub event: WireEvent,
 }
@@ -99,6 +102,23 @@ pub enum ErrorCode {
     InvalidEvent,
     Unauthenticated,
     Forbidden,
+    /// Sign-up is closed here (or needs an invite).
+    SignUpClosed,
+    UsernameTaken,
+    /// A new password under 10 characters.
+    WeakPassword,
+    /// Too many attempts: retry after `Retry-After`.
+    RateLimited,
+    /// The last owner cannot leave a workspace or stop being its owner.
+    LastOwner,
+    /// An invite expired, was used up or revoked.
+    InviteGone,
+    /// A quota of the account's (events per day, bytes stored) is reached.
+    QuotaExceeded,
+    /// No such thing (a token, an invite, a member) among the caller's own.
+    NotFound,
+    /// The request's Host is not this site's (421): DNS rebinding is refused.
+    MisdirectedRequest,
     /// A bound of the server's was reached (DESIGN.md rule 22): retry after `Retry-After`.
     Busy,
     /// A bug on the server (5xx).
@@ -113,7 +133,13 @@ impl ErrorCode {
             Self::PullRequired | Self::CursorAhead | Self::VersionConflict | Self::IdReused => 409,
             Self::ClockDrift | Self::InvalidEvent => 422,
             Self::Unauthenticated => 401,
-            Self::Forbidden => 403,
+            Self::Forbidden | Self::SignUpClosed => 403,
+            Self::UsernameTaken | Self::LastOwner => 409,
+            Self::WeakPassword => 422,
+            Self::RateLimited | Self::QuotaExceeded => 429,
+            Self::InviteGone => 410,
+            Self::NotFound => 404,
+            Self::MisdirectedRequest => 421,
             Self::Busy => 503,
             Self::Internal => 500,
         }
@@ -131,6 +157,15 @@ impl ErrorCode {
             Self::InvalidEvent => "INVALID_EVENT",
             Self::Unauthenticated => "UNAUTHENTICATED",
             Self::Forbidden => "FORBIDDEN",
+            Self::SignUpClosed => "SIGN_UP_CLOSED",
+            Self::UsernameTaken => "USERNAME_TAKEN",
+            Self::WeakPassword => "WEAK_PASSWORD",
+            Self::RateLimited => "RATE_LIMITED",
+            Self::LastOwner => "LAST_OWNER",
+            Self::InviteGone => "INVITE_GONE",
+            Self::QuotaExceeded => "QUOTA_EXCEEDED",
+            Self::NotFound => "NOT_FOUND",
+            Self::MisdirectedRequest => "MISDIRECTED_REQUEST",
             Self::Busy => "BUSY",
             Self::Internal => "INTERNAL",
         }
@@ -233,6 +268,15 @@ mod tests {
             (ErrorCode::Unauthenticated, "UNAUTHENTICATED", 401),
             (ErrorCode::Forbidden, "FORBIDDEN", 403),
             (ErrorCode::Busy, "BUSY", 503),
+            (ErrorCode::SignUpClosed, "SIGN_UP_CLOSED", 403),
+            (ErrorCode::UsernameTaken, "USERNAME_TAKEN", 409),
+            (ErrorCode::WeakPassword, "WEAK_PASSWORD", 422),
+            (ErrorCode::RateLimited, "RATE_LIMITED", 429),
+            (ErrorCode::LastOwner, "LAST_OWNER", 409),
+            (ErrorCode::InviteGone, "INVITE_GONE", 410),
+            (ErrorCode::QuotaExceeded, "QUOTA_EXCEEDED", 429),
+            (ErrorCode::NotFound, "NOT_FOUND", 404),
+            (ErrorCode::MisdirectedRequest, "MISDIRECTED_REQUEST", 421),
         ] {
             assert_eq!(serde_json::to_string(&code).unwrap(), format!("\"{name}\""));
             assert_eq!(code.as_str(), name);

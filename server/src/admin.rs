@@ -9,10 +9,11 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use tandem_events::ids::DeviceId;
-use tandem_store::wire::{from_wire, logged};
+use tandem_store::wire::{from_wire, logged, logged_by};
 use tandem_store::{EventLog, Views};
 
-use crate::databases::now_ms;
+use crate::databases::{now_ms, ACCOUNTS_FILE};
+use tandem_accounts::Accounts;
 
 /// The log, read-only (works beside a running server, and on a read-only copy).
 fn read_log(data_dir: &Path) -> anyhow::Result<EventLog> {
@@ -51,13 +52,147 @@ fn progress(p: tandem_store::Progress) {
     eprintln!("replayed {}/{} events", p.done, p.total);
 }
 
-/// Checks the log's invariants; the error names the first violation.
+/// Checks the log's invariants, and that every event's workspace exists (an account made it)
+/// and every account an event names exists; the error names the first violation.
 pub fn verify(data_dir: &Path) -> anyhow::Result<u64> {
     let log = read_log(data_dir)?;
     let checked = log
         .verify()
         .map_err(|v| anyhow::anyhow!("invariant violated: {v}"))?;
+    let (workspaces, users) = if data_dir.join(ACCOUNTS_FILE).exists() {
+        let accounts = read_accounts(data_dir)?;
+        (accounts.workspace_ids()?, accounts.user_ids()?)
+    } else {
+        Default::default()
+    };
+    for (workspace, _) in log.heads()? {
+        if !workspaces.contains(&workspace.to_string()) {
+            bail!(
+                "invariant violated: workspace {workspace} has events but no owner (a data dir from before accounts: make the first account with `server user add NAME`; after an import: `server import --owner NAME`)"
+            );
+        }
+    }
+    for (event, user) in log.event_users()? {
+        if !users.contains(&user) {
+            bail!("invariant violated: event {event} names account {user}, which does not exist");
+        }
+    }
     Ok(checked)
+}
+
+/// accounts.db (it must exist), for reading.
+fn read_accounts(data_dir: &Path) -> anyhow::Result<Accounts> {
+    let path = data_dir.join(ACCOUNTS_FILE);
+    if !path.exists() {
+        bail!("{} has no {ACCOUNTS_FILE}: no account was made yet", data_dir.display());
+    }
+    Ok(Accounts::open(path)?)
+}
+
+/// accounts.db, created if missing (with the data dir): the account commands work beside a
+/// running server (WAL; no data-dir lock) and take effect at its next request.
+fn open_accounts(data_dir: &Path) -> anyhow::Result<Accounts> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    Ok(Accounts::open(data_dir.join(ACCOUNTS_FILE))?)
+}
+
+/// The workspaces of the log (none without one).
+fn log_workspaces(data_dir: &Path) -> anyhow::Result<Vec<String>> {
+    if !data_dir.join("events.db").exists() {
+        return Ok(vec![]);
+    }
+    Ok(read_log(data_dir)?
+        .heads()?
+        .into_iter()
+        .map(|(ws, _)| ws.to_string())
+        .collect())
+}
+
+/// `server user add NAME`: makes an account with its own workspace (its "Inbox" list is
+/// written by the server at the first sign-in). The first account is the admin and owns the
+/// log's workspaces from before accounts. Returns whether it is the first.
+pub fn user_add(data_dir: &Path, username: &str, password: &str) -> anyhow::Result<bool> {
+    tandem_accounts::names::username(username)?;
+    tandem_accounts::names::password(password)?;
+    let accounts = open_accounts(data_dir)?;
+    if accounts.user_by_name(username)?.is_some() {
+        bail!("the username {username:?} is taken");
+    }
+    let hash = tandem_accounts::password::hash(password)?;
+    let adopt = log_workspaces(data_dir)?;
+    let user_id = uuid::Uuid::new_v4().to_string();
+    let workspace_id = uuid::Uuid::new_v4().to_string();
+    let record = accounts.create_account(&tandem_accounts::NewAccount {
+        user_id: &user_id,
+        username,
+        password_hash: &hash,
+        must_be_first: false,
+        invite: None,
+        workspace_id: &workspace_id,
+        workspace_name: "Personal",
+        adopt: &adopt,
+        now: now(),
+    })?;
+    Ok(record.is_admin)
+}
+
+/// `server user list`: name, id, and state, one account a line.
+pub fn user_list(data_dir: &Path, out: &mut impl Write) -> anyhow::Result<usize> {
+    let accounts = read_accounts(data_dir)?;
+    let users = accounts.users()?;
+    for u in &users {
+        let state = if u.deleted {
+            "deleted"
+        } else if u.disabled {
+            "disabled"
+        } else {
+            "active"
+        };
+        let admin = if u.is_admin { " admin" } else { "" };
+        writeln!(out, "{}\t{}\t{state}{admin}", u.user.username, u.user.user_id)?;
+    }
+    Ok(users.len())
+}
+
+/// `server user disable NAME` (or enable): a disabled account's sessions and tokens end and
+/// its sockets close within a second.
+pub fn user_disable(data_dir: &Path, username: &str, disabled: bool) -> anyhow::Result<()> {
+    read_accounts(data_dir)?.set_disabled(username, disabled)?;
+    Ok(())
+}
+
+/// `server user reset NAME`: a new password; every session and token of the account ends.
+pub fn user_reset(data_dir: &Path, username: &str, password: &str) -> anyhow::Result<()> {
+    tandem_accounts::names::password(password)?;
+    let accounts = read_accounts(data_dir)?;
+    let user = accounts
+        .user_by_name(username)?
+        .filter(|u| !u.deleted)
+        .with_context(|| format!("no account {username:?}"))?;
+    let hash = tandem_accounts::password::hash(password)?;
+    accounts.set_password(&user.user.user_id, &hash)?;
+    Ok(())
+}
+
+/// `server token create --user NAME`: an API token (printed once).
+pub fn token_create(
+    data_dir: &Path,
+    username: &str,
+    name: &str,
+    expires_in_s: Option<u64>,
+) -> anyhow::Result<(String, String)> {
+    let accounts = read_accounts(data_dir)?;
+    let user = accounts
+        .user_by_name(username)?
+        .filter(|u| !u.deleted && !u.disabled)
+        .with_context(|| format!("no active account {username:?}"))?;
+    crate::auth::make_token(&accounts, &user.user.user_id, name, expires_in_s)
+        .map_err(|e| anyhow::anyhow!("{}", e.0.message))
+}
+
+fn now() -> i64 {
+    i64::try_from(now_ms()).unwrap_or(i64::MAX)
 }
 
 /// What `inspect` shows.
@@ -122,11 +257,12 @@ pub fn export(data_dir: &Path, out: &mut impl Write) -> anyhow::Result<u64> {
     for (workspace, head) in log.heads()? {
         let mut after = 0;
         while after < head {
-            let page = log.events_after(workspace, after, 5_000)?;
-            let Some((last, _)) = page.last() else { break };
+            let page = log.events_after_by(workspace, after, 5_000)?;
+            let Some((last, _, _)) = page.last() else { break };
             after = *last;
-            for (seq, event) in &page {
-                writeln!(out, "{}", serde_json::to_string(&logged(*seq, event))?)?;
+            for (seq, event, user) in &page {
+                let line = logged_by(*seq, event, user.clone());
+                writeln!(out, "{}", serde_json::to_string(&line)?)?;
                 written += 1;
             }
         }
@@ -140,8 +276,32 @@ pub fn export(data_dir: &Path, out: &mut impl Write) -> anyhow::Result<u64> {
 /// non-empty one it only adds — every event already there must be in the import with the same
 /// seq and content, and new ones must follow each workspace's head densely — or it refuses.
 /// Idempotent, all or nothing. Returns `(imported, skipped)`.
-pub fn import(data_dir: &Path, input: impl BufRead) -> anyhow::Result<(usize, usize)> {
+pub fn import(
+    data_dir: &Path,
+    input: impl BufRead,
+    owner: Option<&str>,
+) -> anyhow::Result<(usize, usize)> {
     let lock = crate::lock::lock(data_dir, "import")?;
+    let accounts = match owner {
+        Some(_) => Some(open_accounts(data_dir)?),
+        None if data_dir.join(ACCOUNTS_FILE).exists() => Some(read_accounts(data_dir)?),
+        None => None,
+    };
+    let owner_id = match (owner, &accounts) {
+        (Some(name), Some(accounts)) => Some(
+            accounts
+                .user_by_name(name)?
+                .filter(|u| !u.deleted)
+                .with_context(|| format!("no account {name:?} to own the imported workspaces"))?
+                .user
+                .user_id,
+        ),
+        _ => None,
+    };
+    let known_users = match &accounts {
+        Some(a) => a.user_ids()?,
+        None => Default::default(),
+    };
     let fresh = !data_dir.join("events.db").exists();
     let mut log = EventLog::open(
         data_dir.join("events.db"),
@@ -161,9 +321,17 @@ pub fn import(data_dir: &Path, input: impl BufRead) -> anyhow::Result<(usize, us
         event
             .decode()
             .with_context(|| format!("line {}: event {} does not decode", n + 1, event.event_id))?;
-        events.push((logged.seq, event));
+        // An account this server does not have is not kept (the event's content is; who
+        // pushed it is not part of it).
+        let user = logged.user_id.filter(|u| known_users.contains(u));
+        events.push((logged.seq, event, user));
     }
     let counts = log.import_logged(&events)?;
+    if let (Some(owner), Some(accounts)) = (&owner_id, &accounts) {
+        let workspaces: Vec<String> = log.heads()?.into_iter().map(|(ws, _)| ws.to_string()).collect();
+        let adopted = accounts.adopt(owner, &workspaces, now())?;
+        eprintln!("{adopted} workspaces now belong to the owner");
+    }
     if fresh || log.log_id()?.is_none() {
         log.set_log_id(&uuid::Uuid::new_v4().to_string())?;
     }
@@ -174,6 +342,17 @@ pub fn import(data_dir: &Path, input: impl BufRead) -> anyhow::Result<(usize, us
     drop(lock);
     Ok(counts)
 }
+
+/// The tables of accounts.db a backup holds (in an order that keeps references valid).
+const BACKED_UP_ACCOUNTS: [&str; 7] = [
+    "users",
+    "workspaces",
+    "members",
+    "invites",
+    "invite_claims",
+    "devices",
+    "usage",
+];
 
 /// Copies the log to `output` (SQLite's `VACUUM INTO`: a consistent snapshot, safe while the
 /// server runs; the views are not copied — they are rebuilt from the log). Returns the number
@@ -189,6 +368,30 @@ pub fn backup(data_dir: &Path, output: &Path) -> anyhow::Result<u64> {
     log.connection()
         .execute("VACUUM INTO ?1", [output.to_string_lossy()])
         .with_context(|| format!("cannot write the backup to {}", output.display()))?;
+    drop(log);
+    // Then the accounts (after the log: workspaces and accounts are never removed, so every
+    // event of the copy has its rows). Sessions and tokens are not kept: a restore ends them.
+    if data_dir.join(ACCOUNTS_FILE).exists() {
+        let copy = tandem_store::rusqlite::Connection::open(output)?;
+        copy.execute(
+            "ATTACH DATABASE ?1 AS acc",
+            [format!("file:{}?mode=ro", data_dir.join(ACCOUNTS_FILE).display())],
+        )
+        .or_else(|_| {
+            copy.execute(
+                "ATTACH DATABASE ?1 AS acc",
+                [data_dir.join(ACCOUNTS_FILE).to_string_lossy()],
+            )
+        })?;
+        let tx = copy.unchecked_transaction()?;
+        for table in BACKED_UP_ACCOUNTS {
+            tx.execute_batch(&format!(
+                "CREATE TABLE backup_{table} AS SELECT * FROM acc.{table}"
+            ))?;
+        }
+        tx.commit()?;
+        copy.execute_batch("DETACH DATABASE acc")?;
+    }
     let copy = EventLog::open_reader(output)?;
     copy.verify()
         .map_err(|v| anyhow::anyhow!("the backup does not verify: {v}"))
@@ -223,6 +426,27 @@ pub fn restore(data_dir: &Path, input: &Path) -> anyhow::Result<u64> {
         Arc::new(now_ms),
     )?;
     log.set_log_id(&uuid::Uuid::new_v4().to_string())?;
+    // The accounts the backup holds; every session and token ends (none are restored).
+    let has_accounts: bool = log.connection().query_row(
+        "SELECT count(*) > 0 FROM sqlite_schema WHERE name = 'backup_users'",
+        [],
+        |r| r.get(0),
+    )?;
+    if has_accounts {
+        drop(Accounts::open(data_dir.join(ACCOUNTS_FILE))?);
+        let conn = tandem_store::rusqlite::Connection::open(data_dir.join(ACCOUNTS_FILE))?;
+        conn.execute("ATTACH DATABASE ?1 AS bk", [target.to_string_lossy()])?;
+        let tx = conn.unchecked_transaction()?;
+        for table in BACKED_UP_ACCOUNTS {
+            tx.execute_batch(&format!("INSERT INTO main.{table} SELECT * FROM bk.backup_{table}"))?;
+        }
+        tx.commit()?;
+        conn.execute_batch("DETACH DATABASE bk")?;
+        for table in BACKED_UP_ACCOUNTS {
+            log.connection()
+                .execute_batch(&format!("DROP TABLE IF EXISTS backup_{table}"))?;
+        }
+    }
     let (mut views, _) = Views::open_current(data_dir.join("views.db"), &log, progress)?;
     views.catch_up(&log, 1_000)?;
     Ok(checked)

@@ -49,6 +49,62 @@ pub enum Command {
     /// Run one read-only SQL statement on the log; rows are printed as JSON arrays, the column
     /// names first. A statement that would write is refused.
     Query(QueryArgs),
+    /// Manage accounts (accounts.db). Works while the server runs; changes take effect within
+    /// a second (a disabled account's sockets close).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// API tokens for other clients (sent as `Authorization: Bearer TOKEN`).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Make an account; its password is read from standard input (one line). The first account
+    /// is the admin and owns the data dir's workspaces from before accounts.
+    Add(UserArgs),
+    /// List accounts: name, id, state.
+    List(DataArgs),
+    /// Disable an account: its sessions and tokens end and its sockets close.
+    Disable(UserArgs),
+    /// Enable a disabled account again.
+    Enable(UserArgs),
+    /// Set a new password, read from standard input; every session and token of the account ends.
+    Reset(UserArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UserArgs {
+    /// The username
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make an API token for an account; it is printed once, on standard output.
+    Create(TokenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// The account the token acts as
+    #[arg(long, value_name = "NAME")]
+    pub user: String,
+    /// What the token is for (shown in the account's settings)
+    #[arg(long, default_value = "command line", value_name = "TEXT")]
+    pub name: String,
+    /// Seconds until it expires [default: never]
+    #[arg(long, value_name = "SECONDS")]
+    pub expires_in_s: Option<u64>,
+    #[command(flatten)]
+    pub data: DataArgs,
 }
 
 #[derive(Debug, Args)]
@@ -144,6 +200,9 @@ pub struct ImportArgs {
     /// File to read [default: standard input]
     #[arg(long, value_name = "FILE")]
     pub input: Option<PathBuf>,
+    /// The account that owns the imported workspaces that have no owner here
+    #[arg(long, value_name = "NAME")]
+    pub owner: Option<String>,
 }
 
 #[derive(Debug, Default, Args)]
@@ -161,6 +220,21 @@ pub struct ServeArgs {
     /// Runtime config file [default: ./Leptos.toml when present]
     #[arg(long, env = "TANDEM_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// The URL people open, e.g. https://todo.example.org: the only Host served besides
+    /// loopback names, the origin of invite links, and https makes cookies Secure
+    #[arg(long, env = "TANDEM_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+    /// A reverse proxy's address or CIDR (repeatable, or comma-separated): only requests from
+    /// it may name the client in X-Forwarded-For (rate limits, logs)
+    #[arg(long, env = "TANDEM_TRUSTED_PROXY", value_name = "CIDR", value_delimiter = ',')]
+    pub trusted_proxy: Vec<String>,
+    /// A secret /metrics asks for (Authorization: Bearer ...) unless the request comes from
+    /// loopback with no proxy trusted
+    #[arg(long, env = "TANDEM_METRICS_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+    /// Who may make an account: invite (with an invite link, the default), open or closed
+    #[arg(long, env = "TANDEM_SIGN_UP", value_name = "POLICY")]
+    pub sign_up: Option<crate::config::SignUp>,
     #[command(flatten)]
     pub limits: LimitArgs,
 }
@@ -204,6 +278,18 @@ pub struct LimitArgs {
     /// Time for a whole request, body included, ms; 408 past it [default: 30000]
     #[arg(long, env = "TANDEM_REQUEST_TIMEOUT_MS", value_name = "MS")]
     pub request_timeout_ms: Option<u64>,
+    /// Password hashes computed at once; more wait, and past 8x that many, 503 [default: 2]
+    #[arg(long, env = "TANDEM_PASSWORD_HASHES", value_name = "N")]
+    pub password_hashes: Option<usize>,
+    /// Events one account may push per UTC day; 0 for no quota [default: 0]
+    #[arg(long, env = "TANDEM_QUOTA_EVENTS_PER_DAY", value_name = "N")]
+    pub quota_events_per_day: Option<u64>,
+    /// Bytes of event data one account may push in all; 0 for no quota [default: 0]
+    #[arg(long, env = "TANDEM_QUOTA_BYTES", value_name = "BYTES")]
+    pub quota_bytes: Option<u64>,
+    /// Live sockets one account may hold at once [default: 200]
+    #[arg(long, env = "TANDEM_LIVE_SOCKETS_PER_ACCOUNT", value_name = "N")]
+    pub live_sockets_per_account: Option<usize>,
 }
 
 impl LimitArgs {
@@ -221,6 +307,10 @@ impl LimitArgs {
             live_sockets: self.live_sockets,
             header_read_timeout_ms: self.header_read_timeout_ms,
             request_timeout_ms: self.request_timeout_ms,
+            password_hashes: self.password_hashes,
+            quota_events_per_day: self.quota_events_per_day,
+            quota_bytes: self.quota_bytes,
+            live_sockets_per_account: self.live_sockets_per_account,
         }
     }
 }
@@ -250,9 +340,8 @@ impl ServeArgs {
         };
         let leptos_env = Overrides {
             addr: std::env::var("LEPTOS_SITE_ADDR").ok(),
-            data_dir: None,
             site_root: std::env::var_os("LEPTOS_SITE_ROOT").map(PathBuf::from),
-            limits: Default::default(),
+            ..Overrides::default()
         };
         config::resolve(
             Overrides {
@@ -260,6 +349,10 @@ impl ServeArgs {
                 data_dir: self.data_dir,
                 site_root: self.site_root,
                 limits: self.limits.overrides(),
+                public_url: self.public_url,
+                trusted_proxy: self.trusted_proxy,
+                metrics_token: self.metrics_token,
+                sign_up: self.sign_up,
             },
             leptos_env,
             file,

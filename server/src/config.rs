@@ -14,6 +14,42 @@ pub struct Config {
     /// The built site (cargo-leptos's site root: `pkg/`, the worker, static assets).
     pub site_root: PathBuf,
     pub limits: Limits,
+    pub access: Access,
+}
+
+/// Accounts and the outside world (CONTRACT.md "Serving", "Sign-up").
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Access {
+    pub site: crate::site::Site,
+    pub sign_up: SignUp,
+    /// `/metrics` needs `Authorization: Bearer` this, unless asked from loopback with no proxy.
+    pub metrics_token: Option<String>,
+}
+
+/// Who may make an account (CONTRACT.md "Sign-up").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignUp {
+    /// Only with a valid invite token.
+    #[default]
+    Invite,
+    Open,
+    Closed,
+}
+
+impl std::str::FromStr for SignUp {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "invite" => Ok(Self::Invite),
+            "open" => Ok(Self::Open),
+            "closed" => Ok(Self::Closed),
+            other => Err(format!(
+                "sign-up is \"invite\", \"open\" or \"closed\", not {other:?}"
+            )),
+        }
+    }
 }
 
 /// Sync limits (CONTRACT.md defaults); enforced by the sync endpoints.
@@ -39,6 +75,15 @@ pub struct Limits {
     pub header_read_timeout_ms: u64,
     /// How long a request may take, body included, in ms (408 past it).
     pub request_timeout_ms: u64,
+    /// Password hashes computed at once (each takes ~19 MiB and tens of ms); more wait, and
+    /// past eight times this many waiting, BUSY (503).
+    pub password_hashes: usize,
+    /// Events an account may push per UTC day (0: no quota, the default).
+    pub quota_events_per_day: u64,
+    /// Bytes of event data an account may have pushed in all (0: no quota, the default).
+    pub quota_bytes: u64,
+    /// Live sockets one account may hold at once.
+    pub live_sockets_per_account: usize,
 }
 
 impl Default for Limits {
@@ -56,6 +101,10 @@ impl Default for Limits {
             live_sockets: 10_000,
             header_read_timeout_ms: 15_000,
             request_timeout_ms: 30_000,
+            password_hashes: 2,
+            quota_events_per_day: 0,
+            quota_bytes: 0,
+            live_sockets_per_account: 200,
         }
     }
 }
@@ -79,6 +128,10 @@ pub struct FileServer {
     pub addr: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub site_root: Option<PathBuf>,
+    pub public_url: Option<String>,
+    pub trusted_proxy: Option<Vec<String>>,
+    pub metrics_token: Option<String>,
+    pub sign_up: Option<SignUp>,
 }
 
 /// What flags and environment gave (clap merges the two: a flag beats its env variable).
@@ -88,6 +141,10 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     pub site_root: Option<PathBuf>,
     pub limits: LimitOverrides,
+    pub public_url: Option<String>,
+    pub trusted_proxy: Vec<String>,
+    pub metrics_token: Option<String>,
+    pub sign_up: Option<SignUp>,
 }
 
 /// Limits given by flags or environment (each beats the config file's).
@@ -105,6 +162,10 @@ pub struct LimitOverrides {
     pub live_sockets: Option<usize>,
     pub header_read_timeout_ms: Option<u64>,
     pub request_timeout_ms: Option<u64>,
+    pub password_hashes: Option<usize>,
+    pub quota_events_per_day: Option<u64>,
+    pub quota_bytes: Option<u64>,
+    pub live_sockets_per_account: Option<usize>,
 }
 
 impl LimitOverrides {
@@ -126,7 +187,11 @@ impl LimitOverrides {
             concurrent_pulls,
             live_sockets,
             header_read_timeout_ms,
-            request_timeout_ms
+            request_timeout_ms,
+            password_hashes,
+            quota_events_per_day,
+            quota_bytes,
+            live_sockets_per_account
         );
         limits
     }
@@ -152,6 +217,12 @@ pub enum ConfigError {
     Addr { value: String, origin: &'static str },
     #[error("invalid limit in {path}: {message}")]
     Limit { path: String, message: String },
+    #[error("invalid {what} {value:?}: {message}")]
+    Access {
+        what: &'static str,
+        value: String,
+        message: String,
+    },
 }
 
 impl FileConfig {
@@ -206,9 +277,11 @@ impl Limits {
             || self.live_sockets == 0
             || self.header_read_timeout_ms == 0
             || self.request_timeout_ms == 0
+            || self.password_hashes == 0
+            || self.live_sockets_per_account == 0
         {
             return fail(
-                "pull-bytes, read-connections, concurrent-pulls, live-sockets and the timeouts must be above 0",
+                "pull-bytes, read-connections, concurrent-pulls, live-sockets, live-sockets-per-account, password-hashes and the timeouts must be above 0",
             );
         }
         if self.pull_limit_default == 0 || self.pull_limit_default > self.pull_limit_max {
@@ -254,6 +327,73 @@ pub fn resolve(
             limits.check("the flags or environment")?;
             limits
         },
+        access: resolve_access(
+            overrides.public_url,
+            overrides.trusted_proxy,
+            overrides.metrics_token,
+            overrides.sign_up,
+            FileAccess {
+                public_url: file.server.public_url,
+                trusted_proxy: file.server.trusted_proxy,
+                metrics_token: file.server.metrics_token,
+                sign_up: file.server.sign_up,
+            },
+        )?,
+    })
+}
+
+/// The access settings of the config file.
+struct FileAccess {
+    public_url: Option<String>,
+    trusted_proxy: Option<Vec<String>>,
+    metrics_token: Option<String>,
+    sign_up: Option<SignUp>,
+}
+
+fn resolve_access(
+    public_url: Option<String>,
+    trusted_proxy: Vec<String>,
+    metrics_token: Option<String>,
+    sign_up: Option<SignUp>,
+    file: FileAccess,
+) -> Result<Access, ConfigError> {
+    let public_url = match public_url.or(file.public_url).filter(|u| !u.is_empty()) {
+        Some(text) => Some(text.parse().map_err(|message| ConfigError::Access {
+            what: "public URL",
+            value: text.clone(),
+            message,
+        })?),
+        None => None,
+    };
+    let proxies = if trusted_proxy.is_empty() {
+        file.trusted_proxy.unwrap_or_default()
+    } else {
+        trusted_proxy
+    };
+    let trusted_proxies = proxies
+        .iter()
+        .flat_map(|p| p.split(','))
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.parse::<ipnet::IpNet>()
+                .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|e| ConfigError::Access {
+                    what: "trusted proxy",
+                    value: p.to_string(),
+                    message: format!("expected a CIDR such as 10.0.0.0/8 or an address: {e}"),
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Access {
+        site: crate::site::Site {
+            public_url,
+            trusted_proxies,
+        },
+        sign_up: sign_up.or(file.sign_up).unwrap_or_default(),
+        metrics_token: metrics_token
+            .or(file.metrics_token)
+            .filter(|t| !t.is_empty()),
     })
 }
 

@@ -4,9 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use tandem_events::ids::{AggregateId, DeviceId, EventId};
+use tandem_events::ids::DeviceId;
 
-/// The name of the list made on first run.
+/// The accounts database's file in the data dir.
+pub const ACCOUNTS_FILE: &str = "accounts.db";
+
+/// The name of the list every new account's workspace starts with.
 pub const DEFAULT_LIST_NAME: &str = "Inbox";
 use tandem_store::{Central, CentralError, Readers, ServerViews, SyncLimits};
 
@@ -24,6 +27,8 @@ pub enum DatabaseError {
     Open(#[from] CentralError),
     #[error("the databases are not usable: {0}")]
     Unhealthy(String),
+    #[error("cannot open accounts.db: {0}")]
+    Accounts(#[from] tandem_accounts::AccountsError),
 }
 
 /// The server's wall clock in ms since the epoch.
@@ -42,6 +47,8 @@ pub struct Databases {
     pub views: Arc<Mutex<ServerViews>>,
     /// Read-only connections for pulls and live connects (never under the writer's lock).
     pub readers: Arc<Readers>,
+    /// Accounts, sessions, workspaces and members (accounts.db).
+    pub accounts: Arc<tandem_accounts::Accounts>,
 }
 
 /// The store's limits from the configuration.
@@ -73,25 +80,17 @@ impl Databases {
         let mut central = central;
         let log_id = central.ensure_log_id(&uuid::Uuid::new_v4().to_string())?;
         tracing::info!(%log_id, "the log");
-        let made = central
-            .ensure_default_list(
-                DEFAULT_LIST_NAME,
-                AggregateId::from_uuid(uuid::Uuid::new_v4()),
-                EventId::from_uuid(uuid::Uuid::new_v4()),
-            )
-            .map_err(|e| DatabaseError::Unhealthy(format!("cannot make the default list: {e}")))?;
-        if let Some(list) = made {
-            tracing::info!(%list, "first run: made the default list");
-        }
         let mut views = ServerViews::open(data_dir, |p| {
             tracing::info!(done = p.done, total = p.total, "rebuilding views")
         })?;
         views.project()?;
         let readers = Readers::open(data_dir, limits.read_connections, sync_limits(limits))?;
+        let accounts = tandem_accounts::Accounts::open(data_dir.join(ACCOUNTS_FILE))?;
         Ok(Self {
             central: Arc::new(Mutex::new(central)),
             views: Arc::new(Mutex::new(views)),
             readers: Arc::new(readers),
+            accounts: Arc::new(accounts),
         })
     }
 

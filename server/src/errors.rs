@@ -32,3 +32,32 @@ pub fn error(mut e: SyncError) -> Response {
     }
     response
 }
+
+/// A handler's contract error (`?` on a [`SyncError`]).
+#[derive(Debug)]
+pub struct ApiError(pub SyncError);
+
+impl From<SyncError> for ApiError {
+    fn from(e: SyncError) -> Self {
+        Self(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.0.code == tandem_protocol::sync::ErrorCode::Internal {
+            tracing::error!(message = %self.0.message, "a request failed inside the server");
+        }
+        error(self.0)
+    }
+}
+
+/// A contract error from its code and message.
+pub fn api(code: tandem_protocol::sync::ErrorCode, message: impl Into<String>) -> ApiError {
+    ApiError(SyncError::new(code, message))
+}
+
+/// A failure inside the server (500; logged).
+pub fn internal(e: impl std::fmt::Display) -> ApiError {
+    api(tandem_protocol::sync::ErrorCode::Internal, e.to_string())
+}

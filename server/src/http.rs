@@ -34,8 +34,8 @@ pub async fn serve(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok((stream, _)) => stream,
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
                     Err(e) => {
                         // Out of file descriptors and the like: wait a moment, keep serving.
                         tracing::warn!(error = %e, "cannot accept a connection");
@@ -47,7 +47,14 @@ pub async fn serve(
                 let service = TowerToHyperService::new(
                     router
                         .clone()
-                        .map_request(|request: Request<Incoming>| request.map(Body::new)),
+                        .map_request(move |request: Request<Incoming>| {
+                            let mut request = request.map(Body::new);
+                            // The peer's address, for the client address of rate limits.
+                            request
+                                .extensions_mut()
+                                .insert(axum::extract::ConnectInfo(peer));
+                            request
+                        }),
                 );
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {

@@ -3,16 +3,22 @@
 //! server on `127.0.0.1:0` in-process.
 
 pub mod admin;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod databases;
 mod errors;
+mod guard;
 pub mod http;
+mod json;
 pub mod live;
 pub mod lock;
 mod metrics;
+pub mod rate;
 mod routes;
+pub mod site;
 mod sync_layer;
+mod workspaces;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -36,6 +42,54 @@ pub enum ServeError {
     Databases(#[from] databases::DatabaseError),
     #[error("the listener failed: {0}")]
     Io(#[from] std::io::Error),
+    #[error("cannot set up accounts: {0}")]
+    Auth(#[from] auth::AuthError),
+}
+
+/// Closes live sockets that lost access (DESIGN.md rule 23: at once, also when the command
+/// line took it away while serving): polls accounts.db's revocation counter every 250 ms and
+/// re-checks every socket when it moves — and every 30 s anyway, for credentials that
+/// expired. Sweeps ended sessions and tokens hourly. Stops with the hub.
+fn watch_access(accounts: Arc<tandem_accounts::Accounts>, hub: Arc<live::Hub>) {
+    let hub = Arc::downgrade(&hub);
+    tokio::spawn(async move {
+        let mut seen = None;
+        let mut last_full = std::time::Instant::now();
+        let mut last_sweep = std::time::Instant::now() - std::time::Duration::from_secs(3_600);
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            let Some(hub) = hub.upgrade() else { return };
+            let accounts = Arc::clone(&accounts);
+            let due = last_full.elapsed() >= std::time::Duration::from_secs(30);
+            let sweep = last_sweep.elapsed() >= std::time::Duration::from_secs(3_600);
+            let previous = seen;
+            let checked = tokio::task::spawn_blocking(move || {
+                let now = i64::try_from(databases::now_ms()).unwrap_or(i64::MAX);
+                if sweep {
+                    if let Err(e) = accounts.sweep(now) {
+                        tracing::warn!(error = %e, "cannot sweep ended sessions");
+                    }
+                }
+                let count = accounts.revocations().ok();
+                if due || (count.is_some() && count != previous) {
+                    hub.revalidate(&accounts, now);
+                }
+                count
+            })
+            .await;
+            if let Ok(count) = checked {
+                if count.is_some() {
+                    seen = count;
+                }
+            }
+            if due {
+                last_full = std::time::Instant::now();
+            }
+            if sweep {
+                last_sweep = std::time::Instant::now();
+            }
+        }
+    });
 }
 
 /// Serves Tandem on `listener` until `shutdown` resolves, then finishes in-flight requests and
@@ -48,7 +102,36 @@ pub async fn run(
     let lock = lock::lock(&config.data_dir, "server")?;
     let databases = Databases::open(&config.data_dir, &config.limits)?;
     let hub = live::Hub::new(config.limits.live_sockets);
-    let router = routes::router(&config, databases.clone(), Arc::clone(&hub));
+    let local_addr = listener.local_addr()?;
+    let auth = Arc::new(auth::Auth::new(
+        Arc::clone(&databases.accounts),
+        auth::AuthSettings {
+            site: config.access.site.clone(),
+            sign_up: config.access.sign_up,
+            metrics_token: config.access.metrics_token.clone(),
+            loopback: local_addr.ip().is_loopback(),
+            password_hashes: config.limits.password_hashes,
+            quota_events_per_day: config.limits.quota_events_per_day,
+            quota_bytes: config.limits.quota_bytes,
+        },
+        Arc::clone(&databases.central),
+        Arc::clone(&hub),
+    )?);
+    if let Some(token) = auth.mint_setup_token()? {
+        // Shown to the operator once, on purpose, outside the log (no token is ever logged).
+        let base = config
+            .access
+            .site
+            .public_url
+            .as_ref()
+            .map_or_else(|| format!("http://{local_addr}"), |u| u.origin.clone());
+        eprintln!(
+            "Tandem has no account yet. Make the first (admin) account with `server user add NAME`,\n\
+             or open this one-time link: {base}/setup/{token}"
+        );
+    }
+    watch_access(Arc::clone(&databases.accounts), Arc::clone(&hub));
+    let router = routes::router(&config, databases.clone(), Arc::clone(&hub), auth);
     tracing::info!(
         addr = %listener.local_addr()?,
         data_dir = %config.data_dir.display(),

@@ -6,12 +6,14 @@
 //! pull, never trusted (docs/protocol.md, "Live").
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
+use axum::Extension;
+use tandem_accounts::{Accounts, Caller, Principal};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tandem_events::ids::WorkspaceId;
@@ -53,10 +55,32 @@ struct Frame {
     text: Utf8Bytes,
 }
 
+/// The close code of a socket whose credentials ended (sign-out, token deleted, account
+/// disabled): the client asks to sign in again.
+pub const CLOSE_UNAUTHENTICATED: u16 = 4401;
+/// The close code of a socket whose account lost the workspace (removed, workspace deleted):
+/// the client stops syncing it and says why (DESIGN.md rule 23).
+pub const CLOSE_FORBIDDEN: u16 = 4403;
+
+/// Whose a socket is: checked again whenever access is taken away.
+#[derive(Debug, Clone)]
+pub struct SocketOwner {
+    pub principal: Principal,
+    pub workspace: WorkspaceId,
+}
+
+struct Registered {
+    owner: Arc<SocketOwner>,
+    kick: watch::Sender<Option<(u16, String)>>,
+}
+
 /// The broadcast channels, one per workspace with sockets, removed when its last socket
-/// leaves (DESIGN.md rule 22: naming a workspace makes nothing that outlives the socket).
+/// leaves (DESIGN.md rule 22: naming a workspace makes nothing that outlives the socket), and
+/// the open sockets with their owners, so access taken away closes them at once.
 pub struct Hub {
     channels: Mutex<HashMap<WorkspaceId, broadcast::Sender<Frame>>>,
+    sockets: Mutex<HashMap<u64, Registered>>,
+    next_socket: AtomicU64,
     stop: watch::Sender<bool>,
     clients: AtomicI64,
     max_clients: i64,
@@ -71,6 +95,8 @@ impl Hub {
     pub fn with_timing(max_clients: usize, timing: Timing) -> Arc<Self> {
         Arc::new(Self {
             channels: Mutex::new(HashMap::new()),
+            sockets: Mutex::new(HashMap::new()),
+            next_socket: AtomicU64::new(1),
             stop: watch::channel(false).0,
             clients: AtomicI64::new(0),
             max_clients: i64::try_from(max_clients).unwrap_or(i64::MAX),
@@ -133,6 +159,77 @@ impl Hub {
     pub fn shutdown(&self) {
         let _ = self.stop.send(true);
     }
+
+    /// Closes the sockets whose owner matches, with `code` and `reason` (before the caller
+    /// answers: nothing more reaches them).
+    pub fn close_where(&self, matches: impl Fn(&SocketOwner) -> bool, code: u16, reason: &str) {
+        let sockets = self.sockets.lock().unwrap_or_else(|p| p.into_inner());
+        for entry in sockets.values() {
+            if matches(&entry.owner) {
+                let _ = entry.kick.send(Some((code, reason.to_string())));
+            }
+        }
+    }
+
+    /// Re-checks every open socket against accounts.db (after access was taken away, here or
+    /// by the command line, and now and then for credentials that expired): a socket whose
+    /// credentials ended or whose account is no longer a member is closed.
+    pub fn revalidate(&self, accounts: &Accounts, now: i64) {
+        let owners: Vec<(u64, Arc<SocketOwner>)> = {
+            let sockets = self.sockets.lock().unwrap_or_else(|p| p.into_inner());
+            sockets
+                .iter()
+                .map(|(id, r)| (*id, Arc::clone(&r.owner)))
+                .collect()
+        };
+        for (id, owner) in owners {
+            let verdict = match accounts.still_valid(&owner.principal, now) {
+                Ok(false) => Some((CLOSE_UNAUTHENTICATED, "your session or token has ended")),
+                Ok(true) => match accounts.role(&owner.principal.user.user_id, &owner.workspace.to_string()) {
+                    Ok(_) => None,
+                    Err(tandem_accounts::AccountsError::Forbidden(_)) => {
+                        Some((CLOSE_FORBIDDEN, "you are no longer a member of this workspace"))
+                    }
+                    Err(_) => None,
+                },
+                Err(_) => None,
+            };
+            if let Some((code, reason)) = verdict {
+                let sockets = self.sockets.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(entry) = sockets.get(&id) {
+                    let _ = entry.kick.send(Some((code, reason.to_string())));
+                }
+            }
+        }
+    }
+
+    /// Open sockets of one account.
+    fn sockets_of(&self, user_id: &str) -> usize {
+        let sockets = self.sockets.lock().unwrap_or_else(|p| p.into_inner());
+        sockets
+            .values()
+            .filter(|r| r.owner.principal.user.user_id == user_id)
+            .count()
+    }
+
+    fn register(&self, owner: SocketOwner) -> (u64, watch::Receiver<Option<(u16, String)>>) {
+        let id = self.next_socket.fetch_add(1, Ordering::Relaxed);
+        let (kick, kicked) = watch::channel(None);
+        let mut sockets = self.sockets.lock().unwrap_or_else(|p| p.into_inner());
+        sockets.insert(
+            id,
+            Registered {
+                owner: Arc::new(owner),
+                kick,
+            },
+        );
+        (id, kicked)
+    }
+
+    fn unregister(&self, id: u64) {
+        let mut sockets = self.sockets.lock().unwrap_or_else(|p| p.into_inner());
+        sockets.remove(&id);
+    }
 }
 
 fn head_message(workspace: WorkspaceId, head: u64, events: Vec<LoggedEvent>) -> String {
@@ -157,15 +254,20 @@ pub struct LiveParams {
 /// none is free).
 pub type HeadReader = Arc<dyn Fn(WorkspaceId) -> Result<(u64, String), SyncError> + Send + Sync>;
 
-/// What the socket handler needs: the hub and a way to read the current head.
+/// What the socket handler needs: the hub, a way to read the current head, and the accounts
+/// (who may follow which workspace).
 #[derive(Clone)]
 pub struct LiveState {
     pub hub: Arc<Hub>,
     pub head: HeadReader,
+    pub accounts: Arc<Accounts>,
+    /// Sockets one account may hold at once.
+    pub per_account: usize,
 }
 
 pub async fn upgrade(
     State(state): State<LiveState>,
+    Extension(caller): Extension<Caller>,
     params: Result<Query<LiveParams>, axum::extract::rejection::QueryRejection>,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
@@ -190,15 +292,44 @@ pub async fn upgrade(
             ))
         }
     };
+    // Access (DESIGN.md rule 23), before anything is read.
+    let accounts = Arc::clone(&state.accounts);
+    let checked = tokio::task::spawn_blocking(move || {
+        tandem_accounts::access::member(&accounts, &caller, &workspace.to_string())
+    })
+    .await;
+    let principal = match checked {
+        Ok(Ok((principal, _))) => principal,
+        Ok(Err(e)) => return errors::error(e),
+        Err(e) => {
+            return errors::error(SyncError::new(
+                ErrorCode::Internal,
+                format!("the access check failed: {e}"),
+            ))
+        }
+    };
     let hub = state.hub;
+    if hub.sockets_of(&principal.user.user_id) >= state.per_account {
+        let mut e = SyncError::new(
+            ErrorCode::RateLimited,
+            "this account has too many live sockets open",
+        );
+        e.retry_after_ms = Some(5_000);
+        return errors::error(e);
+    }
     // Counted from here, so the bound holds for sockets being set up too.
     if hub.clients.fetch_add(1, Ordering::SeqCst) >= hub.max_clients {
         hub.clients.fetch_sub(1, Ordering::SeqCst);
         return busy_response("too many live sockets; retry later");
     }
+    let (socket_id, kicked) = hub.register(SocketOwner {
+        principal,
+        workspace,
+    });
     let seat = Seat {
         hub: Arc::clone(&hub),
         workspace,
+        socket_id,
     };
     // Subscribe first, then read the head: a push between the two is then either in the
     // head read or delivered on the channel, never lost.
@@ -225,8 +356,17 @@ pub async fn upgrade(
         }
     };
     ws.max_message_size(64 * 1024)
-        .on_upgrade(move |socket| serve(socket, seat, frames, head, log_id))
+        .on_upgrade(move |socket| serve(socket, seat, frames, kicked, head, log_id))
         .into_response()
+}
+
+/// Closes a socket with a code and the reason (the client says it to the person).
+async fn close(socket: &mut WebSocket, code: u16, reason: &str, limit: Duration) {
+    let frame = CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    let _ = send(socket, Message::Close(Some(frame)), limit).await;
 }
 
 fn busy_response(message: &str) -> Response {
@@ -238,10 +378,12 @@ fn busy_response(message: &str) -> Response {
 struct Seat {
     hub: Arc<Hub>,
     workspace: WorkspaceId,
+    socket_id: u64,
 }
 
 impl Drop for Seat {
     fn drop(&mut self) {
+        self.hub.unregister(self.socket_id);
         self.hub.leave(self.workspace);
         self.hub.clients.fetch_sub(1, Ordering::SeqCst);
     }
@@ -259,6 +401,7 @@ async fn serve(
     mut socket: WebSocket,
     seat: Seat,
     mut frames: broadcast::Receiver<Frame>,
+    mut kicked: watch::Receiver<Option<(u16, String)>>,
     head: u64,
     log_id: String,
 ) {
@@ -278,9 +421,21 @@ async fn serve(
     let mut ping = tokio::time::interval(timing.ping_every);
     ping.tick().await;
     let mut heard = tokio::time::Instant::now();
-    if !stopping && send(&mut socket, Message::Text(first.into()), limit).await {
+    let kicked_already = kicked.borrow_and_update().clone();
+    if let Some((code, reason)) = kicked_already {
+        close(&mut socket, code, &reason, limit).await;
+    } else if !stopping && send(&mut socket, Message::Text(first.into()), limit).await {
         loop {
             tokio::select! {
+                // Access taken away comes first: nothing more reaches a removed member.
+                biased;
+                _ = kicked.changed() => {
+                    let kick = kicked.borrow_and_update().clone();
+                    if let Some((code, reason)) = kick {
+                        close(&mut socket, code, &reason, limit).await;
+                        break;
+                    }
+                }
                 frame = frames.recv() => match frame {
                     Ok(frame) => {
                         if frame.head <= sent_head {

@@ -44,6 +44,16 @@ fn main() -> ExitCode {
             );
             Ok(())
         }),
+        Command::User { command } => user(command),
+        Command::Token {
+            command: server::cli::TokenCommand::Create(args),
+        } => args.data.resolve().map_err(Into::into).and_then(|dir| {
+            let (token_id, token) =
+                admin::token_create(&dir, &args.user, &args.name, args.expires_in_s)?;
+            eprintln!("token {token_id} for {}; it is shown only now:", args.user);
+            println!("{token}");
+            Ok(())
+        }),
         Command::Query(args) => args.data.resolve().map_err(Into::into).and_then(|dir| {
             let n = admin::query(&dir, &args.sql, &mut std::io::stdout().lock())?;
             eprintln!("{n} rows");
@@ -75,6 +85,65 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         server::run(listener, config, shutdown_signal()).await?;
         Ok(())
     })
+}
+
+fn user(command: server::cli::UserCommand) -> anyhow::Result<()> {
+    use server::cli::UserCommand;
+    match command {
+        UserCommand::Add(args) => {
+            let dir = args.data.resolve()?;
+            let password = password_from_stdin()?;
+            let first = admin::user_add(&dir, &args.name, &password)?;
+            if first {
+                eprintln!(
+                    "made {} (the first account: admin, owner of the data dir's workspaces)",
+                    args.name
+                );
+            } else {
+                eprintln!("made {}", args.name);
+            }
+            Ok(())
+        }
+        UserCommand::List(data) => {
+            let dir = data.resolve()?;
+            admin::user_list(&dir, &mut std::io::stdout().lock())?;
+            Ok(())
+        }
+        UserCommand::Disable(args) => {
+            admin::user_disable(&args.data.resolve()?, &args.name, true)?;
+            eprintln!("disabled {}: its sessions and tokens ended", args.name);
+            Ok(())
+        }
+        UserCommand::Enable(args) => {
+            admin::user_disable(&args.data.resolve()?, &args.name, false)?;
+            eprintln!("enabled {}", args.name);
+            Ok(())
+        }
+        UserCommand::Reset(args) => {
+            let dir = args.data.resolve()?;
+            let password = password_from_stdin()?;
+            admin::user_reset(&dir, &args.name, &password)?;
+            eprintln!("new password for {}: its sessions and tokens ended", args.name);
+            Ok(())
+        }
+    }
+}
+
+/// One line of standard input, without its line ending (a password is never an argument:
+/// arguments show in `ps` and shell history).
+fn password_from_stdin() -> anyhow::Result<String> {
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        eprint!("password: ");
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
+    let password = line.trim_end_matches(['\n', '\r']).to_string();
+    if password.is_empty() {
+        anyhow::bail!("no password on standard input");
+    }
+    Ok(password)
 }
 
 fn inspect(args: server::cli::InspectArgs) -> anyhow::Result<()> {
@@ -112,9 +181,9 @@ fn import(args: server::cli::ImportArgs) -> anyhow::Result<()> {
         Some(path) => {
             let file = std::fs::File::open(path)
                 .with_context(|| format!("cannot open {}", path.display()))?;
-            admin::import(&dir, std::io::BufReader::new(file))?
+            admin::import(&dir, std::io::BufReader::new(file), args.owner.as_deref())?
         }
-        None => admin::import(&dir, std::io::stdin().lock())?,
+        None => admin::import(&dir, std::io::stdin().lock(), args.owner.as_deref())?,
     };
     eprintln!("imported {imported} events; {skipped} were already there");
     Ok(())

@@ -8,7 +8,7 @@ use app::{shell, App, OUTPUT_NAME};
 use axum::extract::{DefaultBodyLimit, FromRef, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
@@ -17,15 +17,23 @@ use serde_json::json;
 use tower_http::compression::CompressionLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::auth::{self, Auth};
 use crate::live::{self, Hub, LiveState};
 use crate::metrics::{self, Metrics};
-use crate::{sync_layer, Config, Databases};
+use crate::{guard, sync_layer, workspaces, Config, Databases};
 
 #[derive(Clone)]
 pub struct AppState {
     pub leptos: LeptosOptions,
     pub databases: Databases,
     pub live: LiveState,
+    pub auth: Arc<Auth>,
+}
+
+impl FromRef<AppState> for Arc<Auth> {
+    fn from_ref(state: &AppState) -> Self {
+        Arc::clone(&state.auth)
+    }
 }
 
 impl FromRef<AppState> for LiveState {
@@ -92,7 +100,7 @@ fn route_list() -> Vec<leptos_axum::AxumRouteListing> {
     ROUTES.get_or_init(|| generate_route_list(App)).clone()
 }
 
-pub fn router(config: &Config, databases: Databases, hub: Arc<Hub>) -> Router {
+pub fn router(config: &Config, databases: Databases, hub: Arc<Hub>, auth: Arc<Auth>) -> Router {
     let metrics = Metrics::new(Arc::clone(&hub));
     let leptos = LeptosOptions::builder()
         .output_name(OUTPUT_NAME)
@@ -122,10 +130,17 @@ pub fn router(config: &Config, databases: Databases, hub: Arc<Hub>) -> Router {
                 .inc_by(outcome.appended.len() as u64);
             announce_hub.publish(outcome.workspace, outcome.response.head, &outcome.appended);
         }),
+        Arc::clone(&databases.accounts),
+        app::sync::ssr::Quotas {
+            events_per_day: config.limits.quota_events_per_day,
+            bytes: config.limits.quota_bytes,
+        },
     );
     let readers = Arc::clone(&databases.readers);
     let live = LiveState {
         hub,
+        accounts: Arc::clone(&databases.accounts),
+        per_account: config.limits.live_sockets_per_account,
         head: Arc::new(move |workspace| {
             let now = i64::try_from(crate::databases::now_ms()).unwrap_or(i64::MAX);
             readers
@@ -137,11 +152,43 @@ pub fn router(config: &Config, databases: Databases, hub: Arc<Hub>) -> Router {
         leptos,
         databases,
         live,
+        auth: Arc::clone(&auth),
     };
     let routes = route_list();
     Router::new()
         .route("/healthz", get(healthz))
         .route("/api/sync/live", get(live::upgrade))
+        .route("/api/auth/sign-up", post(auth::sign_up))
+        .route("/api/auth/sign-in", post(auth::sign_in))
+        .route("/api/auth/sign-out", post(auth::sign_out))
+        .route("/api/auth/sign-out-everywhere", post(auth::sign_out_everywhere))
+        .route("/api/auth/me", get(auth::me).delete(auth::delete_account))
+        .route("/api/auth/password", post(auth::change_password))
+        .route("/api/auth/sessions", get(auth::sessions))
+        .route("/api/auth/sessions/{session_id}", delete(auth::end_session))
+        .route("/api/auth/tokens", get(auth::tokens).post(auth::create_token))
+        .route("/api/auth/tokens/{token_id}", delete(auth::delete_token))
+        .route("/api/workspaces", post(workspaces::create))
+        .route(
+            "/api/workspaces/{id}",
+            axum::routing::patch(workspaces::rename).delete(workspaces::delete),
+        )
+        .route(
+            "/api/workspaces/{id}/invites",
+            get(workspaces::invites).post(workspaces::create_invite),
+        )
+        .route(
+            "/api/workspaces/{id}/invites/{invite}",
+            delete(workspaces::revoke_invite),
+        )
+        .route("/api/workspaces/{id}/members", get(workspaces::members))
+        .route(
+            "/api/workspaces/{id}/members/{user_id}",
+            axum::routing::patch(workspaces::set_role).delete(workspaces::remove_member),
+        )
+        .route("/api/invites/{token}", get(workspaces::show_invite))
+        .route("/api/invites/{token}/accept", post(workspaces::accept_invite))
+        .method_not_allowed_fallback(method_not_allowed)
         .leptos_routes_with_context(&state, routes, move || provide_context(sync.clone()), {
             let options = state.leptos.clone();
             move || shell(options.clone())
@@ -154,6 +201,10 @@ pub fn router(config: &Config, databases: Databases, hub: Arc<Hub>) -> Router {
             "/metrics",
             get(metrics::handler).with_state(Arc::clone(&metrics)),
         )
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&auth),
+            metrics_gate,
+        ))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(axum::middleware::from_fn_with_state(
             sync_layer::Guard {
@@ -170,8 +221,66 @@ pub fn router(config: &Config, databases: Databases, hub: Arc<Hub>) -> Router {
             Duration::from_millis(config.limits.request_timeout_ms),
             crate::http::time_limit,
         ))
-        .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&auth),
+            guard::front,
+        ))
+        // Request paths in logs with invite and setup tokens cut out.
+        .layer(TraceLayer::new_for_http().make_span_with(
+            |request: &axum::http::Request<axum::body::Body>| {
+                tracing::debug_span!(
+                    "request",
+                    method = %request.method(),
+                    path = %guard::redacted_path(request.uri().path()),
+                )
+            },
+        ))
         .with_state(state)
+}
+
+/// A known path asked with a method it does not take: 405 in the contract's shape.
+async fn method_not_allowed() -> axum::response::Response {
+    let mut response = crate::errors::error(tandem_protocol::sync::SyncError::new(
+        tandem_protocol::sync::ErrorCode::Malformed,
+        "this path does not take that method",
+    ));
+    *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    response
+}
+
+/// `/metrics` answers the `--metrics-token` (as a Bearer token) or, with no proxy trusted,
+/// any request from loopback.
+async fn metrics_gate(
+    State(auth): State<Arc<Auth>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if request.uri().path() != "/metrics" {
+        return next.run(request).await;
+    }
+    let bearer = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let by_token = matches!((&auth.metrics_token, bearer), (Some(t), Some(b)) if constant_eq(t, b));
+    let local = !auth.site.behind_proxy()
+        && request
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .is_some_and(|c| c.0.ip().is_loopback());
+    if by_token || local {
+        return next.run(request).await;
+    }
+    crate::errors::error(tandem_protocol::sync::SyncError::new(
+        tandem_protocol::sync::ErrorCode::Unauthenticated,
+        "/metrics needs the metrics token (Authorization: Bearer ...)",
+    ))
+}
+
+/// Compares secrets in time independent of where they differ.
+fn constant_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// 200 when both databases answer; 503 with the contract's error shape otherwise.

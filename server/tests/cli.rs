@@ -4,18 +4,34 @@ mod common;
 
 use std::process::Command;
 
-use common::{client, start};
+use common::start;
 use serde_json::json;
 use tandem_events::testkit::workload;
 use tandem_store::wire::to_wire;
 
 fn server(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_server"))
+    server_with_input(args, "")
+}
+
+/// Runs the binary with `input` on its standard input.
+fn server_with_input(args: &[&str], input: &str) -> (bool, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
         .args(args)
         .env_remove("TANDEM_DATA_DIR")
         .env_remove("TANDEM_CONFIG")
-        .output()
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -52,13 +68,15 @@ async fn verify_export_import_inspect_and_rebuild() {
     // A data dir with events in it, made through the real push endpoint.
     let running = start().await;
     let events = workload(11, 2, 5, 12);
+    running.claim(&events[0].workspace_id.to_string()).await;
     let body = json!({
         "device_id": events[0].device_id.to_string(),
         "workspace_id": events[0].workspace_id.to_string(),
         "cursor": 0,
         "events": events.iter().map(to_wire).collect::<Vec<_>>(),
     });
-    let response = client()
+    let response = running
+        .client()
         .post(format!("{}/api/sync/push", running.base))
         .json(&body)
         .send()
@@ -67,8 +85,9 @@ async fn verify_export_import_inspect_and_rebuild() {
     assert_eq!(response.status(), 200);
     let (_, source) = running.stop().await;
     let src = source.path().to_str().unwrap().to_string();
-    // The pushed events, plus the default list the server made on first run.
-    let n = events.len() + 1;
+    // The pushed events (no list is made on first run; the tester's own workspace gets its
+    // "Inbox" at its first sign-in, which never came).
+    let n = events.len();
     let ws = events[0].workspace_id.to_string();
 
     let (ok, out, err) = server(&["verify", "--data-dir", &src]);
@@ -117,8 +136,22 @@ async fn verify_export_import_inspect_and_rebuild() {
         dump.to_str().unwrap(),
     ]);
     assert!(ok, "{err}");
-    assert_eq!(std::fs::read_to_string(&dump).unwrap().lines().count(), n);
+    let exported = std::fs::read_to_string(&dump).unwrap();
+    assert_eq!(exported.lines().count(), n);
+    // Every line names the account that pushed it.
+    let tester = tandem_accounts::Accounts::open(source.path().join("accounts.db"))
+        .unwrap()
+        .user_by_name(common::TESTER)
+        .unwrap()
+        .unwrap()
+        .user
+        .user_id;
+    for line in exported.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["user_id"], tester.as_str(), "{line}");
+    }
 
+    // Imported into an empty data dir, the workspaces have no owner until one is named.
     let target = tempfile::tempdir().unwrap();
     let dst = target.path().to_str().unwrap();
     let (ok, _, err) = server(&[
@@ -127,12 +160,25 @@ async fn verify_export_import_inspect_and_rebuild() {
         dst,
         "--input",
         dump.to_str().unwrap(),
+        "--owner",
+        "ann",
+    ]);
+    assert!(!ok, "no account ann yet");
+    assert!(err.contains("no account \"ann\""), "{err}");
+    let (ok, _, err) = server(&[
+        "import",
+        "--data-dir",
+        dst,
+        "--input",
+        dump.to_str().unwrap(),
     ]);
     assert!(ok, "{err}");
-    assert!(
-        err.contains(&format!("imported {n} events; 0 were already there")),
-        "{err}"
-    );
+    let (ok, _, err) = server(&["verify", "--data-dir", dst]);
+    assert!(!ok, "a workspace without an owner");
+    assert!(err.contains(&format!("workspace {ws} has events but no owner")), "{err}");
+    let (ok, _, err) = server_with_input(&["user", "add", "ann", "--data-dir", dst], "ann's password\n");
+    assert!(ok, "{err}");
+    assert!(err.contains("the first account"), "{err}");
     let (ok, _, err) = server(&[
         "import",
         "--data-dir",
@@ -145,8 +191,9 @@ async fn verify_export_import_inspect_and_rebuild() {
         err.contains(&format!("imported 0 events; {n} were already there")),
         "import is idempotent: {err}"
     );
-    let (ok, _, _) = server(&["verify", "--data-dir", dst]);
-    assert!(ok);
+    let (ok, out, err) = server(&["verify", "--data-dir", dst]);
+    assert!(ok, "the first account owns the imported workspaces: {err}");
+    assert!(out.contains(&format!("ok: {n} events")), "{out}");
     let (ok, _, err) = server(&["rebuild", "--data-dir", dst]);
     assert!(ok, "{err}");
     let views = |dir: &std::path::Path| {

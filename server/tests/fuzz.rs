@@ -82,7 +82,8 @@ async fn mutated_requests_never_5xx_and_refusals_store_nothing() {
     let events = workload(seed, 2, 10, 30);
     let device = events[0].device_id.to_string();
     let workspace = events[0].workspace_id.to_string();
-    let http = client();
+    server.claim(&workspace).await;
+    let http = server.client();
     let mut head = 0u64;
     let (mut accepted, mut refused) = (0, 0);
     for case in 0..cases {
@@ -173,12 +174,9 @@ async fn mutated_requests_never_5xx_and_refusals_store_nothing() {
             .unwrap();
         assert!((400..500).contains(&r.status().as_u16()), "{query}");
     }
-    let url = format!(
-        "{}/api/sync/live?workspace_id={workspace}",
-        server.base.replace("http", "ws")
-    );
     for _ in 0..10 {
-        let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+        let url = common::live_request(&server.base, &server.token, &workspace);
+        let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
         let junk: Vec<u8> = (0..rng.below(70_000))
             .map(|_| rng.below(256) as u8)
             .collect();

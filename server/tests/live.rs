@@ -35,11 +35,9 @@ async fn subscribers_hear_new_heads_with_the_events() {
     let server = start().await;
     let events = workload(5, 1, 1, 1);
     let ws = events[0].workspace_id.to_string();
-    let url = format!(
-        "{}/api/sync/live?workspace_id={ws}",
-        server.base.replace("http", "ws")
-    );
-    let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    server.claim(&ws).await;
+    let url = || common::live_request(&server.base, &server.token, &ws);
+    let (mut socket, _) = tokio_tungstenite::connect_async(url()).await.unwrap();
     let hello = next_json(&mut socket).await;
     assert_eq!(
         (&hello["type"], &hello["workspace_id"], &hello["head"]),
@@ -57,7 +55,8 @@ async fn subscribers_hear_new_heads_with_the_events() {
         "cursor": 0,
         "events": events.iter().map(to_wire).collect::<Vec<_>>(),
     });
-    let response = client()
+    let response = server
+        .client()
         .post(format!("{}/api/sync/push", server.base))
         .json(&body)
         .send()
@@ -80,7 +79,7 @@ async fn subscribers_hear_new_heads_with_the_events() {
     );
 
     // A second subscriber joining later is told the head right away.
-    let (mut late, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let (mut late, _) = tokio_tungstenite::connect_async(url()).await.unwrap();
     assert_eq!(next_json(&mut late).await["head"], 3);
     let started = std::time::Instant::now();
     let (took, _) = server.stop().await;
@@ -139,7 +138,7 @@ async fn a_native_client_pulls_when_the_live_socket_announces_a_head() {
         let replica = common::open_replica(dir.path(), n);
         SyncClient::new(
             std::rc::Rc::new(std::cell::RefCell::new(replica)),
-            HttpTransport::new(&server.base),
+            HttpTransport::new(&server),
             ws,
             Settings::default(),
         )
@@ -149,14 +148,16 @@ async fn a_native_client_pulls_when_the_live_socket_announces_a_head() {
     let (mut a, mut b) = (make(1, &dir_a), make(2, &dir_b));
     let mut jitter = 99;
     sync_until_idle(&mut b, &mut jitter).await;
-    let url = format!(
-        "{}/api/sync/live?workspace_id={ws}",
-        server.base.replace("http", "ws")
-    );
-    let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
-    // The server made the default list on first run: head 1, already pulled by B.
-    assert_eq!(next_json(&mut socket).await["head"], 1);
-    assert_eq!(b.engine().cursor(), 1);
+    let (mut socket, _) = tokio_tungstenite::connect_async(common::live_request(
+        &server.base,
+        &server.token,
+        &ws.to_string(),
+    ))
+    .await
+    .unwrap();
+    // Nothing in the workspace yet (no list is made on first run any more).
+    assert_eq!(next_json(&mut socket).await["head"], 0);
+    assert_eq!(b.engine().cursor(), 0);
 
     let list = AggregateId::from_uuid(uuid::Uuid::from_u128(7));
     a.replica_mut()
@@ -195,7 +196,7 @@ async fn a_native_client_pulls_when_the_live_socket_announces_a_head() {
     );
     sync_until_idle(&mut b, &mut jitter).await;
     assert_eq!(b.replica().summary().unwrap().todos, 1);
-    assert_eq!(b.engine().cursor(), 3);
+    assert_eq!(b.engine().cursor(), 2);
     server.stop().await;
 }
 
@@ -204,11 +205,11 @@ async fn metrics_count_appends_pushes_by_result_sockets_and_latency() {
     let server = start().await;
     let events = workload(6, 1, 1, 1);
     let ws = events[0].workspace_id.to_string();
-    let url = format!(
-        "{}/api/sync/live?workspace_id={ws}",
-        server.base.replace("http", "ws")
-    );
-    let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    server.claim(&ws).await;
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async(common::live_request(&server.base, &server.token, &ws))
+            .await
+            .unwrap();
     next_json(&mut socket).await;
     let push = |cursor: u64, evs: &[tandem_events::event::StoredEvent]| {
         json!({
@@ -218,7 +219,7 @@ async fn metrics_count_appends_pushes_by_result_sockets_and_latency() {
             "events": evs.iter().map(to_wire).collect::<Vec<_>>(),
         })
     };
-    let http = client();
+    let http = server.client();
     let url_push = format!("{}/api/sync/push", server.base);
     assert_eq!(
         http.post(&url_push)
@@ -273,13 +274,13 @@ async fn the_live_client_reconnects_after_a_server_restart() {
     let server = start().await;
     let addr: std::net::SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
     let ws = tandem_events::ids::WorkspaceId::DEFAULT.to_string();
-    let mut live = common::follow(&server.base, &ws);
+    let mut live = common::follow(&server, &ws);
     let deadline = Duration::from_secs(10);
     let first = tokio::time::timeout(deadline, live.heads.recv())
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(first, 1, "the default list");
+    assert_eq!(first, 0, "an empty workspace");
 
     // The server goes away and comes back on the same address and data dir.
     let (_, data_dir) = server.stop().await;
@@ -290,7 +291,7 @@ async fn the_live_client_reconnects_after_a_server_restart() {
     let d = common::open_replica(dir.path(), 4);
     let mut client = tandem_store::driver::SyncClient::new(
         std::rc::Rc::new(std::cell::RefCell::new(d)),
-        HttpTransport::new(&server.base),
+        HttpTransport::new(&server),
         tandem_events::ids::WorkspaceId::DEFAULT,
         tandem_events::engine::Settings::default(),
     )
@@ -310,11 +311,12 @@ async fn the_live_client_reconnects_after_a_server_restart() {
     client.notify(tandem_events::engine::Input::LocalChange, wall_ms(), 0);
     sync_until_idle(&mut client, &mut jitter).await;
 
-    // The follower reconnected (backing off) and hears head 2, either as the greeting of the
-    // new connection or as the announcement.
+    // The follower reconnected (backing off; its token was made before the restart and still
+    // holds) and hears head 1, either as the greeting of the new connection or as the
+    // announcement.
     let reached = tokio::time::timeout(deadline, async {
         while let Some(head) = live.heads.recv().await {
-            if head >= 2 {
+            if head >= 1 {
                 return head;
             }
         }
@@ -322,15 +324,15 @@ async fn the_live_client_reconnects_after_a_server_restart() {
     })
     .await
     .expect("the follower reconnects within 10 s");
-    assert_eq!(reached, 2);
+    assert_eq!(reached, 1);
     server.stop().await;
 }
 
-fn live_url(server: &common::Running, ws: &str) -> String {
-    format!(
-        "{}/api/sync/live?workspace_id={ws}",
-        server.base.replace("http", "ws")
-    )
+fn live_url(
+    server: &common::Running,
+    ws: &str,
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    common::live_request(&server.base, &server.token, ws)
 }
 
 async fn metric(server: &common::Running, name: &str) -> i64 {
@@ -355,7 +357,8 @@ async fn live_channels_go_with_their_last_socket() {
     let mut sockets = vec![];
     for n in 0..40u128 {
         let ws = uuid::Uuid::from_u128(0x1000 + n).to_string();
-        let (mut socket, _) = tokio_tungstenite::connect_async(&live_url(&server, &ws))
+        server.claim(&ws).await;
+        let (mut socket, _) = tokio_tungstenite::connect_async(live_url(&server, &ws))
             .await
             .unwrap();
         next_json(&mut socket).await;
@@ -381,15 +384,16 @@ async fn sockets_past_the_bound_are_busy_with_retry_after() {
     })
     .await;
     let ws = uuid::Uuid::from_u128(0x77).to_string();
+    server.claim(&ws).await;
     let mut open = vec![];
     for _ in 0..2 {
-        let (mut socket, _) = tokio_tungstenite::connect_async(&live_url(&server, &ws))
+        let (mut socket, _) = tokio_tungstenite::connect_async(live_url(&server, &ws))
             .await
             .unwrap();
         next_json(&mut socket).await;
         open.push(socket);
     }
-    match tokio_tungstenite::connect_async(&live_url(&server, &ws)).await {
+    match tokio_tungstenite::connect_async(live_url(&server, &ws)).await {
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
             assert_eq!(response.status(), 503);
             assert_eq!(response.headers()["retry-after"], "1");
@@ -404,7 +408,7 @@ async fn sockets_past_the_bound_are_busy_with_retry_after() {
     // Everyone else is still served: a socket that leaves frees its place.
     drop(open.pop());
     eventually("a place comes free", || async {
-        tokio_tungstenite::connect_async(&live_url(&server, &ws))
+        tokio_tungstenite::connect_async(live_url(&server, &ws))
             .await
             .is_ok()
     })
@@ -422,15 +426,19 @@ async fn a_push_while_a_socket_connects_is_never_missed() {
     let ws: tandem_events::ids::WorkspaceId =
         uuid::Uuid::from_u128(0x42).to_string().parse().unwrap();
     let announcer = std::sync::Arc::clone(&hub);
+    let (accounts, caller, _dir) = member_of(ws);
     let state = LiveState {
         hub: std::sync::Arc::clone(&hub),
         head: std::sync::Arc::new(move |workspace| {
             announcer.publish(workspace, 2, &[]);
             Ok((1, "log".to_string()))
         }),
+        accounts,
+        per_account: 10,
     };
     let app = axum::Router::new()
         .route("/live", axum::routing::get(live::upgrade))
+        .layer(axum::Extension(caller))
         .with_state(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -449,16 +457,56 @@ async fn a_push_while_a_socket_connects_is_never_missed() {
     task.abort();
 }
 
+/// Accounts (in a temp dir) where one account owns `ws`, and that account as the caller.
+fn member_of(
+    ws: tandem_events::ids::WorkspaceId,
+) -> (
+    std::sync::Arc<tandem_accounts::Accounts>,
+    tandem_accounts::Caller,
+    tempfile::TempDir,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let accounts = tandem_accounts::Accounts::open(dir.path().join("accounts.db")).unwrap();
+    let user = accounts
+        .create_account(&tandem_accounts::NewAccount {
+            user_id: "u1",
+            username: "ann",
+            password_hash: "-",
+            must_be_first: false,
+            invite: None,
+            workspace_id: &ws.to_string(),
+            workspace_name: "W",
+            adopt: &[],
+            now: 0,
+        })
+        .unwrap();
+    let caller = tandem_accounts::Caller::Signed(tandem_accounts::Principal {
+        user: user.user,
+        is_admin: false,
+        credential: tandem_accounts::Credential::Token {
+            token_id: "t".into(),
+        },
+    });
+    (std::sync::Arc::new(accounts), caller, dir)
+}
+
 /// A hub with fast timing behind a bare router on 127.0.0.1:0 (heads read as 0).
 async fn bare_hub(timing: server::live::Timing) -> (std::sync::Arc<server::live::Hub>, String) {
     use server::live::{self, Hub, LiveState};
     let hub = Hub::with_timing(10, timing);
+    let ws: tandem_events::ids::WorkspaceId =
+        uuid::Uuid::from_u128(0x51).to_string().parse().unwrap();
+    let (accounts, caller, dir) = member_of(ws);
+    std::mem::forget(dir);
     let state = LiveState {
         hub: std::sync::Arc::clone(&hub),
         head: std::sync::Arc::new(|_| Ok((0, "log".to_string()))),
+        accounts,
+        per_account: 10,
     };
     let app = axum::Router::new()
         .route("/live", axum::routing::get(live::upgrade))
+        .layer(axum::Extension(caller))
         .with_state(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

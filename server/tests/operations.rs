@@ -114,8 +114,20 @@ fn a_bare_server_honours_the_environment_limits_included() {
         "cursor": 0,
         "events": [to_wire(&events[0])],
     });
-    let response = reqwest::blocking::Client::new()
+    // An account made by the command line's code while the server runs, and its token.
+    server::admin::user_add(dir.path(), "ops", "ops password!").unwrap();
+    let (_, token) = server::admin::token_create(dir.path(), "ops", "test", None).unwrap();
+    let http = reqwest::blocking::Client::new();
+    let claimed = http
+        .post(format!("http://{addr}/api/workspaces"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "W", "workspace_id": events[0].workspace_id.to_string()}))
+        .send()
+        .unwrap();
+    assert_eq!(claimed.status(), 201);
+    let response = http
         .post(format!("http://{addr}/api/sync/push"))
+        .bearer_auth(&token)
         .json(&body)
         .send()
         .unwrap();
@@ -165,7 +177,7 @@ fn a_live_data_dir_refuses_a_second_server_and_write_commands_but_not_reads() {
         let (ok, out, err) = run(&args);
         assert!(ok, "{args:?}: {err}");
         if args[0] == "query" {
-            assert_eq!(out, "[\"n\"]\n[1]\n", "the default list");
+            assert_eq!(out, "[\"n\"]\n[0]\n", "no list is made on first run");
         }
     }
     let backup = dir.path().join("backup.db");
@@ -190,7 +202,7 @@ fn stall(port: u16) -> std::net::TcpStream {
     use std::io::Write;
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.write_all(
-        b"POST /api/sync/push HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"device_id\":",
+        b"POST /api/sync/push HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"device_id\":",
     )
     .unwrap();
     s
@@ -239,13 +251,15 @@ fn shutdown_is_bounded_with_a_stalled_body_and_a_second_signal_exits_at_once() {
 async fn backup_restore_import_and_query() {
     let running = common::start().await;
     let events = workload(21, 2, 6, 14);
+    running.claim(&events[0].workspace_id.to_string()).await;
     let body = json!({
         "device_id": events[0].device_id.to_string(),
         "workspace_id": events[0].workspace_id.to_string(),
         "cursor": 0,
         "events": events.iter().map(to_wire).collect::<Vec<_>>(),
     });
-    let response = common::client()
+    let response = running
+        .client()
         .post(format!("{}/api/sync/push", running.base))
         .json(&body)
         .send()
@@ -264,8 +278,8 @@ async fn backup_restore_import_and_query() {
     ]);
     assert!(ok, "{err}");
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 3, "{out}");
-    assert!(lines[2].ends_with(",22]"), "{out}");
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(lines[1].ends_with(",22]"), "{out}");
     for sql in [
         "DELETE FROM events",
         "INSERT INTO heads VALUES ('x', 1)",
@@ -284,7 +298,18 @@ async fn backup_restore_import_and_query() {
         out
     };
     let original = export(&data);
-    assert_eq!(original.lines().count(), 23);
+    assert_eq!(original.lines().count(), 22);
+    // The same lines without who pushed them (an import into a data dir without those
+    // accounts keeps the events, not the names of strangers).
+    let anonymous = |text: &str| -> Vec<serde_json::Value> {
+        text.lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v["user_id"] = serde_json::Value::Null;
+                v
+            })
+            .collect()
+    };
     // backup -> restore into an empty dir: the same log, a new log_id.
     let backup = work.path().join("tandem.backup");
     let (ok, _, err) = run(&["backup", "--data-dir", &data, "--output", dir_str(&backup)]);
@@ -301,6 +326,15 @@ async fn backup_restore_import_and_query() {
     ]);
     assert!(ok, "{err}");
     assert_eq!(export(dir_str(&restored)), original);
+    // The accounts came along; every session and token ended; the restored dir verifies.
+    let (ok, out, err) = run(&["user", "list", "--data-dir", dir_str(&restored)]);
+    assert!(ok && out.contains(common::TESTER), "{out}{err}");
+    let accounts = tandem_accounts::Accounts::open(restored.join("accounts.db")).unwrap();
+    let tester = accounts.user_by_name(common::TESTER).unwrap().unwrap().user.user_id;
+    assert!(accounts.tokens(&tester).unwrap().is_empty(), "tokens ended");
+    assert!(accounts.sessions(&tester, 0).unwrap().is_empty(), "sessions ended");
+    let (ok, _, err) = run(&["verify", "--data-dir", dir_str(&restored)]);
+    assert!(ok, "{err}");
     let log_id = |dir: &str| {
         let (ok, out, err) = run(&["query", "--data-dir", dir, "SELECT log_id FROM log_meta"]);
         assert!(ok, "{err}");
@@ -331,7 +365,11 @@ async fn backup_restore_import_and_query() {
         dir_str(&file),
     ]);
     assert!(ok, "{err}");
-    assert_eq!(export(dir_str(&empty)), original, "seqs reproduced exactly");
+    assert_eq!(
+        anonymous(&export(dir_str(&empty))),
+        anonymous(&original),
+        "seqs reproduced exactly"
+    );
     let (ok, _, err) = run(&[
         "import",
         "--data-dir",
@@ -340,8 +378,23 @@ async fn backup_restore_import_and_query() {
         dir_str(&file),
     ]);
     assert!(ok, "idempotent: {err}");
-    // Into a dir where serve made its own default list first: refused, nothing changed.
+    // Into a dir whose log holds other events first: refused, nothing changed.
     let served = common::start().await;
+    let mine = workload(22, 1, 0, 0);
+    served.claim(&mine[0].workspace_id.to_string()).await;
+    let response = served
+        .client()
+        .post(format!("{}/api/sync/push", served.base))
+        .json(&json!({
+            "device_id": mine[0].device_id.to_string(),
+            "workspace_id": mine[0].workspace_id.to_string(),
+            "cursor": 0,
+            "events": [to_wire(&mine[0])],
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
     let (_, other) = served.stop().await;
     let before = export(dir_str(other.path()));
     let (ok, _, err) = run(&[

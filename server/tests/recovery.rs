@@ -16,10 +16,10 @@ use tandem_store::Replica;
 
 const WS: WorkspaceId = WorkspaceId::DEFAULT;
 
-fn client(replica: Replica, base: &str) -> SyncClient<HttpTransport> {
+fn client(replica: Replica, server: &common::Running) -> SyncClient<HttpTransport> {
     SyncClient::new(
         Rc::new(RefCell::new(replica)),
-        HttpTransport::new(base),
+        HttpTransport::new(server),
         WS,
         Settings::default(),
     )
@@ -65,8 +65,8 @@ fn edit(c: &SyncClient<HttpTransport>, todo: AggregateId, title: &str) {
 async fn after_a_restore_devices_recover_and_nothing_they_held_is_lost() {
     let server = start().await;
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let mut a = client(open_replica(dir_a.path(), 1), &server.base);
-    let mut b = client(open_replica(dir_b.path(), 2), &server.base);
+    let mut a = client(open_replica(dir_a.path(), 1), &server);
+    let mut b = client(open_replica(dir_b.path(), 2), &server);
     let mut jitter = 5;
     sync_until_idle(&mut a, &mut jitter).await;
     let list = agg(0x10);
@@ -130,7 +130,7 @@ async fn after_a_restore_devices_recover_and_nothing_they_held_is_lost() {
             .map(|e| e.event_id.to_string()),
     );
     for (c, dir, n) in [(&mut a, dir_a.path(), 1u128), (&mut b, dir_b.path(), 2)] {
-        *c.transport_mut() = HttpTransport::new(&server.base);
+        *c.transport_mut() = HttpTransport::new(&server);
         c.notify(Input::Tick, wall_ms(), 0);
         sync_until_idle(c, &mut jitter).await;
         assert_eq!(c.state(), SyncState::Error, "device {n} stopped");
@@ -140,7 +140,7 @@ async fn after_a_restore_devices_recover_and_nothing_they_held_is_lost() {
         // Recovery: fresh databases beside the old ones, pull, re-send what is missing.
         let fresh_dir = dir.join("recovered");
         std::fs::create_dir_all(&fresh_dir).unwrap();
-        let mut fresh = client(fresh_replica(&fresh_dir, n), &server.base);
+        let mut fresh = client(fresh_replica(&fresh_dir, n), &server);
         sync_until_idle(&mut fresh, &mut jitter).await;
         let adopted = fresh.replica_mut().adopt(&c.replica()).unwrap();
         assert!(adopted > 0, "device {n} had events the restored log lacks");

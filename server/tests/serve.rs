@@ -119,7 +119,7 @@ async fn slow_headers_idle_connections_and_slow_bodies_are_cut() {
     .await;
     let addr = server.base.trim_start_matches("http://").to_string();
     // Headers that never end, and a connection that never says anything: closed.
-    for opening in [&b"GET /healthz HTTP/1.1\r\nHost: x\r\n"[..], &b""[..]] {
+    for opening in [&b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n"[..], &b""[..]] {
         let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
         s.write_all(opening).await.unwrap();
         let mut buf = vec![0u8; 256];
@@ -133,7 +133,7 @@ async fn slow_headers_idle_connections_and_slow_bodies_are_cut() {
     }
     // A keep-alive connection that goes quiet after a request: closed too.
     let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .await
         .unwrap();
     let mut seen = Vec::new();
@@ -155,7 +155,7 @@ async fn slow_headers_idle_connections_and_slow_bodies_are_cut() {
     );
     // A body that trickles: 408 in the error shape.
     let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    s.write_all(b"POST /api/sync/push HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+    s.write_all(b"POST /api/sync/push HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
         .await
         .unwrap();
     let mut answer = String::new();

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{client, start, start_with, Running};
+use common::{start, start_with, Running};
 use serde_json::{json, Value};
 use server::config::Limits;
 use tandem_events::event::StoredEvent;
@@ -19,10 +19,11 @@ struct Peer {
 }
 
 impl Peer {
-    fn new(server: &Running, events: &[StoredEvent]) -> Self {
+    async fn new(server: &Running, events: &[StoredEvent]) -> Self {
+        server.claim(&events[0].workspace_id.to_string()).await;
         Self {
             base: server.base.clone(),
-            http: client(),
+            http: server.client(),
             device: events[0].device_id.to_string(),
             workspace: events[0].workspace_id.to_string(),
         }
@@ -89,7 +90,7 @@ fn assert_error(status: u16, body: &Value, code: &str, expected_status: u16) {
 async fn push_then_pull_round_trips_with_dense_seqs_and_pages() {
     let server = start().await;
     let evs = events(12);
-    let peer = Peer::new(&server, &evs);
+    let peer = Peer::new(&server, &evs).await;
     let (status, body) = peer.push(0, &evs).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["head"], 12);
@@ -130,7 +131,7 @@ async fn push_then_pull_round_trips_with_dense_seqs_and_pages() {
 async fn a_repeated_push_is_acknowledged_not_duplicated_whatever_the_cursor() {
     let server = start().await;
     let evs = events(10);
-    let peer = Peer::new(&server, &evs);
+    let peer = Peer::new(&server, &evs).await;
     let (_, first) = peer.push(0, &evs[..6]).await;
     let (_, _) = peer.push(6, &evs[6..]).await;
     // The first batch again, its ack having been lost: cursor 0 is behind head 10.
@@ -151,7 +152,7 @@ async fn a_repeated_push_is_acknowledged_not_duplicated_whatever_the_cursor() {
 async fn an_id_reused_with_other_content_is_refused() {
     let server = start().await;
     let evs = events(4);
-    let peer = Peer::new(&server, &evs);
+    let peer = Peer::new(&server, &evs).await;
     peer.push(0, &evs).await;
     let mut changed = evs[1].clone();
     changed.created_at += 1;
@@ -166,7 +167,7 @@ async fn an_id_reused_with_other_content_is_refused() {
 async fn a_push_behind_the_head_must_pull_first_and_one_ahead_is_refused() {
     let server = start().await;
     let evs = events(8);
-    let peer = Peer::new(&server, &evs);
+    let peer = Peer::new(&server, &evs).await;
     peer.push(0, &evs[..4]).await;
     let (status, body) = peer.push(2, &evs[4..]).await;
     assert_error(status, &body, "PULL_REQUIRED", 409);
@@ -184,7 +185,7 @@ async fn a_push_behind_the_head_must_pull_first_and_one_ahead_is_refused() {
 async fn malformed_bodies_answer_400_with_the_error_shape() {
     let server = start().await;
     let evs = events(2);
-    let peer = Peer::new(&server, &evs);
+    let peer = Peer::new(&server, &evs).await;
     let (device, workspace) = (&peer.device, &peer.workspace);
     for (path, body) in [
         ("push", "not json".to_string()),
@@ -215,7 +216,7 @@ async fn bodies_and_batches_over_the_limits_are_too_large() {
     };
     let server = start_with(limits).await;
     let evs = events(6);
-    let peer = Peer::new(&server, &evs);
+    let peer = Peer::new(&server, &evs).await;
     let (status, body) = peer.push(0, &evs).await;
     assert_error(status, &body, "TOO_LARGE", 413);
     let big = "x".repeat(20 * 1024);
@@ -233,7 +234,7 @@ async fn invalid_events_are_refused_and_nothing_of_the_batch_is_stored() {
     };
     let server = start_with(limits).await;
     let evs = events(6);
-    let peer = Peer::new(&server, &evs);
+    let peer = Peer::new(&server, &evs).await;
     type Spoil = Box<dyn Fn(&mut Value)>;
     let cases: Vec<(&str, Spoil)> = vec![
         (
@@ -298,7 +299,7 @@ async fn stamps_too_far_ahead_are_clock_drift_with_the_offset() {
     let mut evs = events(3);
     let now = tandem_server_now();
     evs[2].hlc_timestamp.ms = now + 3_600_000;
-    let peer = Peer::new(&server, &evs);
+    let peer = Peer::new(&server, &evs).await;
     let (status, body) = peer.push(0, &evs).await;
     assert_error(status, &body, "CLOCK_DRIFT", 422);
     let offset = body["offset_ms"].as_u64().unwrap();
@@ -324,7 +325,7 @@ fn tandem_server_now() -> u64 {
 async fn versions_must_continue_densely() {
     let server = start().await;
     let evs = events(6);
-    let peer = Peer::new(&server, &evs);
+    let peer = Peer::new(&server, &evs).await;
     let mut gap = evs.clone();
     gap[4].version += 1;
     let (status, body) = peer.push(0, &gap).await;
@@ -342,7 +343,7 @@ async fn an_empty_push_succeeds_and_changes_nothing_and_pull_limits_are_clamped(
     };
     let server = start_with(limits).await;
     let evs = events(5);
-    let peer = Peer::new(&server, &evs);
+    let peer = Peer::new(&server, &evs).await;
     let (status, body) = peer.push(0, &[]).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["head"], 0);
@@ -394,12 +395,13 @@ fn forged(
 async fn an_aggregate_belongs_to_the_workspace_of_its_first_event() {
     let server = start().await;
     let evs = events(9);
-    let home = Peer::new(&server, &evs);
+    let home = Peer::new(&server, &evs).await;
     let (status, body) = home.push(0, &evs).await;
     assert_eq!(status, 200, "{body}");
     let head = home.head().await;
-    let mut away = Peer::new(&server, &evs);
+    let mut away = Peer::new(&server, &evs).await;
     away.workspace = uuid::Uuid::from_u128(0xaaaa).to_string();
+    server.claim(&away.workspace).await;
     let todo = evs.iter().find(|e| e.event_type == "TodoCreated").unwrap();
     let list = evs.iter().find(|e| e.event_type == "ListCreated").unwrap();
     let next = evs
@@ -479,7 +481,7 @@ async fn an_aggregate_belongs_to_the_workspace_of_its_first_event() {
 async fn a_device_names_only_itself() {
     let server = start().await;
     let evs = events(3);
-    let peer = Peer::new(&server, &evs);
+    let peer = Peer::new(&server, &evs).await;
     let list = evs.iter().find(|e| e.event_type == "ListCreated").unwrap();
     let workspace = peer.workspace.parse().unwrap();
     let name = json!({"name": "Laptop", "bases": []});
@@ -546,7 +548,7 @@ async fn a_device_names_only_itself() {
 async fn position_keys_are_checked_by_the_server() {
     let server = start().await;
     let evs = events(3);
-    let peer = Peer::new(&server, &evs);
+    let peer = Peer::new(&server, &evs).await;
     let list = evs.iter().find(|e| e.event_type == "ListCreated").unwrap();
     let (status, body) = peer.push(0, std::slice::from_ref(list)).await;
     assert_eq!(status, 200, "{body}");
@@ -582,7 +584,7 @@ async fn the_layer_answers_carry_the_server_time_and_say_what_failed() {
     })
     .await;
     let evs = events(2);
-    let peer = Peer::new(&server, &evs);
+    let peer = Peer::new(&server, &evs).await;
     let (status, body) = peer.post("/api/sync/push", "not json").await;
     assert_error(status, &body, "MALFORMED", 400);
     assert!(body["server_time_ms"].is_i64(), "{body}");
@@ -617,7 +619,7 @@ async fn a_pull_answer_is_bounded_by_bytes_and_pages_on() {
     })
     .await;
     let evs = events(60);
-    let peer = Peer::new(&server, &evs);
+    let peer = Peer::new(&server, &evs).await;
     let (status, body) = peer.push(0, &evs).await;
     assert_eq!(status, 200, "{body}");
     let mut cursor = 0;
@@ -648,7 +650,7 @@ async fn pulls_past_the_bound_are_busy_with_retry_after_and_others_are_served() 
     })
     .await;
     let evs = events(3_000);
-    let peer = Peer::new(&server, &evs);
+    let peer = Peer::new(&server, &evs).await;
     for (i, chunk) in evs.chunks(1_000).enumerate() {
         let (status, body) = peer.push(i as u64 * 1_000, chunk).await;
         assert_eq!(status, 200, "{body}");
@@ -686,7 +688,7 @@ async fn pulls_past_the_bound_are_busy_with_retry_after_and_others_are_served() 
 async fn what_the_protocol_settles_for_odd_requests() {
     let server = start().await;
     let evs = events(3);
-    let peer = Peer::new(&server, &evs);
+    let peer = Peer::new(&server, &evs).await;
     // Unknown top-level keys: ignored (forward compatible), in a push and in a pull.
     let mut body = peer.push_body(0, &evs[..1]);
     body["client_version"] = json!("9.9");

@@ -17,7 +17,7 @@ use tandem_protocol::sync::{
 
 use crate::log::{EventLog, LogError, PhysicalClock};
 use crate::views::{Progress, Views, ViewsError};
-use crate::wire::{from_wire, logged};
+use crate::wire::{from_wire, logged_by};
 
 /// The limits a push or pull is held to (CONTRACT.md defaults). The body size limit is the
 /// HTTP layer's.
@@ -51,6 +51,16 @@ pub enum CentralError {
     Log(#[from] LogError),
     #[error(transparent)]
     Views(#[from] ViewsError),
+}
+
+/// Who pushes: the account recorded on the new events, and the quota they are held to (a
+/// refusal is the error to answer, e.g. QUOTA_EXCEEDED). Both absent for the server's own
+/// events and for tests without accounts.
+#[derive(Default)]
+pub struct Pusher<'a> {
+    pub user: Option<&'a str>,
+    #[allow(clippy::type_complexity)]
+    pub quota: Option<&'a dyn Fn(usize, usize) -> Result<(), SyncError>>,
 }
 
 /// What a push did: the answer, and the events it appended (for the live broadcast).
@@ -151,16 +161,17 @@ impl Central {
         SyncError::new(ErrorCode::Internal, e.to_string()).at(self.now_ms())
     }
 
-    /// Makes the default workspace's first list when the workspace is empty (CONTRACT.md: a
-    /// default workspace and list made on first run), authored by the server's own device.
+    /// Makes a workspace's first list when the workspace holds no events yet (a new
+    /// account's "Inbox"), authored by the server's own device and recorded as `user`'s.
     /// Returns the list's id when it made one.
-    pub fn ensure_default_list(
+    pub fn ensure_first_list(
         &mut self,
+        workspace: WorkspaceId,
         name: &str,
         list_id: AggregateId,
         event_id: EventId,
+        user: Option<&str>,
     ) -> Result<Option<AggregateId>, SyncError> {
-        let workspace = WorkspaceId::DEFAULT;
         if self.log.head(workspace).map_err(|e| self.internal(e))? > 0 {
             return Ok(None);
         }
@@ -177,13 +188,22 @@ impl Central {
             created_at: self.now_ms(),
             body,
         };
-        self.append_own(&[event.to_stored()])?;
+        self.append_own_by(&[event.to_stored()], user)?;
         Ok(Some(list_id))
     }
 
     /// Appends events the server itself authored (e.g. the default list), like a push whose
     /// cursor is the head.
     pub fn append_own(&mut self, events: &[StoredEvent]) -> Result<PushOutcome, SyncError> {
+        self.append_own_by(events, None)
+    }
+
+    /// [`Self::append_own`], recorded as made for `user`.
+    pub fn append_own_by(
+        &mut self,
+        events: &[StoredEvent],
+        user: Option<&str>,
+    ) -> Result<PushOutcome, SyncError> {
         let Some(first) = events.first() else {
             return Err(SyncError::new(ErrorCode::Malformed, "no events"));
         };
@@ -195,11 +215,27 @@ impl Central {
             cursor: head,
             events: events.iter().map(crate::wire::to_wire).collect(),
         };
-        self.push(&request)
+        self.push_as(
+            &request,
+            &Pusher {
+                user,
+                quota: None,
+            },
+        )
     }
 
     /// Handles a push (docs/protocol.md). On any error nothing is stored.
     pub fn push(&mut self, request: &PushRequest) -> Result<PushOutcome, SyncError> {
+        self.push_as(request, &Pusher::default())
+    }
+
+    /// Handles a push by an account (its access already checked): records `pusher.user` on
+    /// the new events and asks `pusher.quota` about them after the idempotency check.
+    pub fn push_as(
+        &mut self,
+        request: &PushRequest,
+        pusher: &Pusher<'_>,
+    ) -> Result<PushOutcome, SyncError> {
         let now = self.now_ms();
         let fail = |code: ErrorCode, message: String| SyncError::new(code, message).at(now);
         // Transport-level shape.
@@ -319,6 +355,15 @@ impl Central {
                 appended: vec![],
             });
         }
+        // Quotas (CONTRACT.md: after the idempotency check): only new events count.
+        if let Some(quota) = pusher.quota {
+            let (count, bytes) = parsed
+                .iter()
+                .zip(&seqs)
+                .filter(|(_, seq)| seq.is_none())
+                .fold((0usize, 0usize), |(n, b), (e, _)| (n + 1, b + e.event_data.len()));
+            quota(count, bytes).map_err(|e| e.at(now))?;
+        }
         // Then the cursor (rule 13).
         if request.cursor < head {
             return Err(fail(
@@ -394,7 +439,7 @@ impl Central {
                 return Err(err.with_event(event.event_id.to_string()));
             }
         }
-        let appended = match self.log.append_batch(&fresh) {
+        let appended = match self.log.append_batch_by(&fresh, pusher.user) {
             Ok(appended) => appended,
             Err(LogError::VersionConflict {
                 aggregate,
@@ -429,7 +474,7 @@ impl Central {
         let appended_events: Vec<LoggedEvent> = fresh
             .iter()
             .zip(&appended)
-            .map(|(e, a)| logged(a.seq, e))
+            .map(|(e, a)| logged_by(a.seq, e, pusher.user.map(str::to_string)))
             .collect();
         let head = self.log.head(workspace).map_err(|e| self.internal(e))?;
         Ok(PushOutcome {
@@ -508,7 +553,10 @@ pub fn pull_from(
         .map_err(|e| internal(&e))?;
     drop(snapshot);
     Ok(PullResponse {
-        events: events.iter().map(|(seq, e)| logged(*seq, e)).collect(),
+        events: events
+            .iter()
+            .map(|(seq, e, user)| logged_by(*seq, e, user.clone()))
+            .collect(),
         head,
         has_more,
         server_time_ms: now,

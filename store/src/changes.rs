@@ -14,6 +14,14 @@ use tandem_protocol::data::{
 
 /// The lists of `workspace` with their counts and the live todos of `list_id` (or the first
 /// list), read in one transaction.
+/// The workspace a list lives in, by the views (none for an unknown list).
+pub fn list_workspace(conn: &Connection, list_id: &str) -> Result<Option<String>, ViewsError> {
+    Ok(conn
+        .prepare_cached("SELECT workspace_id FROM lists WHERE list_id = ?1")?
+        .query_row([list_id], |r| r.get(0))
+        .optional()?)
+}
+
 pub fn snapshot(
     conn: &Connection,
     workspace: &str,

@@ -425,9 +425,20 @@ impl<T: Transport> SyncClient<T> {
                     _ => self.fail(Failure::Refused, e.to_string()),
                 },
             },
-            ErrorCode::Malformed | ErrorCode::Unauthenticated | ErrorCode::Forbidden => {
-                self.fail(Failure::Refused, e.to_string())
-            }
+            // A quota resets with the day; a rate limit says when: both back off.
+            ErrorCode::QuotaExceeded | ErrorCode::RateLimited => Input::Failed(Failure::Busy {
+                retry_after_ms: e.retry_after_ms.map_or(60_000, u64::from),
+            }),
+            ErrorCode::Malformed
+            | ErrorCode::Unauthenticated
+            | ErrorCode::Forbidden
+            | ErrorCode::SignUpClosed
+            | ErrorCode::UsernameTaken
+            | ErrorCode::WeakPassword
+            | ErrorCode::LastOwner
+            | ErrorCode::InviteGone
+            | ErrorCode::NotFound
+            | ErrorCode::MisdirectedRequest => self.fail(Failure::Refused, e.to_string()),
         }
     }
 

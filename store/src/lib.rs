@@ -17,7 +17,7 @@ pub mod replica;
 pub mod views;
 pub mod wire;
 
-pub use central::{Central, CentralError, PushOutcome, Readers, ServerViews, SyncLimits};
+pub use central::{Central, CentralError, PushOutcome, Pusher, Readers, ServerViews, SyncLimits};
 pub use connection::{open, open_with_page_size, Durability, StoreError};
 pub use log::{Appended, EventLog, LogError, PhysicalClock, UndoBook, UndoStep, Violation};
 pub use replica::{IdSource, Replica, ReplicaError, Step, Summary};

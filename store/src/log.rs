@@ -381,9 +381,18 @@ impl EventLog {
     /// version must be its aggregate's current version + 1, counting earlier events of the
     /// batch; otherwise nothing is stored.
     pub fn append_batch(&mut self, events: &[StoredEvent]) -> Result<Vec<Appended>, LogError> {
+        self.append_batch_by(events, None)
+    }
+
+    /// [`Self::append_batch`], recording `user` (the pushing account) on every event.
+    pub fn append_batch_by(
+        &mut self,
+        events: &[StoredEvent],
+        user: Option<&str>,
+    ) -> Result<Vec<Appended>, LogError> {
         let mut clock = self.clock().clone();
         let tx = self.conn.transaction()?;
-        let appended = append_in(&tx, &mut clock, events)?;
+        let appended = append_in(&tx, &mut clock, events, &|_| user.map(str::to_string))?;
         save_clock(&tx, &clock)?;
         tx.commit()?;
         self.publish_clock(clock);
@@ -396,21 +405,22 @@ impl EventLog {
     /// continue their workspace's seqs densely. Returns `(imported, skipped)`.
     pub fn import_logged(
         &mut self,
-        events: &[(u64, StoredEvent)],
+        events: &[(u64, StoredEvent, Option<String>)],
     ) -> Result<(usize, usize), LogError> {
-        let mut sorted: Vec<&(u64, StoredEvent)> = events.iter().collect();
-        sorted.sort_by_key(|(seq, e)| (e.workspace_id, *seq));
+        let mut sorted: Vec<&(u64, StoredEvent, Option<String>)> = events.iter().collect();
+        sorted.sort_by_key(|(seq, e, _)| (e.workspace_id, *seq));
         let stored = self.len()?;
         let mut clock = self.clock().clone();
         let tx = self.conn.transaction()?;
         let mut fresh = Vec::new();
+        let mut users: Vec<Option<String>> = Vec::new();
         let mut skipped = 0usize;
         let mut heads: HashMap<WorkspaceId, u64> = HashMap::new();
         {
             let mut find = tx.prepare_cached(&format!(
                 "SELECT {COLUMNS}, seq FROM events WHERE event_id = ?1"
             ))?;
-            for (seq, e) in sorted {
+            for (seq, e, user) in sorted {
                 let mut rows = find.query([e.event_id.to_string()])?;
                 if let Some(row) = rows.next()? {
                     let at: i64 = row.get(10)?;
@@ -440,6 +450,7 @@ impl EventLog {
                 }
                 heads.insert(e.workspace_id, *seq);
                 fresh.push(e.clone());
+                users.push(user.clone());
             }
         }
         if (skipped as u64) < stored {
@@ -447,7 +458,7 @@ impl EventLog {
                 "the data dir holds {stored} events but only {skipped} of them are in the import: an import into a non-empty data dir only adds"
             )));
         }
-        append_in(&tx, &mut clock, &fresh)?;
+        append_in(&tx, &mut clock, &fresh, &|i| users.get(i).cloned().flatten())?;
         save_clock(&tx, &clock)?;
         tx.commit()?;
         self.publish_clock(clock);
@@ -551,7 +562,7 @@ impl EventLog {
                     version: 2_000_000_000_000 + i as u64,
                     ..e.clone()
                 };
-                insert_row(&mut insert, None, &parked)?;
+                insert_row(&mut insert, None, &parked, None)?;
                 clock.observe(&e.hlc_timestamp);
                 added.push(e.clone());
             }
@@ -578,6 +589,17 @@ impl EventLog {
         events: &[(u64, StoredEvent)],
         own: &[(EventId, u64)],
     ) -> Result<Taken, LogError> {
+        self.accept_by(events, own, &HashMap::new())
+    }
+
+    /// [`Self::accept`], recording the pushing account the server named for each event
+    /// (`users`, by event id; pulled events carry it).
+    pub fn accept_by(
+        &mut self,
+        events: &[(u64, StoredEvent)],
+        own: &[(EventId, u64)],
+        users: &HashMap<EventId, String>,
+    ) -> Result<Taken, LogError> {
         let mut clock = self.clock().clone();
         let tx = self.conn.transaction()?;
         let mut heads: HashMap<WorkspaceId, u64> = HashMap::new();
@@ -601,7 +623,7 @@ impl EventLog {
             let mut pending =
                 tx.prepare_cached(&format!("SELECT {COLUMNS} FROM outbox WHERE event_id = ?1"))?;
             let mut insert = tx.prepare_cached(&format!(
-                "INSERT INTO events (seq, {COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+                "INSERT INTO events (seq, {COLUMNS}, user_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
             ))?;
             let mut remove = tx.prepare_cached("DELETE FROM outbox WHERE event_id = ?1")?;
             for (seq, e) in &incoming {
@@ -666,7 +688,7 @@ impl EventLog {
                         )?;
                     }
                 }
-                insert_row(&mut insert, Some(*seq), e)?;
+                insert_row(&mut insert, Some(*seq), e, users.get(&e.event_id).map(String::as_str))?;
                 clock.observe(&e.hlc_timestamp);
                 added += 1;
             }
@@ -905,7 +927,7 @@ impl EventLog {
                             actual: expected_version + i as u64,
                         });
                     }
-                    insert_row(&mut insert, None, e)?;
+                    insert_row(&mut insert, None, e, None)?;
                     clock.observe(&e.hlc_timestamp);
                 }
             }
@@ -1110,9 +1132,10 @@ impl EventLog {
         limit: usize,
         bytes: usize,
         overhead: usize,
-    ) -> Result<(Vec<(u64, StoredEvent)>, bool), LogError> {
+    ) -> Result<(Vec<(u64, StoredEvent, Option<String>)>, bool), LogError> {
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {COLUMNS}, seq FROM events WHERE workspace_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
+            "SELECT {COLUMNS}, seq, {} FROM events WHERE workspace_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+            self.user_column()
         ))?;
         let mut rows = stmt.query(params![
             workspace.to_string(),
@@ -1131,9 +1154,53 @@ impl EventLog {
             }
             used = used.saturating_add(size);
             let seq: i64 = row.get(10)?;
-            out.push((seq.max(0) as u64, read_event(row)??));
+            let user: Option<String> = row.get(11)?;
+            out.push((seq.max(0) as u64, read_event(row)??, user));
         }
         Ok((out, false))
+    }
+
+    /// Up to `limit` events of `workspace` with `seq > after` with the account that pushed
+    /// each (`server export`).
+    pub fn events_after_by(
+        &self,
+        workspace: WorkspaceId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, StoredEvent, Option<String>)>, LogError> {
+        Ok(self
+            .events_after_within(workspace, after, limit, usize::MAX, 0)?
+            .0)
+    }
+
+    /// The account that pushed each event, where recorded (`server verify`).
+    pub fn event_users(&self) -> Result<Vec<(EventId, String)>, LogError> {
+        if !self.has_user_column()? {
+            return Ok(vec![]);
+        }
+        let mut stmt = self
+            .conn
+            .prepare("SELECT event_id, user_id FROM events WHERE user_id IS NOT NULL")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, user) = row?;
+            out.push((parse_id(&id)?, user));
+        }
+        Ok(out)
+    }
+
+    fn has_user_column(&self) -> Result<bool, LogError> {
+        has_user_column(&self.conn)
+    }
+
+    /// `user_id`, or NULL on a log from before accounts opened read-only (not migrated).
+    fn user_column(&self) -> &'static str {
+        if self.has_user_column().unwrap_or(false) {
+            "user_id"
+        } else {
+            "NULL"
+        }
     }
 
     /// The ids of one aggregate's events still in the outbox.
@@ -1460,6 +1527,7 @@ fn insert_row(
     insert: &mut rusqlite::Statement<'_>,
     seq: Option<u64>,
     e: &StoredEvent,
+    user: Option<&str>,
 ) -> Result<(), LogError> {
     let id = e.event_id.to_string();
     let workspace = e.workspace_id.to_string();
@@ -1484,6 +1552,7 @@ fn insert_row(
             let seq = seq as i64;
             let mut all: Vec<&dyn rusqlite::ToSql> = vec![&seq];
             all.extend(columns);
+            all.push(&user);
             insert.execute(all.as_slice())
         }
         None => insert.execute(columns.as_slice()),
@@ -1509,14 +1578,15 @@ fn append_in(
     tx: &Connection,
     clock: &mut Clock,
     events: &[StoredEvent],
+    user: &dyn Fn(usize) -> Option<String>,
 ) -> Result<Vec<Appended>, LogError> {
     let mut versions: HashMap<AggregateId, u64> = HashMap::new();
     let mut heads: HashMap<WorkspaceId, u64> = HashMap::new();
     let mut appended = Vec::with_capacity(events.len());
     let mut insert = tx.prepare_cached(&format!(
-        "INSERT INTO events (seq, {COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+        "INSERT INTO events (seq, {COLUMNS}, user_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
     ))?;
-    for e in events {
+    for (i, e) in events.iter().enumerate() {
         let current = match versions.get(&e.aggregate_id) {
             Some(v) => *v,
             None => version_in(tx, e.aggregate_id)?,
@@ -1534,7 +1604,7 @@ fn append_in(
             None => head_in(tx, e.workspace_id)? + 1,
         };
         heads.insert(e.workspace_id, seq);
-        insert_row(&mut insert, Some(seq), e)?;
+        insert_row(&mut insert, Some(seq), e, user(i).as_deref())?;
         clock.observe(&e.hlc_timestamp);
         appended.push(Appended {
             event_id: e.event_id,
@@ -1735,7 +1805,24 @@ fn migrate(conn: &Connection) -> Result<(), LogError> {
     if old_name {
         conn.execute_batch("ALTER TABLE outbox RENAME COLUMN position TO recorded")?;
     }
+    // Logs from before accounts have no `user_id` (adding a column rewrites no event).
+    let events_table: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM sqlite_schema WHERE type = 'table' AND name = 'events'",
+        [],
+        |r| r.get(0),
+    )?;
+    if events_table && !has_user_column(conn)? {
+        conn.execute_batch("ALTER TABLE events ADD COLUMN user_id TEXT")?;
+    }
     Ok(())
+}
+
+fn has_user_column(conn: &Connection) -> Result<bool, LogError> {
+    Ok(conn.query_row(
+        "SELECT count(*) > 0 FROM pragma_table_info('events') WHERE name = 'user_id'",
+        [],
+        |r| r.get(0),
+    )?)
 }
 
 /// Records `workspace`'s new head in the append transaction.

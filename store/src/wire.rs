@@ -60,8 +60,14 @@ pub fn to_wire(e: &StoredEvent) -> WireEvent {
 }
 
 pub fn logged(seq: u64, e: &StoredEvent) -> LoggedEvent {
+    logged_by(seq, e, None)
+}
+
+/// The logged wire form naming the account that pushed it.
+pub fn logged_by(seq: u64, e: &StoredEvent, user_id: Option<String>) -> LoggedEvent {
     LoggedEvent {
         seq,
+        user_id,
         event: to_wire(e),
     }
 }

@@ -9,6 +9,9 @@ use tokio::sync::oneshot;
 
 pub struct Running {
     pub base: String,
+    /// An API token of the account `tester` (made on the data dir when missing), a member of
+    /// the default workspace.
+    pub token: String,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), server::ServeError>>,
     pub data_dir: tempfile::TempDir,
@@ -40,20 +43,68 @@ pub async fn start_on(
         data_dir: data_dir.path().to_path_buf(),
         site_root: data_dir.path().join("site"),
         limits,
+        access: Default::default(),
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(server::run(listener, config, async {
         let _ = stopped.await;
     }));
+    let base = format!("http://{addr}");
+    let token = tester_token(data_dir.path(), &base).await;
     Running {
-        base: format!("http://{addr}"),
+        base,
+        token,
         stop: Some(stop),
         task,
         data_dir,
     }
 }
 
+/// The tests' account.
+pub const TESTER: &str = "tester";
+pub const TESTER_PASSWORD: &str = "tester's password";
+
+/// A token of [`TESTER`] on the server at `base` over `dir` (the account is made with the
+/// command line's code when missing — no "Inbox" is written for it: it never signs in), which
+/// is made a member of the default workspace the older tests sync.
+pub async fn tester_token(dir: &std::path::Path, base: &str) -> String {
+    let accounts = tandem_accounts::Accounts::open(dir.join("accounts.db")).unwrap();
+    if accounts.user_by_name(TESTER).unwrap().is_none() {
+        server::admin::user_add(dir, TESTER, TESTER_PASSWORD).unwrap();
+    }
+    let (_, token) = server::admin::token_create(dir, TESTER, "tests", None).unwrap();
+    let response = client()
+        .post(format!("{base}/api/workspaces"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({
+            "name": "Default",
+            "workspace_id": tandem_events::ids::WorkspaceId::DEFAULT.to_string(),
+        }))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    // 201 made, 200 already ours, 403 when the default workspace predates accounts and the
+    // tester adopted it (then it is ours too).
+    assert!(
+        [200, 201, 403].contains(&status),
+        "{status}: {}",
+        response.text().await.unwrap()
+    );
+    token
+}
+
 impl Running {
+    /// Makes `workspace` the tester's (a workspace exists once an account creates it).
+    pub async fn claim(&self, workspace: &str) {
+        claim_with(&self.base, &self.token, workspace).await;
+    }
+
+    /// An HTTP client that sends the tester's token.
+    pub fn client(&self) -> reqwest::Client {
+        authorized(&self.token)
+    }
+
     pub async fn stop(mut self) -> (Duration, tempfile::TempDir) {
         let begun = Instant::now();
         self.stop.take().unwrap().send(()).unwrap();
@@ -66,6 +117,37 @@ impl Running {
     }
 }
 
+/// Makes `workspace` the token's account's (201, or 200 when it was already).
+pub async fn claim_with(base: &str, token: &str, workspace: &str) {
+    let response = authorized(token)
+        .post(format!("{base}/api/workspaces"))
+        .json(&serde_json::json!({"name": "Test", "workspace_id": workspace}))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    assert!(
+        status == 200 || status == 201,
+        "claiming {workspace}: {status} {}",
+        response.text().await.unwrap()
+    );
+}
+
+/// A client that sends `token` as a Bearer token on every request.
+pub fn authorized(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+    );
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
+/// A client without credentials.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -81,10 +163,15 @@ pub struct HttpTransport {
 }
 
 impl HttpTransport {
-    pub fn new(base: &str) -> Self {
+    /// The transport of a device of the tester's on `server`.
+    pub fn new(server: &Running) -> Self {
+        Self::with_token(&server.base, &server.token)
+    }
+
+    pub fn with_token(base: &str, token: &str) -> Self {
         Self {
             base: base.to_string(),
-            http: client(),
+            http: authorized(token),
             online: true,
         }
     }
@@ -214,19 +301,40 @@ impl Drop for Live {
     }
 }
 
-pub fn follow(base: &str, workspace: &str) -> Live {
-    use futures_util::StreamExt;
+pub fn follow(server: &Running, workspace: &str) -> Live {
+    follow_with(&server.base, &server.token, workspace)
+}
+
+/// A WebSocket request to `/api/sync/live` with a Bearer token.
+pub fn live_request(
+    base: &str,
+    token: &str,
+    workspace: &str,
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let url = format!(
         "{}/api/sync/live?workspace_id={workspace}",
         base.replace("http", "ws")
     );
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().unwrap(),
+    );
+    request
+}
+
+pub fn follow_with(base: &str, token: &str, workspace: &str) -> Live {
+    use futures_util::StreamExt;
+    let (base, token, workspace) = (base.to_string(), token.to_string(), workspace.to_string());
     let (tx, heads) = tokio::sync::mpsc::unbounded_channel();
     let task = tokio::spawn(async move {
         let settings = tandem_events::engine::Settings::default();
         let mut attempt = 0u32;
         let mut random = 0x9e37_79b9_7f4a_7c15u64;
         loop {
-            if let Ok((mut socket, _)) = tokio_tungstenite::connect_async(&url).await {
+            let request = live_request(&base, &token, &workspace);
+            if let Ok((mut socket, _)) = tokio_tungstenite::connect_async(request).await {
                 attempt = 0;
                 while let Some(Ok(message)) = socket.next().await {
                     let Ok(text) = message.to_text() else {
@@ -291,6 +399,7 @@ pub fn seed_from_env(var: &str, fixed: u64) -> u64 {
 
 /// A gauge or counter of `GET /metrics` (its sample line `name value`).
 pub async fn metric(base: &str, name: &str) -> i64 {
+    // Loopback: /metrics needs no token.
     let text = client()
         .get(format!("{base}/metrics"))
         .send()

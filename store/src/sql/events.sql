@@ -15,6 +15,10 @@ CREATE TABLE IF NOT EXISTS events (
     hlc_timestamp  TEXT    NOT NULL,
     device_id      TEXT    NOT NULL,
     created_at     INTEGER NOT NULL,
+    -- The account that pushed the event (set by the server, DESIGN.md rule 23; null for
+    -- events from before accounts and for the device's own events before acceptance). Not
+    -- content: rule 12 compares events without it.
+    user_id        TEXT,
     UNIQUE (aggregate_id, version),
     UNIQUE (workspace_id, seq)
 );

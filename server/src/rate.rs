@@ -1,0 +1,153 @@
+//! Bounded in-memory counters for the rate limits of CONTRACT.md: failed sign-ins per
+//! (account, address) and per address, sign-ups per address. Written here rather than with
+//! tower_governor: that crate limits *requests* by a key taken from the request before the
+//! handler runs, while these limits count *failures* (known only after the password check) and
+//! key on a username inside the JSON body. Memory is bounded: at most `capacity` keys, the
+//! stalest evicted first (DESIGN.md rule 22).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+
+/// A sliding-window counter per key: at most `limit` events per `window_ms`.
+pub struct Window {
+    limit: usize,
+    window_ms: i64,
+    capacity: usize,
+    keys: Mutex<HashMap<String, Vec<i64>>>,
+}
+
+impl Window {
+    pub fn new(limit: usize, window_ms: i64, capacity: usize) -> Self {
+        Self {
+            limit,
+            window_ms,
+            capacity: capacity.max(1),
+            keys: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// When the key is over its limit: how long until it is not (ms).
+    pub fn blocked(&self, key: &str, now: i64) -> Option<i64> {
+        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        let times = keys.get_mut(key)?;
+        times.retain(|t| now - t < self.window_ms);
+        if times.len() >= self.limit {
+            let oldest = times.first().copied().unwrap_or(now);
+            Some((oldest + self.window_ms - now).max(1))
+        } else {
+            None
+        }
+    }
+
+    /// Counts one event for the key.
+    pub fn hit(&self, key: &str, now: i64) {
+        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        if !keys.contains_key(key) && keys.len() >= self.capacity {
+            // Evict expired keys first, then the stalest one.
+            keys.retain(|_, times| times.last().is_some_and(|t| now - t < self.window_ms));
+            if keys.len() >= self.capacity {
+                if let Some(stalest) = keys
+                    .iter()
+                    .min_by_key(|(_, times)| times.last().copied().unwrap_or(i64::MIN))
+                    .map(|(k, _)| k.clone())
+                {
+                    keys.remove(&stalest);
+                }
+            }
+        }
+        let times = keys.entry(key.to_string()).or_default();
+        times.retain(|t| now - t < self.window_ms);
+        // Never more than the limit's worth per key.
+        if times.len() >= self.limit {
+            times.remove(0);
+        }
+        times.push(now);
+    }
+
+    /// Forgets a key (a successful sign-in clears that account's failures from that address).
+    pub fn clear(&self, key: &str) {
+        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        keys.remove(key);
+    }
+}
+
+/// The key of an address: IPv4 as is, IPv6 by its /64 (one host's share of addresses).
+pub fn address_key(ip: Option<IpAddr>) -> String {
+    match ip {
+        Some(IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Some(IpAddr::V4(v4)) => v4.to_string(),
+        None => "unknown".into(),
+    }
+}
+
+/// The limits of the accounts endpoints.
+pub struct Limiter {
+    /// 10 failed sign-ins per account per address per 15 min (CONTRACT.md).
+    pub account_failures: Window,
+    /// 100 failed sign-ins per address per 15 min, whatever the accounts (password spraying).
+    pub address_failures: Window,
+    /// Sign-ups per address per hour: at least 100 are allowed (CONTRACT.md).
+    pub sign_ups: Window,
+}
+
+impl Default for Limiter {
+    fn default() -> Self {
+        const FIFTEEN_MIN: i64 = 15 * 60 * 1_000;
+        Self {
+            account_failures: Window::new(10, FIFTEEN_MIN, 100_000),
+            address_failures: Window::new(100, FIFTEEN_MIN, 100_000),
+            sign_ups: Window::new(120, 60 * 60 * 1_000, 100_000),
+        }
+    }
+}
+
+impl Limiter {
+    /// The key of (account, address): usernames are ASCII and compared without case.
+    pub fn account_key(username: &str, address: &str) -> String {
+        format!("{}|{address}", username.to_ascii_lowercase())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_window_blocks_past_its_limit_until_the_oldest_expires() {
+        let w = Window::new(3, 1_000, 10);
+        for t in [0, 10, 20] {
+            assert_eq!(w.blocked("k", t), None);
+            w.hit("k", t);
+        }
+        assert_eq!(w.blocked("k", 30), Some(970));
+        assert_eq!(w.blocked("other", 30), None);
+        assert_eq!(w.blocked("k", 1_000), None, "the first hit expired");
+        w.clear("k");
+        assert_eq!(w.blocked("k", 30), None);
+    }
+
+    #[test]
+    fn memory_stays_within_capacity() {
+        let w = Window::new(2, 1_000_000, 100);
+        for i in 0..10_000 {
+            w.hit(&format!("k{i}"), i);
+        }
+        assert!(w.keys.lock().unwrap().len() <= 100);
+        assert!(w.blocked("k9999", 10_000).is_none());
+        w.hit("k9999", 10_001);
+        assert!(w.blocked("k9999", 10_002).is_some(), "recent keys survive");
+    }
+
+    #[test]
+    fn ipv6_counts_by_64() {
+        let a = address_key(Some("2001:db8:1:2:aaaa::1".parse().unwrap()));
+        let b = address_key(Some("2001:db8:1:2:bbbb::2".parse().unwrap()));
+        assert_eq!(a, b);
+        assert_ne!(a, address_key(Some("2001:db8:1:3::1".parse().unwrap())));
+        assert_eq!(address_key(Some("10.0.0.1".parse().unwrap())), "10.0.0.1");
+    }
+}
