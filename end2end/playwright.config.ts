@@ -33,7 +33,7 @@ export default defineConfig({
     },
   },
   webServer: {
-    command: `${server} serve --addr 127.0.0.1:${port} --data-dir ${dataDir}`,
+    command: `${server} serve --addr 127.0.0.1:${port} --data-dir ${dataDir} --sign-up open`,
     cwd: "..",
     url: `http://127.0.0.1:${port}/healthz`,
     reuseExistingServer: false,

@@ -252,8 +252,10 @@ impl Accounts {
     /// the server runs): the socket watcher re-checks open sockets when it moves.
     pub fn revocations(&self) -> Result<i64, AccountsError> {
         self.with(|c| {
-            Ok(c.prepare_cached("SELECT count FROM revocations WHERE id = 1")?
-                .query_row([], |r| r.get(0))?)
+            Ok(
+                c.prepare_cached("SELECT count FROM revocations WHERE id = 1")?
+                    .query_row([], |r| r.get(0))?,
+            )
         })
     }
 
@@ -614,7 +616,11 @@ impl Accounts {
     }
 
     /// Ends one of the account's sessions by its public id.
-    pub fn end_session_by_id(&self, user_id: &str, session_id: &str) -> Result<bool, AccountsError> {
+    pub fn end_session_by_id(
+        &self,
+        user_id: &str,
+        session_id: &str,
+    ) -> Result<bool, AccountsError> {
         self.write(|tx| {
             let ended = tx.execute(
                 "DELETE FROM sessions WHERE user_id = ?1 AND session_id = ?2",
@@ -674,8 +680,11 @@ impl Accounts {
     ) -> Result<(), AccountsError> {
         let name = crate::names::display_name(name, crate::names::MAX_TOKEN_NAME_CHARS)?;
         self.write(|tx| {
-            let n: i64 =
-                tx.query_row("SELECT count(*) FROM tokens WHERE user_id = ?1", [user_id], |r| r.get(0))?;
+            let n: i64 = tx.query_row(
+                "SELECT count(*) FROM tokens WHERE user_id = ?1",
+                [user_id],
+                |r| r.get(0),
+            )?;
             if n >= MAX_TOKENS_PER_USER {
                 return Err(AccountsError::TooMany(format!(
                     "an account has at most {MAX_TOKENS_PER_USER} tokens: delete one first"
@@ -831,7 +840,9 @@ impl Accounts {
                 };
             }
             if in_log {
-                return Err(AccountsError::Forbidden("this workspace id is taken".into()));
+                return Err(AccountsError::Forbidden(
+                    "this workspace id is taken".into(),
+                ));
             }
             let made: i64 = tx.query_row(
                 "SELECT count(*) FROM workspaces WHERE created_by = ?1",
@@ -864,7 +875,11 @@ impl Accounts {
                  WHERE m.user_id = ?1 AND w.deleted_at IS NULL ORDER BY m.joined_at, w.name",
             )?;
             let rows = stmt.query_map([user_id], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
             })?;
             let mut out = Vec::new();
             for row in rows {
@@ -887,7 +902,11 @@ impl Accounts {
     }
 
     /// The workspace's name, for a member.
-    pub fn workspace(&self, user_id: &str, workspace_id: &str) -> Result<WorkspaceInfo, AccountsError> {
+    pub fn workspace(
+        &self,
+        user_id: &str,
+        workspace_id: &str,
+    ) -> Result<WorkspaceInfo, AccountsError> {
         self.with(|c| {
             let found: Option<(String, String)> = c
                 .prepare_cached(
@@ -1122,13 +1141,14 @@ impl Accounts {
             let Some(invite_id) = usable_invite(c, digest, now)? else {
                 return Ok(InviteCheck::Gone);
             };
-            let (workspace_id, workspace_name, role, invited_by): (String, String, String, String) = c.query_row(
-                "SELECT i.workspace_id, w.name, i.role, u.username FROM invites i \
+            let (workspace_id, workspace_name, role, invited_by): (String, String, String, String) =
+                c.query_row(
+                    "SELECT i.workspace_id, w.name, i.role, u.username FROM invites i \
                  JOIN workspaces w ON w.workspace_id = i.workspace_id \
                  JOIN users u ON u.user_id = i.created_by WHERE i.invite_id = ?1",
-                [&invite_id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )?;
+                    [&invite_id],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )?;
             Ok(InviteCheck::Valid {
                 invite_id,
                 workspace_id,
@@ -1209,11 +1229,18 @@ impl Accounts {
 
     /// Binds a device id to the account that first syncs with it; FORBIDDEN when it is
     /// another account's.
-    pub fn bind_device(&self, device_id: &str, user_id: &str, now: i64) -> Result<(), AccountsError> {
+    pub fn bind_device(
+        &self,
+        device_id: &str,
+        user_id: &str,
+        now: i64,
+    ) -> Result<(), AccountsError> {
         let owner: Option<String> = self.with(|c| {
-            Ok(c.prepare_cached("SELECT user_id FROM devices WHERE device_id = ?1")?
-                .query_row([device_id], |r| r.get(0))
-                .optional()?)
+            Ok(
+                c.prepare_cached("SELECT user_id FROM devices WHERE device_id = ?1")?
+                    .query_row([device_id], |r| r.get(0))
+                    .optional()?,
+            )
         })?;
         match owner {
             Some(owner) if owner == user_id => Ok(()),
@@ -1245,9 +1272,11 @@ impl Accounts {
     /// The account a device id is bound to, if any.
     pub fn device_owner(&self, device_id: &str) -> Result<Option<String>, AccountsError> {
         self.with(|c| {
-            Ok(c.prepare_cached("SELECT user_id FROM devices WHERE device_id = ?1")?
-                .query_row([device_id], |r| r.get(0))
-                .optional()?)
+            Ok(
+                c.prepare_cached("SELECT user_id FROM devices WHERE device_id = ?1")?
+                    .query_row([device_id], |r| r.get(0))
+                    .optional()?,
+            )
         })
     }
 
@@ -1262,7 +1291,13 @@ impl Accounts {
         })
     }
 
-    pub fn add_usage(&self, user_id: &str, day: i64, events: i64, bytes: i64) -> Result<(), AccountsError> {
+    pub fn add_usage(
+        &self,
+        user_id: &str,
+        day: i64,
+        events: i64,
+        bytes: i64,
+    ) -> Result<(), AccountsError> {
         self.with(|c| {
             c.prepare_cached(
                 "INSERT INTO usage (user_id, day, events, bytes) VALUES (?1, ?2, ?3, ?4) \
@@ -1275,7 +1310,12 @@ impl Accounts {
 
     /// Gives the log's workspaces that have no row to `owner` (the first account; `import
     /// --owner`). Returns how many it adopted.
-    pub fn adopt(&self, owner: &str, workspaces: &[String], now: i64) -> Result<usize, AccountsError> {
+    pub fn adopt(
+        &self,
+        owner: &str,
+        workspaces: &[String],
+        now: i64,
+    ) -> Result<usize, AccountsError> {
         self.write(|tx| {
             let mut adopted = 0;
             for ws in workspaces {
@@ -1326,7 +1366,11 @@ fn insert_workspace(
     Ok(())
 }
 
-fn role_in(c: &Connection, user_id: &str, workspace_id: &str) -> Result<Option<Role>, AccountsError> {
+fn role_in(
+    c: &Connection,
+    user_id: &str,
+    workspace_id: &str,
+) -> Result<Option<Role>, AccountsError> {
     let role: Option<String> = c
         .prepare_cached(
             "SELECT m.role FROM members m JOIN workspaces w ON w.workspace_id = m.workspace_id \
@@ -1363,12 +1407,19 @@ fn member_ids(c: &Connection, workspace_id: &str) -> Result<Vec<String>, Account
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-fn delete_workspace_rows(c: &Connection, workspace_id: &str, now: i64) -> Result<(), AccountsError> {
+fn delete_workspace_rows(
+    c: &Connection,
+    workspace_id: &str,
+    now: i64,
+) -> Result<(), AccountsError> {
     c.execute(
         "UPDATE workspaces SET deleted_at = coalesce(deleted_at, ?2) WHERE workspace_id = ?1",
         params![workspace_id, now],
     )?;
-    c.execute("DELETE FROM members WHERE workspace_id = ?1", [workspace_id])?;
+    c.execute(
+        "DELETE FROM members WHERE workspace_id = ?1",
+        [workspace_id],
+    )?;
     c.execute(
         "UPDATE invites SET revoked_at = coalesce(revoked_at, ?2) WHERE workspace_id = ?1",
         params![workspace_id, now],

@@ -13,9 +13,9 @@ pub mod names;
 pub mod password;
 pub mod secret;
 
+pub use access::Caller;
 pub use db::{
     Accounts, AccountsError, Credential, Invite, InviteCheck, Member, NewAccount, NewSession,
     Principal, SessionInfo, TokenInfo, User, UserRecord, WorkspaceInfo, NOT_A_MEMBER,
 };
-pub use access::Caller;
 pub use names::{NameError, Role};

@@ -29,7 +29,10 @@ pub enum NameError {
 pub fn username(name: &str) -> Result<&str, NameError> {
     let ok = !name.is_empty()
         && name.chars().count() <= MAX_USERNAME_CHARS
-        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));

@@ -15,7 +15,8 @@ pub enum PasswordError {
 
 /// OWASP's recommendation for argon2id (Password Storage Cheat Sheet): m=19 MiB, t=2, p=1.
 fn hasher() -> Result<Argon2<'static>, PasswordError> {
-    let params = Params::new(19 * 1024, 2, 1, None).map_err(|e| PasswordError::Hash(e.to_string()))?;
+    let params =
+        Params::new(19 * 1024, 2, 1, None).map_err(|e| PasswordError::Hash(e.to_string()))?;
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
 }
 
@@ -55,7 +56,10 @@ mod tests {
     #[test]
     fn hashes_verify_only_their_password() {
         let stored = hash("correct horse battery").unwrap();
-        assert!(stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{stored}");
+        assert!(
+            stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{stored}"
+        );
         assert!(verify("correct horse battery", &stored).unwrap());
         assert!(!verify("correct horse batterY", &stored).unwrap());
         assert_ne!(stored, hash("correct horse battery").unwrap(), "salted");

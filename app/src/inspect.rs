@@ -406,7 +406,7 @@ fn Maintenance() -> AnyView {
 }
 
 /// A download link's address for `text` (a Blob URL in the browser).
-fn object_url(text: &str) -> String {
+pub(crate) fn object_url(text: &str) -> String {
     #[cfg(feature = "hydrate")]
     {
         let parts = js_sys::Array::of1(&wasm_bindgen::JsValue::from_str(text));

@@ -4,15 +4,19 @@
 // The inspector's views nest deeply enough to pass the default type-layout depth in release.
 #![recursion_limit = "256"]
 
+pub mod account;
+pub mod api;
 mod conflicts;
 mod dialog;
 mod history;
 mod inspect;
 pub mod local;
+mod members;
 pub mod model;
 mod pane;
 pub mod quick_add;
 pub mod server_status;
+mod settings;
 pub mod snapshot;
 pub mod sync;
 mod trash;
@@ -23,6 +27,7 @@ use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{path, SsrMode};
 
+use crate::account::{AccountBar, Gate, InviteRoute, SetupRoute, SignInRoute, SignUpRoute};
 use crate::model::Model;
 use crate::pane::{Banner, ListRoute, Shortcuts, SyncStatusBar};
 
@@ -78,7 +83,15 @@ pub fn App() -> impl IntoView {
     provide_meta_context();
     let model = Model::new(&Default::default());
     provide_context(model);
-    local::provide_local(model);
+    let account = account::provide_account();
+    let local = local::provide_local(model);
+    // The worker starts for the signed-in account (its own local databases).
+    Effect::new(move |_| {
+        if let Some(Some(session)) = account.session.get() {
+            local::start_for(local, model, &session.user_id);
+        }
+    });
+    let signed_in = move || account.session.get().flatten().is_some();
     // Async: the server waits for the views before sending the page, so the to-dos are in the
     // HTML itself (no streaming that needs JS to show them).
     view! {
@@ -88,20 +101,31 @@ pub fn App() -> impl IntoView {
             <div class="layout">
                 <header class="masthead">
                     <a class="brand" href="/">"Tandem"</a>
-                    <undo::UndoRedo/>
+                    <Suspense fallback=|| ()>
+                        {move || signed_in().then(|| view! { <undo::UndoRedo/> })}
+                    </Suspense>
+                    <AccountBar/>
                 </header>
                 <Banner/>
                 <main>
                     <Routes fallback=|| view! { <NotFound/> }>
-                        <Route path=path!("") view=ListRoute ssr=SsrMode::Async/>
-                        <Route path=path!("/lists/:id") view=ListRoute ssr=SsrMode::Async/>
-                        <Route path=path!("/lists/:id/:filter") view=ListRoute ssr=SsrMode::Async/>
-                        <Route path=path!("/trash") view=trash::TrashRoute/>
-                        <Route path=path!("/inspect") view=inspect::InspectRoute/>
+                        <Route path=path!("") view=|| view! { <Gate><ListRoute/></Gate> } ssr=SsrMode::Async/>
+                        <Route path=path!("/w/:ws") view=|| view! { <Gate><ListRoute/></Gate> } ssr=SsrMode::Async/>
+                        <Route path=path!("/lists/:id") view=|| view! { <Gate><ListRoute/></Gate> } ssr=SsrMode::Async/>
+                        <Route path=path!("/lists/:id/:filter") view=|| view! { <Gate><ListRoute/></Gate> } ssr=SsrMode::Async/>
+                        <Route path=path!("/trash") view=|| view! { <Gate><trash::TrashRoute/></Gate> }/>
+                        <Route path=path!("/inspect") view=|| view! { <Gate><inspect::InspectRoute/></Gate> }/>
+                        <Route path=path!("/w/:ws/members") view=|| view! { <Gate><members::MembersRoute/></Gate> }/>
+                        <Route path=path!("/settings") view=|| view! { <Gate><settings::SettingsRoute/></Gate> }/>
+                        <Route path=path!("/sign-in") view=SignInRoute/>
+                        <Route path=path!("/sign-up") view=SignUpRoute/>
+                        <Route path=path!("/setup/:token") view=SetupRoute/>
+                        <Route path=path!("/invite/:token") view=InviteRoute/>
                     </Routes>
                 </main>
-                <SyncStatusBar/>
-                <Shortcuts/>
+                <Suspense fallback=|| ()>
+                    {move || signed_in().then(|| view! { <SyncStatusBar/> <Shortcuts/> })}
+                </Suspense>
             </div>
         </Router>
     }

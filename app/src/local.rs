@@ -26,9 +26,15 @@ pub struct Local {
     /// The store is in memory only (no file storage in this window): edits last only until
     /// they are sent.
     pub memory: RwSignal<bool>,
+    /// The workspace this page opened (change sets and status of others are not its own).
+    pub workspace: RwSignal<Option<String>>,
+    /// The handshake sent before the worker started (it starts once the session is known):
+    /// sent as it starts.
+    early_open: StoredValue<Option<PageMessage>>,
 }
 
-/// Creates the handle and, in the browser, starts the worker.
+/// Creates the handle; the worker starts once the page knows who is signed in
+/// ([`Local::start`]).
 pub fn provide_local(model: Model) -> Local {
     let local = Local {
         #[cfg(feature = "hydrate")]
@@ -38,6 +44,8 @@ pub fn provide_local(model: Model) -> Local {
         generation: RwSignal::new(0),
         device_id: RwSignal::new(None),
         memory: RwSignal::new(false),
+        workspace: RwSignal::new(None),
+        early_open: StoredValue::new(None),
     };
     provide_context(local);
     // A store in memory loses what is unsent when the tab closes: the browser asks first.
@@ -52,14 +60,72 @@ pub fn provide_local(model: Model) -> Local {
         // For the page's life.
         std::mem::forget(handle);
     }
-    #[cfg(feature = "hydrate")]
-    match browser::Client::start(model, local) {
-        Ok(client) => local.client.set_value(Some(client)),
-        Err(reason) => model.source.set(crate::model::Source::Unavailable(reason)),
-    }
     #[cfg(not(feature = "hydrate"))]
     let _ = model;
     local
+}
+
+/// Starts the worker for the signed-in account (once; its databases are that account's,
+/// DESIGN.md rule 24), and signs this tab out when another tab signs the account out.
+pub fn start_for(local: Local, model: Model, account: &str) {
+    #[cfg(feature = "hydrate")]
+    {
+        if local.client.with_value(|c| c.is_some()) {
+            return;
+        }
+        match browser::Client::start(model, local, account) {
+            Ok(client) => {
+                if let Some(open) = local.early_open.get_value() {
+                    client.send(open);
+                }
+                local.client.set_value(Some(client));
+            }
+            Err(reason) => model.source.set(crate::model::Source::Unavailable(reason)),
+        }
+        browser::follow_sign_out(local, account);
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = (local, model, account);
+}
+
+/// Pushes what it can before signing out: asks for a sync, then waits (at most 5 s) until
+/// nothing of the account is unsent; returns how many events still are.
+pub async fn push_before_leaving(local: Local, model: Model) -> u64 {
+    #[cfg(feature = "hydrate")]
+    {
+        let _ = model;
+        local.send(PageMessage::SyncNow);
+        let deadline = js_sys::Date::now() + 5_000.0;
+        loop {
+            let (tx, rx) = futures_channel::oneshot::channel();
+            local.request(Request::Unsent, move |reply| {
+                let _ = tx.send(reply);
+            });
+            let left = match rx.await {
+                Ok(Reply::Unsent { events }) => events,
+                // No store (never started, or unavailable): nothing of it can be sent.
+                _ => return 0,
+            };
+            if left == 0 || js_sys::Date::now() > deadline {
+                return left;
+            }
+            browser::sleep_ms(200).await;
+        }
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = (local, model);
+        0
+    }
+}
+
+/// Deletes the account's local data (its OPFS folder, DESIGN.md rule 24) once every tab's
+/// worker has let go of it, after telling the other tabs to sign out.
+pub async fn forget_account(account: &str) {
+    #[cfg(feature = "hydrate")]
+    browser::forget_account(account).await;
+    #[cfg(not(feature = "hydrate"))]
+    let _ = account;
 }
 
 pub fn use_local() -> Local {
@@ -70,11 +136,20 @@ impl Local {
     /// Sends a message (queued until the worker listens).
     pub fn send(&self, message: PageMessage) {
         #[cfg(feature = "hydrate")]
-        self.client.with_value(|c| {
-            if let Some(c) = c {
-                c.send(message);
+        {
+            let started = self.client.with_value(|c| c.is_some());
+            if !started {
+                if matches!(message, PageMessage::Open { .. }) {
+                    self.early_open.set_value(Some(message));
+                }
+                return;
             }
-        });
+            self.client.with_value(|c| {
+                if let Some(c) = c {
+                    c.send(message);
+                }
+            });
+        }
         #[cfg(not(feature = "hydrate"))]
         let _ = message;
     }
@@ -98,15 +173,49 @@ impl Local {
     }
 
     /// For a page the server rendered no views for (the Trash, the inspector): when it is the
-    /// first page of the session, the worker is told so and switches to the local store at once.
+    /// first page of the session, the worker is told so and switches to the local store at once
+    /// (for the workspace last shown on this browser, else the account's first).
     pub fn open_without_server_view(&self) {
         let local = *self;
+        let account = crate::account::use_account();
         Effect::new(move |_| {
-            if !local.ready.get_untracked() {
-                local.send(PageMessage::Open {
-                    head: 0,
-                    log_id: None,
-                });
+            let Some(session) = account.session.get().flatten() else {
+                return;
+            };
+            if local.ready.get_untracked() {
+                return;
+            }
+            let last = last_workspace(&session.user_id);
+            let space = session
+                .workspaces
+                .iter()
+                .find(|w| Some(&w.workspace_id) == last.as_ref())
+                .or(session.workspaces.first())
+                .cloned();
+            let Some(space) = space else { return };
+            account.workspace.set(Some(space.workspace_id.clone()));
+            account.role.set(Some(space.role.clone()));
+            local.open(0, None, space.workspace_id, Some(space.role));
+        });
+    }
+
+    /// Tells the worker what the page shows: the server's views of `workspace` at `head`.
+    pub fn open(&self, head: u64, log_id: Option<String>, workspace: String, role: Option<String>) {
+        self.workspace.set(Some(workspace.clone()));
+        self.send(PageMessage::Open {
+            head,
+            log_id,
+            workspace_id: workspace,
+            role,
+        });
+    }
+
+    /// Ends this tab's worker for good (signing out).
+    pub fn stop(&self) {
+        #[cfg(feature = "hydrate")]
+        self.client.with_value(|c| {
+            if let Some(c) = c {
+                c.stop_for_good();
             }
         });
     }
@@ -138,6 +247,35 @@ impl Local {
             Err("no local store on the server".into())
         }
     }
+}
+
+/// The workspace this browser showed last for `account` (the Trash and the inspector open it).
+pub fn last_workspace(account: &str) -> Option<String> {
+    #[cfg(feature = "hydrate")]
+    {
+        web_sys::window()
+            .and_then(|w| w.local_storage().ok().flatten())
+            .and_then(|s| {
+                s.get_item(&format!("tandem-workspace:{account}"))
+                    .ok()
+                    .flatten()
+            })
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = account;
+        None
+    }
+}
+
+/// Remembers the workspace shown last.
+pub fn remember_workspace(account: &str, workspace: &str) {
+    #[cfg(feature = "hydrate")]
+    if let Some(storage) = web_sys::window().and_then(|w| w.local_storage().ok().flatten()) {
+        let _ = storage.set_item(&format!("tandem-workspace:{account}"), workspace);
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = (account, workspace);
 }
 
 /// Marks the page ready (`body[data-ready]`, CONTRACT.md): it shows the local store.
@@ -191,8 +329,10 @@ mod browser {
     use crate::model::{Model, Source};
     use crate::snapshot::Snapshot;
 
-    /// The worker's bootstrap script (public/worker.js).
+    /// The worker's bootstrap script (public/worker.js); the account follows as `?account=`.
     const WORKER_URL: &str = "/worker.js";
+    /// Where a tab tells the others that an account signed out (they sign out too).
+    const ACCOUNT_CHANNEL: &str = "tandem-account";
 
     type OnReply = Box<dyn FnOnce(Reply)>;
 
@@ -210,10 +350,14 @@ mod browser {
         waiting: RefCell<HashMap<u64, OnReply>>,
         model: Model,
         local: Local,
+        /// The signed-in account the worker serves.
+        account: String,
+        /// Signing out: the worker is not started again.
+        ended: Cell<bool>,
     }
 
     impl Client {
-        pub fn start(model: Model, local: Local) -> Result<Rc<Self>, String> {
+        pub fn start(model: Model, local: Local, account: &str) -> Result<Rc<Self>, String> {
             let online = web_sys::window().is_none_or(|w| w.navigator().on_line());
             let client = Rc::new(Self {
                 worker: RefCell::new(None),
@@ -225,6 +369,8 @@ mod browser {
                 waiting: RefCell::default(),
                 model,
                 local,
+                account: account.to_string(),
+                ended: Cell::new(false),
             });
             client.start_worker()?;
             forward_network(Rc::clone(&client));
@@ -237,7 +383,11 @@ mod browser {
             let (model, local) = (self.model, self.local);
             let options = WorkerOptions::new();
             options.set_type(WorkerType::Module);
-            let worker = Worker::new_with_options(WORKER_URL, &options)
+            if self.ended.get() {
+                return Ok(());
+            }
+            let url = format!("{WORKER_URL}?account={}", self.account);
+            let worker = Worker::new_with_options(&url, &options)
                 .map_err(|e| format!("cannot start the local store: {e:?}"))?;
             let weak = Rc::downgrade(self);
             let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
@@ -270,6 +420,12 @@ mod browser {
             self.serving.set(false);
             *self.worker.borrow_mut() = Some(worker);
             Ok(())
+        }
+
+        /// Ends the worker for good (signing out): it is not started again.
+        pub fn stop_for_good(&self) {
+            self.ended.set(true);
+            self.stop_worker();
         }
 
         /// Ends this tab's worker at once (releasing the store's lock and files to the next
@@ -374,6 +530,8 @@ mod browser {
                     head: 0,
                     log_id: None,
                     local: true,
+                    workspace_id: self.local.workspace.get_untracked(),
+                    role: None,
                 }),
                 other => Err(failure(other)),
             }
@@ -417,9 +575,17 @@ mod browser {
                         local.generation.update(|g| *g += 1);
                     }
                 }
-                WorkerMessage::Progress { stored, head } => model
-                    .progress
-                    .set((stored < head).then_some((stored, head))),
+                WorkerMessage::Progress {
+                    stored,
+                    head,
+                    workspace_id,
+                } => {
+                    if self.mine(&workspace_id) {
+                        model
+                            .progress
+                            .set((stored < head).then_some((stored, head)))
+                    }
+                }
                 WorkerMessage::Rebuilding { done, total } => model
                     .rebuilding
                     .set((done < total).then_some((done, total))),
@@ -430,14 +596,179 @@ mod browser {
                         on_reply(reply);
                     }
                 }
-                WorkerMessage::Changed { changes } => {
-                    if model.apply(changes) && local.ready.get_untracked() {
+                WorkerMessage::Changed {
+                    changes,
+                    workspace_id,
+                } => {
+                    if self.mine(&workspace_id)
+                        && model.apply(changes)
+                        && local.ready.get_untracked()
+                    {
                         local.generation.update(|g| *g += 1);
                     }
                 }
-                WorkerMessage::Sync { status } => model.sync.set(status),
+                WorkerMessage::Sync {
+                    status,
+                    workspace_id,
+                } => {
+                    if self.mine(&workspace_id) {
+                        model.sync.set(status)
+                    }
+                }
             }
         }
+    }
+
+    impl Client {
+        /// Whether a message about `workspace` is this page's (untagged ones are everyone's).
+        fn mine(&self, workspace: &Option<String>) -> bool {
+            workspace.is_none() || *workspace == self.local.workspace.get_untracked()
+        }
+    }
+
+    thread_local! {
+        /// This tab is signing out (it ignores its own "signed out" message).
+        static SIGNING_OUT: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// Waits `ms` (a timer of the window).
+    pub async fn sleep_ms(ms: i32) {
+        let promise = js_sys::Promise::new(&mut |resolve, _| {
+            if let Some(window) = web_sys::window() {
+                let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+            }
+        });
+        let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+    }
+
+    /// Another tab of this browser signed `account` out: this tab lets go of the store and
+    /// shows the sign-in page.
+    pub fn follow_sign_out(local: Local, account: &str) {
+        let Ok(channel) = web_sys::BroadcastChannel::new(ACCOUNT_CHANNEL) else {
+            return;
+        };
+        let account = account.to_string();
+        let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+            // This tab's own message reaches this channel object too: the tab signing out
+            // goes on deleting the data, then leaves by itself.
+            if SIGNING_OUT.get() {
+                return;
+            }
+            if event.data().as_string().as_deref() == Some(&format!("signed-out:{account}")) {
+                local.stop();
+                crate::api::go("/");
+            }
+        });
+        channel.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        // For the page's life.
+        on_message.forget();
+        std::mem::forget(channel);
+    }
+
+    /// Tells the other tabs, then removes the account's OPFS folder (and the adopted folder
+    /// from before accounts, when it is this account's), retrying while another tab's worker
+    /// still lets go of its files.
+    pub async fn forget_account(account: &str) {
+        SIGNING_OUT.set(true);
+        if let Ok(channel) = web_sys::BroadcastChannel::new(ACCOUNT_CHANNEL) {
+            let _ = channel.post_message(&JsValue::from_str(&format!("signed-out:{account}")));
+            channel.close();
+        }
+        let deadline = js_sys::Date::now() + 10_000.0;
+        loop {
+            match remove_folders(account).await {
+                Ok(()) => return,
+                Err(e) if js_sys::Date::now() > deadline => {
+                    leptos::logging::error!("tandem: cannot delete the local data: {e}");
+                    return;
+                }
+                Err(e) => {
+                    leptos::logging::log!(
+                        "tandem: the local data is still held ({e}); trying again"
+                    );
+                    sleep_ms(200).await
+                }
+            }
+        }
+    }
+
+    async fn remove_folders(account: &str) -> Result<(), String> {
+        use wasm_bindgen_futures::JsFuture;
+        let err = |e: JsValue| format!("{e:?}");
+        let navigator = web_sys::window().ok_or("no window")?.navigator();
+        let storage: JsValue = navigator.storage().into();
+        let get = js_sys::Reflect::get(&storage, &"getDirectory".into()).map_err(err)?;
+        let Some(get) = get.dyn_ref::<js_sys::Function>() else {
+            leptos::logging::log!("tandem: no OPFS here: no local data to delete");
+            return Ok(());
+        };
+        let root = JsFuture::from(
+            get.call0(&storage)
+                .map_err(err)?
+                .unchecked_into::<js_sys::Promise>(),
+        )
+        .await
+        .map_err(err)?;
+        let call =
+            |target: &JsValue, method: &str, args: &[JsValue]| -> Result<js_sys::Promise, String> {
+                let f: js_sys::Function = js_sys::Reflect::get(target, &method.into())
+                    .map_err(err)?
+                    .dyn_into()
+                    .map_err(err)?;
+                let array = js_sys::Array::new();
+                for a in args {
+                    array.push(a);
+                }
+                f.apply(target, &array)
+                    .map_err(err)?
+                    .dyn_into::<js_sys::Promise>()
+                    .map_err(err)
+            };
+        let Ok(tandem) =
+            JsFuture::from(call(&root, "getDirectoryHandle", &["tandem".into()])?).await
+        else {
+            return Ok(());
+        };
+        let recursive = js_sys::Object::new();
+        js_sys::Reflect::set(&recursive, &"recursive".into(), &true.into()).map_err(err)?;
+        let text_of = |name: &str| {
+            let tandem = tandem.clone();
+            let name = name.to_string();
+            async move {
+                let handle = JsFuture::from(call(&tandem, "getFileHandle", &[name.into()]).ok()?)
+                    .await
+                    .ok()?;
+                let file = JsFuture::from(call(&handle, "getFile", &[]).ok()?)
+                    .await
+                    .ok()?;
+                let text = JsFuture::from(call(&file, "text", &[]).ok()?).await.ok()?;
+                text.as_string()
+            }
+        };
+        let mut folders = vec![account.to_string()];
+        if text_of("anonymous.owner").await.as_deref().map(str::trim) == Some(account) {
+            folders.push("anonymous".into());
+        }
+        leptos::logging::log!("tandem: deleting the local data in {folders:?}");
+        for folder in &folders {
+            match JsFuture::from(call(
+                &tandem,
+                "removeEntry",
+                &[folder.into(), recursive.clone().into()],
+            )?)
+            .await
+            {
+                Ok(_) => {}
+                // Gone already.
+                Err(e) if format!("{e:?}").contains("NotFoundError") => {}
+                Err(e) => return Err(err(e)),
+            }
+        }
+        // The adopted folder is gone with its owner; no account opens it again.
+        if text_of("last-account").await.as_deref().map(str::trim) == Some(account) {
+            let _ = JsFuture::from(call(&tandem, "removeEntry", &["last-account".into()])?).await;
+        }
+        Ok(())
     }
 
     fn failure(reply: Reply) -> String {

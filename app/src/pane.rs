@@ -25,7 +25,9 @@ pub fn ListRoute() -> impl IntoView {
     let params = use_params_map();
     let model = use_model();
     let local = use_local();
+    let account = crate::account::use_account();
     let list_param = move || params.with(|p| p.get("id"));
+    let workspace_param = StoredValue::new(untrack(move || params.with(|p| p.get("ws"))));
     let filter = Memo::new(move |_| {
         params.with(|p| {
             p.get("filter")
@@ -34,11 +36,21 @@ pub fn ListRoute() -> impl IntoView {
         })
     });
     // Once the worker has caught up, lists come from the local store (offline included).
-    let fetch = move |list: Option<String>| async move {
-        if local.ready.get_untracked() {
-            local.snapshot(list).await
-        } else {
-            list_snapshot(None, list).await.map_err(|e| e.to_string())
+    let fetch = move |list: Option<String>| {
+        let workspace_param = workspace_param.get_value();
+        async move {
+            if local.ready.get_untracked() {
+                local.snapshot(list).await
+            } else {
+                let workspace = if list.is_none() {
+                    workspace_param.clone()
+                } else {
+                    None
+                };
+                list_snapshot(workspace, list)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
         }
     };
     let first_list = untrack(list_param);
@@ -63,11 +75,22 @@ pub fn ListRoute() -> impl IntoView {
             model.progress.set(None);
             mark_ready();
         } else if !opened.get_value() {
+            let Some(workspace) = snapshot.workspace_id.clone() else {
+                // The account has no workspace: nothing to open.
+                return;
+            };
             opened.set_value(true);
-            local.send(PageMessage::Open {
-                head: snapshot.head,
-                log_id: snapshot.log_id.clone(),
-            });
+            account.workspace.set(Some(workspace.clone()));
+            account.role.set(snapshot.role.clone());
+            if let Some(user) = account.user_id() {
+                crate::local::remember_workspace(&user, &workspace);
+            }
+            local.open(
+                snapshot.head,
+                snapshot.log_id.clone(),
+                workspace,
+                snapshot.role.clone(),
+            );
         }
     };
     // Later loads: another list, or the same list read again (the local store is ready, a
@@ -146,6 +169,7 @@ fn Workspace(filter: Memo<Filter>) -> AnyView {
 /// The sidebar: every list with its count of active to-dos, and "New list".
 #[component]
 fn Sidebar() -> AnyView {
+    let account = crate::account::use_account();
     let model = use_model();
     let local = use_local();
     let navigate = use_navigate();
@@ -177,6 +201,7 @@ fn Sidebar() -> AnyView {
     };
     view! {
         <nav class="sidebar" aria-label="Lists">
+            <crate::members::WorkspaceSwitcher/>
             <h2 class="sidebar-title">"Lists"</h2>
             <ul class="lists">
                 <For
@@ -216,7 +241,9 @@ fn Sidebar() -> AnyView {
             />
             {move || error.get().map(|e| view! { <p class="form-error" role="alert">{e}</p> })}
             <a class="trash-link" href="/trash">"Trash"</a>
-            <DeviceName/>
+            <Show when=move || account.can_edit()>
+                <DeviceName/>
+            </Show>
         </nav>
     }
     .into_any()
@@ -229,6 +256,7 @@ const UNDO_MS: u64 = 5_000;
 /// The TodoMVC pane of the current list.
 #[component]
 fn TodoApp(filter: Memo<Filter>) -> AnyView {
+    let account = crate::account::use_account();
     let model = use_model();
     let local = use_local();
     let error = RwSignal::new(None::<String>);
@@ -382,7 +410,11 @@ fn TodoApp(filter: Memo<Filter>) -> AnyView {
     // Only when it changes (see `Item`): a change set never resets the box just clicked.
     let all_done = Memo::new(move |_| counts().active == 0);
     view! {
-        <section class="todoapp" aria-label="To-dos">
+        <section
+            class="todoapp"
+            class:read-only=move || !account.can_edit()
+            aria-label="To-dos"
+        >
             <header class="header">
                 <div class="title-row">
                     <Show
@@ -467,7 +499,10 @@ fn TodoApp(filter: Memo<Filter>) -> AnyView {
                             }
                         })
                 }}
-                <Show when=move || model.as_of.get().is_none()>
+                // A reader's page has no editing affordance (DESIGN.md rule 23).
+                <Show when=move || {
+                    model.as_of.get().is_none() && account.can_edit()
+                }>
                     <NewTodo error/>
                 </Show>
             </header>
@@ -656,6 +691,7 @@ fn Item(
     error: RwSignal<Option<String>>,
     visible: Memo<Vec<String>>,
 ) -> AnyView {
+    let account = crate::account::use_account();
     let local = use_local();
     // The box follows the row's completion only when that changes: a change set that rewrites
     // the row (a sync acknowledgement) never resets a box the user just clicked.
@@ -860,6 +896,7 @@ fn Item(
                 <input
                     class="toggle"
                     type="checkbox"
+                    disabled=move || !account.can_edit()
                     aria-label=move || row.with(|r| format!("Complete {}", r.title))
                     prop:checked=completed
                     on:change=toggle
@@ -1133,6 +1170,7 @@ fn clock_text(ms: u64) -> String {
 pub fn Banner() -> impl IntoView {
     let model = use_model();
     let local = use_local();
+    let location = leptos_router::hooks::use_location();
     let memory = move || {
         local.memory.get().then(|| {
             let pending = model.sync.with(|s| s.pending);
@@ -1180,9 +1218,41 @@ pub fn Banner() -> impl IntoView {
         }),
     }
     };
+    // The server stopped this workspace's sync (DESIGN.md rule 23): say why; the outbox stays.
+    let denied = move || {
+        let status = model.sync.get();
+        status.denied.map(|denied| {
+            let unsent = match status.pending {
+                0 => String::new(),
+                1 => " 1 change of yours is kept on this device.".to_string(),
+                n => format!(" {n} changes of yours are kept on this device."),
+            };
+            match denied {
+                tandem_protocol::data::Denied::Removed => view! {
+                    <div class="banner banner-error" role="alert" data-denied="removed">
+                        <strong>"You are no longer a member of this workspace. "</strong>
+                        {format!("This device keeps what it has but no longer syncs it.{unsent}")}
+                    </div>
+                }
+                .into_any(),
+                tandem_protocol::data::Denied::SignedOut => {
+                    let next = crate::account::encode(&location.pathname.get_untracked());
+                    view! {
+                        <div class="banner banner-error" role="alert" data-denied="signed_out">
+                            <strong>"Your session has ended. "</strong>
+                            {format!("Nothing is lost: sign in again to sync.{unsent} ")}
+                            <a href=format!("/sign-in?next={next}")>"Sign in again"</a>
+                        </div>
+                    }
+                    .into_any()
+                }
+            }
+        })
+    };
     view! {
         {memory}
         {source}
+        {denied}
     }
 }
 

@@ -65,16 +65,17 @@ mod ssr {
         // server renders a page, the page decides (a sign-in form is a 200).
         let over_http = leptos::prelude::use_context::<http::request::Parts>()
             .is_some_and(|parts| parts.uri.path() == "/api/snapshot");
-        let response = leptos::prelude::use_context::<leptos_axum::ResponseOptions>()
-            .filter(|_| over_http);
-        let result = tokio::task::spawn_blocking(move || read(&service, &caller, workspace_id, list_id))
-            .await
-            .unwrap_or_else(|e| {
-                Err(SyncError::new(
-                    ErrorCode::Internal,
-                    format!("the snapshot task failed: {e}"),
-                ))
-            });
+        let response =
+            leptos::prelude::use_context::<leptos_axum::ResponseOptions>().filter(|_| over_http);
+        let result =
+            tokio::task::spawn_blocking(move || read(&service, &caller, workspace_id, list_id))
+                .await
+                .unwrap_or_else(|e| {
+                    Err(SyncError::new(
+                        ErrorCode::Internal,
+                        format!("the snapshot task failed: {e}"),
+                    ))
+                });
         result.map_err(|e| {
             if let Some(response) = response {
                 if let Ok(status) = http::StatusCode::from_u16(e.code.status()) {
@@ -91,43 +92,54 @@ mod ssr {
         workspace_id: Option<String>,
         list_id: Option<String>,
     ) -> Result<Snapshot, SyncError> {
-        let internal = |e: &dyn std::fmt::Display| SyncError::new(ErrorCode::Internal, e.to_string());
+        let internal =
+            |e: &dyn std::fmt::Display| SyncError::new(ErrorCode::Internal, e.to_string());
         let principal = caller.principal()?.clone();
         if let Some(id) = &list_id {
-            id.parse::<AggregateId>()
-                .map_err(|_| SyncError::new(ErrorCode::Malformed, format!("malformed list id {id:?}")))?;
+            id.parse::<AggregateId>().map_err(|_| {
+                SyncError::new(ErrorCode::Malformed, format!("malformed list id {id:?}"))
+            })?;
         }
         if let Some(id) = &workspace_id {
             id.parse::<WorkspaceId>().map_err(|_| {
-                SyncError::new(ErrorCode::Malformed, format!("malformed workspace id {id:?}"))
+                SyncError::new(
+                    ErrorCode::Malformed,
+                    format!("malformed workspace id {id:?}"),
+                )
             })?;
         }
         let server_views = service.views()?;
         let views = server_views.views();
         let conn = views.connection();
-        // The workspace: the list's own (a list of another workspace is not shown under this
-        // one), else the one named, else the caller's first.
+        // The workspace: the list's own when the caller is a member there; else (a list that
+        // does not exist here, or is in a workspace the caller is not in — the same answer for
+        // both, DESIGN.md rule 23) the caller's first workspace, where the list is "not here
+        // yet" (a list made offline shows once it arrives). Without a list, the workspace
+        // named (403 for a stranger's), else the caller's first.
+        let first = || -> Result<Option<String>, SyncError> {
+            Ok(service
+                .accounts
+                .workspaces_of(&principal.user.user_id)
+                .map_err(access::refusal)?
+                .first()
+                .map(|w| w.workspace_id.clone()))
+        };
         let workspace = match (&list_id, workspace_id) {
-            (Some(list), _) => changes::list_workspace(conn, list)
-                .map_err(|e| internal(&e))?
-                .ok_or_else(access::not_a_member)?,
-            (None, Some(ws)) => ws,
-            (None, None) => {
-                match service
-                    .accounts
-                    .workspaces_of(&principal.user.user_id)
-                    .map_err(access::refusal)?
-                    .first()
-                {
-                    Some(ws) => ws.workspace_id.clone(),
-                    None => {
-                        return Ok(Snapshot {
-                            log_id: Some(service.readers().log_id().to_string()),
-                            ..Snapshot::default()
-                        })
-                    }
+            (Some(list), _) => {
+                let home = changes::list_workspace(conn, list).map_err(|e| internal(&e))?;
+                match home {
+                    Some(ws) if access::member(&service.accounts, caller, &ws).is_ok() => Some(ws),
+                    _ => first()?,
                 }
             }
+            (None, Some(ws)) => Some(ws),
+            (None, None) => first()?,
+        };
+        let Some(workspace) = workspace else {
+            return Ok(Snapshot {
+                log_id: Some(service.readers().log_id().to_string()),
+                ..Snapshot::default()
+            });
         };
         let (_, role) = access::member(&service.accounts, caller, &workspace)?;
         let ws: WorkspaceId = workspace.parse().map_err(|e| internal(&e))?;

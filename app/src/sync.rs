@@ -77,7 +77,9 @@ pub mod ssr {
     use tandem_accounts::access::{self, refusal};
     use tandem_accounts::{Accounts, Caller};
     use tandem_events::ids::{DeviceId, WorkspaceId};
-    use tandem_protocol::sync::{ErrorCode, PullRequest, PullResponse, PushRequest, PushResponse, SyncError};
+    use tandem_protocol::sync::{
+        ErrorCode, PullRequest, PullResponse, PushRequest, PushResponse, SyncError,
+    };
     use tandem_store::central::busy;
     use tandem_store::{Central, PushOutcome, Pusher, Readers, ServerViews};
     use tokio::sync::Semaphore;
@@ -147,11 +149,16 @@ pub mod ssr {
         /// A push in DESIGN.md rule 13's order: transport (the ids parse, the event count),
         /// then access (a signed-in member who writes, on a device of this account), then the
         /// central log's checks — the quota after its idempotency check.
-        pub fn push(&self, caller: &Caller, request: &PushRequest) -> Result<PushResponse, SyncError> {
+        pub fn push(
+            &self,
+            caller: &Caller,
+            request: &PushRequest,
+        ) -> Result<PushResponse, SyncError> {
             let now = now();
-            let workspace: WorkspaceId = request.workspace_id.parse().map_err(|e| {
-                SyncError::new(ErrorCode::Malformed, format!("workspace_id: {e}"))
-            })?;
+            let workspace: WorkspaceId = request
+                .workspace_id
+                .parse()
+                .map_err(|e| SyncError::new(ErrorCode::Malformed, format!("workspace_id: {e}")))?;
             let device: DeviceId = request
                 .device_id
                 .parse()
@@ -186,12 +193,10 @@ pub mod ssr {
                     .iter()
                     .map(|e| e.event.event_data.to_string().len())
                     .sum();
-                if let Err(e) = self.accounts.add_usage(
-                    user,
-                    day,
-                    outcome.appended.len() as i64,
-                    bytes as i64,
-                ) {
+                if let Err(e) =
+                    self.accounts
+                        .add_usage(user, day, outcome.appended.len() as i64, bytes as i64)
+                {
                     tracing::warn!(error = %e, "cannot record the account's usage");
                 }
             }
@@ -199,8 +204,17 @@ pub mod ssr {
             Ok(outcome.response)
         }
 
-        fn check_quota(&self, user: &str, day: i64, events: usize, bytes: usize) -> Result<(), SyncError> {
-            let Quotas { events_per_day, bytes: max_bytes } = self.quotas;
+        fn check_quota(
+            &self,
+            user: &str,
+            day: i64,
+            events: usize,
+            bytes: usize,
+        ) -> Result<(), SyncError> {
+            let Quotas {
+                events_per_day,
+                bytes: max_bytes,
+            } = self.quotas;
             if events == 0 || (events_per_day == 0 && max_bytes == 0) {
                 return Ok(());
             }
@@ -220,7 +234,8 @@ pub mod ssr {
                 );
                 // The events quota resets at midnight UTC.
                 let next_day = (day + 1) * 24 * 60 * 60 * 1_000;
-                e.retry_after_ms = Some(u32::try_from((next_day - now()).max(1_000)).unwrap_or(u32::MAX));
+                e.retry_after_ms =
+                    Some(u32::try_from((next_day - now()).max(1_000)).unwrap_or(u32::MAX));
                 return Err(e);
             }
             Ok(())
@@ -276,14 +291,16 @@ pub mod ssr {
         };
         // Transport, then access (rule 13), before anything is read.
         let accounts = Arc::clone(&service.accounts);
-        let checked = tokio::task::spawn_blocking(move || pull_access(&accounts, &caller, &request).map(|()| request))
-            .await
-            .unwrap_or_else(|e| {
-                Err(SyncError::new(
-                    ErrorCode::Internal,
-                    format!("the access check failed: {e}"),
-                ))
-            });
+        let checked = tokio::task::spawn_blocking(move || {
+            pull_access(&accounts, &caller, &request).map(|()| request)
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(SyncError::new(
+                ErrorCode::Internal,
+                format!("the access check failed: {e}"),
+            ))
+        });
         let request = match checked {
             Ok(request) => request,
             Err(e) => return answer(Err(e)),
@@ -313,7 +330,11 @@ pub mod ssr {
 
     /// A pull's transport and access checks: the ids parse; the caller is a member; the device
     /// is not another account's.
-    fn pull_access(accounts: &Accounts, caller: &Caller, request: &PullRequest) -> Result<(), SyncError> {
+    fn pull_access(
+        accounts: &Accounts,
+        caller: &Caller,
+        request: &PullRequest,
+    ) -> Result<(), SyncError> {
         let workspace: WorkspaceId = request
             .workspace_id
             .parse()
@@ -323,7 +344,10 @@ pub mod ssr {
             .parse()
             .map_err(|e| SyncError::new(ErrorCode::Malformed, format!("device_id: {e}")))?;
         let (principal, _) = access::member(accounts, caller, &workspace.to_string())?;
-        match accounts.device_owner(&device.to_string()).map_err(refusal)? {
+        match accounts
+            .device_owner(&device.to_string())
+            .map_err(refusal)?
+        {
             Some(owner) if owner != principal.user.user_id => Err(SyncError::new(
                 ErrorCode::Forbidden,
                 format!("device {device} belongs to another account"),

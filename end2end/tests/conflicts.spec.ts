@@ -1,5 +1,5 @@
-import { expect, test, type BrowserContext, type Page } from "@playwright/test";
-import { addTodos, device, freshList, items, ready, syncStatus } from "./helpers";
+import { type BrowserContext, type Page } from "@playwright/test";
+import { expect, test, addTodos, device, freshList, items, ready, syncStatus } from "./helpers";
 
 // DESIGN.md rule 19 in the browser: two devices (contexts) offline at once edit the same
 // to-do; once both are back, each shows the same value and a "Resolve conflict" button; the

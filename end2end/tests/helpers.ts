@@ -1,8 +1,42 @@
-import { expect, type Browser, type BrowserContext, type Page } from "@playwright/test";
+import { expect, test as base, type Browser, type BrowserContext, type Page } from "@playwright/test";
 import { spawn, type ChildProcess } from "node:child_process";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
+
+/** The account the suites share (accounts are on: every path needs one). */
+export const E2E_USER = "e2e";
+export const E2E_PASSWORD = "e2e password, long enough";
+
+/** The suite's server. */
+export const BASE = `http://127.0.0.1:${process.env.E2E_PORT ?? 3100}`;
+
+/**
+ * Signs `context` in as `username` on the server at `base` (its session cookie lands in the
+ * context): signs up first when the account does not exist (the first account of a fresh data
+ * dir may sign up on loopback; the suite's server also runs with `--sign-up open`).
+ */
+export async function signIn(context: BrowserContext, base?: string, username = E2E_USER, password = E2E_PASSWORD) {
+  const url = base ?? BASE;
+  const headers = { origin: url };
+  const tryIn = await context.request.post(`${url}/api/auth/sign-in`, { data: { username, password }, headers });
+  if (tryIn.ok()) return;
+  const up = await context.request.post(`${url}/api/auth/sign-up`, { data: { username, password }, headers });
+  if (!up.ok() && up.status() !== 409) throw new Error(`sign-up of ${username}: ${up.status()} ${await up.text()}`);
+  if (up.status() === 409) {
+    const again = await context.request.post(`${url}/api/auth/sign-in`, { data: { username, password }, headers });
+    if (!again.ok()) throw new Error(`sign-in of ${username}: ${again.status()} ${await again.text()}`);
+  }
+}
+
+/** Playwright's `test` whose page is signed in as the shared account. */
+export const test = base.extend({
+  context: async ({ context, baseURL }, use) => {
+    await signIn(context, baseURL);
+    await use(context);
+  },
+});
+export { expect };
 
 /** Waits until the page is hydrated and shows the local store (CONTRACT.md `data-ready`). */
 export async function ready(page: Page) {
@@ -48,8 +82,9 @@ export function syncStatus(page: Page) {
 }
 
 /** A second device: its own browser context (its own OPFS, worker and clock). */
-export async function device(browser: Browser): Promise<{ context: BrowserContext; page: Page }> {
-  const context = await browser.newContext();
+export async function device(browser: Browser, base?: string): Promise<{ context: BrowserContext; page: Page }> {
+  const context = await browser.newContext({ baseURL: base ?? BASE });
+  await signIn(context, base);
   const page = await context.newPage();
   return { context, page };
 }
@@ -67,7 +102,7 @@ export async function freePort(): Promise<number> {
 
 export function startServer(port: number, dataDir: string): ChildProcess {
   const bin = process.env.TANDEM_SERVER_BIN ?? path.join(os.homedir(), ".cache/tandem/target/release/server");
-  return spawn(bin, ["serve", "--addr", `127.0.0.1:${port}`, "--data-dir", dataDir], {
+  return spawn(bin, ["serve", "--addr", `127.0.0.1:${port}`, "--data-dir", dataDir, "--sign-up", "open"], {
     cwd: path.join(__dirname, "../.."),
     stdio: "ignore",
   });

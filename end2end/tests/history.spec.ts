@@ -1,5 +1,4 @@
-import { expect, test } from "@playwright/test";
-import { addTodos, device, freshList, items, ready, syncStatus } from "./helpers";
+import { expect, test, addTodos, device, freshList, items, ready, syncStatus } from "./helpers";
 
 // An item's History lists every event of it (what changed, old -> new, device, time, pending
 // or synced); "View the list as of this" replays the list to that moment, read-only.

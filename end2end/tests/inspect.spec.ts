@@ -1,6 +1,5 @@
-import { expect, test } from "@playwright/test";
 import * as fs from "node:fs";
-import { addTodos, freshList, items, ready, syncStatus } from "./helpers";
+import { expect, test, addTodos, freshList, items, ready, syncStatus } from "./helpers";
 
 // The inspector (/inspect): the device's own databases as its worker holds them.
 

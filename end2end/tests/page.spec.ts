@@ -1,5 +1,4 @@
-import { expect, test } from "@playwright/test";
-import { addTodos, freshList, items, ready, syncStatus } from "./helpers";
+import { expect, test, addTodos, freshList, items, ready, signIn, syncStatus } from "./helpers";
 
 test("lists: New list makes a list with its own URL, and each list keeps its own to-dos", async ({ page }) => {
   const first = await freshList(page, "Groceries");
@@ -116,6 +115,7 @@ await worker_main();`,
 
 test("at 360 px the page fits the screen and stays usable", async ({ browser }) => {
   const context = await browser.newContext({ viewport: { width: 360, height: 740 }, isMobile: true, hasTouch: true });
+  await signIn(context);
   const page = await context.newPage();
   await freshList(page);
   await addTodos(page, "a to-do with a rather long title that has to wrap on a small screen");
@@ -145,6 +145,7 @@ test.describe("without JavaScript", () => {
   test("the server renders the list", async ({ page, browser }) => {
     // A list with to-dos, made by a device with JavaScript.
     const writer = await browser.newContext({ javaScriptEnabled: true });
+    await signIn(writer);
     const w = await writer.newPage();
     const list = await freshList(w, "Read without JS");
     await addTodos(w, "readable");

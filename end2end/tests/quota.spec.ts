@@ -1,5 +1,4 @@
-import { expect, test } from "@playwright/test";
-import { freshList, items, syncStatus } from "./helpers";
+import { expect, test, freshList, items, syncStatus } from "./helpers";
 
 // Item 7 / rule 18: a storage quota error on write is shown, never swallowed, and nothing is
 // lost: once there is room again, the device catches up.

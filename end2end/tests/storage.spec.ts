@@ -1,5 +1,4 @@
-import { expect, test } from "@playwright/test";
-import { addTodos, device, items, ready, syncStatus } from "./helpers";
+import { expect, test, addTodos, device, items, ready, syncStatus } from "./helpers";
 
 // DESIGN.md rule 18's exception: a window without file storage (no OPFS, as in some private
 // windows) runs from a store in memory, says so, still syncs, and asks before closing while

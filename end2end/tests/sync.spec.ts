@@ -1,8 +1,7 @@
-import { expect, test } from "@playwright/test";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { addTodos, device, freePort, freshList, healthy, items, ready, startServer, stopped, syncStatus } from "./helpers";
+import { expect, test, addTodos, device, freePort, freshList, healthy, items, ready, startServer, stopped, syncStatus } from "./helpers";
 
 // Two devices are two browser contexts: each has its own OPFS, worker and device id.
 
@@ -153,7 +152,7 @@ test("the server stopped mid-session: the page says so, keeps writing locally, a
   const base = `http://127.0.0.1:${port}`;
   try {
     await healthy(port);
-    const a = await device(browser);
+    const a = await device(browser, base);
     await a.page.goto(`${base}/`);
     await ready(a.page);
     await addTodos(a.page, "before the cut");
@@ -172,7 +171,7 @@ test("the server stopped mid-session: the page says so, keeps writing locally, a
     await expect(syncStatus(a.page)).toHaveAttribute("data-pending", "0", { timeout: 30_000 });
     await expect(syncStatus(a.page)).toHaveAttribute("data-sync-state", "online");
 
-    const b = await device(browser);
+    const b = await device(browser, base);
     await b.page.goto(`${base}/`);
     await ready(b.page);
     await expect(items(b.page).locator("label")).toHaveText(["before the cut", "during the cut", "still during the cut"]);

@@ -1,5 +1,5 @@
-import { expect, test, type BrowserContext, type Page } from "@playwright/test";
-import { addTodos, freshList, items, ready, syncStatus } from "./helpers";
+import { type BrowserContext, type Page } from "@playwright/test";
+import { expect, test, addTodos, freshList, items, ready, syncStatus } from "./helpers";
 
 // Several tabs of one profile (DESIGN.md rule 18, docs/protocol.md "Several tabs"): one tab's
 // worker owns the store (Web Lock), the others relay through a BroadcastChannel. Nothing here

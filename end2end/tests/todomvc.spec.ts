@@ -1,5 +1,4 @@
-import { expect, test } from "@playwright/test";
-import { addTodos, freshList, items, ready } from "./helpers";
+import { expect, test, addTodos, freshList, items, ready } from "./helpers";
 
 // The TodoMVC application specification (tastejs/todomvc app-spec.md) as CONTRACT.md binds it,
 // each behaviour in a list of its own.

@@ -1,8 +1,7 @@
-import { expect, test } from "@playwright/test";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { addTodos, freePort, healthy, items, ready, startServer, stopped, syncStatus } from "./helpers";
+import { expect, test, addTodos, freePort, healthy, items, ready, signIn, startServer, stopped, syncStatus } from "./helpers";
 
 // The README's tour: screenshots of the real page, made by the suite on every run
 // (docs/screenshots/). They also check that the page looks like what the README says.
@@ -15,6 +14,7 @@ test("the tour: a list, an item's detail, dark mode, a phone, offline, the Trash
   const server = startServer(port, dataDir);
   try {
     await healthy(port);
+    await signIn(context, `http://127.0.0.1:${port}`, "ann", "ann's password, long enough");
     await tour(page, context, `http://127.0.0.1:${port}`);
     await conflictAndHistory(browser, page, context, `http://127.0.0.1:${port}`);
   } finally {
@@ -89,6 +89,7 @@ async function conflictAndHistory(
   await name.fill("Laptop");
   await name.press("Enter");
   const other = await browser.newContext();
+  await signIn(other, base, "ann", "ann's password, long enough");
   const phone = await other.newPage();
   await phone.goto(page.url());
   await ready(phone);

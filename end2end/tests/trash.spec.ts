@@ -1,5 +1,5 @@
-import { expect, test, type Page } from "@playwright/test";
-import { addTodos, device, freshList, items, ready, syncStatus } from "./helpers";
+import { type Page } from "@playwright/test";
+import { expect, test, addTodos, device, freshList, items, ready, syncStatus } from "./helpers";
 
 function trashItem(page: Page, title: string) {
   return page.locator("li.trash-item", { has: page.locator(".trash-title", { hasText: title }) });

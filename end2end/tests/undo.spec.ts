@@ -1,5 +1,5 @@
-import { expect, test, type Page } from "@playwright/test";
-import { addTodos, device, freshList, items, ready, syncStatus } from "./helpers";
+import { type Page } from "@playwright/test";
+import { expect, test, addTodos, device, freshList, items, ready, syncStatus } from "./helpers";
 
 // Undo and redo record compensating events (DESIGN.md rule 19): they take back only this
 // device's own actions, sync like any edit, survive a reload, and never revert someone else's

@@ -15,7 +15,16 @@ pub enum PageMessage {
     /// (both embedded in the page; `None` when the server could not render them). The worker
     /// answers [`WorkerMessage::Ready`], then [`WorkerMessage::CaughtUp`] once its views reach
     /// `head` (or at once when they cannot: another log, no network).
-    Open { head: u64, log_id: Option<String> },
+    /// `workspace_id`: the workspace the page shows (the owner serves each page its own);
+    /// `role`: the account's role there (`reader` pages send no commands, and the worker
+    /// refuses any, DESIGN.md rule 23).
+    Open {
+        head: u64,
+        log_id: Option<String>,
+        workspace_id: String,
+        #[serde(default)]
+        role: Option<String>,
+    },
     /// A query or a command, answered by a [`WorkerMessage::Reply`] with the same id.
     Request { id: u64, request: Request },
     /// The page's network state (`online`/`offline` events; a worker's own network is not cut
@@ -82,6 +91,9 @@ pub enum Request {
     RebuildViews,
     /// The device's events (log, then outbox) as JSON lines of the wire form.
     Export,
+    /// How many of the account's events on this device the server has not accepted yet (every
+    /// workspace's; sign-out tells the person before it deletes the local data).
+    Unsent,
     /// A list as it was at `at_ms` (ms since the epoch, compared with the physical time of
     /// the events' stamps), computed by replaying the log and the outbox: read-only.
     AsOf { list_id: String, at_ms: u64 },
@@ -616,6 +628,9 @@ pub enum Reply {
         lines: String,
         events: u64,
     },
+    Unsent {
+        events: u64,
+    },
     /// The labels of what "Undo" and "Redo" would take back (`None`: nothing).
     UndoState {
         undo: Option<String>,
@@ -684,6 +699,20 @@ pub struct SyncStatus {
     pub error: Option<String>,
     /// Something the user should know beside the state (a corrected clock, a set-aside event).
     pub notice: Option<String>,
+    /// The server refused this workspace's sync for good until something changes (DESIGN.md
+    /// rule 23): the outbox is kept.
+    #[serde(default)]
+    pub denied: Option<Denied>,
+}
+
+/// Why the server stopped a workspace's sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Denied {
+    /// The session ended (expired, signed out elsewhere, revoked): sign in again.
+    SignedOut,
+    /// The account is no longer a member of the workspace (or it was deleted).
+    Removed,
 }
 
 /// Why the worker cannot serve the page.
@@ -732,21 +761,29 @@ pub enum WorkerMessage {
     Progress {
         stored: u64,
         head: u64,
+        #[serde(default)]
+        workspace_id: Option<String>,
     },
     Reply {
         id: u64,
         reply: Reply,
     },
+    /// What changed, in one workspace (`None`: any; a page shows only its own).
     Changed {
         changes: Changes,
+        #[serde(default)]
+        workspace_id: Option<String>,
     },
     /// A rebuild of the views is this far (events replayed of `total`).
     Rebuilding {
         done: u64,
         total: u64,
     },
+    /// A workspace's sync status.
     Sync {
         status: SyncStatus,
+        #[serde(default)]
+        workspace_id: Option<String>,
     },
 }
 

@@ -15,7 +15,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{client, start_with, wall_ms, HttpTransport};
+use common::{start_with, wall_ms, HttpTransport};
 use serde_json::json;
 use server::config::Limits;
 use tandem_events::engine::{Action, Settings};
@@ -36,7 +36,8 @@ async fn main() {
     }
     let events = workload(7, 20, EVENTS / 5, EVENTS - EVENTS / 5 - 20);
     let server = start_with(Limits::default()).await;
-    let http = client();
+    server.claim(&events[0].workspace_id.to_string()).await;
+    let http = server.client();
     let url = format!("{}/api/sync/push", server.base);
 
     // 1. Push ingest, interleaved with the raw baseline batch by batch.
@@ -81,7 +82,7 @@ async fn main() {
     // 2a. The pulls alone (HTTP + JSON, nothing stored), for comparison.
     {
         use tandem_store::driver::Transport;
-        let mut transport = HttpTransport::new(&server.base);
+        let mut transport = HttpTransport::new(&server);
         let t = Instant::now();
         let mut cursor = 0;
         loop {
@@ -112,7 +113,7 @@ async fn main() {
     let settings = Settings::default();
     let mut sync = SyncClient::new(
         std::rc::Rc::new(std::cell::RefCell::new(replica)),
-        HttpTransport::new(&server.base),
+        HttpTransport::new(&server),
         events[0].workspace_id,
         settings,
     )
@@ -132,4 +133,73 @@ async fn main() {
         held as f64 / took.as_secs_f64()
     );
     server.stop().await;
+    access_check_cost(&events);
+}
+
+/// The cost of the access check on push ingest, in one run: the same pushes through the sync
+/// service (credentials already resolved; membership, the device's account and the quota
+/// checked per push) and straight into the central log (no access check), each on a data dir
+/// of its own.
+fn access_check_cost(events: &[tandem_events::event::StoredEvent]) {
+    use app::sync::ssr::{Quotas, SyncService};
+    use std::sync::Arc;
+    let push = |i: usize, chunk: &[tandem_events::event::StoredEvent]| {
+        tandem_protocol::sync::PushRequest {
+            device_id: chunk[0].device_id.to_string(),
+            workspace_id: chunk[0].workspace_id.to_string(),
+            cursor: (i * BATCH) as u64,
+            events: chunk.iter().map(to_wire).collect(),
+        }
+    };
+    // Without: the central log alone.
+    let plain_dir = tempfile::tempdir().unwrap();
+    let plain = server::Databases::open(plain_dir.path(), &Limits::default()).unwrap();
+    let t = Instant::now();
+    for (i, chunk) in events.chunks(BATCH).enumerate() {
+        plain.central.lock().unwrap().push(&push(i, chunk)).unwrap();
+    }
+    let without = t.elapsed();
+    // With: the service a push goes through.
+    let dir = tempfile::tempdir().unwrap();
+    let dbs = server::Databases::open(dir.path(), &Limits::default()).unwrap();
+    server::admin::user_add(dir.path(), "bench", "bench password").unwrap();
+    let user = dbs.accounts.user_by_name("bench").unwrap().unwrap().user;
+    dbs.accounts
+        .create_workspace(
+            &user.user_id,
+            &events[0].workspace_id.to_string(),
+            "W",
+            false,
+            0,
+        )
+        .unwrap();
+    let service = SyncService::new(
+        Arc::clone(&dbs.central),
+        Arc::clone(&dbs.views),
+        Arc::clone(&dbs.readers),
+        4,
+        Arc::new(|_| {}),
+        Arc::clone(&dbs.accounts),
+        Quotas::default(),
+    );
+    let caller = tandem_accounts::Caller::Signed(tandem_accounts::Principal {
+        user,
+        is_admin: false,
+        credential: tandem_accounts::Credential::Token {
+            token_id: "bench".into(),
+        },
+    });
+    let t = Instant::now();
+    for (i, chunk) in events.chunks(BATCH).enumerate() {
+        service.push(&caller, &push(i, chunk)).unwrap();
+    }
+    let with = t.elapsed();
+    let n = events.len() as f64;
+    println!(
+        "push ingest in-process, {} events in pushes of {BATCH}: without the access check {:>6.0} ev/s, with it {:>6.0} ev/s, ratio {:.3}x",
+        events.len(),
+        n / without.as_secs_f64(),
+        n / with.as_secs_f64(),
+        with.as_secs_f64() / without.as_secs_f64()
+    );
 }

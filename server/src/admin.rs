@@ -84,7 +84,10 @@ pub fn verify(data_dir: &Path) -> anyhow::Result<u64> {
 fn read_accounts(data_dir: &Path) -> anyhow::Result<Accounts> {
     let path = data_dir.join(ACCOUNTS_FILE);
     if !path.exists() {
-        bail!("{} has no {ACCOUNTS_FILE}: no account was made yet", data_dir.display());
+        bail!(
+            "{} has no {ACCOUNTS_FILE}: no account was made yet",
+            data_dir.display()
+        );
     }
     Ok(Accounts::open(path)?)
 }
@@ -150,7 +153,11 @@ pub fn user_list(data_dir: &Path, out: &mut impl Write) -> anyhow::Result<usize>
             "active"
         };
         let admin = if u.is_admin { " admin" } else { "" };
-        writeln!(out, "{}\t{}\t{state}{admin}", u.user.username, u.user.user_id)?;
+        writeln!(
+            out,
+            "{}\t{}\t{state}{admin}",
+            u.user.username, u.user.user_id
+        )?;
     }
     Ok(users.len())
 }
@@ -258,7 +265,9 @@ pub fn export(data_dir: &Path, out: &mut impl Write) -> anyhow::Result<u64> {
         let mut after = 0;
         while after < head {
             let page = log.events_after_by(workspace, after, 5_000)?;
-            let Some((last, _, _)) = page.last() else { break };
+            let Some((last, _, _)) = page.last() else {
+                break;
+            };
             after = *last;
             for (seq, event, user) in &page {
                 let line = logged_by(*seq, event, user.clone());
@@ -328,7 +337,11 @@ pub fn import(
     }
     let counts = log.import_logged(&events)?;
     if let (Some(owner), Some(accounts)) = (&owner_id, &accounts) {
-        let workspaces: Vec<String> = log.heads()?.into_iter().map(|(ws, _)| ws.to_string()).collect();
+        let workspaces: Vec<String> = log
+            .heads()?
+            .into_iter()
+            .map(|(ws, _)| ws.to_string())
+            .collect();
         let adopted = accounts.adopt(owner, &workspaces, now())?;
         eprintln!("{adopted} workspaces now belong to the owner");
     }
@@ -375,7 +388,10 @@ pub fn backup(data_dir: &Path, output: &Path) -> anyhow::Result<u64> {
         let copy = tandem_store::rusqlite::Connection::open(output)?;
         copy.execute(
             "ATTACH DATABASE ?1 AS acc",
-            [format!("file:{}?mode=ro", data_dir.join(ACCOUNTS_FILE).display())],
+            [format!(
+                "file:{}?mode=ro",
+                data_dir.join(ACCOUNTS_FILE).display()
+            )],
         )
         .or_else(|_| {
             copy.execute(
@@ -438,7 +454,9 @@ pub fn restore(data_dir: &Path, input: &Path) -> anyhow::Result<u64> {
         conn.execute("ATTACH DATABASE ?1 AS bk", [target.to_string_lossy()])?;
         let tx = conn.unchecked_transaction()?;
         for table in BACKED_UP_ACCOUNTS {
-            tx.execute_batch(&format!("INSERT INTO main.{table} SELECT * FROM bk.backup_{table}"))?;
+            tx.execute_batch(&format!(
+                "INSERT INTO main.{table} SELECT * FROM bk.backup_{table}"
+            ))?;
         }
         tx.commit()?;
         conn.execute_batch("DETACH DATABASE bk")?;

@@ -16,7 +16,9 @@ use serde::Deserialize;
 use serde_json::json;
 use tandem_accounts::access::refusal;
 use tandem_accounts::secret::{self, digest, well_formed};
-use tandem_accounts::{password, Accounts, Caller, Credential, InviteCheck, NewAccount, NewSession, Principal};
+use tandem_accounts::{
+    password, Accounts, Caller, Credential, InviteCheck, NewAccount, NewSession, Principal,
+};
 use tandem_protocol::sync::{ErrorCode, SyncError};
 use tandem_store::Central;
 use tokio::sync::Semaphore;
@@ -276,7 +278,8 @@ impl Auth {
             if &p.user.user_id != expected {
                 return (
                     Caller::Refused(
-                        "this browser is signed in as another account than this device's data".into(),
+                        "this browser is signed in as another account than this device's data"
+                            .into(),
                     ),
                     None,
                 );
@@ -301,7 +304,8 @@ impl Auth {
                 );
             };
             let d = digest(token);
-            let found = blocking(move || accounts.token(&d, now()).map_err(|e| ApiError(refusal(e)))).await;
+            let found =
+                blocking(move || accounts.token(&d, now()).map_err(|e| ApiError(refusal(e)))).await;
             return match found {
                 Ok(Some(p)) => (Caller::Signed(p), None),
                 Ok(None) => (
@@ -315,14 +319,23 @@ impl Auth {
             return (Caller::Anonymous, None);
         };
         if !well_formed(&cookie) {
-            return (Caller::Refused("the session cookie is not valid".into()), None);
+            return (
+                Caller::Refused("the session cookie is not valid".into()),
+                None,
+            );
         }
         let d = digest(&cookie);
-        let found =
-            blocking(move || accounts.session(&d, now()).map_err(|e| ApiError(refusal(e)))).await;
+        let found = blocking(move || {
+            accounts
+                .session(&d, now())
+                .map_err(|e| ApiError(refusal(e)))
+        })
+        .await;
         match found {
             Ok(Some((p, touched))) => {
-                let refresh = touched.then(|| self.cookie(&cookie, COOKIE_MAX_AGE_S)).flatten();
+                let refresh = touched
+                    .then(|| self.cookie(&cookie, COOKIE_MAX_AGE_S))
+                    .flatten();
                 (Caller::Signed(p), refresh)
             }
             Ok(None) => (
@@ -380,7 +393,10 @@ impl Auth {
         let central = Arc::clone(&self.central);
         let user = user_id.to_string();
         blocking(move || {
-            for ws in accounts.inbox_pending(&user).map_err(|e| ApiError(refusal(e)))? {
+            for ws in accounts
+                .inbox_pending(&user)
+                .map_err(|e| ApiError(refusal(e)))?
+            {
                 let Ok(workspace) = ws.parse::<tandem_events::ids::WorkspaceId>() else {
                     continue;
                 };
@@ -397,7 +413,9 @@ impl Auth {
                     )
                     .map_err(ApiError)?;
                 drop(central);
-                accounts.inbox_written(&ws).map_err(|e| ApiError(refusal(e)))?;
+                accounts
+                    .inbox_written(&ws)
+                    .map_err(|e| ApiError(refusal(e)))?;
             }
             Ok(())
         })
@@ -446,7 +464,11 @@ impl Auth {
             && !headers.contains_key(header::FORWARDED)
             && !self.site.behind_proxy()
             && client.0.is_some_and(|ip| ip.is_loopback());
-        Ok(self.loopback && local_host && public_local && direct && self.log_workspaces()?.is_empty())
+        Ok(self.loopback
+            && local_host
+            && public_local
+            && direct
+            && self.log_workspaces()?.is_empty())
     }
 }
 
@@ -468,7 +490,10 @@ fn session_only(caller: &Caller) -> Result<Principal, ApiError> {
 }
 
 fn rate_limited(wait_ms: i64, what: &str) -> ApiError {
-    let mut e = SyncError::new(ErrorCode::RateLimited, format!("too many {what}; try again later"));
+    let mut e = SyncError::new(
+        ErrorCode::RateLimited,
+        format!("too many {what}; try again later"),
+    );
     e.retry_after_ms = Some(u32::try_from(wait_ms).unwrap_or(u32::MAX));
     ApiError(e)
 }
@@ -504,7 +529,11 @@ pub async fn sign_up(
     // The policy, then the invite (CONTRACT.md), then the name.
     let accounts = Arc::clone(&auth.accounts);
     let count = blocking(move || accounts.user_count().map_err(|e| ApiError(refusal(e)))).await?;
-    let invite = body.invite.as_deref().filter(|t| well_formed(t)).map(digest);
+    let invite = body
+        .invite
+        .as_deref()
+        .filter(|t| well_formed(t))
+        .map(digest);
     let first = count == 0;
     if first {
         let setup = auth.setup.lock().unwrap_or_else(|p| p.into_inner()).clone();
@@ -518,7 +547,10 @@ pub async fn sign_up(
     } else {
         match auth.sign_up {
             SignUp::Closed => {
-                return Err(api(ErrorCode::SignUpClosed, "sign-up is closed on this server"))
+                return Err(api(
+                    ErrorCode::SignUpClosed,
+                    "sign-up is closed on this server",
+                ))
             }
             SignUp::Invite if body.invite.is_none() => {
                 return Err(api(
@@ -530,7 +562,12 @@ pub async fn sign_up(
         }
         if let Some(d) = invite.clone() {
             let accounts = Arc::clone(&auth.accounts);
-            let check = blocking(move || accounts.check_invite(&d, now()).map_err(|e| ApiError(refusal(e)))).await?;
+            let check = blocking(move || {
+                accounts
+                    .check_invite(&d, now())
+                    .map_err(|e| ApiError(refusal(e)))
+            })
+            .await?;
             if check == InviteCheck::Gone {
                 return Err(api(
                     ErrorCode::InviteGone,
@@ -541,22 +578,36 @@ pub async fn sign_up(
             return Err(api(ErrorCode::InviteGone, "this invite is not valid"));
         }
     }
-    tandem_accounts::names::username(&body.username).map_err(|e| api(ErrorCode::Malformed, e.to_string()))?;
+    tandem_accounts::names::username(&body.username)
+        .map_err(|e| api(ErrorCode::Malformed, e.to_string()))?;
     tandem_accounts::names::password(&body.password).map_err(|e| ApiError(refusal(e.into())))?;
     let accounts = Arc::clone(&auth.accounts);
     let name = body.username.clone();
-    let taken = blocking(move || accounts.user_by_name(&name).map_err(|e| ApiError(refusal(e)))).await?;
+    let taken = blocking(move || {
+        accounts
+            .user_by_name(&name)
+            .map_err(|e| ApiError(refusal(e)))
+    })
+    .await?;
     if taken.is_some() {
         return Err(api(ErrorCode::UsernameTaken, "that username is taken"));
     }
     auth.limiter.sign_ups.hit(&address, at);
     let hash = auth.hashing.hash(&address, &body.password).await?;
-    let adopt = if first { auth.log_workspaces()? } else { vec![] };
+    let adopt = if first {
+        auth.log_workspaces()?
+    } else {
+        vec![]
+    };
     let accounts = Arc::clone(&auth.accounts);
     let username = body.username.clone();
     // Under the open policy an invite is not needed, and not claimed; the first account's
     // setup token is no invite.
-    let claim = if first || auth.sign_up == SignUp::Open { None } else { invite };
+    let claim = if first || auth.sign_up == SignUp::Open {
+        None
+    } else {
+        invite
+    };
     let user = blocking(move || {
         let user_id = uuid::Uuid::new_v4().to_string();
         let workspace_id = uuid::Uuid::new_v4().to_string();
@@ -580,7 +631,9 @@ pub async fn sign_up(
         tracing::info!(user = %user.user.username, "the first account was made (admin)");
     }
     auth.ensure_inbox(&user.user.user_id).await?;
-    let cookie = auth.new_session(user.user.user_id.clone(), &headers).await?;
+    let cookie = auth
+        .new_session(user.user.user_id.clone(), &headers)
+        .await?;
     Ok(with_cookie(
         (StatusCode::CREATED, Json(json!({ "user": user.user }))).into_response(),
         Some(cookie),
@@ -612,10 +665,17 @@ pub async fn sign_in(
     {
         return Err(rate_limited(wait, "failed sign-ins"));
     }
-    let user = if body.username.len() <= 64 && body.password.len() <= tandem_accounts::names::MAX_PASSWORD_BYTES {
+    let user = if body.username.len() <= 64
+        && body.password.len() <= tandem_accounts::names::MAX_PASSWORD_BYTES
+    {
         let accounts = Arc::clone(&auth.accounts);
         let name = body.username.clone();
-        blocking(move || accounts.user_by_name(&name).map_err(|e| ApiError(refusal(e)))).await?
+        blocking(move || {
+            accounts
+                .user_by_name(&name)
+                .map_err(|e| ApiError(refusal(e)))
+        })
+        .await?
     } else {
         None
     };
@@ -632,11 +692,16 @@ pub async fn sign_in(
         let at = now();
         auth.limiter.account_failures.hit(&key, at);
         auth.limiter.address_failures.hit(&address, at);
-        return Err(api(ErrorCode::Unauthenticated, "wrong username or password"));
+        return Err(api(
+            ErrorCode::Unauthenticated,
+            "wrong username or password",
+        ));
     };
     auth.limiter.account_failures.clear(&key);
     auth.ensure_inbox(&user.user.user_id).await?;
-    let cookie = auth.new_session(user.user.user_id.clone(), &headers).await?;
+    let cookie = auth
+        .new_session(user.user.user_id.clone(), &headers)
+        .await?;
     Ok(with_cookie(
         Json(json!({ "user": user.user })).into_response(),
         Some(cookie),
@@ -644,13 +709,19 @@ pub async fn sign_in(
 }
 
 /// `POST /api/auth/sign-out`: ends this session on the server (204 also when there was none).
-pub async fn sign_out(State(auth): State<Arc<Auth>>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn sign_out(
+    State(auth): State<Arc<Auth>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     if let Some(cookie) = auth.session_cookie(&headers) {
         let accounts = Arc::clone(&auth.accounts);
         let d = digest(&cookie);
         blocking(move || accounts.end_session(&d).map_err(|e| ApiError(refusal(e)))).await?;
     }
-    Ok(with_cookie(StatusCode::NO_CONTENT.into_response(), auth.clear_cookie()))
+    Ok(with_cookie(
+        StatusCode::NO_CONTENT.into_response(),
+        auth.clear_cookie(),
+    ))
 }
 
 /// `POST /api/auth/sign-out-everywhere`: every session of the account ends; their sockets
@@ -662,14 +733,22 @@ pub async fn sign_out_everywhere(
     let p = session_only(&caller)?;
     let accounts = Arc::clone(&auth.accounts);
     let user = p.user.user_id.clone();
-    blocking(move || accounts.end_sessions(&user).map_err(|e| ApiError(refusal(e)))).await?;
+    blocking(move || {
+        accounts
+            .end_sessions(&user)
+            .map_err(|e| ApiError(refusal(e)))
+    })
+    .await?;
     let user = p.user.user_id.clone();
     auth.hub.close_where(
         move |s| s.principal.user.user_id == user && !s.principal.is_token(),
         crate::live::CLOSE_UNAUTHENTICATED,
         "signed out everywhere",
     );
-    Ok(with_cookie(StatusCode::NO_CONTENT.into_response(), auth.clear_cookie()))
+    Ok(with_cookie(
+        StatusCode::NO_CONTENT.into_response(),
+        auth.clear_cookie(),
+    ))
 }
 
 /// `GET /api/auth/me`.
@@ -681,8 +760,12 @@ pub async fn me(
     auth.ensure_inbox(&p.user.user_id).await?;
     let accounts = Arc::clone(&auth.accounts);
     let user = p.user.user_id.clone();
-    let workspaces =
-        blocking(move || accounts.workspaces_of(&user).map_err(|e| ApiError(refusal(e)))).await?;
+    let workspaces = blocking(move || {
+        accounts
+            .workspaces_of(&user)
+            .map_err(|e| ApiError(refusal(e)))
+    })
+    .await?;
     Ok(Json(json!({
         "user": p.user,
         "is_admin": p.is_admin,
@@ -715,7 +798,8 @@ pub async fn change_password(
     tandem_accounts::names::password(&body.new).map_err(|e| ApiError(refusal(e.into())))?;
     let accounts = Arc::clone(&auth.accounts);
     let user = p.user.user_id.clone();
-    let record = blocking(move || accounts.user_by_id(&user).map_err(|e| ApiError(refusal(e)))).await?;
+    let record =
+        blocking(move || accounts.user_by_id(&user).map_err(|e| ApiError(refusal(e)))).await?;
     let ok = auth
         .hashing
         .verify(&address, &body.old, record.map(|r| r.password_hash))
@@ -756,7 +840,12 @@ pub async fn sessions(
     let p = session_only(&caller)?;
     let accounts = Arc::clone(&auth.accounts);
     let user = p.user.user_id.clone();
-    let list = blocking(move || accounts.sessions(&user, now()).map_err(|e| ApiError(refusal(e)))).await?;
+    let list = blocking(move || {
+        accounts
+            .sessions(&user, now())
+            .map_err(|e| ApiError(refusal(e)))
+    })
+    .await?;
     let current = match &p.credential {
         Credential::Session { session_id } => session_id.clone(),
         Credential::Token { .. } => String::new(),
@@ -782,12 +871,22 @@ pub async fn end_session(
     let accounts = Arc::clone(&auth.accounts);
     let user = p.user.user_id.clone();
     let id = session_id.clone();
-    let ended = blocking(move || accounts.end_session_by_id(&user, &id).map_err(|e| ApiError(refusal(e)))).await?;
+    let ended = blocking(move || {
+        accounts
+            .end_session_by_id(&user, &id)
+            .map_err(|e| ApiError(refusal(e)))
+    })
+    .await?;
     if !ended {
         return Err(api(ErrorCode::NotFound, "no such session of yours"));
     }
     auth.hub.close_where(
-        move |s| s.principal.credential == Credential::Session { session_id: session_id.clone() },
+        move |s| {
+            s.principal.credential
+                == Credential::Session {
+                    session_id: session_id.clone(),
+                }
+        },
         crate::live::CLOSE_UNAUTHENTICATED,
         "the session was ended",
     );
@@ -812,7 +911,12 @@ pub async fn create_token(
     if p.is_token() {
         return Err(api(ErrorCode::Forbidden, "a token cannot make tokens"));
     }
-    let (token_id, token) = make_token(&auth.accounts, &p.user.user_id, &body.name, body.expires_in_s)?;
+    let (token_id, token) = make_token(
+        &auth.accounts,
+        &p.user.user_id,
+        &body.name,
+        body.expires_in_s,
+    )?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "token_id": token_id, "token": token })),
@@ -831,7 +935,10 @@ pub fn make_token(
     let expires_at = match expires_in_s {
         Some(0) => return Err(api(ErrorCode::Malformed, "expires_in_s must be above 0")),
         Some(s) if s > MAX_EXPIRY_S => {
-            return Err(api(ErrorCode::Malformed, "expires_in_s is at most ten years"))
+            return Err(api(
+                ErrorCode::Malformed,
+                "expires_in_s is at most ten years",
+            ))
         }
         Some(s) => Some(now() + i64::try_from(s * 1_000).unwrap_or(i64::MAX)),
         None => None,
@@ -851,7 +958,12 @@ pub async fn tokens(
 ) -> Result<Response, ApiError> {
     let p = session_only(&caller)?;
     let accounts = Arc::clone(&auth.accounts);
-    let list = blocking(move || accounts.tokens(&p.user.user_id).map_err(|e| ApiError(refusal(e)))).await?;
+    let list = blocking(move || {
+        accounts
+            .tokens(&p.user.user_id)
+            .map_err(|e| ApiError(refusal(e)))
+    })
+    .await?;
     Ok(Json(json!({ "tokens": list })).into_response())
 }
 
@@ -864,13 +976,22 @@ pub async fn delete_token(
     let p = session_only(&caller)?;
     let accounts = Arc::clone(&auth.accounts);
     let id = token_id.clone();
-    let deleted =
-        blocking(move || accounts.delete_token(&p.user.user_id, &id).map_err(|e| ApiError(refusal(e)))).await?;
+    let deleted = blocking(move || {
+        accounts
+            .delete_token(&p.user.user_id, &id)
+            .map_err(|e| ApiError(refusal(e)))
+    })
+    .await?;
     if !deleted {
         return Err(api(ErrorCode::NotFound, "no such token of yours"));
     }
     auth.hub.close_where(
-        move |s| s.principal.credential == Credential::Token { token_id: token_id.clone() },
+        move |s| {
+            s.principal.credential
+                == Credential::Token {
+                    token_id: token_id.clone(),
+                }
+        },
         crate::live::CLOSE_UNAUTHENTICATED,
         "the token was deleted",
     );
@@ -896,7 +1017,8 @@ pub async fn delete_account(
     let address = address_key(client.0);
     let accounts = Arc::clone(&auth.accounts);
     let user = p.user.user_id.clone();
-    let record = blocking(move || accounts.user_by_id(&user).map_err(|e| ApiError(refusal(e)))).await?;
+    let record =
+        blocking(move || accounts.user_by_id(&user).map_err(|e| ApiError(refusal(e)))).await?;
     if !auth
         .hashing
         .verify(&address, &body.password, record.map(|r| r.password_hash))
@@ -906,12 +1028,20 @@ pub async fn delete_account(
     }
     let accounts = Arc::clone(&auth.accounts);
     let user = p.user.user_id.clone();
-    blocking(move || accounts.delete_user(&user, now()).map_err(|e| ApiError(refusal(e)))).await?;
+    blocking(move || {
+        accounts
+            .delete_user(&user, now())
+            .map_err(|e| ApiError(refusal(e)))
+    })
+    .await?;
     let user = p.user.user_id.clone();
     auth.hub.close_where(
         move |s| s.principal.user.user_id == user,
         crate::live::CLOSE_UNAUTHENTICATED,
         "the account was deleted",
     );
-    Ok(with_cookie(StatusCode::NO_CONTENT.into_response(), auth.clear_cookie()))
+    Ok(with_cookie(
+        StatusCode::NO_CONTENT.into_response(),
+        auth.clear_cookie(),
+    ))
 }

@@ -226,11 +226,21 @@ pub struct ServeArgs {
     pub public_url: Option<String>,
     /// A reverse proxy's address or CIDR (repeatable, or comma-separated): only requests from
     /// it may name the client in X-Forwarded-For (rate limits, logs)
-    #[arg(long, env = "TANDEM_TRUSTED_PROXY", value_name = "CIDR", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "TANDEM_TRUSTED_PROXY",
+        value_name = "CIDR",
+        value_delimiter = ','
+    )]
     pub trusted_proxy: Vec<String>,
     /// A secret /metrics asks for (Authorization: Bearer ...) unless the request comes from
     /// loopback with no proxy trusted
-    #[arg(long, env = "TANDEM_METRICS_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "TANDEM_METRICS_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
     pub metrics_token: Option<String>,
     /// Who may make an account: invite (with an invite link, the default), open or closed
     #[arg(long, env = "TANDEM_SIGN_UP", value_name = "POLICY")]

@@ -121,9 +121,19 @@ fn is_json(headers: &HeaderMap) -> bool {
 fn is_asset(path: &str) -> bool {
     path.starts_with("/pkg/")
         || path.starts_with("/worker/")
-        || [".js", ".wasm", ".css", ".png", ".svg", ".ico", ".webmanifest", ".txt", ".map"]
-            .iter()
-            .any(|ext| path.ends_with(ext))
+        || [
+            ".js",
+            ".wasm",
+            ".css",
+            ".png",
+            ".svg",
+            ".ico",
+            ".webmanifest",
+            ".txt",
+            ".map",
+        ]
+        .iter()
+        .any(|ext| path.ends_with(ext))
 }
 
 /// Security headers on every response; `no_store` for pages and the API (a page of one
@@ -139,7 +149,10 @@ fn with_headers(mut response: Response, cookie: Option<HeaderValue>, no_store: b
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
         "cross-origin-opener-policy",
@@ -189,7 +202,10 @@ mod tests {
             "/api/workspaces/w/invites/…"
         );
         assert_eq!(redacted_path("/lists/x"), "/lists/x");
-        assert_eq!(redacted_path("/api/workspaces/w/invites"), "/api/workspaces/w/invites");
+        assert_eq!(
+            redacted_path("/api/workspaces/w/invites"),
+            "/api/workspaces/w/invites"
+        );
     }
 
     #[test]

@@ -68,9 +68,15 @@ mod tests {
     #[test]
     fn errors_name_fields_never_values() {
         let err = parse::<SignIn>(&Bytes::from_static(br#"{"username":"a"}"#)).unwrap_err();
-        assert!(err.0.message.contains("missing field `password`"), "{}", err.0.message);
-        let err = parse::<SignIn>(&Bytes::from_static(br#"{"username":"a","password":12345678901}"#))
-            .unwrap_err();
+        assert!(
+            err.0.message.contains("missing field `password`"),
+            "{}",
+            err.0.message
+        );
+        let err = parse::<SignIn>(&Bytes::from_static(
+            br#"{"username":"a","password":12345678901}"#,
+        ))
+        .unwrap_err();
         assert!(!err.0.message.contains("12345678901"), "{}", err.0.message);
         assert_eq!(err.0.code, ErrorCode::Malformed);
         assert!(parse::<SignIn>(&Bytes::from_static(b"not json")).is_err());

@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
-use axum::Extension;
-use tandem_accounts::{Accounts, Caller, Principal};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use serde::Deserialize;
+use tandem_accounts::{Accounts, Caller, Principal};
 use tandem_events::ids::WorkspaceId;
 use tandem_protocol::sync::{ErrorCode, LiveMessage, LoggedEvent, SyncError};
 use tokio::sync::{broadcast, watch};
@@ -185,11 +185,14 @@ impl Hub {
         for (id, owner) in owners {
             let verdict = match accounts.still_valid(&owner.principal, now) {
                 Ok(false) => Some((CLOSE_UNAUTHENTICATED, "your session or token has ended")),
-                Ok(true) => match accounts.role(&owner.principal.user.user_id, &owner.workspace.to_string()) {
+                Ok(true) => match accounts
+                    .role(&owner.principal.user.user_id, &owner.workspace.to_string())
+                {
                     Ok(_) => None,
-                    Err(tandem_accounts::AccountsError::Forbidden(_)) => {
-                        Some((CLOSE_FORBIDDEN, "you are no longer a member of this workspace"))
-                    }
+                    Err(tandem_accounts::AccountsError::Forbidden(_)) => Some((
+                        CLOSE_FORBIDDEN,
+                        "you are no longer a member of this workspace",
+                    )),
                     Err(_) => None,
                 },
                 Err(_) => None,

@@ -123,7 +123,10 @@ fn user(command: server::cli::UserCommand) -> anyhow::Result<()> {
             let dir = args.data.resolve()?;
             let password = password_from_stdin()?;
             admin::user_reset(&dir, &args.name, &password)?;
-            eprintln!("new password for {}: its sessions and tokens ended", args.name);
+            eprintln!(
+                "new password for {}: its sessions and tokens ended",
+                args.name
+            );
             Ok(())
         }
     }

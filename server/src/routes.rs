@@ -161,12 +161,18 @@ pub fn router(config: &Config, databases: Databases, hub: Arc<Hub>, auth: Arc<Au
         .route("/api/auth/sign-up", post(auth::sign_up))
         .route("/api/auth/sign-in", post(auth::sign_in))
         .route("/api/auth/sign-out", post(auth::sign_out))
-        .route("/api/auth/sign-out-everywhere", post(auth::sign_out_everywhere))
+        .route(
+            "/api/auth/sign-out-everywhere",
+            post(auth::sign_out_everywhere),
+        )
         .route("/api/auth/me", get(auth::me).delete(auth::delete_account))
         .route("/api/auth/password", post(auth::change_password))
         .route("/api/auth/sessions", get(auth::sessions))
         .route("/api/auth/sessions/{session_id}", delete(auth::end_session))
-        .route("/api/auth/tokens", get(auth::tokens).post(auth::create_token))
+        .route(
+            "/api/auth/tokens",
+            get(auth::tokens).post(auth::create_token),
+        )
         .route("/api/auth/tokens/{token_id}", delete(auth::delete_token))
         .route("/api/workspaces", post(workspaces::create))
         .route(
@@ -187,7 +193,10 @@ pub fn router(config: &Config, databases: Databases, hub: Arc<Hub>, auth: Arc<Au
             axum::routing::patch(workspaces::set_role).delete(workspaces::remove_member),
         )
         .route("/api/invites/{token}", get(workspaces::show_invite))
-        .route("/api/invites/{token}/accept", post(workspaces::accept_invite))
+        .route(
+            "/api/invites/{token}/accept",
+            post(workspaces::accept_invite),
+        )
         .method_not_allowed_fallback(method_not_allowed)
         .leptos_routes_with_context(&state, routes, move || provide_context(sync.clone()), {
             let options = state.leptos.clone();
@@ -280,7 +289,11 @@ async fn metrics_gate(
 
 /// Compares secrets in time independent of where they differ.
 fn constant_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 /// 200 when both databases answer; 503 with the contract's error shape otherwise.

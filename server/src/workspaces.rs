@@ -66,7 +66,11 @@ pub async fn create(
             .map_err(|e| ApiError(refusal(e)))
     })
     .await?;
-    let status = if made { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if made {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, Json(json!(info))).into_response())
 }
 
@@ -128,7 +132,12 @@ pub async fn members(
     let ws = workspace_id(&id)?.to_string();
     let user = user_of(&caller)?;
     let accounts = Arc::clone(&auth.accounts);
-    let list = blocking(move || accounts.members(&user, &ws).map_err(|e| ApiError(refusal(e)))).await?;
+    let list = blocking(move || {
+        accounts
+            .members(&user, &ws)
+            .map_err(|e| ApiError(refusal(e)))
+    })
+    .await?;
     Ok(Json(json!(list)).into_response())
 }
 
@@ -155,7 +164,12 @@ pub async fn set_role(
     let user = user_of(&caller)?;
     let accounts = Arc::clone(&auth.accounts);
     let t = target.clone();
-    blocking(move || accounts.set_role(&user, &ws, &t, role).map_err(|e| ApiError(refusal(e)))).await?;
+    blocking(move || {
+        accounts
+            .set_role(&user, &ws, &t, role)
+            .map_err(|e| ApiError(refusal(e)))
+    })
+    .await?;
     Ok(Json(json!({ "user_id": target, "role": role })).into_response())
 }
 
@@ -254,8 +268,12 @@ pub async fn invites(
     let ws = workspace_id(&id)?.to_string();
     let user = user_of(&caller)?;
     let accounts = Arc::clone(&auth.accounts);
-    let list =
-        blocking(move || accounts.invites(&user, &ws, now()).map_err(|e| ApiError(refusal(e)))).await?;
+    let list = blocking(move || {
+        accounts
+            .invites(&user, &ws, now())
+            .map_err(|e| ApiError(refusal(e)))
+    })
+    .await?;
     Ok(Json(json!(list)).into_response())
 }
 
@@ -312,7 +330,12 @@ pub async fn check_invite(auth: &Auth, token: &str) -> Result<InviteCheck, ApiEr
     }
     let accounts = Arc::clone(&auth.accounts);
     let d = digest(token);
-    blocking(move || accounts.check_invite(&d, now()).map_err(|e| ApiError(refusal(e)))).await
+    blocking(move || {
+        accounts
+            .check_invite(&d, now())
+            .map_err(|e| ApiError(refusal(e)))
+    })
+    .await
 }
 
 fn gone() -> ApiError {
@@ -334,7 +357,11 @@ pub async fn accept_invite(
     }
     let accounts = Arc::clone(&auth.accounts);
     let d = digest(&token);
-    let (workspace_id, role) =
-        blocking(move || accounts.accept_invite(&user, &d, now()).map_err(|e| ApiError(refusal(e)))).await?;
+    let (workspace_id, role) = blocking(move || {
+        accounts
+            .accept_invite(&user, &d, now())
+            .map_err(|e| ApiError(refusal(e)))
+    })
+    .await?;
     Ok(Json(json!({ "workspace_id": workspace_id, "role": role })).into_response())
 }

@@ -175,8 +175,14 @@ async fn verify_export_import_inspect_and_rebuild() {
     assert!(ok, "{err}");
     let (ok, _, err) = server(&["verify", "--data-dir", dst]);
     assert!(!ok, "a workspace without an owner");
-    assert!(err.contains(&format!("workspace {ws} has events but no owner")), "{err}");
-    let (ok, _, err) = server_with_input(&["user", "add", "ann", "--data-dir", dst], "ann's password\n");
+    assert!(
+        err.contains(&format!("workspace {ws} has events but no owner")),
+        "{err}"
+    );
+    let (ok, _, err) = server_with_input(
+        &["user", "add", "ann", "--data-dir", dst],
+        "ann's password\n",
+    );
     assert!(ok, "{err}");
     assert!(err.contains("the first account"), "{err}");
     let (ok, _, err) = server(&[

@@ -269,32 +269,66 @@ fn devices_completed(conn: &tandem_store::rusqlite::Connection) -> usize {
 
 #[tokio::test]
 async fn a_first_visit_renders_the_synced_todos_server_side() {
-    let server = start().await;
-    let html = common::client()
-        .get(&server.base)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        html.contains("Inbox"),
-        "the default list made on first run: {html}"
-    );
+    let server = common::start_open().await;
+    let cookie = common::sign_up(&server.base, "ann").await;
+    let page = || async {
+        common::client()
+            .get(&server.base)
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let html = page().await;
+    assert!(html.contains("Inbox"), "a new account's first list: {html}");
     // An empty list: TodoMVC hides `.main` and the footer.
     assert!(html.contains("new-todo"), "{html}");
     assert!(!html.contains("todo-list"), "{html}");
 
-    let mut d = device(&server, 9);
+    // Ann's other device: an API token (made with her session), her workspace.
+    let http = common::client();
+    let made: serde_json::Value = http
+        .post(format!("{}/api/auth/tokens", server.base))
+        .header("cookie", &cookie)
+        .json(&serde_json::json!({"name": "laptop"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = made["token"].as_str().unwrap().to_string();
+    let me: serde_json::Value = common::authorized(&token)
+        .get(format!("{}/api/auth/me", server.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ws: WorkspaceId = me["workspaces"][0]["workspace_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut client = SyncClient::new(
+        std::rc::Rc::new(std::cell::RefCell::new(open_replica(dir.path(), 9))),
+        HttpTransport::with_token(&server.base, &token),
+        ws,
+        Settings::default(),
+    )
+    .unwrap();
     let mut jitter = 5;
-    sync_until_idle(&mut d.client, &mut jitter).await;
-    let ws = WorkspaceId::DEFAULT;
-    let inbox = d.client.replica().lists(ws).unwrap()[0].id;
+    sync_until_idle(&mut client, &mut jitter).await;
+    let inbox = client.replica().lists(ws).unwrap()[0].id;
     for (i, title) in ["buy <oat> milk", "call mum"].iter().enumerate() {
         let id = AggregateId::from_uuid(uuid::Uuid::from_u128(0x900 + i as u128));
         let position = ["F", "V"][i].to_string();
-        d.client
+        client
             .replica_mut()
             .execute_todo(
                 ws,
@@ -308,17 +342,10 @@ async fn a_first_visit_renders_the_synced_todos_server_side() {
             )
             .unwrap();
     }
-    d.client.notify(Input::LocalChange, wall_ms(), 0);
-    sync_until_idle(&mut d.client, &mut jitter).await;
+    client.notify(Input::LocalChange, wall_ms(), 0);
+    sync_until_idle(&mut client, &mut jitter).await;
 
-    let html = common::client()
-        .get(&server.base)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = page().await;
     let first = html
         .find("buy &lt;oat&gt; milk")
         .expect("escaped title rendered");

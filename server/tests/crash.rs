@@ -46,9 +46,21 @@ fn start(data: &std::path::Path, port: u16) -> Child {
 
 /// One device pushing new lists, one event per push, until the server dies. Returns the ids it
 /// saw acknowledged.
-fn pusher(port: u16, device: u128, counter: Arc<Mutex<u64>>, dead: Arc<AtomicBool>) -> Vec<String> {
+fn pusher(
+    port: u16,
+    token: &str,
+    device: u128,
+    counter: Arc<Mutex<u64>>,
+    dead: Arc<AtomicBool>,
+) -> Vec<String> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
     let http = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(5))
+        .default_headers(headers)
         .build()
         .unwrap();
     let node = DeviceId::from_uuid(uuid::Uuid::from_u128(device));
@@ -134,6 +146,27 @@ fn killed_at_random_under_push_load_loses_nothing_acknowledged() {
     );
     let mut rng = Rng::new(seed);
     let dir = tempfile::tempdir().unwrap();
+    // The pushing account, owner of the default workspace (made as the command line would).
+    server::admin::user_add(dir.path(), "tester", "tester's password").unwrap();
+    let (_, token) = server::admin::token_create(dir.path(), "tester", "crash", None).unwrap();
+    {
+        let accounts = tandem_accounts::Accounts::open(dir.path().join("accounts.db")).unwrap();
+        let user = accounts
+            .user_by_name("tester")
+            .unwrap()
+            .unwrap()
+            .user
+            .user_id;
+        accounts
+            .create_workspace(
+                &user,
+                &WorkspaceId::DEFAULT.to_string(),
+                "Default",
+                false,
+                0,
+            )
+            .unwrap();
+    }
     let mut acked: Vec<String> = vec![];
     for round in 0..rounds {
         let port = free_port();
@@ -143,7 +176,8 @@ fn killed_at_random_under_push_load_loses_nothing_acknowledged() {
         let pushers: Vec<_> = (0..4u128)
             .map(|d| {
                 let (counter, dead) = (Arc::clone(&counter), Arc::clone(&dead));
-                std::thread::spawn(move || pusher(port, 0x100 + d, counter, dead))
+                let token = token.clone();
+                std::thread::spawn(move || pusher(port, &token, 0x100 + d, counter, dead))
             })
             .collect();
         std::thread::sleep(Duration::from_millis(100 + rng.below(600) as u64));

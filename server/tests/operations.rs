@@ -330,9 +330,17 @@ async fn backup_restore_import_and_query() {
     let (ok, out, err) = run(&["user", "list", "--data-dir", dir_str(&restored)]);
     assert!(ok && out.contains(common::TESTER), "{out}{err}");
     let accounts = tandem_accounts::Accounts::open(restored.join("accounts.db")).unwrap();
-    let tester = accounts.user_by_name(common::TESTER).unwrap().unwrap().user.user_id;
+    let tester = accounts
+        .user_by_name(common::TESTER)
+        .unwrap()
+        .unwrap()
+        .user
+        .user_id;
     assert!(accounts.tokens(&tester).unwrap().is_empty(), "tokens ended");
-    assert!(accounts.sessions(&tester, 0).unwrap().is_empty(), "sessions ended");
+    assert!(
+        accounts.sessions(&tester, 0).unwrap().is_empty(),
+        "sessions ended"
+    );
     let (ok, _, err) = run(&["verify", "--data-dir", dir_str(&restored)]);
     assert!(ok, "{err}");
     let log_id = |dir: &str| {

@@ -8,17 +8,90 @@ mod common;
 use common::{client, start};
 
 #[tokio::test]
+async fn a_stranger_gets_the_sign_in_form_and_nothing_else() {
+    let server = common::start_open().await;
+    let cookie = common::sign_up(&server.base, "ann").await;
+    // Ann's Inbox has a to-do; a stranger asking for its URL sees the sign-in form only.
+    let html = client()
+        .get(&server.base)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let list = html
+        .split("href=\"/lists/")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a link to Ann's Inbox")
+        .to_string();
+    let response = client()
+        .get(format!("{}/lists/{list}", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let html = response.text().await.unwrap();
+    assert!(html.contains(">Sign in<"), "{html}");
+    assert!(
+        html.contains(">Username<") && html.contains(">Password<"),
+        "{html}"
+    );
+    assert!(!html.contains("Inbox"), "nothing of the list: {html}");
+    assert!(!html.contains("class=\"todoapp\""), "{html}");
+    assert!(!html.contains("Sign out"), "{html}");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn renders_the_shell_server_side() {
-    let server = start().await;
-    let response = client().get(&server.base).send().await.unwrap();
+    let server = common::start_open().await;
+    let cookie = common::sign_up(&server.base, "ann").await;
+    let response = client()
+        .get(&server.base)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     assert!(response.headers()["content-type"]
         .to_str()
         .unwrap()
         .starts_with("text/html"));
+    // Security headers on the page: the CSP names this response's nonce, which the inline
+    // hydration script carries.
+    let csp = response.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        csp.contains("'wasm-unsafe-eval'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert!(
+        !csp.contains("unsafe-inline'; ") || !csp.contains("script-src 'self' 'unsafe-inline'"),
+        "{csp}"
+    );
+    let nonce = csp
+        .split("'nonce-")
+        .nth(1)
+        .and_then(|r| r.split('\'').next())
+        .expect("a nonce in the CSP")
+        .to_string();
+    assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(response.headers()["referrer-policy"], "no-referrer");
+    assert_eq!(response.headers()["cache-control"], "no-store");
     let html = response.text().await.unwrap();
+    assert!(html.contains(&format!("nonce=\"{nonce}\"")), "{html}");
     assert!(html.contains("<title>Tandem</title>"), "{html}");
     assert!(html.contains("class=\"todoapp\""), "{html}");
+    assert!(
+        html.contains("Inbox"),
+        "the new account's first list: {html}"
+    );
+    assert!(html.contains(">Sign out<"), "{html}");
     // The sync status says `connecting` until the page's worker reports.
     assert!(html.contains(r#"data-sync-state="connecting""#), "{html}");
     assert!(html.contains(r#"role="status""#), "{html}");
@@ -119,7 +192,10 @@ async fn slow_headers_idle_connections_and_slow_bodies_are_cut() {
     .await;
     let addr = server.base.trim_start_matches("http://").to_string();
     // Headers that never end, and a connection that never says anything: closed.
-    for opening in [&b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n"[..], &b""[..]] {
+    for opening in [
+        &b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n"[..],
+        &b""[..],
+    ] {
         let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
         s.write_all(opening).await.unwrap();
         let mut buf = vec![0u8; 256];
@@ -202,7 +278,9 @@ async fn pages_render_while_other_servers_start() {
             let response = response.unwrap_or_else(|e| panic!("page {i} got no answer: {e}"));
             assert_eq!(response.status(), 200, "page {i}");
             let html = response.text().await.unwrap();
-            assert!(html.contains("class=\"todoapp\""), "page {i}: {html}");
+            // A stranger's page: the sign-in form (rendered by the server, after its session
+            // resource loaded).
+            assert!(html.contains(">Username<"), "page {i}: {html}");
         }
     });
     let mut others = Vec::new();

@@ -215,13 +215,7 @@ impl Central {
             cursor: head,
             events: events.iter().map(crate::wire::to_wire).collect(),
         };
-        self.push_as(
-            &request,
-            &Pusher {
-                user,
-                quota: None,
-            },
-        )
+        self.push_as(&request, &Pusher { user, quota: None })
     }
 
     /// Handles a push (docs/protocol.md). On any error nothing is stored.
@@ -361,7 +355,9 @@ impl Central {
                 .iter()
                 .zip(&seqs)
                 .filter(|(_, seq)| seq.is_none())
-                .fold((0usize, 0usize), |(n, b), (e, _)| (n + 1, b + e.event_data.len()));
+                .fold((0usize, 0usize), |(n, b), (e, _)| {
+                    (n + 1, b + e.event_data.len())
+                });
             quota(count, bytes).map_err(|e| e.at(now))?;
         }
         // Then the cursor (rule 13).

@@ -173,6 +173,39 @@ pub fn take(conn: &Connection) -> Result<Changes, ViewsError> {
     Ok(changes)
 }
 
+/// [`take`], split by the workspace of each row: one change set per workspace that has
+/// changed rows, and removals (whose rows are gone: their workspace is unknown now) and a reset
+/// under `None`, for every page (a page removes only what it shows).
+pub fn take_by_workspace(conn: &Connection) -> Result<Vec<(Option<String>, Changes)>, ViewsError> {
+    let all = take(conn)?;
+    if all.reset {
+        return Ok(vec![(None, all)]);
+    }
+    let mut parts: std::collections::BTreeMap<Option<String>, Changes> = Default::default();
+    let list_home = |id: &str| list_workspace(conn, id);
+    for list in all.lists {
+        let ws = list_home(&list.id)?;
+        parts.entry(ws).or_default().lists.push(list);
+    }
+    for todo in all.todos {
+        let ws: Option<String> = conn
+            .prepare_cached("SELECT workspace_id FROM todos WHERE todo_id = ?1")?
+            .query_row([&todo.id], |r| r.get(0))
+            .optional()?;
+        parts.entry(ws).or_default().todos.push(todo);
+    }
+    for counts in all.counts {
+        let ws = list_home(&counts.list_id)?;
+        parts.entry(ws).or_default().counts.push(counts);
+    }
+    if !all.removed_lists.is_empty() || !all.removed_todos.is_empty() {
+        let gone = parts.entry(None).or_default();
+        gone.removed_lists = all.removed_lists;
+        gone.removed_todos = all.removed_todos;
+    }
+    Ok(parts.into_iter().collect())
+}
+
 fn clear(conn: &Connection) -> Result<(), ViewsError> {
     conn.execute_batch(
         "DELETE FROM temp.changed_lists; DELETE FROM temp.changed_todos; \

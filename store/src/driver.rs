@@ -94,6 +94,9 @@ pub struct SyncClient<T: Transport> {
     id_reused: Option<String>,
     /// The last failure's reason while it lasts (cleared by a push or pull that gets through).
     pub last_error: Option<String>,
+    /// The code of the last refusal while it lasts (UNAUTHENTICATED and FORBIDDEN stop a
+    /// workspace's sync and say why, DESIGN.md rule 23).
+    pub refusal: Option<ErrorCode>,
     /// Whether the last request got no answer (the page shows "offline").
     unreachable: bool,
     /// Things to tell the user, oldest first; the caller drains them.
@@ -124,6 +127,7 @@ impl<T: Transport> SyncClient<T> {
             workspace,
             id_reused: None,
             last_error: None,
+            refusal: None,
             unreachable: false,
             notices: Vec::new(),
             clock_offset_ms: None,
@@ -293,6 +297,7 @@ impl<T: Transport> SyncClient<T> {
                 drop(replica);
                 if !response.has_more && response.head <= cursor {
                     self.last_error = None;
+                    self.refusal = None;
                 }
                 Input::Pulled {
                     cursor,
@@ -343,6 +348,7 @@ impl<T: Transport> SyncClient<T> {
                 return self.local(e);
             }
             self.last_error = None;
+            self.refusal = None;
             self.push_limit = self.engine.settings().push_batch.max(1);
             Input::Pushed {
                 cursor: response.head,
@@ -365,6 +371,7 @@ impl<T: Transport> SyncClient<T> {
             TransportError::Refused(e) => e,
         };
         self.unreachable = false;
+        self.refusal = Some(e.code);
         if let Some(server_ms) = e.server_time_ms {
             self.observe_server_time(server_ms);
         }

@@ -458,7 +458,9 @@ impl EventLog {
                 "the data dir holds {stored} events but only {skipped} of them are in the import: an import into a non-empty data dir only adds"
             )));
         }
-        append_in(&tx, &mut clock, &fresh, &|i| users.get(i).cloned().flatten())?;
+        append_in(&tx, &mut clock, &fresh, &|i| {
+            users.get(i).cloned().flatten()
+        })?;
         save_clock(&tx, &clock)?;
         tx.commit()?;
         self.publish_clock(clock);
@@ -688,7 +690,12 @@ impl EventLog {
                         )?;
                     }
                 }
-                insert_row(&mut insert, Some(*seq), e, users.get(&e.event_id).map(String::as_str))?;
+                insert_row(
+                    &mut insert,
+                    Some(*seq),
+                    e,
+                    users.get(&e.event_id).map(String::as_str),
+                )?;
                 clock.observe(&e.hlc_timestamp);
                 added += 1;
             }
@@ -1082,6 +1089,15 @@ impl EventLog {
     }
 
     /// The outbox's size.
+    /// The outbox events of one workspace.
+    pub fn outbox_len_in(&self, workspace: WorkspaceId) -> Result<usize, LogError> {
+        let n: i64 = self
+            .conn
+            .prepare_cached("SELECT count(*) FROM outbox WHERE workspace_id = ?1")?
+            .query_row([workspace.to_string()], |r| r.get(0))?;
+        Ok(n.max(0) as usize)
+    }
+
     pub fn outbox_len(&self) -> Result<usize, LogError> {
         let n: i64 = self
             .conn

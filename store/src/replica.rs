@@ -488,6 +488,11 @@ impl Replica {
         Ok(self.log.outbox_len()?)
     }
 
+    /// The outbox events of one workspace.
+    pub fn pending_len_in(&self, workspace: WorkspaceId) -> Result<usize, ReplicaError> {
+        Ok(self.log.outbox_len_in(workspace)?)
+    }
+
     /// Stores events the server accepted (pulled ones and acknowledgements of ours), rebases
     /// the outbox and projects (DESIGN.md rules 5 and 17).
     pub fn accept(

@@ -1,9 +1,12 @@
-//! The worker's event loop. Every tab has one of these workers; the one holding the Web Lock
-//! `tandem-store` is the **owner**: it opens the device's databases in OPFS and serves the data
-//! service and sync, for its own page and for the other tabs, whose workers **relay** their
-//! pages' messages to it over the BroadcastChannel `tandem-tabs` (docs/protocol.md "Several
-//! tabs"). The owner serves on one thread, nothing waiting on anything else: the replica is
-//! borrowed only between awaits (store/src/driver.rs).
+//! The worker's event loop. Every tab has one of these workers, for the signed-in account
+//! (DESIGN.md rule 24: its databases in its own OPFS folder); the one holding the account's Web
+//! Lock `tandem-store:<account>` is the **owner**: it opens the device's databases and serves
+//! the data service and sync, for its own page and for the other tabs of that account, whose
+//! workers **relay** their pages' messages to it over the BroadcastChannel
+//! `tandem-tabs:<account>` (docs/protocol.md "Several tabs"). Each page shows one workspace; the
+//! owner serves each workspace a page opened (its service, sync loop and live socket) and tags
+//! change sets and sync status with their workspace. The owner serves on one thread, nothing
+//! waiting on anything else: the replica is borrowed only between awaits (store/src/driver.rs).
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -13,9 +16,12 @@ use std::sync::Arc;
 use tandem_events::engine::{Action, Input, Settings};
 use tandem_events::ids::{DeviceId, WorkspaceId};
 use tandem_protocol::data::{
-    Changes, PageMessage, Reply, SyncState, SyncStatus, TabMessage, Unavailable, WorkerMessage,
+    Changes, Denied, PageMessage, Reply, SyncState, SyncStatus, TabMessage, Unavailable,
+    WorkerMessage,
 };
-use tandem_protocol::sync::{LiveMessage, PullRequest, PullResponse, PushRequest, PushResponse};
+use tandem_protocol::sync::{
+    ErrorCode, LiveMessage, PullRequest, PullResponse, PushRequest, PushResponse,
+};
 use tandem_store::driver::{
     Notice, Notifier, SharedReplica, SyncClient, Transport, TransportError,
 };
@@ -26,13 +32,10 @@ use web_sys::{BroadcastChannel, DedicatedWorkerGlobalScope, MessageEvent};
 
 use crate::service::Service;
 
-/// The OPFS folder of the device's databases: one per account, a fixed one until accounts
-/// arrive (so accounts add folders instead of migrating files).
-const ACCOUNT_DIR: &str = "tandem/anonymous";
-/// The Web Lock held by the worker that owns the databases.
-const LOCK_NAME: &str = "tandem-store";
-/// The channel between the tabs' workers.
-const CHANNEL_NAME: &str = "tandem-tabs";
+/// The Web Lock held by the worker that owns an account's databases (the account id follows).
+const LOCK_PREFIX: &str = "tandem-store:";
+/// The channel between the tabs' workers of one account (the account id follows).
+const CHANNEL_PREFIX: &str = "tandem-tabs:";
 /// How long to keep retrying the OPFS pool while a previous owner (a tab closing or being
 /// reloaded) still holds its access handles.
 const OPFS_RETRY_DEADLINE_MS: f64 = 10_000.0;
@@ -73,6 +76,12 @@ thread_local! {
     static MEMORY: Cell<bool> = const { Cell::new(false) };
     /// The OPFS pool, once installed.
     static POOL: RefCell<Option<tandem_store::opfs::OpfsPool>> = const { RefCell::new(None) };
+    /// The signed-in account this worker serves, and its OPFS folder.
+    static ACCOUNT: RefCell<(String, String)> = const { RefCell::new((String::new(), String::new())) };
+}
+
+fn account() -> String {
+    ACCOUNT.with_borrow(|(account, _)| account.clone())
 }
 
 /// To the other tabs' workers.
@@ -183,10 +192,19 @@ impl Tab {
     }
 }
 
-/// Entry point, called by `worker.js` once the module is initialised.
+/// Entry point, called by `worker.js` once the module is initialised, with the signed-in
+/// account (a UUID) and its OPFS folder.
 #[wasm_bindgen]
-pub async fn worker_main() -> Result<(), JsValue> {
+pub async fn worker_main(account: String, folder: String) -> Result<(), JsValue> {
     console_error_panic_hook::set_once();
+    if uuid::Uuid::parse_str(&account).is_err() || !folder.starts_with("tandem/") {
+        post(&WorkerMessage::Unavailable {
+            kind: Unavailable::NoStorage,
+            reason: "no account: sign in to open the local store".into(),
+        });
+        return Ok(());
+    }
+    ACCOUNT.set((account.clone(), folder));
     let tab = Rc::new(Tab {
         id: new_uuid_v7().to_string(),
         role: RefCell::new(Role::Relay { owner: None }),
@@ -201,7 +219,7 @@ pub async fn worker_main() -> Result<(), JsValue> {
         scope().set_onmessage(Some(on_message.as_ref().unchecked_ref()));
         // The handlers live as long as the worker.
         on_message.forget();
-        let channel = BroadcastChannel::new(CHANNEL_NAME)?;
+        let channel = BroadcastChannel::new(&format!("{CHANNEL_PREFIX}{account}"))?;
         let from_tab = Rc::clone(&tab);
         let on_tab = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
             if let Some(message) = decode(&event, TabMessage::from_json) {
@@ -333,7 +351,7 @@ impl Lock {
     }
 }
 
-/// Waits for the Web Lock `tandem-store` (queued behind the tab that holds it, and any tab
+/// Waits for the account's Web Lock `tandem-store:<account>` (queued behind the tab that holds it, and any tab
 /// waiting before this one).
 async fn take_lock() -> Result<Lock, String> {
     let navigator = scope().navigator();
@@ -357,8 +375,9 @@ async fn take_lock() -> Result<Lock, String> {
             until_released.into()
         })
     };
+    let name = format!("{LOCK_PREFIX}{}", account());
     request
-        .call2(&locks, &LOCK_NAME.into(), held.as_ref().unchecked_ref())
+        .call2(&locks, &name.into(), held.as_ref().unchecked_ref())
         .map_err(|e| format!("cannot request the store lock: {e:?}"))?;
     held.forget();
     JsFuture::from(granted)
@@ -403,7 +422,8 @@ async fn open_replica() -> Result<(Replica, bool), OwnFailure> {
     let start = js_sys::Date::now();
     let mut delay_ms = 50;
     loop {
-        match tandem_store::opfs::install_opfs_vfs(ACCOUNT_DIR).await {
+        let folder = ACCOUNT.with_borrow(|(_, folder)| folder.clone());
+        match tandem_store::opfs::install_opfs_vfs(&folder).await {
             Ok(pool) => {
                 POOL.set(Some(pool));
                 break;
@@ -487,60 +507,100 @@ struct Handshake {
     told_behind: bool,
 }
 
-/// The running worker: the data service and the sync loop around one replica.
+/// The running worker: the replica shared by every workspace a page opened, each with its
+/// own [`Space`] (data service, sync loop, live socket, status).
 struct App {
     replica: SharedReplica,
+    online: Cell<bool>,
+    spaces: RefCell<HashMap<WorkspaceId, Rc<Space>>>,
+    /// The workspace each page shows (from its `open`).
+    clients: RefCell<HashMap<Client, WorkspaceId>>,
+    /// Change sets not yet sent to the other tabs, merged per workspace, and whether a send is
+    /// scheduled.
+    tab_batch: RefCell<Vec<(Option<String>, Changes)>>,
+    tab_batch_scheduled: Cell<bool>,
+}
+
+/// One workspace served: what its pages ask goes to its service; its sync runs on its own.
+struct Space {
+    workspace: WorkspaceId,
     service: Service,
     notifier: Notifier,
     wake: Wake,
-    online: Cell<bool>,
     status: RefCell<SyncStatus>,
     /// Each page's handshake, until its views caught up.
     handshakes: RefCell<HashMap<Client, Handshake>>,
-    /// Change sets not yet sent to the other tabs, merged, and whether a send is scheduled.
-    tab_batch: RefCell<Option<Changes>>,
-    tab_batch_scheduled: Cell<bool>,
     live: RefCell<Option<LiveSocket>>,
     live_attempts: Cell<u32>,
     push_scheduled: Cell<bool>,
-    /// Whether a sync cycle has finished since the worker started (the first answers
+    /// Whether a sync cycle has finished since the space started (the first answers
     /// `connecting` until then).
     synced_once: Cell<bool>,
 }
 
 impl App {
     fn start(replica: SharedReplica) -> Result<Rc<Self>, String> {
-        let mut service = Service::new(Rc::clone(&replica), WorkspaceId::DEFAULT)
+        // Change tracking on the views (one tracker for every workspace).
+        tandem_store::changes::track(replica.borrow().views().connection())
             .map_err(|e| format!("cannot open the local views: {e}"))?;
+        let online = scope().navigator().on_line();
+        Ok(Rc::new(Self {
+            replica,
+            online: Cell::new(online),
+            spaces: RefCell::default(),
+            clients: RefCell::default(),
+            tab_batch: RefCell::default(),
+            tab_batch_scheduled: Cell::new(false),
+        }))
+    }
+
+    /// The space of `workspace`, started on first use (its sync loop, live socket, heal timer).
+    fn space(
+        self: &Rc<Self>,
+        workspace: WorkspaceId,
+        read_only: bool,
+    ) -> Result<Rc<Space>, String> {
+        if let Some(space) = self.spaces.borrow().get(&workspace) {
+            return Ok(Rc::clone(space));
+        }
+        let mut service = Service::new(Rc::clone(&self.replica), workspace)
+            .map_err(|e| format!("cannot open the local views: {e}"))?
+            .read_only(read_only);
         service.on_rebuild(|done, total| to_every_page(WorkerMessage::Rebuilding { done, total }));
         let client = SyncClient::new(
-            Rc::clone(&replica),
-            FetchTransport::default(),
-            WorkspaceId::DEFAULT,
+            Rc::clone(&self.replica),
+            FetchTransport {
+                workspace: Some(workspace.to_string()),
+                ..FetchTransport::default()
+            },
+            workspace,
             Settings::default(),
         )
         .map_err(|e| format!("cannot start sync: {e}"))?;
-        let online = scope().navigator().on_line();
-        let app = Rc::new(Self {
-            replica,
+        let space = Rc::new(Space {
+            workspace,
             service,
             notifier: client.notifier(),
             wake: Wake::default(),
-            online: Cell::new(online),
             status: RefCell::new(SyncStatus::default()),
             handshakes: RefCell::default(),
-            tab_batch: RefCell::default(),
-            tab_batch_scheduled: Cell::new(false),
             live: RefCell::new(None),
             live_attempts: Cell::new(0),
             push_scheduled: Cell::new(false),
             synced_once: Cell::new(false),
         });
-        app.publish_status(&client);
-        spawn_local(Rc::clone(&app).sync_loop(client));
-        Rc::clone(&app).connect_live();
-        Rc::clone(&app).heal_timer();
-        Ok(app)
+        self.spaces
+            .borrow_mut()
+            .insert(workspace, Rc::clone(&space));
+        space.publish_status(&client, self.online.get(), &self.replica);
+        spawn_local(Rc::clone(self).sync_loop(Rc::clone(&space), client));
+        Rc::clone(self).connect_live(Rc::clone(&space));
+        Rc::clone(self).heal_timer(Rc::clone(&space));
+        Ok(space)
+    }
+
+    fn spaces(&self) -> Vec<Rc<Space>> {
+        self.spaces.borrow().values().cloned().collect()
     }
 
     /// To one page. Change sets still batched for the other tabs go first, so a page never
@@ -561,55 +621,108 @@ impl App {
 
     fn on_message(self: &Rc<Self>, client: &Client, message: PageMessage) {
         match message {
-            PageMessage::Open { head, log_id } => self.open(client, head, log_id),
+            PageMessage::Open {
+                head,
+                log_id,
+                workspace_id,
+                role,
+            } => {
+                let Ok(workspace) = workspace_id.parse::<WorkspaceId>() else {
+                    self.send(
+                        client,
+                        WorkerMessage::Unavailable {
+                            kind: Unavailable::Storage,
+                            reason: format!("the page named no workspace ({workspace_id:?})"),
+                        },
+                    );
+                    return;
+                };
+                let read_only = role.as_deref() == Some("reader");
+                match self.space(workspace, read_only) {
+                    Ok(space) => {
+                        self.clients.borrow_mut().insert(client.clone(), workspace);
+                        self.open(&space, client, head, log_id);
+                    }
+                    Err(reason) => self.send(
+                        client,
+                        WorkerMessage::Unavailable {
+                            kind: Unavailable::Storage,
+                            reason,
+                        },
+                    ),
+                }
+            }
             PageMessage::Request { id, request } => {
+                let space = self
+                    .clients
+                    .borrow()
+                    .get(client)
+                    .and_then(|ws| self.spaces.borrow().get(ws).cloned());
+                let Some(space) = space else {
+                    self.send(
+                        client,
+                        WorkerMessage::Reply {
+                            id,
+                            reply: Reply::Failed {
+                                reason: "the page has not opened a workspace yet".into(),
+                            },
+                        },
+                    );
+                    return;
+                };
                 let is_command = matches!(request, tandem_protocol::data::Request::Command { .. });
-                let reply = self.service.request(request);
+                let reply = space.service.request(request);
                 // The change set first: the page never sees a reply before the rows it made.
                 self.flush_changes();
                 if is_command && matches!(reply, Reply::Done { events } if events > 0) {
-                    self.schedule_push();
+                    self.schedule_push(&space);
                     self.refresh_pending();
                 }
                 self.send(client, WorkerMessage::Reply { id, reply });
             }
             PageMessage::Network { online } => {
                 self.online.set(online);
-                if online {
-                    self.notifier.notify(Input::Retry);
-                    self.live_attempts.set(0);
-                    Rc::clone(self).connect_live();
-                } else if let Some(live) = self.live.borrow_mut().take() {
-                    live.socket.set_onmessage(None);
-                    live.socket.set_onclose(None);
-                    let _ = live.socket.close();
-                    // Its handlers go with it: the close handler no longer finds it current.
-                    spawn_local(async move { drop(live) });
-                }
-                self.wake.wake();
-                self.update_status(|s| {
-                    if !online {
-                        s.state = SyncState::Offline;
+                for space in self.spaces() {
+                    if online {
+                        space.notifier.notify(Input::Retry);
+                        space.live_attempts.set(0);
+                        Rc::clone(self).connect_live(Rc::clone(&space));
+                    } else if let Some(live) = space.live.borrow_mut().take() {
+                        live.socket.set_onmessage(None);
+                        live.socket.set_onclose(None);
+                        let _ = live.socket.close();
+                        // Its handlers go with it: the close handler no longer finds it current.
+                        spawn_local(async move { drop(live) });
                     }
-                });
+                    space.wake.wake();
+                    space.update_status(|s| {
+                        if !online {
+                            s.state = SyncState::Offline;
+                        }
+                    });
+                }
             }
             PageMessage::Focus => {
-                self.notifier.notify(Input::Tick);
-                self.wake.wake();
+                for space in self.spaces() {
+                    space.notifier.notify(Input::Tick);
+                    space.wake.wake();
+                }
             }
             PageMessage::SyncNow => {
-                self.notifier.notify(Input::Retry);
-                self.wake.wake();
+                for space in self.spaces() {
+                    space.notifier.notify(Input::Retry);
+                    space.wake.wake();
+                }
             }
         }
     }
 
-    /// A page is hydrated and shows the server's views at `head`: answer with the store's
-    /// state, then say when the views have caught up with what the page shows.
-    fn open(&self, client: &Client, head: u64, log_id: Option<String>) {
+    /// A page is hydrated and shows the server's views of `space` at `head`: answer with the
+    /// store's state, then say when the views have caught up with what the page shows.
+    fn open(&self, space: &Space, client: &Client, head: u64, log_id: Option<String>) {
+        let ws = space.workspace;
         let (cursor, device_id, clock, known_log) = {
             let replica = self.replica.borrow();
-            let ws = WorkspaceId::DEFAULT;
             (
                 replica.cursor(ws).unwrap_or(0),
                 replica.log().device_id().to_string(),
@@ -628,7 +741,8 @@ impl App {
         self.send(
             client,
             WorkerMessage::Sync {
-                status: self.status.borrow().clone(),
+                status: space.status.borrow().clone(),
+                workspace_id: Some(ws.to_string()),
             },
         );
         // Another server log than the one this device syncs with (a restored server): its
@@ -638,41 +752,36 @@ impl App {
             self.send(client, WorkerMessage::CaughtUp { behind: true });
             return;
         }
-        self.handshakes.borrow_mut().insert(
+        space.handshakes.borrow_mut().insert(
             client.clone(),
             Handshake {
                 waiting_for: Some(head),
                 told_behind: false,
             },
         );
-        let projected = self.projected();
-        if projected >= head {
-            self.check_caught_up(false);
+        if self.projected(ws) >= head {
+            self.check_caught_up(space, false);
         } else if !self.online.get() {
-            self.check_caught_up(true);
+            self.check_caught_up(space, true);
         } else {
-            self.notifier.notify(Input::HeadAnnounced { head });
-            self.wake.wake();
+            space.notifier.notify(Input::HeadAnnounced { head });
+            space.wake.wake();
         }
     }
 
-    /// How far the views are projected in the server log (pulled pages are stored first and
-    /// projected after the last one).
-    fn projected(&self) -> u64 {
-        self.replica
-            .borrow()
-            .views()
-            .checkpoint(WorkspaceId::DEFAULT)
-            .unwrap_or(0)
+    /// How far the views of `ws` are projected in the server log (pulled pages are stored
+    /// first and projected after the last one).
+    fn projected(&self, ws: WorkspaceId) -> u64 {
+        self.replica.borrow().views().checkpoint(ws).unwrap_or(0)
     }
 
     /// After a sync step: each page is told once the views reach the head it rendered. When
     /// sync fails first, it is told the store is behind (so it switches anyway), and told
     /// again once the views do reach that head.
-    fn check_caught_up(&self, failed: bool) {
-        let projected = self.projected();
+    fn check_caught_up(&self, space: &Space, failed: bool) {
+        let projected = self.projected(space.workspace);
         let mut tell = Vec::new();
-        self.handshakes.borrow_mut().retain(|client, handshake| {
+        space.handshakes.borrow_mut().retain(|client, handshake| {
             let Some(head) = handshake.waiting_for else {
                 return false;
             };
@@ -691,22 +800,34 @@ impl App {
         }
     }
 
-    /// The change set of what was just committed: to this tab's page at once, and merged into
-    /// the next batch for the other tabs.
+    /// The change sets of what was just committed, per workspace: to this tab's page at once,
+    /// and merged into the next batch for the other tabs.
     fn flush_changes(self: &Rc<Self>) {
-        let changes = match self.service.changes() {
-            Ok(changes) if changes.is_empty() => return,
-            Ok(changes) => changes,
+        let parts = match tandem_store::changes::take_by_workspace(
+            self.replica.borrow().views().connection(),
+        ) {
+            Ok(parts) => parts,
             Err(e) => {
                 web_sys::console::error_1(&format!("tandem worker: {e}").into());
                 return;
             }
         };
-        match &mut *self.tab_batch.borrow_mut() {
-            Some(batch) => batch.merge(changes.clone()),
-            batch @ None => *batch = Some(changes.clone()),
+        if parts.is_empty() {
+            return;
         }
-        post(&WorkerMessage::Changed { changes });
+        for (workspace_id, changes) in parts {
+            {
+                let mut batch = self.tab_batch.borrow_mut();
+                match batch.iter_mut().find(|(ws, _)| *ws == workspace_id) {
+                    Some((_, merged)) => merged.merge(changes.clone()),
+                    None => batch.push((workspace_id.clone(), changes.clone())),
+                }
+            }
+            post(&WorkerMessage::Changed {
+                changes,
+                workspace_id,
+            });
+        }
         if !self.tab_batch_scheduled.replace(true) {
             let app = Rc::clone(self);
             spawn_local(async move {
@@ -719,19 +840,202 @@ impl App {
     /// Sends the other tabs the change sets merged since the last batch.
     fn send_tab_batch(&self) {
         self.tab_batch_scheduled.set(false);
-        if let Some(changes) = self.tab_batch.borrow_mut().take() {
+        let batch = std::mem::take(&mut *self.tab_batch.borrow_mut());
+        for (workspace_id, changes) in batch {
             to_tabs(&TabMessage::ToAll {
                 epoch: EPOCH.get(),
-                message: WorkerMessage::Changed { changes },
+                message: WorkerMessage::Changed {
+                    changes,
+                    workspace_id,
+                },
             });
         }
     }
 
+    /// Every space's pending count (the outbox is the account's; each space shows its own).
     fn refresh_pending(&self) {
-        let pending = self.replica.borrow().pending_len().unwrap_or(0) as u64;
-        self.update_status(|s| s.pending = pending);
+        for space in self.spaces() {
+            let pending = self
+                .replica
+                .borrow()
+                .pending_len_in(space.workspace)
+                .unwrap_or(0) as u64;
+            space.update_status(|s| s.pending = pending);
+        }
     }
 
+    fn schedule_push(self: &Rc<Self>, space: &Rc<Space>) {
+        if space.push_scheduled.replace(true) {
+            return;
+        }
+        let space = Rc::clone(space);
+        spawn_local(async move {
+            sleep_ms(PUSH_DEBOUNCE_MS).await;
+            space.push_scheduled.set(false);
+            space.notifier.notify(Input::LocalChange);
+            space.wake.wake();
+        });
+    }
+
+    fn heal_timer(self: Rc<Self>, space: Rc<Space>) {
+        spawn_local(async move {
+            loop {
+                sleep_ms(HEAL_EVERY_MS).await;
+                space.notifier.notify(Input::Tick);
+                space.wake.wake();
+            }
+        });
+    }
+
+    /// Runs a space's engine whenever there is something to do; waits for the engine's time,
+    /// a command, a live head, the network or the heal timer otherwise. A workspace the server
+    /// refuses (signed out, no longer a member) waits until the page or the network says
+    /// something changed (DESIGN.md rule 23: its outbox is kept).
+    async fn sync_loop(self: Rc<Self>, space: Rc<Space>, mut client: SyncClient<FetchTransport>) {
+        loop {
+            if !self.online.get() {
+                space.publish_status(&client, false, &self.replica);
+                self.check_caught_up(&space, true);
+                space.wake.wait(None).await;
+                continue;
+            }
+            space.update_status(|s| {
+                if s.state == SyncState::Offline {
+                    s.state = SyncState::Connecting;
+                }
+            });
+            let action = client.run(now_ms, random_u64).await;
+            space.synced_once.set(true);
+            self.flush_changes();
+            for notice in client.notices.drain(..) {
+                let text = match notice {
+                    Notice::ClockCorrected {
+                        ahead_ms,
+                        restamped,
+                    } => format!(
+                        "This device's clock was {} s ahead of the server's; {restamped} unsent change(s) were re-stamped.",
+                        ahead_ms / 1_000
+                    ),
+                    Notice::SetAside { reason, .. } => {
+                        format!("The server refused a change for good; it is kept aside: {reason}")
+                    }
+                };
+                space.update_status(|s| s.notice = Some(text));
+            }
+            space.publish_status(&client, true, &self.replica);
+            // Anything but a clean cycle counts: errors, no answer, BUSY or a conflict backing off.
+            let failed = client.last_error.is_some()
+                || client.engine().failures() > 0
+                || client.state() != tandem_store::driver::SyncState::Online;
+            self.check_caught_up(&space, failed);
+            let denied = space.status.borrow().denied.is_some();
+            let wait = match action {
+                // Refused for good: no retries until something changes (a sync now, the
+                // network, a page opening it again).
+                _ if denied => None,
+                Action::Wait { until_ms } => Some(until_ms.saturating_sub(now_ms())),
+                _ => None,
+            };
+            space.wake.wait(wait).await;
+        }
+    }
+
+    /// Opens a space's live socket (unless offline or already open); a head above the cursor
+    /// makes the engine pull. Closed sockets reconnect with backoff and full jitter; one the
+    /// server closed because access ended (4401, 4403) says why and does not reconnect.
+    fn connect_live(self: Rc<Self>, space: Rc<Space>) {
+        if !self.online.get() || space.live.borrow().is_some() {
+            return;
+        }
+        let Some(url) = live_url(space.workspace) else {
+            return;
+        };
+        let socket = match web_sys::WebSocket::new(&url) {
+            Ok(socket) => socket,
+            Err(_) => {
+                self.reconnect_live_later(space);
+                return;
+            }
+        };
+        let on_message = {
+            let space = Rc::clone(&space);
+            Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+                let Some(text) = event.data().as_string() else {
+                    return;
+                };
+                if let Ok(LiveMessage::Head { head, .. }) =
+                    serde_json::from_str::<LiveMessage>(&text)
+                {
+                    space.live_attempts.set(0);
+                    space.notifier.notify(Input::HeadAnnounced { head });
+                    space.wake.wake();
+                }
+            })
+        };
+        let app = Rc::clone(&self);
+        let this = socket.clone();
+        let closed_space = Rc::clone(&space);
+        let on_close = Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
+            let space = &closed_space;
+            let current = space
+                .live
+                .borrow()
+                .as_ref()
+                .is_some_and(|l| l.socket == this);
+            if !current {
+                return;
+            }
+            let closed = space.live.borrow_mut().take();
+            // Dropped on the next turn: a handler must not drop itself while it runs.
+            spawn_local(async move { drop(closed) });
+            let (code, reason) = event
+                .dyn_ref::<web_sys::CloseEvent>()
+                .map(|e| (e.code(), e.reason()))
+                .unwrap_or((0, String::new()));
+            let denied = match code {
+                4401 => Some(Denied::SignedOut),
+                4403 => Some(Denied::Removed),
+                _ => None,
+            };
+            if let Some(denied) = denied {
+                space.update_status(|s| {
+                    s.denied = Some(denied);
+                    s.state = SyncState::Error;
+                    s.error = Some(reason.clone());
+                });
+                return;
+            }
+            Rc::clone(&app).reconnect_live_later(Rc::clone(space));
+        });
+        socket.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        socket.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+        *space.live.borrow_mut() = Some(LiveSocket {
+            socket,
+            _on_message: on_message,
+            _on_close: on_close,
+        });
+    }
+
+    fn reconnect_live_later(self: Rc<Self>, space: Rc<Space>) {
+        if !self.online.get() {
+            return;
+        }
+        let attempt = space.live_attempts.get().saturating_add(1);
+        space.live_attempts.set(attempt);
+        let (first, last) = LIVE_BACKOFF_MS;
+        let ceiling = first.saturating_mul(1u64 << attempt.min(20)).min(last);
+        let wait = (random_u64() % ceiling.max(1)) as i32;
+        spawn_local(async move {
+            sleep_ms(wait).await;
+            // A pull heals whatever was announced while the socket was down.
+            space.notifier.notify(Input::Tick);
+            space.wake.wake();
+            self.connect_live(space);
+        });
+    }
+}
+
+impl Space {
     fn update_status(&self, change: impl FnOnce(&mut SyncStatus)) {
         let before = self.status.borrow().clone();
         change(&mut self.status.borrow_mut());
@@ -743,14 +1047,24 @@ impl App {
     fn post_status(&self) {
         to_every_page(WorkerMessage::Sync {
             status: self.status.borrow().clone(),
+            workspace_id: Some(self.workspace.to_string()),
         });
     }
 
-    fn publish_status<T: Transport>(&self, client: &SyncClient<T>) {
-        let pending = self.replica.borrow().pending_len().unwrap_or(0) as u64;
-        let online = self.online.get();
+    fn publish_status<T: Transport>(
+        &self,
+        client: &SyncClient<T>,
+        online: bool,
+        replica: &SharedReplica,
+    ) {
+        let pending = replica.borrow().pending_len_in(self.workspace).unwrap_or(0) as u64;
         let synced_once = self.synced_once.get();
         let error = client.last_error.clone();
+        let denied = match client.refusal {
+            Some(ErrorCode::Unauthenticated) => Some(Denied::SignedOut),
+            Some(ErrorCode::Forbidden) => Some(Denied::Removed),
+            _ => None,
+        };
         let state = if !online {
             SyncState::Offline
         } else {
@@ -766,147 +1080,19 @@ impl App {
             s.state = state;
             s.pending = pending;
             s.error = error;
+            // A refusal ends only with a clean cycle; a closed socket's verdict stands until
+            // then too.
+            if denied.is_some() || state == SyncState::Online {
+                s.denied = denied;
+            }
             if state == SyncState::Online {
                 s.last_synced_ms = Some(now_ms());
             }
         });
     }
-
-    fn schedule_push(self: &Rc<Self>) {
-        if self.push_scheduled.replace(true) {
-            return;
-        }
-        let app = Rc::clone(self);
-        spawn_local(async move {
-            sleep_ms(PUSH_DEBOUNCE_MS).await;
-            app.push_scheduled.set(false);
-            app.notifier.notify(Input::LocalChange);
-            app.wake.wake();
-        });
-    }
-
-    fn heal_timer(self: Rc<Self>) {
-        spawn_local(async move {
-            loop {
-                sleep_ms(HEAL_EVERY_MS).await;
-                self.notifier.notify(Input::Tick);
-                self.wake.wake();
-            }
-        });
-    }
-
-    /// Runs the engine whenever there is something to do; waits for the engine's time, a
-    /// command, a live head, the network or the heal timer otherwise.
-    async fn sync_loop(self: Rc<Self>, mut client: SyncClient<FetchTransport>) {
-        loop {
-            if !self.online.get() {
-                self.publish_status(&client);
-                self.check_caught_up(true);
-                self.wake.wait(None).await;
-                continue;
-            }
-            self.update_status(|s| {
-                if s.state == SyncState::Offline {
-                    s.state = SyncState::Connecting;
-                }
-            });
-            let action = client.run(now_ms, random_u64).await;
-            self.synced_once.set(true);
-            self.flush_changes();
-            for notice in client.notices.drain(..) {
-                let text = match notice {
-                    Notice::ClockCorrected {
-                        ahead_ms,
-                        restamped,
-                    } => format!(
-                        "This device's clock was {} s ahead of the server's; {restamped} unsent change(s) were re-stamped.",
-                        ahead_ms / 1_000
-                    ),
-                    Notice::SetAside { reason, .. } => {
-                        format!("The server refused a change for good; it is kept aside: {reason}")
-                    }
-                };
-                self.update_status(|s| s.notice = Some(text));
-            }
-            self.publish_status(&client);
-            // Anything but a clean cycle counts: errors, no answer, BUSY or a conflict backing off.
-            let failed = client.last_error.is_some()
-                || client.engine().failures() > 0
-                || client.state() != tandem_store::driver::SyncState::Online;
-            self.check_caught_up(failed);
-            let wait = match action {
-                Action::Wait { until_ms } => Some(until_ms.saturating_sub(now_ms())),
-                _ => None,
-            };
-            self.wake.wait(wait).await;
-        }
-    }
-
-    /// Opens the live socket (unless offline or already open); a head above the cursor makes
-    /// the engine pull. Closed sockets reconnect with backoff and full jitter.
-    fn connect_live(self: Rc<Self>) {
-        if !self.online.get() || self.live.borrow().is_some() {
-            return;
-        }
-        let Some(url) = live_url() else { return };
-        let socket = match web_sys::WebSocket::new(&url) {
-            Ok(socket) => socket,
-            Err(_) => {
-                self.reconnect_live_later();
-                return;
-            }
-        };
-        let app = Rc::clone(&self);
-        let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
-            let Some(text) = event.data().as_string() else {
-                return;
-            };
-            if let Ok(LiveMessage::Head { head, .. }) = serde_json::from_str::<LiveMessage>(&text) {
-                app.live_attempts.set(0);
-                app.notifier.notify(Input::HeadAnnounced { head });
-                app.wake.wake();
-            }
-        });
-        let app = Rc::clone(&self);
-        let this = socket.clone();
-        let on_close = Closure::<dyn FnMut(JsValue)>::new(move |_| {
-            let current = app.live.borrow().as_ref().is_some_and(|l| l.socket == this);
-            if current {
-                let closed = app.live.borrow_mut().take();
-                // Dropped on the next turn: a handler must not drop itself while it runs.
-                spawn_local(async move { drop(closed) });
-                Rc::clone(&app).reconnect_live_later();
-            }
-        });
-        socket.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-        socket.set_onclose(Some(on_close.as_ref().unchecked_ref()));
-        *self.live.borrow_mut() = Some(LiveSocket {
-            socket,
-            _on_message: on_message,
-            _on_close: on_close,
-        });
-    }
-
-    fn reconnect_live_later(self: Rc<Self>) {
-        if !self.online.get() {
-            return;
-        }
-        let attempt = self.live_attempts.get().saturating_add(1);
-        self.live_attempts.set(attempt);
-        let (first, last) = LIVE_BACKOFF_MS;
-        let ceiling = first.saturating_mul(1u64 << attempt.min(20)).min(last);
-        let wait = (random_u64() % ceiling.max(1)) as i32;
-        spawn_local(async move {
-            sleep_ms(wait).await;
-            // A pull heals whatever was announced while the socket was down.
-            self.notifier.notify(Input::Tick);
-            self.wake.wake();
-            self.connect_live();
-        });
-    }
 }
 
-fn live_url() -> Option<String> {
+fn live_url(workspace: WorkspaceId) -> Option<String> {
     let location = scope().location();
     let scheme = if location.protocol() == "https:" {
         "wss"
@@ -914,9 +1100,8 @@ fn live_url() -> Option<String> {
         "ws"
     };
     Some(format!(
-        "{scheme}://{}/api/sync/live?workspace_id={}",
+        "{scheme}://{}/api/sync/live?workspace_id={workspace}",
         location.host(),
-        WorkspaceId::DEFAULT
     ))
 }
 
@@ -967,6 +1152,8 @@ impl Wake {
 pub(crate) struct FetchTransport {
     /// Whether the last pull said there was more (a download under way).
     downloading: bool,
+    /// The workspace it syncs (its progress is shown by that workspace's pages).
+    workspace: Option<String>,
 }
 
 impl FetchTransport {
@@ -983,6 +1170,9 @@ impl FetchTransport {
         headers
             .set("content-type", "application/json")
             .map_err(js_error)?;
+        // The account this device's data belongs to: the server refuses (401) a cookie of
+        // another account (one signed in meanwhile in another tab), never mixing accounts.
+        headers.set("x-tandem-user", &account()).map_err(js_error)?;
         init.set_headers(&headers);
         let abort = web_sys::AbortController::new().map_err(js_error)?;
         init.set_signal(Some(&abort.signal()));
@@ -1065,6 +1255,7 @@ impl Transport for FetchTransport {
                     response.head
                 },
                 head: response.head,
+                workspace_id: self.workspace.clone(),
             });
         }
         self.downloading = response.has_more;

@@ -74,6 +74,9 @@ impl From<rusqlite::Error> for Refusal {
 pub struct Service {
     replica: SharedReplica,
     workspace: WorkspaceId,
+    /// The account only reads this workspace (a reader): every command is refused, none is
+    /// recorded (DESIGN.md rule 23: a reader's device writes no events there).
+    read_only: bool,
     /// Told how far a rebuild of the views is (events replayed, of how many).
     on_rebuild: Option<Box<dyn Fn(u64, u64)>>,
 }
@@ -85,8 +88,20 @@ impl Service {
         Ok(Self {
             replica,
             workspace,
+            read_only: false,
             on_rebuild: None,
         })
+    }
+
+    /// A reader's service: it answers queries and refuses every command.
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
+    }
+
+    /// The workspace this service answers for.
+    pub fn workspace(&self) -> WorkspaceId {
+        self.workspace
     }
 
     /// Where a rebuild's progress goes (the worker posts it to every page).
@@ -137,6 +152,12 @@ impl Service {
             }
             Request::RebuildViews => self.rebuild(),
             Request::Export => self.export(),
+            Request::Unsent => self
+                .replica
+                .borrow()
+                .pending_len()
+                .map(|n| Reply::Unsent { events: n as u64 })
+                .map_err(Into::into),
             Request::AsOf { list_id, at_ms } => self.as_of(&list_id, at_ms),
             Request::Command {
                 command_id,
@@ -440,6 +461,11 @@ impl Service {
     }
 
     fn command(&self, command_id: &str, command: Command) -> Reply {
+        if self.read_only {
+            return Reply::Refused {
+                reason: "You can read this workspace but not change it.".into(),
+            };
+        }
         if let Err(e) = uuid::Uuid::parse_str(command_id) {
             return Reply::Failed {
                 reason: format!("malformed command id {command_id:?}: {e}"),

@@ -30,11 +30,63 @@ pub async fn start_with(limits: Limits) -> Running {
     .await
 }
 
+/// A server whose sign-up is open (anyone may make an account through the API).
+pub async fn start_open() -> Running {
+    let access = server::config::Access {
+        sign_up: server::config::SignUp::Open,
+        ..Default::default()
+    };
+    start_full(
+        "127.0.0.1:0".parse().unwrap(),
+        tempfile::tempdir().unwrap(),
+        Limits::default(),
+        access,
+    )
+    .await
+}
+
+/// Signs up `username` (password: its name and " password!") and returns the session's
+/// `Cookie` header value.
+pub async fn sign_up(base: &str, username: &str) -> String {
+    let response = client()
+        .post(format!("{base}/api/auth/sign-up"))
+        .json(
+            &serde_json::json!({"username": username, "password": format!("{username} password!")}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    session_cookie(&response)
+}
+
+/// The `name=value` of a response's session cookie.
+pub fn session_cookie(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.contains("tandem_session="))
+        .and_then(|v| v.split(';').next())
+        .map(str::to_string)
+        .expect("a session cookie")
+}
+
 /// A server on `addr` (port 0: any) over `data_dir` (a restart reuses both).
 pub async fn start_on(
     addr: std::net::SocketAddr,
     data_dir: tempfile::TempDir,
     limits: Limits,
+) -> Running {
+    start_full(addr, data_dir, limits, Default::default()).await
+}
+
+pub async fn start_full(
+    addr: std::net::SocketAddr,
+    data_dir: tempfile::TempDir,
+    limits: Limits,
+    access: server::config::Access,
 ) -> Running {
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -43,7 +95,7 @@ pub async fn start_on(
         data_dir: data_dir.path().to_path_buf(),
         site_root: data_dir.path().join("site"),
         limits,
-        access: Default::default(),
+        access,
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(server::run(listener, config, async {
@@ -317,10 +369,9 @@ pub fn live_request(
         base.replace("http", "ws")
     );
     let mut request = url.into_client_request().unwrap();
-    request.headers_mut().insert(
-        "authorization",
-        format!("Bearer {token}").parse().unwrap(),
-    );
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
     request
 }
 

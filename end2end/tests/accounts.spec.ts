@@ -1,0 +1,193 @@
+import { type Browser, type BrowserContext, type Page } from "@playwright/test";
+import { expect, test, addTodos, BASE, items, ready, syncStatus } from "./helpers";
+
+// Accounts in the browser (CONTRACT.md "Accounts, workspaces, access"; DESIGN.md rules 23–24):
+// signing up, inviting by link, editing together, removal, strangers, signing out, a second
+// device, readers. Every person is a browser context of their own.
+
+const run = Date.now().toString(36);
+let people = 0;
+function name(who: string): string {
+  people += 1;
+  return `${who}-${run}-${people}`;
+}
+const password = (username: string) => `${username} has a long password`;
+
+/** A fresh context, signed out. */
+async function stranger(browser: Browser): Promise<{ context: BrowserContext; page: Page }> {
+  const context = await browser.newContext({ baseURL: BASE });
+  return { context, page: await context.newPage() };
+}
+
+/** Signs up on the page's own form (from the sign-in form's "Sign up" link). */
+async function signUpOnThePage(page: Page, username: string) {
+  await page.goto("/");
+  await expect(page.getByRole("heading", { name: "Sign in" })).toBeVisible();
+  await page.getByRole("link", { name: "Sign up" }).click();
+  await ready(page);
+  await page.getByLabel("Username", { exact: true }).fill(username);
+  await page.getByLabel("Password", { exact: true }).fill(password(username));
+  await page.getByRole("button", { name: "Sign up" }).click();
+  // A new page, rendered for the new account: its own store opens.
+  await expect(page.getByRole("button", { name: "Sign out" })).toBeVisible();
+  await ready(page);
+}
+
+async function signInOnThePage(page: Page, username: string) {
+  await expect(page.getByRole("heading", { name: "Sign in" })).toBeVisible();
+  await ready(page);
+  await page.getByLabel("Username", { exact: true }).fill(username);
+  await page.getByLabel("Password", { exact: true }).fill(password(username));
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await expect(page.getByRole("button", { name: "Sign out" })).toBeVisible();
+  await ready(page);
+}
+
+/** The invite link an owner makes on the Members view, for `role`. */
+async function inviteLink(page: Page, role = "member"): Promise<string> {
+  await page.getByRole("link", { name: "Members" }).click();
+  await ready(page);
+  await page.getByLabel("Role", { exact: true }).selectOption(role);
+  await page.getByRole("button", { name: "Invite" }).click();
+  const link = page.getByRole("textbox", { name: "Invite link" });
+  await expect(link).toHaveValue(/\/invite\/[A-Za-z0-9_-]{43}$/);
+  return await link.inputValue();
+}
+
+/** `person` opens the invite link, signs up there and joins with the button. */
+async function joinBySigningUp(page: Page, link: string, username: string) {
+  await page.goto(link);
+  await ready(page);
+  await expect(page.getByText(/invites you to the workspace/)).toBeVisible();
+  await page.getByLabel("Username", { exact: true }).fill(username);
+  await page.getByLabel("Password", { exact: true }).fill(password(username));
+  await page.getByRole("button", { name: "Sign up" }).click();
+  // Back on the invite: joining takes the button, never the visit.
+  await expect(page.getByRole("button", { name: "Join" })).toBeVisible();
+  await page.getByRole("button", { name: "Join" }).click();
+  await expect(page).toHaveURL(/\/w\/[0-9a-f-]{36}$/);
+  await ready(page);
+}
+
+test("sign up, invite by link, edit together live, and removal while both are online", async ({ browser }) => {
+  const ann = await stranger(browser);
+  const annName = name("ann");
+  await signUpOnThePage(ann.page, annName);
+  // A new account's own workspace, with its Inbox.
+  await expect(ann.page.locator("nav .list-item").first()).toContainText("Inbox");
+  await addTodos(ann.page, "from ann");
+  const inbox = new URL(ann.page.url()).pathname;
+  const link = await inviteLink(ann.page);
+
+  const bob = await stranger(browser);
+  const bobName = name("bob");
+  await joinBySigningUp(bob.page, link, bobName);
+  await bob.page.locator("nav .list-item", { hasText: "Inbox" }).first().click();
+  await expect(items(bob.page).locator("label")).toHaveText(["from ann"]);
+  // Both edit, live.
+  await addTodos(bob.page, "from bob");
+  await ann.page.goto(inbox === "/" ? "/" : inbox);
+  await ready(ann.page);
+  await expect(items(ann.page).locator("label")).toHaveText(["from ann", "from bob"], { timeout: 5_000 });
+  await addTodos(ann.page, "ann again");
+  await expect(items(bob.page).locator("label")).toHaveText(["from ann", "from bob", "ann again"], { timeout: 5_000 });
+
+  // Ann removes Bob (confirmed in a dialog) while both are online: Bob's page says so.
+  await ann.page.getByRole("link", { name: "Members" }).click();
+  await ready(ann.page);
+  const bobItem = ann.page.getByRole("listitem").filter({ hasText: bobName });
+  await bobItem.getByRole("button", { name: "Remove" }).click();
+  const dialog = ann.page.getByRole("dialog");
+  await expect(dialog).toContainText(`Remove ${bobName}?`);
+  await dialog.getByRole("button", { name: "Remove" }).click();
+  await expect(ann.page.getByRole("listitem").filter({ hasText: bobName })).toHaveCount(0);
+  await expect(bob.page.locator("[data-denied='removed']")).toContainText("no longer a member", { timeout: 5_000 });
+  // What Bob's device holds stays on screen.
+  await expect(items(bob.page).locator("label")).toHaveText(["from ann", "from bob", "ann again"]);
+  await ann.context.close();
+  await bob.context.close();
+});
+
+test("a stranger with a list's URL sees a sign-in form and nothing of the list", async ({ browser }) => {
+  const ann = await stranger(browser);
+  await signUpOnThePage(ann.page, name("ann"));
+  await addTodos(ann.page, "a private to-do");
+  const url = ann.page.url();
+  const eve = await stranger(browser);
+  const response = await eve.page.goto(url);
+  expect(response?.status()).toBe(200);
+  await expect(eve.page.getByRole("heading", { name: "Sign in" })).toBeVisible();
+  await expect(eve.page.getByLabel("Username", { exact: true })).toBeVisible();
+  const html = await eve.page.content();
+  expect(html).not.toContain("a private to-do");
+  expect(html).not.toContain("Inbox");
+  await expect(eve.page.locator("section.todoapp")).toHaveCount(0);
+  await ann.context.close();
+  await eve.context.close();
+});
+
+test("sign-out pushes, says what is unsent, deletes the local data; the next person sees none of it; a second device syncs", async ({ browser }) => {
+  const shared = await stranger(browser);
+  const annName = name("ann");
+  await signUpOnThePage(shared.page, annName);
+  await addTodos(shared.page, "synced before signing out");
+  await expect(syncStatus(shared.page)).toHaveAttribute("data-pending", "0");
+  const annId = await shared.page.evaluate(async () => (await (await fetch("/api/auth/me")).json()).user.user_id);
+  // Offline, one more: signing out cannot push it and says so.
+  await shared.context.setOffline(true);
+  await addTodos(shared.page, "made offline");
+  await expect(syncStatus(shared.page)).toHaveAttribute("data-pending", "1");
+  await shared.page.getByRole("button", { name: "Sign out" }).click();
+  const unsent = shared.page.getByRole("alertdialog");
+  await expect(unsent).toContainText("1 change has not reached the server yet", { timeout: 10_000 });
+  await expect(unsent.getByRole("button", { name: "Export unsent changes" })).toBeVisible();
+  await unsent.getByRole("button", { name: "Cancel" }).click();
+  // Back online: signing out pushes it first, then leaves.
+  await shared.context.setOffline(false);
+  await shared.page.getByRole("button", { name: "Sign out" }).click();
+  await expect(shared.page.getByRole("heading", { name: "Sign in" })).toBeVisible({ timeout: 15_000 });
+  // The account's local data is gone from this browser.
+  const folders = await shared.page.evaluate(async () => {
+    const root = await navigator.storage.getDirectory();
+    const names: string[] = [];
+    try {
+      const tandem = await root.getDirectoryHandle("tandem");
+      // @ts-ignore: entries() is there in Chromium
+      for await (const [entry] of tandem.entries()) names.push(entry);
+    } catch {}
+    return names;
+  });
+  expect(folders).not.toContain(annId);
+  // Another person signs up on the same browser: none of Ann's to-dos.
+  await signUpOnThePage(shared.page, name("carol"));
+  await expect(items(shared.page)).toHaveCount(0);
+  expect(await shared.page.content()).not.toContain("synced before signing out");
+
+  // Ann's second device signs in and has everything, the change made offline included.
+  const laptop = await stranger(browser);
+  await laptop.page.goto("/");
+  await signInOnThePage(laptop.page, annName);
+  await expect(items(laptop.page).locator("label")).toHaveText(["synced before signing out", "made offline"]);
+  await shared.context.close();
+  await laptop.context.close();
+});
+
+test("a reader sees the lists with no editing affordance", async ({ browser }) => {
+  const ann = await stranger(browser);
+  await signUpOnThePage(ann.page, name("ann"));
+  await addTodos(ann.page, "read me");
+  const link = await inviteLink(ann.page, "reader");
+  const rita = await stranger(browser);
+  await joinBySigningUp(rita.page, link, name("rita"));
+  await rita.page.locator("nav .list-item", { hasText: "Inbox" }).first().click();
+  await expect(items(rita.page).locator("label")).toHaveText(["read me"]);
+  await expect(rita.page.locator("input.new-todo")).toHaveCount(0);
+  await expect(items(rita.page).first().locator("input.toggle")).toBeDisabled();
+  await expect(items(rita.page).first().locator("button.destroy")).toBeHidden();
+  await expect(rita.page.locator("input.toggle-all")).toBeHidden();
+  await expect(rita.page.getByRole("textbox", { name: "Device name" })).toHaveCount(0);
+  // Nothing of hers waits to be sent: a reader's device writes no events.
+  await expect(syncStatus(rita.page)).toHaveAttribute("data-pending", "0");
+  await ann.context.close();
+  await rita.context.close();
+});
