@@ -1168,20 +1168,20 @@ impl Accounts {
         now: i64,
     ) -> Result<(String, Role), AccountsError> {
         self.write(|tx| {
-            let found: Option<(String, String, String, i64, i64, Option<i64>, Option<i64>)> = tx
+            // Live only: not revoked, not expired, its workspace not deleted.
+            let found: Option<(String, String, String, i64)> = tx
                 .query_row(
-                    "SELECT i.invite_id, i.workspace_id, i.role, i.max_uses, i.expires_at, i.revoked_at, w.deleted_at \
-                     FROM invites i JOIN workspaces w ON w.workspace_id = i.workspace_id WHERE i.token_hash = ?1",
-                    [digest],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
+                    "SELECT i.invite_id, i.workspace_id, i.role, i.max_uses \
+                     FROM invites i JOIN workspaces w ON w.workspace_id = i.workspace_id \
+                     WHERE i.token_hash = ?1 AND i.revoked_at IS NULL AND w.deleted_at IS NULL \
+                     AND i.expires_at > ?2",
+                    params![digest, now],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
                 )
                 .optional()?;
-            let Some((invite_id, ws, role, max_uses, expires_at, revoked, deleted)) = found else {
+            let Some((invite_id, ws, role, max_uses)) = found else {
                 return Err(AccountsError::InviteGone);
             };
-            if revoked.is_some() || deleted.is_some() || expires_at <= now {
-                return Err(AccountsError::InviteGone);
-            }
             if let Some(current) = role_in(tx, user_id, &ws)? {
                 return Ok((ws, current));
             }

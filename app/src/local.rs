@@ -28,6 +28,7 @@ pub struct Local {
     pub memory: RwSignal<bool>,
     /// The workspace this page opened (change sets and status of others are not its own).
     pub workspace: RwSignal<Option<String>>,
+    #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
     /// The handshake sent before the worker started (it starts once the session is known):
     /// sent as it starts.
     early_open: StoredValue<Option<PageMessage>>,

@@ -13,48 +13,21 @@ use crate::api;
 use crate::dialog::Modal;
 use crate::local::mark_ready;
 
-/// The sidebar's workspace block: its name, a switcher of the account's workspaces (a full
-/// page load: the page and its worker open the other one), "Members", and "New workspace".
+/// The sidebar's workspace block, one row: a switcher of the account's workspaces (showing
+/// the current one's name; a full page load opens another, so the page and its worker open
+/// it) and "Members".
 #[component]
 pub fn WorkspaceSwitcher() -> impl IntoView {
     let account = use_account();
-    let error = RwSignal::new(None::<String>);
     let switch = move |ev: leptos::ev::Event| {
         let id = event_target_value(&ev);
         if Some(&id) != account.workspace.get_untracked().as_ref() {
             api::go(&format!("/w/{}", encode(&id)));
         }
     };
-    let create = move |ev: leptos::ev::KeyboardEvent| {
-        if ev.key() != "Enter" {
-            return;
-        }
-        let input: leptos::web_sys::HtmlInputElement = event_target(&ev);
-        let name = input.value();
-        if name.trim().is_empty() {
-            return;
-        }
-        // The id is minted here (a workspace made on a device keeps its id).
-        let id = crate::local::new_id();
-        leptos::task::spawn_local(async move {
-            match api::call(
-                "POST",
-                "/api/workspaces",
-                Some(json!({"name": name, "workspace_id": id})),
-            )
-            .await
-            {
-                Ok(a) if a.ok() => api::go(&format!("/w/{id}")),
-                Ok(a) => error.set(Some(a.message())),
-                Err(e) => error.set(Some(e)),
-            }
-        });
-    };
     view! {
         <div class="workspace-switch">
-            <h2 class="workspace-name">{move || account.workspace_name().unwrap_or_else(|| "Workspace".into())}</h2>
-            <label class="visually-hidden" for="workspace-select">"Workspace"</label>
-            <select id="workspace-select" on:change=switch>
+            <select class="workspace-select" aria-label="Workspace" on:change=switch>
                 {move || {
                     let current = account.workspace.get();
                     account.session.get().flatten().map(|s| {
@@ -73,10 +46,28 @@ pub fn WorkspaceSwitcher() -> impl IntoView {
             {move || account.workspace.get().map(|ws| view! {
                 <a class="members-link" href=format!("/w/{ws}/members")>"Members"</a>
             })}
-            <input class="new-workspace" aria-label="New workspace" placeholder="New workspace" on:keydown=create/>
-            {move || error.get().map(|e| view! { <p class="form-error" role="alert">{e}</p> })}
+            <a class="trash-link" href="/trash">"Trash"</a>
         </div>
     }
+}
+
+/// Makes a workspace (its id minted here: a workspace made on a device keeps its id) and opens
+/// it.
+fn create_workspace(name: String, error: RwSignal<Option<String>>) {
+    let id = crate::local::new_id();
+    leptos::task::spawn_local(async move {
+        match api::call(
+            "POST",
+            "/api/workspaces",
+            Some(json!({"name": name, "workspace_id": id})),
+        )
+        .await
+        {
+            Ok(a) if a.ok() => api::go(&format!("/w/{id}")),
+            Ok(a) => error.set(Some(a.message())),
+            Err(e) => error.set(Some(e)),
+        }
+    });
 }
 
 /// One member as the API lists them.
@@ -291,6 +282,39 @@ pub fn MembersRoute() -> impl IntoView {
                     </ul>
                 </div>
             </Show>
+            <div class="workspace-forms">
+                <Show when=is_owner>
+                    <label for="workspace-rename">"Workspace name"</label>
+                    <input
+                        id="workspace-rename"
+                        value=move || account.workspace_name().unwrap_or_default()
+                        on:change=move |ev| {
+                            let name = event_target_value(&ev);
+                            leptos::task::spawn_local(async move {
+                                match api::call("PATCH", &format!("/api/workspaces/{}", ws_path.get_value()), Some(json!({"name": name}))).await {
+                                    Ok(a) if a.ok() => account.session.refetch(),
+                                    Ok(a) => error.set(Some(a.message())),
+                                    Err(e) => error.set(Some(e)),
+                                }
+                            });
+                        }
+                    />
+                </Show>
+                <label for="new-workspace">"New workspace"</label>
+                <input
+                    id="new-workspace"
+                    class="new-workspace"
+                    placeholder="Name, then Enter"
+                    on:keydown=move |ev: leptos::ev::KeyboardEvent| {
+                        if ev.key() == "Enter" {
+                            let name = event_target_value(&ev);
+                            if !name.trim().is_empty() {
+                                create_workspace(name, error);
+                            }
+                        }
+                    }
+                />
+            </div>
         </section>
     }
 }

@@ -240,7 +240,6 @@ fn Sidebar() -> AnyView {
                 on:keydown=on_keydown
             />
             {move || error.get().map(|e| view! { <p class="form-error" role="alert">{e}</p> })}
-            <a class="trash-link" href="/trash">"Trash"</a>
             <Show when=move || account.can_edit()>
                 <DeviceName/>
             </Show>

@@ -89,7 +89,7 @@ test("bad input: a title or list name over the limit shows a message and records
 });
 
 test("a worker that cannot start shows a banner instead of a dead page", async ({ page }) => {
-  await page.route("**/worker.js", (route) => route.abort());
+  await page.route("**/worker.js*", (route) => route.abort());
   await page.goto("/");
   await expect(page.getByRole("alert")).toContainText("Tandem cannot keep your to-dos in this window");
   // The server's rendering is still there to read.
@@ -98,13 +98,14 @@ test("a worker that cannot start shows a banner instead of a dead page", async (
 
 test("a window without OPFS says so at once and runs from memory", async ({ page }) => {
   // The worker as some private windows run it: no navigator.storage.getDirectory.
-  await page.route("**/worker.js", (route) =>
+  await page.route("**/worker.js*", (route) =>
     route.fulfill({
       contentType: "text/javascript",
       body: `delete StorageManager.prototype.getDirectory;
 import init, { worker_main } from "/worker/tandem_worker.js";
 await init({ module_or_path: "/worker/tandem_worker_bg.wasm" });
-await worker_main();`,
+const account = new URLSearchParams(self.location.search).get("account");
+await worker_main(account, "tandem/" + account);`,
     }),
   );
   await page.goto("/");

@@ -8,7 +8,7 @@ test.use({ serviceWorkers: "block" });
 
 test("a window without file storage runs from memory, syncs, and warns before closing with unsent edits", async ({ browser, page, context }) => {
   // This window's worker finds no OPFS (the method private windows of some browsers lack).
-  await context.route("**/worker.js", async (route) => {
+  await context.route("**/worker.js*", async (route) => {
     const response = await route.fetch();
     const body = "delete StorageManager.prototype.getDirectory;\n" + (await response.text());
     await route.fulfill({ response, body });

@@ -11,7 +11,6 @@ test.beforeEach(async ({ context }) => {
   });
 });
 
-const WORKSPACE = "7a4de000-0000-4000-8000-000000000001";
 
 function store(page: Page) {
   return page.locator("body");
@@ -44,9 +43,12 @@ async function roles(pages: Page[]): Promise<{ owner: Page; relays: Page[] }> {
 async function serverEvents(page: Page): Promise<{ event_type: string; aggregate_id: string }[]> {
   const events: { event_type: string; aggregate_id: string }[] = [];
   let cursor = 0;
+  // The signed-in account's workspace (its first: where the suites work).
+  const me = await (await page.request.get("/api/auth/me")).json();
+  const workspace = me.workspaces[0].workspace_id;
   for (;;) {
     const response = await page.request.post("/api/sync/pull", {
-      data: { device_id: "00000000-0000-7000-8000-0000000000aa", workspace_id: WORKSPACE, cursor },
+      data: { device_id: "00000000-0000-7000-8000-0000000000aa", workspace_id: workspace, cursor },
     });
     expect(response.status()).toBe(200);
     const body = await response.json();

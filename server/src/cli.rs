@@ -25,7 +25,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the site and the sync API until SIGINT or SIGTERM.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Drop the server's views (views.db) and rebuild them by replaying the log.
     Rebuild(DataArgs),
     /// Print events of the log as JSON lines, filtered.
@@ -334,7 +334,7 @@ impl Cli {
                 Ok(Cli {
                     command: Some(command),
                 }) => command,
-                _ => Command::Serve(ServeArgs::default()),
+                _ => Command::Serve(Box::default()),
             },
         }
     }

@@ -18,7 +18,7 @@ fn main() -> ExitCode {
         )
         .init();
     let result = match cli.into_command() {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Rebuild(args) => args
             .resolve()
             .map_err(Into::into)

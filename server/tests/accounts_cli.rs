@@ -111,7 +111,13 @@ async fn the_command_line_manages_accounts_while_serving() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    common::wait_healthy(&mut child, port, 20);
+    // (Blocking HTTP off the async runtime.)
+    let child = tokio::task::spawn_blocking(move || {
+        common::wait_healthy(&mut child, port, 20);
+        child
+    })
+    .await
+    .unwrap();
     let _server = Proc(child);
     // While serving: add (the first account: admin), list.
     let (ok, _, err) = run(

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{client, start};
+use common::start;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tandem_events::testkit::{workload, Rng};

@@ -94,6 +94,9 @@ pub struct EventLog {
     current_schema: bool,
 }
 
+/// A logged event with its seq and the account that pushed it (where recorded).
+pub type LoggedBy = (u64, StoredEvent, Option<String>);
+
 const COLUMNS: &str =
     "event_id, workspace_id, aggregate_id, event_type, schema_version, event_data, \
                        hlc_timestamp, device_id, version, created_at";
@@ -403,11 +406,8 @@ impl EventLog {
     /// already in the log must be in the import with the same seq and content (an import only
     /// adds: it never shifts a seq, which would break every device's cursor); the others must
     /// continue their workspace's seqs densely. Returns `(imported, skipped)`.
-    pub fn import_logged(
-        &mut self,
-        events: &[(u64, StoredEvent, Option<String>)],
-    ) -> Result<(usize, usize), LogError> {
-        let mut sorted: Vec<&(u64, StoredEvent, Option<String>)> = events.iter().collect();
+    pub fn import_logged(&mut self, events: &[LoggedBy]) -> Result<(usize, usize), LogError> {
+        let mut sorted: Vec<&LoggedBy> = events.iter().collect();
         sorted.sort_by_key(|(seq, e, _)| (e.workspace_id, *seq));
         let stored = self.len()?;
         let mut clock = self.clock().clone();
@@ -1148,7 +1148,7 @@ impl EventLog {
         limit: usize,
         bytes: usize,
         overhead: usize,
-    ) -> Result<(Vec<(u64, StoredEvent, Option<String>)>, bool), LogError> {
+    ) -> Result<(Vec<LoggedBy>, bool), LogError> {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {COLUMNS}, seq, {} FROM events WHERE workspace_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
             self.user_column()
@@ -1183,7 +1183,7 @@ impl EventLog {
         workspace: WorkspaceId,
         after: u64,
         limit: usize,
-    ) -> Result<Vec<(u64, StoredEvent, Option<String>)>, LogError> {
+    ) -> Result<Vec<LoggedBy>, LogError> {
         Ok(self
             .events_after_within(workspace, after, limit, usize::MAX, 0)?
             .0)
