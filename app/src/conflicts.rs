@@ -225,11 +225,15 @@ fn display(field: &str, value: &str, model: crate::model::Model) -> String {
 /// "Laptop · 1 Dec 2026, 21:40" with "(this device)" for this one's own edits.
 fn meta_text(v: &Competing, this_device: Option<&str>) -> String {
     let mine = this_device == Some(v.device_id.as_str());
-    let who = match (&v.device_name, mine) {
+    let device = match (&v.device_name, mine) {
         (Some(name), true) => format!("{name} (this device)"),
         (Some(name), false) => name.clone(),
         (None, true) => "This device".into(),
         (None, false) => "Another device".into(),
+    };
+    let who = match &v.person {
+        Some(person) => format!("{person} · {device}"),
+        None => device,
     };
     let mut text = format!("{who} · {}", date_time_text(v.at));
     if v.current {

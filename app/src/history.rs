@@ -68,7 +68,7 @@ fn HistoryDialog(item_id: String, label: Signal<String>, close: Callback<()>) ->
             .iter()
             .filter_map(|c| change_text(c, &e.event_type, model))
             .collect();
-        let who = match (
+        let device = match (
             &e.device_name,
             this_device.get_untracked().as_deref() == Some(e.device_id.as_str()),
         ) {
@@ -76,6 +76,11 @@ fn HistoryDialog(item_id: String, label: Signal<String>, close: Callback<()>) ->
             (Some(name), false) => name.clone(),
             (None, true) => "This device".into(),
             (None, false) => "Another device".into(),
+        };
+        // The person beside the device (DESIGN.md rule 23: events record their account).
+        let who = match &e.person {
+            Some(person) => format!("{person} · {device}"),
+            None => device,
         };
         let when = date_time_text(e.at);
         // The stamp's physical ms and counter (the device part is in the name).

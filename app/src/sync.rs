@@ -314,9 +314,30 @@ pub mod ssr {
             return answer(Err(busy("no read connection came free in time", now())));
         };
         let readers = Arc::clone(&service.readers);
+        let accounts = Arc::clone(&service.accounts);
         let result = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            readers.pull(&request, now())
+            let mut response = readers.pull(&request, now())?;
+            // The names of the accounts the page's events name.
+            let mut ids: Vec<String> = response
+                .events
+                .iter()
+                .filter_map(|e| e.user_id.clone())
+                .collect();
+            ids.sort();
+            ids.dedup();
+            if !ids.is_empty() {
+                response.people = accounts
+                    .usernames(&ids)
+                    .map_err(refusal)?
+                    .into_iter()
+                    .map(|u| tandem_protocol::sync::Person {
+                        user_id: u.user_id,
+                        username: u.username,
+                    })
+                    .collect();
+            }
+            Ok(response)
         })
         .await
         .unwrap_or_else(|e| {

@@ -91,6 +91,14 @@ test("sign up, invite by link, edit together live, and removal while both are on
   await expect(items(ann.page).locator("label")).toHaveText(["from ann", "from bob"], { timeout: 5_000 });
   await addTodos(ann.page, "ann again");
   await expect(items(bob.page).locator("label")).toHaveText(["from ann", "from bob", "ann again"], { timeout: 5_000 });
+  // History names the person beside the device.
+  const bobsItem = items(ann.page).nth(1);
+  await bobsItem.getByRole("button", { name: "Details of from bob" }).click();
+  await bobsItem.getByRole("button", { name: "History" }).click();
+  const history = ann.page.getByRole("dialog", { name: "History of “from bob”" });
+  await expect(history.locator("li.history-entry")).toHaveCount(1);
+  await expect(history.locator("li.history-entry")).toContainText(bobName);
+  await ann.page.keyboard.press("Escape");
 
   // Ann removes Bob (confirmed in a dialog) while both are online: Bob's page says so.
   await ann.page.getByRole("link", { name: "Members" }).click();
@@ -190,4 +198,36 @@ test("a reader sees the lists with no editing affordance", async ({ browser }) =
   await expect(syncStatus(rita.page)).toHaveAttribute("data-pending", "0");
   await ann.context.close();
   await rita.context.close();
+});
+
+test("signing out in one tab signs out every tab of the account", async ({ browser }) => {
+  const person = await stranger(browser);
+  await signUpOnThePage(person.page, name("tess"));
+  const other = await person.context.newPage();
+  await other.goto("/");
+  await ready(other);
+  await person.page.getByRole("button", { name: "Sign out" }).click();
+  await expect(person.page.getByRole("heading", { name: "Sign in" })).toBeVisible({ timeout: 15_000 });
+  await expect(other.getByRole("heading", { name: "Sign in" })).toBeVisible({ timeout: 15_000 });
+  await person.context.close();
+});
+
+test("the settings list sessions with their last use, and sign out everywhere ends them", async ({ browser }) => {
+  const one = await stranger(browser);
+  const who = name("sam");
+  await signUpOnThePage(one.page, who);
+  const two = await stranger(browser);
+  await two.page.goto("/");
+  await signInOnThePage(two.page, who);
+  await one.page.getByRole("link", { name: who }).click();
+  await ready(one.page);
+  await expect(one.page.locator("li.session")).toHaveCount(2);
+  await expect(one.page.locator("li.session").first()).toContainText("Last used");
+  await one.page.getByRole("button", { name: "Sign out everywhere" }).click();
+  await expect(one.page.getByRole("heading", { name: "Sign in" })).toBeVisible();
+  // The other device's session ended too: its next page asks to sign in.
+  await two.page.reload();
+  await expect(two.page.getByRole("heading", { name: "Sign in" })).toBeVisible();
+  await one.context.close();
+  await two.context.close();
 });

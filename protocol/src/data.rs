@@ -314,6 +314,9 @@ pub struct Competing {
     pub at: i64,
     /// Whether this is the value shown now (the newest edit nobody superseded).
     pub current: bool,
+    /// The account that made it, by name (see [`HistoryEntry::person`]).
+    #[serde(default)]
+    pub person: Option<String>,
 }
 
 /// A field of an item with live conflicts: the current value first, then the others, newest
@@ -348,6 +351,10 @@ pub struct HistoryEntry {
     pub at: i64,
     pub device_id: String,
     pub device_name: Option<String>,
+    /// The account that made it, by name (none for events from before accounts and for this
+    /// device's own until another device's pull names them).
+    #[serde(default)]
+    pub person: Option<String>,
     /// Still in this device's outbox (not yet accepted by the server).
     pub pending: bool,
     pub changes: Vec<FieldChange>,

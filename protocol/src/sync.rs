@@ -76,9 +76,20 @@ pub struct PullRequest {
     pub limit: Option<u64>,
 }
 
+/// An account's name, for showing who made an event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Person {
+    pub user_id: String,
+    pub username: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PullResponse {
     pub events: Vec<LoggedEvent>,
+    /// The names of the accounts the events' `user_id`s name (so a device shows who made what,
+    /// offline too; a deleted account keeps its name).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub people: Vec<Person>,
     pub head: u64,
     /// Whether events after the last one returned exist.
     pub has_more: bool,

@@ -549,6 +549,7 @@ pub fn pull_from(
         .map_err(|e| internal(&e))?;
     drop(snapshot);
     Ok(PullResponse {
+        people: vec![],
         events: events
             .iter()
             .map(|(seq, e, user)| logged_by(*seq, e, user.clone()))

@@ -425,6 +425,7 @@ pub fn conflicts(
                 device_name: r.get(4)?,
                 at: r.get(5)?,
                 current: false,
+                person: None,
             },
         ))
     })?;
@@ -479,6 +480,7 @@ fn current_value(
                 device_name: r.get(3)?,
                 at: r.get::<_, Option<i64>>(4)?.unwrap_or(0),
                 current: true,
+                person: None,
             })
         })
         .optional()?)

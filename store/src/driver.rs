@@ -274,9 +274,15 @@ impl<T: Transport> SyncClient<T> {
             return stop;
         }
         let mut pulled = Vec::with_capacity(response.events.len());
+        let mut users = std::collections::HashMap::new();
         for logged in &response.events {
             match from_wire(&logged.event) {
-                Ok(event) => pulled.push((logged.seq, event)),
+                Ok(event) => {
+                    if let Some(user) = &logged.user_id {
+                        users.insert(event.event_id, user.clone());
+                    }
+                    pulled.push((logged.seq, event))
+                }
                 Err(e) => {
                     let _ = self.replica.borrow_mut().project();
                     return self.fail(
@@ -287,10 +293,19 @@ impl<T: Transport> SyncClient<T> {
             }
         }
         let mut replica = self.replica.borrow_mut();
+        if !response.people.is_empty() {
+            let people: Vec<(String, String)> = response
+                .people
+                .iter()
+                .map(|p| (p.user_id.clone(), p.username.clone()))
+                .collect();
+            // Names are for showing; failing to note them must not fail the pull.
+            let _ = replica.log().remember_people(&people);
+        }
         // Pages of a long pull are stored as they come and projected after the last one (one
         // catch-up, in bulk when the backlog is large).
         let stored = replica
-            .store_pulled(&pulled, !response.has_more)
+            .store_pulled_by(&pulled, &users, !response.has_more)
             .and_then(|_| replica.cursor(self.workspace));
         match stored {
             Ok(cursor) => {

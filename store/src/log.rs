@@ -1089,6 +1089,47 @@ impl EventLog {
     }
 
     /// The outbox's size.
+    /// Notes the names of accounts (a pull's `people`).
+    pub fn remember_people(&self, people: &[(String, String)]) -> Result<(), LogError> {
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO people (user_id, username) VALUES (?1, ?2) \
+             ON CONFLICT (user_id) DO UPDATE SET username = ?2",
+        )?;
+        for (user, name) in people {
+            stmt.execute(params![user, name])?;
+        }
+        Ok(())
+    }
+
+    /// Who made each of an aggregate's events (by event id), where the log knows the account
+    /// and its name.
+    pub fn people_of(&self, aggregate: AggregateId) -> Result<HashMap<String, String>, LogError> {
+        if !self.has_user_column()? {
+            return Ok(HashMap::new());
+        }
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT e.event_id, p.username FROM events e JOIN people p ON p.user_id = e.user_id \
+             WHERE e.aggregate_id = ?1",
+        )?;
+        let rows = stmt.query_map([aggregate.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Who made the event of `aggregate` stamped `hlc`, by name, where known.
+    pub fn person_of_stamp(&self, aggregate: &str, hlc: &str) -> Result<Option<String>, LogError> {
+        if !self.has_user_column()? {
+            return Ok(None);
+        }
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT p.username FROM events e JOIN people p ON p.user_id = e.user_id \
+                 WHERE e.aggregate_id = ?1 AND e.hlc_timestamp = ?2",
+            )?
+            .query_row([aggregate, hlc], |r| r.get(0))
+            .optional()?)
+    }
+
     /// The outbox events of one workspace.
     pub fn outbox_len_in(&self, workspace: WorkspaceId) -> Result<usize, LogError> {
         let n: i64 = self

@@ -514,7 +514,18 @@ impl Replica {
         pulled: &[(u64, StoredEvent)],
         project: bool,
     ) -> Result<usize, ReplicaError> {
-        let taken = self.log.accept(pulled, &[])?;
+        self.store_pulled_by(pulled, &std::collections::HashMap::new(), project)
+    }
+
+    /// [`Self::store_pulled`], recording who pushed each event (`users`: by event id, as the
+    /// pull said).
+    pub fn store_pulled_by(
+        &mut self,
+        pulled: &[(u64, StoredEvent)],
+        users: &std::collections::HashMap<tandem_events::ids::EventId, String>,
+        project: bool,
+    ) -> Result<usize, ReplicaError> {
+        let taken = self.log.accept_by(pulled, &[], users)?;
         // Outbox copies replaced by their stored copies: recompute those aggregates now (their
         // views were made from the outbox copy, which is gone).
         self.views.refresh(&self.log, &taken.changed)?;

@@ -602,6 +602,7 @@ fn a_refusal_without_the_servers_time_is_an_error_never_a_zero() {
         }
         async fn pull(&mut self, r: &PullRequest) -> Result<PullResponse, TransportError> {
             Ok(PullResponse {
+                people: vec![],
                 events: vec![],
                 head: r.cursor,
                 has_more: false,

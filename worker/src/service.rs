@@ -235,9 +235,13 @@ impl Service {
         let id = parse_id("item id", id)?.to_string();
         let replica = self.replica.borrow();
         let conn = replica.views().connection();
-        Ok(Reply::Conflicts {
-            fields: changes::conflicts(conn, &self.workspace.to_string(), &id)?,
-        })
+        let mut fields = changes::conflicts(conn, &self.workspace.to_string(), &id)?;
+        for field in &mut fields {
+            for value in &mut field.values {
+                value.person = replica.log().person_of_stamp(&id, &value.hlc)?;
+            }
+        }
+        Ok(Reply::Conflicts { fields })
     }
 
     fn devices(&self) -> Result<Reply, ServiceError> {
@@ -253,6 +257,7 @@ impl Service {
         let id = parse_id("item id", id)?;
         let replica = self.replica.borrow();
         let names = changes::devices(replica.views().connection(), &self.workspace.to_string())?;
+        let people = replica.log().people_of(id)?;
         let mut entries: Vec<HistoryEntry> = replica
             .history(id)?
             .into_iter()
@@ -268,6 +273,7 @@ impl Service {
                         .iter()
                         .find(|n| n.device_id == device_id)
                         .map(|n| n.name.clone()),
+                    person: people.get(&e.event_id.to_string()).cloned(),
                     device_id,
                     pending,
                     changes: e

@@ -139,3 +139,10 @@ CREATE TABLE IF NOT EXISTS undo_steps (
     undo_events  TEXT
 );
 CREATE INDEX IF NOT EXISTS undo_steps_workspace ON undo_steps (workspace_id, undone, step);
+
+-- On a device: the names of the accounts its pulled events name (`user_id`), as the server
+-- sent them with the pull, so History and conflicts say who, offline too. Local only.
+CREATE TABLE IF NOT EXISTS people (
+    user_id  TEXT NOT NULL PRIMARY KEY,
+    username TEXT NOT NULL
+) WITHOUT ROWID;
