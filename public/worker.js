@@ -39,12 +39,16 @@ async function folderOf(account) {
       anonymous = true;
     } catch {}
     if (!anonymous) return own;
-    const adopter = await readText(tandem, "anonymous.owner");
-    if (adopter === null) {
-      await writeText(tandem, "anonymous.owner", account);
-      return "tandem/anonymous";
-    }
-    return adopter === account ? "tandem/anonymous" : own;
+    // One adoption at a time: two accounts' workers starting together must not both adopt.
+    const adopt = async () => {
+      const adopter = await readText(tandem, "anonymous.owner");
+      if (adopter === null) {
+        await writeText(tandem, "anonymous.owner", account);
+        return "tandem/anonymous";
+      }
+      return adopter === account ? "tandem/anonymous" : own;
+    };
+    return navigator.locks ? await navigator.locks.request("tandem-adopt", adopt) : await adopt();
   } catch {
     return own;
   }

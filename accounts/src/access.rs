@@ -17,6 +17,9 @@ pub enum Caller {
     /// Credentials that do not hold (unknown, expired, revoked, malformed, or for another
     /// account than the client expects): the reason, for the 401's message.
     Refused(String),
+    /// The credentials could not be checked (accounts.db failed or was busy): the request is
+    /// answered BUSY, never as signed out.
+    Unavailable(String),
     Signed(Principal),
 }
 
@@ -30,6 +33,11 @@ impl Caller {
                 "sign in first (a session cookie or an API token)",
             )),
             Self::Refused(why) => Err(SyncError::new(ErrorCode::Unauthenticated, why.clone())),
+            Self::Unavailable(why) => {
+                let mut e = SyncError::new(ErrorCode::Busy, why.clone());
+                e.retry_after_ms = Some(1_000);
+                Err(e)
+            }
         }
     }
 }

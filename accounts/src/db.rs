@@ -269,7 +269,18 @@ impl Accounts {
                 "DELETE FROM tokens WHERE expires_at IS NOT NULL AND expires_at <= ?1",
                 [now],
             )?;
-            Ok(n)
+            // Invites ended (revoked or expired) a month ago, with their claims.
+            let month_ago = now - 30 * 24 * 60 * 60 * 1_000;
+            tx.execute(
+                "DELETE FROM invite_claims WHERE invite_id IN (SELECT invite_id FROM invites \
+                 WHERE coalesce(revoked_at, expires_at) <= ?1 AND expires_at <= ?2)",
+                params![month_ago, now],
+            )?;
+            let invites = tx.execute(
+                "DELETE FROM invites WHERE coalesce(revoked_at, expires_at) <= ?1 AND expires_at <= ?2",
+                params![month_ago, now],
+            )?;
+            Ok(n + invites)
         })
     }
 
@@ -516,6 +527,7 @@ impl Accounts {
                 }
             }
             tx.execute("DELETE FROM members WHERE user_id = ?1", [user_id])?;
+            revoke_invites_by(tx, user_id, None)?;
             end_credentials(tx, user_id)?;
             tx.execute(
                 "UPDATE users SET deleted = 1, password_hash = '!' WHERE user_id = ?1",
@@ -538,7 +550,9 @@ impl Accounts {
     ) -> Result<(), AccountsError> {
         self.write(|tx| {
             if let Some(old) = replaces {
-                tx.execute("DELETE FROM sessions WHERE session_hash = ?1", [old])?;
+                if tx.execute("DELETE FROM sessions WHERE session_hash = ?1", [old])? > 0 {
+                    revoked(tx)?;
+                }
             }
             let agent: String = session.user_agent.chars().take(MAX_USER_AGENT_CHARS).collect();
             tx.execute(
@@ -610,7 +624,9 @@ impl Accounts {
     pub fn end_session(&self, digest: &str) -> Result<bool, AccountsError> {
         self.write(|tx| {
             let ended = tx.execute("DELETE FROM sessions WHERE session_hash = ?1", [digest])? > 0;
-            revoked(tx)?;
+            if ended {
+                revoked(tx)?;
+            }
             Ok(ended)
         })
     }
@@ -626,7 +642,9 @@ impl Accounts {
                 "DELETE FROM sessions WHERE user_id = ?1 AND session_id = ?2",
                 params![user_id, session_id],
             )? > 0;
-            revoked(tx)?;
+            if ended {
+                revoked(tx)?;
+            }
             Ok(ended)
         })
     }
@@ -635,7 +653,9 @@ impl Accounts {
     pub fn end_sessions(&self, user_id: &str) -> Result<usize, AccountsError> {
         self.write(|tx| {
             let n = tx.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])?;
-            revoked(tx)?;
+            if n > 0 {
+                revoked(tx)?;
+            }
             Ok(n)
         })
     }
@@ -765,7 +785,9 @@ impl Accounts {
                 "DELETE FROM tokens WHERE user_id = ?1 AND token_id = ?2",
                 params![user_id, token_id],
             )? > 0;
-            revoked(tx)?;
+            if deleted {
+                revoked(tx)?;
+            }
             Ok(deleted)
         })
     }
@@ -1005,6 +1027,9 @@ impl Accounts {
                 "UPDATE members SET role = ?3 WHERE workspace_id = ?1 AND user_id = ?2",
                 params![workspace_id, target, role.as_str()],
             )?;
+            if current == Role::Owner && role != Role::Owner {
+                revoke_invites_by(tx, target, Some(workspace_id))?;
+            }
             Ok(())
         })
     }
@@ -1032,6 +1057,7 @@ impl Accounts {
                 "DELETE FROM members WHERE workspace_id = ?1 AND user_id = ?2",
                 params![workspace_id, target],
             )?;
+            revoke_invites_by(tx, target, Some(workspace_id))?;
             revoked(tx)
         })
     }
@@ -1174,7 +1200,9 @@ impl Accounts {
                     "SELECT i.invite_id, i.workspace_id, i.role, i.max_uses \
                      FROM invites i JOIN workspaces w ON w.workspace_id = i.workspace_id \
                      WHERE i.token_hash = ?1 AND i.revoked_at IS NULL AND w.deleted_at IS NULL \
-                     AND i.expires_at > ?2",
+                     AND i.expires_at > ?2 \
+                     AND EXISTS (SELECT 1 FROM members m WHERE m.workspace_id = i.workspace_id \
+                                 AND m.user_id = i.created_by AND m.role = 'owner')",
                     params![digest, now],
                     |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
                 )
@@ -1427,6 +1455,22 @@ fn delete_workspace_rows(
     revoked(c)
 }
 
+/// Revokes the invites `user_id` made in `workspace_id` (every workspace: `None`): an owner who
+/// is removed, demoted or deleted cannot come back on an invite of their own.
+fn revoke_invites_by(
+    c: &Connection,
+    user_id: &str,
+    workspace_id: Option<&str>,
+) -> Result<(), AccountsError> {
+    // Marked revoked as of when they were made (no clock here; only "revoked" matters).
+    c.execute(
+        "UPDATE invites SET revoked_at = coalesce(revoked_at, created_at) \
+         WHERE created_by = ?1 AND (?2 IS NULL OR workspace_id = ?2)",
+        params![user_id, workspace_id],
+    )?;
+    Ok(())
+}
+
 fn end_credentials(c: &Connection, user_id: &str) -> Result<(), AccountsError> {
     c.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])?;
     c.execute("DELETE FROM tokens WHERE user_id = ?1", [user_id])?;
@@ -1444,6 +1488,8 @@ fn usable_invite(c: &Connection, digest: &str, now: i64) -> Result<Option<String
     Ok(c.prepare_cached(
         "SELECT i.invite_id FROM invites i JOIN workspaces w ON w.workspace_id = i.workspace_id \
          WHERE i.token_hash = ?1 AND i.revoked_at IS NULL AND i.expires_at > ?2 AND w.deleted_at IS NULL \
+         AND EXISTS (SELECT 1 FROM members m WHERE m.workspace_id = i.workspace_id \
+                     AND m.user_id = i.created_by AND m.role = 'owner') \
          AND (SELECT count(*) FROM invite_claims c WHERE c.invite_id = i.invite_id) < i.max_uses",
     )?
     .query_row(params![digest, now], |r| r.get(0))

@@ -419,19 +419,24 @@ fn SignOut() -> impl IntoView {
     let user_id = Memo::new(move |_| account.user_id());
     let finish = move || {
         let user = user_id.get_untracked();
-        leptos::logging::log!("tandem: signing out {user:?}");
         busy.set(true);
         leptos::task::spawn_local(async move {
-            match api::call("POST", "/api/auth/sign-out", None).await {
-                Ok(a) if a.ok() || a.status == 401 => {}
+            // Signing out needs the server: a session it never heard end would stay valid in
+            // this browser's (HttpOnly) cookie for the next person.
+            match api::call_as("POST", "/api/auth/sign-out", None, user.as_deref()).await {
+                Ok(a) if a.ok() => {}
                 Ok(a) => {
                     error.set(Some(a.message()));
                     busy.set(false);
                     return;
                 }
-                // Offline: the session ends on the server with its 30 days; the local data
-                // goes now.
-                Err(_) => {}
+                Err(_) => {
+                    error.set(Some(
+                        "Signing out needs the server, which cannot be reached: try again when online.".into(),
+                    ));
+                    busy.set(false);
+                    return;
+                }
             }
             local.stop();
             match user {
@@ -451,12 +456,11 @@ fn SignOut() -> impl IntoView {
         error.set(None);
         leptos::task::spawn_local(async move {
             let left = crate::local::push_before_leaving(local, model).await;
-            leptos::logging::log!("tandem: {left} unsent before signing out");
             busy.set(false);
-            if left == 0 {
-                finish();
-            } else {
-                unsent.set(Some(left));
+            match left {
+                Some(0) => finish(),
+                // Unknown (the store did not answer) counts as unsent: the person decides.
+                other => unsent.set(Some(other.unwrap_or(u64::MAX))),
             }
         });
     };
@@ -479,6 +483,7 @@ fn SignOut() -> impl IntoView {
                         <p id="unsent-title">
                             {match n {
                                 1 => "1 change has not reached the server yet. Signing out deletes it from this browser.".to_string(),
+                                u64::MAX => "Tandem cannot tell whether every change reached the server. Signing out deletes this browser's copy.".to_string(),
                                 n => format!("{n} changes have not reached the server yet. Signing out deletes them from this browser."),
                             }}
                         </p>

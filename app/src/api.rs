@@ -31,13 +31,24 @@ impl Answer {
 
 /// `method path` with `body` as JSON (none: no body).
 pub async fn call(method: &str, path: &str, body: Option<Value>) -> Result<Answer, String> {
+    call_as(method, path, body, None).await
+}
+
+/// [`call`], naming the account the page belongs to (`X-Tandem-User`): the server refuses it
+/// for a session of another account.
+pub async fn call_as(
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    account: Option<&str>,
+) -> Result<Answer, String> {
     #[cfg(feature = "hydrate")]
     {
-        browser::call(method, path, body).await
+        browser::call(method, path, body, account).await
     }
     #[cfg(not(feature = "hydrate"))]
     {
-        let _ = (method, path, body);
+        let _ = (method, path, body, account);
         Err("not in a browser".into())
     }
 }
@@ -49,8 +60,9 @@ pub fn safe_next(next: Option<&str>) -> String {
         Some(n)
             if n.starts_with('/')
                 && !n.starts_with("//")
-                && !n.starts_with("/\\")
-                && !n.contains(['\r', '\n'])
+                && !n
+                    .chars()
+                    .any(|c| c.is_control() || c.is_whitespace() || c == '\\')
                 && !n.starts_with("/api/") =>
         {
             n.to_string()
@@ -78,11 +90,21 @@ mod browser {
 
     use super::Answer;
 
-    pub async fn call(method: &str, path: &str, body: Option<Value>) -> Result<Answer, String> {
+    pub async fn call(
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        account: Option<&str>,
+    ) -> Result<Answer, String> {
         let window = web_sys::window().ok_or("no window")?;
         let init = web_sys::RequestInit::new();
         init.set_method(method);
         let headers = web_sys::Headers::new().map_err(|e| format!("{e:?}"))?;
+        if let Some(account) = account {
+            headers
+                .set("x-tandem-user", account)
+                .map_err(|e| format!("{e:?}"))?;
+        }
         if let Some(body) = body {
             headers
                 .set("content-type", "application/json")

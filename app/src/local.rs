@@ -90,8 +90,9 @@ pub fn start_for(local: Local, model: Model, account: &str) {
 }
 
 /// Pushes what it can before signing out: asks for a sync, then waits (at most 5 s) until
-/// nothing of the account is unsent; returns how many events still are.
-pub async fn push_before_leaving(local: Local, model: Model) -> u64 {
+/// nothing of the account is unsent; returns how many events still are (`None`: the store
+/// could not say).
+pub async fn push_before_leaving(local: Local, model: Model) -> Option<u64> {
     #[cfg(feature = "hydrate")]
     {
         let _ = model;
@@ -104,11 +105,10 @@ pub async fn push_before_leaving(local: Local, model: Model) -> u64 {
             });
             let left = match rx.await {
                 Ok(Reply::Unsent { events }) => events,
-                // No store (never started, or unavailable): nothing of it can be sent.
-                _ => return 0,
+                _ => return None,
             };
             if left == 0 || js_sys::Date::now() > deadline {
-                return left;
+                return Some(left);
             }
             browser::sleep_ms(200).await;
         }
@@ -116,7 +116,7 @@ pub async fn push_before_leaving(local: Local, model: Model) -> u64 {
     #[cfg(not(feature = "hydrate"))]
     {
         let _ = (local, model);
-        0
+        Some(0)
     }
 }
 
@@ -700,7 +700,6 @@ mod browser {
         let storage: JsValue = navigator.storage().into();
         let get = js_sys::Reflect::get(&storage, &"getDirectory".into()).map_err(err)?;
         let Some(get) = get.dyn_ref::<js_sys::Function>() else {
-            leptos::logging::log!("tandem: no OPFS here: no local data to delete");
             return Ok(());
         };
         let root = JsFuture::from(
@@ -750,7 +749,6 @@ mod browser {
         if text_of("anonymous.owner").await.as_deref().map(str::trim) == Some(account) {
             folders.push("anonymous".into());
         }
-        leptos::logging::log!("tandem: deleting the local data in {folders:?}");
         for folder in &folders {
             match JsFuture::from(call(
                 &tandem,

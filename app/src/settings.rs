@@ -25,6 +25,7 @@ fn when(ms: i64) -> String {
 #[component]
 pub fn SettingsRoute() -> impl IntoView {
     let account = use_account();
+    let local = crate::local::use_local();
     let sessions = RwSignal::new(Vec::<Value>::new());
     let tokens = RwSignal::new(Vec::<Value>::new());
     let error = RwSignal::new(None::<String>);
@@ -114,8 +115,10 @@ pub fn SettingsRoute() -> impl IntoView {
         });
     };
     let delete_password = NodeRef::<leptos::html::Input>::new();
+    let user_id = Memo::new(move |_| account.user_id());
     let delete_account = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
+        let user = user_id.get_untracked();
         let password = delete_password
             .get_untracked()
             .map(|i| i.value())
@@ -129,8 +132,8 @@ pub fn SettingsRoute() -> impl IntoView {
             .await
             {
                 Ok(a) if a.ok() => {
-                    if let Some(user) = account.user_id() {
-                        crate::local::use_local().stop();
+                    if let Some(user) = user {
+                        local.stop();
                         crate::local::forget_account(&user).await;
                     }
                     api::go("/");

@@ -108,6 +108,10 @@ mod ssr {
                 )
             })?;
         }
+        // A workspace named: access first (rule 23's order), before the views are touched.
+        if let (None, Some(ws)) = (&list_id, &workspace_id) {
+            access::member(&service.accounts, caller, ws)?;
+        }
         let server_views = service.views()?;
         let views = server_views.views();
         let conn = views.connection();

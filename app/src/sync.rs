@@ -175,9 +175,20 @@ pub mod ssr {
             }
             let (principal, _) = access::writer(&self.accounts, caller, &workspace.to_string())?;
             let user = principal.user.user_id.as_str();
-            self.accounts
-                .bind_device(&device.to_string(), user, now)
-                .map_err(refusal)?;
+            // A device id is its first pusher's: another account's is refused here; it is
+            // bound once a push of it stores events (an empty push binds nothing).
+            if let Some(owner) = self
+                .accounts
+                .device_owner(&device.to_string())
+                .map_err(refusal)?
+            {
+                if owner != user {
+                    return Err(SyncError::new(
+                        ErrorCode::Forbidden,
+                        format!("device {device} belongs to another account"),
+                    ));
+                }
+            }
             let day = now.div_euclid(24 * 60 * 60 * 1_000);
             let quota = |events: usize, bytes: usize| self.check_quota(user, day, events, bytes);
             let outcome = self.central()?.push_as(
@@ -188,6 +199,9 @@ pub mod ssr {
                 },
             )?;
             if !outcome.appended.is_empty() {
+                self.accounts
+                    .bind_device(&device.to_string(), user, now)
+                    .map_err(refusal)?;
                 let bytes: usize = outcome
                     .appended
                     .iter()

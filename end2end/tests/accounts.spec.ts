@@ -231,3 +231,39 @@ test("the settings list sessions with their last use, and sign out everywhere en
   await one.context.close();
   await two.context.close();
 });
+
+test("a session ended while offline keeps the outbox; signing in again sends it", async ({ browser }) => {
+  const laptop = await stranger(browser);
+  const who = name("otto");
+  await signUpOnThePage(laptop.page, who);
+  await addTodos(laptop.page, "before");
+  await expect(syncStatus(laptop.page)).toHaveAttribute("data-pending", "0");
+  const list = new URL(laptop.page.url()).pathname;
+  await laptop.context.setOffline(true);
+  await addTodos(laptop.page, "written offline");
+  await expect(syncStatus(laptop.page)).toHaveAttribute("data-pending", "1");
+  // Meanwhile, on another device, every session of the account ends.
+  const phone = await stranger(browser);
+  await phone.page.goto("/");
+  await signInOnThePage(phone.page, who);
+  await phone.page.getByRole("link", { name: who }).click();
+  await ready(phone.page);
+  await phone.page.getByRole("button", { name: "Sign out everywhere" }).click();
+  await expect(phone.page.getByRole("heading", { name: "Sign in" })).toBeVisible();
+  // Back online: the laptop's sync is refused; it says so and keeps the change.
+  await laptop.context.setOffline(false);
+  await laptop.page.getByRole("button", { name: "Sync now" }).click();
+  const banner = laptop.page.locator("[data-denied='signed_out']");
+  await expect(banner).toContainText("Your session has ended", { timeout: 10_000 });
+  await expect(banner).toContainText("1 change of yours is kept");
+  await expect(items(laptop.page).locator("label")).toHaveText(["before", "written offline"]);
+  // Signing in again: nothing lost, and it syncs.
+  await banner.getByRole("link", { name: "Sign in again" }).click();
+  await signInOnThePage(laptop.page, who);
+  await expect(syncStatus(laptop.page)).toHaveAttribute("data-pending", "0", { timeout: 10_000 });
+  await phone.page.goto(list);
+  await signInOnThePage(phone.page, who);
+  await expect(items(phone.page).locator("label")).toHaveText(["before", "written offline"]);
+  await laptop.context.close();
+  await phone.context.close();
+});

@@ -312,7 +312,7 @@ impl Auth {
                     Caller::Refused("the API token is unknown, expired or revoked".into()),
                     None,
                 ),
-                Err(e) => (Caller::Refused(e.0.message), None),
+                Err(e) => (Caller::Unavailable(e.0.message), None),
             };
         }
         let Some(cookie) = self.session_cookie(headers) else {
@@ -342,7 +342,7 @@ impl Auth {
                 Caller::Refused("the session has ended: sign in again".into()),
                 None,
             ),
-            Err(e) => (Caller::Refused(e.0.message), None),
+            Err(e) => (Caller::Unavailable(e.0.message), None),
         }
     }
 

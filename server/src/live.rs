@@ -69,9 +69,13 @@ pub struct SocketOwner {
     pub workspace: WorkspaceId,
 }
 
+/// Why a socket is closed (its close code and reason), once it is.
+type Kick = Option<(u16, String)>;
+type Kicked = watch::Receiver<Kick>;
+
 struct Registered {
     owner: Arc<SocketOwner>,
-    kick: watch::Sender<Option<(u16, String)>>,
+    kick: watch::Sender<Kick>,
 }
 
 /// The broadcast channels, one per workspace with sockets, removed when its last socket
@@ -206,19 +210,23 @@ impl Hub {
         }
     }
 
-    /// Open sockets of one account.
-    fn sockets_of(&self, user_id: &str) -> usize {
-        let sockets = self.sockets.lock().unwrap_or_else(|p| p.into_inner());
-        sockets
+    /// Registers a socket, unless its account holds `per_account` already (counted and
+    /// inserted under one lock: concurrent upgrades cannot all pass).
+    fn register(
+        &self,
+        owner: SocketOwner,
+        per_account: usize,
+    ) -> Option<(u64, Kicked)> {
+        let mut sockets = self.sockets.lock().unwrap_or_else(|p| p.into_inner());
+        let held = sockets
             .values()
-            .filter(|r| r.owner.principal.user.user_id == user_id)
-            .count()
-    }
-
-    fn register(&self, owner: SocketOwner) -> (u64, watch::Receiver<Option<(u16, String)>>) {
+            .filter(|r| r.owner.principal.user.user_id == owner.principal.user.user_id)
+            .count();
+        if held >= per_account {
+            return None;
+        }
         let id = self.next_socket.fetch_add(1, Ordering::Relaxed);
         let (kick, kicked) = watch::channel(None);
-        let mut sockets = self.sockets.lock().unwrap_or_else(|p| p.into_inner());
         sockets.insert(
             id,
             Registered {
@@ -226,7 +234,7 @@ impl Hub {
                 kick,
             },
         );
-        (id, kicked)
+        Some((id, kicked))
     }
 
     fn unregister(&self, id: u64) {
@@ -312,28 +320,41 @@ pub async fn upgrade(
         }
     };
     let hub = state.hub;
-    if hub.sockets_of(&principal.user.user_id) >= state.per_account {
+    // Counted from here, so the bound holds for sockets being set up too.
+    if hub.clients.fetch_add(1, Ordering::SeqCst) >= hub.max_clients {
+        hub.clients.fetch_sub(1, Ordering::SeqCst);
+        return busy_response("too many live sockets; retry later");
+    }
+    let user = principal.user.user_id.clone();
+    let Some((socket_id, kicked)) = hub.register(
+        SocketOwner {
+            principal,
+            workspace,
+        },
+        state.per_account,
+    ) else {
+        hub.clients.fetch_sub(1, Ordering::SeqCst);
         let mut e = SyncError::new(
             ErrorCode::RateLimited,
             "this account has too many live sockets open",
         );
         e.retry_after_ms = Some(5_000);
         return errors::error(e);
-    }
-    // Counted from here, so the bound holds for sockets being set up too.
-    if hub.clients.fetch_add(1, Ordering::SeqCst) >= hub.max_clients {
-        hub.clients.fetch_sub(1, Ordering::SeqCst);
-        return busy_response("too many live sockets; retry later");
-    }
-    let (socket_id, kicked) = hub.register(SocketOwner {
-        principal,
-        workspace,
-    });
+    };
     let seat = Seat {
         hub: Arc::clone(&hub),
         workspace,
         socket_id,
     };
+    // Access again, now that the socket is registered: access taken away between the first
+    // check and the registration would otherwise be missed by the close that came with it.
+    let accounts = Arc::clone(&state.accounts);
+    let still =
+        tokio::task::spawn_blocking(move || accounts.role(&user, &workspace.to_string())).await;
+    if !matches!(still, Ok(Ok(_))) {
+        drop(seat);
+        return errors::error(tandem_accounts::access::not_a_member());
+    }
     // Subscribe first, then read the head: a push between the two is then either in the
     // head read or delivered on the channel, never lost.
     let frames = hub.subscribe(workspace);
@@ -404,7 +425,7 @@ async fn serve(
     mut socket: WebSocket,
     seat: Seat,
     mut frames: broadcast::Receiver<Frame>,
-    mut kicked: watch::Receiver<Option<(u16, String)>>,
+    mut kicked: Kicked,
     head: u64,
     log_id: String,
 ) {

@@ -106,9 +106,11 @@ impl Default for Limiter {
 }
 
 impl Limiter {
-    /// The key of (account, address): usernames are ASCII and compared without case.
+    /// The key of (account, address): a digest of the name (compared without case), so a
+    /// key is small whatever the name sent (rule 22: 100,000 keys of 64 KiB names would not be).
     pub fn account_key(username: &str, address: &str) -> String {
-        format!("{}|{address}", username.to_ascii_lowercase())
+        let name = tandem_accounts::secret::digest(&username.to_ascii_lowercase());
+        format!("{}|{address}", &name[..32])
     }
 }
 
@@ -140,6 +142,20 @@ mod tests {
         assert!(w.blocked("k9999", 10_000).is_none());
         w.hit("k9999", 10_001);
         assert!(w.blocked("k9999", 10_002).is_some(), "recent keys survive");
+    }
+
+    #[test]
+    fn keys_stay_small_whatever_the_name() {
+        let key = Limiter::account_key(&"x".repeat(60_000), "203.0.113.9");
+        assert!(key.len() <= 64, "{}", key.len());
+        assert_eq!(
+            Limiter::account_key("Ann", "a"),
+            Limiter::account_key("ann", "a")
+        );
+        assert_ne!(
+            Limiter::account_key("ann", "a"),
+            Limiter::account_key("bob", "a")
+        );
     }
 
     #[test]

@@ -1006,3 +1006,363 @@ async fn quotas_refuse_new_events_after_the_idempotency_check() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn metrics_need_the_token_when_loopback_says_nothing() {
+    let access = server::config::Access {
+        sign_up: server::config::SignUp::Open,
+        metrics_token: Some("metrics-secret-123".into()),
+        site: server::site::Site {
+            public_url: None,
+            // Loopback is a proxy here: being on loopback proves nothing.
+            trusted_proxies: vec!["127.0.0.1/32".parse().unwrap()],
+        },
+    };
+    let server = common::start_full(
+        "127.0.0.1:0".parse().unwrap(),
+        tempfile::tempdir().unwrap(),
+        Default::default(),
+        access,
+    )
+    .await;
+    let url = format!("{}/metrics", server.base);
+    assert_eq!(client().get(&url).send().await.unwrap().status(), 401);
+    let r = client()
+        .get(&url)
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = client()
+        .get(&url)
+        .bearer_auth("metrics-secret-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn sign_ups_from_one_address_are_limited_past_a_hundred_an_hour() {
+    let server = start_open().await;
+    for i in 0..120 {
+        let (status, body) = post(
+            &server,
+            "/api/auth/sign-up",
+            "",
+            json!({"username": format!("u{i}"), "password": "a password of length"}),
+        )
+        .await;
+        assert_eq!(status, 201, "sign-up {i}: {body}");
+    }
+    let (status, body) = post(
+        &server,
+        "/api/auth/sign-up",
+        "",
+        json!({"username": "one-more", "password": "a password of length"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (429, Some("RATE_LIMITED")),
+        "{body}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_password_change_ends_the_other_sessions_and_a_deleted_account_keeps_its_name() {
+    let server = start_open().await;
+    let ann = person(&server, "ann").await;
+    let bob = person(&server, "bob").await;
+    let other = common::session_cookie(
+        &client()
+            .post(format!("{}/api/auth/sign-in", server.base))
+            .json(&json!({"username": "ann", "password": "ann password!"}))
+            .send()
+            .await
+            .unwrap(),
+    );
+    let (status, _) = post(
+        &server,
+        "/api/auth/password",
+        &ann.cookie,
+        json!({"old": "wrong one!!", "new": "a brand new password"}),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, body) = post(
+        &server,
+        "/api/auth/password",
+        &ann.cookie,
+        json!({"old": "ann password!", "new": "short"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (422, Some("WEAK_PASSWORD"))
+    );
+    let (status, _) = post(
+        &server,
+        "/api/auth/password",
+        &ann.cookie,
+        json!({"old": "ann password!", "new": "a brand new password"}),
+    )
+    .await;
+    assert_eq!(status, 204);
+    assert_eq!(
+        get(&server, "/api/auth/me", &ann.cookie).await.0,
+        200,
+        "this session stays"
+    );
+    assert_eq!(
+        get(&server, "/api/auth/me", &other).await.0,
+        401,
+        "the other one ended"
+    );
+    // Bob joins Ann's workspace and writes; then deletes his account.
+    let (_, invite) = post(
+        &server,
+        &format!("/api/workspaces/{}/invites", ann.workspace),
+        &ann.cookie,
+        json!({}),
+    )
+    .await;
+    post(
+        &server,
+        &format!("/api/invites/{}/accept", invite["token"].as_str().unwrap()),
+        &bob.cookie,
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        post(
+            &server,
+            "/api/sync/push",
+            &bob.cookie,
+            push_body(&ann.workspace, 40, 9, 1)
+        )
+        .await
+        .0,
+        200
+    );
+    let (status, _) = send(
+        &server,
+        reqwest::Method::DELETE,
+        "/api/auth/me",
+        &bob.cookie,
+        Some(json!({"password": "wrong"})),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, _) = send(
+        &server,
+        reqwest::Method::DELETE,
+        "/api/auth/me",
+        &bob.cookie,
+        Some(json!({"password": "bob password!"})),
+    )
+    .await;
+    assert_eq!(status, 204);
+    assert_eq!(get(&server, "/api/auth/me", &bob.cookie).await.0, 401);
+    let (_, members) = get(
+        &server,
+        &format!("/api/workspaces/{}/members", ann.workspace),
+        &ann.cookie,
+    )
+    .await;
+    assert!(!members.to_string().contains("bob"), "{members}");
+    // His events keep his name in pulls; his name is not free for another.
+    let (_, pulled) = post(
+        &server,
+        "/api/sync/pull",
+        &ann.cookie,
+        pull_body(&ann.workspace, 1),
+    )
+    .await;
+    assert!(pulled["people"].to_string().contains("\"bob\""), "{pulled}");
+    let (status, _) = post(
+        &server,
+        "/api/auth/sign-up",
+        "",
+        json!({"username": "bob", "password": "another password"}),
+    )
+    .await;
+    assert_eq!(status, 409);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn ids_of_other_workspaces_and_accounts_are_refused() {
+    let server = start_open().await;
+    let ann = person(&server, "ann").await;
+    let bob = person(&server, "bob").await;
+    let (_, invite) = post(
+        &server,
+        &format!("/api/workspaces/{}/invites", bob.workspace),
+        &bob.cookie,
+        json!({}),
+    )
+    .await;
+    let id = invite["invite_id"].as_str().unwrap();
+    let token = invite["token"].as_str().unwrap();
+    // Ann cannot revoke Bob's invite through her own workspace, by id or by token.
+    for key in [id, token] {
+        let (status, _) = send(
+            &server,
+            reqwest::Method::DELETE,
+            &format!("/api/workspaces/{}/invites/{key}", ann.workspace),
+            &ann.cookie,
+            None,
+        )
+        .await;
+        assert_eq!(status, 404);
+    }
+    // Nor change a role in her workspace for someone who is not in it.
+    let (status, _) = send(
+        &server,
+        reqwest::Method::PATCH,
+        &format!("/api/workspaces/{}/members/{}", ann.workspace, bob.user_id),
+        &ann.cookie,
+        Some(json!({"role": "owner"})),
+    )
+    .await;
+    assert_eq!(status, 404);
+    // Nor delete Bob's token or session.
+    let (_, made) = post(
+        &server,
+        "/api/auth/tokens",
+        &bob.cookie,
+        json!({"name": "b"}),
+    )
+    .await;
+    let (status, _) = send(
+        &server,
+        reqwest::Method::DELETE,
+        &format!("/api/auth/tokens/{}", made["token_id"].as_str().unwrap()),
+        &ann.cookie,
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (_, sessions) = get(&server, "/api/auth/sessions", &bob.cookie).await;
+    let session = sessions["sessions"][0]["session_id"].as_str().unwrap();
+    let (status, _) = send(
+        &server,
+        reqwest::Method::DELETE,
+        &format!("/api/auth/sessions/{session}"),
+        &ann.cookie,
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert_eq!(get(&server, "/api/auth/me", &bob.cookie).await.0, 200);
+    // Bob's invite still works.
+    assert_eq!(
+        post(
+            &server,
+            &format!("/api/invites/{token}/accept"),
+            &ann.cookie,
+            json!({})
+        )
+        .await
+        .0,
+        200
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_owner_removed_cannot_come_back_on_an_invite_of_their_own() {
+    let server = start_open().await;
+    let ann = person(&server, "ann").await;
+    let olga = person(&server, "olga").await;
+    let ws = &ann.workspace;
+    let (_, invite) = post(
+        &server,
+        &format!("/api/workspaces/{ws}/invites"),
+        &ann.cookie,
+        json!({"role": "owner"}),
+    )
+    .await;
+    post(
+        &server,
+        &format!("/api/invites/{}/accept", invite["token"].as_str().unwrap()),
+        &olga.cookie,
+        json!({}),
+    )
+    .await;
+    // Olga, an owner, keeps an invite of her own; then Ann removes her.
+    let (status, kept) = post(
+        &server,
+        &format!("/api/workspaces/{ws}/invites"),
+        &olga.cookie,
+        json!({"role": "owner", "max_uses": 1000, "expires_in_s": 7_776_000}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let kept = kept["token"].as_str().unwrap().to_string();
+    assert_eq!(
+        send(
+            &server,
+            reqwest::Method::DELETE,
+            &format!("/api/workspaces/{ws}/members/{}", olga.user_id),
+            &ann.cookie,
+            None
+        )
+        .await
+        .0,
+        204
+    );
+    let (status, body) = post(
+        &server,
+        &format!("/api/invites/{kept}/accept"),
+        &olga.cookie,
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (410, Some("INVITE_GONE")),
+        "{body}"
+    );
+    assert_eq!(
+        get(
+            &server,
+            &format!("/api/workspaces/{ws}/members"),
+            &olga.cookie
+        )
+        .await
+        .0,
+        403
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_sign_out_with_a_made_up_cookie_writes_nothing() {
+    let server = start_open().await;
+    person(&server, "ann").await;
+    let accounts =
+        tandem_accounts::Accounts::open(server.data_dir.path().join("accounts.db")).unwrap();
+    let before = accounts.revocations().unwrap();
+    for cookie in [
+        "tandem_session=x",
+        &format!("tandem_session={}", "B".repeat(43)),
+    ] {
+        assert_eq!(
+            post(&server, "/api/auth/sign-out", cookie, json!({}))
+                .await
+                .0,
+            204
+        );
+    }
+    assert_eq!(
+        accounts.revocations().unwrap(),
+        before,
+        "no socket re-check was caused"
+    );
+    server.stop().await;
+}

@@ -1130,6 +1130,19 @@ impl EventLog {
             .optional()?)
     }
 
+    /// The workspaces with events in the outbox.
+    pub fn outbox_workspaces(&self) -> Result<Vec<WorkspaceId>, LogError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT DISTINCT workspace_id FROM outbox")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(parse_id(&row?)?);
+        }
+        Ok(out)
+    }
+
     /// The outbox events of one workspace.
     pub fn outbox_len_in(&self, workspace: WorkspaceId) -> Result<usize, LogError> {
         let n: i64 = self

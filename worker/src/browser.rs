@@ -640,6 +640,9 @@ impl App {
                 let read_only = role.as_deref() == Some("reader");
                 match self.space(workspace, read_only) {
                     Ok(space) => {
+                        // The role the page was rendered with now (a member demoted to
+                        // reader, or the other way round).
+                        space.service.set_read_only(read_only);
                         self.clients.borrow_mut().insert(client.clone(), workspace);
                         self.open(&space, client, head, log_id);
                     }
@@ -651,6 +654,19 @@ impl App {
                         },
                     ),
                 }
+            }
+            // The account's own, whatever page asks (sign-out counts it from any page).
+            PageMessage::Request {
+                id,
+                request: tandem_protocol::data::Request::Unsent,
+            } => {
+                let reply = match self.replica.borrow().pending_len() {
+                    Ok(n) => Reply::Unsent { events: n as u64 },
+                    Err(e) => Reply::Failed {
+                        reason: e.to_string(),
+                    },
+                };
+                self.send(client, WorkerMessage::Reply { id, reply });
             }
             PageMessage::Request { id, request } => {
                 let space = self
@@ -709,6 +725,16 @@ impl App {
                 }
             }
             PageMessage::SyncNow => {
+                // Every workspace with something unsent too, opened by a page or not.
+                let waiting = self
+                    .replica
+                    .borrow()
+                    .log()
+                    .outbox_workspaces()
+                    .unwrap_or_default();
+                for ws in waiting {
+                    let _ = self.space(ws, false);
+                }
                 for space in self.spaces() {
                     space.notifier.notify(Input::Retry);
                     space.wake.wake();

@@ -76,7 +76,7 @@ pub struct Service {
     workspace: WorkspaceId,
     /// The account only reads this workspace (a reader): every command is refused, none is
     /// recorded (DESIGN.md rule 23: a reader's device writes no events there).
-    read_only: bool,
+    read_only: std::cell::Cell<bool>,
     /// Told how far a rebuild of the views is (events replayed, of how many).
     on_rebuild: Option<Box<dyn Fn(u64, u64)>>,
 }
@@ -88,15 +88,20 @@ impl Service {
         Ok(Self {
             replica,
             workspace,
-            read_only: false,
+            read_only: std::cell::Cell::new(false),
             on_rebuild: None,
         })
     }
 
     /// A reader's service: it answers queries and refuses every command.
-    pub fn read_only(mut self, read_only: bool) -> Self {
-        self.read_only = read_only;
+    pub fn read_only(self, read_only: bool) -> Self {
+        self.read_only.set(read_only);
         self
+    }
+
+    /// The account's role changed (a page opened the workspace as a reader, or no longer).
+    pub fn set_read_only(&self, read_only: bool) {
+        self.read_only.set(read_only);
     }
 
     /// The workspace this service answers for.
@@ -467,7 +472,7 @@ impl Service {
     }
 
     fn command(&self, command_id: &str, command: Command) -> Reply {
-        if self.read_only {
+        if self.read_only.get() {
             return Reply::Refused {
                 reason: "You can read this workspace but not change it.".into(),
             };
