@@ -896,23 +896,13 @@ impl Accounts {
                  JOIN workspaces w ON w.workspace_id = m.workspace_id \
                  WHERE m.user_id = ?1 AND w.deleted_at IS NULL ORDER BY m.joined_at, w.name",
             )?;
-            let rows = stmt.query_map([user_id], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                ))
-            })?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (workspace_id, name, role) = row?;
-                out.push(WorkspaceInfo {
+            with_roles(&mut stmt, [user_id], |workspace_id, name, role| {
+                WorkspaceInfo {
                     workspace_id,
                     name,
-                    role: role_of(&role)?,
-                });
-            }
-            Ok(out)
+                    role,
+                }
+            })
         })
     }
 
@@ -993,19 +983,11 @@ impl Accounts {
                 "SELECT m.user_id, u.username, m.role FROM members m JOIN users u ON u.user_id = m.user_id \
                  WHERE m.workspace_id = ?1 ORDER BY m.joined_at, u.username",
             )?;
-            let rows = stmt.query_map([workspace_id], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
-            })?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (user_id, username, role) = row?;
-                out.push(Member {
-                    user_id,
-                    username,
-                    role: role_of(&role)?,
-                });
-            }
-            Ok(out)
+            with_roles(&mut stmt, [workspace_id], |user_id, username, role| Member {
+                user_id,
+                username,
+                role,
+            })
         })
     }
 
@@ -1360,6 +1342,27 @@ impl Accounts {
             Ok(adopted)
         })
     }
+}
+
+/// Rows of (id, name, role) made into `T`s.
+fn with_roles<T>(
+    stmt: &mut rusqlite::Statement<'_>,
+    params: impl rusqlite::Params,
+    make: impl Fn(String, String, Role) -> T,
+) -> Result<Vec<T>, AccountsError> {
+    let rows = stmt.query_map(params, |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, name, role) = row?;
+        out.push(make(id, name, role_of(&role)?));
+    }
+    Ok(out)
 }
 
 fn read_user(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRecord> {

@@ -472,6 +472,15 @@ impl Auth {
     }
 }
 
+/// Closes the live sockets opened with `credential` (it just ended).
+fn close_sockets_of(auth: &Auth, credential: Credential, reason: &str) {
+    auth.hub.close_where(
+        move |s| s.principal.credential == credential,
+        crate::live::CLOSE_UNAUTHENTICATED,
+        reason,
+    );
+}
+
 /// The caller's principal, or 401.
 fn signed(caller: &Caller) -> Result<Principal, ApiError> {
     caller.principal().cloned().map_err(ApiError)
@@ -880,14 +889,9 @@ pub async fn end_session(
     if !ended {
         return Err(api(ErrorCode::NotFound, "no such session of yours"));
     }
-    auth.hub.close_where(
-        move |s| {
-            s.principal.credential
-                == Credential::Session {
-                    session_id: session_id.clone(),
-                }
-        },
-        crate::live::CLOSE_UNAUTHENTICATED,
+    close_sockets_of(
+        &auth,
+        Credential::Session { session_id },
         "the session was ended",
     );
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -985,14 +989,9 @@ pub async fn delete_token(
     if !deleted {
         return Err(api(ErrorCode::NotFound, "no such token of yours"));
     }
-    auth.hub.close_where(
-        move |s| {
-            s.principal.credential
-                == Credential::Token {
-                    token_id: token_id.clone(),
-                }
-        },
-        crate::live::CLOSE_UNAUTHENTICATED,
+    close_sockets_of(
+        &auth,
+        Credential::Token { token_id },
         "the token was deleted",
     );
     Ok(StatusCode::NO_CONTENT.into_response())

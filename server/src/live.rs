@@ -212,11 +212,7 @@ impl Hub {
 
     /// Registers a socket, unless its account holds `per_account` already (counted and
     /// inserted under one lock: concurrent upgrades cannot all pass).
-    fn register(
-        &self,
-        owner: SocketOwner,
-        per_account: usize,
-    ) -> Option<(u64, Kicked)> {
+    fn register(&self, owner: SocketOwner, per_account: usize) -> Option<(u64, Kicked)> {
         let mut sockets = self.sockets.lock().unwrap_or_else(|p| p.into_inner());
         let held = sockets
             .values()
