@@ -215,7 +215,12 @@ pub mod ssr {
                 }
             }
             self.announce(&outcome);
-            Ok(outcome.response)
+            let mut response = outcome.response;
+            response.pusher = Some(tandem_protocol::sync::Person {
+                user_id: principal.user.user_id.clone(),
+                username: principal.user.username.clone(),
+            });
+            Ok(response)
         }
 
         fn check_quota(

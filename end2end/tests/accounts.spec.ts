@@ -99,6 +99,13 @@ test("sign up, invite by link, edit together live, and removal while both are on
   await expect(history.locator("li.history-entry")).toHaveCount(1);
   await expect(history.locator("li.history-entry")).toContainText(bobName);
   await ann.page.keyboard.press("Escape");
+  // Her own too (the server names the pusher when it acknowledges).
+  const annsItem = items(ann.page).nth(0);
+  await annsItem.getByRole("button", { name: "Details of from ann" }).click();
+  await annsItem.getByRole("button", { name: "History" }).click();
+  const own = ann.page.getByRole("dialog", { name: "History of “from ann”" });
+  await expect(own.locator("li.history-entry")).toContainText(annName);
+  await ann.page.keyboard.press("Escape");
 
   // Ann removes Bob (confirmed in a dialog) while both are online: Bob's page says so.
   await ann.page.getByRole("link", { name: "Members" }).click();
@@ -266,4 +273,26 @@ test("a session ended while offline keeps the outbox; signing in again sends it"
   await expect(items(phone.page).locator("label")).toHaveText(["before", "written offline"]);
   await laptop.context.close();
   await phone.context.close();
+});
+
+test("the content security policy blocks nothing of Tandem's own: pages, the worker, the socket", async ({ browser }) => {
+  const person = await stranger(browser);
+  const violations: string[] = [];
+  person.page.on("console", (m) => {
+    if (/Content Security Policy|Refused to/i.test(m.text())) violations.push(m.text());
+  });
+  await person.page.addInitScript(() => {
+    document.addEventListener("securitypolicyviolation", (e) => console.error(`Refused to: ${e.violatedDirective} ${e.blockedURI}`));
+  });
+  await signUpOnThePage(person.page, name("cora"));
+  await addTodos(person.page, "under a strict policy");
+  await expect(syncStatus(person.page)).toHaveAttribute("data-sync-state", "online");
+  await person.page.getByRole("link", { name: "Members" }).click();
+  await ready(person.page);
+  for (const path of ["/trash", "/settings", "/"]) {
+    await person.page.goto(path);
+    await ready(person.page);
+  }
+  expect(violations).toEqual([]);
+  await person.context.close();
 });

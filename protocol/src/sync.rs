@@ -61,6 +61,10 @@ pub struct PushResponse {
     /// The server log's identity (new after a restore or an import into an empty data dir).
     #[serde(default)]
     pub log_id: String,
+    /// The account the server recorded the events under (so the device shows its own events
+    /// with its person's name too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pusher: Option<Person>,
 }
 
 /// `POST /api/sync/pull`.

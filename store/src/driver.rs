@@ -358,7 +358,19 @@ impl<T: Transport> SyncClient<T> {
             .all(|(i, (_, seq))| *seq == request.cursor + 1 + i as u64);
         self.id_reused = None;
         if contiguous && response.head == request.cursor + own.len() as u64 {
-            let accepted = self.replica.borrow_mut().accept(&[], &own);
+            // Our own events, recorded under our account (and its name noted for History).
+            let mut users = std::collections::HashMap::new();
+            if let Some(pusher) = &response.pusher {
+                let _ = self
+                    .replica
+                    .borrow()
+                    .log()
+                    .remember_people(&[(pusher.user_id.clone(), pusher.username.clone())]);
+                for (id, _) in &own {
+                    users.insert(*id, pusher.user_id.clone());
+                }
+            }
+            let accepted = self.replica.borrow_mut().accept_by(&[], &own, &users);
             if let Err(e) = accepted {
                 return self.local(e);
             }

@@ -500,7 +500,17 @@ impl Replica {
         pulled: &[(u64, StoredEvent)],
         own: &[(EventId, u64)],
     ) -> Result<usize, ReplicaError> {
-        let taken = self.log.accept(pulled, own)?;
+        self.accept_by(pulled, own, &std::collections::HashMap::new())
+    }
+
+    /// [`Self::accept`], recording who pushed each event (`users`, by event id).
+    pub fn accept_by(
+        &mut self,
+        pulled: &[(u64, StoredEvent)],
+        own: &[(EventId, u64)],
+        users: &std::collections::HashMap<EventId, String>,
+    ) -> Result<usize, ReplicaError> {
+        let taken = self.log.accept_by(pulled, own, users)?;
         self.views.refresh(&self.log, &taken.changed)?;
         self.project()?;
         Ok(taken.added)
