@@ -89,6 +89,8 @@ test("sign up, invite by link, edit together live, and removal while both are on
   await ann.page.goto(inbox === "/" ? "/" : inbox);
   await ready(ann.page);
   await expect(items(ann.page).locator("label")).toHaveText(["from ann", "from bob"], { timeout: 5_000 });
+  // (Once the reloaded page's store is in sync: this checks live editing, not the handshake.)
+  await expect(syncStatus(ann.page)).toHaveAttribute("data-sync-state", "online");
   await addTodos(ann.page, "ann again");
   await expect(items(bob.page).locator("label")).toHaveText(["from ann", "from bob", "ann again"], { timeout: 5_000 });
   // History names the person beside the device.
