@@ -422,6 +422,15 @@ impl Auth {
         .await
     }
 
+    /// Runs `f` on accounts.db off the async runtime; its refusals are the contract's errors.
+    pub async fn with_accounts<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Accounts) -> Result<T, tandem_accounts::AccountsError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let accounts = Arc::clone(&self.accounts);
+        blocking(move || f(&accounts).map_err(|e| ApiError(refusal(e)))).await
+    }
+
     /// The workspaces that hold events in the log.
     fn log_workspaces(&self) -> Result<Vec<String>, ApiError> {
         let central = self
@@ -536,8 +545,9 @@ pub async fn sign_up(
         return Err(rate_limited(wait, "sign-ups from this address"));
     }
     // The policy, then the invite (CONTRACT.md), then the name.
-    let accounts = Arc::clone(&auth.accounts);
-    let count = blocking(move || accounts.user_count().map_err(|e| ApiError(refusal(e)))).await?;
+    let count = auth
+        .with_accounts(move |accounts| accounts.user_count())
+        .await?;
     let invite = body
         .invite
         .as_deref()
@@ -570,13 +580,9 @@ pub async fn sign_up(
             _ => {}
         }
         if let Some(d) = invite.clone() {
-            let accounts = Arc::clone(&auth.accounts);
-            let check = blocking(move || {
-                accounts
-                    .check_invite(&d, now())
-                    .map_err(|e| ApiError(refusal(e)))
-            })
-            .await?;
+            let check = auth
+                .with_accounts(move |accounts| accounts.check_invite(&d, now()))
+                .await?;
             if check == InviteCheck::Gone {
                 return Err(api(
                     ErrorCode::InviteGone,
@@ -590,14 +596,10 @@ pub async fn sign_up(
     tandem_accounts::names::username(&body.username)
         .map_err(|e| api(ErrorCode::Malformed, e.to_string()))?;
     tandem_accounts::names::password(&body.password).map_err(|e| ApiError(refusal(e.into())))?;
-    let accounts = Arc::clone(&auth.accounts);
     let name = body.username.clone();
-    let taken = blocking(move || {
-        accounts
-            .user_by_name(&name)
-            .map_err(|e| ApiError(refusal(e)))
-    })
-    .await?;
+    let taken = auth
+        .with_accounts(move |accounts| accounts.user_by_name(&name))
+        .await?;
     if taken.is_some() {
         return Err(api(ErrorCode::UsernameTaken, "that username is taken"));
     }
@@ -723,9 +725,9 @@ pub async fn sign_out(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     if let Some(cookie) = auth.session_cookie(&headers) {
-        let accounts = Arc::clone(&auth.accounts);
         let d = digest(&cookie);
-        blocking(move || accounts.end_session(&d).map_err(|e| ApiError(refusal(e)))).await?;
+        auth.with_accounts(move |accounts| accounts.end_session(&d))
+            .await?;
     }
     Ok(with_cookie(
         StatusCode::NO_CONTENT.into_response(),
@@ -740,14 +742,9 @@ pub async fn sign_out_everywhere(
     Extension(caller): Extension<Caller>,
 ) -> Result<Response, ApiError> {
     let p = session_only(&caller)?;
-    let accounts = Arc::clone(&auth.accounts);
     let user = p.user.user_id.clone();
-    blocking(move || {
-        accounts
-            .end_sessions(&user)
-            .map_err(|e| ApiError(refusal(e)))
-    })
-    .await?;
+    auth.with_accounts(move |accounts| accounts.end_sessions(&user))
+        .await?;
     let user = p.user.user_id.clone();
     auth.hub.close_where(
         move |s| s.principal.user.user_id == user && !s.principal.is_token(),
@@ -767,14 +764,10 @@ pub async fn me(
 ) -> Result<Response, ApiError> {
     let p = signed(&caller)?;
     auth.ensure_inbox(&p.user.user_id).await?;
-    let accounts = Arc::clone(&auth.accounts);
     let user = p.user.user_id.clone();
-    let workspaces = blocking(move || {
-        accounts
-            .workspaces_of(&user)
-            .map_err(|e| ApiError(refusal(e)))
-    })
-    .await?;
+    let workspaces = auth
+        .with_accounts(move |accounts| accounts.workspaces_of(&user))
+        .await?;
     Ok(Json(json!({
         "user": p.user,
         "is_admin": p.is_admin,
@@ -805,10 +798,10 @@ pub async fn change_password(
         return Err(rate_limited(wait, "wrong passwords"));
     }
     tandem_accounts::names::password(&body.new).map_err(|e| ApiError(refusal(e.into())))?;
-    let accounts = Arc::clone(&auth.accounts);
     let user = p.user.user_id.clone();
-    let record =
-        blocking(move || accounts.user_by_id(&user).map_err(|e| ApiError(refusal(e)))).await?;
+    let record = auth
+        .with_accounts(move |accounts| accounts.user_by_id(&user))
+        .await?;
     let ok = auth
         .hashing
         .verify(&address, &body.old, record.map(|r| r.password_hash))
@@ -822,14 +815,9 @@ pub async fn change_password(
         Credential::Session { session_id } => Some(session_id.clone()),
         Credential::Token { .. } => None,
     };
-    let accounts = Arc::clone(&auth.accounts);
     let user = p.user.user_id.clone();
-    blocking(move || {
-        accounts
-            .change_password(&user, &hash, keep.as_deref())
-            .map_err(|e| ApiError(refusal(e)))
-    })
-    .await?;
+    auth.with_accounts(move |accounts| accounts.change_password(&user, &hash, keep.as_deref()))
+        .await?;
     let user = p.user.user_id.clone();
     let current = p.credential.clone();
     auth.hub.close_where(
@@ -847,14 +835,10 @@ pub async fn sessions(
     Extension(caller): Extension<Caller>,
 ) -> Result<Response, ApiError> {
     let p = session_only(&caller)?;
-    let accounts = Arc::clone(&auth.accounts);
     let user = p.user.user_id.clone();
-    let list = blocking(move || {
-        accounts
-            .sessions(&user, now())
-            .map_err(|e| ApiError(refusal(e)))
-    })
-    .await?;
+    let list = auth
+        .with_accounts(move |accounts| accounts.sessions(&user, now()))
+        .await?;
     let current = match &p.credential {
         Credential::Session { session_id } => session_id.clone(),
         Credential::Token { .. } => String::new(),
@@ -877,15 +861,11 @@ pub async fn end_session(
     Path(session_id): Path<String>,
 ) -> Result<Response, ApiError> {
     let p = session_only(&caller)?;
-    let accounts = Arc::clone(&auth.accounts);
     let user = p.user.user_id.clone();
     let id = session_id.clone();
-    let ended = blocking(move || {
-        accounts
-            .end_session_by_id(&user, &id)
-            .map_err(|e| ApiError(refusal(e)))
-    })
-    .await?;
+    let ended = auth
+        .with_accounts(move |accounts| accounts.end_session_by_id(&user, &id))
+        .await?;
     if !ended {
         return Err(api(ErrorCode::NotFound, "no such session of yours"));
     }
@@ -961,13 +941,9 @@ pub async fn tokens(
     Extension(caller): Extension<Caller>,
 ) -> Result<Response, ApiError> {
     let p = session_only(&caller)?;
-    let accounts = Arc::clone(&auth.accounts);
-    let list = blocking(move || {
-        accounts
-            .tokens(&p.user.user_id)
-            .map_err(|e| ApiError(refusal(e)))
-    })
-    .await?;
+    let list = auth
+        .with_accounts(move |accounts| accounts.tokens(&p.user.user_id))
+        .await?;
     Ok(Json(json!({ "tokens": list })).into_response())
 }
 
@@ -978,14 +954,10 @@ pub async fn delete_token(
     Path(token_id): Path<String>,
 ) -> Result<Response, ApiError> {
     let p = session_only(&caller)?;
-    let accounts = Arc::clone(&auth.accounts);
     let id = token_id.clone();
-    let deleted = blocking(move || {
-        accounts
-            .delete_token(&p.user.user_id, &id)
-            .map_err(|e| ApiError(refusal(e)))
-    })
-    .await?;
+    let deleted = auth
+        .with_accounts(move |accounts| accounts.delete_token(&p.user.user_id, &id))
+        .await?;
     if !deleted {
         return Err(api(ErrorCode::NotFound, "no such token of yours"));
     }
@@ -1014,10 +986,10 @@ pub async fn delete_account(
 ) -> Result<Response, ApiError> {
     let p = session_only(&caller)?;
     let address = address_key(client.0);
-    let accounts = Arc::clone(&auth.accounts);
     let user = p.user.user_id.clone();
-    let record =
-        blocking(move || accounts.user_by_id(&user).map_err(|e| ApiError(refusal(e)))).await?;
+    let record = auth
+        .with_accounts(move |accounts| accounts.user_by_id(&user))
+        .await?;
     if !auth
         .hashing
         .verify(&address, &body.password, record.map(|r| r.password_hash))
@@ -1025,14 +997,9 @@ pub async fn delete_account(
     {
         return Err(api(ErrorCode::Forbidden, "the password is wrong"));
     }
-    let accounts = Arc::clone(&auth.accounts);
     let user = p.user.user_id.clone();
-    blocking(move || {
-        accounts
-            .delete_user(&user, now())
-            .map_err(|e| ApiError(refusal(e)))
-    })
-    .await?;
+    auth.with_accounts(move |accounts| accounts.delete_user(&user, now()))
+        .await?;
     let user = p.user.user_id.clone();
     auth.hub.close_where(
         move |s| s.principal.user.user_id == user,

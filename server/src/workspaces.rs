@@ -59,13 +59,11 @@ pub async fn create(
         None => WorkspaceId::from_uuid(uuid::Uuid::new_v4()),
     };
     let in_log = auth.in_log(id)?;
-    let accounts = Arc::clone(&auth.accounts);
-    let (info, made) = blocking(move || {
-        accounts
-            .create_workspace(&user, &id.to_string(), &body.name, in_log, now())
-            .map_err(|e| ApiError(refusal(e)))
-    })
-    .await?;
+    let (info, made) = auth
+        .with_accounts(move |accounts| {
+            accounts.create_workspace(&user, &id.to_string(), &body.name, in_log, now())
+        })
+        .await?;
     let status = if made {
         StatusCode::CREATED
     } else {
@@ -89,13 +87,9 @@ pub async fn rename(
 ) -> Result<Response, ApiError> {
     let ws = workspace_id(&id)?.to_string();
     let user = user_of(&caller)?;
-    let accounts = Arc::clone(&auth.accounts);
-    let info = blocking(move || {
-        accounts
-            .rename_workspace(&user, &ws, &body.name)
-            .map_err(|e| ApiError(refusal(e)))
-    })
-    .await?;
+    let info = auth
+        .with_accounts(move |accounts| accounts.rename_workspace(&user, &ws, &body.name))
+        .await?;
     Ok(Json(json!(info)).into_response())
 }
 
@@ -108,11 +102,8 @@ pub async fn delete(
 ) -> Result<Response, ApiError> {
     let workspace = workspace_id(&id)?;
     let user = user_of(&caller)?;
-    let accounts = Arc::clone(&auth.accounts);
-    blocking(move || {
-        accounts
-            .delete_workspace(&user, &workspace.to_string(), now())
-            .map_err(|e| ApiError(refusal(e)))
+    auth.with_accounts(move |accounts| {
+        accounts.delete_workspace(&user, &workspace.to_string(), now())
     })
     .await?;
     auth.hub.close_where(
@@ -131,13 +122,9 @@ pub async fn members(
 ) -> Result<Response, ApiError> {
     let ws = workspace_id(&id)?.to_string();
     let user = user_of(&caller)?;
-    let accounts = Arc::clone(&auth.accounts);
-    let list = blocking(move || {
-        accounts
-            .members(&user, &ws)
-            .map_err(|e| ApiError(refusal(e)))
-    })
-    .await?;
+    let list = auth
+        .with_accounts(move |accounts| accounts.members(&user, &ws))
+        .await?;
     Ok(Json(json!(list)).into_response())
 }
 
@@ -162,14 +149,9 @@ pub async fn set_role(
     let ws = workspace_id(&id)?.to_string();
     let role = role(&body.role)?;
     let user = user_of(&caller)?;
-    let accounts = Arc::clone(&auth.accounts);
     let t = target.clone();
-    blocking(move || {
-        accounts
-            .set_role(&user, &ws, &t, role)
-            .map_err(|e| ApiError(refusal(e)))
-    })
-    .await?;
+    auth.with_accounts(move |accounts| accounts.set_role(&user, &ws, &t, role))
+        .await?;
     Ok(Json(json!({ "user_id": target, "role": role })).into_response())
 }
 
@@ -182,14 +164,9 @@ pub async fn remove_member(
 ) -> Result<Response, ApiError> {
     let workspace = workspace_id(&id)?;
     let user = user_of(&caller)?;
-    let accounts = Arc::clone(&auth.accounts);
     let t = target.clone();
-    blocking(move || {
-        accounts
-            .remove_member(&user, &workspace.to_string(), &t)
-            .map_err(|e| ApiError(refusal(e)))
-    })
-    .await?;
+    auth.with_accounts(move |accounts| accounts.remove_member(&user, &workspace.to_string(), &t))
+        .await?;
     auth.hub.close_where(
         move |s| s.workspace == workspace && s.principal.user.user_id == target,
         CLOSE_FORBIDDEN,
@@ -267,13 +244,9 @@ pub async fn invites(
 ) -> Result<Response, ApiError> {
     let ws = workspace_id(&id)?.to_string();
     let user = user_of(&caller)?;
-    let accounts = Arc::clone(&auth.accounts);
-    let list = blocking(move || {
-        accounts
-            .invites(&user, &ws, now())
-            .map_err(|e| ApiError(refusal(e)))
-    })
-    .await?;
+    let list = auth
+        .with_accounts(move |accounts| accounts.invites(&user, &ws, now()))
+        .await?;
     Ok(Json(json!(list)).into_response())
 }
 
@@ -290,13 +263,8 @@ pub async fn revoke_invite(
     } else {
         invite
     };
-    let accounts = Arc::clone(&auth.accounts);
-    blocking(move || {
-        accounts
-            .revoke_invite(&user, &ws, &key, now())
-            .map_err(|e| ApiError(refusal(e)))
-    })
-    .await?;
+    auth.with_accounts(move |accounts| accounts.revoke_invite(&user, &ws, &key, now()))
+        .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -355,13 +323,9 @@ pub async fn accept_invite(
     if !well_formed(&token) {
         return Err(gone());
     }
-    let accounts = Arc::clone(&auth.accounts);
     let d = digest(&token);
-    let (workspace_id, role) = blocking(move || {
-        accounts
-            .accept_invite(&user, &d, now())
-            .map_err(|e| ApiError(refusal(e)))
-    })
-    .await?;
+    let (workspace_id, role) = auth
+        .with_accounts(move |accounts| accounts.accept_invite(&user, &d, now()))
+        .await?;
     Ok(Json(json!({ "workspace_id": workspace_id, "role": role })).into_response())
 }
