@@ -191,7 +191,10 @@ pub mod ssr {
             }
             let day = now.div_euclid(24 * 60 * 60 * 1_000);
             let quota = |events: usize, bytes: usize| self.check_quota(user, day, events, bytes);
-            let outcome = self.central()?.push_as(
+            // The central lock is held until the usage is recorded, so two pushes of one
+            // account cannot both pass the quota check on the same usage.
+            let mut central = self.central()?;
+            let outcome = central.push_as(
                 request,
                 &Pusher {
                     user: Some(user),
@@ -214,6 +217,7 @@ pub mod ssr {
                     tracing::warn!(error = %e, "cannot record the account's usage");
                 }
             }
+            drop(central);
             self.announce(&outcome);
             let mut response = outcome.response;
             response.pusher = Some(tandem_protocol::sync::Person {

@@ -1007,6 +1007,69 @@ async fn quotas_refuse_new_events_after_the_idempotency_check() {
     server.stop().await;
 }
 
+/// Two pushes of one account at the same moment (two workspaces, so neither waits for the
+/// other's cursor) cannot both pass the quota on the same usage: exactly one is stored.
+#[tokio::test]
+async fn concurrent_pushes_of_one_account_share_one_quota() {
+    let access = server::config::Access {
+        sign_up: server::config::SignUp::Open,
+        ..Default::default()
+    };
+    let server = common::start_full(
+        "127.0.0.1:0".parse().unwrap(),
+        tempfile::tempdir().unwrap(),
+        server::config::Limits {
+            quota_events_per_day: 4,
+            ..Default::default()
+        },
+        access,
+    )
+    .await;
+    for round in 0..12u128 {
+        let p = person(&server, &format!("racer{round}")).await;
+        let second = uuid::Uuid::from_u128(0x5eed_0000 + round).to_string();
+        let (status, body) = post(
+            &server,
+            "/api/workspaces",
+            &p.cookie,
+            json!({"name": "Second", "workspace_id": second}),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        let (head, _) = pull_head(&server, &p, 100 + round * 2).await;
+        // Three events each: one push fits the quota of four, both together do not.
+        let a = post(
+            &server,
+            "/api/sync/push",
+            &p.cookie,
+            push_body(&p.workspace, 100 + round * 2, 1000 + round as u64 * 2, head),
+        );
+        let b = post(
+            &server,
+            "/api/sync/push",
+            &p.cookie,
+            push_body(&second, 101 + round * 2, 1001 + round as u64 * 2, 0),
+        );
+        let ((sa, ba), (sb, bb)) = tokio::join!(a, b);
+        let mut statuses = [sa, sb];
+        statuses.sort();
+        assert_eq!(statuses, [200, 429], "round {round}: {ba} / {bb}");
+    }
+    server.stop().await;
+}
+
+async fn pull_head(server: &Running, p: &Person, device: u128) -> (u64, Value) {
+    let (status, body) = post(
+        server,
+        "/api/sync/pull",
+        &p.cookie,
+        pull_body(&p.workspace, device),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    (body["head"].as_u64().unwrap(), body)
+}
+
 #[tokio::test]
 async fn metrics_need_the_token_when_loopback_says_nothing() {
     let access = server::config::Access {
