@@ -417,6 +417,23 @@ fn SignOut() -> impl IntoView {
     let error = RwSignal::new(None::<String>);
     let export_url = RwSignal::new(None::<String>);
     let user_id = Memo::new(move |_| account.user_id());
+    // While this tab signs out, the account's other tabs take no input (their changes would
+    // miss the count of what is unsent).
+    let signing = RwSignal::new(false);
+    let freeze = move || {
+        if signing.get_untracked() {
+            return;
+        }
+        signing.set(true);
+        if let Some(user) = user_id.get_untracked() {
+            leptos::task::spawn_local(async move {
+                crate::local::freeze_other_tabs(&user, move || {
+                    signing.try_get_untracked().unwrap_or(false)
+                })
+                .await;
+            });
+        }
+    };
     let finish = move || {
         let user = user_id.get_untracked();
         busy.set(true);
@@ -428,6 +445,7 @@ fn SignOut() -> impl IntoView {
                 Ok(a) => {
                     error.set(Some(a.message()));
                     busy.set(false);
+                    signing.set(false);
                     return;
                 }
                 Err(_) => {
@@ -435,6 +453,7 @@ fn SignOut() -> impl IntoView {
                         "Signing out needs the server, which cannot be reached: try again when online.".into(),
                     ));
                     busy.set(false);
+                    signing.set(false);
                     return;
                 }
             }
@@ -454,6 +473,7 @@ fn SignOut() -> impl IntoView {
         }
         busy.set(true);
         error.set(None);
+        freeze();
         leptos::task::spawn_local(async move {
             let left = crate::local::push_before_leaving(local, model).await;
             busy.set(false);
@@ -492,7 +512,10 @@ fn SignOut() -> impl IntoView {
                             <a href=url download="tandem-unsent.jsonl">"Download the export"</a>
                         })}
                         <button type="button" class="danger" on:click=move |_| finish()>"Sign out anyway"</button>
-                        <button type="button" on:click=move |_| unsent.set(None)>"Cancel"</button>
+                        <button type="button" on:click=move |_| {
+                            unsent.set(None);
+                            signing.set(false);
+                        }>"Cancel"</button>
                     </div>
                 }
             })

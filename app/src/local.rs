@@ -120,6 +120,25 @@ pub async fn push_before_leaving(local: Local, model: Model) -> Option<u64> {
     }
 }
 
+/// While a tab signs `account` out, its other tabs take no input (the page is `inert`, with a
+/// note saying why), so nothing is written after the last count of unsent changes. The tab
+/// signing out repeats this every few seconds until it is done (`signing` false thaws them);
+/// a tab that hears nothing for 15 s thaws by itself (the signing tab was closed).
+pub async fn freeze_other_tabs(account: &str, signing: impl Fn() -> bool) {
+    #[cfg(feature = "hydrate")]
+    {
+        browser::FREEZING_OTHERS.set(true);
+        while signing() {
+            browser::tell_tabs(&format!("freeze:{account}"));
+            browser::sleep_ms(5_000).await;
+        }
+        browser::FREEZING_OTHERS.set(false);
+        browser::tell_tabs(&format!("thaw:{account}"));
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = (account, signing);
+}
+
 /// Deletes the account's local data (its OPFS folder, DESIGN.md rule 24) once every tab's
 /// worker has let go of it, after telling the other tabs to sign out.
 pub async fn forget_account(account: &str) {
@@ -630,6 +649,8 @@ mod browser {
     thread_local! {
         /// This tab is signing out (it ignores its own "signed out" message).
         static SIGNING_OUT: Cell<bool> = const { Cell::new(false) };
+        /// This tab freezes the others (it ignores its own "freeze").
+        pub static FREEZING_OTHERS: Cell<bool> = const { Cell::new(false) };
     }
 
     /// Waits `ms` (a timer of the window).
@@ -642,22 +663,73 @@ mod browser {
         let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
     }
 
-    /// Another tab of this browser signed `account` out: this tab lets go of the store and
-    /// shows the sign-in page.
+    /// Posts `message` to the other tabs of this browser (the account channel).
+    pub fn tell_tabs(message: &str) {
+        if let Ok(channel) = web_sys::BroadcastChannel::new(ACCOUNT_CHANNEL) {
+            let _ = channel.post_message(&JsValue::from_str(message));
+            channel.close();
+        }
+    }
+
+    /// Makes the page take no input while another tab signs the account out (`true`), or
+    /// gives it back; CSS shows why (`body[data-frozen]`).
+    fn set_frozen(frozen: bool) {
+        let Some(body) = web_sys::window()
+            .and_then(|w| w.document())
+            .and_then(|d| d.body())
+        else {
+            return;
+        };
+        if frozen {
+            let _ = body.set_attribute("inert", "");
+            let _ = body.set_attribute("data-frozen", "signing-out");
+        } else {
+            let _ = body.remove_attribute("inert");
+            let _ = body.remove_attribute("data-frozen");
+        }
+    }
+
+    /// Another tab of this browser signs `account` out: this tab freezes while it counts
+    /// (thawing 15 s after the last word from it), then lets go of the store and shows the
+    /// sign-in page.
     pub fn follow_sign_out(local: Local, account: &str) {
         let Ok(channel) = web_sys::BroadcastChannel::new(ACCOUNT_CHANNEL) else {
             return;
         };
         let account = account.to_string();
+        // Bumped by every freeze and thaw: a thaw timer acts only if nothing came since.
+        let generation = Rc::new(Cell::new(0u64));
         let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
             // This tab's own message reaches this channel object too: the tab signing out
             // goes on deleting the data, then leaves by itself.
             if SIGNING_OUT.get() {
                 return;
             }
-            if event.data().as_string().as_deref() == Some(&format!("signed-out:{account}")) {
-                local.stop();
-                crate::api::go("/");
+            let Some(message) = event.data().as_string() else {
+                return;
+            };
+            match message.split_once(':') {
+                Some(("signed-out", who)) if who == account => {
+                    local.stop();
+                    crate::api::go("/");
+                }
+                Some(("freeze", who)) if who == account && !FREEZING_OTHERS.get() => {
+                    generation.set(generation.get() + 1);
+                    set_frozen(true);
+                    let mine = generation.get();
+                    let generation = Rc::clone(&generation);
+                    wasm_bindgen_futures::spawn_local(async move {
+                        sleep_ms(15_000).await;
+                        if generation.get() == mine {
+                            set_frozen(false);
+                        }
+                    });
+                }
+                Some(("thaw", who)) if who == account => {
+                    generation.set(generation.get() + 1);
+                    set_frozen(false);
+                }
+                _ => {}
             }
         });
         channel.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
@@ -671,10 +743,7 @@ mod browser {
     /// still lets go of its files.
     pub async fn forget_account(account: &str) {
         SIGNING_OUT.set(true);
-        if let Ok(channel) = web_sys::BroadcastChannel::new(ACCOUNT_CHANNEL) {
-            let _ = channel.post_message(&JsValue::from_str(&format!("signed-out:{account}")));
-            channel.close();
-        }
+        tell_tabs(&format!("signed-out:{account}"));
         let deadline = js_sys::Date::now() + 10_000.0;
         loop {
             match remove_folders(account).await {

@@ -1234,6 +1234,13 @@ pub fn Banner() -> impl IntoView {
                     </div>
                 }
                 .into_any(),
+                tandem_protocol::data::Denied::ReadOnly => view! {
+                    <div class="banner banner-error" role="alert" data-denied="read_only">
+                        <strong>"You can only read this workspace now. "</strong>
+                        {format!("Changes made here before cannot be sent; they stay on this device.{unsent}")}
+                    </div>
+                }
+                .into_any(),
                 tandem_protocol::data::Denied::SignedOut => {
                     let next = crate::account::encode(&location.pathname.get_untracked());
                     view! {

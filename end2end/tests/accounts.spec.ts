@@ -209,6 +209,39 @@ test("a reader sees the lists with no editing affordance", async ({ browser }) =
   await rita.context.close();
 });
 
+test("a member made a reader keeps what they wrote since, unsent, is told why, and still receives changes", async ({ browser }) => {
+  const ann = await stranger(browser);
+  await signUpOnThePage(ann.page, name("ann"));
+  await addTodos(ann.page, "shared");
+  const inbox = new URL(ann.page.url()).pathname;
+  const link = await inviteLink(ann.page);
+  const mia = await stranger(browser);
+  const miaName = name("mia");
+  await joinBySigningUp(mia.page, link, miaName);
+  await mia.page.locator("nav .list-item", { hasText: "Inbox" }).first().click();
+  await expect(items(mia.page).locator("label")).toHaveText(["shared"]);
+  // Ann makes Mia a reader; Mia's open page still offers editing and she writes.
+  await ann.page.reload();
+  await ready(ann.page);
+  await ann.page.getByLabel(`Role of ${miaName}`).selectOption("reader");
+  await expect(ann.page.getByLabel(`Role of ${miaName}`)).toHaveValue("reader");
+  await addTodos(mia.page, "written as a reader");
+  const banner = mia.page.locator("[data-denied='read_only']");
+  await expect(banner).toContainText("You can only read this workspace now", { timeout: 10_000 });
+  await expect(banner).toContainText("1 change of yours is kept");
+  await expect(mia.page.locator("[data-denied='removed']")).toHaveCount(0);
+  // Her change stays on her screen; Ann's changes still reach her.
+  await ann.page.goto(inbox);
+  await ready(ann.page);
+  await addTodos(ann.page, "from the owner");
+  await expect(items(mia.page).filter({ hasText: "from the owner" })).toHaveCount(1, { timeout: 15_000 });
+  await expect(items(mia.page).filter({ hasText: "written as a reader" })).toHaveCount(1);
+  await expect(banner).toBeVisible();
+  await expect(items(ann.page).locator("label")).toHaveText(["shared", "from the owner"]);
+  await ann.context.close();
+  await mia.context.close();
+});
+
 test("signing out in one tab signs out every tab of the account", async ({ browser }) => {
   const person = await stranger(browser);
   await signUpOnThePage(person.page, name("tess"));
@@ -218,6 +251,33 @@ test("signing out in one tab signs out every tab of the account", async ({ brows
   await person.page.getByRole("button", { name: "Sign out" }).click();
   await expect(person.page.getByRole("heading", { name: "Sign in" })).toBeVisible({ timeout: 15_000 });
   await expect(other.getByRole("heading", { name: "Sign in" })).toBeVisible({ timeout: 15_000 });
+  await person.context.close();
+});
+
+test("while a tab counts what is unsent before signing out, the account's other tabs take no input", async ({ browser }) => {
+  const person = await stranger(browser);
+  await signUpOnThePage(person.page, name("fay"));
+  const list = new URL(person.page.url()).pathname;
+  const other = await person.context.newPage();
+  await other.goto(list);
+  await ready(other);
+  await person.context.setOffline(true);
+  await addTodos(other, "unsent");
+  await expect(syncStatus(person.page)).toHaveAttribute("data-pending", "1");
+  await person.page.getByRole("button", { name: "Sign out" }).click();
+  await expect(person.page.getByRole("alertdialog")).toContainText("1 change has not reached the server yet", { timeout: 15_000 });
+  // The other tab is frozen: what is typed there is not written after the count.
+  await expect(other.locator("body")).toHaveAttribute("data-frozen", "signing-out");
+  await other.locator("input.new-todo").click({ force: true });
+  await other.keyboard.type("too late");
+  await other.keyboard.press("Enter");
+  await expect(items(other).locator("label")).toHaveText(["unsent"]);
+  await expect(person.page.locator("body")).not.toHaveAttribute("data-frozen", /.*/);
+  // Cancelling gives the other tab back.
+  await person.page.getByRole("button", { name: "Cancel" }).click();
+  await expect(other.locator("body")).not.toHaveAttribute("data-frozen", /.*/);
+  await addTodos(other, "after cancel");
+  await expect(items(other).locator("label")).toHaveText(["unsent", "after cancel"]);
   await person.context.close();
 });
 

@@ -720,6 +720,9 @@ pub enum Denied {
     SignedOut,
     /// The account is no longer a member of the workspace (or it was deleted).
     Removed,
+    /// The account may only read the workspace now (made a reader) and this device holds
+    /// changes it wrote before: they stay on the device, unsent; pulls go on.
+    ReadOnly,
 }
 
 /// Why the worker cannot serve the page.

@@ -97,6 +97,9 @@ pub struct SyncClient<T: Transport> {
     /// The code of the last refusal while it lasts (UNAUTHENTICATED and FORBIDDEN stop a
     /// workspace's sync and say why, DESIGN.md rule 23).
     pub refusal: Option<ErrorCode>,
+    /// Whether the server refuses this device's pushes while it still answers its pulls (a
+    /// member made a reader with changes unsent): until a push gets through.
+    pub push_forbidden: bool,
     /// Whether the last request got no answer (the page shows "offline").
     unreachable: bool,
     /// Things to tell the user, oldest first; the caller drains them.
@@ -128,6 +131,7 @@ impl<T: Transport> SyncClient<T> {
             id_reused: None,
             last_error: None,
             refusal: None,
+            push_forbidden: false,
             unreachable: false,
             notices: Vec::new(),
             clock_offset_ms: None,
@@ -376,6 +380,7 @@ impl<T: Transport> SyncClient<T> {
             }
             self.last_error = None;
             self.refusal = None;
+            self.push_forbidden = false;
             self.push_limit = self.engine.settings().push_batch.max(1);
             Input::Pushed {
                 cursor: response.head,
@@ -399,6 +404,9 @@ impl<T: Transport> SyncClient<T> {
         };
         self.unreachable = false;
         self.refusal = Some(e.code);
+        if e.code == ErrorCode::Forbidden {
+            self.push_forbidden = request.is_some();
+        }
         if let Some(server_ms) = e.server_time_ms {
             self.observe_server_time(server_ms);
         }

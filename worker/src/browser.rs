@@ -1088,6 +1088,7 @@ impl Space {
         let error = client.last_error.clone();
         let denied = match client.refusal {
             Some(ErrorCode::Unauthenticated) => Some(Denied::SignedOut),
+            _ if client.push_forbidden => Some(Denied::ReadOnly),
             Some(ErrorCode::Forbidden) => Some(Denied::Removed),
             _ => None,
         };
