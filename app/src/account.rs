@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::api::{self, safe_next};
+use crate::dialog::Modal;
 use crate::local::{mark_ready, use_local};
 use crate::model::use_model;
 
@@ -208,7 +209,13 @@ pub fn SignIn(#[prop(into)] next: String) -> impl IntoView {
 /// The sign-up form: a username and a password (10 characters or more), with an invite or
 /// setup token when the page came from one.
 #[component]
-fn SignUpForm(#[prop(into)] invite: Option<String>, #[prop(into)] next: String) -> impl IntoView {
+fn SignUpForm(
+    #[prop(into)] invite: Option<String>,
+    #[prop(into)] next: String,
+    /// Part of an invite's page (whose heading is the page's), not a page of its own.
+    #[prop(optional)]
+    in_invite: bool,
+) -> impl IntoView {
     ready_when_hydrated();
     let username = NodeRef::<leptos::html::Input>::new();
     let password = NodeRef::<leptos::html::Input>::new();
@@ -237,7 +244,11 @@ fn SignUpForm(#[prop(into)] invite: Option<String>, #[prop(into)] next: String) 
     };
     view! {
         <section class="account-form" aria-labelledby="sign-up-title">
-            <h1 id="sign-up-title">"Sign up"</h1>
+            {if in_invite {
+                view! { <h2 id="sign-up-title">"Sign up to join"</h2> }.into_any()
+            } else {
+                view! { <h1 id="sign-up-title">"Sign up"</h1> }.into_any()
+            }}
             <form method="post" on:submit=submit>
                 <label for="sign-up-username">"Username"</label>
                 <input id="sign-up-username" node_ref=username name="username" autocomplete="username" required/>
@@ -366,11 +377,7 @@ pub fn InviteRoute() -> impl IntoView {
                         }
                         .into_any(),
                         None => view! {
-                            <SignUpForm invite=Some(token.clone()) next=here.clone()/>
-                            <p class="account-switch">
-                                "Already have an account? "
-                                <a href=format!("/sign-in?next={}", encode(&here))>"Sign in"</a>
-                            </p>
+                            <SignUpForm invite=Some(token.clone()) next=here.clone() in_invite=true/>
                         }
                         .into_any(),
                     })
@@ -498,25 +505,26 @@ fn SignOut() -> impl IntoView {
         {move || error.get().map(|e| view! { <p class="form-error" role="alert">{e}</p> })}
         {move || {
             unsent.get().map(|n| {
+                let cancel = Callback::new(move |_| {
+                    unsent.set(None);
+                    signing.set(false);
+                });
                 view! {
-                    <div class="sign-out-unsent" role="alertdialog" aria-labelledby="unsent-title">
-                        <p id="unsent-title">
+                    <Modal id="unsent-title".to_string() title="Sign out with changes unsent?".to_string() class="sign-out-unsent" close=cancel confirm=("Sign out anyway", Callback::new(move |_| finish()))>
+                        <p>
                             {match n {
                                 1 => "1 change has not reached the server yet. Signing out deletes it from this browser.".to_string(),
                                 u64::MAX => "Tandem cannot tell whether every change reached the server. Signing out deletes this browser's copy.".to_string(),
                                 n => format!("{n} changes have not reached the server yet. Signing out deletes them from this browser."),
                             }}
                         </p>
-                        <button type="button" on:click=export>"Export unsent changes"</button>
-                        {move || export_url.get().map(|url| view! {
-                            <a href=url download="tandem-unsent.jsonl">"Download the export"</a>
-                        })}
-                        <button type="button" class="danger" on:click=move |_| finish()>"Sign out anyway"</button>
-                        <button type="button" on:click=move |_| {
-                            unsent.set(None);
-                            signing.set(false);
-                        }>"Cancel"</button>
-                    </div>
+                        <p class="unsent-export">
+                            <button type="button" on:click=export>"Export unsent changes"</button>
+                            {move || export_url.get().map(|url| view! {
+                                <a href=url download="tandem-unsent.jsonl">"Download the export"</a>
+                            })}
+                        </p>
+                    </Modal>
                 }
             })
         }}

@@ -242,6 +242,24 @@ fn meta_text(v: &Competing, this_device: Option<&str>) -> String {
     text
 }
 
+/// A day as the viewer reads it (their locale and time zone), e.g. "9 Dec 2026".
+pub fn date_text(ms: i64) -> String {
+    #[cfg(feature = "hydrate")]
+    {
+        let d = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms as f64));
+        let options = js_sys::Object::new();
+        for (key, value) in [("day", "numeric"), ("month", "short"), ("year", "numeric")] {
+            let _ = js_sys::Reflect::set(&options, &key.into(), &value.into());
+        }
+        String::from(d.to_locale_date_string("default", &options))
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = ms;
+        String::new()
+    }
+}
+
 /// A moment as the viewer reads it (their locale and time zone).
 pub fn date_time_text(ms: i64) -> String {
     #[cfg(feature = "hydrate")]

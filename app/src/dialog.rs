@@ -13,14 +13,33 @@ pub fn Modal(
     /// A class beside `modal`, for the dialog's own layout.
     class: &'static str,
     close: Callback<()>,
+    /// An action beside Close (which then reads "Cancel"): its label and what it does, e.g.
+    /// ("Remove", …) in a confirmation. The owner closes the dialog when it is done.
+    #[prop(optional)]
+    confirm: Option<(&'static str, Callback<()>)>,
     children: Children,
 ) -> impl IntoView {
+    let close_label = if confirm.is_some() { "Cancel" } else { "Close" };
     let dialog_ref = NodeRef::<leptos::html::Dialog>::new();
+    // The control that opened the dialog gets the focus back when it goes (the owner stops
+    // rendering it, so the browser's own return on `close()` does not happen).
+    let opener = StoredValue::new_local(None::<leptos::web_sys::HtmlElement>);
     Effect::new(move |_| {
         if let Some(dialog) = dialog_ref.get() {
             if !dialog.open() {
+                opener.set_value(focused_element());
                 let _ = dialog.show_modal();
             }
+        }
+    });
+    on_cleanup(move || {
+        if let Some(opener) = opener.try_get_value().flatten() {
+            // Once the dialog has left the page: until then everything else is inert.
+            request_animation_frame(move || {
+                if opener.is_connected() {
+                    let _ = opener.focus();
+                }
+            });
         }
     });
     let labelled_by = id.clone();
@@ -35,9 +54,22 @@ pub fn Modal(
             {children()}
             <div class="dialog-actions">
                 <button type="button" class="dialog-close" on:click=move |_| close.run(())>
-                    "Close"
+                    {close_label}
                 </button>
+                {confirm.map(|(label, run)| view! {
+                    <button type="button" class="dialog-confirm danger" on:click=move |_| run.run(())>
+                        {label}
+                    </button>
+                })}
             </div>
         </dialog>
     }
+}
+
+/// The element that has the focus now, if any.
+fn focused_element() -> Option<leptos::web_sys::HtmlElement> {
+    use leptos::wasm_bindgen::JsCast;
+    document()
+        .active_element()
+        .and_then(|e| e.dyn_into::<leptos::web_sys::HtmlElement>().ok())
 }

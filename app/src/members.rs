@@ -158,6 +158,7 @@ pub fn MembersRoute() -> impl IntoView {
             });
         };
     let removing = RwSignal::new(None::<Member>);
+    let deleting = RwSignal::new(false);
     let invite_role = RwSignal::new("member".to_string());
     let invite_link = RwSignal::new(None::<String>);
     let invite = {
@@ -235,15 +236,14 @@ pub fn MembersRoute() -> impl IntoView {
             {move || removing.get().map(|m| {
                 let confirm = {
                     let id = m.user_id.clone();
-                    move |_| {
+                    Callback::new(move |_| {
                         removing.set(None);
                         act("DELETE", format!("/api/workspaces/{}/members/{}", ws_path.get_value(), encode(&id)), None, None);
-                    }
+                    })
                 };
                 view! {
-                    <Modal id="remove-title".to_string() title=format!("Remove {}?", m.username) class="confirm" close=Callback::new(move |_| removing.set(None))>
+                    <Modal id="remove-title".to_string() title=format!("Remove {}?", m.username) class="confirm" close=Callback::new(move |_| removing.set(None)) confirm=("Remove", confirm)>
                         <p>{format!("{} will no longer read or change this workspace. Their devices keep what they hold but stop syncing it.", m.username)}</p>
-                        <button type="button" class="danger" on:click=confirm>"Remove"</button>
                     </Modal>
                 }
             })}
@@ -263,14 +263,16 @@ pub fn MembersRoute() -> impl IntoView {
                         <p class="form-help">"Send this link to one person; it works once, for 7 days."</p>
                     })}
                     <h3>"Pending invites"</h3>
+                    {move || invites.get().is_empty().then(|| view! { <p class="form-help">"None."</p> })}
                     <ul class="invite-list">
                         {move || invites.get().into_iter().map(|i| {
                             let id = i["invite_id"].as_str().unwrap_or("").to_string();
                             let text = format!(
-                                "{} · {} of {} uses",
+                                "{} · {} of {} uses · until {}",
                                 i["role"].as_str().unwrap_or(""),
                                 i["uses"].as_i64().unwrap_or(0),
-                                i["max_uses"].as_i64().unwrap_or(0)
+                                i["max_uses"].as_i64().unwrap_or(0),
+                                crate::conflicts::date_text(i["expires_at"].as_i64().unwrap_or(0))
                             );
                             view! {
                                 <li class="invite-item">
@@ -283,6 +285,7 @@ pub fn MembersRoute() -> impl IntoView {
                 </div>
             </Show>
             <div class="workspace-forms">
+                <h2>"Workspace"</h2>
                 <Show when=is_owner>
                     <label for="workspace-rename">"Workspace name"</label>
                     <input
@@ -300,6 +303,53 @@ pub fn MembersRoute() -> impl IntoView {
                         }
                     />
                 </Show>
+                <label for="new-workspace">"New workspace"</label>
+                <input
+                    id="new-workspace"
+                    class="new-workspace"
+                    placeholder="Name, then Enter"
+                    on:keydown=move |ev: leptos::ev::KeyboardEvent| {
+                        if ev.key() == "Enter" {
+                            let name = event_target_value(&ev);
+                            if !name.trim().is_empty() {
+                                create_workspace(name, error);
+                            }
+                        }
+                    }
+                />
+                <Show when=is_owner>
+                    <button type="button" class="danger delete-workspace" on:click=move |_| deleting.set(true)>
+                        "Delete workspace"
+                    </button>
+                </Show>
+            </div>
+            {move || deleting.get().then(|| {
+                let name = account.workspace_name().unwrap_or_else(|| "this workspace".into());
+                let confirm = Callback::new(move |_| {
+                    deleting.set(false);
+                    act("DELETE", format!("/api/workspaces/{}", ws_path.get_value()), None, Some("/".into()));
+                });
+                view! {
+                    <Modal id="delete-workspace-title".to_string() title=format!("Delete “{name}”?") class="confirm" close=Callback::new(move |_| deleting.set(false)) confirm=("Delete", confirm)>
+                        <p>"Every member loses it: nobody can open or sync its lists any more. Devices keep what they hold. This cannot be undone."</p>
+                    </Modal>
+                }
+            })}
+        </section>
+    }
+}
+
+/// The page of an account in no workspace (it left or deleted its last one): make one.
+#[component]
+pub fn NoWorkspace() -> impl IntoView {
+    let error = RwSignal::new(None::<String>);
+    Effect::new(move |_| crate::local::mark_ready());
+    view! {
+        <section class="members" aria-labelledby="no-workspace-title">
+            <h1 id="no-workspace-title" class="list-title">"No workspace yet"</h1>
+            <p>"You are not in any workspace. Make one, or open an invite link someone sent you."</p>
+            {move || error.get().map(|e| view! { <p class="form-error" role="alert">{e}</p> })}
+            <div class="workspace-forms">
                 <label for="new-workspace">"New workspace"</label>
                 <input
                     id="new-workspace"

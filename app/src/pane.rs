@@ -130,6 +130,9 @@ pub fn ListRoute() -> impl IntoView {
                                 first_loaded.set_value(true);
                                 untrack(|| loaded(&snapshot));
                             }
+                            if !snapshot.local && snapshot.workspace_id.is_none() {
+                                return untrack(|| view! { <crate::members::NoWorkspace/> }.into_any());
+                            }
                             untrack(|| view! { <Workspace filter/> }.into_any())
                         }
                         Err(e) => {
@@ -499,10 +502,25 @@ fn TodoApp(filter: Memo<Filter>) -> AnyView {
                         })
                 }}
                 // A reader's page has no editing affordance (DESIGN.md rule 23).
-                <Show when=move || {
-                    model.as_of.get().is_none() && account.can_edit()
-                }>
-                    <NewTodo error/>
+                // No list to add to (a workspace with none yet): say how to start rather
+                // than take words that could go nowhere.
+                <Show
+                    when=move || model.list_id.with(Option::is_some)
+                    fallback=move || view! {
+                        <p class="empty-workspace">
+                            {move || if account.can_edit() {
+                                "No lists here yet. Make one with “New list”."
+                            } else {
+                                "No lists here yet."
+                            }}
+                        </p>
+                    }
+                >
+                    <Show when=move || {
+                        model.as_of.get().is_none() && account.can_edit()
+                    }>
+                        <NewTodo error/>
+                    </Show>
                 </Show>
             </header>
             <Show when=move || model.as_of.get().is_some()>
@@ -1124,7 +1142,10 @@ pub fn SyncStatusBar() -> impl IntoView {
         })
     };
     view! {
-        <footer class="statusbar">
+        <footer class="statusbar"
+            // Pages that open no workspace (members, settings) have no sync to show.
+            hidden=move || local.workspace.get().is_none()
+        >
             <div
                 class="sync-status"
                 role="status"

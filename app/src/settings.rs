@@ -9,19 +9,6 @@ use crate::account::{encode, use_account};
 use crate::api;
 use crate::local::mark_ready;
 
-/// A time (ms since the epoch) as the viewer reads it.
-fn when(ms: i64) -> String {
-    #[cfg(feature = "hydrate")]
-    {
-        let d = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms as f64));
-        String::from(d.to_locale_string("default", &wasm_bindgen::JsValue::UNDEFINED))
-    }
-    #[cfg(not(feature = "hydrate"))]
-    {
-        ms.to_string()
-    }
-}
-
 #[component]
 pub fn SettingsRoute() -> impl IntoView {
     let account = use_account();
@@ -147,6 +134,9 @@ pub fn SettingsRoute() -> impl IntoView {
         <section class="settings" aria-labelledby="settings-title">
             <p class="back"><a href="/">"← Back to your lists"</a></p>
             <h1 id="settings-title" class="list-title">"Settings"</h1>
+            <p class="signed-in-as">
+                {move || account.session.get().flatten().map(|s| format!("Signed in as {}", s.username))}
+            </p>
             {move || error.get().map(|e| view! { <p class="form-error" role="alert">{e}</p> })}
             {move || notice.get().map(|n| view! { <p class="form-notice" role="status">{n}</p> })}
             <h2>"Sessions"</h2>
@@ -155,10 +145,10 @@ pub fn SettingsRoute() -> impl IntoView {
                     let id = s["session_id"].as_str().unwrap_or("").to_string();
                     let current = s["current"].as_bool().unwrap_or(false);
                     let agent = s["user_agent"].as_str().unwrap_or("").to_string();
-                    let last = when(s["last_used_at"].as_i64().unwrap_or(0));
+                    let last = crate::conflicts::date_time_text(s["last_used_at"].as_i64().unwrap_or(0));
                     view! {
                         <li class="session">
-                            <span class="session-agent">{if agent.is_empty() { "Unknown browser".to_string() } else { agent }}</span>
+                            <span class="session-agent" title=agent.clone()>{if agent.is_empty() { "Unknown browser".to_string() } else { crate::conflicts::device_name_from_agent(&agent) }}</span>
                             <span class="session-last">{format!("Last used {last}")}</span>
                             {if current {
                                 view! { <span class="session-current">"This session"</span> }.into_any()
@@ -195,7 +185,7 @@ pub fn SettingsRoute() -> impl IntoView {
                 {move || tokens.get().into_iter().map(|t| {
                     let id = t["token_id"].as_str().unwrap_or("").to_string();
                     let name = t["name"].as_str().unwrap_or("").to_string();
-                    let expires = t["expires_at"].as_i64().map(|ms| format!("expires {}", when(ms))).unwrap_or_else(|| "never expires".into());
+                    let expires = t["expires_at"].as_i64().map(|ms| format!("expires {}", crate::conflicts::date_time_text(ms))).unwrap_or_else(|| "never expires".into());
                     view! {
                         <li class="token">
                             <span>{format!("{name} · {expires}")}</span>

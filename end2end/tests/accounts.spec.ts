@@ -155,7 +155,7 @@ test("sign-out pushes, says what is unsent, deletes the local data; the next per
   await addTodos(shared.page, "made offline");
   await expect(syncStatus(shared.page)).toHaveAttribute("data-pending", "1");
   await shared.page.getByRole("button", { name: "Sign out" }).click();
-  const unsent = shared.page.getByRole("alertdialog");
+  const unsent = shared.page.getByRole("dialog", { name: "Sign out with changes unsent?" });
   await expect(unsent).toContainText("1 change has not reached the server yet", { timeout: 10_000 });
   await expect(unsent.getByRole("button", { name: "Export unsent changes" })).toBeVisible();
   await unsent.getByRole("button", { name: "Cancel" }).click();
@@ -242,6 +242,54 @@ test("a member made a reader keeps what they wrote since, unsent, is told why, a
   await mia.context.close();
 });
 
+test("an owner deletes a workspace after confirming, its member is told, and an account left with none makes one", async ({ browser }) => {
+  const ann = await stranger(browser);
+  await signUpOnThePage(ann.page, name("ann"));
+  // A second workspace, shared with Bob.
+  await ann.page.getByRole("link", { name: "Members" }).click();
+  await ready(ann.page);
+  await ann.page.getByLabel("New workspace").fill("Trip");
+  await ann.page.getByLabel("New workspace").press("Enter");
+  await expect(ann.page).toHaveURL(/\/w\/[0-9a-f-]{36}$/);
+  await ready(ann.page);
+  await expect(ann.page.getByRole("combobox", { name: "Workspace" })).toContainText("Trip");
+  await ann.page.getByRole("textbox", { name: "New list" }).fill("Packing");
+  await ann.page.getByRole("textbox", { name: "New list" }).press("Enter");
+  await addTodos(ann.page, "passport");
+  const link = await inviteLink(ann.page);
+  const bob = await stranger(browser);
+  await joinBySigningUp(bob.page, link, name("bob"));
+  await bob.page.locator("nav .list-item", { hasText: "Packing" }).first().click();
+  await expect(items(bob.page).locator("label")).toHaveText(["passport"]);
+  // Ann deletes it; Cancel first keeps it.
+  await ann.page.reload();
+  await ready(ann.page);
+  await ann.page.getByRole("button", { name: "Delete workspace" }).click();
+  const dialog = ann.page.getByRole("dialog", { name: "Delete “Trip”?" });
+  await dialog.getByRole("button", { name: "Cancel" }).click();
+  await expect(dialog).toHaveCount(0);
+  await expect(ann.page.getByRole("button", { name: "Delete workspace" })).toBeFocused();
+  await ann.page.getByRole("button", { name: "Delete workspace" }).click();
+  await dialog.getByRole("button", { name: "Delete" }).click();
+  await expect(ann.page).toHaveURL(/\/$/);
+  await ready(ann.page);
+  await expect(ann.page.getByRole("combobox", { name: "Workspace" })).not.toContainText("Trip");
+  await expect(bob.page.locator("[data-denied='removed']")).toBeVisible({ timeout: 5_000 });
+  await expect(items(bob.page).locator("label")).toHaveText(["passport"]);
+  // Ann deletes her last one too: the page offers to make one.
+  await ann.page.getByRole("link", { name: "Members" }).click();
+  await ready(ann.page);
+  await ann.page.getByRole("button", { name: "Delete workspace" }).click();
+  await ann.page.getByRole("dialog").getByRole("button", { name: "Delete" }).click();
+  await expect(ann.page.getByRole("heading", { name: "No workspace yet" })).toBeVisible();
+  await ann.page.getByLabel("New workspace").fill("Fresh start");
+  await ann.page.getByLabel("New workspace").press("Enter");
+  await ready(ann.page);
+  await expect(ann.page.getByRole("combobox", { name: "Workspace" })).toContainText("Fresh start");
+  await ann.context.close();
+  await bob.context.close();
+});
+
 test("signing out in one tab signs out every tab of the account", async ({ browser }) => {
   const person = await stranger(browser);
   await signUpOnThePage(person.page, name("tess"));
@@ -265,7 +313,7 @@ test("while a tab counts what is unsent before signing out, the account's other 
   await addTodos(other, "unsent");
   await expect(syncStatus(person.page)).toHaveAttribute("data-pending", "1");
   await person.page.getByRole("button", { name: "Sign out" }).click();
-  await expect(person.page.getByRole("alertdialog")).toContainText("1 change has not reached the server yet", { timeout: 15_000 });
+  await expect(person.page.getByRole("dialog", { name: "Sign out with changes unsent?" })).toContainText("1 change has not reached the server yet", { timeout: 15_000 });
   // The other tab is frozen: what is typed there is not written after the count.
   await expect(other.locator("body")).toHaveAttribute("data-frozen", "signing-out");
   await other.locator("input.new-todo").click({ force: true });

@@ -17,6 +17,7 @@ test("the tour: a list, an item's detail, dark mode, a phone, offline, the Trash
     await signIn(context, `http://127.0.0.1:${port}`, "ann", "ann's password, long enough");
     await tour(page, context, `http://127.0.0.1:${port}`);
     await conflictAndHistory(browser, page, context, `http://127.0.0.1:${port}`);
+    await members(browser, page, `http://127.0.0.1:${port}`);
   } finally {
     await stopped(server);
     fs.rmSync(dataDir, { recursive: true, force: true });
@@ -132,4 +133,32 @@ async function conflictAndHistory(
   await page.getByRole("button", { name: "Run" }).click();
   await expect(page.locator("table.query-result tbody tr").first()).toBeVisible();
   await page.screenshot({ path: path.join(shots, "inspect.png"), fullPage: true });
+}
+
+/** The Members view: Bob joined by an invite link; another link waits, pending. */
+async function members(browser: import("@playwright/test").Browser, page: import("@playwright/test").Page, base: string) {
+  await page.setViewportSize({ width: 1100, height: 900 });
+  await page.goto(`${base}/`);
+  await ready(page);
+  await page.getByRole("link", { name: "Members" }).click();
+  await ready(page);
+  await page.getByRole("button", { name: "Invite" }).click();
+  const link = await page.getByRole("textbox", { name: "Invite link" }).inputValue();
+  const bob = await browser.newContext();
+  const bobPage = await bob.newPage();
+  await bobPage.goto(link);
+  await ready(bobPage);
+  await bobPage.getByLabel("Username", { exact: true }).fill("bob");
+  await bobPage.getByLabel("Password", { exact: true }).fill("bob's password, long enough");
+  await bobPage.getByRole("button", { name: "Sign up" }).click();
+  await bobPage.getByRole("button", { name: "Join" }).click();
+  await expect(bobPage).toHaveURL(/\/w\//);
+  await bob.close();
+  await page.reload();
+  await ready(page);
+  await page.getByLabel("Role", { exact: true }).selectOption("reader");
+  await page.getByRole("button", { name: "Invite" }).click();
+  await expect(page.getByLabel("Role of bob")).toHaveValue("member");
+  await expect(page.locator(".invite-item")).toHaveCount(1);
+  await page.screenshot({ path: path.join(shots, "members.png"), fullPage: true });
 }
