@@ -4,12 +4,14 @@
 // to run, the ratios much less. Not a test: it prints numbers and asserts nothing.
 //
 //   1. Enter -> item rendered, stamped inside the page from the keydown to the new label in
-//      the DOM, over ADDS adds; baseline: bench/baseline.html, a plain in-memory page doing
-//      the same DOM work with no persistence and no framework.
+//      the DOM, over ADDS adds; baselines: tastejs's Vue TodoMVC (bench/todomvc-vue, in
+//      memory), bench/baseline.html (a plain in-memory page doing the same DOM work with no
+//      framework), and the official SQLite WASM build's durable one-row transaction
+//      (bench/sqlite-official.mjs, opfs-sahpool) with the old and the new settings.
 //   2. Toggle one item in a list of 10,000: click -> the item's class changes.
 //   3. A fresh device's initial pull of 100,000 events into OPFS, navigation to interactive
 //      (body[data-ready]); baseline: the same pages fetched and inserted with plain INSERTs
-//      into an OPFS SQLite table, one transaction per page (public/bench-raw.js).
+//      into an OPFS table by the official SQLite WASM build, one transaction per page.
 //   4. Boot to interactive with 100,000 events already local, beside boot with an empty store.
 //   5. Shipped wasm + js, gzip.
 //   6. Several tabs: 10,000 events written in the owner tab (mark all in a list of 10,000)
@@ -26,7 +28,7 @@ import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as zlib from "node:zlib";
-import { write, TOTAL } from "./fixture.mjs";
+import { write, TOTAL, WORKSPACE } from "./fixture.mjs";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const SERVER = process.env.TANDEM_SERVER_BIN ?? path.join(os.homedir(), ".cache/tandem/target/release/server");
@@ -46,7 +48,7 @@ const freePort = () =>
 
 async function serve(dataDir) {
   const port = await freePort();
-  const proc = spawn(SERVER, ["serve", "--addr", `127.0.0.1:${port}`, "--data-dir", dataDir], { cwd: ROOT, stdio: "ignore" });
+  const proc = spawn(SERVER, ["serve", "--addr", `127.0.0.1:${port}`, "--data-dir", dataDir, "--sign-up", "open"], { cwd: ROOT, stdio: "ignore" });
   const base = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 300; i++) {
     try {
@@ -63,6 +65,69 @@ const quantile = (xs, q) => {
 };
 const median = (xs) => quantile(xs, 0.5);
 const ms = (x) => `${x.toFixed(1)} ms`;
+
+const USER = "bench";
+const PASSWORD = "bench password, long enough";
+const OFFICIAL = path.join(import.meta.dirname, "../node_modules/@sqlite.org/sqlite-wasm/dist");
+const VUE = path.join(import.meta.dirname, "todomvc-vue");
+const TYPES = { ".mjs": "text/javascript", ".js": "text/javascript", ".wasm": "application/wasm", ".html": "text/html", ".css": "text/css", ".ico": "image/x-icon" };
+
+/** Serves `dir` at `${base}${prefix}` in `context` (benchmark-only files, never Tandem's site). */
+async function mount(context, base, prefix, dir) {
+  await context.route(`${base}${prefix}**`, (route) => {
+    const rel = decodeURIComponent(new URL(route.request().url()).pathname.slice(prefix.length)) || "index.html";
+    const file = path.join(dir, rel);
+    if (!file.startsWith(dir) || !fs.existsSync(file)) return route.fulfill({ status: 404, body: "" });
+    return route.fulfill({ body: fs.readFileSync(file), contentType: TYPES[path.extname(file)] ?? "application/octet-stream" });
+  });
+}
+
+const CHROMIUM = {
+  executablePath: process.env.CHROMIUM_BIN ?? "/usr/bin/chromium",
+  args: ["--disable-background-networking", "--disable-component-update", "--no-first-run"],
+};
+let profiles = 0;
+const opened = [];
+
+/**
+ * A browser signed in as the bench account on `base` (signed up when it is new). A persistent
+ * context, with its profile on disk: a plain `newContext` keeps OPFS in memory, where a flush
+ * costs nothing (measured: 0 ms against 0.3 ms on disk) and durability would not be measured.
+ */
+async function session(_browser, base) {
+  profiles += 1;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `tandem-bench-profile-${profiles}-`));
+  const context = await chromium.launchPersistentContext(dir, CHROMIUM);
+  opened.push(context);
+  const headers = { origin: base };
+  const data = { username: USER, password: PASSWORD };
+  if (!(await context.request.post(`${base}/api/auth/sign-in`, { data, headers })).ok()) {
+    const up = await context.request.post(`${base}/api/auth/sign-up`, { data, headers });
+    if (!up.ok()) throw new Error(`sign-up on ${base}: ${up.status()} ${await up.text()}`);
+  }
+  await mount(context, base, "/bench-sqlite/", OFFICIAL);
+  await mount(context, base, "/todomvc-vue/", VUE);
+  return context;
+}
+
+/** Runs one command of bench/sqlite-official.mjs in a worker of `page`. */
+async function official(page, message) {
+  const script = fs.readFileSync(path.join(import.meta.dirname, "sqlite-official.mjs"), "utf8");
+  const base = new URL(page.url()).origin;
+  await page.context().route(`${base}/bench-sqlite/worker.mjs`, (r) => r.fulfill({ body: script, contentType: "text/javascript" }));
+  if (process.env.BENCH_DEBUG) {
+    page.on("console", (m) => console.error("page:", m.text()));
+    page.on("crash", () => console.error("page crashed"));
+  }
+  const answer = await page.evaluate((m) => new Promise((resolve) => {
+    const w = new Worker("/bench-sqlite/worker.mjs", { type: "module" });
+    w.onmessage = (e) => { resolve(e.data); w.terminate(); };
+    w.onerror = (e) => resolve({ error: e.message });
+    w.postMessage(m);
+  }), message);
+  if (answer.error) throw new Error(`official SQLite WASM: ${answer.error}`);
+  return answer;
+}
 
 async function ready(page, timeout = 60_000) {
   await page.waitForSelector("body[data-ready]", { timeout, state: "attached" });
@@ -103,12 +168,11 @@ async function main() {
   fs.mkdirSync(empty);
   const events = write(path.join(work, "fixture.jsonl"));
   execFileSync(SERVER, ["import", "--data-dir", big, "--input", path.join(work, "fixture.jsonl")], { stdio: "ignore" });
+  // The first account owns the workspaces from before accounts.
+  execFileSync(SERVER, ["user", "add", USER, "--data-dir", big], { input: `${PASSWORD}\n`, stdio: ["pipe", "ignore", "ignore"] });
   const A = await serve(big);
   const B = await serve(empty);
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_BIN ?? "/usr/bin/chromium",
-    args: ["--disable-background-networking", "--disable-component-update", "--no-first-run"],
-  });
+  const browser = null;
   const results = [];
   const say = (line) => {
     console.log(line);
@@ -117,7 +181,7 @@ async function main() {
   try {
     // 1. Enter -> rendered, Tandem (a fresh list on the small server) and the plain page.
     {
-      const context = await browser.newContext();
+      const context = await session(browser, B.base);
       const page = await context.newPage();
       await page.goto(`${B.base}/`);
       await ready(page);
@@ -143,18 +207,27 @@ async function main() {
         await page.waitForFunction((n) => document.querySelectorAll("ul.todo-list li").length === n, ADDS - i - 1);
       }
       const undos = await page.evaluate(() => window.__undos);
+      const singles = await official(page, { cmd: "single", n: 200 });
       await context.close();
-      const base = await browser.newContext();
+      const base = await session(browser, B.base);
       const plain = await base.newPage();
       const html = fs.readFileSync(path.join(import.meta.dirname, "baseline.html"), "utf8");
       await plain.route(`${B.base}/bench-baseline`, (r) => r.fulfill({ body: html, contentType: "text/html" }));
       await plain.goto(`${B.base}/bench-baseline`);
       const baseline = await adds(plain);
+      const vuePage = await base.newPage();
+      await vuePage.goto(`${B.base}/todomvc-vue/index.html`);
+      await vuePage.waitForSelector("input.new-todo");
+      const vue = await adds(vuePage);
       await base.close();
       for (const [q, name] of [[0.5, "p50"], [0.95, "p95"], [0.99, "p99"]]) {
         const t = quantile(tandem, q);
+        const v = quantile(vue, q);
         const b = quantile(baseline, q);
-        say(`enter-to-render ${name}: tandem ${ms(t)}, plain page ${ms(b)}, ratio ${(t / b).toFixed(2)}x (${ADDS} adds)`);
+        say(`enter-to-render ${name}: tandem ${ms(t)}, Vue TodoMVC ${ms(v)}, ratio ${(t / v).toFixed(2)}x; plain page ${ms(b)} (${ADDS} adds)`);
+      }
+      for (const [journal, label] of [["PERSIST", "PERSIST + exclusive + FULL"], ["WAL", "WAL + exclusive + FULL"]]) {
+        say(`official SQLite WASM one-row durable transaction (${label}): p50 ${ms(quantile(singles[journal], 0.5))}, p95 ${ms(quantile(singles[journal], 0.95))}`);
       }
       for (const [q, name] of [[0.5, "p50"], [0.95, "p95"]]) {
         const u = quantile(undos, q);
@@ -165,26 +238,24 @@ async function main() {
     // 3. Initial pull of 100,000 events, fresh devices, Tandem and the raw baseline in turns.
     const tandemPulls = [];
     const rawPulls = [];
+    const rawInserts = [];
     let progressSeen = false;
     let device = null;
     for (let round = 0; round < ROUNDS; round++) {
-      const rawContext = await browser.newContext();
+      const rawContext = await session(browser, A.base);
       const rawPage = await rawContext.newPage();
       await rawPage.route(`${A.base}/bench-blank`, (r) => r.fulfill({ body: "<!doctype html><title>raw</title>", contentType: "text/html" }));
       await rawPage.goto(`${A.base}/bench-blank`);
-      const raw = await rawPage.evaluate(() => new Promise((resolve) => {
-        const w = new Worker("/bench-raw.js", { type: "module" });
-        w.onmessage = (e) => resolve(e.data);
-      }));
-      if (raw.error) throw new Error(`raw baseline: ${raw.error}`);
+      const raw = await official(rawPage, { cmd: "bulk", workspace: WORKSPACE, limit: 5000 });
       rawPulls.push(raw.ms);
+      rawInserts.push(raw.insertMs);
       await rawContext.close();
 
       if (device) await device.context.close();
-      const context = await browser.newContext();
+      const context = await session(browser, A.base);
       const page = await context.newPage();
       const t0 = Date.now();
-      await page.goto(`${A.base}/`);
+      await page.goto(`${A.base}/w/${WORKSPACE}`);
       const progress = page.waitForSelector(".banner progress", { timeout: 120_000 }).then(() => true, () => false);
       await ready(page, 300_000);
       tandemPulls.push(Date.now() - t0);
@@ -194,7 +265,8 @@ async function main() {
     {
       const t = median(tandemPulls);
       const r = median(rawPulls);
-      say(`initial pull of ${events} events to interactive: tandem ${(t / 1000).toFixed(2)} s (${Math.round(TOTAL / (t / 1000))} ev/s), raw inserts ${(r / 1000).toFixed(2)} s (${Math.round(TOTAL / (r / 1000))} ev/s), rate ratio ${(r / t).toFixed(2)}x; progress bar shown: ${progressSeen}`);
+      const ri = median(rawInserts);
+      say(`initial pull of ${events} events to interactive: tandem ${(t / 1000).toFixed(2)} s (${Math.round(TOTAL / (t / 1000))} ev/s); official SQLite WASM fetching the same pages and inserting them (WAL + FULL) ${(r / 1000).toFixed(2)} s, of which inserts ${(ri / 1000).toFixed(2)} s (${Math.round(TOTAL / (ri / 1000))} rows/s); tandem / official ${(t / r).toFixed(2)}x; progress bar shown: ${progressSeen}`);
     }
 
     // 2. Toggle in a list of 10,000 (on the device that pulled everything).
@@ -225,7 +297,7 @@ async function main() {
     // 4. Boot with 100,000 events local vs an empty store.
     {
       const { page } = device;
-      await page.goto(`${A.base}/`);
+      await page.goto(`${A.base}/w/${WORKSPACE}`);
       await ready(page);
       const full = [];
       for (let i = 0; i < BOOTS; i++) {
@@ -236,7 +308,7 @@ async function main() {
       }
       const fresh = [];
       for (let i = 0; i < BOOTS; i++) {
-        const context = await browser.newContext();
+        const context = await session(browser, B.base);
         const p = await context.newPage();
         const t0 = Date.now();
         await p.goto(`${B.base}/`);
@@ -282,7 +354,7 @@ async function main() {
       const handoff = Date.now() - t0;
       const t1 = Date.now();
       const third = await context.newPage();
-      await third.goto(`${A.base}/`);
+      await third.goto(`${A.base}/w/${WORKSPACE}`);
       await ready(third);
       const boot = Date.now() - t1;
       await third.close();
@@ -307,7 +379,7 @@ async function main() {
       say(`shipped wasm + js, gzip: ${(total / 1e6).toFixed(3)} MB (${files.map((f) => path.relative(site, f)).join(", ")})`);
     }
   } finally {
-    await browser.close();
+    for (const c of opened) await c.close().catch(() => {});
     A.proc.kill("SIGTERM");
     B.proc.kill("SIGTERM");
     fs.rmSync(work, { recursive: true, force: true });

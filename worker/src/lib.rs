@@ -9,7 +9,6 @@
 pub mod service;
 
 #[cfg(target_arch = "wasm32")]
-mod bench;
 #[cfg(target_arch = "wasm32")]
 mod browser;
 #[cfg(target_arch = "wasm32")]
