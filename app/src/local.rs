@@ -632,7 +632,14 @@ mod browser {
                     workspace_id,
                 } => {
                     if self.mine(&workspace_id) {
-                        model.sync.set(status)
+                        // An acknowledgement moves events from the outbox to the log without
+                        // changing a row (no change set): what shows pending or synced (History,
+                        // the inspector) reads again when the count of unsent events moves.
+                        let moved = model.sync.with_untracked(|s| s.pending) != status.pending;
+                        model.sync.set(status);
+                        if moved {
+                            model.revision.update(|r| *r += 1);
+                        }
                     }
                 }
             }

@@ -602,6 +602,15 @@ impl EventLog {
         own: &[(EventId, u64)],
         users: &HashMap<EventId, String>,
     ) -> Result<Taken, LogError> {
+        // An empty pull changes nothing: no commit (a durable one costs a sync of the file,
+        // and the page's next command would wait behind it). The clock's offset observed
+        // with it is kept in memory and persisted with the next write.
+        if events.is_empty() && own.is_empty() {
+            return Ok(Taken {
+                added: 0,
+                changed: Vec::new(),
+            });
+        }
         let mut clock = self.clock().clone();
         let tx = self.conn.transaction()?;
         let mut heads: HashMap<WorkspaceId, u64> = HashMap::new();
@@ -1091,13 +1100,23 @@ impl EventLog {
     /// The outbox's size.
     /// Notes the names of accounts (a pull's `people`).
     pub fn remember_people(&self, people: &[(String, String)]) -> Result<(), LogError> {
-        let mut stmt = self.conn.prepare_cached(
-            "INSERT INTO people (user_id, username) VALUES (?1, ?2) \
-             ON CONFLICT (user_id) DO UPDATE SET username = ?2",
-        )?;
-        for (user, name) in people {
-            stmt.execute(params![user, name])?;
+        if people.is_empty() {
+            return Ok(());
         }
+        // One transaction for all, and a name already known writes nothing: every push's
+        // answer names its pusher, and a commit that dirties a page costs a durable sync.
+        let tx = self.conn.unchecked_transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO people (user_id, username) VALUES (?1, ?2) \
+                 ON CONFLICT (user_id) DO UPDATE SET username = excluded.username \
+                 WHERE people.username IS NOT excluded.username",
+            )?;
+            for (user, name) in people {
+                stmt.execute(params![user, name])?;
+            }
+        }
+        tx.commit()?;
         Ok(())
     }
 

@@ -17,7 +17,12 @@ pub struct OpfsPool(OpfsSAHPoolUtil);
 /// Fails while another worker (an old page being unloaded, another tab) still holds the pool's
 /// access handles; the caller decides whether to retry.
 pub async fn install_opfs_vfs(directory: &str) -> Result<OpfsPool, StoreError> {
-    let config = OpfsSAHPoolCfgBuilder::new().directory(directory).build();
+    // Slots for events.db and views.db, their -wal files, the -journal files left from before
+    // WAL (SQLite keeps them under exclusive locking) and spare ones.
+    let config = OpfsSAHPoolCfgBuilder::new()
+        .directory(directory)
+        .initial_capacity(12)
+        .build();
     let pool = install::<WasmOsCallback>(&config, true)
         .await
         .map_err(|e| StoreError::Opfs(format!("{e:?}")))?;

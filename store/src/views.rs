@@ -343,21 +343,51 @@ impl Views {
     ) -> Result<(), ViewsError> {
         let (decoded, skipped) = decode_known(events);
         let touched: BTreeSet<AggregateId> = decoded.iter().map(|(_, e)| e.aggregate_id).collect();
-        let mut rows = Vec::with_capacity(touched.len());
+        // The rows as written, for the aggregates whose state is cached (it is what was last
+        // written): one whose rows come out the same is not rewritten. That is the common case
+        // of an acknowledgement — this device's own events, applied from the outbox when they
+        // were made, come back from the log with a seq and fold to the same state — so only
+        // the checkpoint moves, and the pages hear of no change that is none. (An aggregate
+        // loaded now is folded from a log that already holds `events`: always written.)
+        let mut before = Vec::with_capacity(touched.len());
+        for id in &touched {
+            before.push(self.cache.get(id).map(|(_, state)| state.rows(*id)));
+        }
         for (_, e) in &decoded {
             self.load(log, e.aggregate_id)?.apply(e);
         }
-        for id in &touched {
-            rows.push((*id, self.load(log, *id)?.rows(*id)));
+        let mut rows = Vec::with_capacity(touched.len());
+        for (id, before) in touched.iter().zip(before) {
+            let after = self.load(log, *id)?.rows(*id);
+            if before.as_ref() != Some(&after) {
+                rows.push((*id, after));
+            }
         }
+        let written = self.write_applied(&rows, &decoded, &skipped, checkpoint);
+        if written.is_err() {
+            // The cache must keep saying what is written: forget what this failed to write.
+            for id in &touched {
+                self.cache.remove(id);
+            }
+        }
+        written
+    }
+
+    fn write_applied(
+        &mut self,
+        rows: &[(AggregateId, Rows)],
+        decoded: &[(&StoredEvent, Event)],
+        skipped: &[(&StoredEvent, DecodeError)],
+        checkpoint: Option<(WorkspaceId, u64)>,
+    ) -> Result<(), ViewsError> {
         let tx = self.conn.transaction()?;
-        for (id, rows) in &rows {
+        for (id, rows) in rows {
             write_aggregate(&tx, *id, rows)?;
         }
-        for (stored, e) in &decoded {
+        for (stored, e) in decoded {
             write_history(&tx, &HistoryRow::of(stored, e))?;
         }
-        write_skipped(&tx, &skipped)?;
+        write_skipped(&tx, skipped)?;
         if let Some((workspace, seq)) = checkpoint {
             set_checkpoint(&tx, workspace, seq)?;
         }

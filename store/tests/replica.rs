@@ -229,3 +229,75 @@ fn each_taking_of_ownership_gets_a_greater_epoch_across_reopens() {
     let r = open(dir.path(), 2_000);
     assert_eq!(r.log().take_ownership().unwrap(), first + 1);
 }
+
+/// An acknowledgement of this device's own events changes no view row: only the checkpoint
+/// moves, so the pages hear of no change (the views are not rewritten with what they hold),
+/// and an empty pull writes nothing at all (its commit would cost a durable sync).
+#[test]
+fn an_acknowledgement_rewrites_no_view_row_and_an_empty_pull_commits_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = WorkspaceId::DEFAULT;
+    let list = AggregateId::from_uuid(uuid::Uuid::from_u128(0x11));
+    let todo = AggregateId::from_uuid(uuid::Uuid::from_u128(0x22));
+    let mut r = open(dir.path(), 3_000);
+    tandem_store::changes::take(r.views().connection()).unwrap();
+    let mut made = r
+        .execute_list(
+            ws,
+            list,
+            ListCommand::Create {
+                name: "Inbox".into(),
+            },
+        )
+        .unwrap();
+    made.extend(
+        r.execute_todo(
+            ws,
+            todo,
+            TodoCommand::Create {
+                list_id: list,
+                title: "milk".into(),
+                position: "V".into(),
+                due_date: None,
+            },
+        )
+        .unwrap(),
+    );
+    let recorded = tandem_store::changes::take(r.views().connection()).unwrap();
+    assert!(
+        !recorded.todos.is_empty(),
+        "the commands' own rows are a change"
+    );
+    let own: Vec<_> = made
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.event_id, i as u64 + 1))
+        .collect();
+    let before = tandem_store::views::hash(r.views().connection()).unwrap();
+    r.accept(&[], &own).unwrap();
+    assert_eq!(r.pending_len().unwrap(), 0);
+    assert_eq!(r.views().checkpoint(ws).unwrap(), 2, "the checkpoint moves");
+    let acked = tandem_store::changes::take(r.views().connection()).unwrap();
+    assert_eq!(
+        acked,
+        tandem_protocol::data::Changes::default(),
+        "the acknowledgement changed rows"
+    );
+    assert_eq!(
+        tandem_store::views::hash(r.views().connection()).unwrap(),
+        before
+    );
+    // An empty pull: the log's file is not written.
+    let changes_before: i64 = r
+        .log()
+        .connection()
+        .query_row("SELECT total_changes()", [], |row| row.get(0))
+        .unwrap();
+    r.store_pulled(&[], true).unwrap();
+    let changes_after: i64 = r
+        .log()
+        .connection()
+        .query_row("SELECT total_changes()", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(changes_before, changes_after, "an empty pull wrote rows");
+}
