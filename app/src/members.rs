@@ -70,6 +70,27 @@ fn create_workspace(name: String, error: RwSignal<Option<String>>) {
     });
 }
 
+/// "New workspace": a name, then Enter makes it (with an id minted here) and opens it.
+#[component]
+fn NewWorkspace(error: RwSignal<Option<String>>) -> impl IntoView {
+    view! {
+        <label for="new-workspace">"New workspace"</label>
+        <input
+            id="new-workspace"
+            class="new-workspace"
+            placeholder="Name, then Enter"
+            on:keydown=move |ev: leptos::ev::KeyboardEvent| {
+                if ev.key() == "Enter" {
+                    let name = event_target_value(&ev);
+                    if !name.trim().is_empty() {
+                        create_workspace(name, error);
+                    }
+                }
+            }
+        />
+    }
+}
+
 /// One member as the API lists them.
 #[derive(Debug, Clone, PartialEq)]
 struct Member {
@@ -303,20 +324,7 @@ pub fn MembersRoute() -> impl IntoView {
                         }
                     />
                 </Show>
-                <label for="new-workspace">"New workspace"</label>
-                <input
-                    id="new-workspace"
-                    class="new-workspace"
-                    placeholder="Name, then Enter"
-                    on:keydown=move |ev: leptos::ev::KeyboardEvent| {
-                        if ev.key() == "Enter" {
-                            let name = event_target_value(&ev);
-                            if !name.trim().is_empty() {
-                                create_workspace(name, error);
-                            }
-                        }
-                    }
-                />
+                <NewWorkspace error/>
                 <Show when=is_owner>
                     <button type="button" class="danger delete-workspace" on:click=move |_| deleting.set(true)>
                         "Delete workspace"
@@ -350,20 +358,7 @@ pub fn NoWorkspace() -> impl IntoView {
             <p>"You are not in any workspace. Make one, or open an invite link someone sent you."</p>
             {move || error.get().map(|e| view! { <p class="form-error" role="alert">{e}</p> })}
             <div class="workspace-forms">
-                <label for="new-workspace">"New workspace"</label>
-                <input
-                    id="new-workspace"
-                    class="new-workspace"
-                    placeholder="Name, then Enter"
-                    on:keydown=move |ev: leptos::ev::KeyboardEvent| {
-                        if ev.key() == "Enter" {
-                            let name = event_target_value(&ev);
-                            if !name.trim().is_empty() {
-                                create_workspace(name, error);
-                            }
-                        }
-                    }
-                />
+                <NewWorkspace error/>
             </div>
         </section>
     }

@@ -964,22 +964,27 @@ async fn sign_up_policies_and_their_answers() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn quotas_refuse_new_events_after_the_idempotency_check() {
+/// A server with open sign-up where an account may push `events_per_day` events a day.
+async fn start_with_quota(events_per_day: u64) -> Running {
     let access = server::config::Access {
         sign_up: server::config::SignUp::Open,
         ..Default::default()
     };
-    let server = common::start_full(
+    common::start_full(
         "127.0.0.1:0".parse().unwrap(),
         tempfile::tempdir().unwrap(),
         server::config::Limits {
-            quota_events_per_day: 3,
+            quota_events_per_day: events_per_day,
             ..Default::default()
         },
         access,
     )
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn quotas_refuse_new_events_after_the_idempotency_check() {
+    let server = start_with_quota(3).await;
     let ann = person(&server, "ann").await;
     // The Inbox counts nothing (the server made it); three events pass.
     let first = push_body(&ann.workspace, 1, 1, 1);
@@ -1011,20 +1016,7 @@ async fn quotas_refuse_new_events_after_the_idempotency_check() {
 /// other's cursor) cannot both pass the quota on the same usage: exactly one is stored.
 #[tokio::test]
 async fn concurrent_pushes_of_one_account_share_one_quota() {
-    let access = server::config::Access {
-        sign_up: server::config::SignUp::Open,
-        ..Default::default()
-    };
-    let server = common::start_full(
-        "127.0.0.1:0".parse().unwrap(),
-        tempfile::tempdir().unwrap(),
-        server::config::Limits {
-            quota_events_per_day: 4,
-            ..Default::default()
-        },
-        access,
-    )
-    .await;
+    let server = start_with_quota(4).await;
     for round in 0..12u128 {
         let p = person(&server, &format!("racer{round}")).await;
         let second = uuid::Uuid::from_u128(0x5eed_0000 + round).to_string();
