@@ -634,10 +634,11 @@ mod browser {
                     if self.mine(&workspace_id) {
                         // An acknowledgement moves events from the outbox to the log without
                         // changing a row (no change set): what shows pending or synced (History,
-                        // the inspector) reads again when the count of unsent events moves.
-                        let moved = model.sync.with_untracked(|s| s.pending) != status.pending;
+                        // the inspector) reads again when the count of unsent events falls. (A
+                        // rise comes with the command's own change set, which already did.)
+                        let acked = status.pending < model.sync.with_untracked(|s| s.pending);
                         model.sync.set(status);
-                        if moved {
+                        if acked {
                             model.revision.update(|r| *r += 1);
                         }
                     }
