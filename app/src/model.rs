@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 
 use leptos::prelude::*;
-use tandem_protocol::data::{Changes, Counts, ListRow, ListSnapshot, SyncStatus, TodoRow};
+use tandem_protocol::data::{
+    Changes, Counts, ListRow, ListSnapshot, SyncStatus, TodoRow, UndoLabels,
+};
 
 /// Where the page's data comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +50,11 @@ pub struct Model {
     pub as_of: RwSignal<Option<u64>>,
     /// A rebuild of the views in progress (events replayed, of how many).
     pub rebuilding: RwSignal<Option<(u64, u64)>>,
+    /// What "Undo" and "Redo" would take back (read once, then carried by change sets).
+    pub undo: RwSignal<UndoLabels>,
+    /// Lists just deleted here (id, name), offered back for a few seconds: kept by the model,
+    /// not the pane, so the offer survives the move to another route.
+    pub deleted_lists: RwSignal<Vec<(String, String)>>,
 }
 
 impl Model {
@@ -66,6 +73,8 @@ impl Model {
             revision: RwSignal::new(0),
             as_of: RwSignal::new(None),
             rebuilding: RwSignal::new(None),
+            undo: RwSignal::new(UndoLabels::default()),
+            deleted_lists: RwSignal::new(vec![]),
         };
         model.load(snapshot);
         model
@@ -135,7 +144,16 @@ impl Model {
 
     /// Applies a change set from the worker. Returns whether it asked for a reset (the caller
     /// reads the list again).
-    pub fn apply(&self, changes: Changes) -> bool {
+    pub fn apply(&self, mut changes: Changes) -> bool {
+        if let Some(labels) = changes.undo.take() {
+            if self.undo.with_untracked(|u| *u != labels) {
+                self.undo.set(labels);
+            }
+        }
+        // Nothing re-renders for a change set that changes no row.
+        if !changes.rows_changed() {
+            return false;
+        }
         self.revision.update(|r| *r += 1);
         if changes.reset {
             return true;

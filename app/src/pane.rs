@@ -117,6 +117,17 @@ pub fn ListRoute() -> impl IntoView {
         }
         key
     });
+    // Opening or creating another list puts the caret in its new-todo box (TodoMVC: "focused
+    // on open"; the first list of a page load has `autofocus`). After the frame that renders it:
+    // the box may be mounted by this very change.
+    Effect::new(move |previous: Option<Option<String>>| {
+        let list = model.list_id.get();
+        if previous.is_some_and(|p| p != list) && list.is_some() {
+            #[cfg(feature = "hydrate")]
+            request_animation_frame(focus_new_todo);
+        }
+        list
+    });
     view! {
         <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || {
@@ -160,10 +171,16 @@ pub fn ListRoute() -> impl IntoView {
 
 #[component]
 fn Workspace(filter: Memo<Filter>) -> AnyView {
+    let account = crate::account::use_account();
     view! {
+        // This device's name comes after the pane: under the lists on a wide screen, under
+        // the list on a phone (out of its way).
         <div class="workspace">
             <Sidebar/>
             <TodoApp filter/>
+            <Show when=move || account.can_edit()>
+                <DeviceName/>
+            </Show>
         </div>
     }
     .into_any()
@@ -172,7 +189,6 @@ fn Workspace(filter: Memo<Filter>) -> AnyView {
 /// The sidebar: every list with its count of active to-dos, and "New list".
 #[component]
 fn Sidebar() -> AnyView {
-    let account = crate::account::use_account();
     let model = use_model();
     let local = use_local();
     let navigate = use_navigate();
@@ -243,15 +259,12 @@ fn Sidebar() -> AnyView {
                 on:keydown=on_keydown
             />
             {move || error.get().map(|e| view! { <p class="form-error" role="alert">{e}</p> })}
-            <Show when=move || account.can_edit()>
-                <DeviceName/>
-            </Show>
         </nav>
     }
     .into_any()
 }
 
-/// How long a deleted list can be brought back before the deletion is recorded.
+/// How long "Undo" stays beside a deleted list (the Trash keeps it after that).
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
 const UNDO_MS: u64 = 5_000;
 
@@ -276,6 +289,8 @@ fn TodoApp(filter: Memo<Filter>) -> AnyView {
     let renaming = RwSignal::new(false);
     let rename_ref = NodeRef::<leptos::html::Input>::new();
     let rename_shown = StoredValue::new((String::new(), String::new()));
+    // What was typed, when the rename failed: the box opens again with it (never lost).
+    let rename_draft = StoredValue::new(None::<String>);
     let start_rename = move || {
         let id = model.list_id.get_untracked();
         let shown = model.lists.with_untracked(|lists| {
@@ -312,10 +327,16 @@ fn TodoApp(filter: Memo<Filter>) -> AnyView {
         local.command(
             Command::RenameList {
                 list_id,
-                name,
+                name: name.clone(),
                 shown: Some(stamp),
             },
-            move |reply| report(error, reply),
+            move |reply| {
+                if failed(&reply) {
+                    rename_draft.set_value(Some(name));
+                    renaming.set(true);
+                }
+                report(error, reply);
+            },
         );
     };
     let on_rename_keydown = move |ev: leptos::ev::KeyboardEvent| match ev.key().as_str() {
@@ -323,33 +344,51 @@ fn TodoApp(filter: Memo<Filter>) -> AnyView {
         "Escape" => renaming.set(false),
         _ => {}
     };
-    // Delete with a few seconds to undo: the command is sent only when they pass.
-    let pending_delete = RwSignal::new(None::<(String, String)>);
+    // A deletion is recorded at once (durable like any command: closing the tab keeps it,
+    // several in a row each happen); "Undo" beside it for a few seconds restores the list.
+    // Only a page still on the deleted list moves to the first one.
+    let deleted = model.deleted_lists;
     let navigate = StoredValue::new(use_navigate());
     let delete_list = move || {
         let Some(list_id) = model.list_id.get_untracked() else {
             return;
         };
         let name = list_name().unwrap_or_default();
-        pending_delete.set(Some((list_id.clone(), name)));
-        #[cfg(feature = "hydrate")]
-        set_timeout(
-            move || {
-                if pending_delete.get_untracked().map(|(id, _)| id) != Some(list_id.clone()) {
-                    return;
-                }
-                pending_delete.set(None);
-                local.command(Command::DeleteList { list_id }, move |reply| {
-                    if matches!(reply, Reply::Done { .. }) {
+        local.command(
+            Command::DeleteList {
+                list_id: list_id.clone(),
+            },
+            move |reply| {
+                if matches!(reply, Reply::Done { .. }) {
+                    if model.list_id.get_untracked().as_ref() == Some(&list_id) {
                         navigate.with_value(|go| go("/", Default::default()));
                     }
-                    report(error, reply);
-                });
+                    deleted.update(|d| d.push((list_id.clone(), name)));
+                    #[cfg(feature = "hydrate")]
+                    set_timeout(
+                        move || {
+                            let _ = deleted.try_update(|d| d.retain(|(id, _)| *id != list_id));
+                        },
+                        std::time::Duration::from_millis(UNDO_MS),
+                    );
+                }
+                report(error, reply);
             },
-            std::time::Duration::from_millis(UNDO_MS),
         );
-        #[cfg(not(feature = "hydrate"))]
-        let _ = (navigate, list_id);
+    };
+    let undo_delete = move |list_id: String| {
+        deleted.update(|d| d.retain(|(id, _)| *id != list_id));
+        local.command(
+            Command::RestoreList {
+                list_id: list_id.clone(),
+            },
+            move |reply| {
+                if matches!(reply, Reply::Done { .. }) {
+                    navigate.with_value(|go| go(&format!("/lists/{list_id}"), Default::default()));
+                }
+                report(error, reply);
+            },
+        );
     };
     let counts = move || model.current_counts();
     let total = move || {
@@ -444,7 +483,10 @@ fn TodoApp(filter: Memo<Filter>) -> AnyView {
                             node_ref=rename_ref
                             // The name when renaming began, read once: a change arriving
                             // meanwhile (a pulled list) never resets what is being typed.
-                            prop:value=rename_shown.get_value().0
+                            prop:value=rename_draft
+                                .try_update_value(Option::take)
+                                .flatten()
+                                .unwrap_or_else(|| rename_shown.get_value().0)
                             on:keydown=on_rename_keydown
                             on:blur=move |ev| rename(event_target_value(&ev))
                         />
@@ -487,20 +529,20 @@ fn TodoApp(filter: Memo<Filter>) -> AnyView {
                         </div>
                     </Show>
                 </div>
-                {move || {
-                    pending_delete
-                        .get()
-                        .map(|(_, name)| {
-                            view! {
-                                <p class="undo-bar" role="status">
-                                    {format!("“{name}” will be deleted. ")}
-                                    <button type="button" on:click=move |_| pending_delete.set(None)>
-                                        "Undo"
-                                    </button>
-                                </p>
-                            }
-                        })
-                }}
+                <For
+                    each=move || deleted.get()
+                    key=|(id, _)| id.clone()
+                    children=move |(id, name)| {
+                        view! {
+                            <p class="undo-bar" role="status">
+                                {format!("“{name}” was deleted. ")}
+                                <button type="button" on:click=move |_| undo_delete(id.clone())>
+                                    "Undo"
+                                </button>
+                            </p>
+                        }
+                    }
+                />
                 // A reader's page has no editing affordance (DESIGN.md rule 23).
                 // No list to add to (a workspace with none yet): say how to start rather
                 // than take words that could go nowhere.
@@ -527,8 +569,10 @@ fn TodoApp(filter: Memo<Filter>) -> AnyView {
                 <AsOfView/>
             </Show>
             {move || error.get().map(|e| view! { <p class="form-error" role="alert">{e}</p> })}
-            <Show when=move || { total() > 0 && model.as_of.get().is_none() }>
-                <section class="main">
+            // Hidden, not removed, while the list is empty (TodoMVC's spec and suite); not
+            // there at all while the list as it was is shown instead.
+            <Show when=move || model.as_of.get().is_none()>
+                <section class="main" hidden=move || total() == 0>
                     <input
                         id="toggle-all"
                         class="toggle-all"
@@ -549,7 +593,7 @@ fn TodoApp(filter: Memo<Filter>) -> AnyView {
                         />
                     </ul>
                 </section>
-                <footer class="footer">
+                <footer class="footer" hidden=move || total() == 0>
                     <span class="todo-count">
                         <strong>{move || counts().active}</strong>
                         {move || if counts().active == 1 { " item left" } else { " items left" }}
@@ -569,6 +613,11 @@ fn TodoApp(filter: Memo<Filter>) -> AnyView {
         </section>
     }
     .into_any()
+}
+
+/// Whether a command was refused or failed (nothing was recorded).
+fn failed(reply: &Reply) -> bool {
+    matches!(reply, Reply::Refused { .. } | Reply::Failed { .. })
 }
 
 /// Shows a refusal or failure inline; a success clears the message.
@@ -667,7 +716,10 @@ fn NewTodo(error: RwSignal<Option<String>>) -> AnyView {
                 .map(|due| {
                     view! {
                         <p class="quick-due" aria-live="polite">
-                            "Due " <time datetime=due.iso()>{due.iso()}</time>
+                            "Due "
+                            <time datetime=due.iso() title=due.iso()>
+                                {quick_add::spoken(due, today())}
+                            </time>
                             " (“" {quick.phrase.unwrap_or_default()}
                             "”; Esc keeps the words)"
                         </p>
@@ -719,6 +771,8 @@ fn Item(
     // and a change arriving meanwhile never touches the text being typed.
     let shown = StoredValue::new((String::new(), String::new()));
     let cancelled = StoredValue::new(false);
+    // What was typed, when the edit failed: the box opens again with it (never lost).
+    let draft = StoredValue::new(None::<String>);
     let edit_ref = NodeRef::<leptos::html::Input>::new();
     let id = move || row.with_untracked(|r| r.id.clone());
     let toggle = move |_| {
@@ -776,7 +830,14 @@ fn Item(
                 shown: Some(stamp),
             }
         };
-        local.command(command, move |reply| report(error, reply));
+        local.command(command, move |reply| {
+            // The item may be gone meanwhile (deleted elsewhere): then only the message shows.
+            if failed(&reply) && draft.try_set_value(Some(value)).is_none() {
+                cancelled.set_value(false);
+                editing.set(true);
+            }
+            report(error, reply);
+        });
     };
     // Done by keyboard, focus goes back to the item's title (not lost to the page).
     let label_ref = NodeRef::<leptos::html::Label>::new();
@@ -933,7 +994,7 @@ fn Item(
                 >
                     {move || row.with(|r| r.title.clone())}
                 </label>
-                <DueDate row/>
+                <DueDate row class="due"/>
                 <ConflictBadge
                     item_id=id()
                     label=Signal::derive(move || row.with(|r| r.title.clone()))
@@ -960,7 +1021,10 @@ fn Item(
                     class="edit"
                     node_ref=edit_ref
                     aria-label="Edit to-do"
-                    prop:value=shown.get_value().0
+                    prop:value=draft
+                        .try_update_value(Option::take)
+                        .flatten()
+                        .unwrap_or_else(|| shown.get_value().0)
                     on:keydown=on_edit_keydown
                     on:blur=move |ev| save(event_target_value(&ev))
                 />
@@ -1065,6 +1129,7 @@ fn Details(row: RwSignal<TodoRow>, error: RwSignal<Option<String>>) -> impl Into
                     node_ref=due_ref
                     on:change=set_due
                 />
+                <DueDate row class="due-spoken"/>
                 <label class="details-label" for=field("list")>"List"</label>
                 <select id=field("list") class="move-to" on:change=move_to>
                     {move || {
@@ -1089,20 +1154,28 @@ fn Details(row: RwSignal<TodoRow>, error: RwSignal<Option<String>>) -> impl Into
     }
 }
 
-/// A to-do's due date; "overdue" only after hydration (it depends on the viewer's clock).
+/// A due date as people say it ("Today", "Fri 4 Dec"; [`quick_add::spoken`]), with the ISO
+/// date in `datetime` and on hover. `class` is `due` in the row and `due-spoken` in the detail.
+/// Relative words and "overdue" only after hydration: they depend on the viewer's calendar.
 #[component]
-fn DueDate(row: RwSignal<TodoRow>) -> impl IntoView {
-    let today_iso = RwSignal::new(None::<String>);
-    Effect::new(move |_| today_iso.set(today().map(|d| d.iso())));
+fn DueDate(row: RwSignal<TodoRow>, class: &'static str) -> impl IntoView {
+    let day = RwSignal::new(None::<Day>);
+    Effect::new(move |_| day.set(today()));
     move || {
         row.with(|r| r.due_date.clone()).map(|due| {
             let overdue = {
                 let due = due.clone();
-                move || today_iso.get().is_some_and(|t| due < t) && !row.with(|r| r.completed)
+                move || day.get().is_some_and(|t| due < t.iso()) && !row.with(|r| r.completed)
             };
-            let label = due.clone();
+            let label = {
+                let due = due.clone();
+                move || match Day::parse(&due) {
+                    Some(d) => quick_add::spoken(d, day.get()),
+                    None => due.clone(),
+                }
+            };
             view! {
-                <time class="due" class:overdue=overdue datetime=due>
+                <time class=class class:overdue=overdue datetime=due.clone() title=due>
                     {label}
                 </time>
             }
@@ -1283,6 +1356,19 @@ pub fn Banner() -> impl IntoView {
     }
 }
 
+/// Puts the caret in `input.new-todo` (there is one on the page, or none for a reader).
+#[cfg(feature = "hydrate")]
+fn focus_new_todo() {
+    if let Some(input) = document()
+        .query_selector("input.new-todo")
+        .ok()
+        .flatten()
+        .and_then(|e| wasm_bindgen::JsCast::dyn_into::<web_sys::HtmlElement>(e).ok())
+    {
+        let _ = input.focus();
+    }
+}
+
 /// Opens the shortcuts list with `?` (outside text fields); `n` focuses the new to-do.
 #[component]
 pub fn Shortcuts() -> impl IntoView {
@@ -1298,16 +1384,7 @@ pub fn Shortcuts() -> impl IntoView {
                 "Escape" => open.set(false),
                 "n" => {
                     ev.prevent_default();
-                    if let Some(input) = document()
-                        .query_selector("input.new-todo")
-                        .ok()
-                        .flatten()
-                        .and_then(|e| {
-                            wasm_bindgen::JsCast::dyn_into::<web_sys::HtmlElement>(e).ok()
-                        })
-                    {
-                        let _ = input.focus();
-                    }
+                    focus_new_todo();
                 }
                 _ => {}
             }

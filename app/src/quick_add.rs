@@ -73,6 +73,31 @@ impl Day {
     }
 }
 
+const SHORT_WEEKDAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+const SHORT_MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// A due date as people say it: "Today", "Tomorrow", "Yesterday", else "Fri 4 Dec" (with the
+/// year when it is not this year's). Without `today` (the server, which does not know the
+/// viewer's calendar) the date is given in full.
+pub fn spoken(due: Day, today: Option<Day>) -> String {
+    if let Some(today) = today {
+        match due.days() - today.days() {
+            0 => return "Today".into(),
+            1 => return "Tomorrow".into(),
+            -1 => return "Yesterday".into(),
+            _ => {}
+        }
+    }
+    let weekday = SHORT_WEEKDAYS[due.weekday() as usize % 7];
+    let month = SHORT_MONTHS[(due.month as usize).saturating_sub(1) % 12];
+    match today {
+        Some(today) if today.year == due.year => format!("{weekday} {} {month}", due.day),
+        _ => format!("{weekday} {} {month} {}", due.day, due.year),
+    }
+}
+
 /// A title with the due date read from its end.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuickAdd {
@@ -134,6 +159,20 @@ pub fn parse(text: &str, today: Day) -> QuickAdd {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn due_dates_read_as_people_say_them() {
+        let day = |s: &str| Day::parse(s).unwrap();
+        let today = Some(TODAY);
+        assert_eq!(spoken(day("2026-11-25"), today), "Today");
+        assert_eq!(spoken(day("2026-11-26"), today), "Tomorrow");
+        assert_eq!(spoken(day("2026-11-24"), today), "Yesterday");
+        assert_eq!(spoken(day("2026-12-04"), today), "Fri 4 Dec");
+        assert_eq!(spoken(day("2026-01-01"), today), "Thu 1 Jan");
+        assert_eq!(spoken(day("2027-01-04"), today), "Mon 4 Jan 2027");
+        // The server does not know the viewer's day: the full date, never "Today".
+        assert_eq!(spoken(day("2026-11-25"), None), "Wed 25 Nov 2026");
+    }
 
     // 2026-11-25 is a Wednesday.
     const TODAY: Day = Day {

@@ -5,7 +5,7 @@
 //! is shown, naming who.
 
 use leptos::prelude::*;
-use tandem_protocol::data::{Command, Reply, Request};
+use tandem_protocol::data::{Command, Reply, Request, UndoLabels};
 
 use crate::local::use_local;
 use crate::model::use_model;
@@ -14,22 +14,23 @@ use crate::model::use_model;
 pub fn UndoRedo() -> impl IntoView {
     let model = use_model();
     let local = use_local();
-    let state = RwSignal::new((None::<String>, None::<String>));
+    let state = model.undo;
     let notice = RwSignal::new(None::<(bool, String)>);
-    // What an undo and a redo would do, read again after every change set.
+    // What an undo and a redo would do: read when the local store opens (or opens again);
+    // after that every command's change set carries it.
     Effect::new(move |_| {
         if !local.ready.get() {
             return;
         }
-        model.revision.track();
+        local.generation.track();
         local.request(Request::UndoState, move |reply| {
             if let Reply::UndoState { undo, redo } = reply {
-                state.set((undo, redo));
+                state.set(UndoLabels { undo, redo });
             }
         });
     });
     let run = move |redo: bool| {
-        let label = state.with_untracked(|(u, r)| if redo { r.clone() } else { u.clone() });
+        let label = state.with_untracked(|l| if redo { l.redo.clone() } else { l.undo.clone() });
         let command = if redo { Command::Redo } else { Command::Undo };
         local.command(command, move |reply| match reply {
             Reply::Done { .. } => {
@@ -74,19 +75,22 @@ pub fn UndoRedo() -> impl IntoView {
             <button
                 type="button"
                 class="undo"
-                disabled=move || state.with(|(u, _)| u.is_none())
-                title=move || state.with(|(u, _)| u.as_ref().map(|l| format!("Undo: {l} (Ctrl+Z)")).unwrap_or_else(|| "Nothing to undo".into()))
+                disabled=move || state.with(|l| l.undo.is_none())
+                title=move || state.with(|l| l.undo.as_ref().map(|l| format!("Undo: {l} (Ctrl+Z)")).unwrap_or_else(|| "Nothing to undo".into()))
                 on:click=move |_| run(false)
             >
+                // The glyph is decoration: the button's name is "Undo" (CONTRACT.md).
+                <span class="glyph" aria-hidden="true">"↶"</span>
                 "Undo"
             </button>
             <button
                 type="button"
                 class="redo"
-                disabled=move || state.with(|(_, r)| r.is_none())
-                title=move || state.with(|(_, r)| r.as_ref().map(|l| format!("Redo: {l} (Ctrl+Shift+Z)")).unwrap_or_else(|| "Nothing to redo".into()))
+                disabled=move || state.with(|l| l.redo.is_none())
+                title=move || state.with(|l| l.redo.as_ref().map(|l| format!("Redo: {l} (Ctrl+Shift+Z)")).unwrap_or_else(|| "Nothing to redo".into()))
                 on:click=move |_| run(true)
             >
+                <span class="glyph" aria-hidden="true">"↷"</span>
                 "Redo"
             </button>
             <p class="undo-notice" role="status" aria-live="polite">

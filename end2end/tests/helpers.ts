@@ -1,4 +1,5 @@
-import { expect, test as base, type Browser, type BrowserContext, type Page } from "@playwright/test";
+import { chromium, expect, test as base, type Browser, type BrowserContext, type Page } from "@playwright/test";
+import * as fs from "node:fs";
 import { spawn, type ChildProcess } from "node:child_process";
 import * as net from "node:net";
 import * as os from "node:os";
@@ -29,11 +30,54 @@ export async function signIn(context: BrowserContext, base?: string, username = 
   }
 }
 
-/** Playwright's `test` whose page is signed in as the shared account. */
-export const test = base.extend({
-  context: async ({ context, baseURL }, use) => {
+/**
+ * Playwright's `test` whose page is signed in as the shared account, in a browser profile on
+ * disk: a plain Playwright context is incognito, whose OPFS lives in memory and behaves unlike
+ * a person's browser (docs/benchmarks.md: SQLite there takes 10–17 ms per one-row transaction,
+ * against ~1 ms on disk), so the suites run where people do. Other devices in a test
+ * (`device`) are plain contexts of the shared browser.
+ */
+export const test = base.extend<{ profileDir: string }>({
+  profileDir: async ({}, use) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tandem-profile-"));
+    await use(dir);
+    fs.rmSync(dir, { recursive: true, force: true });
+  },
+  context: async ({ profileDir, baseURL, launchOptions, contextOptions, javaScriptEnabled, serviceWorkers, viewport }, use) => {
+    const context = await chromium.launchPersistentContext(profileDir, {
+      ...launchOptions,
+      ...contextOptions,
+      baseURL,
+      javaScriptEnabled,
+      serviceWorkers,
+      viewport,
+    });
     await signIn(context, baseURL);
     await use(context);
+    await context.close();
+  },
+  // A failing test prints what the page and its worker logged (to see why, not only what).
+  page: async ({ context }, use, testInfo) => {
+    const page = context.pages()[0] ?? (await context.newPage());
+    const logs: string[] = [];
+    const at = () => new Date().toISOString().slice(11, 23);
+    page.on("console", (m) => logs.push(`${at()} page ${m.type()}: ${m.text()}`));
+    page.on("pageerror", (e) => logs.push(`${at()} page error: ${e.message}`));
+    page.on("worker", (w) => w.on("console", (m) => logs.push(`${at()} worker ${m.type()}: ${m.text()}`)));
+    page.on("requestfailed", (r) => logs.push(`${at()} request failed: ${r.url()} ${r.failure()?.errorText}`));
+    page.on("response", (r) => {
+      if (r.status() >= 400) logs.push(`${at()} ${r.status()} ${r.url()}`);
+    });
+    await use(page);
+    if (testInfo.status !== testInfo.expectedStatus) {
+      const state = await page
+        .evaluate(() => {
+          const status = document.querySelector("[data-sync-state]");
+          return `body ${JSON.stringify(Object.assign({}, document.body.dataset))}; status ${status?.getAttribute("data-sync-state")} pending ${status?.getAttribute("data-pending")}: ${status?.textContent}`;
+        })
+        .catch((e) => `(page gone: ${e})`);
+      console.log(`--- ${testInfo.title}: the page's log\n${logs.join("\n")}\n${state}`);
+    }
   },
 });
 export { expect };

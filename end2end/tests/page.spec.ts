@@ -17,10 +17,13 @@ test("quick add reads a trailing due date before Enter, and Escape keeps the wor
   await freshList(page);
   const input = page.locator("input.new-todo");
   await input.fill("report 2031-12-01");
-  await expect(page.locator(".quick-due time")).toHaveText("2031-12-01");
+  // Dates read as people say them, the ISO date in `datetime` and on hover.
+  await expect(page.locator(".quick-due time")).toHaveText("Mon 1 Dec 2031");
   await input.press("Enter");
   await expect(items(page).locator("label")).toHaveText(["report"]);
-  await expect(items(page).locator("time.due")).toHaveText("2031-12-01");
+  await expect(items(page).locator("time.due")).toHaveText("Mon 1 Dec 2031");
+  await expect(items(page).locator("time.due")).toHaveAttribute("datetime", "2031-12-01");
+  await expect(items(page).locator("time.due")).toHaveAttribute("title", "2031-12-01");
 
   await input.fill("buy milk tomorrow");
   await expect(page.locator(".quick-due")).toBeVisible();
@@ -29,10 +32,15 @@ test("quick add reads a trailing due date before Enter, and Escape keeps the wor
   await input.press("Enter");
   await expect(items(page).nth(1).locator("label")).toHaveText("buy milk tomorrow");
   await expect(items(page).nth(1).locator("time.due")).toHaveCount(0);
+  await addTodos(page, "call Ana tomorrow", "water plants today");
+  await expect(items(page).nth(2).locator("time.due")).toHaveText("Tomorrow");
+  await expect(items(page).nth(3).locator("time.due")).toHaveText("Today");
+  await expect(items(page).nth(3).locator("time.due")).not.toHaveClass(/overdue/);
 
   // A date already past is overdue (decided in the page, with the viewer's calendar).
   await addTodos(page, "file taxes 2020-04-15");
-  await expect(items(page).nth(2).locator("time.due")).toHaveClass(/overdue/);
+  await expect(items(page).nth(4).locator("time.due")).toHaveClass(/overdue/);
+  await expect(items(page).nth(4).locator("time.due")).toHaveText("Wed 15 Apr 2020");
 });
 
 test("Alt+Up and Alt+Down move the focused to-do", async ({ page }) => {
@@ -78,6 +86,26 @@ test("bad input: a title or list name over the limit shows a message and records
   await expect(items(page)).toHaveCount(1);
   // The text stays, to be shortened.
   await expect(input).toHaveValue("x".repeat(1_001));
+
+  // So does a failed edit's: the box stays open with what was typed.
+  await items(page).nth(0).locator("label").dblclick();
+  const edit = items(page).nth(0).locator("input.edit");
+  await edit.fill("y".repeat(1_001));
+  await edit.press("Enter");
+  await expect(page.locator(".todoapp [role=alert]")).toContainText("at most 1000");
+  await expect(items(page).nth(0)).toHaveClass(/editing/);
+  await expect(items(page).nth(0).locator("input.edit")).toHaveValue("y".repeat(1_001));
+  await items(page).nth(0).locator("input.edit").press("Escape");
+  await expect(items(page).locator("label")).toHaveText(["fine"]);
+
+  // And a failed rename's.
+  await page.getByRole("button", { name: "Rename list" }).click();
+  const name = page.getByRole("textbox", { name: "List name" });
+  await name.fill("r".repeat(201));
+  await name.press("Enter");
+  await expect(page.locator(".todoapp [role=alert]")).toContainText("at most 200");
+  await expect(page.getByRole("textbox", { name: "List name" })).toHaveValue("r".repeat(201));
+  await page.getByRole("textbox", { name: "List name" }).press("Escape");
 
   const newList = page.getByRole("textbox", { name: "New list" });
   await newList.fill("n".repeat(201));
@@ -172,7 +200,9 @@ test("item detail: notes, a due date and a move to another list", async ({ page 
   await item.getByRole("button", { name: "Details of paint the fence" }).click();
   await item.getByLabel("Notes").fill("white, two coats");
   await item.getByLabel("Due").fill("2031-05-01");
-  await expect(item.locator("time.due")).toHaveText("2031-05-01");
+  await expect(item.locator("time.due")).toHaveText("Thu 1 May 2031");
+  // One format in the row and the detail.
+  await expect(item.locator("time.due-spoken")).toHaveText("Thu 1 May 2031");
   await page.reload();
   await ready(page);
   await items(page).nth(0).getByRole("button", { name: "Details of paint the fence" }).click();
@@ -187,7 +217,7 @@ test("item detail: notes, a due date and a move to another list", async ({ page 
   expect(home).not.toBe(work);
 });
 
-test("a list is renamed in place, and a deletion can be undone before it happens", async ({ page }) => {
+test("a list is renamed in place, and a deletion can be undone", async ({ page }) => {
   const url = await freshList(page, "Errands");
   await page.getByRole("button", { name: "Rename list" }).click();
   const name = page.getByRole("textbox", { name: "List name" });
@@ -197,14 +227,51 @@ test("a list is renamed in place, and a deletion can be undone before it happens
   await expect(page.locator("h1.list-title")).toHaveText("Weekend errands");
   await expect(page.locator("nav .list-name", { hasText: "Weekend errands" })).toHaveCount(1);
 
+  // Deleted at once (the page opens the first list), with a moment to take it back.
   await page.getByRole("button", { name: "Delete list" }).click();
-  await expect(page.locator(".undo-bar")).toContainText("“Weekend errands” will be deleted");
+  await expect(page.locator(".undo-bar")).toContainText("“Weekend errands” was deleted");
+  await expect(page.locator("nav .list-name", { hasText: "Weekend errands" })).toHaveCount(0);
+  await expect(page).not.toHaveURL(url);
   await page.locator(".undo-bar").getByRole("button", { name: "Undo" }).click();
   await expect(page.locator(".undo-bar")).toHaveCount(0);
   await expect(page.locator("nav .list-name", { hasText: "Weekend errands" })).toHaveCount(1);
-
+  await expect(page).toHaveURL(url);
+  // The bar goes by itself after a few seconds.
   await page.getByRole("button", { name: "Delete list" }).click();
-  // After the undo window the list goes, and the page opens the first list.
-  await expect(page.locator("nav .list-name", { hasText: "Weekend errands" })).toHaveCount(0, { timeout: 10_000 });
-  await expect(page).not.toHaveURL(url);
+  await expect(page.locator("nav .list-name", { hasText: "Weekend errands" })).toHaveCount(0);
+  await expect(page.locator(".undo-bar")).toHaveCount(1);
+  await expect(page.locator(".undo-bar")).toHaveCount(0, { timeout: 10_000 });
+});
+
+test("deleting lists: several in a row each happen, a page elsewhere stays, and a reload keeps them", async ({ page }) => {
+  const suffix = Date.now().toString(36);
+  const a = await freshList(page, `A ${suffix}`);
+  const b = await freshList(page, `B ${suffix}`);
+  const c = await freshList(page, `C ${suffix}`);
+  // Delete C, open B and delete it too, before C's undo moment has passed.
+  await page.getByRole("button", { name: "Delete list" }).click();
+  await expect(page.locator("nav .list-name", { hasText: `C ${suffix}` })).toHaveCount(0);
+  const open = async (name: string, url: string) => {
+    await page.getByRole("navigation", { name: "Lists" }).getByRole("link", { name: new RegExp(name) }).click();
+    await expect(page).toHaveURL(url);
+    await expect(page.locator("h1.list-title")).toHaveText(name);
+  };
+  await open(`B ${suffix}`, b);
+  await page.getByRole("button", { name: "Delete list" }).click();
+  await expect(page.locator("nav .list-name", { hasText: `B ${suffix}` })).toHaveCount(0);
+  await expect(page.locator(".undo-bar")).toHaveCount(2);
+  // Open A: when the undo moments pass, nothing pulls the page away from it.
+  await open(`A ${suffix}`, a);
+  await expect(page.locator(".undo-bar")).toHaveCount(0, { timeout: 10_000 });
+  await expect(page).toHaveURL(a);
+  await expect(page.locator("h1.list-title")).toHaveText(`A ${suffix}`);
+  // Closing the page at once loses nothing: the deletion was recorded before it showed.
+  await page.getByRole("button", { name: "Delete list" }).click();
+  await expect(page.locator("nav .list-name", { hasText: `A ${suffix}` })).toHaveCount(0);
+  await page.reload();
+  await ready(page);
+  for (const gone of [a, b, c]) {
+    const name = gone === a ? "A" : gone === b ? "B" : "C";
+    await expect(page.locator("nav .list-name", { hasText: `${name} ${suffix}` })).toHaveCount(0);
+  }
 });

@@ -10,8 +10,8 @@ test.describe("TodoMVC", () => {
     await ready(page);
     await expect(page.locator("input.new-todo")).toBeFocused();
     await expect(page.locator("input.new-todo")).toHaveCount(1);
-    await expect(page.locator(".main")).toHaveCount(0);
-    await expect(page.locator("footer.footer")).toHaveCount(0);
+    await expect(page.locator(".main")).toBeHidden();
+    await expect(page.locator("footer.footer")).toBeHidden();
   });
 
   test("Enter adds a trimmed to-do at the end and clears the input; an empty title is ignored", async ({ page }) => {

@@ -5,8 +5,8 @@ import { expect, test, addTodos, device, freshList, items, ready, syncStatus } f
 // device's own actions, sync like any edit, survive a reload, and never revert someone else's
 // later change (refused, naming who).
 
-const undo = (page: Page) => page.locator("header.masthead").getByRole("button", { name: "Undo" });
-const redo = (page: Page) => page.locator("header.masthead").getByRole("button", { name: "Redo" });
+const undo = (page: Page) => page.locator("header.masthead").getByRole("button", { name: "Undo", exact: true });
+const redo = (page: Page) => page.locator("header.masthead").getByRole("button", { name: "Redo", exact: true });
 
 async function blur(page: Page) {
   await page.evaluate(() => (document.activeElement as HTMLElement | null)?.blur());

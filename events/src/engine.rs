@@ -147,7 +147,14 @@ pub struct Engine {
     phase: Phase,
     cursor: u64,
     pending: usize,
+    /// A pull is owed whatever the head (the first, a heal, after a failure, more pages).
     need_pull: bool,
+    /// The greatest head the server announced or answered: a pull is owed while it is past
+    /// the cursor. (An announcement of this device's own push, which may arrive before the
+    /// push's answer, is then no reason to pull.)
+    known_head: u64,
+    /// The greatest head announced while a pull was in flight (its answer may predate it).
+    heard_while_pulling: u64,
     /// Consecutive failed cycles (reset by a push that got through, or by a pull when there
     /// is nothing to push): the backoff's attempt number.
     failures: u32,
@@ -170,6 +177,8 @@ impl Engine {
             cursor,
             pending,
             need_pull: true,
+            known_head: cursor,
+            heard_while_pulling: 0,
             failures: 0,
             contention: 0,
             drift: 0,
@@ -213,7 +222,10 @@ impl Engine {
     /// Feeds an input; then ask [`Self::next`]. `random` feeds the backoff jitter.
     pub fn on(&mut self, input: Input, now_ms: u64, random: u64) {
         match input {
-            Input::LocalChange | Input::Tick => self.need_pull = true,
+            // Push first: a push whose cursor is behind is refused with PULL_REQUIRED, and
+            // pulls then. (Others' events are announced live and pulled when they come.)
+            Input::LocalChange => {}
+            Input::Tick => self.need_pull = true,
             Input::Retry => {
                 self.need_pull = true;
                 if self.phase == Phase::BackingOff {
@@ -221,8 +233,9 @@ impl Engine {
                 }
             }
             Input::HeadAnnounced { head } => {
-                if head > self.cursor {
-                    self.need_pull = true;
+                self.known_head = self.known_head.max(head);
+                if self.phase == Phase::Pulling {
+                    self.heard_while_pulling = self.heard_while_pulling.max(head);
                 }
             }
             Input::Pulled {
@@ -231,6 +244,14 @@ impl Engine {
                 has_more,
             } => {
                 self.cursor = cursor;
+                // The answer is the server's word on its head (an announced head it does not
+                // have costs one pull, not an endless loop of them); only an announcement made
+                // while the pull was in flight, which its answer may predate, asks for another.
+                if self.heard_while_pulling > head {
+                    self.need_pull = true;
+                }
+                self.heard_while_pulling = 0;
+                self.known_head = head;
                 self.phase = Phase::Idle;
                 if has_more || head > cursor {
                     self.need_pull = true;
@@ -251,9 +272,7 @@ impl Engine {
                 self.contention = 0;
                 self.drift = 0;
                 self.phase = Phase::Idle;
-                if head > self.cursor {
-                    self.need_pull = true;
-                }
+                self.known_head = self.known_head.max(head);
             }
             Input::Failed(failure) => self.fail(failure, now_ms, random),
         }
@@ -312,7 +331,7 @@ impl Engine {
             }
             Phase::BackingOff | Phase::Idle => self.phase = Phase::Idle,
         }
-        if self.need_pull {
+        if self.need_pull || self.known_head > self.cursor {
             self.need_pull = false;
             self.phase = Phase::Pulling;
             return Action::Pull {
@@ -373,6 +392,84 @@ mod tests {
         e.set_pending(0);
         assert_eq!(e.next(0), Action::Idle);
         assert_eq!(e.cursor(), 902);
+    }
+
+    #[test]
+    fn a_local_change_pushes_at_once_and_its_own_announcement_pulls_nothing() {
+        let mut e = engine(0, 0);
+        assert_eq!(e.next(0), Action::Pull { cursor: 0 });
+        e.on(
+            Input::Pulled {
+                cursor: 10,
+                head: 10,
+                has_more: false,
+            },
+            0,
+            0,
+        );
+        assert_eq!(e.next(0), Action::Idle);
+        // A command: push first, with the cursor held (no pull in front of it).
+        e.set_pending(1);
+        e.on(Input::LocalChange, 0, 0);
+        assert_eq!(
+            e.next(0),
+            Action::Push {
+                cursor: 10,
+                limit: 500
+            }
+        );
+        // The live socket announces the push before its answer comes: no pull for it.
+        e.on(Input::HeadAnnounced { head: 11 }, 0, 0);
+        e.on(Input::Pushed { cursor: 11 }, 0, 0);
+        e.set_pending(0);
+        assert_eq!(e.next(0), Action::Idle);
+        // Announced after the answer: nothing either.
+        e.on(Input::HeadAnnounced { head: 11 }, 0, 0);
+        assert_eq!(e.next(0), Action::Idle);
+        // Someone else's event: pull.
+        e.on(Input::HeadAnnounced { head: 12 }, 0, 0);
+        assert_eq!(e.next(0), Action::Pull { cursor: 11 });
+    }
+
+    #[test]
+    fn an_announced_head_the_server_does_not_have_costs_one_pull_not_a_loop() {
+        let mut e = engine(0, 0);
+        e.next(0);
+        e.on(
+            Input::Pulled {
+                cursor: 3,
+                head: 3,
+                has_more: false,
+            },
+            0,
+            0,
+        );
+        e.on(Input::HeadAnnounced { head: u64::MAX }, 0, 0);
+        assert_eq!(e.next(0), Action::Pull { cursor: 3 });
+        e.on(
+            Input::Pulled {
+                cursor: 3,
+                head: 3,
+                has_more: false,
+            },
+            0,
+            0,
+        );
+        assert_eq!(e.next(0), Action::Idle);
+        // Announced while a pull is in flight: its answer may predate it, so pull once more.
+        e.on(Input::Tick, 0, 0);
+        assert_eq!(e.next(0), Action::Pull { cursor: 3 });
+        e.on(Input::HeadAnnounced { head: 4 }, 0, 0);
+        e.on(
+            Input::Pulled {
+                cursor: 3,
+                head: 3,
+                has_more: false,
+            },
+            0,
+            0,
+        );
+        assert_eq!(e.next(0), Action::Pull { cursor: 3 });
     }
 
     #[test]

@@ -526,6 +526,17 @@ pub struct Changes {
     pub removed_todos: Vec<String>,
     /// The counts of every list touched.
     pub counts: Vec<ListCounts>,
+    /// What "Undo" and "Redo" would now take back, after a command of this device (carried
+    /// here so the page needs no request after each change; `None`: unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undo: Option<UndoLabels>,
+}
+
+/// The labels of what "Undo" and "Redo" would take back (`None`: nothing).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UndoLabels {
+    pub undo: Option<String>,
+    pub redo: Option<String>,
 }
 
 impl Changes {
@@ -537,6 +548,7 @@ impl Changes {
         if self.reset || later.reset {
             *self = Changes {
                 reset: true,
+                undo: later.undo.or(self.undo.take()),
                 ..Changes::default()
             };
             return;
@@ -557,15 +569,23 @@ impl Changes {
                 None => self.counts.push(counts),
             }
         }
+        if later.undo.is_some() {
+            self.undo = later.undo;
+        }
+    }
+
+    /// Whether rows changed (not only the undo labels): the page re-renders only then.
+    pub fn rows_changed(&self) -> bool {
+        self.reset
+            || !self.lists.is_empty()
+            || !self.removed_lists.is_empty()
+            || !self.todos.is_empty()
+            || !self.removed_todos.is_empty()
+            || !self.counts.is_empty()
     }
 
     pub fn is_empty(&self) -> bool {
-        !self.reset
-            && self.lists.is_empty()
-            && self.removed_lists.is_empty()
-            && self.todos.is_empty()
-            && self.removed_todos.is_empty()
-            && self.counts.is_empty()
+        !self.rows_changed() && self.undo.is_none()
     }
 }
 
@@ -988,6 +1008,42 @@ mod tests {
             ..Changes::default()
         });
         assert!(batch.reset && batch.todos.is_empty());
+    }
+
+    #[test]
+    fn merged_change_sets_keep_the_latest_undo_labels() {
+        let labels = |undo: &str| UndoLabels {
+            undo: Some(undo.into()),
+            redo: None,
+        };
+        let mut batch = Changes {
+            undo: Some(labels("Add a")),
+            ..Changes::default()
+        };
+        assert!(!batch.is_empty() && !batch.rows_changed());
+        // A later change set without labels (a pull) leaves them; a later command's replace.
+        batch.merge(Changes {
+            todos: vec![todo("a", "1")],
+            ..Changes::default()
+        });
+        assert_eq!(batch.undo, Some(labels("Add a")));
+        batch.merge(Changes {
+            undo: Some(labels("Add b")),
+            ..Changes::default()
+        });
+        assert_eq!(batch.undo, Some(labels("Add b")));
+        // A reset keeps them: they live in events.db, not the views.
+        batch.merge(Changes {
+            reset: true,
+            ..Changes::default()
+        });
+        assert!(batch.reset && batch.undo == Some(labels("Add b")));
+        // An old page's change set (no field) reads as "unchanged".
+        let old: Changes = serde_json::from_str(
+            r#"{"reset":false,"lists":[],"removed_lists":[],"todos":[],"removed_todos":[],"counts":[]}"#,
+        )
+        .unwrap();
+        assert_eq!(old.undo, None);
     }
 
     #[test]

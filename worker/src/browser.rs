@@ -17,7 +17,7 @@ use tandem_events::engine::{Action, Input, Settings};
 use tandem_events::ids::{DeviceId, WorkspaceId};
 use tandem_protocol::data::{
     Changes, Denied, PageMessage, Reply, SyncState, SyncStatus, TabMessage, Unavailable,
-    WorkerMessage,
+    UndoLabels, WorkerMessage,
 };
 use tandem_protocol::sync::{
     ErrorCode, LiveMessage, PullRequest, PullResponse, PushRequest, PushResponse,
@@ -689,7 +689,19 @@ impl App {
                 let is_command = matches!(request, tandem_protocol::data::Request::Command { .. });
                 let reply = space.service.request(request);
                 // The change set first: the page never sees a reply before the rows it made.
-                self.flush_changes();
+                // A command's carries the undo labels it leaves (no request after each change).
+                let undo = if is_command && matches!(reply, Reply::Done { .. }) {
+                    match space.service.undo_labels() {
+                        Ok(labels) => Some((space.service.workspace().to_string(), labels)),
+                        Err(e) => {
+                            web_sys::console::error_1(&format!("tandem worker: {e}").into());
+                            None
+                        }
+                    }
+                } else {
+                    None
+                };
+                self.flush_changes_with(undo);
                 if is_command && matches!(reply, Reply::Done { events } if events > 0) {
                     self.schedule_push(&space);
                     self.refresh_pending();
@@ -829,7 +841,12 @@ impl App {
     /// The change sets of what was just committed, per workspace: to this tab's page at once,
     /// and merged into the next batch for the other tabs.
     fn flush_changes(self: &Rc<Self>) {
-        let parts = match tandem_store::changes::take_by_workspace(
+        self.flush_changes_with(None);
+    }
+
+    /// [`Self::flush_changes`], with a workspace's undo labels after a command.
+    fn flush_changes_with(self: &Rc<Self>, undo: Option<(String, UndoLabels)>) {
+        let mut parts = match tandem_store::changes::take_by_workspace(
             self.replica.borrow().views().connection(),
         ) {
             Ok(parts) => parts,
@@ -838,6 +855,19 @@ impl App {
                 return;
             }
         };
+        if let Some((workspace, labels)) = undo {
+            let workspace = Some(workspace);
+            match parts.iter_mut().find(|(ws, _)| *ws == workspace) {
+                Some((_, changes)) => changes.undo = Some(labels),
+                None => parts.push((
+                    workspace,
+                    Changes {
+                        undo: Some(labels),
+                        ..Changes::default()
+                    },
+                )),
+            }
+        }
         if parts.is_empty() {
             return;
         }

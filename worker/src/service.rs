@@ -11,7 +11,7 @@ use tandem_events::position;
 use tandem_events::undo::UndoError;
 use tandem_protocol::data::{
     Changes, Command, FieldChange, Filter, HistoryEntry, ListRow, Reply, Request, StoreState,
-    TodoRow,
+    TodoRow, UndoLabels,
 };
 use tandem_store::changes;
 use tandem_store::driver::SharedReplica;
@@ -366,8 +366,14 @@ impl Service {
     }
 
     fn undo_state(&self) -> Result<Reply, ServiceError> {
-        let (undo, redo) = self.replica.borrow().undo_labels(self.workspace)?;
+        let UndoLabels { undo, redo } = self.undo_labels()?;
         Ok(Reply::UndoState { undo, redo })
+    }
+
+    /// What "Undo" and "Redo" would take back now (sent with a command's change set).
+    pub fn undo_labels(&self) -> Result<UndoLabels, ServiceError> {
+        let (undo, redo) = self.replica.borrow().undo_labels(self.workspace)?;
+        Ok(UndoLabels { undo, redo })
     }
 
     /// Runs an undo or a redo; a refusal (nothing to undo, changed since) is recorded with
