@@ -145,6 +145,24 @@ test("a failing server shows the error, and Sync now retries", async ({ page, co
   await expect(page.locator(".sync-error")).toHaveCount(0);
 });
 
+test("an answer too large for the worker is refused unread, and nothing is lost", async ({ page, context }) => {
+  await freshList(page);
+  await expect(syncStatus(page)).toHaveAttribute("data-sync-state", "online");
+  // A broken or hostile server (or a proxy before it) answering 40 MB: the worker reads at
+  // most 32 MiB of a sync answer, so it cannot be made to exhaust its memory.
+  const huge = "x".repeat(40 * 1024 * 1024);
+  await context.route("**/api/sync/push", (route) => route.fulfill({ status: 200, contentType: "application/json", body: huge }));
+  await addTodos(page, "kept while the answer is refused");
+  await expect(syncStatus(page)).toHaveAttribute("data-sync-state", "error");
+  await expect(page.locator(".sync-error")).toContainText("the server's answer is too large");
+  await expect(syncStatus(page)).toHaveAttribute("data-pending", "1");
+  await context.unroute("**/api/sync/push");
+  await page.getByRole("button", { name: "Sync now" }).click();
+  await expect(syncStatus(page)).toHaveAttribute("data-pending", "0");
+  await expect(syncStatus(page)).toHaveAttribute("data-sync-state", "online");
+  await expect(items(page).locator("label")).toHaveText(["kept while the answer is refused"]);
+});
+
 test("the server stopped mid-session: the page says so, keeps writing locally, and loses nothing", async ({ browser }) => {
   const port = await freePort();
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "tandem-cut-"));

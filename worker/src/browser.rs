@@ -1019,6 +1019,17 @@ impl App {
                 let Some(text) = event.data().as_string() else {
                     return;
                 };
+                // A frame no announcement could fill is not parsed (nor kept).
+                if text.len() > MAX_LIVE_FRAME_BYTES {
+                    web_sys::console::warn_1(
+                        &format!(
+                            "tandem worker: a live frame of {} bytes ignored",
+                            text.len()
+                        )
+                        .into(),
+                    );
+                    return;
+                }
                 if let Ok(LiveMessage::Head { head, .. }) =
                     serde_json::from_str::<LiveMessage>(&text)
                 {
@@ -1257,17 +1268,14 @@ impl FetchTransport {
                 .flatten()
                 .and_then(|s| s.trim().parse::<u32>().ok())
                 .map(|s| s.saturating_mul(1_000));
-            let text = JsFuture::from(response.text().map_err(js_error)?)
-                .await
-                .map_err(|e| TransportError::Unreachable(describe(&e)))?
-                .as_string()
-                .unwrap_or_default();
+            let body = read_bounded(&response, MAX_ANSWER_BYTES).await?;
             if (200..300).contains(&status) {
-                return serde_json::from_str(&text).map_err(|e| {
+                // From the bytes: no copy into a JS string and back to UTF-8.
+                return serde_json::from_slice(&body).map_err(|e| {
                     TransportError::Unreachable(format!("the server's answer is unreadable: {e}"))
                 });
             }
-            match serde_json::from_str::<tandem_protocol::sync::SyncError>(&text) {
+            match serde_json::from_slice::<tandem_protocol::sync::SyncError>(&body) {
                 Ok(mut error) => {
                     if error.retry_after_ms.is_none() {
                         error.retry_after_ms = retry_after_ms;
@@ -1317,6 +1325,70 @@ impl Transport for FetchTransport {
         }
         self.downloading = response.has_more;
         Ok(response)
+    }
+}
+
+/// The most a sync answer may hold. The server's pull pages are 4 MiB by default
+/// (`--pull-bytes`); this leaves room for a larger setting while a hostile or broken server
+/// (or a proxy before it) cannot exhaust the worker's memory.
+const MAX_ANSWER_BYTES: usize = 32 * 1024 * 1024;
+
+/// The most a live frame may hold (a head announcement is a few dozen bytes).
+const MAX_LIVE_FRAME_BYTES: usize = 64 * 1024;
+
+/// Reads a response's body, refusing one over `limit` bytes: by its declared length before
+/// reading anything, and while reading (a body without a length, or one longer than it said).
+async fn read_bounded(
+    response: &web_sys::Response,
+    limit: usize,
+) -> Result<Vec<u8>, TransportError> {
+    // The server answered, but not usably: an error with its reason (retried, backing off),
+    // not "offline".
+    let too_large = |size: String| {
+        TransportError::Refused(tandem_protocol::sync::SyncError::new(
+            ErrorCode::Internal,
+            format!("the server's answer is too large ({size} bytes; at most {limit})"),
+        ))
+    };
+    let Some(stream) = response.body() else {
+        return Ok(Vec::new());
+    };
+    let declared = response
+        .headers()
+        .get("content-length")
+        .ok()
+        .flatten()
+        .and_then(|s| s.trim().parse::<u64>().ok());
+    if let Some(length) = declared.filter(|&l| l > limit as u64) {
+        // Not read: the connection is let go at once.
+        let _ = stream.cancel();
+        return Err(too_large(length.to_string()));
+    }
+    let reader: web_sys::ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
+    let mut body = Vec::with_capacity(declared.map_or(0, |l| l as usize));
+    loop {
+        let chunk = JsFuture::from(reader.read())
+            .await
+            .map_err(|e| TransportError::Unreachable(describe(&e)))?;
+        let done = js_sys::Reflect::get(&chunk, &"done".into())
+            .ok()
+            .and_then(|d| d.as_bool())
+            .unwrap_or(true);
+        if done {
+            return Ok(body);
+        }
+        let value = js_sys::Reflect::get(&chunk, &"value".into()).map_err(js_error)?;
+        let bytes: js_sys::Uint8Array = value
+            .dyn_into()
+            .map_err(|_| TransportError::Unreachable("the server's answer is not bytes".into()))?;
+        let len = bytes.length() as usize;
+        if body.len() + len > limit {
+            let _ = reader.cancel();
+            return Err(too_large(format!("more than {}", body.len() + len)));
+        }
+        let start = body.len();
+        body.resize(start + len, 0);
+        bytes.copy_to(&mut body[start..]);
     }
 }
 
