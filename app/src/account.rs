@@ -423,6 +423,11 @@ fn SignOut() -> impl IntoView {
     let busy = RwSignal::new(false);
     let error = RwSignal::new(None::<String>);
     let export_url = RwSignal::new(None::<String>);
+    on_cleanup(move || {
+        if let Some(Some(url)) = export_url.try_get_untracked() {
+            crate::inspect::revoke_object_url(&url);
+        }
+    });
     let user_id = Memo::new(move |_| account.user_id());
     // While this tab signs out, the account's other tabs take no input (their changes would
     // miss the count of what is unsent).
@@ -494,7 +499,11 @@ fn SignOut() -> impl IntoView {
     let export = move |_| {
         local.request(tandem_protocol::data::Request::Export, move |reply| {
             if let tandem_protocol::data::Reply::Export { lines, .. } = reply {
-                export_url.set(Some(crate::inspect::object_url(&lines)));
+                let url = crate::inspect::object_url(&lines);
+                if let Some(Some(old)) = export_url.try_get_untracked() {
+                    crate::inspect::revoke_object_url(&old);
+                }
+                let _ = export_url.try_set(Some(url));
             }
         });
     };

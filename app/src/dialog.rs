@@ -22,25 +22,41 @@ pub fn Modal(
     let close_label = if confirm.is_some() { "Cancel" } else { "Close" };
     let dialog_ref = NodeRef::<leptos::html::Dialog>::new();
     // The control that opened the dialog gets the focus back when it goes (the owner stops
-    // rendering it, so the browser's own return on `close()` does not happen).
+    // rendering it, so the browser's own return on `close()` does not happen) — or, when that
+    // control is gone (a conflict's button once it is resolved), the first control of its row.
     let opener = StoredValue::new_local(None::<leptos::web_sys::HtmlElement>);
+    let row = StoredValue::new_local(None::<leptos::web_sys::Element>);
     Effect::new(move |_| {
         if let Some(dialog) = dialog_ref.get() {
             if !dialog.open() {
-                opener.set_value(focused_element());
+                let focused = focused_element();
+                row.set_value(
+                    focused
+                        .as_ref()
+                        .and_then(|e| e.closest("li").ok().flatten()),
+                );
+                opener.set_value(focused);
                 let _ = dialog.show_modal();
             }
         }
     });
     on_cleanup(move || {
-        if let Some(opener) = opener.try_get_value().flatten() {
-            // Once the dialog has left the page: until then everything else is inert.
-            request_animation_frame(move || {
-                if opener.is_connected() {
-                    let _ = opener.focus();
-                }
-            });
-        }
+        let opener = opener.try_get_value().flatten();
+        let row = row.try_get_value().flatten();
+        // Once the dialog has left the page: until then everything else is inert.
+        request_animation_frame(move || {
+            if let Some(opener) = opener.filter(|o| o.is_connected()) {
+                let _ = opener.focus();
+            } else if let Some(control) = row
+                .filter(|r| r.is_connected())
+                .and_then(|r| r.query_selector("input, button, [tabindex]").ok().flatten())
+                .and_then(|e| {
+                    leptos::wasm_bindgen::JsCast::dyn_into::<leptos::web_sys::HtmlElement>(e).ok()
+                })
+            {
+                let _ = control.focus();
+            }
+        });
     });
     let labelled_by = id.clone();
     view! {

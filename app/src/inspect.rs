@@ -342,6 +342,11 @@ fn Maintenance() -> AnyView {
     let message = RwSignal::new(None::<(bool, String)>);
     let busy = RwSignal::new(false);
     let download = RwSignal::new(None::<(String, u64)>);
+    on_cleanup(move || {
+        if let Some(Some((url, _))) = download.try_get_untracked() {
+            revoke_object_url(&url);
+        }
+    });
     let rebuild = move |_| {
         busy.set(true);
         message.set(None);
@@ -362,7 +367,14 @@ fn Maintenance() -> AnyView {
     };
     let export = move |_| {
         local.request(Request::Export, move |reply| match reply {
-            Reply::Export { lines, events } => download.set(Some((object_url(&lines), events))),
+            Reply::Export { lines, events } => {
+                let url = object_url(&lines);
+                // The link offered before goes: its blob with it.
+                if let Some(Some((old, _))) = download.try_get_untracked() {
+                    revoke_object_url(&old);
+                }
+                let _ = download.try_set(Some((url, events)));
+            }
             Reply::Refused { reason } | Reply::Failed { reason } => {
                 message.set(Some((true, reason)))
             }
@@ -405,7 +417,18 @@ fn Maintenance() -> AnyView {
     .into_any()
 }
 
-/// A download link's address for `text` (a Blob URL in the browser).
+/// Frees a Blob URL made by [`object_url`] (the blob stays in memory until then).
+pub(crate) fn revoke_object_url(url: &str) {
+    #[cfg(feature = "hydrate")]
+    if !url.is_empty() {
+        let _ = web_sys::Url::revoke_object_url(url);
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = url;
+}
+
+/// A download link's address for `text` (a Blob URL in the browser). The caller frees it with
+/// [`revoke_object_url`] when the link goes or offers another.
 pub(crate) fn object_url(text: &str) -> String {
     #[cfg(feature = "hydrate")]
     {

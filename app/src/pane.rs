@@ -193,8 +193,11 @@ fn Sidebar() -> AnyView {
     let local = use_local();
     let navigate = use_navigate();
     let error = RwSignal::new(None::<String>);
+    // One list per Enter: a held key (repeats) or a second press before the reply makes none,
+    // and Enter that ends an IME composition only ends it.
+    let creating = StoredValue::new(false);
     let on_keydown = move |ev: leptos::ev::KeyboardEvent| {
-        if ev.key() != "Enter" {
+        if ev.key() != "Enter" || ev.repeat() || ev.is_composing() || creating.get_value() {
             return;
         }
         let input: leptos::web_sys::HtmlInputElement = event_target(&ev);
@@ -205,9 +208,10 @@ fn Sidebar() -> AnyView {
         let list_id = new_id();
         let navigate = navigate.clone();
         let target = list_id.clone();
-        local.command(
-            Command::CreateList { list_id, name },
-            move |reply| match reply {
+        creating.set_value(true);
+        local.command(Command::CreateList { list_id, name }, move |reply| {
+            creating.set_value(false);
+            match reply {
                 Reply::Done { .. } => {
                     input.set_value("");
                     error.set(None);
@@ -215,8 +219,8 @@ fn Sidebar() -> AnyView {
                 }
                 Reply::Refused { reason } | Reply::Failed { reason } => error.set(Some(reason)),
                 _ => {}
-            },
-        );
+            }
+        });
     };
     view! {
         <nav class="sidebar" aria-label="Lists">
@@ -340,6 +344,7 @@ fn TodoApp(filter: Memo<Filter>) -> AnyView {
         );
     };
     let on_rename_keydown = move |ev: leptos::ev::KeyboardEvent| match ev.key().as_str() {
+        "Enter" if ev.is_composing() => {}
         "Enter" => rename(event_target_value(&ev)),
         "Escape" => renaming.set(false),
         _ => {}
@@ -615,6 +620,22 @@ fn TodoApp(filter: Memo<Filter>) -> AnyView {
     .into_any()
 }
 
+/// Whether a key event happened in a text field or a picker (not a checkbox or a button).
+fn in_a_field(ev: &leptos::ev::KeyboardEvent) -> bool {
+    use leptos::wasm_bindgen::JsCast;
+    let Some(target) = ev
+        .target()
+        .and_then(|t| t.dyn_into::<leptos::web_sys::Element>().ok())
+    else {
+        return false;
+    };
+    match target.tag_name().as_str() {
+        "SELECT" | "TEXTAREA" => true,
+        "INPUT" => target.get_attribute("type").as_deref() != Some("checkbox"),
+        _ => false,
+    }
+}
+
 /// Whether a command was refused or failed (nothing was recorded).
 fn failed(reply: &Reply) -> bool {
     matches!(reply, Reply::Refused { .. } | Reply::Failed { .. })
@@ -666,6 +687,8 @@ fn NewTodo(error: RwSignal<Option<String>>) -> AnyView {
         }
     };
     let on_keydown = move |ev: leptos::ev::KeyboardEvent| match ev.key().as_str() {
+        // Enter that ends an IME composition only ends it.
+        "Enter" if ev.is_composing() => {}
         "Enter" => {
             let quick = parsed();
             if quick.title.is_empty() {
@@ -851,6 +874,7 @@ fn Item(
         });
     };
     let on_edit_keydown = move |ev: leptos::ev::KeyboardEvent| match ev.key().as_str() {
+        "Enter" if ev.is_composing() => {}
         "Enter" => {
             save(event_target_value(&ev));
             refocus();
@@ -863,7 +887,9 @@ fn Item(
         _ => {}
     };
     let on_keydown = move |ev: leptos::ev::KeyboardEvent| {
-        if !ev.alt_key() || editing.get_untracked() {
+        // Inside the item's own fields (notes, the due date, the list picker) Alt+arrows keep
+        // their native meaning.
+        if !ev.alt_key() || editing.get_untracked() || in_a_field(&ev) {
             return;
         }
         let up = match ev.key().as_str() {
@@ -1393,8 +1419,12 @@ pub fn Shortcuts() -> impl IntoView {
     }
     view! {
         <Show when=move || open.get()>
-            <div class="shortcuts" role="dialog" aria-label="Keyboard shortcuts">
-                <h2>"Keyboard shortcuts"</h2>
+            <crate::dialog::Modal
+                id="shortcuts-title".to_string()
+                title="Keyboard shortcuts".to_string()
+                class="shortcuts"
+                close=Callback::new(move |()| open.set(false))
+            >
                 <dl>
                     <dt><kbd>"n"</kbd></dt><dd>"New to-do"</dd>
                     <dt><kbd>"Enter"</kbd></dt><dd>"Add the to-do; on a title, edit it; in an edit, save"</dd>
@@ -1406,8 +1436,7 @@ pub fn Shortcuts() -> impl IntoView {
                     <dt><kbd>"Tab"</kbd></dt><dd>"Next control"</dd>
                     <dt><kbd>"?"</kbd></dt><dd>"Show or hide this list"</dd>
                 </dl>
-                <button type="button" on:click=move |_| open.set(false)>"Close"</button>
-            </div>
+            </crate::dialog::Modal>
         </Show>
     }
 }

@@ -85,6 +85,8 @@ test("edits made offline on two devices show one value and a conflict; keeping o
   const keep = shown === "buy oat milk" ? "buy almond milk" : "buy oat milk";
   await dialog.getByRole("button", { name: `Keep “${keep}”` }).click();
   await expect(dialog).toBeHidden();
+  // The button that opened it went with the conflict: the focus goes to its row, not the page.
+  await expect(items(other.page).nth(0).locator("input.toggle")).toBeFocused();
   for (const p of [page, other.page]) {
     await expect(items(p).nth(0).locator("label")).toHaveText(keep, { timeout: 10_000 });
     await expect(items(p).nth(0).getByRole("button", { name: "Resolve conflict" })).toHaveCount(0, { timeout: 10_000 });

@@ -4,6 +4,21 @@ import { expect, test, addTodos, freshList, items, ready, syncStatus } from "./h
 // The inspector (/inspect): the device's own databases as its worker holds them.
 
 test("the inspector shows the state, lists and filters events, queries read-only, rebuilds and exports", async ({ page, context }) => {
+  // Counts the export's Blob URLs made and freed (a blob stays in memory until freed).
+  await context.addInitScript(() => {
+    const counts = { made: 0, freed: 0 };
+    (window as unknown as { __blobs: typeof counts }).__blobs = counts;
+    const make = URL.createObjectURL.bind(URL);
+    const free = URL.revokeObjectURL.bind(URL);
+    URL.createObjectURL = (o: Blob | MediaSource) => {
+      counts.made += 1;
+      return make(o);
+    };
+    URL.revokeObjectURL = (u: string) => {
+      counts.freed += 1;
+      free(u);
+    };
+  });
   const list = await freshList(page);
   await addTodos(page, "milk", "bread");
   await expect(syncStatus(page)).toHaveAttribute("data-pending", "0", { timeout: 10_000 });
@@ -62,6 +77,14 @@ test("the inspector shows the state, lists and filters events, queries read-only
   const lines = text.trim().split("\n");
   expect(lines.length).toBe(said);
   expect(lines.some((l) => JSON.parse(l).event_type === "TodoCreated")).toBe(true);
+  // A second export replaces the link (the first blob is freed); leaving frees the second.
+  const blobs = () => page.evaluate(() => (window as unknown as { __blobs: { made: number; freed: number } }).__blobs);
+  await page.getByRole("button", { name: "Export the log" }).click();
+  await expect.poll(async () => (await blobs()).made).toBe(2);
+  expect((await blobs()).freed).toBe(1);
+  await page.getByRole("link", { name: "← Back to your lists" }).click();
+  await expect(page.locator("input.new-todo")).toBeVisible();
+  expect(await blobs()).toEqual({ made: 2, freed: 2 });
 
   await context.setOffline(false);
   await page.goto(list);

@@ -57,6 +57,41 @@ test("Alt+Up and Alt+Down move the focused to-do", async ({ page }) => {
   await expect(items(page).locator("label")).toHaveText(["three", "one", "two"]);
 });
 
+test("Alt+arrows inside an item's notes keep their native meaning; the item stays put", async ({ page }) => {
+  await freshList(page);
+  await addTodos(page, "one", "two");
+  await items(page).nth(1).getByRole("button", { name: "Details of two" }).click();
+  const notes = items(page).nth(1).getByLabel("Notes");
+  await notes.fill("first line\nsecond line");
+  await page.keyboard.press("Alt+ArrowUp");
+  // The next command's reply comes after any move the key could have asked for.
+  await addTodos(page, "three");
+  await expect(items(page).locator(".view > label")).toHaveText(["one", "two", "three"]);
+});
+
+test("a held Enter makes one list, and Enter ending an IME composition adds nothing", async ({ page }) => {
+  await freshList(page);
+  const name = `Held ${Date.now().toString(36)}`;
+  const newList = page.getByRole("textbox", { name: "New list" });
+  await newList.fill(name);
+  // A held key: the first keydown, then repeats before the reply.
+  await newList.evaluate((el) => {
+    for (const repeat of [false, true, true, true]) {
+      el.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter", repeat, bubbles: true }));
+    }
+  });
+  await expect(page.locator("h1.list-title")).toHaveText(name);
+  // A composition's Enter (e.g. picking a word in a Japanese IME) is the IME's, not an add.
+  const input = page.locator("input.new-todo");
+  await input.fill("にほんご");
+  await input.evaluate((el) => el.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter", isComposing: true, bubbles: true })));
+  await input.fill("にほんご 2");
+  await input.press("Enter");
+  // This add's reply comes after every command sent before it (the worker answers in order).
+  await expect(items(page).locator("label")).toHaveText(["にほんご 2"]);
+  await expect(page.locator("nav .list-name", { hasText: name })).toHaveCount(1);
+});
+
 test("a to-do is reordered by dragging it onto another", async ({ page }) => {
   await freshList(page);
   await addTodos(page, "one", "two", "three");
