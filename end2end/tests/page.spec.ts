@@ -101,6 +101,21 @@ test("a to-do is reordered by dragging it onto another", async ({ page }) => {
   await expect(items(page).locator("label")).toHaveText(["one", "two", "three"]);
 });
 
+test("a list page loads without a failed request (its icon included)", async ({ page }) => {
+  await freshList(page);
+  const failed: string[] = [];
+  page.on("response", (r) => {
+    if (r.status() >= 400) failed.push(`${r.status()} ${r.url()}`);
+  });
+  // The browser asks for the page's icon after it loads (for /favicon.ico when none is named).
+  const icon = page.waitForResponse((r) => r.url().includes("/favicon"));
+  await page.reload();
+  await ready(page);
+  const answer = await icon;
+  expect(`${answer.status()} ${new URL(answer.url()).pathname}`).toBe("200 /favicon.svg");
+  expect(failed).toEqual([]);
+});
+
 test("? lists the keyboard shortcuts", async ({ page }) => {
   await freshList(page);
   await page.locator("body").click({ position: { x: 5, y: 5 } });

@@ -36,6 +36,27 @@ pub enum ReplicaError {
     Views(#[from] ViewsError),
 }
 
+impl ReplicaError {
+    /// Whether retrying cannot help: a database file that is not one (damaged, or something
+    /// else under its name) or is corrupt. Busy, locked, full or I/O errors may pass; these do
+    /// not, so the device says what happened instead of trying forever.
+    pub fn is_damaged_file(&self) -> bool {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(error) = cause {
+            if let Some(sql) = error.downcast_ref::<rusqlite::Error>() {
+                if matches!(
+                    sql.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt)
+                ) {
+                    return true;
+                }
+            }
+            cause = error.source();
+        }
+        false
+    }
+}
+
 /// Counts for a status line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Summary {

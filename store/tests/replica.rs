@@ -301,3 +301,32 @@ fn an_acknowledgement_rewrites_no_view_row_and_an_empty_pull_commits_nothing() {
         .unwrap();
     assert_eq!(changes_before, changes_after, "an empty pull wrote rows");
 }
+
+#[test]
+fn a_damaged_file_is_told_apart_from_a_passing_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    // A healthy device first: its files exist and open.
+    drop(open(dir.path(), 1_000));
+    // Then events.db's header is overwritten (a damaged disk, another program's file).
+    let path = dir.path().join("events.db");
+    let mut bytes = std::fs::read(&path).unwrap();
+    for b in bytes.iter_mut().take(100) {
+        *b = 0xAB;
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    let _ = std::fs::remove_file(dir.path().join("events.db-wal"));
+    let opened = Replica::open(
+        &path,
+        dir.path().join("views.db"),
+        DeviceId::from_uuid(uuid::Uuid::from_u128(0xd1)),
+        Arc::new(|| 1_750_000_000_000),
+        Box::new(|| uuid::Uuid::from_u128(7)),
+        |_| {},
+    );
+    let Err(error) = opened else {
+        panic!("a damaged file opened")
+    };
+    assert!(error.is_damaged_file(), "{error}");
+    // A refusal of the domain is no damaged file.
+    assert!(!ReplicaError::NothingToUndo.is_damaged_file());
+}

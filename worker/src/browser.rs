@@ -453,10 +453,23 @@ async fn open_replica() -> Result<(Replica, bool), OwnFailure> {
         |_| {},
     )
     .map(|replica| (replica, false))
-    .map_err(|e| OwnFailure {
-        kind: Unavailable::Storage,
-        reason: format!("cannot open the local store: {e}"),
-        transient: true,
+    .map_err(|e| {
+        // A damaged file stays damaged: said once, not retried every few seconds forever.
+        if e.is_damaged_file() {
+            OwnFailure {
+                kind: Unavailable::Storage,
+                reason: format!(
+                    "this device's copy of your to-dos is damaged ({e}); Tandem stopped trying to open it"
+                ),
+                transient: false,
+            }
+        } else {
+            OwnFailure {
+                kind: Unavailable::Storage,
+                reason: format!("cannot open the local store: {e}"),
+                transient: true,
+            }
+        }
     })
 }
 
