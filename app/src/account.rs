@@ -503,7 +503,9 @@ fn SignOut() -> impl IntoView {
                 if let Some(Some(old)) = export_url.try_get_untracked() {
                     crate::inspect::revoke_object_url(&old);
                 }
-                let _ = export_url.try_set(Some(url));
+                if let Some(Some(url)) = export_url.try_set(Some(url)) {
+                    crate::inspect::revoke_object_url(&url);
+                }
             }
         });
     };

@@ -43,6 +43,9 @@ pub fn Modal(
     on_cleanup(move || {
         let opener = opener.try_get_value().flatten();
         let row = row.try_get_value().flatten();
+        if opener.is_none() && row.is_none() {
+            return;
+        }
         // Once the dialog has left the page: until then everything else is inert.
         request_animation_frame(move || {
             if let Some(opener) = opener.filter(|o| o.is_connected()) {

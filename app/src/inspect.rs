@@ -373,7 +373,10 @@ fn Maintenance() -> AnyView {
                 if let Some(Some((old, _))) = download.try_get_untracked() {
                     revoke_object_url(&old);
                 }
-                let _ = download.try_set(Some((url, events)));
+                // The view went meanwhile: nobody will offer it.
+                if let Some(Some((url, _))) = download.try_set(Some((url, events))) {
+                    revoke_object_url(&url);
+                }
             }
             Reply::Refused { reason } | Reply::Failed { reason } => {
                 message.set(Some((true, reason)))

@@ -148,6 +148,15 @@ pub async fn forget_account(account: &str) {
     let _ = account;
 }
 
+/// Deletes this device's copy of the account's data (a damaged one), keeping the session: the
+/// next load downloads the server's copy afresh.
+pub async fn delete_local_copy(account: &str) {
+    #[cfg(feature = "hydrate")]
+    browser::delete_local_copy(account).await;
+    #[cfg(not(feature = "hydrate"))]
+    let _ = account;
+}
+
 pub fn use_local() -> Local {
     expect_context::<Local>()
 }
@@ -494,7 +503,10 @@ mod browser {
             let handoff = self.open.borrow().is_some() && self.local.ready.get_untracked();
             self.serving.set(true);
             set_body_attribute("data-store", if owner { "owner" } else { "relay" });
-            if matches!(self.model.source.get_untracked(), Source::Unavailable(_)) {
+            if matches!(
+                self.model.source.get_untracked(),
+                Source::Unavailable(_) | Source::Damaged(_)
+            ) {
                 self.model.source.set(if self.local.ready.get_untracked() {
                     Source::Local {
                         behind: self.local.behind.get_untracked(),
@@ -576,9 +588,13 @@ mod browser {
                     local.memory.set(memory);
                     self.serving(owner);
                 }
-                WorkerMessage::Unavailable { reason, .. } => {
-                    model.source.set(Source::Unavailable(reason))
-                }
+                WorkerMessage::Unavailable {
+                    reason, damaged, ..
+                } => model.source.set(if damaged {
+                    Source::Damaged(reason)
+                } else {
+                    Source::Unavailable(reason)
+                }),
                 WorkerMessage::Ready { device_id, .. } => {
                     local.device_id.set(Some(device_id));
                     if model.source.get_untracked() == Source::Server {
@@ -752,6 +768,11 @@ mod browser {
     pub async fn forget_account(account: &str) {
         SIGNING_OUT.set(true);
         tell_tabs(&format!("signed-out:{account}"));
+        delete_local_copy(account).await;
+    }
+
+    /// Removes the account's OPFS folder, retrying while a worker still lets go of its files.
+    pub async fn delete_local_copy(account: &str) {
         let deadline = js_sys::Date::now() + 10_000.0;
         loop {
             match remove_folders(account).await {

@@ -20,6 +20,9 @@ pub enum Source {
     Local { behind: bool },
     /// The local store cannot be used: the banner says why.
     Unavailable(String),
+    /// A database file of this device is damaged: the banner says so and offers a fresh start
+    /// (this device's copy deleted; the server's copy downloaded again).
+    Damaged(String),
 }
 
 /// The page's store, provided as context. Copyable: every field is a signal handle.
@@ -52,9 +55,9 @@ pub struct Model {
     pub rebuilding: RwSignal<Option<(u64, u64)>>,
     /// What "Undo" and "Redo" would take back (read once, then carried by change sets).
     pub undo: RwSignal<UndoLabels>,
-    /// Lists just deleted here (id, name), offered back for a few seconds: kept by the model,
+    /// Lists just deleted here (id, name, the offer's number), offered back for a few seconds: kept by the model,
     /// not the pane, so the offer survives the move to another route.
-    pub deleted_lists: RwSignal<Vec<(String, String)>>,
+    pub deleted_lists: RwSignal<Vec<(String, String, u64)>>,
 }
 
 impl Model {

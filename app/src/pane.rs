@@ -328,6 +328,7 @@ fn TodoApp(filter: Memo<Filter>) -> AnyView {
         if name.trim() == before || name.trim().is_empty() {
             return;
         }
+        let renamed = list_id.clone();
         local.command(
             Command::RenameList {
                 list_id,
@@ -335,7 +336,11 @@ fn TodoApp(filter: Memo<Filter>) -> AnyView {
                 shown: Some(stamp),
             },
             move |reply| {
-                if failed(&reply) {
+                // Only where it was typed: another list may be open by now.
+                if failed(&reply)
+                    && !renaming.get_untracked()
+                    && model.list_id.get_untracked().as_ref() == Some(&renamed)
+                {
                     rename_draft.set_value(Some(name));
                     renaming.set(true);
                 }
@@ -368,11 +373,16 @@ fn TodoApp(filter: Memo<Filter>) -> AnyView {
                     if model.list_id.get_untracked().as_ref() == Some(&list_id) {
                         navigate.with_value(|go| go("/", Default::default()));
                     }
-                    deleted.update(|d| d.push((list_id.clone(), name)));
+                    // Each offer goes with its own timer (the list may be deleted again after
+                    // an undo: that offer has its own few seconds).
+                    static OFFERS: std::sync::atomic::AtomicU64 =
+                        std::sync::atomic::AtomicU64::new(0);
+                    let offer = OFFERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    deleted.update(|d| d.push((list_id.clone(), name, offer)));
                     #[cfg(feature = "hydrate")]
                     set_timeout(
                         move || {
-                            let _ = deleted.try_update(|d| d.retain(|(id, _)| *id != list_id));
+                            let _ = deleted.try_update(|d| d.retain(|(_, _, o)| *o != offer));
                         },
                         std::time::Duration::from_millis(UNDO_MS),
                     );
@@ -382,7 +392,7 @@ fn TodoApp(filter: Memo<Filter>) -> AnyView {
         );
     };
     let undo_delete = move |list_id: String| {
-        deleted.update(|d| d.retain(|(id, _)| *id != list_id));
+        deleted.update(|d| d.retain(|(id, _, _)| *id != list_id));
         local.command(
             Command::RestoreList {
                 list_id: list_id.clone(),
@@ -536,8 +546,8 @@ fn TodoApp(filter: Memo<Filter>) -> AnyView {
                 </div>
                 <For
                     each=move || deleted.get()
-                    key=|(id, _)| id.clone()
-                    children=move |(id, name)| {
+                    key=|(_, _, offer)| *offer
+                    children=move |(id, name, _)| {
                         view! {
                             <p class="undo-bar" role="status">
                                 {format!("“{name}” was deleted. ")}
@@ -855,7 +865,10 @@ fn Item(
         };
         local.command(command, move |reply| {
             // The item may be gone meanwhile (deleted elsewhere): then only the message shows.
-            if failed(&reply) && draft.try_set_value(Some(value)).is_none() {
+            if failed(&reply)
+                && editing.try_get_untracked() == Some(false)
+                && draft.try_set_value(Some(value)).is_none()
+            {
                 cancelled.set_value(false);
                 editing.set(true);
             }
@@ -1284,10 +1297,24 @@ fn clock_text(ms: u64) -> String {
     }
 }
 
+/// Deletes this device's copy of the account's data (a damaged one: no worker holds it) and
+/// loads the page again, which downloads the server's copy afresh.
+fn start_afresh(account: crate::account::Account) {
+    let Some(user) = account.user_id() else {
+        return;
+    };
+    leptos::task::spawn_local(async move {
+        crate::local::delete_local_copy(&user).await;
+        #[cfg(feature = "hydrate")]
+        let _ = window().location().reload();
+    });
+}
+
 /// What the page cannot do, said plainly: no storage, catching up.
 #[component]
 pub fn Banner() -> impl IntoView {
     let model = use_model();
+    let account = crate::account::use_account();
     let local = use_local();
     let location = leptos_router::hooks::use_location();
     let memory = move || {
@@ -1310,6 +1337,19 @@ pub fn Banner() -> impl IntoView {
                     <strong>"Tandem cannot keep your to-dos in this window. "</strong>
                     {reason}
                     " Private windows often block storage: open Tandem in a normal window."
+                </div>
+            }
+            .into_any(),
+        ),
+        Source::Damaged(reason) => Some(
+            view! {
+                <div class="banner banner-error" role="alert">
+                    <strong>"Tandem cannot open this device's copy of your to-dos. "</strong>
+                    {reason}
+                    " What reached the server is safe there; changes this device had not sent yet are lost with the damaged copy. "
+                    <button type="button" on:click=move |_| start_afresh(account)>
+                        "Start afresh on this device"
+                    </button>
                 </div>
             }
             .into_any(),

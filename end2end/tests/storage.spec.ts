@@ -1,4 +1,5 @@
-import { expect, test, addTodos, device, items, ready, syncStatus } from "./helpers";
+import type { BrowserContext, Page } from "@playwright/test";
+import { expect, test, addTodos, device, freshList, items, ready, syncStatus } from "./helpers";
 
 // DESIGN.md rule 18's exception: a window without file storage (no OPFS, as in some private
 // windows) runs from a store in memory, says so, still syncs, and asks before closing while
@@ -46,4 +47,94 @@ test("a window without file storage runs from memory, syncs, and warns before cl
   await expect(items(page).filter({ hasText: "not sent yet" })).toHaveCount(1);
   await context.setOffline(false);
   await expect(syncStatus(page)).toHaveAttribute("data-pending", "0", { timeout: 10_000 });
+});
+
+/**
+ * Overwrites the SQLite header of the pool's database files whose name (the pool keeps it at the
+ * start of each slot file; the data begins after a 4 KiB header) `pick` chooses: what a damaged
+ * disk or another program could leave. The page must have no worker (its files are free).
+ */
+async function damage(page: Page, pick: string) {
+  await page.evaluate(async (pick) => {
+    const walk = async (dir: FileSystemDirectoryHandle) => {
+      for await (const [, entry] of dir as unknown as AsyncIterable<[string, FileSystemHandle]>) {
+        if (entry.kind === "directory") {
+          await walk(entry as FileSystemDirectoryHandle);
+          continue;
+        }
+        const handle = entry as FileSystemFileHandle;
+        const file = await handle.getFile();
+        if (file.size <= 4096) continue;
+        const header = new Uint8Array(await file.slice(0, 512).arrayBuffer());
+        const name = new TextDecoder().decode(header.subarray(0, header.indexOf(0)));
+        if (!new RegExp(pick).test(name)) continue;
+        const deadline = Date.now() + 10_000;
+        for (;;) {
+          try {
+            const writable = await handle.createWritable({ keepExistingData: true });
+            await writable.write({ type: "write", position: 4096, data: new Uint8Array(100).fill(0xab) });
+            await writable.close();
+            break;
+          } catch (e) {
+            // Still held by the worker of the page that just went away.
+            if (Date.now() > deadline) throw e;
+            await new Promise((r) => setTimeout(r, 100));
+          }
+        }
+      }
+    };
+    const root = await navigator.storage.getDirectory();
+    await walk(await root.getDirectoryHandle("tandem"));
+  }, pick);
+}
+
+/** Opens `url` in the same profile with no worker (its files are then free to damage). */
+async function withoutWorker(page: Page, context: BrowserContext, url: string) {
+  await context.route("**/worker.js*", (route) => route.abort());
+  await page.goto(url);
+  await expect(page.getByRole("alert")).toContainText("cannot keep your to-dos");
+}
+
+test("damaged views are built again from the log, unsent changes included", async ({ page, context }) => {
+  const list = await freshList(page);
+  await addTodos(page, "sent");
+  await expect(syncStatus(page)).toHaveAttribute("data-pending", "0", { timeout: 10_000 });
+  // Pushes fail for now: the next change stays in the outbox.
+  await context.route("**/api/sync/push", (route) => route.abort());
+  await addTodos(page, "not sent yet");
+  await expect(syncStatus(page)).toHaveAttribute("data-pending", "1");
+  await withoutWorker(page, context, list);
+  // The file and its write-ahead log (which holds the newest pages, page 1 included).
+  await damage(page, "^views\\.db(-wal)?$");
+  await context.unroute("**/worker.js*");
+  const rebuilt = new Promise<string>((resolve) =>
+    page.on("worker", (w) => w.on("console", (m) => m.text().includes("building the views again") && resolve(m.text()))),
+  );
+  await page.reload();
+  await expect(rebuilt).resolves.toContain("not a database");
+  await ready(page);
+  await expect(items(page).locator("label")).toHaveText(["sent", "not sent yet"]);
+  await expect(syncStatus(page)).toHaveAttribute("data-pending", "1");
+  await expect(page.getByRole("alert")).toHaveCount(0);
+  await context.unroute("**/api/sync/push");
+  await page.getByRole("button", { name: "Sync now" }).click();
+  await expect(syncStatus(page)).toHaveAttribute("data-pending", "0", { timeout: 10_000 });
+});
+
+test("a damaged log is said once, and starting afresh downloads the server's copy", async ({ page, context }) => {
+  const list = await freshList(page);
+  await addTodos(page, "safe on the server");
+  await expect(syncStatus(page)).toHaveAttribute("data-pending", "0", { timeout: 10_000 });
+  await withoutWorker(page, context, list);
+  await damage(page, "\\.db(-wal)?$");
+  await context.unroute("**/worker.js*");
+  await page.reload();
+  const alert = page.getByRole("alert");
+  await expect(alert).toContainText("This device's copy of your to-dos is damaged");
+  await expect(alert).toContainText("stopped trying to open it");
+  // A fresh start: this device's copy goes, the server's comes back.
+  await alert.getByRole("button", { name: "Start afresh on this device" }).click();
+  await ready(page);
+  await expect(items(page).locator("label")).toHaveText(["safe on the server"]);
+  await expect(page.getByRole("alert")).toHaveCount(0);
 });

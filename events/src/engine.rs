@@ -5,7 +5,8 @@
 //!
 //! The algorithm (docs/protocol.md, "Sync algorithm"): pull until `has_more` is false, then, if
 //! the outbox is not empty, push a batch with `cursor = head`; PULL_REQUIRED means someone
-//! pushed in between: pull again (rebase happens when pulled events are stored) and retry.
+//! pushed in between: pull again (rebase happens when pulled events are stored) and retry. A
+//! local change pushes first (no pull in front of it); a head heard past the cursor pulls.
 //! Transport failures and 5xx back off exponentially with full jitter, capped; repeated
 //! PULL_REQUIRED backs off too, so many clients pushing at once cannot livelock.
 
@@ -154,6 +155,8 @@ pub struct Engine {
     /// push's answer, is then no reason to pull.)
     known_head: u64,
     /// The greatest head announced while a pull was in flight (its answer may predate it).
+    /// (`tandem_store::driver` feeds announcements between requests, so there it stays 0; a
+    /// driver that feeds them at once relies on it.)
     heard_while_pulling: u64,
     /// Consecutive failed cycles (reset by a push that got through, or by a pull when there
     /// is nothing to push): the backoff's attempt number.

@@ -774,6 +774,11 @@ pub enum WorkerMessage {
     Unavailable {
         kind: Unavailable,
         reason: String,
+        /// The log's file is damaged (not a database, or corrupt): retrying cannot help; the
+        /// page offers to start afresh from the server. (A field, not a new `kind`: a page of
+        /// an older build still reads the message.)
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        damaged: bool,
     },
     /// The store is open (answer to [`PageMessage::Open`]): its cursor in the server log.
     Ready {

@@ -42,4 +42,12 @@ impl OpfsPool {
             .pause()
             .map_err(|e| StoreError::Opfs(format!("{e:?}")))
     }
+
+    /// Deletes a closed database file of the pool (and says whether there was one).
+    pub fn remove(&self, name: &str) -> Result<bool, StoreError> {
+        use sqlite_wasm_rs::vfs::VfsFilesManager;
+        self.0
+            .remove(name)
+            .map_err(|e| StoreError::Opfs(format!("{e:?}")))
+    }
 }

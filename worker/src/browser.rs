@@ -199,6 +199,7 @@ pub async fn worker_main(account: String, folder: String) -> Result<(), JsValue>
     console_error_panic_hook::set_once();
     if uuid::Uuid::parse_str(&account).is_err() || !folder.starts_with("tandem/") {
         post(&WorkerMessage::Unavailable {
+            damaged: false,
             kind: Unavailable::NoStorage,
             reason: "no account: sign in to open the local store".into(),
         });
@@ -241,6 +242,7 @@ pub async fn worker_main(account: String, folder: String) -> Result<(), JsValue>
             Err(reason) => {
                 // No Web Locks: no owner can be elected; this tab says so and owns nothing.
                 post(&WorkerMessage::Unavailable {
+                    damaged: false,
                     kind: Unavailable::NoStorage,
                     reason,
                 });
@@ -255,6 +257,7 @@ pub async fn worker_main(account: String, folder: String) -> Result<(), JsValue>
                 let why = WorkerMessage::Unavailable {
                     kind: failure.kind,
                     reason: failure.reason,
+                    damaged: failure.damaged,
                 };
                 post(&why);
                 to_tabs(&TabMessage::ToAll {
@@ -283,6 +286,8 @@ pub async fn worker_main(account: String, folder: String) -> Result<(), JsValue>
 /// Why this worker could not own the store.
 struct OwnFailure {
     kind: Unavailable,
+    /// The log's file is damaged: said once, with the offer to start afresh.
+    damaged: bool,
     reason: String,
     /// Worth trying again later (files held by another tab, not a browser without OPFS).
     transient: bool,
@@ -302,6 +307,7 @@ async fn own(tab: &Tab) -> Result<(), OwnFailure> {
         replica.borrow().log().take_ownership()
     }
     .map_err(|e| OwnFailure {
+        damaged: false,
         kind: Unavailable::Storage,
         reason: format!("cannot write to the local store: {e}"),
         transient: true,
@@ -309,6 +315,7 @@ async fn own(tab: &Tab) -> Result<(), OwnFailure> {
     EPOCH.set(epoch);
     ask_for_persistence();
     let app = App::start(replica).map_err(|reason| OwnFailure {
+        damaged: false,
         kind: Unavailable::Storage,
         reason,
         transient: true,
@@ -413,6 +420,7 @@ async fn open_replica() -> Result<(Replica, bool), OwnFailure> {
     if !opfs_reachable().await {
         let replica = Replica::open_in_memory(device, Arc::new(now_ms), Box::new(new_uuid_v7))
             .map_err(|e| OwnFailure {
+                damaged: false,
                 kind: Unavailable::Storage,
                 reason: format!("cannot open a store in memory: {e}"),
                 transient: false,
@@ -435,6 +443,7 @@ async fn open_replica() -> Result<(Replica, bool), OwnFailure> {
             }
             Err(e) => {
                 return Err(OwnFailure {
+                    damaged: false,
                     kind: Unavailable::NoStorage,
                     reason: format!(
                         "the local store's files are still held elsewhere ({e}); trying again"
@@ -444,27 +453,51 @@ async fn open_replica() -> Result<(Replica, bool), OwnFailure> {
             }
         }
     }
-    Replica::open(
-        "events.db",
-        "views.db",
-        device,
-        Arc::new(now_ms),
-        Box::new(new_uuid_v7),
-        |_| {},
-    )
+    let open = || {
+        Replica::open(
+            "events.db",
+            "views.db",
+            device,
+            Arc::new(now_ms),
+            Box::new(new_uuid_v7),
+            |_| {},
+        )
+    };
+    let opened = match open() {
+        // The views are a projection of the log: damaged ones are deleted and built again
+        // from events.db (nothing is lost). Only when events.db itself is damaged is the
+        // person told.
+        Err(e) if e.is_damaged_file() => {
+            web_sys::console::warn_1(
+                &format!("tandem worker: {e}; building the views again from the log").into(),
+            );
+            POOL.with_borrow(|pool| {
+                for name in ["views.db", "views.db-wal", "views.db-journal"] {
+                    if let Some(Err(e)) = pool.as_ref().map(|p| p.remove(name)) {
+                        web_sys::console::warn_1(&format!("tandem worker: {e}").into());
+                    }
+                }
+            });
+            open()
+        }
+        other => other,
+    };
+    opened
     .map(|replica| (replica, false))
     .map_err(|e| {
         // A damaged file stays damaged: said once, not retried every few seconds forever.
         if e.is_damaged_file() {
             OwnFailure {
                 kind: Unavailable::Storage,
+                damaged: true,
                 reason: format!(
-                    "this device's copy of your to-dos is damaged ({e}); Tandem stopped trying to open it"
+                    "This device's copy of your to-dos is damaged ({e}), so Tandem stopped trying to open it."
                 ),
                 transient: false,
             }
         } else {
             OwnFailure {
+                damaged: false,
                 kind: Unavailable::Storage,
                 reason: format!("cannot open the local store: {e}"),
                 transient: true,
@@ -644,6 +677,7 @@ impl App {
                     self.send(
                         client,
                         WorkerMessage::Unavailable {
+                            damaged: false,
                             kind: Unavailable::Storage,
                             reason: format!("the page named no workspace ({workspace_id:?})"),
                         },
@@ -662,6 +696,7 @@ impl App {
                     Err(reason) => self.send(
                         client,
                         WorkerMessage::Unavailable {
+                            damaged: false,
                             kind: Unavailable::Storage,
                             reason,
                         },
@@ -702,8 +737,9 @@ impl App {
                 let is_command = matches!(request, tandem_protocol::data::Request::Command { .. });
                 let reply = space.service.request(request);
                 // The change set first: the page never sees a reply before the rows it made.
-                // A command's carries the undo labels it leaves (no request after each change).
-                let undo = if is_command && matches!(reply, Reply::Done { .. }) {
+                // A command's carries the undo labels it leaves (no request after each change);
+                // a refused undo may have dropped its step too.
+                let undo = if is_command {
                     match space.service.undo_labels() {
                         Ok(labels) => Some((space.service.workspace().to_string(), labels)),
                         Err(e) => {
@@ -1374,15 +1410,19 @@ async fn read_bounded(
         .and_then(|s| s.trim().parse::<u64>().ok());
     if let Some(length) = declared.filter(|&l| l > limit as u64) {
         // Not read: the connection is let go at once.
-        let _ = stream.cancel();
+        ignore_rejection(stream.cancel());
         return Err(too_large(length.to_string()));
     }
     let reader: web_sys::ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
     let mut body = Vec::with_capacity(declared.map_or(0, |l| l as usize));
     loop {
-        let chunk = JsFuture::from(reader.read())
-            .await
-            .map_err(|e| TransportError::Unreachable(describe(&e)))?;
+        let chunk = match JsFuture::from(reader.read()).await {
+            Ok(chunk) => chunk,
+            Err(e) => {
+                ignore_rejection(reader.cancel());
+                return Err(TransportError::Unreachable(describe(&e)));
+            }
+        };
         let done = js_sys::Reflect::get(&chunk, &"done".into())
             .ok()
             .and_then(|d| d.as_bool())
@@ -1390,19 +1430,33 @@ async fn read_bounded(
         if done {
             return Ok(body);
         }
-        let value = js_sys::Reflect::get(&chunk, &"value".into()).map_err(js_error)?;
-        let bytes: js_sys::Uint8Array = value
-            .dyn_into()
-            .map_err(|_| TransportError::Unreachable("the server's answer is not bytes".into()))?;
+        let Some(bytes) = js_sys::Reflect::get(&chunk, &"value".into())
+            .ok()
+            .and_then(|v| v.dyn_into::<js_sys::Uint8Array>().ok())
+        else {
+            ignore_rejection(reader.cancel());
+            return Err(TransportError::Unreachable(
+                "the server's answer is not bytes".into(),
+            ));
+        };
         let len = bytes.length() as usize;
         if body.len() + len > limit {
-            let _ = reader.cancel();
+            ignore_rejection(reader.cancel());
             return Err(too_large(format!("more than {}", body.len() + len)));
         }
         let start = body.len();
         body.resize(start + len, 0);
         bytes.copy_to(&mut body[start..]);
     }
+}
+
+/// A promise whose failure changes nothing (cancelling a stream being given up): handled, so
+/// it is not reported as an uncaught rejection.
+fn ignore_rejection(promise: js_sys::Promise) {
+    let ignore = Closure::<dyn FnMut(JsValue)>::new(|_: JsValue| {});
+    let _ = promise.catch(&ignore);
+    // Kept for the promise's life (a few bytes, only when an answer is given up).
+    ignore.forget();
 }
 
 fn js_error(e: JsValue) -> TransportError {
