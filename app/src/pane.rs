@@ -630,22 +630,6 @@ fn TodoApp(filter: Memo<Filter>) -> AnyView {
     .into_any()
 }
 
-/// Whether a key event happened in a text field or a picker (not a checkbox or a button).
-fn in_a_field(ev: &leptos::ev::KeyboardEvent) -> bool {
-    use leptos::wasm_bindgen::JsCast;
-    let Some(target) = ev
-        .target()
-        .and_then(|t| t.dyn_into::<leptos::web_sys::Element>().ok())
-    else {
-        return false;
-    };
-    match target.tag_name().as_str() {
-        "SELECT" | "TEXTAREA" => true,
-        "INPUT" => target.get_attribute("type").as_deref() != Some("checkbox"),
-        _ => false,
-    }
-}
-
 /// Whether a command was refused or failed (nothing was recorded).
 fn failed(reply: &Reply) -> bool {
     matches!(reply, Reply::Refused { .. } | Reply::Failed { .. })
@@ -900,9 +884,13 @@ fn Item(
         _ => {}
     };
     let on_keydown = move |ev: leptos::ev::KeyboardEvent| {
+        if !ev.alt_key() || editing.get_untracked() {
+            return;
+        }
         // Inside the item's own fields (notes, the due date, the list picker) Alt+arrows keep
         // their native meaning.
-        if !ev.alt_key() || editing.get_untracked() || in_a_field(&ev) {
+        #[cfg(feature = "hydrate")]
+        if crate::undo::typing(&ev) {
             return;
         }
         let up = match ev.key().as_str() {

@@ -8,6 +8,10 @@ use tandem_events::ids::{AggregateId, DeviceId, WorkspaceId};
 use tandem_store::{Replica, ReplicaError, Summary};
 
 fn open(dir: &std::path::Path, first_id: u128) -> Replica {
+    try_open(dir, first_id).unwrap()
+}
+
+fn try_open(dir: &std::path::Path, first_id: u128) -> Result<Replica, ReplicaError> {
     let mut next = first_id;
     Replica::open(
         dir.join("events.db"),
@@ -20,7 +24,6 @@ fn open(dir: &std::path::Path, first_id: u128) -> Replica {
         }),
         |_| {},
     )
-    .unwrap()
 }
 
 #[test]
@@ -315,15 +318,7 @@ fn a_damaged_file_is_told_apart_from_a_passing_failure() {
     }
     std::fs::write(&path, &bytes).unwrap();
     let _ = std::fs::remove_file(dir.path().join("events.db-wal"));
-    let opened = Replica::open(
-        &path,
-        dir.path().join("views.db"),
-        DeviceId::from_uuid(uuid::Uuid::from_u128(0xd1)),
-        Arc::new(|| 1_750_000_000_000),
-        Box::new(|| uuid::Uuid::from_u128(7)),
-        |_| {},
-    );
-    let Err(error) = opened else {
+    let Err(error) = try_open(dir.path(), 2_000) else {
         panic!("a damaged file opened")
     };
     assert!(error.is_damaged_file(), "{error}");
