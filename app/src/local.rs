@@ -362,6 +362,9 @@ mod browser {
     const WORKER_URL: &str = "/worker.js";
     /// Where a tab tells the others that an account signed out (they sign out too).
     const ACCOUNT_CHANNEL: &str = "tandem-account";
+    /// A worker that failed is started again at most this many times in [`RESTART_WINDOW_MS`].
+    const MAX_RESTARTS: usize = 3;
+    const RESTART_WINDOW_MS: f64 = 60_000.0;
 
     type OnReply = Box<dyn FnOnce(Reply)>;
 
@@ -383,6 +386,12 @@ mod browser {
         account: String,
         /// Signing out: the worker is not started again.
         ended: Cell<bool>,
+        /// Which worker this is (counted from 1): events of a worker ended since are ignored.
+        generation: Cell<u64>,
+        /// The current worker has said something (it started).
+        heard: Cell<bool>,
+        /// When a worker that had started was started again after failing (ms, the last few).
+        restarts: RefCell<Vec<f64>>,
     }
 
     impl Client {
@@ -400,6 +409,9 @@ mod browser {
                 local,
                 account: account.to_string(),
                 ended: Cell::new(false),
+                generation: Cell::new(0),
+                heard: Cell::new(false),
+                restarts: RefCell::default(),
             });
             client.start_worker()?;
             forward_network(Rc::clone(&client));
@@ -418,9 +430,16 @@ mod browser {
             let url = format!("{WORKER_URL}?account={}", self.account);
             let worker = Worker::new_with_options(&url, &options)
                 .map_err(|e| format!("cannot start the local store: {e:?}"))?;
+            let generation = self.generation.get() + 1;
+            self.generation.set(generation);
+            self.heard.set(false);
             let weak = Rc::downgrade(self);
             let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
                 let Some(client) = weak.upgrade() else { return };
+                if client.generation.get() != generation {
+                    return;
+                }
+                client.heard.set(true);
                 let Some(text) = event.data().as_string() else {
                     return;
                 };
@@ -429,7 +448,9 @@ mod browser {
                     Err(e) => leptos::logging::warn!("tandem: {e}"),
                 }
             });
-            // A worker that cannot load fires a plain `error` Event; a failing one an ErrorEvent.
+            // A worker that cannot load fires a plain `error` Event; a failing one (an
+            // exception, or a trap of its wasm: a panic aborts) an ErrorEvent.
+            let weak = Rc::downgrade(self);
             let on_error =
                 Closure::<dyn FnMut(web_sys::Event)>::new(move |event: web_sys::Event| {
                     let why = event
@@ -437,9 +458,11 @@ mod browser {
                         .map(|e| e.message())
                         .filter(|m| !m.is_empty())
                         .unwrap_or_else(|| "its script could not be loaded".into());
-                    model.source.set(Source::Unavailable(format!(
-                        "The local store did not start: {why}."
-                    )));
+                    if let Some(client) = weak.upgrade() {
+                        if client.generation.get() == generation {
+                            client.failed(why);
+                        }
+                    }
                 });
             worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
             worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
@@ -449,6 +472,39 @@ mod browser {
             self.serving.set(false);
             *self.worker.borrow_mut() = Some(worker);
             Ok(())
+        }
+
+        /// The worker failed. One that never started is reported as such; one that ran is in
+        /// an unknown state after an uncaught error (a trapped wasm keeps no promise), so it is
+        /// ended — releasing the store's lock and files, if it owned them, to the next tab in
+        /// line — and started again; its unanswered requests go to whoever serves next (each
+        /// command once: DESIGN.md rule 18). Failing again and again, it stops and says so.
+        fn failed(self: &Rc<Self>, why: String) {
+            if !self.heard.get() {
+                self.stop_worker();
+                self.model.source.set(Source::Unavailable(format!(
+                    "The local store did not start: {why}."
+                )));
+                return;
+            }
+            leptos::logging::error!("tandem: the local store failed ({why}); starting it again");
+            let now = js_sys::Date::now();
+            let again = {
+                let mut restarts = self.restarts.borrow_mut();
+                restarts.retain(|at| now - at < RESTART_WINDOW_MS);
+                restarts.push(now);
+                restarts.len() <= MAX_RESTARTS
+            };
+            self.stop_worker();
+            if !again {
+                self.model.source.set(Source::Unavailable(format!(
+                    "The local store failed {MAX_RESTARTS} times in a minute ({why}); reload the page to try again."
+                )));
+                return;
+            }
+            if let Err(reason) = self.start_worker() {
+                self.model.source.set(Source::Unavailable(reason));
+            }
         }
 
         /// Ends the worker for good (signing out): it is not started again.

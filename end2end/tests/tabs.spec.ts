@@ -138,3 +138,37 @@ test("ten quick writes in a relay tab during a handoff all land exactly once", a
   await ready(relay);
   await expect(items(relay).and(relay.locator(".completed"))).toHaveCount(10);
 });
+
+test("an owner's worker that fails is ended and started again; the other tab takes over and nothing waits", async ({ context, page }) => {
+  const list = await freshList(page, "Owner fails");
+  await page.close();
+  const pages = await tabs(context, list, 2);
+  const { owner, relays } = await roles(pages);
+  const other = relays[0];
+  await addTodos(owner, "before");
+  // What a trapped wasm leaves: a worker that hears nothing any more, and an uncaught error.
+  const worker = owner.workers().find((w) => w.url().includes("/worker.js"));
+  expect(worker, "the owner tab's worker").toBeTruthy();
+  await worker!.evaluate(() => {
+    self.onmessage = null;
+    setTimeout(() => {
+      throw new Error("simulated failure");
+    }, 0);
+  });
+  // Typed right away: sent to the failed worker, or kept until the next one serves.
+  await addTodos(owner, "typed during the failure");
+  const after = await roles([owner, other]);
+  expect(after.owner).toBe(other);
+  await addTodos(other, "from the new owner");
+  for (const p of [owner, other]) {
+    await expect(items(p).locator("label")).toHaveText(["before", "typed during the failure", "from the new owner"]);
+    await expect(syncStatus(p)).toHaveAttribute("data-pending", "0");
+  }
+  await expect(owner.getByRole("alert")).toHaveCount(0);
+  // Each once in the server's log.
+  const ids = await items(other).evaluateAll((lis) => lis.map((li) => li.getAttribute("data-todo-id")));
+  const events = await serverEvents(other);
+  for (const id of ids) {
+    expect(events.filter((e) => e.aggregate_id === id && e.event_type === "TodoCreated"), `item ${id}`).toHaveLength(1);
+  }
+});
