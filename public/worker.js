@@ -2,10 +2,13 @@
 // folder, load the worker's own wasm (built by scripts/build-worker.sh into /worker/) and start
 // its event loop for that account (DESIGN.md rule 24: each account's databases in their own
 // folder; the first account to sign in on this browser adopts the folder from before accounts).
-import init, { worker_main } from "/worker/tandem_worker.js";
-
+// The page's build names the worker's own files, so a cache never hands an old page's worker
+// to a new page or the reverse (the worker checks the page's build: docs/protocol.md "Builds").
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-const account = new URLSearchParams(self.location.search).get("account") ?? "";
+const params = new URLSearchParams(self.location.search);
+const account = params.get("account") ?? "";
+const build = encodeURIComponent(params.get("build") ?? "");
+const { default: init, worker_main } = await import(`/worker/tandem_worker.js?v=${build}`);
 
 async function readText(dir, name) {
   try {
@@ -54,7 +57,7 @@ async function folderOf(account) {
   }
 }
 
-await init({ module_or_path: "/worker/tandem_worker_bg.wasm" });
+await init({ module_or_path: `/worker/tandem_worker_bg.wasm?v=${build}` });
 if (UUID.test(account)) {
   await worker_main(account, await folderOf(account));
 } else {

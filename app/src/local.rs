@@ -427,7 +427,11 @@ mod browser {
             if self.ended.get() {
                 return Ok(());
             }
-            let url = format!("{WORKER_URL}?account={}", self.account);
+            let url = format!(
+                "{WORKER_URL}?account={}&build={}",
+                self.account,
+                js_sys::encode_uri_component(tandem_protocol::BUILD)
+            );
             let worker = Worker::new_with_options(&url, &options)
                 .map_err(|e| format!("cannot start the local store: {e:?}"))?;
             let generation = self.generation.get() + 1;
@@ -561,7 +565,7 @@ mod browser {
             set_body_attribute("data-store", if owner { "owner" } else { "relay" });
             if matches!(
                 self.model.source.get_untracked(),
-                Source::Unavailable(_) | Source::Damaged(_)
+                Source::Unavailable(_) | Source::Damaged(_) | Source::OtherBuild { .. }
             ) {
                 self.model.source.set(if self.local.ready.get_untracked() {
                     Source::Local {
@@ -678,6 +682,13 @@ mod browser {
                             .set((stored < head).then_some((stored, head)))
                     }
                 }
+                WorkerMessage::OtherBuild { build } => {
+                    let newer = tandem_protocol::build_older(tandem_protocol::BUILD, &build);
+                    if newer && reload_once_for(&build) {
+                        return;
+                    }
+                    model.source.set(Source::OtherBuild { newer });
+                }
                 WorkerMessage::Rebuilding { done, total } => model
                     .rebuilding
                     .set((done < total).then_some((done, total))),
@@ -731,6 +742,26 @@ mod browser {
         static SIGNING_OUT: Cell<bool> = const { Cell::new(false) };
         /// This tab freezes the others (it ignores its own "freeze").
         pub static FREEZING_OTHERS: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// Reloads the page to get build `build` (a newer one is served): once per build and tab,
+    /// so two builds that keep meeting cannot reload each other forever. Whether it reloads.
+    fn reload_once_for(build: &str) -> bool {
+        const KEY: &str = "tandem-reloaded-for";
+        let Some(window) = web_sys::window() else {
+            return false;
+        };
+        let Ok(Some(storage)) = window.session_storage() else {
+            return false;
+        };
+        if storage.get_item(KEY).ok().flatten().as_deref() == Some(build) {
+            return false;
+        }
+        if storage.set_item(KEY, build).is_err() {
+            return false;
+        }
+        leptos::logging::log!("tandem: build {build} is served; reloading");
+        window.location().reload().is_ok()
     }
 
     /// Waits `ms` (a timer of the window).

@@ -23,6 +23,10 @@ pub enum Source {
     /// A database file of this device is damaged: the banner says so and offers a fresh start
     /// (this device's copy deleted; the server's copy downloaded again).
     Damaged(String),
+    /// Another build of Tandem was met (docs/protocol.md, "Builds"): a `newer` one is served
+    /// (this page reloaded once already; the banner offers it again), or another tab runs an
+    /// older one (this tab waits for it to reload or close).
+    OtherBuild { newer: bool },
 }
 
 /// The page's store, provided as context. Copyable: every field is a signal handle.

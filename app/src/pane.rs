@@ -1298,6 +1298,12 @@ fn start_afresh(account: crate::account::Account) {
     });
 }
 
+/// Loads the page again (a new build is served).
+fn reload_page() {
+    #[cfg(feature = "hydrate")]
+    let _ = window().location().reload();
+}
+
 /// What the page cannot do, said plainly: no storage, catching up.
 #[component]
 pub fn Banner() -> impl IntoView {
@@ -1338,6 +1344,23 @@ pub fn Banner() -> impl IntoView {
                     <button type="button" on:click=move |_| start_afresh(account)>
                         "Start afresh on this device"
                     </button>
+                </div>
+            }
+            .into_any(),
+        ),
+        Source::OtherBuild { newer: true } => Some(
+            view! {
+                <div class="banner banner-warn" role="alert">
+                    <strong>"A new version of Tandem is ready. "</strong>
+                    <button type="button" on:click=|_| reload_page()>"Reload"</button>
+                </div>
+            }
+            .into_any(),
+        ),
+        Source::OtherBuild { newer: false } => Some(
+            view! {
+                <div class="banner banner-info" role="status">
+                    "Another tab runs an older version of Tandem; this tab goes on once that tab reloads or closes."
                 </div>
             }
             .into_any(),

@@ -172,3 +172,48 @@ test("an owner's worker that fails is ended and started again; the other tab tak
     expect(events.filter((e) => e.aggregate_id === id && e.event_type === "TodoCreated"), `item ${id}`).toHaveLength(1);
   }
 });
+
+/** Posts `message` on the account's channel between tabs' workers, as another tab's worker would. */
+async function fromAnotherTab(page: Page, message: object) {
+  const me = await (await page.request.get("/api/auth/me")).json();
+  await page.evaluate(
+    ([name, text]) => {
+      const channel = new BroadcastChannel(name);
+      channel.postMessage(text);
+      channel.close();
+    },
+    [`tandem-tabs:${me.user.user_id}`, JSON.stringify(message)],
+  );
+}
+
+test("a tab of a newer build makes an open tab reload, once; an older one does not", async ({ page }) => {
+  await freshList(page, "Newer build");
+  await ready(page);
+  await fromAnotherTab(page, { type: "hello", tab: "a-tab-of-an-older-build", build: "1-older" });
+  await page.evaluate(() => ((window as unknown as { marker: number }).marker = 1));
+  const reloaded = page.waitForEvent("load");
+  await fromAnotherTab(page, { type: "hello", tab: "a-tab-of-a-newer-build", build: "99999999999-newer" });
+  await reloaded;
+  await ready(page);
+  expect(await page.evaluate(() => (window as unknown as { marker?: number }).marker)).toBeUndefined();
+  await expect(page.getByRole("alert")).toHaveCount(0);
+  // The same build again (it is not what the server serves): no second reload, an offer.
+  await page.evaluate(() => ((window as unknown as { marker: number }).marker = 2));
+  await fromAnotherTab(page, { type: "hello", tab: "a-tab-of-a-newer-build", build: "99999999999-newer" });
+  await expect(page.getByRole("alert")).toContainText("A new version of Tandem is ready");
+  await expect(page.getByRole("alert").getByRole("button", { name: "Reload" })).toBeVisible();
+  expect(await page.evaluate(() => (window as unknown as { marker?: number }).marker)).toBe(2);
+});
+
+test("a relay never follows an owner of another build", async ({ context, page }) => {
+  const list = await freshList(page, "Owner of another build");
+  await page.close();
+  const pages = await tabs(context, list, 2);
+  const { owner, relays } = await roles(pages);
+  const relay = relays[0];
+  // An owner of an older build, with a greater epoch than the real one.
+  await fromAnotherTab(relay, { type: "owner", tab: "an-older-owner", epoch: 9_000_000_000_000, memory: false, build: "1-older" });
+  await expect(relay.getByRole("status").filter({ hasText: "older version of Tandem" })).toBeVisible();
+  await addTodos(relay, "still served");
+  await expect(items(owner).locator("label")).toHaveText(["still served"]);
+});

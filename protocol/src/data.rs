@@ -820,6 +820,12 @@ pub enum WorkerMessage {
         #[serde(default)]
         workspace_id: Option<String>,
     },
+    /// Code of another build was met (docs/protocol.md, "Builds"): this worker's own, when the
+    /// page that started it is of another build (the worker serves nothing), or another tab's.
+    /// A page older than `build` reloads; a newer one waits for the older tab to go.
+    OtherBuild {
+        build: String,
+    },
 }
 
 /// Why a message could not be decoded.
@@ -857,8 +863,13 @@ macro_rules! json_codec {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum TabMessage {
-    /// A relay asks who owns the store (the owner answers [`TabMessage::Owner`]).
-    Hello { tab: String },
+    /// A relay asks who owns the store (the owner answers [`TabMessage::Owner`]); `build`:
+    /// its build ([`crate::BUILD`]; empty from a build before builds were named).
+    Hello {
+        tab: String,
+        #[serde(default)]
+        build: String,
+    },
     /// The worker of tab `tab` owns the store and serves, as the `epoch`th owner (counted in
     /// the store: a later owner's epoch is greater, so a late message of an earlier owner is
     /// told apart and ignored).
@@ -868,6 +879,9 @@ pub enum TabMessage {
         /// Its store is in memory only.
         #[serde(default)]
         memory: bool,
+        /// Its build: a relay follows only an owner of its own build.
+        #[serde(default)]
+        build: String,
     },
     /// A page's message, relayed for tab `from` to the owner `owner` (another owner ignores
     /// it: after a handoff the page sends it again, in order).

@@ -22,6 +22,7 @@ use tandem_protocol::data::{
 use tandem_protocol::sync::{
     ErrorCode, LiveMessage, PullRequest, PullResponse, PushRequest, PushResponse,
 };
+use tandem_protocol::BUILD;
 use tandem_store::driver::{
     Notice, Notifier, SharedReplica, SyncClient, Transport, TransportError,
 };
@@ -78,6 +79,16 @@ thread_local! {
     static POOL: RefCell<Option<tandem_store::opfs::OpfsPool>> = const { RefCell::new(None) };
     /// The signed-in account this worker serves, and its OPFS folder.
     static ACCOUNT: RefCell<(String, String)> = const { RefCell::new((String::new(), String::new())) };
+}
+
+/// The build of the page that started this worker: `build` in the worker's URL (empty for a
+/// page from before builds were named).
+fn page_build() -> String {
+    let search = scope().location().search();
+    web_sys::UrlSearchParams::new_with_str(&search)
+        .ok()
+        .and_then(|params| params.get("build"))
+        .unwrap_or_default()
 }
 
 fn account() -> String {
@@ -143,13 +154,30 @@ impl Tab {
     /// A message from another tab's worker. A relay follows the owner with the greatest epoch
     /// and passes on only that owner's messages (a late one from an earlier owner is dropped).
     fn on_tab(&self, message: TabMessage) {
+        // A tab of a newer build: this tab's page reloads (it hears it from its worker).
+        if let TabMessage::Hello { build, .. } | TabMessage::Owner { build, .. } = &message {
+            if tandem_protocol::build_older(BUILD, build) {
+                post(&WorkerMessage::OtherBuild {
+                    build: build.clone(),
+                });
+            }
+        }
         let mut role = self.role.borrow_mut();
         match (&mut *role, message) {
             (Role::Owner(_), TabMessage::Hello { .. }) => to_tabs(&TabMessage::Owner {
                 tab: self.id.clone(),
                 epoch: EPOCH.get(),
                 memory: MEMORY.get(),
+                build: BUILD.to_string(),
             }),
+            // An owner of another build speaks another protocol: never followed. A newer one
+            // reloads this page (above); this tab waits for an older one's tab to reload.
+            (Role::Relay { .. }, TabMessage::Owner { build, .. })
+                if build != BUILD && !tandem_protocol::build_older(BUILD, &build) =>
+            {
+                post(&WorkerMessage::OtherBuild { build })
+            }
+            (Role::Relay { .. }, TabMessage::Owner { build, .. }) if build != BUILD => {}
             (
                 Role::Owner(app),
                 TabMessage::ToOwner {
@@ -162,9 +190,12 @@ impl Tab {
                 drop(role);
                 app.on_message(&Client::Tab(from), message);
             }
-            (Role::Relay { owner }, TabMessage::Owner { tab, epoch, memory })
-                if owner.as_ref().is_none_or(|(_, known)| epoch > *known) =>
-            {
+            (
+                Role::Relay { owner },
+                TabMessage::Owner {
+                    tab, epoch, memory, ..
+                },
+            ) if owner.as_ref().is_none_or(|(_, known)| epoch > *known) => {
                 *owner = Some((tab, epoch));
                 drop(role);
                 post(&WorkerMessage::Serving {
@@ -197,6 +228,13 @@ impl Tab {
 #[wasm_bindgen]
 pub async fn worker_main(account: String, folder: String) -> Result<(), JsValue> {
     console_error_panic_hook::set_once();
+    // A page of another build (an old tab meeting a new deploy): this worker serves it nothing.
+    if page_build() != BUILD {
+        post(&WorkerMessage::OtherBuild {
+            build: BUILD.to_string(),
+        });
+        return Ok(());
+    }
     if uuid::Uuid::parse_str(&account).is_err() || !folder.starts_with("tandem/") {
         post(&WorkerMessage::Unavailable {
             damaged: false,
@@ -234,6 +272,7 @@ pub async fn worker_main(account: String, folder: String) -> Result<(), JsValue>
     // Whoever owns the store answers (or announces itself once it serves).
     to_tabs(&TabMessage::Hello {
         tab: tab.id.clone(),
+        build: BUILD.to_string(),
     });
     // Held by the owner for the worker's life (ending the worker releases it).
     let lock = loop {
@@ -329,6 +368,7 @@ async fn own(tab: &Tab) -> Result<(), OwnFailure> {
         tab: tab.id.clone(),
         epoch,
         memory,
+        build: BUILD.to_string(),
     });
     Ok(())
 }
