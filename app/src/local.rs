@@ -995,14 +995,23 @@ mod browser {
 
     /// The page hands the store over when it goes away or is frozen (`pagehide`, `freeze`:
     /// its worker ends, releasing the lock and the files to the next tab at once), and takes
-    /// part again when it comes back (`pageshow` from the back/forward cache, `resume`).
+    /// part again when it comes back (`pageshow` from the back/forward cache, `resume`) —
+    /// except a store in memory with unsent edits, which would be lost with its worker.
     fn release_on_pagehide(client: Rc<Client>) {
         let Some(window) = web_sys::window() else {
             return;
         };
         let stop = {
             let client = Rc::clone(&client);
-            Closure::<dyn FnMut()>::new(move || client.stop_worker())
+            Closure::<dyn FnMut()>::new(move || {
+                // A store in memory holds unsent edits nowhere else: its worker stays (the
+                // page asks before it really closes), whatever the other tabs wait for.
+                let unsent = client.model.sync.with_untracked(|s| s.pending) > 0;
+                if client.local.memory.get_untracked() && unsent {
+                    return;
+                }
+                client.stop_worker()
+            })
         };
         let again = {
             let client = Rc::clone(&client);

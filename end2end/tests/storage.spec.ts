@@ -138,3 +138,29 @@ test("a damaged log is said once, and starting afresh downloads the server's cop
   await expect(items(page).locator("label")).toHaveText(["safe on the server"]);
   await expect(page.getByRole("alert")).toHaveCount(0);
 });
+
+test("a store in memory keeps its unsent edits when the page is frozen and resumed", async ({ page, context }) => {
+  await context.route("**/worker.js*", async (route) => {
+    const response = await route.fetch();
+    const body = "delete StorageManager.prototype.getDirectory;\n" + (await response.text());
+    await route.fulfill({ response, body });
+  });
+  await freshList(page, "Frozen in memory");
+  await expect(page.locator('[data-storage="memory"]')).toBeVisible();
+  await context.route("**/api/sync/push", (route) => route.abort());
+  await addTodos(page, "unsent when frozen");
+  await expect(syncStatus(page)).toHaveAttribute("data-pending", "1");
+  // What the browser does to a tab in the background for long, and back.
+  const cdp = await context.newCDPSession(page);
+  await cdp.send("Page.setWebLifecycleState", { state: "frozen" });
+  await cdp.send("Page.setWebLifecycleState", { state: "active" });
+  await expect(page.locator("body")).toHaveAttribute("data-store", "owner");
+  await expect(syncStatus(page)).toHaveAttribute("data-pending", "1");
+  await context.unroute("**/api/sync/push");
+  await page.getByRole("button", { name: "Sync now" }).click();
+  await expect(syncStatus(page)).toHaveAttribute("data-pending", "0", { timeout: 10_000 });
+  // Read again from the store: the edit is there, once.
+  await page.reload();
+  await ready(page);
+  await expect(items(page).locator("label")).toHaveText(["unsent when frozen"]);
+});

@@ -102,8 +102,36 @@ impl AggregateId {
     }
 }
 
+/// The namespace of [`EventId::of_command`]'s name-based ids.
+const COMMAND_EVENTS: Uuid = Uuid::from_u128(0x7a4d_e000_0000_4000_8000_0000_0000_00c0);
+
+impl EventId {
+    /// The `index`th event (from 0) recorded by the command `command` (an id the page mints): a
+    /// name-based UUID (v5), so a command sent again — to a store that lost its record of the
+    /// command, like a tab's store in memory replaced by another's — makes events with the
+    /// same ids, which that store, once it has them from the server, recognises (rule 18
+    /// beyond one store), and which the server never takes twice.
+    pub fn of_command(command: Uuid, index: u32) -> Self {
+        let mut name = [0u8; 20];
+        name[..16].copy_from_slice(command.as_bytes());
+        name[16..].copy_from_slice(&index.to_be_bytes());
+        Self(Uuid::new_v5(&COMMAND_EVENTS, &name))
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_commands_events_have_ids_of_the_command_and_their_index() {
+        let c = uuid::Uuid::from_u128(0x0190_f5a2_7c3e_7b4a_9d2e_1234_5678_90ab);
+        let d = uuid::Uuid::from_u128(0x0190_f5a2_7c3e_7b4a_9d2e_1234_5678_90ac);
+        let a = super::EventId::of_command(c, 0);
+        assert_eq!(a, super::EventId::of_command(c, 0));
+        assert_ne!(a, super::EventId::of_command(c, 1));
+        assert_ne!(a, super::EventId::of_command(d, 0));
+        assert_eq!(a.as_uuid().get_version_num(), 5);
+    }
+
     use super::*;
 
     #[test]

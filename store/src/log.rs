@@ -53,6 +53,8 @@ pub enum LogError {
     NotInOutbox { event_id: EventId },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    #[error("this events.db was written by a newer version of Tandem (its schema {found}; this version knows up to {known})")]
+    NewerSchema { found: i64, known: i64 },
     #[error(transparent)]
     Clock(#[from] ClockError),
     #[error(transparent)]
@@ -119,8 +121,12 @@ impl EventLog {
         device: DeviceId,
         physical: PhysicalClock,
     ) -> Result<Self, LogError> {
+        let found = check_schema(&conn)?;
         migrate(&conn)?;
         conn.execute_batch(include_str!("sql/events.sql"))?;
+        if found < LOG_SCHEMA {
+            conn.pragma_update(None, "user_version", LOG_SCHEMA)?;
+        }
         let stored = conn
             .query_row(
                 "SELECT node, last_ms, last_counter, offset_ms FROM hlc_state WHERE id = 1",
@@ -221,6 +227,7 @@ impl EventLog {
                 conn
             }
         };
+        check_schema(&conn)?;
         conn.pragma_update(None, "cache_size", -32_768)?;
         let stored = conn
             .query_row(
@@ -1881,6 +1888,23 @@ fn head_in(conn: &Connection, workspace: WorkspaceId) -> Result<u64, LogError> {
         .query_row([workspace.to_string()], |r| r.get(0))
         .optional()?;
     Ok(h.unwrap_or(0).max(0) as u64)
+}
+
+/// The schema of events.db this build writes, in `PRAGMA user_version` (0: a file from before
+/// it was recorded, which [`migrate`] brings up to date). A file of a greater one was written by
+/// a newer build: it is refused, never opened and changed by an older one.
+pub const LOG_SCHEMA: i64 = 2;
+
+/// The schema `conn`'s file records; [`LogError::NewerSchema`] past this build's.
+fn check_schema(conn: &Connection) -> Result<i64, LogError> {
+    let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if found > LOG_SCHEMA {
+        return Err(LogError::NewerSchema {
+            found,
+            known: LOG_SCHEMA,
+        });
+    }
+    Ok(found)
 }
 
 /// Brings an events.db made by an older build to this one's schema (before `events.sql`).

@@ -55,6 +55,12 @@ impl ReplicaError {
         }
         false
     }
+
+    /// Whether the log's file was written by a newer build (retrying cannot help either: the
+    /// newer build can open it).
+    pub fn is_newer_file(&self) -> bool {
+        matches!(self, ReplicaError::Log(LogError::NewerSchema { .. }))
+    }
 }
 
 /// Counts for a status line.
@@ -452,15 +458,21 @@ impl Replica {
         }
         let device = self.log.device_id();
         let created_at = i64::try_from(self.log.now_ms()).unwrap_or(i64::MAX);
+        // A page's command (its id a UUID) names its events after itself.
+        let named = command.and_then(|(id, _)| uuid::Uuid::parse_str(id).ok());
         let mut batches = Vec::with_capacity(decided.len());
         let mut all = Vec::new();
         for (aggregate, bodies) in decided {
             let expected = self.log.version(aggregate)?;
             let start = all.len();
             for (i, body) in bodies.into_iter().enumerate() {
+                let index = u32::try_from(all.len()).unwrap_or(u32::MAX);
                 all.push(
                     Event {
-                        event_id: EventId::from_uuid((self.ids)()),
+                        event_id: match named {
+                            Some(command) => EventId::of_command(command, index),
+                            None => EventId::from_uuid((self.ids)()),
+                        },
                         workspace_id: workspace,
                         aggregate_id: aggregate,
                         hlc: self.log.stamp()?,
@@ -492,6 +504,20 @@ impl Replica {
             let _ = self.views.refresh(&self.log, &touched);
         }
         Ok(all)
+    }
+
+    /// How many events the page command `command_id` recorded, when this store holds them (in
+    /// its log or outbox) though not the command's own record: a store that replaced another
+    /// (in memory) and pulled them. `None`: not here (or not a page command).
+    pub fn command_events(&self, command_id: &str) -> Result<Option<usize>, ReplicaError> {
+        let Ok(command) = uuid::Uuid::parse_str(command_id) else {
+            return Ok(None);
+        };
+        let mut n = 0u32;
+        while self.log.event(EventId::of_command(command, n))?.is_some() {
+            n += 1;
+        }
+        Ok((n > 0).then_some(n as usize))
     }
 
     /// The greatest seq of `workspace` this device holds (its pull cursor).

@@ -325,3 +325,40 @@ fn a_damaged_file_is_told_apart_from_a_passing_failure() {
     // A refusal of the domain is no damaged file.
     assert!(!ReplicaError::NothingToUndo.is_damaged_file());
 }
+
+#[test]
+fn a_log_written_by_a_newer_build_is_refused_unchanged_and_an_old_one_is_marked() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(open(dir.path(), 1_000));
+    let path = dir.path().join("events.db");
+    let version = |path: &std::path::Path| -> i64 {
+        let conn = tandem_store::rusqlite::Connection::open(path).unwrap();
+        conn.pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap()
+    };
+    // A file of this build records its schema.
+    assert_eq!(version(&path), tandem_store::log::LOG_SCHEMA);
+    // One from before schemas were recorded (0) opens and is marked.
+    {
+        let conn = tandem_store::rusqlite::Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", 0).unwrap();
+    }
+    drop(open(dir.path(), 2_000));
+    assert_eq!(version(&path), tandem_store::log::LOG_SCHEMA);
+    // A newer build's file is refused, said as such, and left as it was.
+    let newer = tandem_store::log::LOG_SCHEMA + 1;
+    {
+        let conn = tandem_store::rusqlite::Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", newer).unwrap();
+    }
+    let before = std::fs::read(&path).unwrap();
+    let Err(error) = try_open(dir.path(), 3_000) else {
+        panic!("a newer build's log opened")
+    };
+    assert!(error.is_newer_file(), "{error}");
+    assert!(!error.is_damaged_file(), "{error}");
+    assert!(error.to_string().contains("newer version"), "{error}");
+    assert_eq!(version(&path), newer);
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+    assert!(tandem_store::log::EventLog::open_reader(&path).is_err());
+}

@@ -526,7 +526,16 @@ async fn open_replica() -> Result<(Replica, bool), OwnFailure> {
     .map(|replica| (replica, false))
     .map_err(|e| {
         // A damaged file stays damaged: said once, not retried every few seconds forever.
-        if e.is_damaged_file() {
+        if e.is_newer_file() {
+            OwnFailure {
+                kind: Unavailable::Storage,
+                damaged: true,
+                reason: format!(
+                    "This device's copy of your to-dos was written by a newer version of Tandem than this page ({e}). Reload to get that version; starting afresh loses what it had not sent."
+                ),
+                transient: false,
+            }
+        } else if e.is_damaged_file() {
             OwnFailure {
                 kind: Unavailable::Storage,
                 damaged: true,

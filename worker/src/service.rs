@@ -503,6 +503,20 @@ impl Service {
                 }
             }
         }
+        // Recorded by another store (one in memory, replaced) and synced here: done already.
+        match self.replica.borrow().command_events(command_id) {
+            Ok(Some(events)) => {
+                return Reply::Done {
+                    events: events as u64,
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                return Reply::Failed {
+                    reason: e.to_string(),
+                }
+            }
+        }
         match command {
             Command::Undo => return self.undo_or_redo(command_id, false),
             Command::Redo => return self.undo_or_redo(command_id, true),

@@ -33,6 +33,14 @@ impl Device {
     }
 
     fn with_clock(clock: tandem_store::log::PhysicalClock) -> Self {
+        Self::with_clock_and_commands(clock, 0x5000)
+    }
+
+    /// A device whose command ids count from `first_command` (another page's).
+    fn with_clock_and_commands(
+        clock: tandem_store::log::PhysicalClock,
+        first_command: u128,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut next = 1_000u128;
         let replica = Replica::open(
@@ -52,7 +60,7 @@ impl Device {
         let mut device = Self {
             service,
             replica,
-            next_command: 0x5000,
+            next_command: first_command,
             _dir: dir,
         };
         device.run(Command::CreateList {
@@ -215,6 +223,46 @@ fn a_command_sent_again_is_answered_from_the_record_and_never_runs_twice() {
     );
     assert_eq!(d.service.request(refused), first);
     assert_eq!(d.pending(), pending);
+}
+
+#[test]
+fn a_command_sent_again_to_a_store_that_replaced_its_first_runs_once() {
+    // A tab's store in memory recorded the command and synced it, then went (its tab closed);
+    // the page sends the command again to the store that replaced it, which pulled its events.
+    let mut first = Device::new();
+    first.add(1, "milk");
+    let ticks = Request::Command {
+        command_id: id(0x77),
+        command: Command::ToggleAll {
+            list_id: LIST.into(),
+            completed: true,
+        },
+    };
+    first.add(2, "bread");
+    assert_eq!(
+        first.service.request(ticks.clone()),
+        Reply::Done { events: 2 }
+    );
+    let (events, _) = first.accept_all();
+    let mut second = Device::with_clock_and_commands(Arc::new(|| 1_750_000_000_000), 0x9000);
+    let pulled: Vec<_> = events
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| (i as u64 + 1, e))
+        .collect();
+    second
+        .replica
+        .borrow_mut()
+        .store_pulled(&pulled, true)
+        .unwrap();
+    let pending = second.pending();
+    assert_eq!(second.service.request(ticks), Reply::Done { events: 2 });
+    assert_eq!(second.pending(), pending, "the command ran again");
+    assert!(second.titles(Filter::Active).is_empty());
+    assert_eq!(second.titles(Filter::Completed).len(), 2);
+    // A command it never saw runs as usual.
+    second.add(3, "eggs");
+    assert_eq!(second.pending(), pending + 1);
 }
 
 #[test]
