@@ -40,6 +40,10 @@ pub struct Model {
     /// That list's live todos in display order (ids), and each row's own signal.
     pub order: RwSignal<Vec<String>>,
     rows: StoredValue<HashMap<String, RwSignal<TodoRow>>>,
+    /// Signals of rows that left the model, disposed once the views that showed them are gone
+    /// ([`Model::sweep`]): not at once, since an item being removed may still be handling an
+    /// event (the blur of a box as it goes).
+    graveyard: StoredValue<Vec<RwSignal<TodoRow>>>,
     /// The owner of the row signals: the model's, not that of whichever view loaded them (a
     /// view re-rendered would dispose them).
     owner: StoredValue<Owner>,
@@ -72,6 +76,7 @@ impl Model {
             known: RwSignal::new(false),
             order: RwSignal::new(vec![]),
             rows: StoredValue::new(HashMap::new()),
+            graveyard: StoredValue::new(vec![]),
             owner: StoredValue::new(Owner::current().unwrap_or_default()),
             counts: RwSignal::new(HashMap::new()),
             sync: RwSignal::new(SyncStatus::default()),
@@ -104,7 +109,15 @@ impl Model {
         let mut rows = self.rows.get_value();
         let keep: std::collections::HashSet<&str> =
             snapshot.todos.iter().map(|t| t.id.as_str()).collect();
-        rows.retain(|id, _| keep.contains(id.as_str()));
+        let mut gone = Vec::new();
+        rows.retain(|id, signal| {
+            let stays = keep.contains(id.as_str());
+            if !stays {
+                gone.push(*signal);
+            }
+            stays
+        });
+        self.bury(gone);
         for todo in &snapshot.todos {
             self.upsert_row(&mut rows, todo);
         }
@@ -132,6 +145,40 @@ impl Model {
                     .owner
                     .with_value(|o| o.with(|| RwSignal::new(todo.clone())));
                 rows.insert(todo.id.clone(), signal);
+            }
+        }
+    }
+
+    /// Disposes `signals` (rows that left the model) after the current task, once the views
+    /// showing them are gone.
+    fn bury(&self, signals: Vec<RwSignal<TodoRow>>) {
+        if signals.is_empty() {
+            return;
+        }
+        let first = self.graveyard.with_value(Vec::is_empty);
+        self.graveyard.update_value(|g| g.extend(signals));
+        #[cfg(feature = "hydrate")]
+        if first {
+            let model = *self;
+            // A task after this one: the views' effects (microtasks) have run by then.
+            set_timeout(move || model.sweep(), std::time::Duration::ZERO);
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = first;
+    }
+
+    /// Disposes the signals of rows that left the model (see [`Model::bury`]).
+    pub fn sweep(&self) {
+        let Some(signals) = self.graveyard.try_update_value(std::mem::take) else {
+            return;
+        };
+        for signal in signals {
+            // Back in the model meanwhile (the same signal): kept.
+            let back = self
+                .rows
+                .with_value(|rows| rows.values().any(|r| *r == signal));
+            if !back {
+                signal.dispose();
             }
         }
     }
@@ -186,19 +233,19 @@ impl Model {
         let mut removed: Vec<&str> = Vec::new();
         let mut placed: Vec<(String, String)> = Vec::new();
         let mut cleared = false;
+        let mut gone = Vec::new();
         self.rows.update_value(|rows| {
             // The list on screen was deleted: its to-dos go with it.
             if current
                 .as_ref()
                 .is_some_and(|c| changes.removed_lists.contains(c))
             {
-                rows.clear();
+                gone.extend(rows.drain().map(|(_, signal)| signal));
                 cleared = true;
             }
             for id in &changes.removed_todos {
-                // Not disposed here: the Item showing it may still be handling an event (a
-                // blur as it is removed); its owner, the model, outlives it.
-                if rows.remove(id).is_some() {
+                if let Some(signal) = rows.remove(id) {
+                    gone.push(signal);
                     removed.push(id);
                 }
             }
@@ -219,14 +266,16 @@ impl Model {
                         self.upsert_row(rows, todo);
                         placed.push((todo.position.clone(), todo.id.clone()));
                     }
-                    (false, Some(_)) => {
+                    (false, Some(signal)) => {
                         rows.remove(&todo.id);
+                        gone.push(signal);
                         removed.push(&todo.id);
                     }
                     (false, None) => {}
                 }
             }
         });
+        self.bury(gone);
         if cleared || !removed.is_empty() || !placed.is_empty() {
             self.order.update(|order| {
                 if cleared {
@@ -266,4 +315,62 @@ impl Model {
 /// The model provided by an ancestor.
 pub fn use_model() -> Model {
     expect_context::<Model>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn todo(id: &str, list: &str, position: &str) -> TodoRow {
+        TodoRow {
+            id: id.into(),
+            list_id: list.into(),
+            title: id.into(),
+            position: position.into(),
+            ..TodoRow::default()
+        }
+    }
+
+    #[test]
+    fn signals_of_rows_that_leave_the_model_are_disposed_once_swept() {
+        let owner = Owner::new();
+        owner.with(|| {
+            let model = Model::new(&ListSnapshot {
+                lists: vec![],
+                list_counts: vec![],
+                list_id: Some("l1".into()),
+                list_known: true,
+                todos: (0..5)
+                    .map(|i| todo(&format!("t{i}"), "l1", &format!("{i}")))
+                    .collect(),
+            });
+            let signals: Vec<_> = (0..5)
+                .map(|i| model.row(&format!("t{i}")).unwrap())
+                .collect();
+            // Deleted, moved to another list, and the rest when another list is opened.
+            model.apply(Changes {
+                removed_todos: vec!["t0".into()],
+                todos: vec![todo("t1", "l2", "1")],
+                ..Changes::default()
+            });
+            assert_eq!(model.order.get_untracked(), ["t2", "t3", "t4"]);
+            model.sweep();
+            assert!(signals[0].is_disposed() && signals[1].is_disposed());
+            assert!(!signals[2].is_disposed());
+            model.load(&ListSnapshot {
+                lists: vec![],
+                list_counts: vec![],
+                list_id: Some("l2".into()),
+                list_known: true,
+                todos: vec![todo("t1", "l2", "1"), todo("t4", "l2", "4")],
+            });
+            // t4 stays (its signal kept, in place); t2 and t3 go once swept.
+            assert!(!signals[2].is_disposed());
+            model.sweep();
+            assert!(signals[2].is_disposed() && signals[3].is_disposed());
+            assert!(!signals[4].is_disposed());
+            assert_eq!(model.row("t4"), Some(signals[4]));
+            assert_eq!(model.row("t1").unwrap().get_untracked().list_id, "l2");
+        });
+    }
 }

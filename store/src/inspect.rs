@@ -3,6 +3,7 @@
 //! console with a bounded page of rows and an instruction budget.
 
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+use rusqlite::limits::Limit;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension};
 use tandem_protocol::data::{EventTable, InspectedEvent, QueryPage};
@@ -20,6 +21,10 @@ pub enum InspectError {
     TooLong { chars: usize, max: usize },
     #[error("empty statement")]
     Empty,
+    #[error(
+        "the statement makes a value too big for the console (over {max} bytes); narrow it down"
+    )]
+    TooBig { max: i32 },
     #[error("{0}")]
     Sql(#[from] rusqlite::Error),
 }
@@ -35,6 +40,14 @@ pub const QUERY_BUDGET: u64 = 50_000_000;
 pub const MAX_SQL_CHARS: usize = 10_000;
 /// Progress-handler period, in VM steps.
 const STEP: u64 = 10_000;
+/// The greatest string or blob a console statement may make (SQLite's `SQLITE_LIMIT_LENGTH`
+/// while it runs): `printf('%.*c', 1e9, 'x')` or `zeroblob(1e9)` take few steps but would take
+/// the worker's memory.
+pub const MAX_VALUE_BYTES: i32 = 1_000_000;
+/// Columns a console statement may return.
+const MAX_COLUMNS: i32 = 200;
+/// The text of one console page at most: past it the page ends early (and says more follow).
+pub const MAX_PAGE_CHARS: usize = 1_000_000;
 
 /// Runs one read-only statement on `conn` and returns the rows after `offset` (a page of
 /// [`PAGE_ROWS`]). The connection is read-only while it runs (`query_only`) and the statement
@@ -63,6 +76,8 @@ pub fn query(
             steps > budget
         }),
     )?;
+    let length = conn.set_limit(Limit::SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)?;
+    let columns = conn.set_limit(Limit::SQLITE_LIMIT_COLUMN, MAX_COLUMNS)?;
     conn.pragma_update(None, "query_only", true)?;
     // Only reading is authorized, checked as the statement is prepared (so a PRAGMA setter,
     // a BEGIN, an ATTACH or a clock-ticking hlc_now() never runs): query_only alone lets
@@ -93,6 +108,9 @@ pub fn query(
         },
         conn.pragma_update(None, "query_only", false),
         conn.progress_handler(0, None::<fn() -> bool>),
+        conn.set_limit(Limit::SQLITE_LIMIT_LENGTH, length).map(drop),
+        conn.set_limit(Limit::SQLITE_LIMIT_COLUMN, columns)
+            .map(drop),
     ];
     let page = result?;
     for reset in resets {
@@ -107,6 +125,9 @@ const MAX_CELL_CHARS: usize = 4_000;
 fn run(conn: &Connection, sql: &str, offset: u64, budget: u64) -> Result<QueryPage, InspectError> {
     let interrupted = |e: rusqlite::Error| match e.sqlite_error_code() {
         Some(rusqlite::ErrorCode::OperationInterrupted) => InspectError::Interrupted { budget },
+        Some(rusqlite::ErrorCode::TooBig) => InspectError::TooBig {
+            max: MAX_VALUE_BYTES,
+        },
         Some(rusqlite::ErrorCode::AuthorizationForStatementDenied) => {
             InspectError::NotAuthorized(e.to_string())
         }
@@ -124,12 +145,13 @@ fn run(conn: &Connection, sql: &str, offset: u64, budget: u64) -> Result<QueryPa
     let mut out = Vec::new();
     let mut seen = 0u64;
     let mut more = false;
+    let mut chars = 0usize;
     while let Some(row) = rows.next().map_err(interrupted)? {
         seen += 1;
         if seen <= offset {
             continue;
         }
-        if out.len() == PAGE_ROWS {
+        if out.len() == PAGE_ROWS || chars >= MAX_PAGE_CHARS {
             more = true;
             break;
         }
@@ -151,6 +173,7 @@ fn run(conn: &Connection, sql: &str, offset: u64, budget: u64) -> Result<QueryPa
                 ValueRef::Blob(b) => format!("<{} bytes>", b.len()),
             });
         }
+        chars += values.iter().map(String::len).sum::<usize>();
         out.push(values);
     }
     Ok(QueryPage {
@@ -230,4 +253,37 @@ pub fn count(conn: &Connection, table: &str) -> Result<u64, InspectError> {
         .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
         .optional()?;
     Ok(n.unwrap_or(0).max(0) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_console_statement_is_bounded_in_memory_and_the_connection_is_put_back() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        // Few steps, but a gigabyte each: refused as too big, not allocated.
+        for sql in [
+            "SELECT printf('%.*c', 1000000000, 'x')",
+            "SELECT zeroblob(1000000000)",
+            "WITH RECURSIVE r(n, s) AS (SELECT 1, 'x' UNION ALL SELECT n + 1, s || s FROM r WHERE n < 40) SELECT length(s) FROM r",
+        ] {
+            let error = query(&mut conn, sql, 0, QUERY_BUDGET).unwrap_err();
+            assert!(error.to_string().contains("too big"), "{sql}: {error}");
+        }
+        // A page of wide rows ends early, past its text bound, and says more follow.
+        let wide = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 100) \
+                    SELECT printf('%.*c', 3999, 'x') AS a, printf('%.*c', 3999, 'y') AS b, \
+                    printf('%.*c', 3999, 'z') AS c FROM r";
+        let page = query(&mut conn, wide, 0, QUERY_BUDGET).unwrap();
+        assert!(page.more);
+        assert!(page.rows.len() < PAGE_ROWS, "{} rows", page.rows.len());
+        let chars: usize = page.rows.iter().flatten().map(String::len).sum();
+        assert!(chars < MAX_PAGE_CHARS + 3 * 4_000, "{chars}");
+        // Afterwards the connection makes large values again (its own writes need them).
+        let len: i64 = conn
+            .query_row("SELECT length(zeroblob(5000000))", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(len, 5_000_000);
+    }
 }
