@@ -682,6 +682,12 @@ mod browser {
                             .set((stored < head).then_some((stored, head)))
                     }
                 }
+                WorkerMessage::Restart => {
+                    self.stop_worker();
+                    if let Err(reason) = self.start_worker() {
+                        model.source.set(Source::Unavailable(reason));
+                    }
+                }
                 WorkerMessage::OtherBuild { build } => {
                     let newer = tandem_protocol::build_older(tandem_protocol::BUILD, &build);
                     if newer && reload_once_for(&build) {

@@ -1,7 +1,8 @@
+import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { expect, test, addTodos, device, freePort, freshList, healthy, items, ready, startServer, stopped, syncStatus } from "./helpers";
+import { expect, test, addTodos, device, freePort, freshList, healthy, items, ready, signIn, startServer, stopped, syncStatus } from "./helpers";
 
 // Two devices are two browser contexts: each has its own OPFS, worker and device id.
 
@@ -198,5 +199,57 @@ test("the server stopped mid-session: the page says so, keeps writing locally, a
   } finally {
     await stopped(server);
     fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+});
+
+test("a server restored from a backup: the browser takes its copy and sends again what it lacks, losing nothing", async ({ browser }) => {
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "tandem-before-"));
+  const restoredDir = fs.mkdtempSync(path.join(os.tmpdir(), "tandem-restored-"));
+  const backup = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "tandem-backup-")), "events.backup");
+  const bin = process.env.TANDEM_SERVER_BIN ?? path.join(os.homedir(), ".cache/tandem/target/release/server");
+  let server = startServer(port, dataDir);
+  try {
+    await healthy(port);
+    const a = await device(browser, base);
+    await a.page.goto(`${base}/`);
+    await ready(a.page);
+    await addTodos(a.page, "in the backup");
+    await expect(syncStatus(a.page)).toHaveAttribute("data-pending", "0");
+    execFileSync(bin, ["backup", "--data-dir", dataDir, "--output", backup]);
+    await addTodos(a.page, "sent after the backup");
+    await expect(syncStatus(a.page)).toHaveAttribute("data-pending", "0");
+    await a.context.route("**/api/sync/push", (route) => route.abort());
+    await addTodos(a.page, "never sent");
+    await expect(syncStatus(a.page)).toHaveAttribute("data-pending", "1");
+
+    // The server is restored from the backup (a new log; sessions end with it).
+    await stopped(server);
+    execFileSync(bin, ["restore", "--data-dir", restoredDir, "--input", backup]);
+    server = startServer(port, restoredDir);
+    await healthy(port);
+    await signIn(a.context, base);
+    await a.context.unroute("**/api/sync/push");
+    await a.page.reload();
+    await ready(a.page);
+    const titles = ["in the backup", "sent after the backup", "never sent"];
+    await expect(items(a.page).locator("label")).toHaveText(titles);
+    await expect(syncStatus(a.page)).toHaveAttribute("data-pending", "0", { timeout: 30_000 });
+    await expect(syncStatus(a.page)).toHaveAttribute("data-sync-state", "online");
+    await expect(items(a.page).locator("label")).toHaveText(titles);
+    // The restored server has them all: another device sees them.
+    const b = await device(browser, base);
+    await b.page.goto(`${base}/`);
+    await ready(b.page);
+    await expect(items(b.page).locator("label")).toHaveText(titles);
+    // And the recovered device keeps working.
+    await addTodos(a.page, "after the recovery");
+    await expect(items(b.page).locator("label")).toHaveText([...titles, "after the recovery"]);
+    await a.context.close();
+    await b.context.close();
+  } finally {
+    await stopped(server);
+    for (const dir of [dataDir, restoredDir, path.dirname(backup)]) fs.rmSync(dir, { recursive: true, force: true });
   }
 });

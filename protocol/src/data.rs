@@ -826,6 +826,9 @@ pub enum WorkerMessage {
     OtherBuild {
         build: String,
     },
+    /// This worker serves nothing more (it recovered from a restored server into new files):
+    /// the page ends it and starts another, which opens them.
+    Restart,
 }
 
 /// Why a message could not be decoded.

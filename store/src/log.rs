@@ -53,6 +53,8 @@ pub enum LogError {
     NotInOutbox { event_id: EventId },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    #[error("the copy over {path} did not finish ({step}); the file is as it was")]
+    CopyUnfinished { path: String, step: String },
     #[error("this events.db was written by a newer version of Tandem (its schema {found}; this version knows up to {known})")]
     NewerSchema { found: i64, known: i64 },
     #[error(transparent)]
@@ -1063,6 +1065,49 @@ impl EventLog {
             )?
             .query_row([], |r| r.get(0))?;
         Ok(u64::try_from(epoch).unwrap_or(0))
+    }
+
+    /// The ownership epoch counted so far (0: never owned).
+    pub fn ownership_epoch(&self) -> Result<u64, LogError> {
+        let epoch: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT epoch FROM ownership WHERE id = 1")?
+            .query_row([], |r| r.get(0))
+            .optional()?;
+        Ok(epoch.map_or(0, |e| u64::try_from(e).unwrap_or(0)))
+    }
+
+    /// Counts ownership on from at least `epoch` (a log that replaces another, whose owners the
+    /// other tabs know: the next owner's epoch must be greater than theirs).
+    pub fn continue_ownership_from(&self, epoch: u64) -> Result<(), LogError> {
+        if epoch == 0 {
+            return Ok(());
+        }
+        let epoch = i64::try_from(epoch).unwrap_or(i64::MAX);
+        self.conn
+            .prepare_cached(
+                "INSERT INTO ownership (id, epoch) VALUES (1, ?1) \
+                 ON CONFLICT (id) DO UPDATE SET epoch = max(epoch, ?1)",
+            )?
+            .execute([epoch])?;
+        Ok(())
+    }
+
+    /// Writes this log over the database file at `path` (closed; another device's copy that
+    /// this one replaces) with SQLite's online backup in one step: the file is then either as
+    /// it was or a copy of this log, never half of each.
+    pub fn copy_over(&self, path: impl AsRef<Path>) -> Result<(), LogError> {
+        let path = path.as_ref();
+        let mut target = open(path, Durability::Full)?;
+        let backup = rusqlite::backup::Backup::new(&self.conn, &mut target)?;
+        // Every page in one step (one transaction on the target).
+        match backup.step(-1)? {
+            rusqlite::backup::StepResult::Done => Ok(()),
+            other => Err(LogError::CopyUnfinished {
+                path: path.display().to_string(),
+                step: format!("{other:?}"),
+            }),
+        }
     }
 
     /// The reply recorded for a command id, if that command has run here.

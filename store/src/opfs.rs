@@ -18,10 +18,11 @@ pub struct OpfsPool(OpfsSAHPoolUtil);
 /// access handles; the caller decides whether to retry.
 pub async fn install_opfs_vfs(directory: &str) -> Result<OpfsPool, StoreError> {
     // Slots for events.db and views.db, their -wal files, the -journal files left from before
-    // WAL (SQLite keeps them under exclusive locking) and spare ones.
+    // WAL (SQLite keeps them under exclusive locking), the same again for a recovery's fresh
+    // files beside them, and spare ones (an older, smaller pool grows to this).
     let config = OpfsSAHPoolCfgBuilder::new()
         .directory(directory)
-        .initial_capacity(12)
+        .initial_capacity(16)
         .build();
     let pool = install::<WasmOsCallback>(&config, true)
         .await

@@ -630,14 +630,17 @@ impl Replica {
     /// Recovery from a restored server (docs/protocol.md, "A restored server"): `self` is a
     /// fresh replica (new files, same device) that has pulled the restored server's log; this
     /// re-records `old`'s own accepted events the restored log lacks, then `old`'s outbox —
-    /// same ids, content and stamps, versions rebased — and takes over its clock. The next
-    /// push sends them. Returns how many were re-recorded.
+    /// same ids, content and stamps, versions rebased — and takes over its clock and its count
+    /// of owners (the next owning tab's epoch is past every earlier one's). The next push sends
+    /// them. Returns how many were re-recorded.
     pub fn adopt(&mut self, old: &Replica) -> Result<usize, ReplicaError> {
         let mut events = old.log.own_accepted()?;
         events.extend(old.log.outbox()?);
         let added = self
             .log
             .adopt(&events, old.log.clock_state(), &old.log.retired()?)?;
+        self.log
+            .continue_ownership_from(old.log.ownership_epoch()?)?;
         self.views.apply_outbox(&self.log, &added)?;
         Ok(added.len())
     }

@@ -362,3 +362,37 @@ fn a_log_written_by_a_newer_build_is_refused_unchanged_and_an_old_one_is_marked(
     assert_eq!(std::fs::read(&path).unwrap(), before);
     assert!(tandem_store::log::EventLog::open_reader(&path).is_err());
 }
+
+#[test]
+fn a_recovered_log_is_copied_over_the_old_file_and_keeps_counting_owners() {
+    let (old_dir, fresh_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let ws = WorkspaceId::DEFAULT;
+    let list = AggregateId::from_uuid(uuid::Uuid::from_u128(0x11));
+    let mut old = open(old_dir.path(), 1_000);
+    old.execute_list(
+        ws,
+        list,
+        ListCommand::Create {
+            name: "Inbox".into(),
+        },
+    )
+    .unwrap();
+    for _ in 0..3 {
+        old.log().take_ownership().unwrap();
+    }
+    let mut fresh = open(fresh_dir.path(), 2_000);
+    assert_eq!(fresh.adopt(&old).unwrap(), 1);
+    assert_eq!(fresh.log().ownership_epoch().unwrap(), 3);
+    let outbox = fresh.pending(10).unwrap();
+    drop(old);
+    fresh
+        .log()
+        .copy_over(old_dir.path().join("events.db"))
+        .unwrap();
+    // The old place now holds the recovered log (its views are built again from it).
+    std::fs::remove_file(old_dir.path().join("views.db")).unwrap();
+    let reopened = open(old_dir.path(), 3_000);
+    assert_eq!(reopened.pending(10).unwrap(), outbox);
+    assert_eq!(reopened.log().take_ownership().unwrap(), 4);
+    assert_eq!(reopened.summary().unwrap().lists, 1);
+}

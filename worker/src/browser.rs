@@ -50,6 +50,20 @@ const TAB_BATCH_MS: i32 = 10;
 const HEAL_EVERY_MS: i32 = 30_000;
 /// A request without an answer after this long counts as unreachable.
 const FETCH_TIMEOUT_MS: i32 = 30_000;
+/// A recovery from a restored server that failed (unreachable, signed out) is tried again
+/// after this long.
+const RECOVERY_RETRY_MS: i32 = 30_000;
+/// The files a recovery builds beside the device's own (docs/protocol.md "A restored server").
+const RECOVERY_EVENTS: &str = "recovery-events.db";
+const RECOVERY_VIEWS: &str = "recovery-views.db";
+const RECOVERY_FILES: [&str; 6] = [
+    "recovery-events.db",
+    "recovery-events.db-wal",
+    "recovery-events.db-journal",
+    "recovery-views.db",
+    "recovery-views.db-wal",
+    "recovery-views.db-journal",
+];
 /// Live socket reconnects: full jitter, doubling from the first up to the last.
 const LIVE_BACKOFF_MS: (u64, u64) = (250, 30_000);
 
@@ -437,6 +451,17 @@ async fn take_lock() -> Result<Lock, String> {
     Ok(Lock { release })
 }
 
+/// Deletes closed database files of the pool (missing ones are fine).
+fn remove_files(names: &[&str]) {
+    POOL.with_borrow(|pool| {
+        for name in names {
+            if let Some(Err(e)) = pool.as_ref().map(|p| p.remove(name)) {
+                web_sys::console::warn_1(&format!("tandem worker: {e}").into());
+            }
+        }
+    });
+}
+
 /// A promise and the function that resolves it.
 fn promise_pair() -> (js_sys::Function, js_sys::Promise) {
     let slot: Rc<RefCell<Option<js_sys::Function>>> = Rc::default();
@@ -493,6 +518,8 @@ async fn open_replica() -> Result<(Replica, bool), OwnFailure> {
             }
         }
     }
+    // What an unfinished recovery left (the old files are still the device's).
+    remove_files(&RECOVERY_FILES);
     let open = || {
         Replica::open(
             "events.db",
@@ -511,13 +538,7 @@ async fn open_replica() -> Result<(Replica, bool), OwnFailure> {
             web_sys::console::warn_1(
                 &format!("tandem worker: {e}; building the views again from the log").into(),
             );
-            POOL.with_borrow(|pool| {
-                for name in ["views.db", "views.db-wal", "views.db-journal"] {
-                    if let Some(Err(e)) = pool.as_ref().map(|p| p.remove(name)) {
-                        web_sys::console::warn_1(&format!("tandem worker: {e}").into());
-                    }
-                }
-            });
+            remove_files(&["views.db", "views.db-wal", "views.db-journal"]);
             open()
         }
         other => other,
@@ -614,6 +635,20 @@ struct App {
     /// scheduled.
     tab_batch: RefCell<Vec<(Option<String>, Changes)>>,
     tab_batch_scheduled: Cell<bool>,
+    /// Where a recovery from a restored server stands.
+    recovery: Cell<Recovery>,
+}
+
+/// A recovery from a restored server (docs/protocol.md "A restored server").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Recovery {
+    /// None needed (or not noticed yet).
+    Idle,
+    /// Running: the store still serves (commands are kept in the old outbox and adopted).
+    Running,
+    /// Done and copied over events.db: this worker serves nothing more; its page starts a new
+    /// one, which opens the recovered log.
+    Done,
 }
 
 /// One workspace served: what its pages ask goes to its service; its sync runs on its own.
@@ -646,6 +681,7 @@ impl App {
             clients: RefCell::default(),
             tab_batch: RefCell::default(),
             tab_batch_scheduled: Cell::new(false),
+            recovery: Cell::new(Recovery::Idle),
         }))
     }
 
@@ -715,6 +751,10 @@ impl App {
     }
 
     fn on_message(self: &Rc<Self>, client: &Client, message: PageMessage) {
+        // Recovered: the next owner answers (every page sends its unanswered requests again).
+        if self.recovery.get() == Recovery::Done {
+            return;
+        }
         match message {
             PageMessage::Open {
                 head,
@@ -1031,6 +1071,144 @@ impl App {
         });
     }
 
+    /// The server's log is not the one this device synced with (restored from a backup): the
+    /// device recovers as native clients do, once, retrying while it fails.
+    fn start_recovery(self: Rc<Self>) {
+        if self.recovery.get() != Recovery::Idle {
+            return;
+        }
+        // A store in memory has no files to recover into, and a new worker would start empty:
+        // it keeps what it has and says so (its tab closing loses the unsent changes anyway).
+        if MEMORY.get() {
+            self.recovery_notice(
+                "The server was restored from a backup. This window keeps your data in memory only and cannot take the server's copy by itself: copy what you have not sent elsewhere before reloading.".into(),
+            );
+            return;
+        }
+        self.recovery.set(Recovery::Running);
+        spawn_local(async move {
+            loop {
+                self.recovery_notice(
+                    "The server was restored from a backup: this device is taking its copy and will send again what the copy lacks. Your changes are kept.".into(),
+                );
+                match self.recover().await {
+                    Ok(adopted) => {
+                        web_sys::console::info_1(
+                            &format!(
+                                "tandem worker: recovered from a restored server; {adopted} event(s) to send again"
+                            )
+                            .into(),
+                        );
+                        self.recovery.set(Recovery::Done);
+                        post(&WorkerMessage::Restart);
+                        return;
+                    }
+                    Err(reason) => {
+                        web_sys::console::warn_1(
+                            &format!("tandem worker: recovery failed: {reason}").into(),
+                        );
+                        self.recovery_notice(format!(
+                            "The server was restored from a backup, and this device could not take its copy yet ({reason}); it tries again soon. Your changes are kept."
+                        ));
+                        sleep_ms(RECOVERY_RETRY_MS).await;
+                    }
+                }
+            }
+        });
+    }
+
+    fn recovery_notice(&self, text: String) {
+        for space in self.spaces() {
+            space.update_status(|s| s.notice = Some(text.clone()));
+        }
+    }
+
+    /// Recovery (docs/protocol.md "A restored server"): fresh databases beside the old ones,
+    /// the restored server's log pulled into them for every workspace the device holds, the
+    /// device's own events that log lacks and its outbox re-recorded there
+    /// ([`Replica::adopt`]); then — with no await in between, so no command falls between
+    /// the two — the fresh replica replaces the old one and its log is copied over events.db
+    /// in one step (the views are built again from it). Returns how many events will be sent
+    /// again. Until the copy, the old files are untouched and the store serves as before.
+    async fn recover(self: &Rc<Self>) -> Result<usize, String> {
+        remove_files(&RECOVERY_FILES);
+        let (device, workspaces) = {
+            let replica = self.replica.borrow();
+            let log = replica.log();
+            let mut workspaces: Vec<WorkspaceId> = log
+                .heads()
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .map(|(ws, _)| ws)
+                .collect();
+            workspaces.extend(log.outbox_workspaces().map_err(|e| e.to_string())?);
+            workspaces.extend(self.spaces.borrow().keys().copied());
+            workspaces.sort();
+            workspaces.dedup();
+            (log.device_id(), workspaces)
+        };
+        let fresh = Replica::open(
+            RECOVERY_EVENTS,
+            RECOVERY_VIEWS,
+            device,
+            Arc::new(now_ms),
+            Box::new(new_uuid_v7),
+            |_| {},
+        )
+        .map_err(|e| format!("cannot open fresh files: {e}"))?;
+        let fresh: SharedReplica = Rc::new(RefCell::new(fresh));
+        for ws in workspaces {
+            let mut client = SyncClient::new(
+                Rc::clone(&fresh),
+                FetchTransport {
+                    workspace: Some(ws.to_string()),
+                    ..FetchTransport::default()
+                },
+                ws,
+                Settings::default(),
+            )
+            .map_err(|e| e.to_string())?;
+            client.notify(Input::Tick, now_ms(), random_u64());
+            loop {
+                let action = client.run(now_ms, random_u64).await;
+                // A workspace this account may no longer open: nothing of it to take (its
+                // unsent events are re-recorded anyway, and refused when pushed).
+                if matches!(
+                    client.refusal,
+                    Some(ErrorCode::Forbidden | ErrorCode::NotFound)
+                ) {
+                    break;
+                }
+                if let Some(error) = &client.last_error {
+                    return Err(error.clone());
+                }
+                match action {
+                    Action::Wait { until_ms } => {
+                        let ms = until_ms.saturating_sub(now_ms()).min(5_000);
+                        sleep_ms(i32::try_from(ms).unwrap_or(5_000)).await;
+                    }
+                    _ => break,
+                }
+            }
+        }
+        let fresh = Rc::try_unwrap(fresh)
+            .map_err(|_| "the fresh files are still in use".to_string())?
+            .into_inner();
+        let mut fresh = fresh;
+        let adopted = fresh
+            .adopt(&self.replica.borrow())
+            .map_err(|e| format!("cannot re-record this device's events: {e}"))?;
+        // The old replica closes here (its files are free), and its log is replaced.
+        drop(std::mem::replace(&mut *self.replica.borrow_mut(), fresh));
+        self.replica
+            .borrow()
+            .log()
+            .copy_over("events.db")
+            .map_err(|e| format!("cannot write the recovered log: {e}"))?;
+        remove_files(&["views.db", "views.db-wal", "views.db-journal"]);
+        Ok(adopted)
+    }
+
     fn heal_timer(self: Rc<Self>, space: Rc<Space>) {
         spawn_local(async move {
             loop {
@@ -1077,6 +1255,9 @@ impl App {
                 space.update_status(|s| s.notice = Some(text));
             }
             space.publish_status(&client, true, &self.replica);
+            if client.log_changed().is_some() {
+                Rc::clone(&self).start_recovery();
+            }
             // Anything but a clean cycle counts: errors, no answer, BUSY or a conflict backing off.
             let failed = client.last_error.is_some()
                 || client.engine().failures() > 0
