@@ -365,6 +365,8 @@ mod browser {
     /// A worker that failed is started again at most this many times in [`RESTART_WINDOW_MS`].
     const MAX_RESTARTS: usize = 3;
     const RESTART_WINDOW_MS: f64 = 60_000.0;
+    /// Held up by an older build, the worker is started again this often.
+    const OTHER_BUILD_RETRY_MS: u64 = 30_000;
 
     type OnReply = Box<dyn FnOnce(Reply)>;
 
@@ -392,6 +394,10 @@ mod browser {
         heard: Cell<bool>,
         /// When a worker that had started was started again after failing (ms, the last few).
         restarts: RefCell<Vec<f64>>,
+        /// How many worker failures each unanswered request has been in flight for.
+        failures: RefCell<HashMap<u64, u32>>,
+        /// Whether this tab's worker owns the store (its last `serving`).
+        owner: Cell<bool>,
     }
 
     impl Client {
@@ -412,6 +418,8 @@ mod browser {
                 generation: Cell::new(0),
                 heard: Cell::new(false),
                 restarts: RefCell::default(),
+                failures: RefCell::default(),
+                owner: Cell::new(false),
             });
             client.start_worker()?;
             forward_network(Rc::clone(&client));
@@ -500,14 +508,54 @@ mod browser {
                 restarts.len() <= MAX_RESTARTS
             };
             self.stop_worker();
+            // A request that was in flight at two failures may be what fails the store: it is
+            // answered as failed instead of being sent to the next store (and the next tab's).
+            let poisonous: Vec<u64> = {
+                let unanswered = self.unanswered.borrow();
+                let mut failures = self.failures.borrow_mut();
+                failures.retain(|id, _| unanswered.contains_key(id));
+                unanswered
+                    .keys()
+                    .filter(|id| {
+                        let n = failures.entry(**id).or_insert(0);
+                        *n += 1;
+                        *n >= 2
+                    })
+                    .copied()
+                    .collect()
+            };
+            for id in poisonous {
+                self.answer_locally(
+                    id,
+                    "the local store failed while doing this, twice; it was not tried again",
+                );
+            }
             if !again {
                 self.model.source.set(Source::Unavailable(format!(
                     "The local store failed {MAX_RESTARTS} times in a minute ({why}); reload the page to try again."
                 )));
+                // Nothing will answer them now: every waiting request fails (nothing waits
+                // forever, signing out included).
+                let ids: Vec<u64> = self.unanswered.borrow().keys().copied().collect();
+                for id in ids {
+                    self.answer_locally(id, "the local store stopped");
+                }
                 return;
             }
             if let Err(reason) = self.start_worker() {
                 self.model.source.set(Source::Unavailable(reason));
+            }
+        }
+
+        /// Answers request `id` here with a failure (no store will).
+        fn answer_locally(&self, id: u64, reason: &str) {
+            self.unanswered.borrow_mut().remove(&id);
+            self.failures.borrow_mut().remove(&id);
+            let waiting = self.waiting.borrow_mut().remove(&id);
+            if let Some(on_reply) = waiting {
+                on_reply(Reply::Failed {
+                    reason: reason.into(),
+                });
             }
         }
 
@@ -521,6 +569,8 @@ mod browser {
         /// tab, if it owned them). Unanswered requests stay, to be sent again.
         fn stop_worker(&self) {
             self.serving.set(false);
+            // Events still queued from the worker ended here are not its successor's.
+            self.generation.set(self.generation.get() + 1);
             if let Some(worker) = self.worker.borrow_mut().take() {
                 worker.terminate();
             }
@@ -562,6 +612,7 @@ mod browser {
         fn serving(self: &Rc<Self>, owner: bool) {
             let handoff = self.open.borrow().is_some() && self.local.ready.get_untracked();
             self.serving.set(true);
+            self.owner.set(owner);
             set_body_attribute("data-store", if owner { "owner" } else { "relay" });
             if matches!(
                 self.model.source.get_untracked(),
@@ -694,6 +745,27 @@ mod browser {
                         return;
                     }
                     model.source.set(Source::OtherBuild { newer });
+                    // An older build holds things up (another tab's, or this tab's worker files
+                    // served during a deploy): try again in a while.
+                    if !newer {
+                        let weak = Rc::downgrade(self);
+                        set_timeout(
+                            move || {
+                                let Some(client) = weak.upgrade() else { return };
+                                let stuck = matches!(
+                                    client.model.source.get_untracked(),
+                                    Source::OtherBuild { .. }
+                                );
+                                if stuck && !client.serving.get() {
+                                    client.stop_worker();
+                                    if let Err(reason) = client.start_worker() {
+                                        client.model.source.set(Source::Unavailable(reason));
+                                    }
+                                }
+                            },
+                            std::time::Duration::from_millis(OTHER_BUILD_RETRY_MS),
+                        );
+                    }
                 }
                 WorkerMessage::Rebuilding { done, total } => model
                     .rebuilding
@@ -750,6 +822,20 @@ mod browser {
         pub static FREEZING_OTHERS: Cell<bool> = const { Cell::new(false) };
     }
 
+    /// Whether the focus is in a text field with something typed in it.
+    fn typing_in(window: &web_sys::Window) -> bool {
+        let Some(active) = window.document().and_then(|d| d.active_element()) else {
+            return false;
+        };
+        if let Some(input) = active.dyn_ref::<web_sys::HtmlInputElement>() {
+            return !input.value().is_empty();
+        }
+        if let Some(area) = active.dyn_ref::<web_sys::HtmlTextAreaElement>() {
+            return !area.value().is_empty();
+        }
+        false
+    }
+
     /// Reloads the page to get build `build` (a newer one is served): once per build and tab,
     /// so two builds that keep meeting cannot reload each other forever. Whether it reloads.
     fn reload_once_for(build: &str) -> bool {
@@ -761,6 +847,10 @@ mod browser {
             return false;
         };
         if storage.get_item(KEY).ok().flatten().as_deref() == Some(build) {
+            return false;
+        }
+        // Never under someone typing: the banner offers the reload instead.
+        if typing_in(&window) {
             return false;
         }
         if storage.set_item(KEY, build).is_err() {
@@ -1010,10 +1100,10 @@ mod browser {
         let stop = {
             let client = Rc::clone(&client);
             Closure::<dyn FnMut()>::new(move || {
-                // A store in memory holds unsent edits nowhere else: its worker stays (the
-                // page asks before it really closes), whatever the other tabs wait for.
-                let unsent = client.model.sync.with_untracked(|s| s.pending) > 0;
-                if client.local.memory.get_untracked() && unsent {
+                // A store in memory holds the unsent edits of every tab's workspace and nowhere
+                // else: its owner's worker stays (the page asks before it really closes),
+                // whatever the other tabs wait for. A relay's holds nothing.
+                if client.local.memory.get_untracked() && client.owner.get() {
                     return;
                 }
                 client.stop_worker()

@@ -1070,15 +1070,22 @@ fn Details(row: RwSignal<TodoRow>, error: RwSignal<Option<String>>) -> impl Into
     let id = move || row.with_untracked(|r| r.id.clone());
     let notes_shown =
         StoredValue::new(row.with_untracked(|r| (r.notes.clone(), r.notes_hlc.clone())));
+    // Also called by the blur of the box being removed with its item: then it may find its
+    // state gone, and does nothing.
     let save_notes = move |ev: leptos::ev::FocusEvent| {
         let notes = event_target_value(&ev);
-        let (before, stamp) = notes_shown.get_value();
+        let (Some((before, stamp)), Some(todo_id)) = (
+            notes_shown.try_get_value(),
+            row.try_with_untracked(|r| r.id.clone()),
+        ) else {
+            return;
+        };
         if notes.trim() == before.trim() {
             return;
         }
         local.command(
             Command::EditNotes {
-                todo_id: id(),
+                todo_id,
                 notes,
                 shown: Some(stamp),
             },

@@ -1110,6 +1110,25 @@ impl EventLog {
         }
     }
 
+    /// Marks this log as a finished recovery from a restored server: it is to replace the
+    /// device's events.db, also when the copy over it has to wait for the next open.
+    pub fn mark_recovered(&self) -> Result<(), LogError> {
+        self.conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS recovered (id INTEGER PRIMARY KEY CHECK (id = 1)); \
+             INSERT OR IGNORE INTO recovered (id) VALUES (1);",
+        )?;
+        Ok(())
+    }
+
+    /// Whether [`Self::mark_recovered`] marked this log.
+    pub fn is_recovered(&self) -> Result<bool, LogError> {
+        Ok(self.conn.query_row(
+            "SELECT count(*) > 0 FROM sqlite_schema WHERE type = 'table' AND name = 'recovered'",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
     /// The reply recorded for a command id, if that command has run here.
     pub fn command_reply(&self, command_id: &str) -> Result<Option<String>, LogError> {
         Ok(self

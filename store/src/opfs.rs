@@ -44,6 +44,14 @@ impl OpfsPool {
             .map_err(|e| StoreError::Opfs(format!("{e:?}")))
     }
 
+    /// Whether the pool holds a file of this name.
+    pub fn contains(&self, name: &str) -> Result<bool, StoreError> {
+        use sqlite_wasm_rs::vfs::VfsFilesManager;
+        self.0
+            .contains(name)
+            .map_err(|e| StoreError::Opfs(format!("{e:?}")))
+    }
+
     /// Deletes a closed database file of the pool (and says whether there was one).
     pub fn remove(&self, name: &str) -> Result<bool, StoreError> {
         use sqlite_wasm_rs::vfs::VfsFilesManager;

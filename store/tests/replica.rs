@@ -384,6 +384,9 @@ fn a_recovered_log_is_copied_over_the_old_file_and_keeps_counting_owners() {
     assert_eq!(fresh.adopt(&old).unwrap(), 1);
     assert_eq!(fresh.log().ownership_epoch().unwrap(), 3);
     let outbox = fresh.pending(10).unwrap();
+    assert!(!fresh.log().is_recovered().unwrap());
+    fresh.log().mark_recovered().unwrap();
+    assert!(fresh.log().is_recovered().unwrap());
     drop(old);
     fresh
         .log()

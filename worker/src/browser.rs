@@ -451,6 +451,52 @@ async fn take_lock() -> Result<Lock, String> {
     Ok(Lock { release })
 }
 
+/// Before the store opens: a recovery from a restored server that finished but whose copy over
+/// events.db did not happen (its tab went first, or the copy failed) is finished now; the
+/// files of one that did not finish are deleted (the old files hold everything). Returns the
+/// files to open: the device's own, or — when the copy fails again — the recovered ones.
+fn finish_recovery(device: DeviceId) -> (&'static str, &'static str) {
+    let own = ("events.db", "views.db");
+    let exists = POOL.with_borrow(|pool| {
+        pool.as_ref()
+            .is_some_and(|p| p.contains(RECOVERY_EVENTS).unwrap_or(false))
+    });
+    if !exists {
+        return own;
+    }
+    let finished = tandem_store::log::EventLog::open(RECOVERY_EVENTS, device, Arc::new(now_ms))
+        .and_then(|log| log.is_recovered().map(|done| (log, done)));
+    match finished {
+        Ok((log, true)) => match log.copy_over("events.db") {
+            Ok(()) => {
+                drop(log);
+                remove_files(&RECOVERY_FILES);
+                remove_files(&["views.db", "views.db-wal", "views.db-journal"]);
+                own
+            }
+            Err(e) => {
+                web_sys::console::warn_1(
+                    &format!("tandem worker: the recovered log stays where it is for now: {e}")
+                        .into(),
+                );
+                (RECOVERY_EVENTS, RECOVERY_VIEWS)
+            }
+        },
+        Ok((log, false)) => {
+            drop(log);
+            remove_files(&RECOVERY_FILES);
+            own
+        }
+        Err(e) => {
+            web_sys::console::warn_1(
+                &format!("tandem worker: an unfinished recovery's files are dropped: {e}").into(),
+            );
+            remove_files(&RECOVERY_FILES);
+            own
+        }
+    }
+}
+
 /// Deletes closed database files of the pool (missing ones are fine).
 fn remove_files(names: &[&str]) {
     POOL.with_borrow(|pool| {
@@ -518,12 +564,11 @@ async fn open_replica() -> Result<(Replica, bool), OwnFailure> {
             }
         }
     }
-    // What an unfinished recovery left (the old files are still the device's).
-    remove_files(&RECOVERY_FILES);
+    let (events, views) = finish_recovery(device);
     let open = || {
         Replica::open(
-            "events.db",
-            "views.db",
+            events,
+            views,
             device,
             Arc::new(now_ms),
             Box::new(new_uuid_v7),
@@ -538,7 +583,8 @@ async fn open_replica() -> Result<(Replica, bool), OwnFailure> {
             web_sys::console::warn_1(
                 &format!("tandem worker: {e}; building the views again from the log").into(),
             );
-            remove_files(&["views.db", "views.db-wal", "views.db-journal"]);
+            let (wal, journal) = (format!("{views}-wal"), format!("{views}-journal"));
+            remove_files(&[views, &wal, &journal]);
             open()
         }
         other => other,
@@ -1127,9 +1173,10 @@ impl App {
     /// the restored server's log pulled into them for every workspace the device holds, the
     /// device's own events that log lacks and its outbox re-recorded there
     /// ([`Replica::adopt`]); then — with no await in between, so no command falls between
-    /// the two — the fresh replica replaces the old one and its log is copied over events.db
-    /// in one step (the views are built again from it). Returns how many events will be sent
-    /// again. Until the copy, the old files are untouched and the store serves as before.
+    /// the two — the fresh log is marked recovered, replaces the old one and is copied over
+    /// events.db in one step (the views are built again from it; a copy that fails is done by
+    /// the next open, [`finish_recovery`]). Returns how many events will be sent again. Until
+    /// the mark, the old files are untouched and the store serves as before.
     async fn recover(self: &Rc<Self>) -> Result<usize, String> {
         remove_files(&RECOVERY_FILES);
         let (device, workspaces) = {
@@ -1198,14 +1245,20 @@ impl App {
         let adopted = fresh
             .adopt(&self.replica.borrow())
             .map_err(|e| format!("cannot re-record this device's events: {e}"))?;
+        // From here the recovered log is the device's: an open finishes the copy below if it
+        // does not happen now.
+        fresh
+            .log()
+            .mark_recovered()
+            .map_err(|e| format!("cannot mark the recovered log: {e}"))?;
         // The old replica closes here (its files are free), and its log is replaced.
         drop(std::mem::replace(&mut *self.replica.borrow_mut(), fresh));
-        self.replica
-            .borrow()
-            .log()
-            .copy_over("events.db")
-            .map_err(|e| format!("cannot write the recovered log: {e}"))?;
-        remove_files(&["views.db", "views.db-wal", "views.db-journal"]);
+        match self.replica.borrow().log().copy_over("events.db") {
+            Ok(()) => remove_files(&["views.db", "views.db-wal", "views.db-journal"]),
+            Err(e) => web_sys::console::warn_1(
+                &format!("tandem worker: the recovered log is copied at the next open: {e}").into(),
+            ),
+        }
         Ok(adopted)
     }
 
