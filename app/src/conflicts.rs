@@ -58,6 +58,10 @@ fn ConflictDialog(item_id: String, label: Signal<String>, close: Callback<()>) -
     let local = use_local();
     let fields = RwSignal::new(None::<Vec<FieldConflict>>);
     let error = RwSignal::new(None::<String>);
+    // What is typed as a merged value, per field, and the field whose box has the focus: kept
+    // when the fields are drawn again (a competing value arrived meanwhile).
+    let drafts = StoredValue::new(std::collections::HashMap::<String, String>::new());
+    let focused = StoredValue::new(None::<String>);
     let title_id = format!("conflict-title-{item_id}");
     {
         let item_id = item_id.clone();
@@ -68,7 +72,12 @@ fn ConflictDialog(item_id: String, label: Signal<String>, close: Callback<()>) -
                     id: item_id.clone(),
                 },
                 move |reply| match reply {
-                    Reply::Conflicts { fields: f } => fields.set(Some(f)),
+                    // Unchanged (a change elsewhere): nothing is rendered again.
+                    Reply::Conflicts { fields: f }
+                        if fields.with_untracked(|old| old.as_ref() != Some(&f)) =>
+                    {
+                        fields.set(Some(f))
+                    }
                     Reply::Refused { reason } | Reply::Failed { reason } => error.set(Some(reason)),
                     _ => {}
                 },
@@ -142,11 +151,33 @@ fn ConflictDialog(item_id: String, label: Signal<String>, close: Callback<()>) -
                     resolve(field.clone(), value, seen.clone());
                 };
                 let save_on_enter = save.clone();
+                let draft = drafts
+                    .with_value(|d| d.get(&f.field).cloned())
+                    .unwrap_or_default();
+                let (typed_field, focus_field) = (f.field.clone(), f.field.clone());
+                // Drawn again while it had the focus: it gets it back.
+                let refocus = f.field.clone();
+                Effect::new(move |_| {
+                    let Some(input) = input_ref.get() else { return };
+                    if focused.with_value(|f| f.as_deref() == Some(refocus.as_str()))
+                        && lost_focus()
+                    {
+                        let _ = input.focus();
+                    }
+                });
                 view! {
                     <div class="merged">
                         <input
                             class="merged-input"
                             node_ref=input_ref
+                            prop:value=draft
+                            on:input=move |ev| {
+                                drafts
+                                    .update_value(|d| {
+                                        d.insert(typed_field.clone(), event_target_value(&ev));
+                                    })
+                            }
+                            on:focus=move |_| focused.set_value(Some(focus_field.clone()))
                             aria-label=format!("Merged {}", name.to_lowercase())
                             placeholder="Or type a merged value"
                             on:keydown=move |ev: leptos::ev::KeyboardEvent| {
@@ -187,6 +218,18 @@ fn ConflictDialog(item_id: String, label: Signal<String>, close: Callback<()>) -
             }}
         </Modal>
     }
+}
+
+/// Whether the focus went back to the page itself (the element that had it was removed).
+fn lost_focus() -> bool {
+    #[cfg(feature = "hydrate")]
+    {
+        document().active_element().is_none_or(|e| {
+            e.tag_name().eq_ignore_ascii_case("body") || e.tag_name().eq_ignore_ascii_case("dialog")
+        })
+    }
+    #[cfg(not(feature = "hydrate"))]
+    false
 }
 
 /// A field's name as the user reads it.

@@ -114,7 +114,17 @@ test("a merged value typed in the dialog ends the conflict on both devices", asy
   await expect(badge).toBeFocused();
 
   await badge.click();
-  await dialog.getByRole("textbox", { name: "Merged title" }).fill("call Ana at 5 about rent");
+  const merged = dialog.getByRole("textbox", { name: "Merged title" });
+  await merged.fill("call Ana at 5");
+  // While it is being typed, the other device changes the title again: the dialog shows the
+  // new competing value and keeps what is typed, with the focus.
+  await editTitle(other.page, 0, "call Ana about the rent");
+  await expect(dialog).toContainText("call Ana about the rent", { timeout: 10_000 });
+  await expect(merged).toHaveValue("call Ana at 5");
+  await expect(merged).toBeFocused();
+  await merged.press("End");
+  await page.keyboard.type(" about rent");
+  await expect(merged).toHaveValue("call Ana at 5 about rent");
   await dialog.getByRole("button", { name: "Save merged" }).click();
   await expect(dialog).toBeHidden();
   for (const p of [page, other.page]) {
