@@ -157,6 +157,21 @@ pub async fn delete_local_copy(account: &str) {
     let _ = account;
 }
 
+/// Downloads the files of this device's copy of the account's log (events.db and its -wal, as
+/// SQLite files: a damaged or newer one the store cannot open), so what it held can be looked
+/// at or handed to an administrator before starting afresh. Returns how many files.
+pub async fn export_local_copy(account: &str) -> Result<usize, String> {
+    #[cfg(feature = "hydrate")]
+    {
+        browser::export_local_copy(account).await
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = account;
+        Ok(0)
+    }
+}
+
 pub fn use_local() -> Local {
     expect_context::<Local>()
 }
@@ -1049,6 +1064,126 @@ mod browser {
             let _ = JsFuture::from(call(&tandem, "removeEntry", &["last-account".into()])?).await;
         }
         Ok(())
+    }
+
+    /// The log files of the account's OPFS folders (see [`super::export_local_copy`]): in the
+    /// pool VFS each file is a slot whose first 4 KiB hold its name; the database follows.
+    pub async fn export_local_copy(account: &str) -> Result<usize, String> {
+        use wasm_bindgen_futures::JsFuture;
+        let err = |e: JsValue| format!("{e:?}");
+        let window = web_sys::window().ok_or("no window")?;
+        let storage: JsValue = window.navigator().storage().into();
+        let get = js_sys::Reflect::get(&storage, &"getDirectory".into()).map_err(err)?;
+        let Some(get) = get.dyn_ref::<js_sys::Function>() else {
+            return Ok(0);
+        };
+        let root = JsFuture::from(
+            get.call0(&storage)
+                .map_err(err)?
+                .unchecked_into::<js_sys::Promise>(),
+        )
+        .await
+        .map_err(err)?;
+        let call = |target: &JsValue, method: &str, args: &[JsValue]| -> Result<JsValue, String> {
+            let f: js_sys::Function = js_sys::Reflect::get(target, &method.into())
+                .map_err(err)?
+                .dyn_into()
+                .map_err(err)?;
+            let array = js_sys::Array::new();
+            for a in args {
+                array.push(a);
+            }
+            f.apply(target, &array).map_err(err)
+        };
+        let wait = |value: JsValue| JsFuture::from(value.unchecked_into::<js_sys::Promise>());
+        let tandem = wait(call(&root, "getDirectoryHandle", &["tandem".into()])?)
+            .await
+            .map_err(|_| "this device holds no copy".to_string())?;
+        // The account's folder and, when it adopted it (only then), the one from before
+        // accounts.
+        let adopted = async {
+            let handle = wait(call(&tandem, "getFileHandle", &["anonymous.owner".into()]).ok()?)
+                .await
+                .ok()?;
+            let file = wait(call(&handle, "getFile", &[]).ok()?).await.ok()?;
+            let text = wait(call(&file, "text", &[]).ok()?).await.ok()?;
+            Some(text.as_string()?.trim() == account)
+        }
+        .await
+        .unwrap_or(false);
+        let mut names = vec![account];
+        if adopted {
+            names.push("anonymous");
+        }
+        let mut folders = vec![];
+        for name in names {
+            if let Ok(folder) = wait(call(&tandem, "getDirectoryHandle", &[name.into()])?).await {
+                folders.push(folder);
+            }
+        }
+        let mut exported = 0;
+        while let Some(dir) = folders.pop() {
+            let entries = call(&dir, "values", &[])?;
+            loop {
+                let next = wait(call(&entries, "next", &[])?).await.map_err(err)?;
+                if js_sys::Reflect::get(&next, &"done".into())
+                    .map_err(err)?
+                    .is_truthy()
+                {
+                    break;
+                }
+                let entry = js_sys::Reflect::get(&next, &"value".into()).map_err(err)?;
+                let kind = js_sys::Reflect::get(&entry, &"kind".into())
+                    .map_err(err)?
+                    .as_string();
+                if kind.as_deref() == Some("directory") {
+                    folders.push(entry);
+                    continue;
+                }
+                let file: web_sys::Blob = wait(call(&entry, "getFile", &[])?)
+                    .await
+                    .map_err(err)?
+                    .unchecked_into();
+                if file.size() <= 4096.0 {
+                    continue;
+                }
+                let header = wait(call(
+                    &file.slice_with_i32_and_i32(0, 512).map_err(err)?.into(),
+                    "arrayBuffer",
+                    &[],
+                )?)
+                .await
+                .map_err(err)?;
+                let bytes = js_sys::Uint8Array::new(&header).to_vec();
+                let end = bytes.iter().position(|b| *b == 0).unwrap_or(0);
+                let name = String::from_utf8_lossy(&bytes[..end]).to_string();
+                if name != "events.db" && name != "events.db-wal" {
+                    continue;
+                }
+                let data = file.slice_with_i32(4096).map_err(err)?;
+                let url = web_sys::Url::create_object_url_with_blob(&data).map_err(err)?;
+                let link: web_sys::HtmlElement = window
+                    .document()
+                    .ok_or("no document")?
+                    .create_element("a")
+                    .map_err(err)?
+                    .unchecked_into();
+                link.set_attribute("href", &url).map_err(err)?;
+                link.set_attribute("download", &format!("tandem-{name}"))
+                    .map_err(err)?;
+                link.click();
+                // The download has its own copy once started; the URL is freed after a while.
+                let revoke = Closure::once_into_js(move || {
+                    let _ = web_sys::Url::revoke_object_url(&url);
+                });
+                let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(
+                    revoke.unchecked_ref(),
+                    60_000,
+                );
+                exported += 1;
+            }
+        }
+        Ok(exported)
     }
 
     fn failure(reply: Reply) -> String {

@@ -1,3 +1,4 @@
+import * as fs from "node:fs";
 import type { BrowserContext, Page } from "@playwright/test";
 import { expect, test, addTodos, device, freshList, items, ready, syncStatus } from "./helpers";
 
@@ -132,6 +133,16 @@ test("a damaged log is said once, and starting afresh downloads the server's cop
   const alert = page.getByRole("alert");
   await expect(alert).toContainText("This device's copy of your to-dos is damaged");
   await expect(alert).toContainText("stopped trying to open it");
+  // What the device held can be downloaded first: the log's files, as they are.
+  const downloads: import("@playwright/test").Download[] = [];
+  page.on("download", (d) => downloads.push(d));
+  await alert.getByRole("button", { name: "Download this device's copy" }).click();
+  await expect(alert.getByRole("status")).toContainText("file(s) downloaded");
+  await expect.poll(() => downloads.map((d) => d.suggestedFilename()).sort()).toContain("tandem-events.db");
+  for (const d of downloads) {
+    const file = await d.path();
+    expect(fs.statSync(file).size, d.suggestedFilename()).toBeGreaterThan(0);
+  }
   // A fresh start: this device's copy goes, the server's comes back.
   await alert.getByRole("button", { name: "Start afresh on this device" }).click();
   await ready(page);

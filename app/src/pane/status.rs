@@ -94,6 +94,24 @@ fn start_afresh(account: crate::account::Account) {
     });
 }
 
+/// Downloads the files of this device's copy of the log (what the store cannot open), and
+/// says how it went in `said`.
+fn download_copy(account: crate::account::Account, said: RwSignal<Option<String>>) {
+    let Some(user) = account.user_id() else {
+        return;
+    };
+    leptos::task::spawn_local(async move {
+        let text = match crate::local::export_local_copy(&user).await {
+            Ok(0) => "This device holds no copy to download.".to_string(),
+            Ok(n) => format!(
+                "{n} file(s) downloaded (SQLite databases: events.db and its write-ahead log)."
+            ),
+            Err(e) => format!("The copy could not be downloaded: {e}"),
+        };
+        said.set(Some(text));
+    });
+}
+
 /// Loads the page again (a new build is served).
 fn reload_page() {
     #[cfg(feature = "hydrate")]
@@ -107,6 +125,8 @@ pub fn Banner() -> impl IntoView {
     let account = crate::account::use_account();
     let local = use_local();
     let location = leptos_router::hooks::use_location();
+    // What downloading the damaged copy did.
+    let exported = RwSignal::new(None::<String>);
     let memory = move || {
         local.memory.get().then(|| {
             let pending = model.sync.with(|s| s.pending);
@@ -136,10 +156,15 @@ pub fn Banner() -> impl IntoView {
                 <div class="banner banner-error" role="alert">
                     <strong>"Tandem cannot open this device's copy of your to-dos. "</strong>
                     {reason}
-                    " What reached the server is safe there; changes this device had not sent yet are lost with the damaged copy. "
+                    " What reached the server is safe there. Changes this device had not sent yet are only in this copy: download it first to keep its files. "
+                    <button type="button" on:click=move |_| download_copy(account, exported)>
+                        "Download this device's copy"
+                    </button>
+                    " "
                     <button type="button" on:click=move |_| start_afresh(account)>
                         "Start afresh on this device"
                     </button>
+                    {move || exported.get().map(|said| view! { <p class="export-result" role="status">{said}</p> })}
                 </div>
             }
             .into_any(),
