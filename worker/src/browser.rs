@@ -82,17 +82,52 @@ fn post(message: &WorkerMessage) {
     }
 }
 
-thread_local! {
-    /// The channel to the other tabs' workers (opened first thing in [`worker_main`]).
-    static CHANNEL: RefCell<Option<BroadcastChannel>> = const { RefCell::new(None) };
+/// This tab's worker as everything in it sees it: the account it serves, the channel to the
+/// other tabs' workers, and what it holds once it owns the store. One per worker, shared.
+struct Context {
+    /// The signed-in account (a UUID) and its OPFS folder.
+    account: String,
+    folder: String,
+    /// The channel to the other tabs' workers.
+    channel: BroadcastChannel,
     /// The epoch of this worker's ownership (0 until it owns the store).
-    static EPOCH: Cell<u64> = const { Cell::new(0) };
+    epoch: Cell<u64>,
     /// Whether this owner's store is in memory only.
-    static MEMORY: Cell<bool> = const { Cell::new(false) };
+    memory: Cell<bool>,
     /// The OPFS pool, once installed.
-    static POOL: RefCell<Option<tandem_store::opfs::OpfsPool>> = const { RefCell::new(None) };
-    /// The signed-in account this worker serves, and its OPFS folder.
-    static ACCOUNT: RefCell<(String, String)> = const { RefCell::new((String::new(), String::new())) };
+    pool: RefCell<Option<tandem_store::opfs::OpfsPool>>,
+}
+
+impl Context {
+    /// To the other tabs' workers.
+    fn to_tabs(&self, message: &TabMessage) {
+        if let Err(e) = self
+            .channel
+            .post_message(&JsValue::from_str(&message.to_json()))
+        {
+            web_sys::console::error_2(&"tandem worker: cannot reach the other tabs".into(), &e);
+        }
+    }
+
+    /// To every page: this tab's and, through their workers, the other tabs'.
+    fn to_every_page(&self, message: WorkerMessage) {
+        post(&message);
+        self.to_tabs(&TabMessage::ToAll {
+            epoch: self.epoch.get(),
+            message,
+        });
+    }
+
+    /// Deletes closed database files of the pool (missing ones are fine).
+    fn remove_files(&self, names: &[&str]) {
+        if let Some(pool) = &*self.pool.borrow() {
+            for name in names {
+                if let Err(e) = pool.remove(name) {
+                    web_sys::console::warn_1(&format!("tandem worker: {e}").into());
+                }
+            }
+        }
+    }
 }
 
 /// The build of the page that started this worker: `build` in the worker's URL (empty for a
@@ -103,30 +138,6 @@ fn page_build() -> String {
         .ok()
         .and_then(|params| params.get("build"))
         .unwrap_or_default()
-}
-
-fn account() -> String {
-    ACCOUNT.with_borrow(|(account, _)| account.clone())
-}
-
-/// To the other tabs' workers.
-fn to_tabs(message: &TabMessage) {
-    CHANNEL.with_borrow(|channel| {
-        if let Some(channel) = channel {
-            if let Err(e) = channel.post_message(&JsValue::from_str(&message.to_json())) {
-                web_sys::console::error_2(&"tandem worker: cannot reach the other tabs".into(), &e);
-            }
-        }
-    });
-}
-
-/// To every page: this tab's and, through their workers, the other tabs'.
-fn to_every_page(message: WorkerMessage) {
-    post(&message);
-    to_tabs(&TabMessage::ToAll {
-        epoch: EPOCH.get(),
-        message,
-    });
 }
 
 /// Where this tab's worker stands.
@@ -140,6 +151,7 @@ enum Role {
 
 /// This tab's worker: its id on the channel and its role.
 struct Tab {
+    ctx: Rc<Context>,
     id: String,
     role: RefCell<Role>,
 }
@@ -152,7 +164,7 @@ impl Tab {
             Role::Relay {
                 owner: Some((owner, _)),
             } => {
-                to_tabs(&TabMessage::ToOwner {
+                self.ctx.to_tabs(&TabMessage::ToOwner {
                     from: self.id.clone(),
                     owner: owner.clone(),
                     message,
@@ -178,10 +190,10 @@ impl Tab {
         }
         let mut role = self.role.borrow_mut();
         match (&mut *role, message) {
-            (Role::Owner(_), TabMessage::Hello { .. }) => to_tabs(&TabMessage::Owner {
+            (Role::Owner(_), TabMessage::Hello { .. }) => self.ctx.to_tabs(&TabMessage::Owner {
                 tab: self.id.clone(),
-                epoch: EPOCH.get(),
-                memory: MEMORY.get(),
+                epoch: self.ctx.epoch.get(),
+                memory: self.ctx.memory.get(),
                 build: BUILD.to_string(),
             }),
             // An owner of another build speaks another protocol: never followed. A newer one
@@ -257,8 +269,16 @@ pub async fn worker_main(account: String, folder: String) -> Result<(), JsValue>
         });
         return Ok(());
     }
-    ACCOUNT.set((account.clone(), folder));
+    let ctx = Rc::new(Context {
+        channel: BroadcastChannel::new(&format!("{CHANNEL_PREFIX}{account}"))?,
+        account,
+        folder,
+        epoch: Cell::new(0),
+        memory: Cell::new(false),
+        pool: RefCell::new(None),
+    });
     let tab = Rc::new(Tab {
+        ctx: Rc::clone(&ctx),
         id: new_uuid_v7().to_string(),
         role: RefCell::new(Role::Relay { owner: None }),
     });
@@ -272,25 +292,24 @@ pub async fn worker_main(account: String, folder: String) -> Result<(), JsValue>
         scope().set_onmessage(Some(on_message.as_ref().unchecked_ref()));
         // The handlers live as long as the worker.
         on_message.forget();
-        let channel = BroadcastChannel::new(&format!("{CHANNEL_PREFIX}{account}"))?;
         let from_tab = Rc::clone(&tab);
         let on_tab = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
             if let Some(message) = decode(&event, TabMessage::from_json) {
                 from_tab.on_tab(message);
             }
         });
-        channel.set_onmessage(Some(on_tab.as_ref().unchecked_ref()));
+        ctx.channel
+            .set_onmessage(Some(on_tab.as_ref().unchecked_ref()));
         on_tab.forget();
-        CHANNEL.set(Some(channel));
     }
     // Whoever owns the store answers (or announces itself once it serves).
-    to_tabs(&TabMessage::Hello {
+    ctx.to_tabs(&TabMessage::Hello {
         tab: tab.id.clone(),
         build: BUILD.to_string(),
     });
     // Held by the owner for the worker's life (ending the worker releases it).
     let lock = loop {
-        let lock = match take_lock().await {
+        let lock = match take_lock(&ctx.account).await {
             Ok(lock) => lock,
             Err(reason) => {
                 // No Web Locks: no owner can be elected; this tab says so and owns nothing.
@@ -313,12 +332,12 @@ pub async fn worker_main(account: String, folder: String) -> Result<(), JsValue>
                     damaged: failure.damaged,
                 };
                 post(&why);
-                to_tabs(&TabMessage::ToAll {
+                ctx.to_tabs(&TabMessage::ToAll {
                     epoch: 0,
                     message: why,
                 });
                 // Every database is closed by now (`own` dropped them): the files go too.
-                if let Some(pool) = POOL.take() {
+                if let Some(pool) = ctx.pool.take() {
                     if let Err(e) = pool.release() {
                         web_sys::console::error_1(&format!("tandem worker: {e}").into());
                     }
@@ -349,8 +368,9 @@ struct OwnFailure {
 /// Holding the lock: opens the store, takes the next ownership epoch and serves, telling
 /// this tab's page and the other tabs.
 async fn own(tab: &Tab) -> Result<(), OwnFailure> {
-    let (replica, memory) = open_replica().await?;
-    MEMORY.set(memory);
+    let ctx = &tab.ctx;
+    let (replica, memory) = open_replica(ctx).await?;
+    ctx.memory.set(memory);
     let replica = Rc::new(RefCell::new(replica));
     // A store in memory starts afresh in every owner, so its count would start at 1 again:
     // its epoch is the time instead, greater than any earlier owner's.
@@ -365,9 +385,9 @@ async fn own(tab: &Tab) -> Result<(), OwnFailure> {
         reason: format!("cannot write to the local store: {e}"),
         transient: true,
     })?;
-    EPOCH.set(epoch);
+    ctx.epoch.set(epoch);
     ask_for_persistence();
-    let app = App::start(replica).map_err(|reason| OwnFailure {
+    let app = App::start(replica, Rc::clone(ctx)).map_err(|reason| OwnFailure {
         damaged: false,
         kind: Unavailable::Storage,
         reason,
@@ -378,7 +398,7 @@ async fn own(tab: &Tab) -> Result<(), OwnFailure> {
         owner: true,
         memory,
     });
-    to_tabs(&TabMessage::Owner {
+    ctx.to_tabs(&TabMessage::Owner {
         tab: tab.id.clone(),
         epoch,
         memory,
@@ -414,7 +434,7 @@ impl Lock {
 
 /// Waits for the account's Web Lock `tandem-store:<account>` (queued behind the tab that holds it, and any tab
 /// waiting before this one).
-async fn take_lock() -> Result<Lock, String> {
+async fn take_lock(account: &str) -> Result<Lock, String> {
     let navigator = scope().navigator();
     let locks = js_sys::Reflect::get(&navigator, &"locks".into())
         .ok()
@@ -436,7 +456,7 @@ async fn take_lock() -> Result<Lock, String> {
             until_released.into()
         })
     };
-    let name = format!("{LOCK_PREFIX}{}", account());
+    let name = format!("{LOCK_PREFIX}{account}");
     request
         .call2(&locks, &name.into(), held.as_ref().unchecked_ref())
         .map_err(|e| format!("cannot request the store lock: {e:?}"))?;
@@ -455,12 +475,13 @@ async fn take_lock() -> Result<Lock, String> {
 /// events.db did not happen (its tab went first, or the copy failed) is finished now; the
 /// files of one that did not finish are deleted (the old files hold everything). Returns the
 /// files to open: the device's own, or — when the copy fails again — the recovered ones.
-fn finish_recovery(device: DeviceId) -> (&'static str, &'static str) {
+fn finish_recovery(ctx: &Context, device: DeviceId) -> (&'static str, &'static str) {
     let own = ("events.db", "views.db");
-    let exists = POOL.with_borrow(|pool| {
-        pool.as_ref()
-            .is_some_and(|p| p.contains(RECOVERY_EVENTS).unwrap_or(false))
-    });
+    let exists = ctx
+        .pool
+        .borrow()
+        .as_ref()
+        .is_some_and(|p| p.contains(RECOVERY_EVENTS).unwrap_or(false));
     if !exists {
         return own;
     }
@@ -470,8 +491,8 @@ fn finish_recovery(device: DeviceId) -> (&'static str, &'static str) {
         Ok((log, true)) => match log.copy_over("events.db") {
             Ok(()) => {
                 drop(log);
-                remove_files(&RECOVERY_FILES);
-                remove_files(&["views.db", "views.db-wal", "views.db-journal"]);
+                ctx.remove_files(&RECOVERY_FILES);
+                ctx.remove_files(&["views.db", "views.db-wal", "views.db-journal"]);
                 own
             }
             Err(e) => {
@@ -484,28 +505,17 @@ fn finish_recovery(device: DeviceId) -> (&'static str, &'static str) {
         },
         Ok((log, false)) => {
             drop(log);
-            remove_files(&RECOVERY_FILES);
+            ctx.remove_files(&RECOVERY_FILES);
             own
         }
         Err(e) => {
             web_sys::console::warn_1(
                 &format!("tandem worker: an unfinished recovery's files are dropped: {e}").into(),
             );
-            remove_files(&RECOVERY_FILES);
+            ctx.remove_files(&RECOVERY_FILES);
             own
         }
     }
-}
-
-/// Deletes closed database files of the pool (missing ones are fine).
-fn remove_files(names: &[&str]) {
-    POOL.with_borrow(|pool| {
-        for name in names {
-            if let Some(Err(e)) = pool.as_ref().map(|p| p.remove(name)) {
-                web_sys::console::warn_1(&format!("tandem worker: {e}").into());
-            }
-        }
-    });
 }
 
 /// A promise and the function that resolves it.
@@ -525,7 +535,7 @@ fn promise_pair() -> (js_sys::Function, js_sys::Promise) {
 /// Opens the store: in OPFS, or — where the window gives no file storage at all (some private
 /// windows) — in memory (`true`), which the page announces. Files merely held by a dying tab
 /// are waited for, never a reason to fall back.
-async fn open_replica() -> Result<(Replica, bool), OwnFailure> {
+async fn open_replica(ctx: &Context) -> Result<(Replica, bool), OwnFailure> {
     // Used only when events.db is new: the device id is minted once and kept (DESIGN.md rule 1).
     let device = DeviceId::from_uuid(new_uuid_v7());
     if !opfs_reachable().await {
@@ -541,10 +551,9 @@ async fn open_replica() -> Result<(Replica, bool), OwnFailure> {
     let start = js_sys::Date::now();
     let mut delay_ms = 50;
     loop {
-        let folder = ACCOUNT.with_borrow(|(_, folder)| folder.clone());
-        match tandem_store::opfs::install_opfs_vfs(&folder).await {
+        match tandem_store::opfs::install_opfs_vfs(&ctx.folder).await {
             Ok(pool) => {
-                POOL.set(Some(pool));
+                *ctx.pool.borrow_mut() = Some(pool);
                 break;
             }
             Err(e) if js_sys::Date::now() - start < OPFS_RETRY_DEADLINE_MS => {
@@ -564,7 +573,7 @@ async fn open_replica() -> Result<(Replica, bool), OwnFailure> {
             }
         }
     }
-    let (events, views) = finish_recovery(device);
+    let (events, views) = finish_recovery(ctx, device);
     let open = || {
         Replica::open(
             events,
@@ -584,7 +593,7 @@ async fn open_replica() -> Result<(Replica, bool), OwnFailure> {
                 &format!("tandem worker: {e}; building the views again from the log").into(),
             );
             let (wal, journal) = (format!("{views}-wal"), format!("{views}-journal"));
-            remove_files(&[views, &wal, &journal]);
+            ctx.remove_files(&[views, &wal, &journal]);
             open()
         }
         other => other,
@@ -683,6 +692,7 @@ struct App {
     tab_batch_scheduled: Cell<bool>,
     /// Where a recovery from a restored server stands.
     recovery: Cell<Recovery>,
+    ctx: Rc<Context>,
 }
 
 /// A recovery from a restored server (docs/protocol.md "A restored server").
@@ -699,6 +709,7 @@ enum Recovery {
 
 /// One workspace served: what its pages ask goes to its service; its sync runs on its own.
 struct Space {
+    ctx: Rc<Context>,
     workspace: WorkspaceId,
     service: Service,
     notifier: Notifier,
@@ -715,7 +726,7 @@ struct Space {
 }
 
 impl App {
-    fn start(replica: SharedReplica) -> Result<Rc<Self>, String> {
+    fn start(replica: SharedReplica, ctx: Rc<Context>) -> Result<Rc<Self>, String> {
         // Change tracking on the views (one tracker for every workspace).
         tandem_store::changes::track(replica.borrow().views().connection())
             .map_err(|e| format!("cannot open the local views: {e}"))?;
@@ -728,6 +739,7 @@ impl App {
             tab_batch: RefCell::default(),
             tab_batch_scheduled: Cell::new(false),
             recovery: Cell::new(Recovery::Idle),
+            ctx,
         }))
     }
 
@@ -743,18 +755,19 @@ impl App {
         let mut service = Service::new(Rc::clone(&self.replica), workspace)
             .map_err(|e| format!("cannot open the local views: {e}"))?
             .read_only(read_only);
-        service.on_rebuild(|done, total| to_every_page(WorkerMessage::Rebuilding { done, total }));
+        let ctx = Rc::clone(&self.ctx);
+        service.on_rebuild(move |done, total| {
+            ctx.to_every_page(WorkerMessage::Rebuilding { done, total })
+        });
         let client = SyncClient::new(
             Rc::clone(&self.replica),
-            FetchTransport {
-                workspace: Some(workspace.to_string()),
-                ..FetchTransport::default()
-            },
+            FetchTransport::new(Rc::clone(&self.ctx), workspace),
             workspace,
             Settings::default(),
         )
         .map_err(|e| format!("cannot start sync: {e}"))?;
         let space = Rc::new(Space {
+            ctx: Rc::clone(&self.ctx),
             workspace,
             service,
             notifier: client.notifier(),
@@ -787,9 +800,9 @@ impl App {
             Client::Page => post(&message),
             Client::Tab(tab) => {
                 self.send_tab_batch();
-                to_tabs(&TabMessage::ToTab {
+                self.ctx.to_tabs(&TabMessage::ToTab {
                     tab: tab.clone(),
-                    epoch: EPOCH.get(),
+                    epoch: self.ctx.epoch.get(),
                     message,
                 });
             }
@@ -1082,8 +1095,8 @@ impl App {
         self.tab_batch_scheduled.set(false);
         let batch = std::mem::take(&mut *self.tab_batch.borrow_mut());
         for (workspace_id, changes) in batch {
-            to_tabs(&TabMessage::ToAll {
-                epoch: EPOCH.get(),
+            self.ctx.to_tabs(&TabMessage::ToAll {
+                epoch: self.ctx.epoch.get(),
                 message: WorkerMessage::Changed {
                     changes,
                     workspace_id,
@@ -1125,7 +1138,7 @@ impl App {
         }
         // A store in memory has no files to recover into, and a new worker would start empty:
         // it keeps what it has and says so (its tab closing loses the unsent changes anyway).
-        if MEMORY.get() {
+        if self.ctx.memory.get() {
             self.recovery_notice(
                 "The server was restored from a backup. This window keeps your data in memory only and cannot take the server's copy by itself: copy what you have not sent elsewhere before reloading.".into(),
             );
@@ -1178,7 +1191,7 @@ impl App {
     /// the next open, [`finish_recovery`]). Returns how many events will be sent again. Until
     /// the mark, the old files are untouched and the store serves as before.
     async fn recover(self: &Rc<Self>) -> Result<usize, String> {
-        remove_files(&RECOVERY_FILES);
+        self.ctx.remove_files(&RECOVERY_FILES);
         let (device, workspaces) = {
             let replica = self.replica.borrow();
             let log = replica.log();
@@ -1207,10 +1220,7 @@ impl App {
         for ws in workspaces {
             let mut client = SyncClient::new(
                 Rc::clone(&fresh),
-                FetchTransport {
-                    workspace: Some(ws.to_string()),
-                    ..FetchTransport::default()
-                },
+                FetchTransport::new(Rc::clone(&self.ctx), ws),
                 ws,
                 Settings::default(),
             )
@@ -1254,7 +1264,9 @@ impl App {
         // The old replica closes here (its files are free), and its log is replaced.
         drop(std::mem::replace(&mut *self.replica.borrow_mut(), fresh));
         match self.replica.borrow().log().copy_over("events.db") {
-            Ok(()) => remove_files(&["views.db", "views.db-wal", "views.db-journal"]),
+            Ok(()) => self
+                .ctx
+                .remove_files(&["views.db", "views.db-wal", "views.db-journal"]),
             Err(e) => web_sys::console::warn_1(
                 &format!("tandem worker: the recovered log is copied at the next open: {e}").into(),
             ),
@@ -1444,7 +1456,7 @@ impl Space {
     }
 
     fn post_status(&self) {
-        to_every_page(WorkerMessage::Sync {
+        self.ctx.to_every_page(WorkerMessage::Sync {
             status: self.status.borrow().clone(),
             workspace_id: Some(self.workspace.to_string()),
         });
@@ -1548,16 +1560,25 @@ impl Wake {
 
 /// The sync endpoints over `fetch`: the documented JSON (docs/protocol.md). A 4xx with the
 /// protocol's body is a refusal; anything else without an answer is unreachable.
-#[derive(Default)]
-pub(crate) struct FetchTransport {
+struct FetchTransport {
+    ctx: Rc<Context>,
     /// Whether the last pull said there was more (a download under way).
     downloading: bool,
     /// The workspace it syncs (its progress is shown by that workspace's pages).
-    workspace: Option<String>,
+    workspace: WorkspaceId,
 }
 
 impl FetchTransport {
-    pub(crate) async fn post<Req: serde::Serialize, Resp: serde::de::DeserializeOwned>(
+    fn new(ctx: Rc<Context>, workspace: WorkspaceId) -> Self {
+        Self {
+            ctx,
+            downloading: false,
+            workspace,
+        }
+    }
+
+    async fn post<Req: serde::Serialize, Resp: serde::de::DeserializeOwned>(
+        &self,
         path: &str,
         request: &Req,
     ) -> Result<Resp, TransportError> {
@@ -1572,7 +1593,9 @@ impl FetchTransport {
             .map_err(js_error)?;
         // The account this device's data belongs to: the server refuses (401) a cookie of
         // another account (one signed in meanwhile in another tab), never mixing accounts.
-        headers.set("x-tandem-user", &account()).map_err(js_error)?;
+        headers
+            .set("x-tandem-user", &self.ctx.account)
+            .map_err(js_error)?;
         init.set_headers(&headers);
         let abort = web_sys::AbortController::new().map_err(js_error)?;
         init.set_signal(Some(&abort.signal()));
@@ -1636,23 +1659,23 @@ impl FetchTransport {
 
 impl Transport for FetchTransport {
     async fn push(&mut self, request: &PushRequest) -> Result<PushResponse, TransportError> {
-        Self::post("/api/sync/push", request).await
+        self.post("/api/sync/push", request).await
     }
 
     async fn pull(&mut self, request: &PullRequest) -> Result<PullResponse, TransportError> {
-        let response: PullResponse = Self::post("/api/sync/pull", request).await?;
+        let response: PullResponse = self.post("/api/sync/pull", request).await?;
         // A download of more than one page shows its progress; its last page says it is done
         // (stored = head), so the page's bar goes.
         let stored = response.events.last().map_or(request.cursor, |e| e.seq);
         if response.has_more || self.downloading {
-            to_every_page(WorkerMessage::Progress {
+            self.ctx.to_every_page(WorkerMessage::Progress {
                 stored: if response.has_more {
                     stored
                 } else {
                     response.head
                 },
                 head: response.head,
-                workspace_id: self.workspace.clone(),
+                workspace_id: Some(self.workspace.to_string()),
             });
         }
         self.downloading = response.has_more;
