@@ -989,102 +989,18 @@ mod browser {
         }
     }
 
-    async fn remove_folders(account: &str) -> Result<(), String> {
+    /// OPFS from the page, through the methods' names (web-sys would need a feature per
+    /// handle type for the few calls made here).
+    mod opfs {
+        use wasm_bindgen::prelude::*;
         use wasm_bindgen_futures::JsFuture;
-        let err = |e: JsValue| format!("{e:?}");
-        let navigator = web_sys::window().ok_or("no window")?.navigator();
-        let storage: JsValue = navigator.storage().into();
-        let get = js_sys::Reflect::get(&storage, &"getDirectory".into()).map_err(err)?;
-        let Some(get) = get.dyn_ref::<js_sys::Function>() else {
-            return Ok(());
-        };
-        let root = JsFuture::from(
-            get.call0(&storage)
-                .map_err(err)?
-                .unchecked_into::<js_sys::Promise>(),
-        )
-        .await
-        .map_err(err)?;
-        let call =
-            |target: &JsValue, method: &str, args: &[JsValue]| -> Result<js_sys::Promise, String> {
-                let f: js_sys::Function = js_sys::Reflect::get(target, &method.into())
-                    .map_err(err)?
-                    .dyn_into()
-                    .map_err(err)?;
-                let array = js_sys::Array::new();
-                for a in args {
-                    array.push(a);
-                }
-                f.apply(target, &array)
-                    .map_err(err)?
-                    .dyn_into::<js_sys::Promise>()
-                    .map_err(err)
-            };
-        let Ok(tandem) =
-            JsFuture::from(call(&root, "getDirectoryHandle", &["tandem".into()])?).await
-        else {
-            return Ok(());
-        };
-        let recursive = js_sys::Object::new();
-        js_sys::Reflect::set(&recursive, &"recursive".into(), &true.into()).map_err(err)?;
-        let text_of = |name: &str| {
-            let tandem = tandem.clone();
-            let name = name.to_string();
-            async move {
-                let handle = JsFuture::from(call(&tandem, "getFileHandle", &[name.into()]).ok()?)
-                    .await
-                    .ok()?;
-                let file = JsFuture::from(call(&handle, "getFile", &[]).ok()?)
-                    .await
-                    .ok()?;
-                let text = JsFuture::from(call(&file, "text", &[]).ok()?).await.ok()?;
-                text.as_string()
-            }
-        };
-        let mut folders = vec![account.to_string()];
-        if text_of("anonymous.owner").await.as_deref().map(str::trim) == Some(account) {
-            folders.push("anonymous".into());
-        }
-        for folder in &folders {
-            match JsFuture::from(call(
-                &tandem,
-                "removeEntry",
-                &[folder.into(), recursive.clone().into()],
-            )?)
-            .await
-            {
-                Ok(_) => {}
-                // Gone already.
-                Err(e) if format!("{e:?}").contains("NotFoundError") => {}
-                Err(e) => return Err(err(e)),
-            }
-        }
-        // The adopted folder is gone with its owner; no account opens it again.
-        if text_of("last-account").await.as_deref().map(str::trim) == Some(account) {
-            let _ = JsFuture::from(call(&tandem, "removeEntry", &["last-account".into()])?).await;
-        }
-        Ok(())
-    }
 
-    /// The log files of the account's OPFS folders (see [`super::export_local_copy`]): in the
-    /// pool VFS each file is a slot whose first 4 KiB hold its name; the database follows.
-    pub async fn export_local_copy(account: &str) -> Result<usize, String> {
-        use wasm_bindgen_futures::JsFuture;
-        let err = |e: JsValue| format!("{e:?}");
-        let window = web_sys::window().ok_or("no window")?;
-        let storage: JsValue = window.navigator().storage().into();
-        let get = js_sys::Reflect::get(&storage, &"getDirectory".into()).map_err(err)?;
-        let Some(get) = get.dyn_ref::<js_sys::Function>() else {
-            return Ok(0);
-        };
-        let root = JsFuture::from(
-            get.call0(&storage)
-                .map_err(err)?
-                .unchecked_into::<js_sys::Promise>(),
-        )
-        .await
-        .map_err(err)?;
-        let call = |target: &JsValue, method: &str, args: &[JsValue]| -> Result<JsValue, String> {
+        pub fn err(e: JsValue) -> String {
+            format!("{e:?}")
+        }
+
+        /// Calls `target.method(...args)`.
+        pub fn call(target: &JsValue, method: &str, args: &[JsValue]) -> Result<JsValue, String> {
             let f: js_sys::Function = js_sys::Reflect::get(target, &method.into())
                 .map_err(err)?
                 .dyn_into()
@@ -1094,38 +1010,106 @@ mod browser {
                 array.push(a);
             }
             f.apply(target, &array).map_err(err)
-        };
-        let wait = |value: JsValue| JsFuture::from(value.unchecked_into::<js_sys::Promise>());
-        let tandem = wait(call(&root, "getDirectoryHandle", &["tandem".into()])?)
-            .await
-            .map_err(|_| "this device holds no copy".to_string())?;
-        // The account's folder and, when it adopted it (only then), the one from before
-        // accounts.
-        let adopted = async {
-            let handle = wait(call(&tandem, "getFileHandle", &["anonymous.owner".into()]).ok()?)
+        }
+
+        /// Awaits `target.method(...args)`, a promise.
+        pub async fn ask(
+            target: &JsValue,
+            method: &str,
+            args: &[JsValue],
+        ) -> Result<JsValue, JsValue> {
+            let promise = call(target, method, args).map_err(|e| JsValue::from_str(&e))?;
+            JsFuture::from(promise.unchecked_into::<js_sys::Promise>()).await
+        }
+
+        /// The folder `tandem` at the root of this origin's OPFS, if it exists (and OPFS does).
+        pub async fn tandem_folder() -> Result<Option<JsValue>, String> {
+            let window = web_sys::window().ok_or("no window")?;
+            let storage: JsValue = window.navigator().storage().into();
+            let get = js_sys::Reflect::get(&storage, &"getDirectory".into()).map_err(err)?;
+            if !get.is_function() {
+                return Ok(None);
+            }
+            let root = ask(&storage, "getDirectory", &[]).await.map_err(err)?;
+            Ok(ask(&root, "getDirectoryHandle", &["tandem".into()])
                 .await
-                .ok()?;
-            let file = wait(call(&handle, "getFile", &[]).ok()?).await.ok()?;
-            let text = wait(call(&file, "text", &[]).ok()?).await.ok()?;
-            Some(text.as_string()?.trim() == account)
+                .ok())
         }
-        .await
-        .unwrap_or(false);
-        let mut names = vec![account];
-        if adopted {
-            names.push("anonymous");
+
+        /// The text of the file `name` in `folder`, if it exists.
+        pub async fn text_of(folder: &JsValue, name: &str) -> Option<String> {
+            let handle = ask(folder, "getFileHandle", &[name.into()]).await.ok()?;
+            let file = ask(&handle, "getFile", &[]).await.ok()?;
+            ask(&file, "text", &[]).await.ok()?.as_string()
         }
+
+        /// The account's folders in `tandem`: its own and, when it adopted it (only then), the
+        /// one from before accounts.
+        pub async fn account_folders(tandem: &JsValue, account: &str) -> Vec<String> {
+            let mut folders = vec![account.to_string()];
+            if text_of(tandem, "anonymous.owner")
+                .await
+                .as_deref()
+                .map(str::trim)
+                == Some(account)
+            {
+                folders.push("anonymous".into());
+            }
+            folders
+        }
+    }
+
+    async fn remove_folders(account: &str) -> Result<(), String> {
+        let Some(tandem) = opfs::tandem_folder().await? else {
+            return Ok(());
+        };
+        let recursive = js_sys::Object::new();
+        js_sys::Reflect::set(&recursive, &"recursive".into(), &true.into()).map_err(opfs::err)?;
+        for folder in opfs::account_folders(&tandem, account).await {
+            match opfs::ask(
+                &tandem,
+                "removeEntry",
+                &[folder.into(), recursive.clone().into()],
+            )
+            .await
+            {
+                Ok(_) => {}
+                // Gone already.
+                Err(e) if format!("{e:?}").contains("NotFoundError") => {}
+                Err(e) => return Err(opfs::err(e)),
+            }
+        }
+        // The adopted folder is gone with its owner; no account opens it again.
+        if opfs::text_of(&tandem, "last-account")
+            .await
+            .as_deref()
+            .map(str::trim)
+            == Some(account)
+        {
+            let _ = opfs::ask(&tandem, "removeEntry", &["last-account".into()]).await;
+        }
+        Ok(())
+    }
+
+    /// The log files of the account's OPFS folders (see [`super::export_local_copy`]): in the
+    /// pool VFS each file is a slot whose first 4 KiB hold its name; the database follows.
+    pub async fn export_local_copy(account: &str) -> Result<usize, String> {
+        let err = opfs::err;
+        let window = web_sys::window().ok_or("no window")?;
+        let tandem = opfs::tandem_folder()
+            .await?
+            .ok_or("this device holds no copy")?;
         let mut folders = vec![];
-        for name in names {
-            if let Ok(folder) = wait(call(&tandem, "getDirectoryHandle", &[name.into()])?).await {
+        for name in opfs::account_folders(&tandem, account).await {
+            if let Ok(folder) = opfs::ask(&tandem, "getDirectoryHandle", &[name.into()]).await {
                 folders.push(folder);
             }
         }
         let mut exported = 0;
         while let Some(dir) = folders.pop() {
-            let entries = call(&dir, "values", &[])?;
+            let entries = opfs::call(&dir, "values", &[])?;
             loop {
-                let next = wait(call(&entries, "next", &[])?).await.map_err(err)?;
+                let next = opfs::ask(&entries, "next", &[]).await.map_err(err)?;
                 if js_sys::Reflect::get(&next, &"done".into())
                     .map_err(err)?
                     .is_truthy()
@@ -1140,20 +1124,15 @@ mod browser {
                     folders.push(entry);
                     continue;
                 }
-                let file: web_sys::Blob = wait(call(&entry, "getFile", &[])?)
+                let file: web_sys::Blob = opfs::ask(&entry, "getFile", &[])
                     .await
                     .map_err(err)?
                     .unchecked_into();
                 if file.size() <= 4096.0 {
                     continue;
                 }
-                let header = wait(call(
-                    &file.slice_with_i32_and_i32(0, 512).map_err(err)?.into(),
-                    "arrayBuffer",
-                    &[],
-                )?)
-                .await
-                .map_err(err)?;
+                let head: JsValue = file.slice_with_i32_and_i32(0, 512).map_err(err)?.into();
+                let header = opfs::ask(&head, "arrayBuffer", &[]).await.map_err(err)?;
                 let bytes = js_sys::Uint8Array::new(&header).to_vec();
                 let end = bytes.iter().position(|b| *b == 0).unwrap_or(0);
                 let name = String::from_utf8_lossy(&bytes[..end]).to_string();

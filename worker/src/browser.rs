@@ -1248,10 +1248,9 @@ impl App {
                 }
             }
         }
-        let fresh = Rc::try_unwrap(fresh)
+        let mut fresh = Rc::try_unwrap(fresh)
             .map_err(|_| "the fresh files are still in use".to_string())?
             .into_inner();
-        let mut fresh = fresh;
         let adopted = fresh
             .adopt(&self.replica.borrow())
             .map_err(|e| format!("cannot re-record this device's events: {e}"))?;
