@@ -159,8 +159,8 @@ pub async fn delete_local_copy(account: &str) {
 
 /// Downloads the files of this device's copy of the account's log (events.db and its -wal, as
 /// SQLite files: a damaged or newer one the store cannot open), so what it held can be looked
-/// at or handed to an administrator before starting afresh. Returns how many files.
-pub async fn export_local_copy(account: &str) -> Result<usize, String> {
+/// at or handed to an administrator before starting afresh. Returns the downloads' names.
+pub async fn export_local_copy(account: &str) -> Result<Vec<String>, String> {
     #[cfg(feature = "hydrate")]
     {
         browser::export_local_copy(account).await
@@ -168,7 +168,7 @@ pub async fn export_local_copy(account: &str) -> Result<usize, String> {
     #[cfg(not(feature = "hydrate"))]
     {
         let _ = account;
-        Ok(0)
+        Ok(vec![])
     }
 }
 
@@ -1093,7 +1093,7 @@ mod browser {
 
     /// The log files of the account's OPFS folders (see [`super::export_local_copy`]): in the
     /// pool VFS each file is a slot whose first 4 KiB hold its name; the database follows.
-    pub async fn export_local_copy(account: &str) -> Result<usize, String> {
+    pub async fn export_local_copy(account: &str) -> Result<Vec<String>, String> {
         let err = opfs::err;
         let window = web_sys::window().ok_or("no window")?;
         let tandem = opfs::tandem_folder()
@@ -1105,7 +1105,7 @@ mod browser {
                 folders.push(folder);
             }
         }
-        let mut exported = 0;
+        let mut exported = vec![];
         while let Some(dir) = folders.pop() {
             let entries = opfs::call(&dir, "values", &[])?;
             loop {
@@ -1148,8 +1148,8 @@ mod browser {
                     .map_err(err)?
                     .unchecked_into();
                 link.set_attribute("href", &url).map_err(err)?;
-                link.set_attribute("download", &format!("tandem-{name}"))
-                    .map_err(err)?;
+                let download = format!("tandem-{name}");
+                link.set_attribute("download", &download).map_err(err)?;
                 link.click();
                 // The download has its own copy once started; the URL is freed after a while.
                 let revoke = Closure::once_into_js(move || {
@@ -1159,7 +1159,7 @@ mod browser {
                     revoke.unchecked_ref(),
                     60_000,
                 );
-                exported += 1;
+                exported.push(download);
             }
         }
         Ok(exported)

@@ -34,7 +34,9 @@ test("a window without file storage runs from memory, syncs, and warns before cl
   // Offline, an edit waits in memory: the banner counts it and closing asks first.
   await context.setOffline(true);
   await expect(syncStatus(page)).toHaveAttribute("data-sync-state", "offline");
-  await addTodos(page, "not sent yet");
+  // (Its own title: the account's first list is shared with other runs of this suite.)
+  const unsent = `not sent yet ${Date.now().toString(36)}`;
+  await addTodos(page, unsent);
   await expect(banner).toContainText("1 not sent yet");
   const asked = new Promise<string>((resolve) => {
     page.once("dialog", async (dialog) => {
@@ -45,7 +47,7 @@ test("a window without file storage runs from memory, syncs, and warns before cl
   await page.close({ runBeforeUnload: true });
   expect(await asked).toBe("beforeunload");
   // Dismissed: the page stays, with its edit.
-  await expect(items(page).filter({ hasText: "not sent yet" })).toHaveCount(1);
+  await expect(items(page).filter({ hasText: unsent })).toHaveCount(1);
   await context.setOffline(false);
   await expect(syncStatus(page)).toHaveAttribute("data-pending", "0", { timeout: 10_000 });
 });
@@ -137,7 +139,7 @@ test("a damaged log is said once, and starting afresh downloads the server's cop
   const downloads: import("@playwright/test").Download[] = [];
   page.on("download", (d) => downloads.push(d));
   await alert.getByRole("button", { name: "Download this device's copy" }).click();
-  await expect(alert.getByRole("status")).toContainText("file(s) downloaded");
+  await expect(alert.getByRole("status")).toContainText("Downloaded tandem-events.db");
   await expect.poll(() => downloads.map((d) => d.suggestedFilename()).sort()).toContain("tandem-events.db");
   for (const d of downloads) {
     const file = await d.path();

@@ -102,9 +102,10 @@ fn download_copy(account: crate::account::Account, said: RwSignal<Option<String>
     };
     leptos::task::spawn_local(async move {
         let text = match crate::local::export_local_copy(&user).await {
-            Ok(0) => "This device holds no copy to download.".to_string(),
-            Ok(n) => format!(
-                "{n} file(s) downloaded (SQLite databases: events.db and its write-ahead log)."
+            Ok(names) if names.is_empty() => "This device holds no copy to download.".to_string(),
+            Ok(names) => format!(
+                "Downloaded {} (SQLite files, as this device holds them).",
+                names.join(" and ")
             ),
             Err(e) => format!("The copy could not be downloaded: {e}"),
         };
