@@ -11,7 +11,8 @@ use crate::Config;
 #[derive(Debug, Parser)]
 #[command(
     name = "server",
-    version,
+    // The build (commit time and hash, protocol/build.rs): what the page and worker compare.
+    version = tandem_protocol::BUILD,
     about = "Tandem: a local-first, event-sourced collaborative to-do site",
     long_about = "Tandem's server: serves the site, holds the central event log and answers sync.\n\
                   Configuration precedence: flags, then environment (TANDEM_*), then the runtime \

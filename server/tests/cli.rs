@@ -40,6 +40,15 @@ fn server_with_input(args: &[&str], input: &str) -> (bool, String, String) {
 }
 
 #[test]
+fn version_names_the_build() {
+    let (ok, out, _) = server(&["--version"]);
+    assert!(ok);
+    assert_eq!(out.trim(), format!("server {}", tandem_protocol::BUILD));
+    let (time, hash) = tandem_protocol::BUILD.split_once('-').unwrap();
+    assert!(time.parse::<u64>().is_ok() && !hash.is_empty(), "{out}");
+}
+
+#[test]
 fn help_describes_every_subcommand_and_flag() {
     let (ok, out, _) = server(&["--help"]);
     assert!(ok);
