@@ -518,6 +518,23 @@ fn finish_recovery(ctx: &Context, device: DeviceId) -> (&'static str, &'static s
     }
 }
 
+/// Opens a replica on the pool's files `events` and `views`, with the worker's clock and ids
+/// (`device` is used only when `events` is new).
+fn open_files(
+    events: &str,
+    views: &str,
+    device: DeviceId,
+) -> Result<Replica, tandem_store::ReplicaError> {
+    Replica::open(
+        events,
+        views,
+        device,
+        Arc::new(now_ms),
+        Box::new(new_uuid_v7),
+        |_| {},
+    )
+}
+
 /// A promise and the function that resolves it.
 fn promise_pair() -> (js_sys::Function, js_sys::Promise) {
     let slot: Rc<RefCell<Option<js_sys::Function>>> = Rc::default();
@@ -574,16 +591,7 @@ async fn open_replica(ctx: &Context) -> Result<(Replica, bool), OwnFailure> {
         }
     }
     let (events, views) = finish_recovery(ctx, device);
-    let open = || {
-        Replica::open(
-            events,
-            views,
-            device,
-            Arc::new(now_ms),
-            Box::new(new_uuid_v7),
-            |_| {},
-        )
-    };
+    let open = || open_files(events, views, device);
     let opened = match open() {
         // The views are a projection of the log: damaged ones are deleted and built again
         // from events.db (nothing is lost). Only when events.db itself is damaged is the
@@ -1207,15 +1215,8 @@ impl App {
             workspaces.dedup();
             (log.device_id(), workspaces)
         };
-        let fresh = Replica::open(
-            RECOVERY_EVENTS,
-            RECOVERY_VIEWS,
-            device,
-            Arc::new(now_ms),
-            Box::new(new_uuid_v7),
-            |_| {},
-        )
-        .map_err(|e| format!("cannot open fresh files: {e}"))?;
+        let fresh = open_files(RECOVERY_EVENTS, RECOVERY_VIEWS, device)
+            .map_err(|e| format!("cannot open fresh files: {e}"))?;
         let fresh: SharedReplica = Rc::new(RefCell::new(fresh));
         for ws in workspaces {
             let mut client = SyncClient::new(
