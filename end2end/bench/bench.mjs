@@ -36,6 +36,8 @@ const ADDS = Number(process.env.BENCH_ADDS ?? 500);
 const TOGGLES = Number(process.env.BENCH_TOGGLES ?? 30);
 const BOOTS = Number(process.env.BENCH_BOOTS ?? 5);
 const ROUNDS = Number(process.env.BENCH_PULL_ROUNDS ?? 2);
+// `BENCH_ONLY=adds` measures Enter -> rendered (with its baselines) and stops.
+const ONLY = process.env.BENCH_ONLY ?? "";
 
 const freePort = () =>
   new Promise((resolve) => {
@@ -256,6 +258,7 @@ async function main() {
       }
     }
 
+    if (ONLY === "adds") return;
     // 3. Initial pull of 100,000 events, fresh devices, Tandem and the raw baseline in turns.
     const tandemPulls = [];
     const rawPulls = [];

@@ -135,6 +135,24 @@ impl Replica {
         &self.views
     }
 
+    /// The next command's views stay uncommitted until [`Self::release_views`] (see
+    /// [`Views::hold`]): a device answers its page as soon as the outbox commit is durable and
+    /// commits the views after, before it answers anything else.
+    pub fn hold_views(&mut self) {
+        self.views.hold();
+    }
+
+    /// Commits the views [`Self::hold_views`] kept open. When that fails, the views are made
+    /// again from the outbox (as at an open), so they never lack a recorded command.
+    pub fn release_views(&mut self) -> Result<(), ReplicaError> {
+        if let Err(e) = self.views.release() {
+            let outbox = self.log.outbox()?;
+            self.views.apply_outbox(&self.log, &outbox)?;
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
     pub fn execute_list(
         &mut self,
         workspace: WorkspaceId,

@@ -15,7 +15,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension};
 use tandem_events::event::{DecodeError, Event, StoredEvent};
 use tandem_events::ids::{AggregateId, WorkspaceId};
 use tandem_events::state::{Aggregate, HistoryRow, Rows};
@@ -71,6 +71,19 @@ pub struct Views {
     cache: HashMap<AggregateId, (u64, Aggregate)>,
     tick: u64,
     cache_limit: usize,
+    /// Whether a device's own events are being applied in a transaction left open until
+    /// [`Self::release`] ([`Self::hold`]).
+    held: Held,
+}
+
+/// [`Views::hold`]'s state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Held {
+    No,
+    /// The next [`Views::apply_outbox`] opens a transaction and leaves it open.
+    Armed,
+    /// A transaction is open with applied events not yet committed.
+    Open,
 }
 
 impl Views {
@@ -98,6 +111,7 @@ impl Views {
             cache: HashMap::new(),
             tick: 0,
             cache_limit: CACHE_LIMIT,
+            held: Held::No,
         };
         let stored = views.stored_version()?;
         if stored == Some(PROJECTION_VERSION) {
@@ -303,6 +317,7 @@ impl Views {
         if aggregates.is_empty() {
             return Ok(());
         }
+        self.release()?;
         let tx = self.conn.transaction()?;
         for id in aggregates {
             self.cache.remove(id);
@@ -321,6 +336,34 @@ impl Views {
             write_skipped(&tx, &skipped)?;
         }
         tx.commit()?;
+        Ok(())
+    }
+
+    /// Makes the next [`Self::apply_outbox`] write in a transaction that stays open until
+    /// [`Self::release`]: a device answers its page once the outbox commit is durable and its
+    /// rows are written (readable on this connection), and commits the views while the page
+    /// renders. Until then nothing else may write the views (every other write path releases
+    /// first). A crash before the release loses only the views' copy: the next open applies
+    /// the outbox again ([`crate::replica::Replica::assemble`]).
+    pub fn hold(&mut self) {
+        if self.held == Held::No {
+            self.held = Held::Armed;
+        }
+    }
+
+    /// Commits what [`Self::hold`] left open (nothing when nothing was applied). When the
+    /// commit fails, nothing of it is kept and the cached states are forgotten (they would
+    /// say rows were written that are not).
+    pub fn release(&mut self) -> Result<(), ViewsError> {
+        let open = self.held == Held::Open;
+        self.held = Held::No;
+        if open {
+            if let Err(e) = self.conn.execute_batch("COMMIT") {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                self.cache.clear();
+                return Err(e.into());
+            }
+        }
         Ok(())
     }
 
@@ -363,7 +406,12 @@ impl Views {
                 rows.push((*id, after));
             }
         }
-        let written = self.write_applied(&rows, &decoded, &skipped, checkpoint);
+        let written = if checkpoint.is_none() && self.held != Held::No {
+            self.write_held(&rows, &decoded, &skipped)
+        } else {
+            self.release()?;
+            self.write_applied(&rows, &decoded, &skipped, checkpoint)
+        };
         if written.is_err() {
             // The cache must keep saying what is written: forget what this failed to write.
             for id in &touched {
@@ -371,6 +419,40 @@ impl Views {
             }
         }
         written
+    }
+
+    /// [`Self::write_applied`] into the transaction [`Self::hold`] keeps open. A failure rolls
+    /// back everything held (one command's rows: the caller repairs them).
+    fn write_held(
+        &mut self,
+        rows: &[(AggregateId, Rows)],
+        decoded: &[(&StoredEvent, Event)],
+        skipped: &[(&StoredEvent, DecodeError)],
+    ) -> Result<(), ViewsError> {
+        if rows.is_empty() && decoded.is_empty() && skipped.is_empty() {
+            return Ok(());
+        }
+        if self.held == Held::Armed {
+            self.conn.execute_batch("BEGIN")?;
+            self.held = Held::Open;
+        }
+        let conn = &self.conn;
+        let written = (|| {
+            for (id, rows) in rows {
+                write_aggregate(conn, *id, rows)?;
+            }
+            for (stored, e) in decoded {
+                write_history(conn, &HistoryRow::of(stored, e))?;
+            }
+            write_skipped(conn, skipped)
+        })();
+        if let Err(e) = written {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            self.held = Held::No;
+            self.cache.clear();
+            return Err(e.into());
+        }
+        Ok(())
     }
 
     fn write_applied(
@@ -402,6 +484,7 @@ impl Views {
         log: &EventLog,
         mut progress: impl FnMut(Progress),
     ) -> Result<(), ViewsError> {
+        self.release()?;
         // One read snapshot of the log for the heads and everything folded: events appended
         // meanwhile (by the server's writer, WAL) are after the checkpoint, never skipped.
         let snapshot = log.connection().unchecked_transaction()?;
@@ -732,10 +815,7 @@ pub(crate) fn fold(events: &[StoredEvent]) -> Aggregate {
     state
 }
 
-fn write_skipped(
-    tx: &Transaction<'_>,
-    skipped: &[(&StoredEvent, DecodeError)],
-) -> rusqlite::Result<()> {
+fn write_skipped(tx: &Connection, skipped: &[(&StoredEvent, DecodeError)]) -> rusqlite::Result<()> {
     if skipped.is_empty() {
         return Ok(());
     }
@@ -759,7 +839,7 @@ fn write_skipped(
     Ok(())
 }
 
-fn set_checkpoint(tx: &Transaction<'_>, workspace: WorkspaceId, seq: u64) -> rusqlite::Result<()> {
+fn set_checkpoint(tx: &Connection, workspace: WorkspaceId, seq: u64) -> rusqlite::Result<()> {
     tx.prepare_cached(
         "INSERT INTO checkpoints (workspace_id, seq) VALUES (?1, ?2) \
          ON CONFLICT (workspace_id) DO UPDATE SET seq = max(seq, ?2)",
@@ -768,7 +848,7 @@ fn set_checkpoint(tx: &Transaction<'_>, workspace: WorkspaceId, seq: u64) -> rus
     Ok(())
 }
 
-fn write_aggregate(tx: &Transaction<'_>, id: AggregateId, rows: &Rows) -> rusqlite::Result<()> {
+fn write_aggregate(tx: &Connection, id: AggregateId, rows: &Rows) -> rusqlite::Result<()> {
     let key = id.to_string();
     tx.prepare_cached("DELETE FROM lists WHERE list_id = ?1")?
         .execute([&key])?;
@@ -781,7 +861,7 @@ fn write_aggregate(tx: &Transaction<'_>, id: AggregateId, rows: &Rows) -> rusqli
     write_rows(tx, rows)
 }
 
-fn write_rows(tx: &Transaction<'_>, rows: &Rows) -> rusqlite::Result<()> {
+fn write_rows(tx: &Connection, rows: &Rows) -> rusqlite::Result<()> {
     let (lists, todos, conflicts) = (&rows.list, &rows.todo, &rows.conflicts);
     let mut insert = tx.prepare_cached(
         "INSERT INTO lists (list_id, workspace_id, name, name_hlc, created_hlc, created_at, deleted) \
@@ -856,7 +936,7 @@ fn write_rows(tx: &Transaction<'_>, rows: &Rows) -> rusqlite::Result<()> {
 const HISTORY_INSERT: &str = "INSERT OR IGNORE INTO history \
      (aggregate_id, hlc, event_id, event_type, device_id, created_at, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 
-fn write_history(tx: &Transaction<'_>, h: &HistoryRow) -> rusqlite::Result<()> {
+fn write_history(tx: &Connection, h: &HistoryRow) -> rusqlite::Result<()> {
     let mut insert = tx.prepare_cached(HISTORY_INSERT)?;
     insert_history(&mut insert, h)
 }

@@ -399,3 +399,83 @@ fn a_recovered_log_is_copied_over_the_old_file_and_keeps_counting_owners() {
     assert_eq!(reopened.log().take_ownership().unwrap(), 4);
     assert_eq!(reopened.summary().unwrap().lists, 1);
 }
+
+/// A device answers its page once the outbox commit is durable and commits the views after
+/// (`hold_views`/`release_views`): the worker killed between the two loses nothing — the next
+/// open applies the outbox again. And a held command is readable on the views' own connection
+/// at once (the change set the page renders), committed by the release.
+#[test]
+fn views_held_open_after_a_command_catch_up_at_the_next_open_when_never_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = WorkspaceId::DEFAULT;
+    let list = AggregateId::from_uuid(uuid::Uuid::from_u128(0x11));
+    let milk = AggregateId::from_uuid(uuid::Uuid::from_u128(0x22));
+    let eggs = AggregateId::from_uuid(uuid::Uuid::from_u128(0x23));
+    let create = |title: &str, position: &str| TodoCommand::Create {
+        list_id: list,
+        title: title.into(),
+        position: position.into(),
+        due_date: None,
+    };
+    // What another connection reads from views.db: only what is committed.
+    let committed = |dir: &std::path::Path| -> Vec<String> {
+        let conn = rusqlite::Connection::open(dir.join("views.db")).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT title FROM todos ORDER BY position")
+            .unwrap();
+        let titles = stmt
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<Vec<String>, _>>()
+            .unwrap();
+        titles
+    };
+    {
+        let mut r = open(dir.path(), 1_000);
+        r.execute_list(
+            ws,
+            list,
+            ListCommand::Create {
+                name: "Inbox".into(),
+            },
+        )
+        .unwrap();
+        r.hold_views();
+        r.execute_todo(ws, milk, create("milk", "V")).unwrap();
+        let shown: Vec<String> = r
+            .views()
+            .todos(list)
+            .unwrap()
+            .into_iter()
+            .map(|t| t.title)
+            .collect();
+        assert_eq!(shown, ["milk"], "readable on the views' connection at once");
+        r.release_views().unwrap();
+        assert_eq!(committed(dir.path()), ["milk"], "committed by the release");
+
+        r.hold_views();
+        r.execute_todo(ws, eggs, create("eggs", "W")).unwrap();
+        assert_eq!(
+            committed(dir.path()),
+            ["milk"],
+            "not yet committed while held"
+        );
+        // Killed here: the connections close with the views' transaction open.
+    }
+    let r = open(dir.path(), 2_000);
+    let titles: Vec<String> = r
+        .views()
+        .todos(list)
+        .unwrap()
+        .into_iter()
+        .map(|t| t.title)
+        .collect();
+    assert_eq!(
+        titles,
+        ["milk", "eggs"],
+        "the outbox applied again at the open"
+    );
+    assert_eq!(r.pending_len().unwrap(), 3);
+    drop(r);
+    assert_eq!(committed(dir.path()), ["milk", "eggs"]);
+}

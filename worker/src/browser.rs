@@ -891,6 +891,11 @@ impl App {
                     return;
                 };
                 let is_command = matches!(request, tandem_protocol::data::Request::Command { .. });
+                // A command's views are committed after its change set is posted, while the
+                // page renders, and before anything else is answered (docs/protocol.md).
+                if is_command {
+                    self.replica.borrow_mut().hold_views();
+                }
                 let reply = space.service.request(request);
                 // The change set first: the page never sees a reply before the rows it made.
                 // A command's carries the undo labels it leaves (no request after each change);
@@ -907,6 +912,9 @@ impl App {
                     None
                 };
                 self.flush_changes_with(undo);
+                if let Err(e) = self.replica.borrow_mut().release_views() {
+                    web_sys::console::error_1(&format!("tandem worker: {e}").into());
+                }
                 if is_command && matches!(reply, Reply::Done { events } if events > 0) {
                     self.schedule_push(&space);
                     self.refresh_pending();
