@@ -497,8 +497,9 @@ fn SignOut() -> impl IntoView {
         });
     };
     let export = move |_| {
-        local.request(tandem_protocol::data::Request::Export, move |reply| {
-            if let tandem_protocol::data::Reply::Export { lines, .. } = reply {
+        leptos::task::spawn_local(async move {
+            // Offered beside "Sign out anyway": a store that cannot export offers no link.
+            if let Ok((lines, _)) = local.export().await {
                 let url = crate::inspect::object_url(&lines);
                 if let Some(Some(old)) = export_url.try_get_untracked() {
                     crate::inspect::revoke_object_url(&old);

@@ -7,7 +7,8 @@
 //! from the browser and OS on first open, editable in the sidebar.
 
 use leptos::prelude::*;
-use tandem_protocol::data::{Command, Competing, FieldConflict, Reply, Request};
+use leptos::task::spawn_local;
+use tandem_protocol::data::{Command, Competing, FieldConflict};
 
 use crate::dialog::Modal;
 use crate::local::use_local;
@@ -67,21 +68,17 @@ fn ConflictDialog(item_id: String, label: Signal<String>, close: Callback<()>) -
         let item_id = item_id.clone();
         Effect::new(move |_| {
             model.revision.track();
-            local.request(
-                Request::Conflicts {
-                    id: item_id.clone(),
-                },
-                move |reply| match reply {
+            let id = item_id.clone();
+            spawn_local(async move {
+                match local.conflicts(id).await {
                     // Unchanged (a change elsewhere): nothing is rendered again.
-                    Reply::Conflicts { fields: f }
-                        if fields.with_untracked(|old| old.as_ref() != Some(&f)) =>
-                    {
+                    Ok(f) if fields.with_untracked(|old| old.as_ref() != Some(&f)) => {
                         fields.set(Some(f))
                     }
-                    Reply::Refused { reason } | Reply::Failed { reason } => error.set(Some(reason)),
-                    _ => {}
-                },
-            );
+                    Ok(_) => {}
+                    Err(e) => error.set(Some(e.to_string())),
+                }
+            });
         });
     }
     let resolve = {
@@ -93,10 +90,8 @@ fn ConflictDialog(item_id: String, label: Signal<String>, close: Callback<()>) -
                 value,
                 seen,
             };
-            local.command(command, move |reply| match reply {
-                Reply::Done { .. } => error.set(None),
-                Reply::Refused { reason } | Reply::Failed { reason } => error.set(Some(reason)),
-                _ => {}
+            spawn_local(async move {
+                error.set(local.run(command).await.err().map(|e| e.to_string()));
             });
         }
     };
@@ -327,34 +322,30 @@ pub fn DeviceName() -> impl IntoView {
     let error = RwSignal::new(None::<String>);
     let input_ref = NodeRef::<leptos::html::Input>::new();
     let name_device = move |text: String, if_unnamed: bool| {
-        local.command(
-            Command::NameDevice {
-                name: text.clone(),
-                if_unnamed,
-            },
-            move |reply| match reply {
-                Reply::Done { .. } => {
+        let command = Command::NameDevice {
+            name: text.clone(),
+            if_unnamed,
+        };
+        spawn_local(async move {
+            match local.run(command).await {
+                Ok(_) => {
                     error.set(None);
                     if !if_unnamed {
                         name.set(text.trim().to_string());
                     }
                 }
-                Reply::Refused { reason } | Reply::Failed { reason } => error.set(Some(reason)),
-                _ => {}
-            },
-        );
+                Err(e) => error.set(Some(e.to_string())),
+            }
+        });
     };
     Effect::new(move |_| {
         if !local.ready.get() {
             return;
         }
-        local.request(Request::Devices, move |reply| {
-            let Reply::Devices {
-                devices,
-                this_device,
-            } = reply
-            else {
-                return;
+        spawn_local(async move {
+            let (devices, this_device) = match local.devices().await {
+                Ok(devices) => devices,
+                Err(e) => return error.set(Some(e.to_string())),
             };
             match devices.into_iter().find(|d| d.device_id == this_device) {
                 Some(d) => name.set(d.name),

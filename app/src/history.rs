@@ -4,7 +4,8 @@
 //! the log by the worker, read-only and clearly marked, left with one action ("Back to now").
 
 use leptos::prelude::*;
-use tandem_protocol::data::{FieldChange, HistoryEntry, Reply, Request, TodoRow};
+use leptos::task::spawn_local;
+use tandem_protocol::data::{FieldChange, HistoryEntry, TodoRow};
 
 use crate::conflicts::date_time_text;
 use crate::dialog::Modal;
@@ -49,16 +50,13 @@ fn HistoryDialog(item_id: String, label: Signal<String>, close: Callback<()>) ->
         // Read again after every change set: a sync turns "pending" into "synced".
         Effect::new(move |_| {
             model.revision.track();
-            local.request(
-                Request::History {
-                    id: item_id.clone(),
-                },
-                move |reply| match reply {
-                    Reply::History { entries: e } => entries.set(Some(e)),
-                    Reply::Refused { reason } | Reply::Failed { reason } => error.set(Some(reason)),
-                    _ => {}
-                },
-            );
+            let id = item_id.clone();
+            spawn_local(async move {
+                match local.history(id).await {
+                    Ok(e) => entries.set(Some(e)),
+                    Err(e) => error.set(Some(e.to_string())),
+                }
+            });
         });
     }
     let this_device = local.device_id;
@@ -203,14 +201,14 @@ pub fn AsOfView() -> impl IntoView {
             return;
         };
         shown.set(None);
-        local.request(Request::AsOf { list_id, at_ms }, move |reply| match reply {
-            Reply::AsOf {
-                list,
-                deleted,
-                todos,
-            } => shown.set(Some(Ok((list.map(|l| l.name), deleted, todos)))),
-            Reply::Refused { reason } | Reply::Failed { reason } => shown.set(Some(Err(reason))),
-            _ => {}
+        spawn_local(async move {
+            shown.set(Some(
+                local
+                    .as_of(list_id, at_ms)
+                    .await
+                    .map(|a| (a.list.map(|l| l.name), a.deleted, a.todos))
+                    .map_err(|e| e.to_string()),
+            ));
         });
     });
     let back_ref = NodeRef::<leptos::html::Button>::new();

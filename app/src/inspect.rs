@@ -5,11 +5,10 @@
 //! its progress, and an export of the local log as JSON lines.
 
 use leptos::prelude::*;
-use tandem_protocol::data::{
-    Database, EventTable, InspectedEvent, QueryPage, Reply, Request, StoreState,
-};
+use leptos::task::spawn_local;
+use tandem_protocol::data::{Database, EventTable, InspectedEvent, QueryPage, StoreState};
 
-use crate::local::{mark_ready, use_local};
+use crate::local::{mark_ready, use_local, InspectEvents};
 use crate::model::use_model;
 
 /// Events per page of the event list.
@@ -46,8 +45,9 @@ fn State() -> AnyView {
         }
         model.revision.track();
         model.sync.track();
-        local.request(Request::InspectState, move |reply| {
-            if let Reply::InspectState(s) = reply {
+        spawn_local(async move {
+            // A failure leaves the section empty; the banner says what is wrong with the store.
+            if let Ok(s) = local.inspect_state().await {
                 state.set(Some(s));
                 mark_ready();
             }
@@ -110,7 +110,7 @@ fn Events() -> AnyView {
             return;
         }
         model.revision.track();
-        let request = Request::InspectEvents {
+        let request = InspectEvents {
             table: table.get(),
             event_type: Some(event_type.get()),
             item: Some(item.get()),
@@ -118,13 +118,14 @@ fn Events() -> AnyView {
             offset: offset.get(),
             limit: EVENTS_PAGE,
         };
-        local.request(request, move |reply| match reply {
-            Reply::InspectEvents { events, more } => {
-                error.set(None);
-                page.set(Some((events, more)));
+        spawn_local(async move {
+            match local.inspect_events(request).await {
+                Ok(events) => {
+                    error.set(None);
+                    page.set(Some(events));
+                }
+                Err(e) => error.set(Some(e.to_string())),
             }
-            Reply::Refused { reason } | Reply::Failed { reason } => error.set(Some(reason)),
-            _ => {}
         });
     });
     let filter = move |signal: RwSignal<String>, label: &'static str, placeholder: &'static str| {
@@ -240,21 +241,12 @@ fn Console() -> AnyView {
     let run = move |at: u64| {
         offset.set(at);
         running.set(true);
-        local.request(
-            Request::Query {
-                database: database.get_untracked(),
-                sql: sql.get_untracked(),
-                offset: at,
-            },
-            move |reply| {
-                running.set(false);
-                result.set(Some(match reply {
-                    Reply::Query(page) => Ok(page),
-                    Reply::Refused { reason } | Reply::Failed { reason } => Err(reason),
-                    other => Err(format!("unexpected answer {other:?}")),
-                }));
-            },
-        );
+        let (db, text) = (database.get_untracked(), sql.get_untracked());
+        spawn_local(async move {
+            let page = local.query(db, text, at).await;
+            running.set(false);
+            result.set(Some(page.map_err(|e| e.to_string())));
+        });
     };
     view! {
         <section class="inspect-part" aria-labelledby="console-title">
@@ -350,38 +342,37 @@ fn Maintenance() -> AnyView {
     let rebuild = move |_| {
         busy.set(true);
         message.set(None);
-        local.request(Request::RebuildViews, move |reply| {
+        spawn_local(async move {
+            let rebuilt = local.rebuild_views().await;
             busy.set(false);
             model.rebuilding.set(None);
-            match reply {
-                Reply::Rebuilt { events } => message.set(Some((
+            message.set(Some(match rebuilt {
+                Ok(events) => (
                     false,
                     format!("The views were rebuilt from {events} events."),
-                ))),
-                Reply::Refused { reason } | Reply::Failed { reason } => {
-                    message.set(Some((true, reason)))
-                }
-                _ => {}
-            }
+                ),
+                Err(e) => (true, e.to_string()),
+            }));
         });
     };
     let export = move |_| {
-        local.request(Request::Export, move |reply| match reply {
-            Reply::Export { lines, events } => {
-                let url = object_url(&lines);
-                // The link offered before goes: its blob with it.
-                if let Some(Some((old, _))) = download.try_get_untracked() {
-                    revoke_object_url(&old);
+        spawn_local(async move {
+            match local.export().await {
+                Ok((lines, events)) => {
+                    let url = object_url(&lines);
+                    // The link offered before goes: its blob with it.
+                    if let Some(Some((old, _))) = download.try_get_untracked() {
+                        revoke_object_url(&old);
+                    }
+                    // The view went meanwhile: nobody will offer it.
+                    if let Some(Some((url, _))) = download.try_set(Some((url, events))) {
+                        revoke_object_url(&url);
+                    }
                 }
-                // The view went meanwhile: nobody will offer it.
-                if let Some(Some((url, _))) = download.try_set(Some((url, events))) {
-                    revoke_object_url(&url);
+                Err(e) => {
+                    message.try_set(Some((true, e.to_string())));
                 }
             }
-            Reply::Refused { reason } | Reply::Failed { reason } => {
-                message.set(Some((true, reason)))
-            }
-            _ => {}
         });
     };
     view! {

@@ -4,10 +4,57 @@
 //! During SSR there is no worker: every call is a no-op there.
 
 use leptos::prelude::*;
-use tandem_protocol::data::{Command, PageMessage, Reply, Request};
+use tandem_protocol::data::{
+    Command, Database, DeviceName, EventTable, FieldConflict, HistoryEntry, InspectedEvent,
+    ListRow, PageMessage, QueryPage, Reply, Request, StoreState, TodoRow, TrashRow, UndoLabels,
+};
 
 use crate::model::Model;
 use crate::snapshot::Snapshot;
+
+/// Why the local store did not give what the page asked for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AskError {
+    /// The domain said no (nothing was recorded); the reason is for the user.
+    #[error("{0}")]
+    Refused(String),
+    /// The store could not do it (not running, a disk error, a broken record).
+    #[error("{0}")]
+    Failed(String),
+    /// A reply of another kind than the request's (a worker of another build).
+    #[error("the local store gave an unexpected answer to {0}")]
+    Unexpected(&'static str),
+}
+
+impl AskError {
+    /// The error a reply other than the expected one stands for.
+    fn of(asked: &'static str, reply: Reply) -> Self {
+        match reply {
+            Reply::Refused { reason } => Self::Refused(reason),
+            Reply::Failed { reason } => Self::Failed(reason),
+            _ => Self::Unexpected(asked),
+        }
+    }
+}
+
+/// A list as it was at a moment ([`Local::as_of`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AsOf {
+    pub list: Option<ListRow>,
+    pub deleted: bool,
+    pub todos: Vec<TodoRow>,
+}
+
+/// What [`Local::inspect_events`] asks for: a page of the log or outbox, filtered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InspectEvents {
+    pub table: EventTable,
+    pub event_type: Option<String>,
+    pub item: Option<String>,
+    pub device: Option<String>,
+    pub offset: u64,
+    pub limit: u64,
+}
 
 /// A copyable handle, provided as context by [`provide_local`].
 #[derive(Clone, Copy)]
@@ -99,14 +146,7 @@ pub async fn push_before_leaving(local: Local, model: Model) -> Option<u64> {
         local.send(PageMessage::SyncNow);
         let deadline = js_sys::Date::now() + 5_000.0;
         loop {
-            let (tx, rx) = futures_channel::oneshot::channel();
-            local.request(Request::Unsent, move |reply| {
-                let _ = tx.send(reply);
-            });
-            let left = match rx.await {
-                Ok(Reply::Unsent { events }) => events,
-                _ => return None,
-            };
+            let left = local.unsent().await.ok()?;
             if left == 0 || js_sys::Date::now() > deadline {
                 return Some(left);
             }
@@ -198,22 +238,16 @@ impl Local {
         let _ = message;
     }
 
-    /// Sends a request; `on_reply` gets its reply.
-    pub fn request(&self, request: Request, on_reply: impl FnOnce(Reply) + 'static) {
-        #[cfg(feature = "hydrate")]
+    /// Sends a request; `on_reply` gets its reply. (Pages use the typed, awaited methods
+    /// below; this is what they are made of.)
+    #[cfg(feature = "hydrate")]
+    fn request(&self, request: Request, on_reply: impl FnOnce(Reply) + 'static) {
         self.client.with_value(|c| match c {
             Some(c) => c.request(request, Box::new(on_reply)),
             None => on_reply(Reply::Failed {
                 reason: "the local store is not running".into(),
             }),
         });
-        #[cfg(not(feature = "hydrate"))]
-        {
-            let _ = request;
-            on_reply(Reply::Failed {
-                reason: "the page is not running yet".into(),
-            });
-        }
     }
 
     /// For a page the server rendered no views for (the Trash, the inspector): when it is the
@@ -264,15 +298,193 @@ impl Local {
         });
     }
 
-    /// Runs a command with a fresh id (DESIGN.md rule 18).
-    pub fn command(&self, command: Command, on_reply: impl FnOnce(Reply) + 'static) {
-        self.request(
-            Request::Command {
-                command_id: new_id(),
+    /// The reply to `request`, awaited (a store that is not running, or goes away, answers
+    /// `failed`).
+    async fn ask(&self, request: Request) -> Reply {
+        #[cfg(feature = "hydrate")]
+        {
+            let (tx, rx) = futures_channel::oneshot::channel();
+            self.request(request, move |reply| {
+                let _ = tx.send(reply);
+            });
+            rx.await.unwrap_or(Reply::Failed {
+                reason: "the local store went away".into(),
+            })
+        }
+        #[cfg(not(feature = "hydrate"))]
+        {
+            let _ = request;
+            Reply::Failed {
+                reason: "the page is not running yet".into(),
+            }
+        }
+    }
+
+    /// Runs a command with a fresh id (DESIGN.md rule 18); `Ok` with how many events it
+    /// recorded.
+    pub async fn run(&self, command: Command) -> Result<u64, AskError> {
+        self.run_as(new_id(), command).await
+    }
+
+    /// [`Self::run`] with the page's own command id (a new item named after its command).
+    pub async fn run_as(&self, command_id: String, command: Command) -> Result<u64, AskError> {
+        match self
+            .ask(Request::Command {
+                command_id,
                 command,
-            },
-            on_reply,
-        );
+            })
+            .await
+        {
+            Reply::Done { events } => Ok(events),
+            other => Err(AskError::of("a command", other)),
+        }
+    }
+
+    /// The workspace's lists.
+    pub async fn lists(&self) -> Result<Vec<ListRow>, AskError> {
+        match self.ask(Request::Lists).await {
+            Reply::Lists { lists } => Ok(lists),
+            other => Err(AskError::of("lists", other)),
+        }
+    }
+
+    /// The Trash, newest first, and whether there is more than it holds.
+    pub async fn trash(&self) -> Result<(Vec<TrashRow>, bool), AskError> {
+        match self.ask(Request::Trash).await {
+            Reply::Trash { items, more } => Ok((items, more)),
+            other => Err(AskError::of("the Trash", other)),
+        }
+    }
+
+    /// An item's (list's or to-do's) history.
+    pub async fn history(&self, id: String) -> Result<Vec<HistoryEntry>, AskError> {
+        match self.ask(Request::History { id }).await {
+            Reply::History { entries } => Ok(entries),
+            other => Err(AskError::of("history", other)),
+        }
+    }
+
+    /// A list as it was at `at_ms`: its row, whether it was deleted, its to-dos.
+    pub async fn as_of(&self, list_id: String, at_ms: u64) -> Result<AsOf, AskError> {
+        match self.ask(Request::AsOf { list_id, at_ms }).await {
+            Reply::AsOf {
+                list,
+                deleted,
+                todos,
+            } => Ok(AsOf {
+                list,
+                deleted,
+                todos,
+            }),
+            other => Err(AskError::of("a list as it was", other)),
+        }
+    }
+
+    /// The labels of what Undo and Redo would take back now.
+    pub async fn undo_state(&self) -> Result<UndoLabels, AskError> {
+        match self.ask(Request::UndoState).await {
+            Reply::UndoState { undo, redo } => Ok(UndoLabels { undo, redo }),
+            other => Err(AskError::of("the undo state", other)),
+        }
+    }
+
+    /// The device's log and outbox as JSON lines of the wire form, and how many events.
+    pub async fn export(&self) -> Result<(String, u64), AskError> {
+        match self.ask(Request::Export).await {
+            Reply::Export { lines, events } => Ok((lines, events)),
+            other => Err(AskError::of("an export", other)),
+        }
+    }
+
+    /// How many of the account's events are not sent yet.
+    pub async fn unsent(&self) -> Result<u64, AskError> {
+        match self.ask(Request::Unsent).await {
+            Reply::Unsent { events } => Ok(events),
+            other => Err(AskError::of("the unsent count", other)),
+        }
+    }
+
+    /// The store's state for the inspector.
+    pub async fn inspect_state(&self) -> Result<StoreState, AskError> {
+        match self.ask(Request::InspectState).await {
+            Reply::InspectState(state) => Ok(state),
+            other => Err(AskError::of("the store's state", other)),
+        }
+    }
+
+    /// A page of the log or outbox for the inspector (`request` is `InspectEvents`), and
+    /// whether more follow.
+    pub async fn inspect_events(
+        &self,
+        request: InspectEvents,
+    ) -> Result<(Vec<InspectedEvent>, bool), AskError> {
+        let InspectEvents {
+            table,
+            event_type,
+            item,
+            device,
+            offset,
+            limit,
+        } = request;
+        let request = Request::InspectEvents {
+            table,
+            event_type,
+            item,
+            device,
+            offset,
+            limit,
+        };
+        match self.ask(request).await {
+            Reply::InspectEvents { events, more } => Ok((events, more)),
+            other => Err(AskError::of("events", other)),
+        }
+    }
+
+    /// A page of one read-only SQL statement's rows (the inspector's console).
+    pub async fn query(
+        &self,
+        database: Database,
+        sql: String,
+        offset: u64,
+    ) -> Result<QueryPage, AskError> {
+        match self
+            .ask(Request::Query {
+                database,
+                sql,
+                offset,
+            })
+            .await
+        {
+            Reply::Query(page) => Ok(page),
+            other => Err(AskError::of("a query", other)),
+        }
+    }
+
+    /// Rebuilds the views from the log; how many events were replayed.
+    pub async fn rebuild_views(&self) -> Result<u64, AskError> {
+        match self.ask(Request::RebuildViews).await {
+            Reply::Rebuilt { events } => Ok(events),
+            other => Err(AskError::of("a rebuild", other)),
+        }
+    }
+
+    /// A to-do's or list's fields in conflict.
+    pub async fn conflicts(&self, id: String) -> Result<Vec<FieldConflict>, AskError> {
+        match self.ask(Request::Conflicts { id }).await {
+            Reply::Conflicts { fields } => Ok(fields),
+            other => Err(AskError::of("conflicts", other)),
+        }
+    }
+
+    /// The workspace's device names, and this device's id.
+    pub async fn devices(&self) -> Result<(Vec<DeviceName>, String), AskError> {
+        match self.ask(Request::Devices).await {
+            Reply::Devices {
+                devices,
+                this_device,
+            } => Ok((devices, this_device)),
+            other => Err(AskError::of("device names", other)),
+        }
     }
 
     /// The page's view of one list read from the local store.
@@ -1259,5 +1471,35 @@ mod browser {
     /// `<body data-ready="true">`: hydrated and showing the local store (CONTRACT.md).
     pub fn mark_body_ready() {
         set_body_attribute("data-ready", "true");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reply_of_another_kind_is_an_error_that_keeps_the_stores_reason() {
+        let refused = AskError::of(
+            "a command",
+            Reply::Refused {
+                reason: "That list was deleted.".into(),
+            },
+        );
+        assert_eq!(refused, AskError::Refused("That list was deleted.".into()));
+        assert_eq!(refused.to_string(), "That list was deleted.");
+        let failed = AskError::of(
+            "the Trash",
+            Reply::Failed {
+                reason: "disk I/O error".into(),
+            },
+        );
+        assert_eq!(failed, AskError::Failed("disk I/O error".into()));
+        let other = AskError::of("the Trash", Reply::Done { events: 1 });
+        assert_eq!(other, AskError::Unexpected("the Trash"));
+        assert_eq!(
+            other.to_string(),
+            "the local store gave an unexpected answer to the Trash"
+        );
     }
 }

@@ -4,7 +4,8 @@
 //! (DESIGN.md rule 19), so it syncs, and a delete it did not see still wins.
 
 use leptos::prelude::*;
-use tandem_protocol::data::{Command, Reply, Request, TrashRow};
+use leptos::task::spawn_local;
+use tandem_protocol::data::{Command, TrashRow};
 
 use crate::conflicts::date_time_text;
 use crate::local::{mark_ready, use_local};
@@ -22,11 +23,11 @@ pub fn TrashRoute() -> impl IntoView {
         if !local.ready.get() {
             return;
         }
-        local.request(Request::Lists, move |reply| {
-            if let Reply::Lists { lists } = reply {
-                if model.lists.get_untracked() != lists {
-                    model.lists.set(lists);
-                }
+        spawn_local(async move {
+            match local.lists().await {
+                Ok(lists) if model.lists.get_untracked() != lists => model.lists.set(lists),
+                Ok(_) => {}
+                Err(e) => error.set(Some(e.to_string())),
             }
         });
     });
@@ -36,22 +37,21 @@ pub fn TrashRoute() -> impl IntoView {
             return;
         }
         model.revision.track();
-        local.request(Request::Trash, move |reply| match reply {
-            Reply::Trash { items: rows, more } => {
-                items.set(Some((rows, more)));
-                mark_ready();
+        spawn_local(async move {
+            match local.trash().await {
+                Ok(trash) => {
+                    items.set(Some(trash));
+                    mark_ready();
+                }
+                Err(e) => error.set(Some(e.to_string())),
             }
-            Reply::Refused { reason } | Reply::Failed { reason } => error.set(Some(reason)),
-            _ => {}
         });
     });
     // The list a hidden to-do goes back to: the first live one.
     let first_list = move || model.lists.with(|l| l.first().cloned());
     let restore = move |command: Command| {
-        local.command(command, move |reply| match reply {
-            Reply::Done { .. } => error.set(None),
-            Reply::Refused { reason } | Reply::Failed { reason } => error.set(Some(reason)),
-            _ => {}
+        spawn_local(async move {
+            error.set(local.run(command).await.err().map(|e| e.to_string()));
         });
     };
     let row = move |item: TrashRow| {

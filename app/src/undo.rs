@@ -5,7 +5,8 @@
 //! is shown, naming who.
 
 use leptos::prelude::*;
-use tandem_protocol::data::{Command, Reply, Request, UndoLabels};
+use leptos::task::spawn_local;
+use tandem_protocol::data::Command;
 
 use crate::local::use_local;
 use crate::model::use_model;
@@ -23,29 +24,29 @@ pub fn UndoRedo() -> impl IntoView {
             return;
         }
         local.generation.track();
-        local.request(Request::UndoState, move |reply| {
-            if let Reply::UndoState { undo, redo } = reply {
-                state.set(UndoLabels { undo, redo });
+        spawn_local(async move {
+            match local.undo_state().await {
+                Ok(labels) => state.set(labels),
+                Err(e) => notice.set(Some((true, e.to_string()))),
             }
         });
     });
     let run = move |redo: bool| {
         let label = state.with_untracked(|l| if redo { l.redo.clone() } else { l.undo.clone() });
         let command = if redo { Command::Redo } else { Command::Undo };
-        local.command(command, move |reply| match reply {
-            Reply::Done { .. } => {
-                let what = label.unwrap_or_default();
-                let text = if redo {
-                    format!("Redone: {what}")
-                } else {
-                    format!("Undone: {what}")
-                };
-                notice.set(Some((false, text)));
-            }
-            Reply::Refused { reason } | Reply::Failed { reason } => {
-                notice.set(Some((true, reason)));
-            }
-            _ => {}
+        spawn_local(async move {
+            notice.set(Some(match local.run(command).await {
+                Ok(_) => {
+                    let what = label.unwrap_or_default();
+                    let text = if redo {
+                        format!("Redone: {what}")
+                    } else {
+                        format!("Undone: {what}")
+                    };
+                    (false, text)
+                }
+                Err(e) => (true, e.to_string()),
+            }));
         });
     };
     #[cfg(feature = "hydrate")]

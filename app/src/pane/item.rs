@@ -1,6 +1,7 @@
 //! One to-do's row: toggle, title edit, reorder, its details and its due date.
 
 use leptos::prelude::*;
+use leptos::task::spawn_local;
 use tandem_protocol::data::{Command, TodoRow};
 
 use crate::conflicts::ConflictBadge;
@@ -10,7 +11,7 @@ use crate::model::use_model;
 use crate::quick_add::{self, Day};
 
 use super::list::today;
-use super::{failed, report};
+use super::{report, run_reporting};
 
 /// One `li` of `ul.todo-list`.
 #[component]
@@ -37,19 +38,18 @@ pub(super) fn Item(
     let toggle = move |_| {
         let (todo_id, completed, shown) =
             row.with_untracked(|r| (r.id.clone(), !r.completed, r.completed_hlc.clone()));
-        local.command(
+        run_reporting(
+            local,
+            error,
             Command::SetCompleted {
                 todo_id,
                 completed,
                 shown: Some(shown),
             },
-            move |reply| report(error, reply),
         );
     };
     let destroy = move |_| {
-        local.command(Command::DeleteTodo { todo_id: id() }, move |reply| {
-            report(error, reply)
-        });
+        run_reporting(local, error, Command::DeleteTodo { todo_id: id() });
     };
     let start_edit = move |()| {
         shown.set_value(row.with_untracked(|r| (r.title.clone(), r.title_hlc.clone())));
@@ -89,16 +89,17 @@ pub(super) fn Item(
                 shown: Some(stamp),
             }
         };
-        local.command(command, move |reply| {
+        spawn_local(async move {
+            let saved = local.run(command).await;
             // The item may be gone meanwhile (deleted elsewhere): then only the message shows.
-            if failed(&reply)
+            if saved.is_err()
                 && editing.try_get_untracked() == Some(false)
                 && draft.try_set_value(Some(value)).is_none()
             {
                 cancelled.set_value(false);
                 editing.set(true);
             }
-            report(error, reply);
+            report(error, &saved);
         });
     };
     // Done by keyboard, focus goes back to the item's title (not lost to the page).
@@ -157,32 +158,29 @@ pub(super) fn Item(
             order.get(at + 2).cloned()
         };
         let refocus_id = me.clone();
-        local.command(
-            Command::MoveTodo {
-                todo_id: me,
-                before,
-            },
-            move |reply| {
-                // The moved item's node was re-inserted, which drops focus: put it back.
-                #[cfg(feature = "hydrate")]
-                request_animation_frame(move || {
-                    let selector = format!("li[data-todo-id=\"{refocus_id}\"] input.toggle");
-                    if let Some(toggle) = document()
-                        .query_selector(&selector)
-                        .ok()
-                        .flatten()
-                        .and_then(|e| {
-                            wasm_bindgen::JsCast::dyn_into::<web_sys::HtmlElement>(e).ok()
-                        })
-                    {
-                        let _ = toggle.focus();
-                    }
-                });
-                #[cfg(not(feature = "hydrate"))]
-                let _ = refocus_id;
-                report(error, reply);
-            },
-        );
+        let command = Command::MoveTodo {
+            todo_id: me,
+            before,
+        };
+        spawn_local(async move {
+            let moved = local.run(command).await;
+            // The moved item's node was re-inserted, which drops focus: put it back.
+            #[cfg(feature = "hydrate")]
+            request_animation_frame(move || {
+                let selector = format!("li[data-todo-id=\"{refocus_id}\"] input.toggle");
+                if let Some(toggle) = document()
+                    .query_selector(&selector)
+                    .ok()
+                    .flatten()
+                    .and_then(|e| wasm_bindgen::JsCast::dyn_into::<web_sys::HtmlElement>(e).ok())
+                {
+                    let _ = toggle.focus();
+                }
+            });
+            #[cfg(not(feature = "hydrate"))]
+            let _ = refocus_id;
+            report(error, &moved);
+        });
     };
     // Drag to reorder: dropped on another item, this one goes just before it (or just after
     // it, when dragged downwards past it).
@@ -215,12 +213,13 @@ pub(super) fn Item(
             (Some(f), Some(t)) if f < t => order.get(t + 1).cloned(),
             _ => Some(target),
         };
-        local.command(
+        run_reporting(
+            local,
+            error,
             Command::MoveTodo {
                 todo_id: dragged,
                 before,
             },
-            move |reply| report(error, reply),
         );
     };
     view! {
@@ -325,13 +324,14 @@ pub(super) fn Details(row: RwSignal<TodoRow>, error: RwSignal<Option<String>>) -
         if notes.trim() == before.trim() {
             return;
         }
-        local.command(
+        run_reporting(
+            local,
+            error,
             Command::EditNotes {
                 todo_id,
                 notes,
                 shown: Some(stamp),
             },
-            move |reply| report(error, reply),
         );
     };
     let refresh_notes = move |_| {
@@ -341,13 +341,14 @@ pub(super) fn Details(row: RwSignal<TodoRow>, error: RwSignal<Option<String>>) -
         let value = event_target_value(&ev);
         let due_date = (!value.is_empty()).then_some(value);
         let shown = row.with_untracked(|r| r.due_date_hlc.clone());
-        local.command(
+        run_reporting(
+            local,
+            error,
             Command::SetDueDate {
                 todo_id: id(),
                 due_date,
                 shown: Some(shown),
             },
-            move |reply| report(error, reply),
         );
     };
     let move_to = move |ev: leptos::ev::Event| {
@@ -355,12 +356,13 @@ pub(super) fn Details(row: RwSignal<TodoRow>, error: RwSignal<Option<String>>) -
         if list_id.is_empty() || row.with_untracked(|r| r.list_id == list_id) {
             return;
         }
-        local.command(
+        run_reporting(
+            local,
+            error,
             Command::MoveToList {
                 todo_id: id(),
                 list_id,
             },
-            move |reply| report(error, reply),
         );
     };
     let field = move |name: &str| format!("{name}-{}", row.with_untracked(|r| r.id.clone()));

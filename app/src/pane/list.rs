@@ -1,17 +1,18 @@
 //! The TodoMVC pane of the current list and its new-todo box.
 
 use leptos::prelude::*;
+use leptos::task::spawn_local;
 use leptos_router::hooks::use_navigate;
-use tandem_protocol::data::{Command, Filter, Reply, Request};
+use tandem_protocol::data::{Command, Filter};
 
 use crate::conflicts::ConflictBadge;
 use crate::history::{AsOfView, HistoryButton};
-use crate::local::{new_id, use_local, Local};
+use crate::local::{new_id, use_local, AskError, Local};
 use crate::model::use_model;
 use crate::quick_add::{self, Day};
 
 use super::item::Item;
-use super::{failed, report};
+use super::{report, run_reporting};
 
 /// How long "Undo" stays beside a deleted list (the Trash keeps it after that).
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
@@ -74,24 +75,23 @@ pub(super) fn TodoApp(filter: Memo<Filter>) -> AnyView {
             return;
         }
         let renamed = list_id.clone();
-        local.command(
-            Command::RenameList {
-                list_id,
-                name: name.clone(),
-                shown: Some(stamp),
-            },
-            move |reply| {
-                // Only where it was typed: another list may be open by now.
-                if failed(&reply)
-                    && !renaming.get_untracked()
-                    && model.list_id.get_untracked().as_ref() == Some(&renamed)
-                {
-                    rename_draft.set_value(Some(name));
-                    renaming.set(true);
-                }
-                report(error, reply);
-            },
-        );
+        let command = Command::RenameList {
+            list_id,
+            name: name.clone(),
+            shown: Some(stamp),
+        };
+        spawn_local(async move {
+            let renaming_done = local.run(command).await;
+            // Only where it was typed: another list may be open by now.
+            if renaming_done.is_err()
+                && !renaming.get_untracked()
+                && model.list_id.get_untracked().as_ref() == Some(&renamed)
+            {
+                rename_draft.set_value(Some(name));
+                renaming.set(true);
+            }
+            report(error, &renaming_done);
+        });
     };
     let on_rename_keydown = move |ev: leptos::ev::KeyboardEvent| match ev.key().as_str() {
         "Enter" if ev.is_composing() => {}
@@ -109,46 +109,43 @@ pub(super) fn TodoApp(filter: Memo<Filter>) -> AnyView {
             return;
         };
         let name = list_name().unwrap_or_default();
-        local.command(
-            Command::DeleteList {
-                list_id: list_id.clone(),
-            },
-            move |reply| {
-                if matches!(reply, Reply::Done { .. }) {
-                    if model.list_id.get_untracked().as_ref() == Some(&list_id) {
-                        navigate.with_value(|go| go("/", Default::default()));
-                    }
-                    // Each offer goes with its own timer (the list may be deleted again after
-                    // an undo: that offer has its own few seconds).
-                    static OFFERS: std::sync::atomic::AtomicU64 =
-                        std::sync::atomic::AtomicU64::new(0);
-                    let offer = OFFERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    deleted.update(|d| d.push((list_id.clone(), name, offer)));
-                    #[cfg(feature = "hydrate")]
-                    set_timeout(
-                        move || {
-                            let _ = deleted.try_update(|d| d.retain(|(_, _, o)| *o != offer));
-                        },
-                        std::time::Duration::from_millis(UNDO_MS),
-                    );
+        let command = Command::DeleteList {
+            list_id: list_id.clone(),
+        };
+        spawn_local(async move {
+            let deleting = local.run(command).await;
+            if deleting.is_ok() {
+                if model.list_id.get_untracked().as_ref() == Some(&list_id) {
+                    navigate.with_value(|go| go("/", Default::default()));
                 }
-                report(error, reply);
-            },
-        );
+                // Each offer goes with its own timer (the list may be deleted again after
+                // an undo: that offer has its own few seconds).
+                static OFFERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+                let offer = OFFERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                deleted.update(|d| d.push((list_id.clone(), name, offer)));
+                #[cfg(feature = "hydrate")]
+                set_timeout(
+                    move || {
+                        let _ = deleted.try_update(|d| d.retain(|(_, _, o)| *o != offer));
+                    },
+                    std::time::Duration::from_millis(UNDO_MS),
+                );
+            }
+            report(error, &deleting);
+        });
     };
     let undo_delete = move |list_id: String| {
         deleted.update(|d| d.retain(|(id, _, _)| *id != list_id));
-        local.command(
-            Command::RestoreList {
-                list_id: list_id.clone(),
-            },
-            move |reply| {
-                if matches!(reply, Reply::Done { .. }) {
-                    navigate.with_value(|go| go(&format!("/lists/{list_id}"), Default::default()));
-                }
-                report(error, reply);
-            },
-        );
+        let command = Command::RestoreList {
+            list_id: list_id.clone(),
+        };
+        spawn_local(async move {
+            let restored = local.run(command).await;
+            if restored.is_ok() {
+                navigate.with_value(|go| go(&format!("/lists/{list_id}"), Default::default()));
+            }
+            report(error, &restored);
+        });
     };
     let counts = move || model.current_counts();
     let total = move || {
@@ -182,17 +179,13 @@ pub(super) fn TodoApp(filter: Memo<Filter>) -> AnyView {
             return;
         };
         let completed = model.current_counts().active > 0;
-        local.command(Command::ToggleAll { list_id, completed }, move |reply| {
-            report(error, reply)
-        });
+        run_reporting(local, error, Command::ToggleAll { list_id, completed });
     };
     let clear_completed = move |_| {
         let Some(list_id) = model.list_id.get_untracked() else {
             return;
         };
-        local.command(Command::ClearCompleted { list_id }, move |reply| {
-            report(error, reply)
-        });
+        run_reporting(local, error, Command::ClearCompleted { list_id });
     };
     let filter_link = move |f: Filter, label: &'static str| {
         let href = move || {
@@ -433,14 +426,15 @@ fn NewTodo(error: RwSignal<Option<String>>) -> AnyView {
                 _ => (new_id(), new_id()),
             };
             in_flight.set_value(Some((sent.clone(), ids.clone())));
-            add(local, list_id, quick, ids, move |reply| {
+            spawn_local(async move {
+                let added = add(local, list_id, quick, ids).await;
                 in_flight.set_value(None);
-                if matches!(reply, Reply::Done { .. }) && input.value() == sent {
+                if added.is_ok() && input.value() == sent {
                     input.set_value("");
                     text.set(String::new());
                     literal.set(false);
                 }
-                report(error, reply);
+                report(error, &added);
             });
         }
         "Escape" if parsed().phrase.is_some() => literal.set(true),
@@ -480,26 +474,20 @@ fn NewTodo(error: RwSignal<Option<String>>) -> AnyView {
 }
 
 /// Adds a to-do; `ids` are the command's id and the new to-do's.
-fn add(
+async fn add(
     local: Local,
     list_id: String,
     quick: quick_add::QuickAdd,
     (command_id, todo_id): (String, String),
-    done: impl FnOnce(Reply) + 'static,
-) {
-    local.request(
-        Request::Command {
-            command_id,
-            command: Command::AddTodo {
-                todo_id,
-                list_id,
-                title: quick.title,
-                due_date: quick.due.map(|d| d.iso()),
-                after: None,
-            },
-        },
-        done,
-    );
+) -> Result<u64, AskError> {
+    let command = Command::AddTodo {
+        todo_id,
+        list_id,
+        title: quick.title,
+        due_date: quick.due.map(|d| d.iso()),
+        after: None,
+    };
+    local.run_as(command_id, command).await
 }
 
 /// Puts the caret in `input.new-todo` (there is one on the page, or none for a reader).

@@ -19,17 +19,17 @@ pub use shortcuts::Shortcuts;
 pub use status::{Banner, SyncStatusBar};
 
 use leptos::prelude::*;
-use tandem_protocol::data::Reply;
+use leptos::task::spawn_local;
+use tandem_protocol::data::Command;
 
-/// Whether a command was refused or failed (nothing was recorded).
-fn failed(reply: &Reply) -> bool {
-    matches!(reply, Reply::Refused { .. } | Reply::Failed { .. })
-}
+use crate::local::{AskError, Local};
 
 /// Shows a refusal or failure inline; a success clears the message.
-fn report(error: RwSignal<Option<String>>, reply: Reply) {
-    match reply {
-        Reply::Refused { reason } | Reply::Failed { reason } => error.set(Some(reason)),
-        _ => error.set(None),
-    }
+fn report<T>(error: RwSignal<Option<String>>, result: &Result<T, AskError>) {
+    error.set(result.as_ref().err().map(ToString::to_string));
+}
+
+/// Runs a command, showing its refusal or failure inline (a success clears the message).
+fn run_reporting(local: Local, error: RwSignal<Option<String>>, command: Command) {
+    spawn_local(async move { report(error, &local.run(command).await) });
 }

@@ -1,8 +1,9 @@
 //! The sidebar: the workspace's lists, a new list, and each deleted list's Undo.
 
 use leptos::prelude::*;
+use leptos::task::spawn_local;
 use leptos_router::hooks::use_navigate;
-use tandem_protocol::data::{Command, Reply};
+use tandem_protocol::data::Command;
 
 use crate::local::{new_id, use_local};
 use crate::model::use_model;
@@ -30,16 +31,16 @@ pub(super) fn Sidebar() -> AnyView {
         let navigate = navigate.clone();
         let target = list_id.clone();
         creating.set_value(true);
-        local.command(Command::CreateList { list_id, name }, move |reply| {
+        spawn_local(async move {
+            let created = local.run(Command::CreateList { list_id, name }).await;
             creating.set_value(false);
-            match reply {
-                Reply::Done { .. } => {
+            match created {
+                Ok(_) => {
                     input.set_value("");
                     error.set(None);
                     navigate(&format!("/lists/{target}"), Default::default());
                 }
-                Reply::Refused { reason } | Reply::Failed { reason } => error.set(Some(reason)),
-                _ => {}
+                Err(e) => error.set(Some(e.to_string())),
             }
         });
     };
