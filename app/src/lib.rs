@@ -37,7 +37,8 @@ pub const OUTPUT_NAME: &str = "tandem";
 /// The content security policy (DESIGN.md rule 23, "the browser is an enemy's target too"):
 /// scripts only from this site — the page's inline hydration script by its nonce, never
 /// `unsafe-inline` —, wasm compiled, the worker and the live socket from this site, never
-/// framed. The server sends it on every response; pages carry their nonce.
+/// framed. The server sends it on every response; pages carry their nonce (minted per page
+/// request by the server's front layer).
 pub fn content_security_policy(nonce: Option<&str>) -> String {
     let scripts = match nonce {
         Some(n) => format!("'self' 'wasm-unsafe-eval' 'nonce-{n}'"),
@@ -51,14 +52,9 @@ pub fn content_security_policy(nonce: Option<&str>) -> String {
 }
 
 /// The whole HTML document, rendered by the server around [`App`].
+/// (The server's front layer sends the Content-Security-Policy with the nonce it gives the
+/// page: `server/src/guard.rs`.)
 pub fn shell(options: LeptosOptions) -> impl IntoView {
-    #[cfg(feature = "ssr")]
-    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
-        let nonce = leptos::nonce::use_nonce().map(|n| n.to_string());
-        if let Ok(value) = http::HeaderValue::from_str(&content_security_policy(nonce.as_deref())) {
-            response.insert_header(http::header::CONTENT_SECURITY_POLICY, value);
-        }
-    }
     view! {
         <!DOCTYPE html>
         <html lang="en">

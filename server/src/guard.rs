@@ -23,6 +23,14 @@ use tandem_protocol::sync::{ErrorCode, SyncError};
 use crate::auth::Auth;
 use crate::errors::error;
 
+/// The nonce of a page's inline scripts, minted here for each page request (a request
+/// extension): the server functions' renderer takes it as the page's nonce (`routes.rs`) and
+/// the Content-Security-Policy header names it on the way out. Minted and sent by this layer,
+/// the header never depends on the renderer's response options reaching the response (a page
+/// once came without it and never hydrated: its hydration script was refused).
+#[derive(Debug, Clone)]
+pub struct PageNonce(pub String);
+
 /// The client's address as the rate limits and logs see it (a request extension).
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub Option<std::net::IpAddr>);
@@ -93,7 +101,18 @@ pub async fn front(State(auth): State<Arc<Auth>>, mut request: Request, next: Ne
         request.extensions_mut().insert(Caller::Anonymous);
     }
     let api = path.starts_with("/api/");
-    let response = next.run(request).await;
+    let nonce = (is_page && !api).then(|| leptos::nonce::Nonce::new().to_string());
+    if let Some(nonce) = &nonce {
+        request.extensions_mut().insert(PageNonce(nonce.clone()));
+    }
+    let mut response = next.run(request).await;
+    if let Some(nonce) = nonce {
+        if let Ok(v) = HeaderValue::from_str(&app::content_security_policy(Some(&nonce))) {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_SECURITY_POLICY, v);
+        }
+    }
     with_headers(response, refreshed, api || is_page)
 }
 

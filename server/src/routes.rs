@@ -11,7 +11,7 @@ use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use leptos::config::LeptosOptions;
-use leptos::prelude::provide_context;
+use leptos::prelude::{provide_context, use_context};
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use serde_json::json;
 use tower_http::compression::CompressionLayer;
@@ -198,10 +198,18 @@ pub fn router(config: &Config, databases: Databases, hub: Arc<Hub>, auth: Arc<Au
             post(workspaces::accept_invite),
         )
         .method_not_allowed_fallback(method_not_allowed)
-        .leptos_routes_with_context(&state, routes, move || provide_context(sync.clone()), {
-            let options = state.leptos.clone();
-            move || shell(options.clone())
-        })
+        .leptos_routes_with_context(
+            &state,
+            routes,
+            move || {
+                provide_context(sync.clone());
+                provide_page_nonce();
+            },
+            {
+                let options = state.leptos.clone();
+                move || shell(options.clone())
+            },
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&metrics),
             metrics::track,
@@ -214,7 +222,10 @@ pub fn router(config: &Config, databases: Databases, hub: Arc<Hub>, auth: Arc<Au
             Arc::clone(&auth),
             metrics_gate,
         ))
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .fallback(leptos_axum::file_and_error_handler_with_context::<
+            AppState,
+            _,
+        >(provide_page_nonce, shell))
         .layer(axum::middleware::from_fn_with_state(
             sync_layer::Guard {
                 body_limit: config.limits.push_body_bytes,
@@ -317,4 +328,14 @@ fn unavailable(message: String) -> (StatusCode, Json<serde_json::Value>) {
         StatusCode::SERVICE_UNAVAILABLE,
         Json(json!({"code": "UNAVAILABLE", "message": message})),
     )
+}
+
+/// The page's script nonce is the one the front layer minted for this request (and names in
+/// the Content-Security-Policy header), not one of the renderer's own.
+fn provide_page_nonce() {
+    let nonce = use_context::<axum::http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<crate::guard::PageNonce>().cloned());
+    if let Some(crate::guard::PageNonce(nonce)) = nonce {
+        provide_context(leptos::nonce::Nonce::from_value(nonce));
+    }
 }

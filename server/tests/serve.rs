@@ -45,6 +45,49 @@ async fn a_stranger_gets_the_sign_in_form_and_nothing_else() {
     server.stop().await;
 }
 
+/// Every page's inline scripts carry the nonce its Content-Security-Policy header names —
+/// many pages at once, the not-found page too — and no two pages share one. (A page once came
+/// with a policy naming no nonce: its hydration script was refused and it never came alive.)
+#[tokio::test]
+async fn every_page_names_its_own_nonce_in_its_policy() {
+    let server = common::start_open().await;
+    let cookie = common::sign_up(&server.base, "ann").await;
+    let paths = ["/", "/settings", "/trash", "/no/such/page", "/sign-in"];
+    let fetches = (0..40).map(|i| {
+        let url = format!("{}{}", server.base, paths[i % paths.len()]);
+        let cookie = cookie.clone();
+        async move {
+            let response = client()
+                .get(&url)
+                .header("cookie", &cookie)
+                .send()
+                .await
+                .unwrap();
+            let csp = response.headers()["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .to_string();
+            let html = response.text().await.unwrap();
+            (url, csp, html)
+        }
+    });
+    let mut nonces = std::collections::HashSet::new();
+    for (url, csp, html) in futures_util::future::join_all(fetches).await {
+        let nonce = csp
+            .split("'nonce-")
+            .nth(1)
+            .and_then(|r| r.split('\'').next())
+            .unwrap_or_else(|| panic!("{url}: no nonce in {csp}"))
+            .to_string();
+        assert!(
+            html.contains(&format!("<script type=\"module\" nonce=\"{nonce}\">")),
+            "{url}: the hydration script lacks the policy's nonce {nonce}: {html}"
+        );
+        assert!(nonces.insert(nonce), "{url}: a nonce used twice");
+    }
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn renders_the_shell_server_side() {
     let server = common::start_open().await;
