@@ -39,6 +39,12 @@ pub enum TransportError {
 pub trait Transport {
     async fn push(&mut self, request: &PushRequest) -> Result<PushResponse, TransportError>;
     async fn pull(&mut self, request: &PullRequest) -> Result<PullResponse, TransportError>;
+    /// A hint that `request` is the next pull (a download's next page): a transport may send
+    /// it now, while the page before it is stored, and answer [`Self::pull`] of the same
+    /// request from it. The default sends nothing early.
+    fn prefetch_pull(&mut self, request: &PullRequest) {
+        let _ = request;
+    }
 }
 
 /// What the user sees of sync (CONTRACT.md `data-sync-state`).
@@ -209,6 +215,14 @@ impl<T: Transport> SyncClient<T> {
                 Action::Pull { cursor } => {
                     let request = self.pull_request(cursor);
                     let answer = self.transport.pull(&request).await;
+                    // More to come: the next page travels while this one is stored.
+                    if let Ok(page) = &answer {
+                        if page.has_more && self.log_changed.is_none() {
+                            if let Some(last) = page.events.last() {
+                                self.transport.prefetch_pull(&self.pull_request(last.seq));
+                            }
+                        }
+                    }
                     self.pulled(answer)
                 }
                 Action::Push { cursor, limit } => match self.push_request(cursor, limit) {

@@ -1543,6 +1543,25 @@ impl EventLog {
     }
 
     /// The number of events in the log.
+    /// Drops the log's secondary indexes (by time and by type: only the inspector's filters
+    /// read them) for a first download, which writes faster without them;
+    /// [`Self::create_secondary_indexes`] builds them in one pass at its end. A download cut
+    /// short leaves them to the next open, which creates what is missing (`events.sql`).
+    pub fn drop_secondary_indexes(&self) -> Result<(), LogError> {
+        self.conn
+            .execute_batch("DROP INDEX IF EXISTS events_hlc; DROP INDEX IF EXISTS events_type;")?;
+        Ok(())
+    }
+
+    /// Creates the secondary indexes when missing (a no-op when they exist).
+    pub fn create_secondary_indexes(&self) -> Result<(), LogError> {
+        self.conn.execute_batch(
+            "CREATE INDEX IF NOT EXISTS events_hlc ON events (hlc_timestamp); \
+             CREATE INDEX IF NOT EXISTS events_type ON events (event_type);",
+        )?;
+        Ok(())
+    }
+
     pub fn len(&self) -> Result<u64, LogError> {
         Ok(self
             .conn
@@ -1551,7 +1570,9 @@ impl EventLog {
     }
 
     pub fn is_empty(&self) -> Result<bool, LogError> {
-        Ok(self.len()? == 0)
+        Ok(self
+            .conn
+            .query_row("SELECT NOT EXISTS (SELECT 1 FROM events)", [], |r| r.get(0))?)
     }
 
     /// Calls `f` on every event of the log and the outbox, one aggregate after another (by

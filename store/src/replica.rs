@@ -600,7 +600,15 @@ impl Replica {
         users: &std::collections::HashMap<tandem_events::ids::EventId, String>,
         project: bool,
     ) -> Result<usize, ReplicaError> {
+        // A first download of several pages writes the log without its secondary indexes and
+        // builds them once, after its last page.
+        if !project && self.log.is_empty()? {
+            self.log.drop_secondary_indexes()?;
+        }
         let taken = self.log.accept_by(pulled, &[], users)?;
+        if project {
+            self.log.create_secondary_indexes()?;
+        }
         // Outbox copies replaced by their stored copies: recompute those aggregates now (their
         // views were made from the outbox copy, which is gone).
         self.views.refresh(&self.log, &taken.changed)?;

@@ -45,6 +45,10 @@ struct Server {
     pushes: Vec<PushRequest>,
     /// Pulls answered before they start failing (None: never).
     pulls_left: Option<usize>,
+    /// The cursors of the pulls the device said would come next (`prefetch_pull`), and of
+    /// the pulls it made, in order.
+    prefetched: Vec<u64>,
+    pulled: Vec<u64>,
     /// While false, requests wait (the device's worker stays free meanwhile).
     gate: Rc<Cell<bool>>,
 }
@@ -71,6 +75,8 @@ impl Server {
             delayed: vec![],
             pushes: vec![],
             pulls_left: None,
+            prefetched: vec![],
+            pulled: vec![],
             gate: Rc::new(Cell::new(true)),
         }))
     }
@@ -144,6 +150,7 @@ impl Transport for Net {
         let gate = Rc::clone(&self.0.borrow().gate);
         Gate(gate).await;
         let mut server = self.0.borrow_mut();
+        server.pulled.push(request.cursor);
         if let Some(left) = server.pulls_left.as_mut() {
             if *left == 0 {
                 return Err(TransportError::Unreachable("connection reset".into()));
@@ -154,6 +161,10 @@ impl Transport for Net {
             .central
             .pull(request)
             .map_err(TransportError::Refused)
+    }
+
+    fn prefetch_pull(&mut self, request: &PullRequest) {
+        self.0.borrow_mut().prefetched.push(request.cursor);
     }
 }
 
@@ -635,6 +646,63 @@ fn a_refusal_without_the_servers_time_is_an_error_never_a_zero() {
     assert!(client.replica().pending(1).unwrap()[0].hlc_timestamp.ms >= T0);
 }
 
+/// A download of several pages names each next page before it stores the one it has (the
+/// browser's transport sends it then, so the network works while the page is stored): every
+/// page but the first was announced with the cursor it was then pulled at, and nothing after
+/// the last.
+#[test]
+fn a_download_announces_each_next_page_before_storing_the_one_it_has() {
+    let server = Server::new(SyncLimits::default());
+    let mut a = device(&server, 1, Settings::default());
+    for i in 0..10 {
+        a.list(agg(100 + i), &format!("list {i}"));
+    }
+    a.settle();
+    server.borrow_mut().pulled.clear();
+    server.borrow_mut().prefetched.clear();
+    let mut b = device(
+        &server,
+        2,
+        Settings {
+            pull_page: 3,
+            ..Settings::default()
+        },
+    );
+    b.settle();
+    assert_eq!(b.client.replica().cursor(WS).unwrap(), 10);
+    let server = server.borrow();
+    assert_eq!(server.pulled, [0, 3, 6, 9], "four pages of three");
+    assert_eq!(
+        server.prefetched,
+        [3, 6, 9],
+        "each next page announced, none after the last"
+    );
+    assert_eq!(
+        secondary_indexes(&b),
+        ["events_hlc", "events_type"],
+        "built at the end of the download"
+    );
+}
+
+/// The log's secondary indexes that exist, by name.
+fn secondary_indexes(d: &Device) -> Vec<String> {
+    let r = d.client.replica();
+    let mut stmt = r
+        .log()
+        .connection()
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'index' \
+             AND name IN ('events_hlc', 'events_type') ORDER BY name",
+        )
+        .unwrap();
+    let names = stmt
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<Vec<String>, _>>()
+        .unwrap();
+    names
+}
+
 #[test]
 fn a_pull_that_fails_midway_projects_the_pages_already_stored() {
     let server = Server::new(SyncLimits::default());
@@ -653,6 +721,10 @@ fn a_pull_that_fails_midway_projects_the_pages_already_stored() {
     );
     server.borrow_mut().pulls_left = Some(2);
     assert!(matches!(b.run(), Action::Wait { .. }));
+    assert!(
+        secondary_indexes(&b).is_empty(),
+        "a first download writes without the secondary indexes"
+    );
     let r = b.client.replica();
     assert_eq!(r.cursor(WS).unwrap(), 6, "two pages stored");
     assert_eq!(

@@ -1574,6 +1574,8 @@ struct FetchTransport {
     downloading: bool,
     /// The workspace it syncs (its progress is shown by that workspace's pages).
     workspace: WorkspaceId,
+    /// The next pull of a download, sent before the page before it is stored.
+    prefetched: Option<Sent>,
 }
 
 impl FetchTransport {
@@ -1582,6 +1584,7 @@ impl FetchTransport {
             ctx,
             downloading: false,
             workspace,
+            prefetched: None,
         }
     }
 
@@ -1592,6 +1595,11 @@ impl FetchTransport {
     ) -> Result<Resp, TransportError> {
         let body = serde_json::to_string(request)
             .map_err(|e| TransportError::Unreachable(format!("cannot encode the request: {e}")))?;
+        self.start(path, body)?.finish().await
+    }
+
+    /// Sends a request now (`fetch` dispatches it at once); [`Sent::finish`] awaits the answer.
+    fn start(&self, path: &str, body: String) -> Result<Sent, TransportError> {
         let init = web_sys::RequestInit::new();
         init.set_method("POST");
         init.set_body(&JsValue::from_str(&body));
@@ -1617,12 +1625,34 @@ impl FetchTransport {
                 FETCH_TIMEOUT_MS,
             )
             .ok();
+        Ok(Sent {
+            body,
+            answer: scope().fetch_with_str_and_init(path, &init),
+            abort,
+            _timer: timer,
+            timer_id,
+        })
+    }
+}
+
+/// A request on its way ([`FetchTransport::start`]).
+struct Sent {
+    /// What was sent (a prefetched pull is used only for the same request).
+    body: String,
+    answer: js_sys::Promise,
+    abort: web_sys::AbortController,
+    _timer: Closure<dyn FnMut()>,
+    timer_id: Option<i32>,
+}
+
+impl Sent {
+    /// The answer, decoded from its bytes (bounded), or the error it stands for.
+    async fn finish<Resp: serde::de::DeserializeOwned>(self) -> Result<Resp, TransportError> {
         let answer = async {
-            let response: web_sys::Response =
-                JsFuture::from(scope().fetch_with_str_and_init(path, &init))
-                    .await
-                    .map_err(|e| TransportError::Unreachable(describe(&e)))?
-                    .unchecked_into();
+            let response: web_sys::Response = JsFuture::from(self.answer.clone())
+                .await
+                .map_err(|e| TransportError::Unreachable(describe(&e)))?
+                .unchecked_into();
             let status = response.status();
             let retry_after_ms = response
                 .headers()
@@ -1658,10 +1688,22 @@ impl FetchTransport {
             }
         }
         .await;
-        if let Some(id) = timer_id {
+        if let Some(id) = self.timer_id {
             scope().clear_timeout_with_handle(id);
         }
         answer
+    }
+
+    /// Gives the request up (a prefetched pull nobody asked for after all).
+    fn cancel(self) {
+        if let Some(id) = self.timer_id {
+            scope().clear_timeout_with_handle(id);
+        }
+        self.abort.abort();
+        // The aborted promise rejects; handled, so it is not reported as uncaught.
+        spawn_local(async move {
+            let _ = JsFuture::from(self.answer).await;
+        });
     }
 }
 
@@ -1671,7 +1713,18 @@ impl Transport for FetchTransport {
     }
 
     async fn pull(&mut self, request: &PullRequest) -> Result<PullResponse, TransportError> {
-        let response: PullResponse = self.post("/api/sync/pull", request).await?;
+        let body = serde_json::to_string(request)
+            .map_err(|e| TransportError::Unreachable(format!("cannot encode the request: {e}")))?;
+        let sent = match self.prefetched.take() {
+            Some(sent) if sent.body == body => sent,
+            other => {
+                if let Some(stale) = other {
+                    stale.cancel();
+                }
+                self.start("/api/sync/pull", body)?
+            }
+        };
+        let response: PullResponse = sent.finish().await?;
         // A download of more than one page shows its progress; its last page says it is done
         // (stored = head), so the page's bar goes.
         let stored = response.events.last().map_or(request.cursor, |e| e.seq);
@@ -1688,6 +1741,17 @@ impl Transport for FetchTransport {
         }
         self.downloading = response.has_more;
         Ok(response)
+    }
+
+    /// The next page of a download is on its way while this one is stored.
+    fn prefetch_pull(&mut self, request: &PullRequest) {
+        if let Some(stale) = self.prefetched.take() {
+            stale.cancel();
+        }
+        let Ok(body) = serde_json::to_string(request) else {
+            return;
+        };
+        self.prefetched = self.start("/api/sync/pull", body).ok();
     }
 }
 
