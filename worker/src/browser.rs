@@ -1631,11 +1631,15 @@ impl FetchTransport {
             abort,
             _timer: timer,
             timer_id,
+            finished: false,
         })
     }
 }
 
-/// A request on its way ([`FetchTransport::start`]).
+/// A request on its way ([`FetchTransport::start`]). Dropped before its answer was read (a
+/// prefetched pull nobody asked for after all, a sync loop that ended), it is aborted and its
+/// timeout cleared: the timer must never fire into its dropped closure (an uncaught error
+/// that would end the worker).
 struct Sent {
     /// What was sent (a prefetched pull is used only for the same request).
     body: String,
@@ -1643,11 +1647,29 @@ struct Sent {
     abort: web_sys::AbortController,
     _timer: Closure<dyn FnMut()>,
     timer_id: Option<i32>,
+    /// Whether its answer was read to the end.
+    finished: bool,
+}
+
+impl Drop for Sent {
+    fn drop(&mut self) {
+        if let Some(id) = self.timer_id.take() {
+            scope().clear_timeout_with_handle(id);
+        }
+        if !self.finished {
+            self.abort.abort();
+            // The aborted promise rejects; handled, so it is not reported as uncaught.
+            let answer = self.answer.clone();
+            spawn_local(async move {
+                let _ = JsFuture::from(answer).await;
+            });
+        }
+    }
 }
 
 impl Sent {
     /// The answer, decoded from its bytes (bounded), or the error it stands for.
-    async fn finish<Resp: serde::de::DeserializeOwned>(self) -> Result<Resp, TransportError> {
+    async fn finish<Resp: serde::de::DeserializeOwned>(mut self) -> Result<Resp, TransportError> {
         let answer = async {
             let response: web_sys::Response = JsFuture::from(self.answer.clone())
                 .await
@@ -1688,22 +1710,8 @@ impl Sent {
             }
         }
         .await;
-        if let Some(id) = self.timer_id {
-            scope().clear_timeout_with_handle(id);
-        }
+        self.finished = true;
         answer
-    }
-
-    /// Gives the request up (a prefetched pull nobody asked for after all).
-    fn cancel(self) {
-        if let Some(id) = self.timer_id {
-            scope().clear_timeout_with_handle(id);
-        }
-        self.abort.abort();
-        // The aborted promise rejects; handled, so it is not reported as uncaught.
-        spawn_local(async move {
-            let _ = JsFuture::from(self.answer).await;
-        });
     }
 }
 
@@ -1717,12 +1725,8 @@ impl Transport for FetchTransport {
             .map_err(|e| TransportError::Unreachable(format!("cannot encode the request: {e}")))?;
         let sent = match self.prefetched.take() {
             Some(sent) if sent.body == body => sent,
-            other => {
-                if let Some(stale) = other {
-                    stale.cancel();
-                }
-                self.start("/api/sync/pull", body)?
-            }
+            // Another request (or none) was prefetched: dropped, it is aborted.
+            _ => self.start("/api/sync/pull", body)?,
         };
         let response: PullResponse = sent.finish().await?;
         // A download of more than one page shows its progress; its last page says it is done
@@ -1745,9 +1749,8 @@ impl Transport for FetchTransport {
 
     /// The next page of a download is on its way while this one is stored.
     fn prefetch_pull(&mut self, request: &PullRequest) {
-        if let Some(stale) = self.prefetched.take() {
-            stale.cancel();
-        }
+        // One at a time: a stale one is dropped, and so aborted.
+        self.prefetched = None;
         let Ok(body) = serde_json::to_string(request) else {
             return;
         };
