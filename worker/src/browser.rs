@@ -911,13 +911,15 @@ impl App {
                 } else {
                     None
                 };
-                self.flush_changes_with(undo);
-                if let Err(e) = self.replica.borrow_mut().release_views() {
-                    web_sys::console::error_1(&format!("tandem worker: {e}").into());
-                }
+                // The unsent count before the rows: a row never shows while the status still
+                // says everything is synced.
                 if is_command && matches!(reply, Reply::Done { events } if events > 0) {
                     self.schedule_push(&space);
                     self.refresh_pending();
+                }
+                self.flush_changes_with(undo);
+                if let Err(e) = self.replica.borrow_mut().release_views() {
+                    web_sys::console::error_1(&format!("tandem worker: {e}").into());
                 }
                 self.send(client, WorkerMessage::Reply { id, reply });
             }
