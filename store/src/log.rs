@@ -126,6 +126,7 @@ impl EventLog {
         let found = check_schema(&conn)?;
         migrate(&conn)?;
         conn.execute_batch(include_str!("sql/events.sql"))?;
+        conn.execute_batch(SECONDARY_INDEXES)?;
         if found < LOG_SCHEMA {
             conn.pragma_update(None, "user_version", LOG_SCHEMA)?;
         }
@@ -1542,7 +1543,6 @@ impl EventLog {
         Ok(checked)
     }
 
-    /// The number of events in the log.
     /// Drops the log's secondary indexes (by time and by type: only the inspector's filters
     /// read them) for a first download, which writes faster without them;
     /// [`Self::create_secondary_indexes`] builds them in one pass at its end. A download cut
@@ -1555,13 +1555,11 @@ impl EventLog {
 
     /// Creates the secondary indexes when missing (a no-op when they exist).
     pub fn create_secondary_indexes(&self) -> Result<(), LogError> {
-        self.conn.execute_batch(
-            "CREATE INDEX IF NOT EXISTS events_hlc ON events (hlc_timestamp); \
-             CREATE INDEX IF NOT EXISTS events_type ON events (event_type);",
-        )?;
+        self.conn.execute_batch(SECONDARY_INDEXES)?;
         Ok(())
     }
 
+    /// The number of events in the log.
     pub fn len(&self) -> Result<u64, LogError> {
         Ok(self
             .conn
@@ -1974,6 +1972,10 @@ fn head_in(conn: &Connection, workspace: WorkspaceId) -> Result<u64, LogError> {
         .optional()?;
     Ok(h.unwrap_or(0).max(0) as u64)
 }
+
+/// The log's secondary indexes, one statement list for the open and for the end of a first
+/// download (which drops them while it writes).
+const SECONDARY_INDEXES: &str = include_str!("sql/events_indexes.sql");
 
 /// The schema of events.db this build writes, in `PRAGMA user_version` (0: a file from before
 /// it was recorded, which [`migrate`] brings up to date). A file of a greater one was written by

@@ -22,9 +22,8 @@ CREATE TABLE IF NOT EXISTS events (
     UNIQUE (aggregate_id, version),
     UNIQUE (workspace_id, seq)
 );
--- UNIQUE (aggregate_id, version) already indexes lookups by aggregate_id.
-CREATE INDEX IF NOT EXISTS events_hlc ON events (hlc_timestamp);
-CREATE INDEX IF NOT EXISTS events_type ON events (event_type);
+-- UNIQUE (aggregate_id, version) already indexes lookups by aggregate_id. The secondary
+-- indexes (by time, by type) are in events_indexes.sql: a first download drops and rebuilds them.
 
 CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
 BEGIN
