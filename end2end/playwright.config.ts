@@ -21,6 +21,9 @@ export default defineConfig({
   use: {
     baseURL: `http://127.0.0.1:${port}`,
     trace: "retain-on-failure",
+    // The suites' shared page runs without the service worker (its fetches would bypass
+    // `page.route` and `setOffline`); tests/pwa.spec.ts and the demo allow it.
+    serviceWorkers: "block",
     launchOptions: {
       // Debian's Chromium: Playwright's own browser download cannot work here (TOOLCHAIN.md).
       executablePath: process.env.CHROMIUM_BIN ?? "/usr/bin/chromium",

@@ -8,16 +8,26 @@ CARGO_LEPTOS_VERSION=0.3.10
 log() { printf '\033[1msetup:\033[0m %s\n' "$*"; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# 1. Debian packages: clang builds SQLite's C for wasm32; chromium runs the Playwright tests.
+# 1. Debian packages: clang builds SQLite's C for wasm32; chromium runs the Playwright tests;
+#    nginx is the reverse proxy the self-host test runs through (end2end/tests/proxy.spec.ts).
 missing=()
 command -v clang >/dev/null || missing+=(clang)
 command -v llvm-ar >/dev/null || command -v llvm-ar-14 >/dev/null || missing+=(llvm)
 command -v chromium >/dev/null || missing+=(chromium)
 command -v npm >/dev/null || missing+=(npm)
+[ -x /usr/sbin/nginx ] || missing+=(nginx)
 if [ ${#missing[@]} -gt 0 ]; then
   log "apt-get install ${missing[*]}"
   as_root apt-get update -qq
+  # Packages must not start their services (nginx on port 80): the tests start their own.
+  no_start=
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | as_root tee /usr/sbin/policy-rc.d >/dev/null
+    as_root chmod +x /usr/sbin/policy-rc.d
+    no_start=1
+  fi
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" lld >/dev/null
+  [ -z "$no_start" ] || as_root rm -f /usr/sbin/policy-rc.d
 fi
 
 # 2. The wasm target.

@@ -105,15 +105,28 @@ impl Account {
 
 pub fn provide_account() -> Account {
     let account = Account {
-        session: Resource::new_blocking(
-            || (),
-            |_| async { current_session().await.ok().flatten() },
-        ),
+        session: Resource::new_blocking(|| (), |_| read_session()),
         workspace: RwSignal::new(None),
         role: RwSignal::new(None),
     };
     provide_context(account);
     account
+}
+
+/// Who is signed in. The server says (it renders the first page with it); a page started from
+/// the offline shell uses the session remembered on this browser at once, and so does a page
+/// whose server cannot be reached (DESIGN.md rule 24).
+async fn read_session() -> Option<Session> {
+    if crate::local::mounted_from_shell() {
+        if let Some(session) = crate::local::remembered_session() {
+            return Some(session);
+        }
+    }
+    match current_session().await {
+        Ok(session) => session,
+        // Unreachable or failing: not an answer that the person signed out.
+        Err(_) => crate::local::remembered_session(),
+    }
 }
 
 pub fn use_account() -> Account {

@@ -121,7 +121,7 @@ fn ConflictDialog(item_id: String, label: Signal<String>, close: Callback<()>) -
                         <button
                             type="button"
                             class="keep"
-                            aria-label=format!("Keep “{shown}”")
+                            aria-label=format!("Keep this: “{shown}”")
                             on:click=move |_| resolve(field.clone(), value.clone(), seen.clone())
                         >
                             "Keep this"

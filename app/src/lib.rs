@@ -14,6 +14,7 @@ pub mod local;
 mod members;
 pub mod model;
 mod pane;
+pub mod pwa;
 pub mod quick_add;
 pub mod server_status;
 mod settings;
@@ -59,11 +60,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
         <!DOCTYPE html>
         <html lang="en">
             <head>
-                <meta charset="utf-8"/>
-                <meta name="viewport" content="width=device-width, initial-scale=1"/>
-                <meta name="description" content="Tandem: a local-first collaborative to-do list"/>
-                <meta name="color-scheme" content="light dark"/>
-                <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
+                <HeadTags/>
                 <HydrationScripts options/>
                 <MetaTags/>
             </head>
@@ -74,6 +71,54 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
+/// What every document's head carries, the server's pages and the offline shell alike: the
+/// viewport, the colour schemes, the icons and the web app manifest.
+#[component]
+fn HeadTags() -> impl IntoView {
+    view! {
+        <meta charset="utf-8"/>
+        <meta name="viewport" content="width=device-width, initial-scale=1"/>
+        <meta name="description" content="Tandem: a local-first collaborative to-do list"/>
+        <meta name="color-scheme" content="light dark"/>
+        // The browser's bar in the page's own colours (style/main.css `--bg`).
+        {theme_color("#f5f6f8", "(prefers-color-scheme: light)")}
+        {theme_color("#111418", "(prefers-color-scheme: dark)")}
+        <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
+        <link rel="apple-touch-icon" href="/icons/apple-touch-icon.png"/>
+        <link rel="manifest" href="/manifest.webmanifest"/>
+    }
+}
+
+/// `<meta name="theme-color" content=… media=…>` (the view macro knows no `media` on `meta`).
+fn theme_color(colour: &'static str, media: &'static str) -> impl IntoView {
+    use leptos::tachys::html::attribute::custom::CustomAttribute;
+    leptos::html::meta()
+        .name("theme-color")
+        .content(colour)
+        .attr("media", media)
+}
+
+/// The offline shell (`/shell.html`): the document the service worker answers a navigation
+/// with when the server cannot be reached. It carries nothing of anyone's (no session, no
+/// list): `/mount.js` starts the page's wasm and *mounts* [`App`] — the same component tree the
+/// server renders and the page hydrates — which then reads the account last signed in on this
+/// browser and its lists from the local store. (Its stylesheet is the app's own `Stylesheet`;
+/// the script names `build`, so the service worker answers it from that build's copies.)
+#[cfg(feature = "ssr")]
+pub fn offline_shell(build: &str) -> String {
+    let build: String = build
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+        .collect();
+    let head = view! {
+        <HeadTags/>
+        <title>"Tandem"</title>
+        <script type="module" src=format!("/mount.js?v={build}")></script>
+    }
+    .to_html();
+    format!("<!DOCTYPE html><html lang=\"en\"><head>{head}</head><body></body></html>")
+}
+
 /// The application: routes inside the document body.
 #[component]
 pub fn App() -> impl IntoView {
@@ -82,9 +127,11 @@ pub fn App() -> impl IntoView {
     provide_context(model);
     let account = account::provide_account();
     let local = local::provide_local(model);
+    pwa::provide_pwa();
     // The worker starts for the signed-in account (its own local databases).
     Effect::new(move |_| {
         if let Some(Some(session)) = account.session.get() {
+            local::remember_session(&session);
             local::start_for(local, model, &session.user_id);
         }
     });
@@ -101,8 +148,10 @@ pub fn App() -> impl IntoView {
                     <Suspense fallback=|| ()>
                         {move || signed_in().then(|| view! { <undo::UndoRedo/> })}
                     </Suspense>
+                    <pwa::InstallButton/>
                     <AccountBar/>
                 </header>
+                <pwa::UpdateBanner/>
                 <Banner/>
                 <main>
                     <Routes fallback=|| view! { <NotFound/> }>

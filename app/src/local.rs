@@ -182,6 +182,7 @@ pub async fn freeze_other_tabs(account: &str, signing: impl Fn() -> bool) {
 /// Deletes the account's local data (its OPFS folder, DESIGN.md rule 24) once every tab's
 /// worker has let go of it, after telling the other tabs to sign out.
 pub async fn forget_account(account: &str) {
+    forget_session(account);
     #[cfg(feature = "hydrate")]
     browser::forget_account(account).await;
     #[cfg(not(feature = "hydrate"))]
@@ -263,18 +264,50 @@ impl Local {
             if local.ready.get_untracked() {
                 return;
             }
-            let last = last_workspace(&session.user_id);
-            let space = session
-                .workspaces
-                .iter()
-                .find(|w| Some(&w.workspace_id) == last.as_ref())
-                .or(session.workspaces.first())
-                .cloned();
-            let Some(space) = space else { return };
-            account.workspace.set(Some(space.workspace_id.clone()));
-            account.role.set(Some(space.role.clone()));
-            local.open(0, None, space.workspace_id, Some(space.role));
+            local.open_last_workspace(account, &session);
         });
+    }
+
+    /// Opens the local store with no server view, for the workspace last shown on this browser
+    /// (else the account's first); the workspace it opened, if the account has one.
+    pub fn open_last_workspace(
+        &self,
+        account: crate::account::Account,
+        session: &crate::account::Session,
+    ) -> Option<String> {
+        let last = last_workspace(&session.user_id);
+        let space = session
+            .workspaces
+            .iter()
+            .find(|w| Some(&w.workspace_id) == last.as_ref())
+            .or(session.workspaces.first())
+            .cloned()?;
+        account.workspace.set(Some(space.workspace_id.clone()));
+        account.role.set(Some(space.role.clone()));
+        self.open(0, None, space.workspace_id.clone(), Some(space.role));
+        Some(space.workspace_id)
+    }
+
+    /// Resolves once the local store has caught up (at once when it has).
+    pub async fn until_ready(&self) {
+        #[cfg(feature = "hydrate")]
+        {
+            if self.ready.get_untracked() {
+                return;
+            }
+            let (tx, rx) = futures_channel::oneshot::channel::<()>();
+            let tx = std::cell::Cell::new(Some(tx));
+            let ready = self.ready;
+            let effect = Effect::new(move |_| {
+                if ready.get() {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(());
+                    }
+                }
+            });
+            let _ = rx.await;
+            effect.dispose();
+        }
     }
 
     /// Tells the worker what the page shows: the server's views of `workspace` at `head`.
@@ -532,6 +565,66 @@ pub fn remember_workspace(account: &str, workspace: &str) {
     }
     #[cfg(not(feature = "hydrate"))]
     let _ = (account, workspace);
+}
+
+/// Whether this page was mounted from the offline shell (`/shell.html`, served by the service
+/// worker when the server could not be reached) instead of hydrated from a page the server
+/// rendered: it then starts from what this browser keeps.
+pub fn mounted_from_shell() -> bool {
+    #[cfg(feature = "hydrate")]
+    {
+        browser::FROM_SHELL.get()
+    }
+    #[cfg(not(feature = "hydrate"))]
+    false
+}
+
+/// Called by the wasm's `mount` entry point before it mounts the app.
+pub fn mark_mounted_from_shell() {
+    #[cfg(feature = "hydrate")]
+    browser::FROM_SHELL.set(true);
+}
+
+const SESSION_KEY: &str = "tandem-session";
+
+/// Remembers who is signed in on this browser, for a start without the server (DESIGN.md rule
+/// 24: offline, the page opens the account last signed in and not signed out). Who and their
+/// workspaces' names and roles: nothing that signs anyone in.
+pub fn remember_session(session: &crate::account::Session) {
+    #[cfg(feature = "hydrate")]
+    if let (Some(storage), Ok(text)) = (
+        web_sys::window().and_then(|w| w.local_storage().ok().flatten()),
+        serde_json::to_string(session),
+    ) {
+        let _ = storage.set_item(SESSION_KEY, &text);
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = (session, SESSION_KEY);
+}
+
+/// The session remembered on this browser, if any (and readable).
+pub fn remembered_session() -> Option<crate::account::Session> {
+    #[cfg(feature = "hydrate")]
+    {
+        web_sys::window()
+            .and_then(|w| w.local_storage().ok().flatten())
+            .and_then(|s| s.get_item(SESSION_KEY).ok().flatten())
+            .and_then(|text| serde_json::from_str(&text).ok())
+    }
+    #[cfg(not(feature = "hydrate"))]
+    None
+}
+
+/// Forgets the remembered session when it is `account`'s (it signed out).
+fn forget_session(account: &str) {
+    #[cfg(feature = "hydrate")]
+    if remembered_session().is_some_and(|s| s.user_id == account) {
+        if let Some(storage) = web_sys::window().and_then(|w| w.local_storage().ok().flatten()) {
+            let _ = storage.remove_item(SESSION_KEY);
+        }
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = account;
 }
 
 /// Marks the page ready (`body[data-ready]`, CONTRACT.md): it shows the local store.
@@ -1043,6 +1136,8 @@ mod browser {
     }
 
     thread_local! {
+        /// This page was mounted from the offline shell ([`super::mounted_from_shell`]).
+        pub static FROM_SHELL: Cell<bool> = const { Cell::new(false) };
         /// This tab is signing out (it ignores its own "signed out" message).
         static SIGNING_OUT: Cell<bool> = const { Cell::new(false) };
         /// This tab freezes the others (it ignores its own "freeze").

@@ -83,7 +83,7 @@ test("edits made offline on two devices show one value and a conflict; keeping o
 
   // Keep the one that is not shown now: it becomes the value everywhere.
   const keep = shown === "buy oat milk" ? "buy almond milk" : "buy oat milk";
-  await dialog.getByRole("button", { name: `Keep “${keep}”` }).click();
+  await dialog.getByRole("button", { name: `Keep this: “${keep}”` }).click();
   await expect(dialog).toBeHidden();
   // The button that opened it went with the conflict: the focus goes to its row, not the page.
   await expect(items(other.page).nth(0).locator("input.toggle")).toBeFocused();

@@ -1,4 +1,4 @@
-import { chromium, expect, test as base, type Browser, type BrowserContext, type Page } from "@playwright/test";
+import { chromium, expect, test as base, type Browser, type BrowserContext, type LaunchOptions, type Page } from "@playwright/test";
 import * as fs from "node:fs";
 import { spawn, type ChildProcess } from "node:child_process";
 import * as net from "node:net";
@@ -144,10 +144,18 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export function startServer(port: number, dataDir: string): ChildProcess {
-  const bin = process.env.TANDEM_SERVER_BIN ?? path.join(os.homedir(), ".cache/tandem/target/release/server");
-  return spawn(bin, ["serve", "--addr", `127.0.0.1:${port}`, "--data-dir", dataDir, "--sign-up", "open"], {
-    cwd: path.join(__dirname, "../.."),
+/** The release server binary the suites run. */
+export const SERVER_BIN = process.env.TANDEM_SERVER_BIN ?? path.join(os.homedir(), ".cache/tandem/target/release/server");
+
+/** `env` adds to the environment, `args` to serve's flags; `cwd` is the checkout's root unless given. */
+export function startServer(
+  port: number,
+  dataDir: string,
+  { env = {}, cwd, args = [] }: { env?: Record<string, string>; cwd?: string; args?: string[] } = {},
+): ChildProcess {
+  return spawn(SERVER_BIN, ["serve", "--addr", `127.0.0.1:${port}`, "--data-dir", dataDir, "--sign-up", "open", ...args], {
+    cwd: cwd ?? path.join(__dirname, "../.."),
+    env: { ...process.env, ...env },
     stdio: "ignore",
   });
 }
@@ -172,3 +180,68 @@ export async function stopped(server: ChildProcess) {
   });
 }
 
+/** A server of the test's own, with a fresh data dir, stopped and removed by `close`. */
+export async function ownServer(options: { env?: Record<string, string>; cwd?: string; args?: string[]; dataDir?: string } = {}) {
+  const port = await freePort();
+  const dataDir = options.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), "tandem-own-"));
+  const base = `http://127.0.0.1:${port}`;
+  const own = { port, dataDir, base, process: startServer(port, dataDir, options) as ChildProcess };
+  await healthy(port);
+  return {
+    ...own,
+    async stop() {
+      await stopped(own.process);
+    },
+    async start(env: Record<string, string> = {}) {
+      own.process = startServer(port, dataDir, { ...options, env });
+      await healthy(port);
+    },
+    async close() {
+      await stopped(own.process);
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * A browser of its own with a profile on disk (its OPFS and service worker survive reloads,
+ * service workers allowed), signed in as `username`.
+ */
+export async function browserAt(base: string, launchOptions: LaunchOptions, username = E2E_USER, password = E2E_PASSWORD) {
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), "tandem-pwa-profile-"));
+  const context = await chromium.launchPersistentContext(profile, { ...launchOptions, baseURL: base, serviceWorkers: "allow" });
+  await signIn(context, base, username, password);
+  const page = context.pages()[0] ?? (await context.newPage());
+  return {
+    context,
+    page,
+    async close() {
+      await context.close();
+      fs.rmSync(profile, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * Waits until the service worker controls `page` and has kept this build's files; returns
+ * the names of the app's caches.
+ */
+export async function offlineReady(page: Page): Promise<string[]> {
+  await page.evaluate(async () => {
+    await navigator.serviceWorker.ready;
+  });
+  await expect.poll(() => page.evaluate(() => navigator.serviceWorker.controller !== null)).toBe(true);
+  return page.evaluate(async () => (await caches.keys()).filter((k) => k.startsWith("tandem-")));
+}
+
+
+/** `server user add NAME` on a data dir (the password on standard input). */
+export async function addUser(dataDir: string, username: string, password = E2E_PASSWORD) {
+  await new Promise<void>((resolve, reject) => {
+    const add = spawn(SERVER_BIN, ["user", "add", username, "--data-dir", dataDir], { stdio: ["pipe", "ignore", "pipe"] });
+    let err = "";
+    add.stderr!.on("data", (d) => (err += d));
+    add.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`user add ${username}: ${err}`))));
+    add.stdin!.end(`${password}\n`);
+  });
+}

@@ -116,7 +116,7 @@ async function conflictAndHistory(
   await badge.click();
   await expect(page.getByRole("dialog").locator(".competing")).toHaveCount(2);
   await page.screenshot({ path: path.join(shots, "conflict.png") });
-  await page.getByRole("dialog").getByRole("button", { name: "Keep “oat milk (the barista one)”" }).click();
+  await page.getByRole("dialog").getByRole("button", { name: "Keep this: “oat milk (the barista one)”" }).click();
   await expect(badge).toHaveCount(0, { timeout: 10_000 });
   await other.close();
 

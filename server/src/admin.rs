@@ -4,7 +4,7 @@
 //! `rebuild`, `restore`) take the data dir's lock and refuse while a server holds it.
 
 use std::io::{BufRead, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
@@ -377,6 +377,91 @@ pub fn backup(data_dir: &Path, output: &Path) -> anyhow::Result<u64> {
             output.display()
         );
     }
+    // Written beside under another name and renamed once it verifies: a backup cut short (a
+    // full disk, a kill) never sits where a good one is expected.
+    let mut partial = output.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    if partial.exists() {
+        std::fs::remove_file(&partial)
+            .with_context(|| format!("cannot remove {}", partial.display()))?;
+    }
+    match write_backup(data_dir, &partial) {
+        Ok(events) => {
+            std::fs::rename(&partial, output).with_context(|| {
+                format!("cannot move the backup into place at {}", output.display())
+            })?;
+            Ok(events)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            Err(e)
+        }
+    }
+}
+
+/// A backup named after the time (`tandem-20261203T071500Z.backup`) in `dir`, then only the
+/// newest `keep` of them are kept. Returns the new file and the number of events in it.
+pub fn backup_into(
+    data_dir: &Path,
+    dir: &Path,
+    keep: usize,
+    now_unix_s: u64,
+) -> anyhow::Result<(PathBuf, u64)> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot make the backup directory {}", dir.display()))?;
+    let output = dir.join(backup_name(now_unix_s));
+    let events = backup(data_dir, &output)?;
+    let mut backups: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot list {}", dir.display()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| {
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(is_backup_name)
+        })
+        .collect();
+    // The names sort by time.
+    backups.sort();
+    let old = backups.len().saturating_sub(keep);
+    for path in &backups[..old] {
+        std::fs::remove_file(path)
+            .with_context(|| format!("cannot remove the old backup {}", path.display()))?;
+    }
+    Ok((output, events))
+}
+
+/// `tandem-YYYYMMDDTHHMMSSZ.backup` for a time in seconds since 1970 (UTC).
+fn backup_name(unix_s: u64) -> String {
+    let day = app::quick_add::Day::from_days((unix_s / 86_400) as i64);
+    let secs = unix_s % 86_400;
+    format!(
+        "tandem-{}T{:02}{:02}{:02}Z.backup",
+        day.iso().replace('-', ""),
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// Whether `name` is one [`backup_name`] makes (no other file of the directory is touched).
+fn is_backup_name(name: &str) -> bool {
+    let Some(stamp) = name
+        .strip_prefix("tandem-")
+        .and_then(|n| n.strip_suffix("Z.backup"))
+    else {
+        return false;
+    };
+    let bytes = stamp.as_bytes();
+    bytes.len() == 15
+        && bytes[8] == b'T'
+        && bytes
+            .iter()
+            .enumerate()
+            .all(|(i, b)| i == 8 || b.is_ascii_digit())
+}
+
+fn write_backup(data_dir: &Path, output: &Path) -> anyhow::Result<u64> {
     let log = read_log(data_dir)?;
     log.connection()
         .execute("VACUUM INTO ?1", [output.to_string_lossy()])
@@ -503,4 +588,26 @@ pub fn query(data_dir: &Path, sql: &str, out: &mut impl Write) -> anyhow::Result
         n += 1;
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backup_names_sort_by_time_and_only_they_are_recognised() {
+        assert_eq!(backup_name(0), "tandem-19700101T000000Z.backup");
+        assert_eq!(backup_name(1_796_282_115), "tandem-20261203T071515Z.backup");
+        assert!(backup_name(1_000) < backup_name(86_400 * 400));
+        assert!(is_backup_name(&backup_name(1_796_282_115)));
+        for other in [
+            "notes.txt",
+            "tandem-20261203T072155Z.backup.partial",
+            "tandem-2026120xT072155Z.backup",
+            "tandem-20261203-072155Z.backup",
+            "tandem-.backup",
+        ] {
+            assert!(!is_backup_name(other), "{other}");
+        }
+    }
 }

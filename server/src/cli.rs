@@ -50,6 +50,10 @@ pub enum Command {
     /// Run one read-only SQL statement on the log; rows are printed as JSON arrays, the column
     /// names first. A statement that would write is refused.
     Query(QueryArgs),
+    /// Say what a self-hoster got wrong: the site's files, the data dir's permissions, the
+    /// public URL against the address, and (with --through) the reverse proxy. Takes serve's
+    /// flags, so it checks the configuration serve would run with. Exit 1 on a problem.
+    Doctor(Box<DoctorArgs>),
     /// Manage accounts (accounts.db). Works while the server runs; changes take effect within
     /// a second (a disabled account's sockets close).
     User {
@@ -113,8 +117,20 @@ pub struct BackupArgs {
     #[command(flatten)]
     pub data: DataArgs,
     /// The backup file to write (must not exist)
-    #[arg(long, value_name = "FILE")]
-    pub output: PathBuf,
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "into",
+        conflicts_with = "into"
+    )]
+    pub output: Option<PathBuf>,
+    /// Write tandem-<UTC time>.backup into this directory (made if missing) and keep only the
+    /// newest --keep of them: for a timer (docs/self-host.md)
+    #[arg(long, value_name = "DIR")]
+    pub into: Option<PathBuf>,
+    /// How many backups --into keeps (older ones are deleted after the new one verifies)
+    #[arg(long, default_value_t = 7, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep: u32,
 }
 
 #[derive(Debug, Args)]
@@ -124,6 +140,17 @@ pub struct RestoreArgs {
     /// The backup file to read
     #[arg(long, value_name = "FILE")]
     pub input: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// The URL people open (through the reverse proxy), to check what the proxy passes on:
+    /// the Host, the WebSocket upgrade, the client's address (http only: this binary has no
+    /// TLS client; for https it says what to open in a browser)
+    #[arg(long, value_name = "URL")]
+    pub through: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -397,6 +424,20 @@ mod tests {
         };
         assert_eq!(args.addr.as_deref(), Some("127.0.0.1:0"));
         assert_eq!(args.data_dir, Some(PathBuf::from("/tmp/x")));
+    }
+
+    #[test]
+    fn backup_takes_a_file_or_a_directory_with_how_many_to_keep() {
+        let cli = Cli::try_parse_from(["server", "backup", "--into", "/b", "--keep", "3"]).unwrap();
+        let Some(Command::Backup(args)) = cli.command else {
+            panic!("expected backup");
+        };
+        assert_eq!((args.into, args.keep), (Some(PathBuf::from("/b")), 3));
+        assert!(Cli::try_parse_from(["server", "backup"]).is_err());
+        assert!(
+            Cli::try_parse_from(["server", "backup", "--into", "/b", "--output", "/f"]).is_err()
+        );
+        assert!(Cli::try_parse_from(["server", "backup", "--into", "/b", "--keep", "0"]).is_err());
     }
 
     #[test]

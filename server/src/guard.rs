@@ -138,7 +138,8 @@ fn is_json(headers: &HeaderMap) -> bool {
 
 /// Static files: no credentials needed or looked up.
 fn is_asset(path: &str) -> bool {
-    path.starts_with("/pkg/")
+    path == crate::pwa::SHELL_PATH
+        || path.starts_with("/pkg/")
         || path.starts_with("/worker/")
         || [
             ".js",
@@ -168,6 +169,10 @@ fn with_headers(mut response: Response, cookie: Option<HeaderValue>, no_store: b
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    // Which build answered (the service worker keeps only its own build's files).
+    if let Ok(v) = HeaderValue::from_str(crate::pwa::served_build()) {
+        h.insert("x-tandem-build", v);
+    }
     h.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),

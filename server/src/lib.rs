@@ -7,13 +7,16 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod databases;
+pub mod doctor;
 mod errors;
+pub mod files;
 mod guard;
 pub mod http;
 mod json;
 pub mod live;
 pub mod lock;
 mod metrics;
+mod pwa;
 pub mod rate;
 mod routes;
 pub mod site;
@@ -44,6 +47,8 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
     #[error("cannot set up accounts: {0}")]
     Auth(#[from] auth::AuthError),
+    #[error(transparent)]
+    Files(#[from] files::FilesError),
 }
 
 /// Closes live sockets that lost access (DESIGN.md rule 23: at once, also when the command
@@ -131,11 +136,16 @@ pub async fn run(
         );
     }
     watch_access(Arc::clone(&databases.accounts), Arc::clone(&hub));
-    let router = routes::router(&config, databases.clone(), Arc::clone(&hub), auth);
+    let files = files::SiteFiles::load(&config.site_root)?;
+    if let Some(missing) = files.missing_page(app::OUTPUT_NAME) {
+        tracing::warn!("{missing}");
+    }
+    let site = files.origin().to_string();
+    let router = routes::router(&config, databases.clone(), Arc::clone(&hub), auth, files);
     tracing::info!(
         addr = %listener.local_addr()?,
         data_dir = %config.data_dir.display(),
-        site_root = %config.site_root.display(),
+        site = %site,
         "Tandem is serving"
     );
     let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);

@@ -32,8 +32,22 @@ fn main() -> ExitCode {
         Command::Export(args) => export(args),
         Command::Import(args) => import(args),
         Command::Backup(args) => args.data.resolve().map_err(Into::into).and_then(|dir| {
-            let n = admin::backup(&dir, &args.output)?;
-            eprintln!("backed up {n} events to {}", args.output.display());
+            let (file, n) = match (args.output, args.into) {
+                (Some(output), _) => {
+                    let n = admin::backup(&dir, &output)?;
+                    (output, n)
+                }
+                (None, Some(into)) => {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_secs())
+                        .unwrap_or(0);
+                    admin::backup_into(&dir, &into, args.keep as usize, now)?
+                }
+                // clap requires one of the two.
+                (None, None) => anyhow::bail!("say where: --output FILE or --into DIR"),
+            };
+            eprintln!("backed up {n} events to {}", file.display());
             Ok(())
         }),
         Command::Restore(args) => args.data.resolve().map_err(Into::into).and_then(|dir| {
@@ -54,6 +68,7 @@ fn main() -> ExitCode {
             println!("{token}");
             Ok(())
         }),
+        Command::Doctor(args) => doctor(*args),
         Command::Query(args) => args.data.resolve().map_err(Into::into).and_then(|dir| {
             let n = admin::query(&dir, &args.sql, &mut std::io::stdout().lock())?;
             eprintln!("{n} rows");
@@ -85,6 +100,32 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         server::run(listener, config, shutdown_signal()).await?;
         Ok(())
     })
+}
+
+/// Prints every finding; fails when one is a problem.
+fn doctor(args: server::cli::DoctorArgs) -> anyhow::Result<()> {
+    use server::doctor::{self, Level};
+    let config = args.serve.resolve()?;
+    let named = config.site_root != std::path::Path::new(server::config::DEFAULT_SITE_ROOT);
+    let mut findings = doctor::offline_checks(&config, named);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    findings.extend(runtime.block_on(doctor::live_checks(&config, args.through.as_deref())));
+    for finding in &findings {
+        println!("{finding}");
+    }
+    let problems = findings
+        .iter()
+        .filter(|f| f.level == Level::Problem)
+        .count();
+    let warnings = findings.iter().filter(|f| f.level == Level::Warn).count();
+    if problems > 0 {
+        anyhow::bail!("{problems} problem(s), {warnings} warning(s)");
+    }
+    println!("no problem found ({warnings} warning(s))");
+    Ok(())
 }
 
 fn user(command: server::cli::UserCommand) -> anyhow::Result<()> {

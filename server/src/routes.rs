@@ -18,13 +18,17 @@ use tower_http::compression::CompressionLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::{self, Auth};
+use crate::files::SiteFiles;
 use crate::live::{self, Hub, LiveState};
 use crate::metrics::{self, Metrics};
+use crate::pwa::Pwa;
 use crate::{guard, sync_layer, workspaces, Config, Databases};
 
 #[derive(Clone)]
 pub struct AppState {
     pub leptos: LeptosOptions,
+    pub files: Arc<SiteFiles>,
+    pub pwa: Arc<Pwa>,
     pub databases: Databases,
     pub live: LiveState,
     pub auth: Arc<Auth>,
@@ -90,6 +94,29 @@ impl Projector {
     }
 }
 
+/// Anything else: a site file (GET or HEAD), else the page for that path (the app's "Not
+/// found", with its status).
+async fn files_or_page(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    let method = request.method().clone();
+    if method == axum::http::Method::GET || method == axum::http::Method::HEAD {
+        let head = method == axum::http::Method::HEAD;
+        if let Some(response) = state
+            .files
+            .respond(request.uri().path(), request.headers(), head)
+        {
+            return response;
+        }
+    }
+    let options = state.leptos.clone();
+    let render = leptos_axum::render_app_to_stream_with_context(provide_page_nonce, move || {
+        shell(options.clone())
+    });
+    render(request).await.into_response()
+}
+
 /// The page routes, generated once per process. Generating runs the app with resource loads
 /// suppressed through a process-wide flag, and a resource first polled by a render meanwhile
 /// (another server in the same process, as in the tests) would never load
@@ -100,7 +127,13 @@ fn route_list() -> Vec<leptos_axum::AxumRouteListing> {
     ROUTES.get_or_init(|| generate_route_list(App)).clone()
 }
 
-pub fn router(config: &Config, databases: Databases, hub: Arc<Hub>, auth: Arc<Auth>) -> Router {
+pub fn router(
+    config: &Config,
+    databases: Databases,
+    hub: Arc<Hub>,
+    auth: Arc<Auth>,
+    files: SiteFiles,
+) -> Router {
     let metrics = Metrics::new(Arc::clone(&hub));
     let leptos = LeptosOptions::builder()
         .output_name(OUTPUT_NAME)
@@ -148,8 +181,11 @@ pub fn router(config: &Config, databases: Databases, hub: Arc<Hub>, auth: Arc<Au
                 .map(|head| (head, readers.log_id().to_string()))
         }),
     };
+    let pwa = Arc::new(Pwa::new(&files));
     let state = AppState {
         leptos,
+        files: Arc::new(files),
+        pwa,
         databases,
         live,
         auth: Arc::clone(&auth),
@@ -157,7 +193,20 @@ pub fn router(config: &Config, databases: Databases, hub: Arc<Hub>, auth: Arc<Au
     let routes = route_list();
     Router::new()
         .route("/healthz", get(healthz))
+        .route(
+            "/sw.js",
+            get(|State(state): State<AppState>| async move { state.pwa.service_worker() }),
+        )
+        .route(
+            crate::pwa::SHELL_PATH,
+            get(|State(state): State<AppState>| async move { state.pwa.shell() }),
+        )
+        .route(
+            crate::pwa::MOUNT_PATH,
+            get(|State(state): State<AppState>| async move { state.pwa.mount() }),
+        )
         .route("/api/sync/live", get(live::upgrade))
+        .route("/api/doctor", get(crate::doctor::seen))
         .route("/api/auth/sign-up", post(auth::sign_up))
         .route("/api/auth/sign-in", post(auth::sign_in))
         .route("/api/auth/sign-out", post(auth::sign_out))
@@ -222,10 +271,7 @@ pub fn router(config: &Config, databases: Databases, hub: Arc<Hub>, auth: Arc<Au
             Arc::clone(&auth),
             metrics_gate,
         ))
-        .fallback(leptos_axum::file_and_error_handler_with_context::<
-            AppState,
-            _,
-        >(provide_page_nonce, shell))
+        .fallback(files_or_page)
         .layer(axum::middleware::from_fn_with_state(
             sync_layer::Guard {
                 body_limit: config.limits.push_body_bytes,

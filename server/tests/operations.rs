@@ -316,6 +316,48 @@ async fn backup_restore_import_and_query() {
     assert!(ok, "{err}");
     let (ok, _, err) = run(&["backup", "--data-dir", &data, "--output", dir_str(&backup)]);
     assert!(!ok && err.contains("already exists"), "{err}");
+    // Backups on a schedule: into a directory, the newest two kept, nothing else touched.
+    let shelf = work.path().join("shelf");
+    std::fs::create_dir_all(&shelf).unwrap();
+    std::fs::write(shelf.join("notes.txt"), "mine").unwrap();
+    for day in 0..3 {
+        let at = 1_000_000_000 + day * 86_400;
+        let (file, n) =
+            server::admin::backup_into(std::path::Path::new(&data), &shelf, 2, at).unwrap();
+        assert_eq!(n, 22);
+        assert!(file.exists());
+    }
+    let names = |dir: &std::path::Path| {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(
+        names(&shelf),
+        [
+            "notes.txt",
+            "tandem-20010910T014640Z.backup",
+            "tandem-20010911T014640Z.backup"
+        ]
+    );
+    let (ok, _, err) = run(&[
+        "backup",
+        "--data-dir",
+        &data,
+        "--into",
+        dir_str(&shelf),
+        "--keep",
+        "2",
+    ]);
+    assert!(ok, "{err}");
+    assert!(err.contains("backed up 22 events"), "{err}");
+    let now = names(&shelf);
+    assert_eq!(now.len(), 3, "{now:?}");
+    assert_eq!(now[1], "tandem-20010911T014640Z.backup");
+    assert!(now[2] > now[1] && now[2].ends_with("Z.backup"), "{now:?}");
     let restored = work.path().join("restored");
     let (ok, _, err) = run(&[
         "restore",

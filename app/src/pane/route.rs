@@ -41,6 +41,15 @@ pub fn ListRoute() -> impl IntoView {
         async move {
             if local.ready.get_untracked() {
                 local.snapshot(list).await
+            } else if crate::local::mounted_from_shell() {
+                // Started without the server: the local store, once it has opened.
+                let session = account.session.get_untracked().flatten();
+                let opened = session.and_then(|s| local.open_last_workspace(account, &s));
+                if opened.is_none() {
+                    return Err("this browser keeps no workspace of this account".to_string());
+                }
+                local.until_ready().await;
+                local.snapshot(list).await
             } else {
                 let workspace = if list.is_none() {
                     workspace_param.clone()

@@ -1,0 +1,308 @@
+//! The site's static files — the page's wasm, JS and CSS, the worker's files, the icons, the
+//! web app manifest — held in memory and served with an ETag (a `304 Not Modified` for a
+//! revalidation that matches).
+//!
+//! A release binary carries the site inside it (feature `embed-site`: `rust-embed` over
+//! cargo-leptos's `target/site`, built before the server), so a self-hoster runs one file from
+//! any directory. `LEPTOS_SITE_ROOT` / `--site-root` naming an existing directory wins (for
+//! development, and for a build without the feature). The files are few and small (~5 MB):
+//! they are read once at start.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use sha2::{Digest, Sha256};
+
+/// Where the files came from (`server doctor` and the start-up log say it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Directory(PathBuf),
+    Embedded,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Directory(dir) => write!(f, "{}", dir.display()),
+            Origin::Embedded => f.write_str("built into this binary"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FilesError {
+    #[error("the site root {path} cannot be read: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "no page to serve: {0} has no pkg/{1}.wasm (run `make build`, or set LEPTOS_SITE_ROOT to a built site)"
+    )]
+    Missing(String, &'static str),
+}
+
+/// One file, ready to send.
+#[derive(Debug)]
+struct Asset {
+    bytes: bytes::Bytes,
+    etag: HeaderValue,
+    content_type: HeaderValue,
+}
+
+/// The site's files by URL path (`/pkg/tandem.wasm`).
+#[derive(Debug)]
+pub struct SiteFiles {
+    files: HashMap<String, Asset>,
+    origin: Origin,
+}
+
+impl SiteFiles {
+    /// The directory's files when it exists, else the ones built in (when this binary has
+    /// them).
+    pub fn load(root: &Path) -> Result<Self, FilesError> {
+        if root.is_dir() {
+            Self::from_dir(root)
+        } else {
+            Ok(Self::embedded())
+        }
+    }
+
+    /// Why the page cannot start from these files (the page's wasm is not among them), if so.
+    pub fn missing_page(&self, output_name: &'static str) -> Option<FilesError> {
+        if self.get(&format!("/pkg/{output_name}.wasm")).is_some() {
+            return None;
+        }
+        let origin = match &self.origin {
+            Origin::Directory(dir) => dir.display().to_string(),
+            Origin::Embedded => "this binary (built without the site)".into(),
+        };
+        Some(FilesError::Missing(origin, output_name))
+    }
+
+    /// Every file under `root`.
+    pub fn from_dir(root: &Path) -> Result<Self, FilesError> {
+        let mut files = HashMap::new();
+        let mut dirs = vec![root.to_path_buf()];
+        let read_err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| FilesError::Read { path, source }
+        };
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).map_err(read_err(&dir))? {
+                let entry = entry.map_err(read_err(&dir))?;
+                let path = entry.path();
+                let kind = entry.file_type().map_err(read_err(&path))?;
+                if kind.is_dir() {
+                    dirs.push(path);
+                } else if kind.is_file() {
+                    let Some(url) = url_path(root, &path) else {
+                        continue;
+                    };
+                    if shipped(&url) {
+                        let bytes = std::fs::read(&path).map_err(read_err(&path))?;
+                        files.insert(url.clone(), Asset::new(&url, bytes));
+                    }
+                }
+            }
+        }
+        Ok(Self {
+            files,
+            origin: Origin::Directory(root.to_path_buf()),
+        })
+    }
+
+    /// The files built into this binary (none without the `embed-site` feature).
+    pub fn embedded() -> Self {
+        #[cfg(feature = "embed-site")]
+        let files = embedded::Site::iter()
+            .filter_map(|name| {
+                let url = format!("/{name}");
+                let file = embedded::Site::get(&name)?;
+                shipped(&url).then(|| (url.clone(), Asset::new(&url, file.data.into_owned())))
+            })
+            .collect();
+        #[cfg(not(feature = "embed-site"))]
+        let files = HashMap::new();
+        Self {
+            files,
+            origin: Origin::Embedded,
+        }
+    }
+
+    pub fn origin(&self) -> &Origin {
+        &self.origin
+    }
+
+    fn get(&self, path: &str) -> Option<&Asset> {
+        self.files.get(path)
+    }
+
+    /// The URL paths of every file, sorted.
+    pub fn paths(&self) -> Vec<&str> {
+        let mut paths: Vec<&str> = self.files.keys().map(String::as_str).collect();
+        paths.sort_unstable();
+        paths
+    }
+
+    /// A name for these exact files (a hash of every path and content hash): the service
+    /// worker's cache is named after it, so new files are fetched again even when the build's
+    /// name is the same (a rebuild of uncommitted changes).
+    pub fn digest(&self) -> String {
+        let mut hash = Sha256::new();
+        for path in self.paths() {
+            if let Some(asset) = self.get(path) {
+                hash.update(path.as_bytes());
+                hash.update(asset.etag.as_bytes());
+            }
+        }
+        hash.finalize()[..6]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// The answer for a GET or HEAD of `path`: the file, or `304` when `If-None-Match` names
+    /// its ETag; `None` when there is no such file.
+    pub fn respond(&self, path: &str, request: &HeaderMap, head: bool) -> Option<Response> {
+        let asset = self.get(path)?;
+        let fresh = request
+            .get(header::IF_NONE_MATCH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|tags| {
+                tags.split(',')
+                    .any(|t| t.trim() == "*" || t.trim().trim_start_matches("W/") == asset.etag)
+            });
+        let mut response = if fresh {
+            let mut r = Response::new(Body::empty());
+            *r.status_mut() = StatusCode::NOT_MODIFIED;
+            r
+        } else if head {
+            Response::new(Body::empty())
+        } else {
+            Response::new(Body::from(asset.bytes.clone()))
+        };
+        let h = response.headers_mut();
+        h.insert(header::ETAG, asset.etag.clone());
+        h.insert(header::CONTENT_TYPE, asset.content_type.clone());
+        // No file name carries its content's hash (cargo-leptos's `hash-files` reads its hash
+        // list from beside the executable, which a one-file binary has not): the browser
+        // revalidates each time — a `304` for an unchanged file — and the service worker keeps
+        // the copies for offline use.
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        Some(response)
+    }
+}
+
+impl Asset {
+    fn new(url: &str, bytes: impl Into<bytes::Bytes>) -> Self {
+        let bytes = bytes.into();
+        let digest = Sha256::digest(&bytes);
+        let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+        let etag = HeaderValue::from_str(&format!("\"{hex}\""))
+            .unwrap_or_else(|_| HeaderValue::from_static("\"0\""));
+        Self {
+            bytes,
+            etag,
+            content_type: HeaderValue::from_static(content_type(url)),
+        }
+    }
+}
+
+/// `/a/b.js` for `root/a/b.js`; `None` for a name that is not UTF-8.
+fn url_path(root: &Path, path: &Path) -> Option<String> {
+    let relative = path.strip_prefix(root).ok()?;
+    let mut url = String::new();
+    for part in relative.components() {
+        url.push('/');
+        url.push_str(part.as_os_str().to_str()?);
+    }
+    Some(url)
+}
+
+/// Whether a built file belongs in the served site (wasm-bindgen's TypeScript declarations do
+/// not).
+fn shipped(url: &str) -> bool {
+    !url.ends_with(".d.ts")
+}
+
+/// The content type by extension. (The site has a handful of kinds, all listed here; a crate
+/// such as mime_guess would carry a table of thousands for these.)
+fn content_type(url: &str) -> &'static str {
+    let ext = url.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
+    match ext {
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "wasm" => "application/wasm",
+        "css" => "text/css; charset=utf-8",
+        "html" => "text/html; charset=utf-8",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "ico" => "image/x-icon",
+        "webmanifest" => "application/manifest+json",
+        "json" => "application/json",
+        "txt" => "text/plain; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}
+
+#[cfg(feature = "embed-site")]
+mod embedded {
+    /// cargo-leptos's built site, read at compile time (the release build makes it first).
+    #[derive(rust_embed::RustEmbed)]
+    #[folder = "../target/site"]
+    pub struct Site;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn site() -> (tempfile::TempDir, SiteFiles) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("pkg")).unwrap();
+        std::fs::write(dir.path().join("pkg/tandem.wasm"), b"\0asm").unwrap();
+        std::fs::write(dir.path().join("pkg/tandem.d.ts"), b"declare").unwrap();
+        std::fs::write(dir.path().join("manifest.webmanifest"), b"{}").unwrap();
+        let files = SiteFiles::load(dir.path()).unwrap();
+        assert!(files.missing_page("tandem").is_none());
+        (dir, files)
+    }
+
+    #[test]
+    fn a_directory_is_served_with_types_and_etags_and_a_match_is_not_modified() {
+        let (_dir, files) = site();
+        assert_eq!(files.paths(), ["/manifest.webmanifest", "/pkg/tandem.wasm"]);
+        let r = files
+            .respond("/pkg/tandem.wasm", &HeaderMap::new(), false)
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()[header::CONTENT_TYPE], "application/wasm");
+        assert_eq!(r.headers()[header::CACHE_CONTROL], "no-cache");
+        let etag = r.headers()[header::ETAG].clone();
+        let mut again = HeaderMap::new();
+        again.insert(header::IF_NONE_MATCH, etag.clone());
+        let r = files.respond("/pkg/tandem.wasm", &again, false).unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+        let mut other = HeaderMap::new();
+        other.insert(header::IF_NONE_MATCH, HeaderValue::from_static("\"abc\""));
+        let r = files.respond("/pkg/tandem.wasm", &other, false).unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(files
+            .respond("/pkg/tandem.d.ts", &HeaderMap::new(), false)
+            .is_none());
+        assert!(files
+            .respond("/nothing", &HeaderMap::new(), false)
+            .is_none());
+    }
+
+    #[test]
+    fn a_site_without_the_page_wasm_is_refused_with_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = SiteFiles::load(dir.path()).unwrap();
+        let err = files.missing_page("tandem").unwrap();
+        assert!(err.to_string().contains("make build"), "{err}");
+    }
+}
