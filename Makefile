@@ -31,8 +31,11 @@ setup:
 worker: setup
 	scripts/build-worker.sh
 
+# --precompress: the site's brotli and gzip forms are made before the server is compiled, so the
+# release binary carries the finished site (feature embed-site) — cargo-leptos compiles the
+# server beside the front, seeing a half-written site, unless it precompresses first.
 build: worker
-	cargo leptos build --release
+	cargo leptos build --release --precompress
 
 lint: setup
 	cargo fmt --all --check

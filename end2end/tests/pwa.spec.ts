@@ -57,6 +57,18 @@ test("the manifest names an installable app with its icons; the service worker k
     }
 
     const names = await offlineReady(page);
+    // Installable by the browser's own rules (manifest, icons, a service worker that answers
+    // fetches), and its prompt is offered through the "Install" button.
+    const cdp = await context.newCDPSession(page);
+    const { installabilityErrors } = await cdp.send("Page.getInstallabilityErrors");
+    expect(installabilityErrors).toEqual([]);
+    // (Chromium offers it to a page loaded once the service worker controls it.)
+    await page.reload();
+    await ready(page);
+    const install = page.getByRole("button", { name: "Install" });
+    await expect(install).toBeVisible();
+    await install.click();
+    await expect(install).toBeHidden();
     expect(names).toHaveLength(1);
     expect(names[0]).toContain(`tandem-${build}-`);
     const kept = await cached(page);

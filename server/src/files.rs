@@ -1,6 +1,8 @@
 //! The site's static files — the page's wasm, JS and CSS, the worker's files, the icons, the
 //! web app manifest — held in memory and served with an ETag (a `304 Not Modified` for a
-//! revalidation that matches).
+//! revalidation that matches), brotli or gzip as the browser accepts when the build
+//! precompressed them (`cargo leptos build --release --precompress` writes `x.br` and `x.gz`
+//! beside `x`): nothing is compressed per request.
 //!
 //! A release binary carries the site inside it (feature `embed-site`: `rust-embed` over
 //! cargo-leptos's `target/site`, built before the server), so a self-hoster runs one file from
@@ -51,7 +53,13 @@ struct Asset {
     bytes: bytes::Bytes,
     etag: HeaderValue,
     content_type: HeaderValue,
+    /// Its brotli and gzip forms, when the build made them and they are smaller.
+    brotli: Option<bytes::Bytes>,
+    gzip: Option<bytes::Bytes>,
 }
+
+/// A precompressed form's suffix and `Content-Encoding`.
+const ENCODINGS: [(&str, &str); 2] = [(".br", "br"), (".gz", "gzip")];
 
 /// The site's files by URL path (`/pkg/tandem.wasm`).
 #[derive(Debug)]
@@ -85,7 +93,7 @@ impl SiteFiles {
 
     /// Every file under `root`.
     pub fn from_dir(root: &Path) -> Result<Self, FilesError> {
-        let mut files = HashMap::new();
+        let mut files = Vec::new();
         let mut dirs = vec![root.to_path_buf()];
         let read_err = |path: &Path| {
             let path = path.to_path_buf();
@@ -104,13 +112,13 @@ impl SiteFiles {
                     };
                     if shipped(&url) {
                         let bytes = std::fs::read(&path).map_err(read_err(&path))?;
-                        files.insert(url.clone(), Asset::new(&url, bytes));
+                        files.push((url, bytes));
                     }
                 }
             }
         }
         Ok(Self {
-            files,
+            files: assets(files),
             origin: Origin::Directory(root.to_path_buf()),
         })
     }
@@ -122,13 +130,13 @@ impl SiteFiles {
             .filter_map(|name| {
                 let url = format!("/{name}");
                 let file = embedded::Site::get(&name)?;
-                shipped(&url).then(|| (url.clone(), Asset::new(&url, file.data.into_owned())))
+                shipped(&url).then(|| (url, file.data.into_owned()))
             })
             .collect();
         #[cfg(not(feature = "embed-site"))]
-        let files = HashMap::new();
+        let files = Vec::new();
         Self {
-            files,
+            files: assets(files),
             origin: Origin::Embedded,
         }
     }
@@ -169,12 +177,23 @@ impl SiteFiles {
     /// its ETag; `None` when there is no such file.
     pub fn respond(&self, path: &str, request: &HeaderMap, head: bool) -> Option<Response> {
         let asset = self.get(path)?;
+        let (bytes, encoding) = asset.encoded(request);
+        // Each form has its own tag: a cache must not answer a brotli copy to a browser that
+        // asked for none.
+        let etag = match encoding {
+            Some(e) => HeaderValue::from_str(&format!(
+                "{}-{e}\"",
+                asset.etag.to_str().unwrap_or("\"0\"").trim_end_matches('"')
+            ))
+            .unwrap_or_else(|_| asset.etag.clone()),
+            None => asset.etag.clone(),
+        };
         let fresh = request
             .get(header::IF_NONE_MATCH)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|tags| {
                 tags.split(',')
-                    .any(|t| t.trim() == "*" || t.trim().trim_start_matches("W/") == asset.etag)
+                    .any(|t| t.trim() == "*" || t.trim().trim_start_matches("W/") == etag)
             });
         let mut response = if fresh {
             let mut r = Response::new(Body::empty());
@@ -183,11 +202,17 @@ impl SiteFiles {
         } else if head {
             Response::new(Body::empty())
         } else {
-            Response::new(Body::from(asset.bytes.clone()))
+            Response::new(Body::from(bytes.clone()))
         };
         let h = response.headers_mut();
-        h.insert(header::ETAG, asset.etag.clone());
+        h.insert(header::ETAG, etag);
         h.insert(header::CONTENT_TYPE, asset.content_type.clone());
+        if asset.brotli.is_some() || asset.gzip.is_some() {
+            h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+        }
+        if let Some(e) = encoding {
+            h.insert(header::CONTENT_ENCODING, HeaderValue::from_static(e));
+        }
         // No file name carries its content's hash (cargo-leptos's `hash-files` reads its hash
         // list from beside the executable, which a one-file binary has not): the browser
         // revalidates each time — a `304` for an unchanged file — and the service worker keeps
@@ -197,7 +222,67 @@ impl SiteFiles {
     }
 }
 
+/// The served files from `(URL path, bytes)`: `x.br` and `x.gz` become forms of `x` (kept when
+/// smaller than it), never files of their own.
+fn assets(files: Vec<(String, Vec<u8>)>) -> HashMap<String, Asset> {
+    let (compressed, plain): (Vec<_>, Vec<_>) = files
+        .into_iter()
+        .partition(|(url, _)| ENCODINGS.iter().any(|(suffix, _)| url.ends_with(suffix)));
+    let mut assets: HashMap<String, Asset> = plain
+        .into_iter()
+        .map(|(url, bytes)| {
+            let asset = Asset::new(&url, bytes);
+            (url, asset)
+        })
+        .collect();
+    for (url, bytes) in compressed {
+        for (suffix, encoding) in ENCODINGS {
+            let Some(asset) = url
+                .strip_suffix(suffix)
+                .and_then(|base| assets.get_mut(base))
+            else {
+                continue;
+            };
+            if bytes.len() < asset.bytes.len() {
+                let form = Some(bytes::Bytes::from(bytes.clone()));
+                match encoding {
+                    "br" => asset.brotli = form,
+                    _ => asset.gzip = form,
+                }
+            }
+        }
+    }
+    assets
+}
+
 impl Asset {
+    /// The form to send for a request's `Accept-Encoding` (brotli, then gzip, then as is).
+    fn encoded(&self, request: &HeaderMap) -> (&bytes::Bytes, Option<&'static str>) {
+        let accepts = |wanted: &str| {
+            request
+                .get_all(header::ACCEPT_ENCODING)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .any(|part| {
+                    let mut pieces = part.split(';');
+                    let name = pieces.next().unwrap_or("").trim();
+                    let refused = pieces.any(|p| {
+                        p.trim()
+                            .strip_prefix("q=")
+                            .and_then(|q| q.trim().parse::<f32>().ok())
+                            .is_some_and(|q| q == 0.0)
+                    });
+                    name.eq_ignore_ascii_case(wanted) && !refused
+                })
+        };
+        match (&self.brotli, &self.gzip) {
+            (Some(br), _) if accepts("br") => (br, Some("br")),
+            (_, Some(gz)) if accepts("gzip") => (gz, Some("gzip")),
+            _ => (&self.bytes, None),
+        }
+    }
+
     fn new(url: &str, bytes: impl Into<bytes::Bytes>) -> Self {
         let bytes = bytes.into();
         let digest = Sha256::digest(&bytes);
@@ -208,6 +293,8 @@ impl Asset {
             bytes,
             etag,
             content_type: HeaderValue::from_static(content_type(url)),
+            brotli: None,
+            gzip: None,
         }
     }
 }
@@ -296,6 +383,76 @@ mod tests {
         assert!(files
             .respond("/nothing", &HeaderMap::new(), false)
             .is_none());
+    }
+
+    #[test]
+    fn precompressed_forms_are_sent_to_who_accepts_them_with_their_own_tags() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("pkg")).unwrap();
+        let plain = vec![b'a'; 1000];
+        std::fs::write(dir.path().join("pkg/tandem.wasm"), &plain).unwrap();
+        std::fs::write(dir.path().join("pkg/tandem.wasm.br"), b"BR").unwrap();
+        std::fs::write(dir.path().join("pkg/tandem.wasm.gz"), b"GZ").unwrap();
+        // A form bigger than the file is not used (a PNG compresses to more than itself).
+        std::fs::write(dir.path().join("icon.png"), b"png").unwrap();
+        std::fs::write(dir.path().join("icon.png.gz"), b"bigger gzip").unwrap();
+        let files = SiteFiles::load(dir.path()).unwrap();
+        assert_eq!(files.paths(), ["/icon.png", "/pkg/tandem.wasm"]);
+        let ask = |encodings: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(
+                header::ACCEPT_ENCODING,
+                HeaderValue::from_str(encodings).unwrap(),
+            );
+            files.respond("/pkg/tandem.wasm", &h, false).unwrap()
+        };
+        let body = |r: Response| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                axum::body::to_bytes(r.into_body(), usize::MAX)
+                    .await
+                    .unwrap()
+                    .to_vec()
+            })
+        };
+        let br = ask("gzip, deflate, br");
+        assert_eq!(br.headers()[header::CONTENT_ENCODING], "br");
+        assert_eq!(br.headers()[header::VARY], "accept-encoding");
+        let br_tag = br.headers()[header::ETAG].clone();
+        assert_eq!(body(br), b"BR");
+        let gz = ask("gzip;q=1, br;q=0");
+        assert_eq!(gz.headers()[header::CONTENT_ENCODING], "gzip");
+        assert_ne!(gz.headers()[header::ETAG], br_tag);
+        assert_eq!(body(gz), b"GZ");
+        let none = ask("identity");
+        assert!(none.headers().get(header::CONTENT_ENCODING).is_none());
+        assert_eq!(body(none), plain);
+        // Revalidating the brotli copy matches only with brotli accepted.
+        let mut again = HeaderMap::new();
+        again.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("br"));
+        again.insert(header::IF_NONE_MATCH, br_tag.clone());
+        let r = files.respond("/pkg/tandem.wasm", &again, false).unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+        let mut plain_again = HeaderMap::new();
+        plain_again.insert(header::IF_NONE_MATCH, br_tag);
+        let r = files
+            .respond("/pkg/tandem.wasm", &plain_again, false)
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let png = files
+            .respond(
+                "/icon.png",
+                &{
+                    let mut h = HeaderMap::new();
+                    h.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
+                    h
+                },
+                false,
+            )
+            .unwrap();
+        assert!(png.headers().get(header::CONTENT_ENCODING).is_none());
     }
 
     #[test]

@@ -266,3 +266,76 @@ fn verify_names_the_first_violation() {
     assert!(!ok);
     assert!(err.contains("has no events.db"), "{err}");
 }
+
+#[test]
+fn doctor_says_what_a_self_hoster_got_wrong_with_the_fix() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let data = data.to_str().unwrap();
+    // A built site (a debug build carries none inside it).
+    let site = dir.path().join("site");
+    std::fs::create_dir_all(site.join("pkg")).unwrap();
+    std::fs::write(site.join("pkg/tandem.wasm"), b"\0asm").unwrap();
+    let site = site.to_str().unwrap();
+    // Open to other machines with no public URL, and a data dir others can read.
+    let (ok, out, err) = server(&[
+        "doctor",
+        "--data-dir",
+        data,
+        "--site-root",
+        site,
+        "--addr",
+        "0.0.0.0:1",
+    ]);
+    assert!(!ok, "{out}");
+    assert!(err.contains("1 problem(s)"), "{err}");
+    assert!(out.contains("PROBLEM public URL"), "{out}");
+    assert!(out.contains("fix: set --public-url"), "{out}");
+    assert!(out.contains("has mode 755"), "{out}");
+    assert!(out.contains(&format!("fix: chmod 700 {data}")), "{out}");
+    assert!(out.contains("nothing answers at 127.0.0.1:1"), "{out}");
+    // Put right: loopback behind a proxy with an https name, a private data dir.
+    std::fs::set_permissions(data, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let (ok, out, err) = server(&[
+        "doctor",
+        "--data-dir",
+        data,
+        "--site-root",
+        site,
+        "--addr",
+        "127.0.0.1:1",
+        "--public-url",
+        "https://todo.example.org",
+        "--trusted-proxy",
+        "127.0.0.1",
+        "--through",
+        "https://todo.example.org",
+    ]);
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("ok      public URL: https://todo.example.org"),
+        "{out}"
+    );
+    assert!(out.contains("is writable and private"), "{out}");
+    assert!(out.contains("ok      site: 1 files from"), "{out}");
+    assert!(out.contains("https://todo.example.org/api/doctor"), "{out}");
+    assert!(out.contains("no problem found (0 warning(s))"), "{out}");
+    // A site root that is named but missing: said, and the built-in files (none in a debug
+    // build) are what would be served.
+    let (ok, out, _) = server(&[
+        "doctor",
+        "--data-dir",
+        data,
+        "--site-root",
+        "/nonexistent/site",
+    ]);
+    assert!(!ok);
+    assert!(
+        out.contains("the site root /nonexistent/site is named but does not exist"),
+        "{out}"
+    );
+    assert!(out.contains("PROBLEM site"), "{out}");
+}
