@@ -53,7 +53,8 @@ pub fn InstallButton() -> impl IntoView {
         pwa.can_install.get().then(|| {
             view! {
                 <button type="button" class="install" title="Install Tandem as an app" on:click=move |_| install(pwa)>
-                    "Install"
+                    <span class="glyph" aria-hidden="true">"⤓"</span>
+                    <span class="button-word">"Install"</span>
                 </button>
             }
         })

@@ -82,7 +82,7 @@ pub fn UndoRedo() -> impl IntoView {
             >
                 // The glyph is decoration: the button's name is "Undo" (CONTRACT.md).
                 <span class="glyph" aria-hidden="true">"↶"</span>
-                "Undo"
+                <span class="button-word">"Undo"</span>
             </button>
             <button
                 type="button"
@@ -92,7 +92,7 @@ pub fn UndoRedo() -> impl IntoView {
                 on:click=move |_| run(true)
             >
                 <span class="glyph" aria-hidden="true">"↷"</span>
-                "Redo"
+                <span class="button-word">"Redo"</span>
             </button>
             <p class="undo-notice" role="status" aria-live="polite">
                 {move || notice.get().map(|(refused, text)| view! { <span class:refused=refused>{text}</span> })}

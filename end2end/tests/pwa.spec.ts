@@ -165,8 +165,13 @@ test("one binary: started in an empty directory with no site folder, the server 
     const wasm = await context.request.get(`${server.base}/pkg/tandem.wasm`);
     expect(wasm.status()).toBe(200);
     expect(wasm.headers()["content-type"]).toBe("application/wasm");
+    // The finished build's page (cargo-leptos once compiled the server beside the front, and
+    // the binary carried the previous build's wasm), sent in the brotli form made at build time.
+    expect(wasm.headers()["content-encoding"]).toBe("br");
+    const built = fs.readFileSync(path.join(__dirname, "../../target/site/pkg/tandem.wasm"));
+    expect(Buffer.compare(await wasm.body(), built)).toBe(0);
     const etag = wasm.headers()["etag"];
-    expect(etag).toMatch(/^"[0-9a-f]+"$/);
+    expect(etag).toMatch(/^"[0-9a-f]+-br"$/);
     const again = await context.request.get(`${server.base}/pkg/tandem.wasm`, { headers: { "if-none-match": etag } });
     expect(again.status()).toBe(304);
     expect(fs.readdirSync(empty)).toEqual([]);
