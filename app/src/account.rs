@@ -119,10 +119,21 @@ pub fn provide_account() -> Account {
 async fn read_session() -> Option<Session> {
     if crate::local::mounted_from_shell() {
         if let Some(session) = crate::local::remembered_session() {
+            // Started without the server, at once; should the server answer after all and say
+            // nobody is signed in, the next start asks to sign in.
+            leptos::task::spawn_local(async {
+                if let Ok(None) = current_session().await {
+                    crate::local::forget_remembered_session();
+                }
+            });
             return Some(session);
         }
     }
     match current_session().await {
+        Ok(None) => {
+            crate::local::forget_remembered_session();
+            None
+        }
         Ok(session) => session,
         // Unreachable or failing: not an answer that the person signed out.
         Err(_) => crate::local::remembered_session(),

@@ -129,11 +129,15 @@ pub fn App() -> impl IntoView {
     let local = local::provide_local(model);
     pwa::provide_pwa();
     // The worker starts for the signed-in account (its own local databases).
-    Effect::new(move |_| {
-        if let Some(Some(session)) = account.session.get() {
+    Effect::new(move |_| match account.session.get() {
+        Some(Some(session)) => {
             local::remember_session(&session);
             local::start_for(local, model, &session.user_id);
         }
+        // The server rendered this page for nobody: an offline start must not open the lists
+        // of whoever was signed in before.
+        Some(None) if !local::mounted_from_shell() => local::forget_remembered_session(),
+        _ => {}
     });
     let signed_in = move || account.session.get().flatten().is_some();
     // Async: the server waits for the views before sending the page, so the to-dos are in the

@@ -264,22 +264,28 @@ impl Local {
             if local.ready.get_untracked() {
                 return;
             }
-            local.open_last_workspace(account, &session);
+            local.open_last_workspace(account, &session, None);
         });
     }
 
-    /// Opens the local store with no server view, for the workspace last shown on this browser
-    /// (else the account's first); the workspace it opened, if the account has one.
+    /// Opens the local store with no server view, for `wanted` (a `/w/:ws` URL's) when the
+    /// account is in it, else the workspace last shown on this browser, else the account's
+    /// first; the workspace it opened, if the account has one.
     pub fn open_last_workspace(
         &self,
         account: crate::account::Account,
         session: &crate::account::Session,
+        wanted: Option<&str>,
     ) -> Option<String> {
         let last = last_workspace(&session.user_id);
-        let space = session
-            .workspaces
-            .iter()
-            .find(|w| Some(&w.workspace_id) == last.as_ref())
+        let find = |id: Option<&str>| {
+            session
+                .workspaces
+                .iter()
+                .find(|w| Some(w.workspace_id.as_str()) == id)
+        };
+        let space = find(wanted)
+            .or_else(|| find(last.as_deref()))
             .or(session.workspaces.first())
             .cloned()?;
         account.workspace.set(Some(space.workspace_id.clone()));
@@ -613,6 +619,17 @@ pub fn remembered_session() -> Option<crate::account::Session> {
     }
     #[cfg(not(feature = "hydrate"))]
     None
+}
+
+/// Forgets the remembered session, whoever's it is: the server said nobody is signed in here
+/// (signed out everywhere, ended from another device, expired, disabled). The local data stays
+/// (DESIGN.md rule 24: its outbox is sent after the next sign-in); an offline start then shows
+/// the sign-in form instead of the lists.
+pub fn forget_remembered_session() {
+    #[cfg(feature = "hydrate")]
+    if let Some(storage) = web_sys::window().and_then(|w| w.local_storage().ok().flatten()) {
+        let _ = storage.remove_item(SESSION_KEY);
+    }
 }
 
 /// Forgets the remembered session when it is `account`'s (it signed out).

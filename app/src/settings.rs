@@ -53,7 +53,10 @@ pub fn SettingsRoute() -> impl IntoView {
     let everywhere = move |_| {
         leptos::task::spawn_local(async move {
             match api::call("POST", "/api/auth/sign-out-everywhere", None).await {
-                Ok(a) if a.ok() => api::go("/"),
+                Ok(a) if a.ok() => {
+                    crate::local::forget_remembered_session();
+                    api::go("/")
+                }
                 Ok(a) => error.set(Some(a.message())),
                 Err(e) => error.set(Some(e)),
             }

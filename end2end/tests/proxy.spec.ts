@@ -90,7 +90,7 @@ test("through Debian's nginx as a reverse proxy: sign-in, pages, sync and live u
     });
     expect(stdout).toContain("passes the WebSocket upgrade");
     expect(stdout).toContain("127.0.0.1 is trusted to name the client");
-    expect(stdout).toContain("no problem found");
+    expect(stdout).toContain("no problem found (0 warning(s))");
     expect(stdout).not.toContain("PROBLEM");
     await a.context.close();
     await b.context.close();

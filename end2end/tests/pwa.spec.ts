@@ -115,6 +115,29 @@ test("offline after signing out: the sign-in form, not the last person's lists",
   }
 });
 
+test("offline after signing out everywhere (or a session ended elsewhere): the sign-in form, and the data kept for the next sign-in", async ({ launchOptions }) => {
+  const server = await ownServer();
+  const person = await browserAt(server.base, launchOptions);
+  try {
+    const { page } = person;
+    await freshList(page, "Kept for later");
+    await expect(syncStatus(page)).toHaveAttribute("data-pending", "0");
+    await offlineReady(page);
+    await page.goto("/settings");
+    await ready(page);
+    await page.getByRole("button", { name: "Sign out everywhere" }).click();
+    await expect(page.getByRole("heading", { name: "Sign in" })).toBeVisible();
+
+    await server.stop();
+    await page.goto("/");
+    await expect(page.getByRole("heading", { name: "Sign in" })).toBeVisible();
+    await expect(page.getByText("Kept for later")).toHaveCount(0);
+  } finally {
+    await person.close();
+    await server.close();
+  }
+});
+
 test("a new deploy: the page says a new version is ready and reloads into it; what waited in the outbox is synced", async ({ launchOptions }) => {
   const server = await ownServer();
   const person = await browserAt(server.base, launchOptions);

@@ -83,7 +83,11 @@ async function fromCache(request) {
   const cache = await caches.open(CACHE);
   const kept = await cache.match(request, { ignoreSearch: true });
   if (!kept) return undefined;
-  return new Response(kept.body, { status: kept.status, statusText: kept.statusText, headers: kept.headers });
+  // Its body is already decoded: the encoding and length it was sent with no longer apply.
+  const headers = new Headers(kept.headers);
+  headers.delete("content-encoding");
+  headers.delete("content-length");
+  return new Response(kept.body, { status: kept.status, statusText: kept.statusText, headers });
 }
 
 async function navigate(request) {

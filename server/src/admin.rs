@@ -377,27 +377,31 @@ pub fn backup(data_dir: &Path, output: &Path) -> anyhow::Result<u64> {
             output.display()
         );
     }
-    // Written beside under another name and renamed once it verifies: a backup cut short (a
-    // full disk, a kill) never sits where a good one is expected.
+    // Written beside under a name of this run's own and moved into place once it verifies: a
+    // backup cut short (a full disk, a kill) never sits where a good one is expected. It holds
+    // password hashes and everyone's lists: readable by its owner only, from the start.
     let mut partial = output.as_os_str().to_owned();
-    partial.push(".partial");
+    partial.push(format!(".{}.partial", std::process::id()));
     let partial = PathBuf::from(partial);
-    if partial.exists() {
-        std::fs::remove_file(&partial)
-            .with_context(|| format!("cannot remove {}", partial.display()))?;
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&partial)
+            .with_context(|| format!("cannot write the backup to {}", partial.display()))?;
     }
-    match write_backup(data_dir, &partial) {
-        Ok(events) => {
-            std::fs::rename(&partial, output).with_context(|| {
-                format!("cannot move the backup into place at {}", output.display())
-            })?;
-            Ok(events)
-        }
-        Err(e) => {
-            let _ = std::fs::remove_file(&partial);
-            Err(e)
-        }
-    }
+    let placed = write_backup(data_dir, &partial).and_then(|events| {
+        // A link fails when the name is taken (by a run that finished meanwhile): nothing is
+        // ever replaced.
+        std::fs::hard_link(&partial, output).with_context(|| {
+            format!("cannot move the backup into place at {}", output.display())
+        })?;
+        Ok(events)
+    });
+    let _ = std::fs::remove_file(&partial);
+    placed
 }
 
 /// A backup named after the time (`tandem-20261203T071500Z.backup`) in `dir`, then only the
@@ -408,8 +412,14 @@ pub fn backup_into(
     keep: usize,
     now_unix_s: u64,
 ) -> anyhow::Result<(PathBuf, u64)> {
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("cannot make the backup directory {}", dir.display()))?;
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("cannot make the backup directory {}", dir.display()))?;
+    }
     let output = dir.join(backup_name(now_unix_s));
     let events = backup(data_dir, &output)?;
     let mut backups: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -421,12 +431,19 @@ pub fn backup_into(
                 .is_some_and(is_backup_name)
         })
         .collect();
-    // The names sort by time.
+    // The names sort by time; the new one is kept whatever the clock said (one slow clock must
+    // not delete the backup just made, then report it made).
+    backups.retain(|path| path != &output);
     backups.sort();
-    let old = backups.len().saturating_sub(keep);
-    for path in &backups[..old] {
-        std::fs::remove_file(path)
-            .with_context(|| format!("cannot remove the old backup {}", path.display()))?;
+    let old = (backups.len() + 1).saturating_sub(keep);
+    for path in &backups[..old.min(backups.len())] {
+        match std::fs::remove_file(path) {
+            // Another run removed it first.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            other => {
+                other.with_context(|| format!("cannot remove the old backup {}", path.display()))?
+            }
+        }
     }
     Ok((output, events))
 }

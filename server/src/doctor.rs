@@ -20,13 +20,20 @@ use crate::config::Config;
 use crate::files::{Origin, SiteFiles};
 use crate::site::is_loopback_name;
 
-/// `GET /api/doctor`: what the server saw of this request.
+/// `GET /api/doctor`: what the server saw of this request. How it is set up (the peer's
+/// address, which proxies it trusts, its public URL) only for a client on this machine (`server
+/// doctor`, through the proxy or not); anyone else learns the host it sent and whether the
+/// upgrade arrived.
 pub async fn seen(State(auth): State<Arc<Auth>>, request: Request) -> Json<Value> {
     let headers = request.headers();
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
+    let client = request
+        .extensions()
+        .get::<crate::guard::ClientIp>()
+        .and_then(|c| c.0);
     let text = |name: header::HeaderName| {
         headers
             .get(name)
@@ -34,6 +41,13 @@ pub async fn seen(State(auth): State<Arc<Auth>>, request: Request) -> Json<Value
             .map(str::to_string)
     };
     let trusted = peer.is_some_and(|ip| auth.site.trusted_proxies.iter().any(|n| n.contains(&ip)));
+    if !client.is_some_and(|ip| ip.is_loopback()) {
+        return Json(json!({
+            "build": crate::pwa::served_build(),
+            "host": text(header::HOST),
+            "upgrade": asks_upgrade(headers),
+        }));
+    }
     Json(json!({
         "build": crate::pwa::served_build(),
         "host": text(header::HOST),
@@ -258,22 +272,31 @@ fn data_dir(dir: &Path) -> Vec<Finding> {
             }
         }
     }
-    match crate::lock::lock(dir, "doctor") {
-        Ok(lock) => {
-            drop(lock);
-            out.push(Finding::new(
-                Level::Note,
-                "data dir",
-                format!("{shown}: no server is running on it"),
-            ));
-        }
-        Err(crate::lock::LockError::Busy { holder, .. }) => out.push(Finding::new(
+    // Whether a server holds the lock, asked without taking it for more than an instant or
+    // writing anything (a server starting meanwhile must not find the doctor in its way).
+    let running = std::fs::File::open(dir.join(crate::lock::LOCK_FILE))
+        .ok()
+        .map(|file| match file.try_lock_shared() {
+            Ok(()) => {
+                let _ = file.unlock();
+                false
+            }
+            Err(_) => true,
+        });
+    let said = if running == Some(true) {
+        Finding::new(
             Level::Ok,
             "data dir",
-            format!("{shown}: a server is running on it ({holder})"),
-        )),
-        Err(e) => out.push(Finding::new(Level::Problem, "data dir", e.to_string())),
-    }
+            format!("{shown}: a server is running on it"),
+        )
+    } else {
+        Finding::new(
+            Level::Note,
+            "data dir",
+            format!("{shown}: no server is running on it"),
+        )
+    };
+    out.push(said);
     if out.iter().all(|f| f.level <= Level::Note) {
         out.insert(
             0,
@@ -503,6 +526,20 @@ fn proxy_answer(through: &str, authority: &str, answer: &Answer) -> Vec<Finding>
         );
         return out;
     }
+    if (300..400).contains(&answer.status) {
+        out.push(
+            Finding::new(
+                Level::Note,
+                "proxy",
+                format!(
+                    "{through} redirects (status {}): to https, as it should be",
+                    answer.status
+                ),
+            )
+            .fix("check the https URL in a browser: /api/doctor shows what the server saw"),
+        );
+        return out;
+    }
     let seen: Option<Value> = serde_json::from_slice(&answer.body).ok();
     let Some(seen) = seen.filter(|_| answer.status == 200 && answer.build.is_some()) else {
         out.push(Finding::new(
@@ -517,8 +554,9 @@ fn proxy_answer(through: &str, authority: &str, answer: &Answer) -> Vec<Finding>
         "proxy",
         format!("{through} reaches this Tandem"),
     ));
+    // By name: nginx's `$host` drops the port people typed, and that is fine.
     let host = seen["host"].as_str().unwrap_or("");
-    if !host.eq_ignore_ascii_case(authority) {
+    if crate::site::host_name(host) != crate::site::host_name(authority) {
         out.push(
             Finding::new(
                 Level::Warn,
@@ -660,6 +698,18 @@ mod tests {
         assert!(found
             .iter()
             .any(|f| f.fix.as_deref() == Some("--trusted-proxy 10.0.0.2")));
+        let port_dropped = json!({"host": "x", "upgrade": true, "forwarded_for": true, "peer_is_trusted_proxy": true, "peer": "127.0.0.1"});
+        let found = proxy_answer("http://x:8080", "x:8080", &answer(200, port_dropped));
+        assert_eq!(worst(&found), Level::Ok, "{found:?}");
+        let redirect = Answer {
+            status: 301,
+            build: None,
+            body: vec![],
+        };
+        assert_eq!(
+            worst(&proxy_answer("http://x", "x", &redirect)),
+            Level::Note
+        );
         let renamed = json!({"host": "127.0.0.1:3000", "upgrade": true, "forwarded_for": true, "peer_is_trusted_proxy": true, "peer": "127.0.0.1"});
         let found = proxy_answer("http://x", "x", &answer(200, renamed));
         assert!(found

@@ -112,7 +112,8 @@ impl SiteFiles {
                     };
                     if shipped(&url) {
                         let bytes = std::fs::read(&path).map_err(read_err(&path))?;
-                        files.push((url, bytes));
+                        let modified = entry.metadata().and_then(|m| m.modified()).ok();
+                        files.push((url, bytes, modified));
                     }
                 }
             }
@@ -130,7 +131,7 @@ impl SiteFiles {
             .filter_map(|name| {
                 let url = format!("/{name}");
                 let file = embedded::Site::get(&name)?;
-                shipped(&url).then(|| (url, file.data.into_owned()))
+                shipped(&url).then(|| (url, file.data.into_owned(), None))
             })
             .collect();
         #[cfg(not(feature = "embed-site"))]
@@ -222,28 +223,38 @@ impl SiteFiles {
     }
 }
 
-/// The served files from `(URL path, bytes)`: `x.br` and `x.gz` become forms of `x` (kept when
-/// smaller than it), never files of their own.
-fn assets(files: Vec<(String, Vec<u8>)>) -> HashMap<String, Asset> {
+/// A site file: its URL path, bytes, and when it was written (for files read from a directory).
+type SiteFile = (String, Vec<u8>, Option<std::time::SystemTime>);
+
+/// The served files: `x.br` and `x.gz` become forms of `x` (kept when smaller than it and not
+/// older — a form left by an earlier build beside a file built since is stale), never files of
+/// their own.
+fn assets(files: Vec<SiteFile>) -> HashMap<String, Asset> {
     let (compressed, plain): (Vec<_>, Vec<_>) = files
         .into_iter()
-        .partition(|(url, _)| ENCODINGS.iter().any(|(suffix, _)| url.ends_with(suffix)));
+        .partition(|(url, _, _)| ENCODINGS.iter().any(|(suffix, _)| url.ends_with(suffix)));
+    let mut written = HashMap::new();
     let mut assets: HashMap<String, Asset> = plain
         .into_iter()
-        .map(|(url, bytes)| {
+        .map(|(url, bytes, modified)| {
+            written.insert(url.clone(), modified);
             let asset = Asset::new(&url, bytes);
             (url, asset)
         })
         .collect();
-    for (url, bytes) in compressed {
+    for (url, bytes, modified) in compressed {
         for (suffix, encoding) in ENCODINGS {
-            let Some(asset) = url
-                .strip_suffix(suffix)
-                .and_then(|base| assets.get_mut(base))
-            else {
+            let Some(base) = url.strip_suffix(suffix) else {
                 continue;
             };
-            if bytes.len() < asset.bytes.len() {
+            let stale = matches!(
+                (modified, written.get(base).copied().flatten()),
+                (Some(form), Some(file)) if form < file
+            );
+            let Some(asset) = assets.get_mut(base) else {
+                continue;
+            };
+            if bytes.len() < asset.bytes.len() && !stale {
                 let form = Some(bytes::Bytes::from(bytes.clone()));
                 match encoding {
                     "br" => asset.brotli = form,
@@ -396,8 +407,22 @@ mod tests {
         // A form bigger than the file is not used (a PNG compresses to more than itself).
         std::fs::write(dir.path().join("icon.png"), b"png").unwrap();
         std::fs::write(dir.path().join("icon.png.gz"), b"bigger gzip").unwrap();
+        // A form older than its file (left by an earlier build) is not used.
+        std::fs::write(dir.path().join("app.js"), vec![b'j'; 100]).unwrap();
+        std::fs::write(dir.path().join("app.js.br"), b"old").unwrap();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        std::fs::File::options()
+            .write(true)
+            .open(dir.path().join("app.js.br"))
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
         let files = SiteFiles::load(dir.path()).unwrap();
-        assert_eq!(files.paths(), ["/icon.png", "/pkg/tandem.wasm"]);
+        assert_eq!(files.paths(), ["/app.js", "/icon.png", "/pkg/tandem.wasm"]);
+        let mut br = HeaderMap::new();
+        br.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("br"));
+        let js = files.respond("/app.js", &br, false).unwrap();
+        assert!(js.headers().get(header::CONTENT_ENCODING).is_none());
         let ask = |encodings: &str| {
             let mut h = HeaderMap::new();
             h.insert(

@@ -358,6 +358,26 @@ async fn backup_restore_import_and_query() {
     assert_eq!(now.len(), 3, "{now:?}");
     assert_eq!(now[1], "tandem-20010911T014640Z.backup");
     assert!(now[2] > now[1] && now[2].ends_with("Z.backup"), "{now:?}");
+    // A clock behind the newest backup: the one just made is kept all the same, readable by
+    // its owner only (it holds password hashes); the oldest other one goes.
+    let (behind, _) =
+        server::admin::backup_into(std::path::Path::new(&data), &shelf, 2, 999_913_600).unwrap();
+    let after = names(&shelf);
+    assert_eq!(
+        after,
+        [
+            "notes.txt".to_string(),
+            "tandem-20010908T014640Z.backup".to_string(),
+            now[2].clone()
+        ]
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&behind).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let fresh = work.path().join("fresh-shelf");
+    server::admin::backup_into(std::path::Path::new(&data), &fresh, 1, 1_000_000_000).unwrap();
+    let mode = std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
     let restored = work.path().join("restored");
     let (ok, _, err) = run(&[
         "restore",

@@ -44,7 +44,8 @@ pub fn ListRoute() -> impl IntoView {
             } else if crate::local::mounted_from_shell() {
                 // Started without the server: the local store, once it has opened.
                 let session = account.session.get_untracked().flatten();
-                let opened = session.and_then(|s| local.open_last_workspace(account, &s));
+                let wanted = workspace_param.as_deref();
+                let opened = session.and_then(|s| local.open_last_workspace(account, &s, wanted));
                 if opened.is_none() {
                     return Err("this browser keeps no workspace of this account".to_string());
                 }
