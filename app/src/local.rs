@@ -634,14 +634,9 @@ pub fn forget_remembered_session() {
 
 /// Forgets the remembered session when it is `account`'s (it signed out).
 fn forget_session(account: &str) {
-    #[cfg(feature = "hydrate")]
     if remembered_session().is_some_and(|s| s.user_id == account) {
-        if let Some(storage) = web_sys::window().and_then(|w| w.local_storage().ok().flatten()) {
-            let _ = storage.remove_item(SESSION_KEY);
-        }
+        forget_remembered_session();
     }
-    #[cfg(not(feature = "hydrate"))]
-    let _ = account;
 }
 
 /// Marks the page ready (`body[data-ready]`, CONTRACT.md): it shows the local store.
