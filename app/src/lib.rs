@@ -24,7 +24,7 @@ mod trash;
 mod undo;
 
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, MetaTags, Title};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{path, SsrMode};
 
@@ -52,16 +52,37 @@ pub fn content_security_policy(nonce: Option<&str>) -> String {
     )
 }
 
+/// The URLs the documents name the page's files by, each naming its content
+/// (`/pkg/tandem.wasm?h=<hash>`: the server answers such a URL `immutable`, and a new build's
+/// files have new URLs). The server makes them from the files it serves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SiteUrls {
+    pub script: String,
+    pub wasm: String,
+    pub stylesheet: String,
+}
+
+impl SiteUrls {
+    /// The files' paths as they are (no content named: revalidated on every use).
+    pub fn plain() -> Self {
+        Self {
+            script: format!("/pkg/{OUTPUT_NAME}.js"),
+            wasm: format!("/pkg/{OUTPUT_NAME}.wasm"),
+            stylesheet: format!("/pkg/{OUTPUT_NAME}.css"),
+        }
+    }
+}
+
 /// The whole HTML document, rendered by the server around [`App`].
 /// (The server's front layer sends the Content-Security-Policy with the nonce it gives the
 /// page: `server/src/guard.rs`.)
-pub fn shell(options: LeptosOptions) -> impl IntoView {
+pub fn shell(urls: SiteUrls) -> impl IntoView {
     view! {
         <!DOCTYPE html>
         <html lang="en">
             <head>
-                <HeadTags/>
-                <HydrationScripts options/>
+                <HeadTags stylesheet=urls.stylesheet.clone()/>
+                <PageScripts script=urls.script wasm=urls.wasm/>
                 <MetaTags/>
             </head>
             <body>
@@ -72,9 +93,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 }
 
 /// What every document's head carries, the server's pages and the offline shell alike: the
-/// viewport, the colour schemes, the icons and the web app manifest.
+/// viewport, the colour schemes, the stylesheet, the icons and the web app manifest.
 #[component]
-fn HeadTags() -> impl IntoView {
+fn HeadTags(stylesheet: String) -> impl IntoView {
     view! {
         <meta charset="utf-8"/>
         <meta name="viewport" content="width=device-width, initial-scale=1"/>
@@ -83,6 +104,7 @@ fn HeadTags() -> impl IntoView {
         // The browser's bar in the page's own colours (style/main.css `--bg`).
         {theme_color("#f5f6f8", "(prefers-color-scheme: light)")}
         {theme_color("#111418", "(prefers-color-scheme: dark)")}
+        <link rel="stylesheet" href=stylesheet/>
         <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
         <link rel="apple-touch-icon" href="/icons/apple-touch-icon.png"/>
         <link rel="manifest" href="/manifest.webmanifest"/>
@@ -98,22 +120,38 @@ fn theme_color(colour: &'static str, media: &'static str) -> impl IntoView {
         .attr("media", media)
 }
 
+/// The page's start: its JS module and wasm fetched early, then the wasm hydrating the
+/// server's HTML. (Leptos's `HydrationScripts` does the same with the files' bare names; these
+/// name their content, so they are cached for good.) The inline script runs by the page's
+/// nonce (the content security policy allows no other).
+#[component]
+fn PageScripts(script: String, wasm: String) -> impl IntoView {
+    let nonce = leptos::nonce::use_nonce();
+    let quoted = |url: &str| serde_json::to_string(url).unwrap_or_else(|_| "\"\"".into());
+    let start = format!(
+        "import({}).then(async (page) => {{ await page.default({{ module_or_path: {} }}); page.hydrate(); }});",
+        quoted(&script),
+        quoted(&wasm)
+    );
+    view! {
+        <link rel="modulepreload" href=script/>
+        <link rel="preload" href=wasm r#as="fetch" r#type="application/wasm" crossorigin="anonymous"/>
+        <script type="module" nonce=nonce>{start}</script>
+    }
+}
+
 /// The offline shell (`/shell.html`): the document the service worker answers a navigation
 /// with when the server cannot be reached. It carries nothing of anyone's (no session, no
-/// list): `/mount.js` starts the page's wasm and *mounts* [`App`] — the same component tree the
-/// server renders and the page hydrates — which then reads the account last signed in on this
-/// browser and its lists from the local store. (Its stylesheet is the app's own `Stylesheet`;
-/// the script names `build`, so the service worker answers it from that build's copies.)
+/// list): `mount_script` (`/mount.js`, naming its build) starts the page's wasm and *mounts*
+/// [`App`] — the same component tree the server renders and the page hydrates — which then
+/// reads the account last signed in on this browser and its lists from the local store.
+/// The URLs are the server's, made from its files and build.
 #[cfg(feature = "ssr")]
-pub fn offline_shell(build: &str) -> String {
-    let build: String = build
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
-        .collect();
+pub fn offline_shell(stylesheet: &str, mount_script: &str) -> String {
     let head = view! {
-        <HeadTags/>
+        <HeadTags stylesheet=stylesheet.to_string()/>
         <title>"Tandem"</title>
-        <script type="module" src=format!("/mount.js?v={build}")></script>
+        <script type="module" src=mount_script.to_string()></script>
     }
     .to_html();
     format!("<!DOCTYPE html><html lang=\"en\"><head>{head}</head><body></body></html>")
@@ -143,7 +181,6 @@ pub fn App() -> impl IntoView {
     // Async: the server waits for the views before sending the page, so the to-dos are in the
     // HTML itself (no streaming that needs JS to show them).
     view! {
-        <Stylesheet id="leptos" href=format!("/pkg/{OUTPUT_NAME}.css")/>
         <Title text="Tandem"/>
         <Router>
             <div class="layout">

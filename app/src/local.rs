@@ -690,7 +690,8 @@ mod browser {
     use crate::model::{Model, Source};
     use crate::snapshot::Snapshot;
 
-    /// The worker's bootstrap script (public/worker.js); the account follows as `?account=`.
+    /// The worker's bootstrap script (server/assets/worker.js, its files' URLs filled in by the
+    /// server); the account and the page's build follow as `?account=…&build=…`.
     const WORKER_URL: &str = "/worker.js";
     /// Where a tab tells the others that an account signed out (they sign out too).
     const ACCOUNT_CHANNEL: &str = "tandem-account";

@@ -176,7 +176,7 @@ test("a new deploy: the page says a new version is ready and reloads into it; wh
   }
 });
 
-test("one binary: started in an empty directory with no site folder, the server serves the whole site from inside itself", async ({ launchOptions }) => {
+test("one binary: started in an empty directory with no site folder, the server serves the whole site from inside itself, each file named by its content and kept a year", async ({ launchOptions }) => {
   const empty = fs.mkdtempSync(path.join(os.tmpdir(), "tandem-empty-"));
   const server = await ownServer({ cwd: empty });
   const person = await browserAt(server.base, launchOptions);
@@ -197,6 +197,27 @@ test("one binary: started in an empty directory with no site folder, the server 
     expect(etag).toMatch(/^"[0-9a-f]+-br"$/);
     const again = await context.request.get(`${server.base}/pkg/tandem.wasm`, { headers: { "if-none-match": etag } });
     expect(again.status()).toBe(304);
+    // The page names its files by their content: each such URL is kept a year without asking
+    // again (the worker's files too, named by /worker.js), and a hash that is not the file's
+    // is answered as the plain path is, revalidated.
+    const named = await page.evaluate(() =>
+      [...document.querySelectorAll("link[rel=modulepreload], link[rel=preload], link[rel=stylesheet]")].map(
+        (l) => (l as HTMLLinkElement).getAttribute("href") ?? "",
+      ),
+    );
+    const bootstrap = await (await context.request.get(`${server.base}/worker.js`)).text();
+    named.push(...[...bootstrap.matchAll(/"(\/worker\/[^"]+)"/g)].map((m) => m[1]));
+    expect(named.map((u) => u.split("?")[0]).sort()).toEqual(
+      ["/pkg/tandem.css", "/pkg/tandem.js", "/pkg/tandem.wasm", "/worker/tandem_worker.js", "/worker/tandem_worker_bg.wasm"],
+    );
+    for (const url of named) {
+      expect(url).toMatch(/\?h=[0-9a-f]{24}$/);
+      const kept = await context.request.get(`${server.base}${url}`);
+      expect(kept.status(), url).toBe(200);
+      expect(kept.headers()["cache-control"], url).toBe("public, max-age=31536000, immutable");
+    }
+    const wrong = await context.request.get(`${server.base}/pkg/tandem.wasm?h=000000000000000000000000`);
+    expect(wrong.headers()["cache-control"]).toBe("no-cache");
     expect(fs.readdirSync(empty)).toEqual([]);
   } finally {
     await person.close();

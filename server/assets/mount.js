@@ -2,8 +2,8 @@
 // server cannot be reached): the page's wasm, mounted instead of hydrated. The app then opens
 // the account last signed in on this browser from its local store. The build's name in each
 // URL makes the service worker answer from that build's own copies: never one build's JS
-// with another's wasm.
-import init, { mount } from "/pkg/tandem.js?v=__TANDEM_BUILD__";
+// with another's wasm. (The server fills in the URLs, each also naming its file's content.)
+import init, { mount } from "__TANDEM_PAGE_JS__";
 
-await init({ module_or_path: "/pkg/tandem.wasm?v=__TANDEM_BUILD__" });
+await init({ module_or_path: "__TANDEM_PAGE_WASM__" });
 mount();

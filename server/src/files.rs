@@ -4,6 +4,13 @@
 //! precompressed them (`cargo leptos build --release --precompress` writes `x.br` and `x.gz`
 //! beside `x`): nothing is compressed per request.
 //!
+//! Pages name the big files by their content (`/pkg/tandem.wasm?h=<hash>`, [`SiteFiles::url`]):
+//! such a request is answered `immutable` for a year, so a browser or proxy keeps it without
+//! asking again, and a new build's file has a new URL. A request without the hash, or with
+//! another file's (a page of an earlier build asking after a deploy), gets the current file
+//! with `no-cache` — the tab protocol's build check stops mixed versions — never a cache entry
+//! that would hold the wrong bytes under a hash.
+//!
 //! A release binary carries the site inside it (feature `embed-site`: `rust-embed` over
 //! cargo-leptos's `target/site`, built before the server), so a self-hoster runs one file from
 //! any directory. `LEPTOS_SITE_ROOT` / `--site-root` naming an existing directory wins (for
@@ -51,6 +58,8 @@ pub enum FilesError {
 #[derive(Debug)]
 struct Asset {
     bytes: bytes::Bytes,
+    /// Its content's hash (hex), which its ETag and its versioned URL carry.
+    hash: String,
     etag: HeaderValue,
     content_type: HeaderValue,
     /// Its brotli and gzip forms, when the build made them and they are smaller.
@@ -174,10 +183,29 @@ impl SiteFiles {
             .collect()
     }
 
-    /// The answer for a GET or HEAD of `path`: the file, or `304` when `If-None-Match` names
-    /// its ETag; `None` when there is no such file.
-    pub fn respond(&self, path: &str, request: &HeaderMap, head: bool) -> Option<Response> {
+    /// The URL that names `path`'s current content (`/pkg/tandem.wasm?h=<hash>`), answered
+    /// `immutable`; `path` as it is for a file that is not here.
+    pub fn url(&self, path: &str) -> String {
+        match self.get(path) {
+            Some(asset) => format!("{path}?h={}", asset.hash),
+            None => path.to_string(),
+        }
+    }
+
+    /// The answer for a GET or HEAD of `path` (with the URL's `query`): the file, or `304`
+    /// when `If-None-Match` names its ETag; `None` when there is no such file.
+    pub fn respond(
+        &self,
+        path: &str,
+        query: Option<&str>,
+        request: &HeaderMap,
+        head: bool,
+    ) -> Option<Response> {
         let asset = self.get(path)?;
+        let named = query.is_some_and(|q| {
+            q.split('&')
+                .any(|pair| pair.strip_prefix("h=") == Some(asset.hash.as_str()))
+        });
         let (bytes, encoding) = asset.encoded(request);
         // Each form has its own tag: a cache must not answer a brotli copy to a browser that
         // asked for none.
@@ -214,11 +242,16 @@ impl SiteFiles {
         if let Some(e) = encoding {
             h.insert(header::CONTENT_ENCODING, HeaderValue::from_static(e));
         }
-        // No file name carries its content's hash (cargo-leptos's `hash-files` reads its hash
-        // list from beside the executable, which a one-file binary has not): the browser
-        // revalidates each time — a `304` for an unchanged file — and the service worker keeps
-        // the copies for offline use.
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        // A URL naming this content never changes meaning: kept a year without asking. Any
+        // other is revalidated each time (a `304` for an unchanged file). (Hashes go in the
+        // query, not the file name: cargo-leptos's `hash-files` names files from a list read
+        // beside the executable, which a one-file binary has not.)
+        let cache = if named {
+            "public, max-age=31536000, immutable"
+        } else {
+            "no-cache"
+        };
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
         Some(response)
     }
 }
@@ -297,11 +330,12 @@ impl Asset {
     fn new(url: &str, bytes: impl Into<bytes::Bytes>) -> Self {
         let bytes = bytes.into();
         let digest = Sha256::digest(&bytes);
-        let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
-        let etag = HeaderValue::from_str(&format!("\"{hex}\""))
+        let hash: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+        let etag = HeaderValue::from_str(&format!("\"{hash}\""))
             .unwrap_or_else(|_| HeaderValue::from_static("\"0\""));
         Self {
             bytes,
+            hash,
             etag,
             content_type: HeaderValue::from_static(content_type(url)),
             brotli: None,
@@ -374,7 +408,7 @@ mod tests {
         let (_dir, files) = site();
         assert_eq!(files.paths(), ["/manifest.webmanifest", "/pkg/tandem.wasm"]);
         let r = files
-            .respond("/pkg/tandem.wasm", &HeaderMap::new(), false)
+            .respond("/pkg/tandem.wasm", None, &HeaderMap::new(), false)
             .unwrap();
         assert_eq!(r.status(), StatusCode::OK);
         assert_eq!(r.headers()[header::CONTENT_TYPE], "application/wasm");
@@ -382,18 +416,58 @@ mod tests {
         let etag = r.headers()[header::ETAG].clone();
         let mut again = HeaderMap::new();
         again.insert(header::IF_NONE_MATCH, etag.clone());
-        let r = files.respond("/pkg/tandem.wasm", &again, false).unwrap();
+        let r = files
+            .respond("/pkg/tandem.wasm", None, &again, false)
+            .unwrap();
         assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
         let mut other = HeaderMap::new();
         other.insert(header::IF_NONE_MATCH, HeaderValue::from_static("\"abc\""));
-        let r = files.respond("/pkg/tandem.wasm", &other, false).unwrap();
+        let r = files
+            .respond("/pkg/tandem.wasm", None, &other, false)
+            .unwrap();
         assert_eq!(r.status(), StatusCode::OK);
         assert!(files
-            .respond("/pkg/tandem.d.ts", &HeaderMap::new(), false)
+            .respond("/pkg/tandem.d.ts", None, &HeaderMap::new(), false)
             .is_none());
         assert!(files
-            .respond("/nothing", &HeaderMap::new(), false)
+            .respond("/nothing", None, &HeaderMap::new(), false)
             .is_none());
+    }
+
+    #[test]
+    fn a_url_naming_the_content_is_kept_a_year_and_any_other_is_revalidated() {
+        let (_dir, files) = site();
+        let url = files.url("/pkg/tandem.wasm");
+        let (path, query) = url.split_once('?').unwrap();
+        assert_eq!(path, "/pkg/tandem.wasm");
+        let tag = files
+            .respond(path, None, &HeaderMap::new(), false)
+            .unwrap()
+            .headers()[header::ETAG]
+            .clone();
+        assert_eq!(
+            query,
+            format!("h={}", tag.to_str().unwrap().trim_matches('"'))
+        );
+        let cache = |query: Option<&str>| {
+            files
+                .respond(path, query, &HeaderMap::new(), false)
+                .unwrap()
+                .headers()[header::CACHE_CONTROL]
+                .clone()
+        };
+        assert_eq!(cache(Some(query)), "public, max-age=31536000, immutable");
+        assert_eq!(
+            cache(Some(&format!("v=123-abc&{query}"))),
+            "public, max-age=31536000, immutable"
+        );
+        // Another build's hash (a page from before a deploy) or none: the current file,
+        // revalidated, never kept under a name it does not have.
+        assert_eq!(cache(Some("h=0123456789abcdef01234567")), "no-cache");
+        assert_eq!(cache(Some(&format!("x{query}"))), "no-cache");
+        assert_eq!(cache(None), "no-cache");
+        // A file that is not here keeps its path.
+        assert_eq!(files.url("/nothing.js"), "/nothing.js");
     }
 
     #[test]
@@ -421,7 +495,7 @@ mod tests {
         assert_eq!(files.paths(), ["/app.js", "/icon.png", "/pkg/tandem.wasm"]);
         let mut br = HeaderMap::new();
         br.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("br"));
-        let js = files.respond("/app.js", &br, false).unwrap();
+        let js = files.respond("/app.js", None, &br, false).unwrap();
         assert!(js.headers().get(header::CONTENT_ENCODING).is_none());
         let ask = |encodings: &str| {
             let mut h = HeaderMap::new();
@@ -429,7 +503,7 @@ mod tests {
                 header::ACCEPT_ENCODING,
                 HeaderValue::from_str(encodings).unwrap(),
             );
-            files.respond("/pkg/tandem.wasm", &h, false).unwrap()
+            files.respond("/pkg/tandem.wasm", None, &h, false).unwrap()
         };
         let body = |r: Response| {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -458,17 +532,20 @@ mod tests {
         let mut again = HeaderMap::new();
         again.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("br"));
         again.insert(header::IF_NONE_MATCH, br_tag.clone());
-        let r = files.respond("/pkg/tandem.wasm", &again, false).unwrap();
+        let r = files
+            .respond("/pkg/tandem.wasm", None, &again, false)
+            .unwrap();
         assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
         let mut plain_again = HeaderMap::new();
         plain_again.insert(header::IF_NONE_MATCH, br_tag);
         let r = files
-            .respond("/pkg/tandem.wasm", &plain_again, false)
+            .respond("/pkg/tandem.wasm", None, &plain_again, false)
             .unwrap();
         assert_eq!(r.status(), StatusCode::OK);
         let png = files
             .respond(
                 "/icon.png",
+                None,
                 &{
                     let mut h = HeaderMap::new();
                     h.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip"));

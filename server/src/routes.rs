@@ -28,6 +28,8 @@ use crate::{guard, sync_layer, workspaces, Config, Databases};
 pub struct AppState {
     pub leptos: LeptosOptions,
     pub files: Arc<SiteFiles>,
+    /// The URLs pages name the page's files by.
+    pub page_urls: app::SiteUrls,
     pub pwa: Arc<Pwa>,
     pub databases: Databases,
     pub live: LiveState,
@@ -103,16 +105,18 @@ async fn files_or_page(
     let method = request.method().clone();
     if method == axum::http::Method::GET || method == axum::http::Method::HEAD {
         let head = method == axum::http::Method::HEAD;
-        if let Some(response) = state
-            .files
-            .respond(request.uri().path(), request.headers(), head)
-        {
+        if let Some(response) = state.files.respond(
+            request.uri().path(),
+            request.uri().query(),
+            request.headers(),
+            head,
+        ) {
             return response;
         }
     }
-    let options = state.leptos.clone();
+    let urls = state.page_urls.clone();
     let render = leptos_axum::render_app_to_stream_with_context(provide_page_nonce, move || {
-        shell(options.clone())
+        shell(urls.clone())
     });
     render(request).await.into_response()
 }
@@ -184,6 +188,7 @@ pub fn router(
     let pwa = Arc::new(Pwa::new(&files));
     let state = AppState {
         leptos,
+        page_urls: crate::pwa::page_urls(&files),
         files: Arc::new(files),
         pwa,
         databases,
@@ -204,6 +209,10 @@ pub fn router(
         .route(
             crate::pwa::MOUNT_PATH,
             get(|State(state): State<AppState>| async move { state.pwa.mount() }),
+        )
+        .route(
+            crate::pwa::WORKER_PATH,
+            get(|State(state): State<AppState>| async move { state.pwa.worker() }),
         )
         .route("/api/sync/live", get(live::upgrade))
         .route("/api/doctor", get(crate::doctor::seen))
@@ -255,8 +264,8 @@ pub fn router(
                 provide_page_nonce();
             },
             {
-                let options = state.leptos.clone();
-                move || shell(options.clone())
+                let urls = state.page_urls.clone();
+                move || shell(urls.clone())
             },
         )
         .route_layer(axum::middleware::from_fn_with_state(

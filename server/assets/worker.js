@@ -4,11 +4,13 @@
 // folder; the first account to sign in on this browser adopts the folder from before accounts).
 // The page's build names the worker's own files, so a cache never hands an old page's worker
 // to a new page or the reverse (the worker checks the page's build: docs/protocol.md "Builds").
+// The server fills in the files' URLs, each naming its content (kept by the browser for good).
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const params = new URLSearchParams(self.location.search);
 const account = params.get("account") ?? "";
 const build = encodeURIComponent(params.get("build") ?? "");
-const { default: init, worker_main } = await import(`/worker/tandem_worker.js?v=${build}`);
+const ofBuild = (url) => `${url}${url.includes("?") ? "&" : "?"}v=${build}`;
+const { default: init, worker_main } = await import(ofBuild("__TANDEM_WORKER_JS__"));
 
 async function readText(dir, name) {
   try {
@@ -57,7 +59,7 @@ async function folderOf(account) {
   }
 }
 
-await init({ module_or_path: `/worker/tandem_worker_bg.wasm?v=${build}` });
+await init({ module_or_path: ofBuild("__TANDEM_WORKER_WASM__") });
 if (UUID.test(account)) {
   await worker_main(account, await folderOf(account));
 } else {
