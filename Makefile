@@ -15,7 +15,7 @@ SERVER := $(CARGO_TARGET_DIR)/release/server
 
 # Native crates checked and tested together (the page's `frontend` needs `hydrate`, which
 # excludes `ssr`: it is checked on wasm32 instead).
-NATIVE := -p tandem-events -p tandem-store -p tandem-protocol -p worker -p app -p server --features app/ssr,tandem-events/testkit
+NATIVE := -p tandem-events -p tandem-store -p tandem-protocol -p tandem-accounts -p tandem-pg -p worker -p app -p server --features app/ssr,tandem-events/testkit
 WASM := -p tandem-events -p tandem-store -p worker -p frontend --target wasm32-unknown-unknown
 
 .PHONY: run test setup worker build lint test-rust test-sim check-wasm crash fuzz e2e sizes bench bench-browser clean
@@ -42,8 +42,10 @@ lint: setup
 	cargo clippy $(NATIVE) --all-targets -- -D warnings
 	cargo clippy $(WASM) -- -D warnings
 
-# The crash test runs against the release server, after the build (target crash).
+# The crash test runs against the release server, after the build (target crash). The
+# PostgreSQL tests run on a throwaway cluster started for the run and removed after it.
 test-rust: setup
+	eval "$$(scripts/pg-cluster.sh start)"; trap 'scripts/pg-cluster.sh stop "$$TANDEM_TEST_PG_DIR"' EXIT; \
 	cargo test $(NATIVE) -- --skip killed_at_random
 
 # kill -9 under push load, 3 rounds (make bench: 20), against the release server.

@@ -9,17 +9,21 @@ log() { printf '\033[1msetup:\033[0m %s\n' "$*"; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # 1. Debian packages: clang builds SQLite's C for wasm32; chromium runs the Playwright tests;
-#    nginx is the reverse proxy the self-host test runs through (end2end/tests/proxy.spec.ts).
+#    nginx is the reverse proxy the self-host test runs through (end2end/tests/proxy.spec.ts);
+#    postgresql is the second backend, which the tests run on a throwaway cluster of their own
+#    (scripts/pg-cluster.sh; Debian's default cluster is neither started nor used).
 missing=()
 command -v clang >/dev/null || missing+=(clang)
 command -v llvm-ar >/dev/null || command -v llvm-ar-14 >/dev/null || missing+=(llvm)
 command -v chromium >/dev/null || missing+=(chromium)
 command -v npm >/dev/null || missing+=(npm)
 [ -x /usr/sbin/nginx ] || missing+=(nginx)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
   log "apt-get install ${missing[*]}"
   as_root apt-get update -qq
-  # Packages must not start their services (nginx on port 80): the tests start their own.
+  # Packages must not start their services (nginx on port 80, PostgreSQL on 5432): the tests
+  # start their own.
   no_start=
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' | as_root tee /usr/sbin/policy-rc.d >/dev/null

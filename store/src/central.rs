@@ -1,23 +1,20 @@
 //! The server's central log: push and pull over events.db, in the order of checks of
-//! DESIGN.md rule 13. One writer: the caller serialises
-//! calls (the server holds it behind a mutex).
+//! DESIGN.md rule 13 (the checks themselves: [`crate::push`]). One writer: the caller
+//! serialises calls (the server holds it behind a mutex).
 
-use std::collections::HashSet;
 use std::path::Path;
 
 use tandem_events::domain::{DomainEvent, ListCreated};
 use tandem_events::event::Event;
 use tandem_events::event::StoredEvent;
-use tandem_events::hlc::check_drift;
 use tandem_events::ids::{AggregateId, DeviceId, EventId, WorkspaceId};
 use tandem_protocol::sync::{
-    Accepted, ErrorCode, LoggedEvent, PullRequest, PullResponse, PushRequest, PushResponse,
-    SyncError,
+    ErrorCode, LoggedEvent, PullRequest, PullResponse, PushRequest, PushResponse, SyncError,
 };
 
 use crate::log::{EventLog, LogError, PhysicalClock};
 use crate::views::{Progress, Views, ViewsError};
-use crate::wire::{from_wire, logged_by};
+use crate::wire::logged_by;
 
 /// The limits a push or pull is held to (CONTRACT.md defaults). The body size limit is the
 /// HTTP layer's.
@@ -60,7 +57,7 @@ pub enum CentralError {
 pub struct Pusher<'a> {
     pub user: Option<&'a str>,
     #[allow(clippy::type_complexity)]
-    pub quota: Option<&'a dyn Fn(usize, usize) -> Result<(), SyncError>>,
+    pub quota: Option<&'a (dyn Fn(usize, usize) -> Result<(), SyncError> + Sync)>,
 }
 
 /// What a push did: the answer, and the events it appended (for the live broadcast).
@@ -224,267 +221,22 @@ impl Central {
     }
 
     /// Handles a push by an account (its access already checked): records `pusher.user` on
-    /// the new events and asks `pusher.quota` about them after the idempotency check.
+    /// the new events and asks `pusher.quota` about them after the idempotency check
+    /// ([`crate::push::push_into`]).
     pub fn push_as(
         &mut self,
         request: &PushRequest,
         pusher: &Pusher<'_>,
     ) -> Result<PushOutcome, SyncError> {
         let now = self.now_ms();
-        let fail = |code: ErrorCode, message: String| SyncError::new(code, message).at(now);
-        // Transport-level shape.
-        let workspace: WorkspaceId = request
-            .workspace_id
-            .parse()
-            .map_err(|e| fail(ErrorCode::Malformed, format!("workspace_id: {e}")))?;
-        let device: DeviceId = request
-            .device_id
-            .parse()
-            .map_err(|e| fail(ErrorCode::Malformed, format!("device_id: {e}")))?;
-        if request.events.len() > self.limits.events_per_push {
-            return Err(fail(
-                ErrorCode::TooLarge,
-                format!(
-                    "{} events in one push; at most {} are accepted",
-                    request.events.len(),
-                    self.limits.events_per_push
-                ),
-            ));
-        }
-        // Envelope (rule 13): every event parses, is the push's workspace's and device's, and
-        // its aggregate (and a todo's list) is not another workspace's (rule 21).
-        let mut parsed: Vec<StoredEvent> = Vec::with_capacity(request.events.len());
-        let mut lists_made: HashSet<AggregateId> = HashSet::new();
-        for wire in &request.events {
-            let invalid = |message: String| {
-                fail(ErrorCode::InvalidEvent, message).with_event(wire.event_id.clone())
-            };
-            let event = from_wire(wire).map_err(|e| invalid(e.to_string()))?;
-            if event.workspace_id != workspace {
-                return Err(invalid(format!(
-                    "workspace_id {} differs from the push's {workspace}",
-                    event.workspace_id
-                )));
-            }
-            if event.device_id != device {
-                return Err(invalid(format!(
-                    "device_id {} differs from the push's {device}",
-                    event.device_id
-                )));
-            }
-            if event.hlc_timestamp.node != device {
-                return Err(invalid(format!(
-                    "hlc_timestamp {} was not stamped by device {device}",
-                    event.hlc_timestamp
-                )));
-            }
-            let mut homes = vec![("aggregate", event.aggregate_id)];
-            if event.event_type == "TodoCreated" || event.event_type == "TodoListChanged" {
-                if let Some(list) = list_id_of(&event.event_data) {
-                    // The list must live here already, or be made earlier in this push: a
-                    // todo in a list that does not exist yet would let that list's id be
-                    // made in another workspace later.
-                    let known = lists_made.contains(&list)
-                        || self.log.home(list).map_err(|e| self.internal(e))?.is_some();
-                    if !known {
-                        return Err(invalid(format!(
-                            "list {list} does not exist in workspace {workspace}"
-                        )));
-                    }
-                    homes.push(("list", list));
-                }
-            }
-            if event.event_type == "ListCreated" {
-                lists_made.insert(event.aggregate_id);
-            }
-            for (what, id) in homes {
-                let home = self.log.home(id).map_err(|e| self.internal(e))?;
-                if let Some(home) = home.filter(|home| *home != workspace) {
-                    return Err(invalid(format!(
-                        "{what} {id} belongs to workspace {home}, not {workspace}"
-                    )));
-                }
-            }
-            parsed.push(event);
-        }
-        // Idempotency (rule 12): events already stored with the same content are
-        // acknowledged; an id stored with different content is ID_REUSED.
-        let mut seqs: Vec<Option<u64>> = Vec::with_capacity(parsed.len());
-        for candidate in &parsed {
-            let id = candidate.event_id;
-            match self.log.find(id).map_err(|e| self.internal(e))? {
-                None => seqs.push(None),
-                Some((seq, stored)) => {
-                    if stored.workspace_id != workspace {
-                        return Err(fail(
-                            ErrorCode::InvalidEvent,
-                            format!(
-                                "event {id} is stored in workspace {}, not {workspace}",
-                                stored.workspace_id
-                            ),
-                        )
-                        .with_event(id.to_string()));
-                    }
-                    if !candidate.same_content(&stored) {
-                        return Err(fail(
-                            ErrorCode::IdReused,
-                            format!("event {id} is already stored with different content"),
-                        )
-                        .with_event(id.to_string()));
-                    }
-                    seqs.push(Some(seq));
-                }
-            }
-        }
-        let head = self.log.head(workspace).map_err(|e| self.internal(e))?;
-        if seqs.iter().all(Option::is_some) {
-            return Ok(PushOutcome {
-                response: PushResponse {
-                    accepted: accepted(request, &seqs),
-                    head,
-                    server_time_ms: now,
-                    log_id: self.log_id.clone(),
-                    pusher: None,
-                },
-                workspace,
-                appended: vec![],
-            });
-        }
-        // Quotas (CONTRACT.md: after the idempotency check): only new events count.
-        if let Some(quota) = pusher.quota {
-            let (count, bytes) = parsed
-                .iter()
-                .zip(&seqs)
-                .filter(|(_, seq)| seq.is_none())
-                .fold((0usize, 0usize), |(n, b), (e, _)| {
-                    (n + 1, b + e.event_data.len())
-                });
-            quota(count, bytes).map_err(|e| e.at(now))?;
-        }
-        // Then the cursor (rule 13).
-        if request.cursor < head {
-            return Err(fail(
-                ErrorCode::PullRequired,
-                format!(
-                    "the workspace is at seq {head}; pull the events after {} first",
-                    request.cursor
-                ),
-            )
-            .with_head(head));
-        }
-        if request.cursor > head {
-            return Err(fail(
-                ErrorCode::CursorAhead,
-                format!(
-                    "cursor {} is beyond the workspace head {head}",
-                    request.cursor
-                ),
-            )
-            .with_head(head));
-        }
-        // Then each new event: INVALID_EVENT, then CLOCK_DRIFT, then VERSION_CONFLICT.
-        let mut fresh: Vec<StoredEvent> = Vec::new();
-        let mut ids: HashSet<EventId> = HashSet::new();
-        for (event, seq) in parsed.into_iter().zip(&seqs) {
-            if seq.is_some() {
-                continue;
-            }
-            let invalid = |message: String| {
-                fail(ErrorCode::InvalidEvent, message).with_event(event.event_id.to_string())
-            };
-            if event.event_data.len() > self.limits.event_data_bytes {
-                return Err(invalid(format!(
-                    "event_data has {} bytes; at most {} are accepted",
-                    event.event_data.len(),
-                    self.limits.event_data_bytes
-                )));
-            }
-            let body =
-                DomainEvent::decode(&event.event_type, event.schema_version, &event.event_data)
-                    .map_err(|e| invalid(e.to_string()))?;
-            let position = match &body {
-                DomainEvent::TodoCreated(e) => Some(&e.position),
-                DomainEvent::TodoMoved(e) => Some(&e.position),
-                DomainEvent::TodoListChanged(e) => Some(&e.position),
-                _ => None,
-            };
-            if let Some(position) = position {
-                tandem_events::position::validate(position)
-                    .map_err(|e| invalid(format!("position: {e}")))?;
-            }
-            // A device names only itself; device profiles' ids are nobody else's.
-            event.check_aggregate_kind().map_err(invalid)?;
-            if !ids.insert(event.event_id) {
-                return Err(invalid(format!(
-                    "event {} appears twice in the push",
-                    event.event_id
-                )));
-            }
-            fresh.push(event);
-        }
-        let server_now = u64::try_from(now).unwrap_or(0);
-        for event in &fresh {
-            if let Err(e) = check_drift(
-                &event.hlc_timestamp,
-                server_now,
-                self.limits.max_clock_drift_ms,
-            ) {
-                let offset = event.hlc_timestamp.ms.saturating_sub(server_now);
-                let mut err = fail(ErrorCode::ClockDrift, e.to_string()).with_offset(offset);
-                err.max_drift_ms =
-                    Some(u32::try_from(self.limits.max_clock_drift_ms).unwrap_or(u32::MAX));
-                return Err(err.with_event(event.event_id.to_string()));
-            }
-        }
-        let appended = match self.log.append_batch_by(&fresh, pusher.user) {
-            Ok(appended) => appended,
-            Err(LogError::VersionConflict {
-                aggregate,
-                expected,
-                actual,
-            }) => {
-                let event = fresh
-                    .iter()
-                    .find(|e| e.aggregate_id == aggregate && e.version == expected + 1)
-                    .map(|e| e.event_id.to_string());
-                let mut err = fail(
-                    ErrorCode::VersionConflict,
-                    format!("aggregate {aggregate} is at version {actual}; the event proposes version {}", expected + 1),
-                );
-                err.event_id = event;
-                return Err(err);
-            }
-            Err(LogError::DuplicateEvent { event_id }) => {
-                return Err(fail(
-                    ErrorCode::IdReused,
-                    format!("event {event_id} is already stored"),
-                )
-                .with_event(event_id.to_string()))
-            }
-            Err(e) => return Err(self.internal(e)),
-        };
-        let mut new_seqs = appended.iter().map(|a| a.seq);
-        let seqs: Vec<Option<u64>> = seqs
-            .into_iter()
-            .map(|s| s.or_else(|| new_seqs.next()))
-            .collect();
-        let appended_events: Vec<LoggedEvent> = fresh
-            .iter()
-            .zip(&appended)
-            .map(|(e, a)| logged_by(a.seq, e, pusher.user.map(str::to_string)))
-            .collect();
-        let head = self.log.head(workspace).map_err(|e| self.internal(e))?;
-        Ok(PushOutcome {
-            response: PushResponse {
-                accepted: accepted(request, &seqs),
-                head,
-                server_time_ms: now,
-                log_id: self.log_id.clone(),
-                pusher: None,
-            },
-            workspace,
-            appended: appended_events,
-        })
+        crate::push::push_into(
+            &mut self.log,
+            &self.limits,
+            &self.log_id,
+            now,
+            request,
+            pusher,
+        )
     }
 
     /// Handles a pull (see [`pull_from`]) on the writer's connection (simulations and tests;
@@ -512,14 +264,7 @@ pub fn pull_from(
 ) -> Result<PullResponse, SyncError> {
     let internal =
         |e: &dyn std::fmt::Display| SyncError::new(ErrorCode::Internal, e.to_string()).at(now);
-    let workspace: WorkspaceId = request
-        .workspace_id
-        .parse()
-        .map_err(|e| SyncError::new(ErrorCode::Malformed, format!("workspace_id: {e}")).at(now))?;
-    request
-        .device_id
-        .parse::<DeviceId>()
-        .map_err(|e| SyncError::new(ErrorCode::Malformed, format!("device_id: {e}")).at(now))?;
+    let workspace = pull_target(request, now)?;
     let snapshot = log
         .connection()
         .unchecked_transaction()
@@ -536,10 +281,7 @@ pub fn pull_from(
         .with_head(head)
         .at(now));
     }
-    let limit = request
-        .limit
-        .unwrap_or(limits.pull_limit_default)
-        .clamp(1, limits.pull_limit_max);
+    let limit = pull_limit(limits, request);
     let (events, has_more) = log
         .events_after_within(
             workspace,
@@ -563,9 +305,31 @@ pub fn pull_from(
     })
 }
 
+/// The workspace a pull asks about (MALFORMED when its ids are not ids).
+pub fn pull_target(request: &PullRequest, now: i64) -> Result<WorkspaceId, SyncError> {
+    let malformed = |e: String| SyncError::new(ErrorCode::Malformed, e).at(now);
+    let workspace: WorkspaceId = request
+        .workspace_id
+        .parse()
+        .map_err(|e| malformed(format!("workspace_id: {e}")))?;
+    request
+        .device_id
+        .parse::<DeviceId>()
+        .map_err(|e| malformed(format!("device_id: {e}")))?;
+    Ok(workspace)
+}
+
+/// How many events a pull answers at most: its limit within the server's bounds.
+pub fn pull_limit(limits: &SyncLimits, request: &PullRequest) -> u64 {
+    request
+        .limit
+        .unwrap_or(limits.pull_limit_default)
+        .clamp(1, limits.pull_limit_max)
+}
+
 /// What an event's envelope (ids, stamp, type, numbers, JSON punctuation) adds to its data on
 /// the wire, at most.
-const ENVELOPE_BYTES: usize = 400;
+pub const ENVELOPE_BYTES: usize = 400;
 
 /// The server's read-only connections to its log (WAL: they read beside the writer, never
 /// under its lock), for pulls and live connects. Each is used by one request at a time; the
@@ -643,28 +407,4 @@ pub fn busy(message: &str, now: i64) -> SyncError {
     let mut e = SyncError::new(ErrorCode::Busy, message).at(now);
     e.retry_after_ms = Some(1_000);
     e
-}
-
-/// The `list_id` a TodoCreated's or TodoListChanged's data names, if it names a well-formed one.
-fn list_id_of(data: &str) -> Option<AggregateId> {
-    serde_json::from_str::<serde_json::Value>(data)
-        .ok()?
-        .get("list_id")?
-        .as_str()?
-        .parse()
-        .ok()
-}
-
-fn accepted(request: &PushRequest, seqs: &[Option<u64>]) -> Vec<Accepted> {
-    request
-        .events
-        .iter()
-        .zip(seqs)
-        .filter_map(|(e, seq)| {
-            seq.map(|seq| Accepted {
-                event_id: e.event_id.clone(),
-                seq,
-            })
-        })
-        .collect()
 }

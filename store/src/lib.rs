@@ -13,6 +13,7 @@ pub mod inspect;
 pub mod log;
 #[cfg(target_arch = "wasm32")]
 pub mod opfs;
+pub mod push;
 pub mod replica;
 pub mod views;
 pub mod wire;

@@ -1,0 +1,529 @@
+//! The central log on PostgreSQL: push, pull, heads, the log's identity, and the notice of a
+//! new head to every process (`NOTIFY tandem_heads`, sent on commit, in commit order).
+
+use std::collections::HashMap;
+
+use futures_util::TryStreamExt;
+use tandem_events::event::StoredEvent;
+use tandem_events::ids::{AggregateId, WorkspaceId};
+use tandem_protocol::sync::{ErrorCode, PullRequest, PullResponse, PushRequest, SyncError};
+use tandem_store::central::{
+    busy, pull_limit, pull_target, PushOutcome, Pusher, SyncLimits, ENVELOPE_BYTES,
+};
+use tandem_store::push::{self, AppendError, Checked, Push, Read};
+use tandem_store::wire::logged_by;
+use tandem_store::PhysicalClock;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{GenericClient, IsolationLevel, Row, Transaction};
+
+use crate::{parse, Database, PgError};
+
+/// The channel a new head is announced on: payload `<workspace_id> <head>`.
+pub const HEADS_CHANNEL: &str = "tandem_heads";
+
+/// The columns of an event, in the order [`event_of`] reads them.
+const COLUMNS: &str = "event_id, workspace_id, aggregate_id, event_type, schema_version, \
+                       event_data, hlc_timestamp, device_id, version, created_at";
+
+/// How many times a push is tried again after losing a race to another workspace's push
+/// (the same event or aggregate appended by both at once) before answering BUSY.
+const RACE_RETRIES: usize = 3;
+
+/// The bounds a push's transaction is held to (DESIGN.md rule 22): acknowledged only once
+/// durable whatever the role's default; a lock or statement that waits longer is given up
+/// (answered BUSY: the client retries).
+const PUSH_SETTINGS: &str = "SET LOCAL synchronous_commit = on; \
+                             SET LOCAL lock_timeout = '5s'; \
+                             SET LOCAL statement_timeout = '30s'";
+
+/// The central log in a PostgreSQL database (its schema current: [`Database::migrate`]).
+#[derive(Clone)]
+pub struct PgCentral {
+    db: Database,
+    limits: SyncLimits,
+    log_id: String,
+    clock: PhysicalClock,
+}
+
+impl std::fmt::Debug for PgCentral {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgCentral")
+            .field("db", &self.db)
+            .field("log_id", &self.log_id)
+            .finish()
+    }
+}
+
+/// Why one try of a push ended without an answer of its own.
+enum Try {
+    /// The answer (success or refusal) to give.
+    Answer(SyncError),
+    /// Another workspace's push stored the same event or aggregate meanwhile: try again.
+    Race,
+}
+
+impl PgCentral {
+    /// The log in `db`, its answers timed by `clock` (ms since the epoch); a log without an
+    /// identity takes `candidate` (a new database: the first process to start names it, the
+    /// others read that name).
+    pub async fn open(
+        db: Database,
+        limits: SyncLimits,
+        candidate: &str,
+        clock: PhysicalClock,
+    ) -> Result<Self, PgError> {
+        let client = db.client().await?;
+        client
+            .execute(
+                "INSERT INTO log_meta (key, value) VALUES ('log_id', $1) ON CONFLICT (key) DO NOTHING",
+                &[&candidate],
+            )
+            .await?;
+        let log_id: String = client
+            .query_one("SELECT value FROM log_meta WHERE key = 'log_id'", &[])
+            .await?
+            .get(0);
+        Ok(Self {
+            db,
+            limits,
+            log_id,
+            clock,
+        })
+    }
+
+    fn now(&self) -> i64 {
+        i64::try_from((self.clock)()).unwrap_or(i64::MAX)
+    }
+
+    pub fn log_id(&self) -> &str {
+        &self.log_id
+    }
+
+    pub fn limits(&self) -> SyncLimits {
+        self.limits
+    }
+
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// Handles a push by an account (its access checked), as the SQLite log does
+    /// (`tandem_store::push`): one transaction holding the workspace's lock from its first
+    /// read to its commit, acknowledged only once committed. On any error nothing is stored.
+    pub async fn push_as(
+        &self,
+        request: &PushRequest,
+        pusher: &Pusher<'_>,
+    ) -> Result<PushOutcome, SyncError> {
+        for _ in 0..RACE_RETRIES {
+            match self.try_push(request, pusher).await {
+                Ok(outcome) => return Ok(outcome),
+                Err(Try::Answer(e)) => return Err(e),
+                Err(Try::Race) => continue,
+            }
+        }
+        Err(busy(
+            "other pushes kept storing the same events; try again",
+            self.now(),
+        ))
+    }
+
+    async fn try_push(
+        &self,
+        request: &PushRequest,
+        pusher: &Pusher<'_>,
+    ) -> Result<PushOutcome, Try> {
+        let mut push =
+            push::begin(request, &self.limits, &self.log_id, self.now()).map_err(Try::Answer)?;
+        let workspace = push.workspace();
+        let failed = |e: PgError| Try::Answer(answer_for(e, self.now()));
+        let mut client = self.db.client().await.map_err(failed)?;
+        let sql = |e: tokio_postgres::Error| failed(PgError::Sql(e));
+        let tx = client.transaction().await.map_err(sql)?;
+        tx.batch_execute(PUSH_SETTINGS).await.map_err(sql)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&lock_key(workspace)])
+            .await
+            .map_err(sql)?;
+        // The answer's time is the time the push was handled, after the waits.
+        push.retime(self.now());
+        let (read, versions) = read(&tx, &push).await.map_err(failed)?;
+        let head = read.head;
+        match push.check(read, pusher).map_err(Try::Answer)? {
+            Checked::Stored(outcome) => {
+                tx.rollback().await.map_err(sql)?;
+                Ok(outcome)
+            }
+            Checked::Append(appending) => {
+                let result = append(&tx, appending.events(), pusher.user, head, versions).await;
+                let result = match result {
+                    Err(Appended::Race) => return Err(Try::Race),
+                    Err(Appended::Refused(e)) => Err(e),
+                    Ok(seqs) => Ok(seqs),
+                };
+                let outcome = appending.finish(result).map_err(Try::Answer)?;
+                let notice = format!("{workspace} {}", outcome.response.head);
+                tx.execute("SELECT pg_notify($1, $2)", &[&HEADS_CHANNEL, &notice])
+                    .await
+                    .map_err(sql)?;
+                tx.commit().await.map_err(sql)?;
+                Ok(outcome)
+            }
+        }
+    }
+
+    /// Answers a pull: events with `seq > cursor`, at most the limit and
+    /// [`SyncLimits::pull_bytes`] of them (always one, when there is one), the head and the
+    /// events read in one snapshot.
+    pub async fn pull(&self, request: &PullRequest) -> Result<PullResponse, SyncError> {
+        let now = self.now();
+        let workspace = pull_target(request, now)?;
+        let failed = |e: PgError| answer_for(e, now);
+        let mut client = self.db.client().await.map_err(failed)?;
+        let tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(|e| failed(e.into()))?;
+        let head = head_in(&*tx, workspace).await.map_err(failed)?;
+        if request.cursor > head {
+            return Err(SyncError::new(
+                ErrorCode::CursorAhead,
+                format!(
+                    "cursor {} is beyond the workspace head {head}",
+                    request.cursor
+                ),
+            )
+            .with_head(head)
+            .at(now));
+        }
+        let limit = pull_limit(&self.limits, request);
+        let (workspace_id, cursor, rows) = (
+            workspace.to_string(),
+            as_i64(request.cursor),
+            as_i64(limit.saturating_add(1)),
+        );
+        let params: [&(dyn ToSql + Sync); 3] = [&workspace_id, &cursor, &rows];
+        // Row by row: the byte budget stops the reading, as SQLite's does.
+        let stream = tx
+            .query_raw(
+                &format!(
+                    "SELECT {COLUMNS}, seq, user_id, octet_length(event_data) FROM events \
+                     WHERE workspace_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+                ),
+                params,
+            )
+            .await
+            .map_err(|e| failed(e.into()))?;
+        // Boxed so that it can be dropped before the commit: a stream left unread would
+        // hold up the connection.
+        let mut stream = Box::pin(stream);
+        let mut events = Vec::new();
+        let mut used = 0usize;
+        let mut has_more = false;
+        while let Some(row) = stream.try_next().await.map_err(|e| failed(e.into()))? {
+            let size = usize::try_from(row.get::<_, i32>(12)).unwrap_or(0) + ENVELOPE_BYTES;
+            if events.len() as u64 == limit
+                || (!events.is_empty() && used.saturating_add(size) > self.limits.pull_bytes)
+            {
+                has_more = true;
+                break;
+            }
+            used = used.saturating_add(size);
+            let event = event_of(&row).map_err(failed)?;
+            events.push(logged_by(seq_of(row.get(10)), &event, row.get(11)));
+        }
+        drop(stream);
+        tx.commit().await.map_err(|e| failed(e.into()))?;
+        Ok(PullResponse {
+            people: vec![],
+            events,
+            head,
+            has_more,
+            server_time_ms: now,
+            log_id: self.log_id.clone(),
+        })
+    }
+
+    /// A workspace's head (0: no events).
+    pub async fn head(&self, workspace: WorkspaceId) -> Result<u64, PgError> {
+        let client = self.db.client().await?;
+        head_in(&**client, workspace).await
+    }
+
+    /// Every workspace's head.
+    pub async fn heads(&self) -> Result<Vec<(WorkspaceId, u64)>, PgError> {
+        let client = self.db.client().await?;
+        let rows = client
+            .query(
+                "SELECT workspace_id, head FROM heads ORDER BY workspace_id",
+                &[],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    parse(r.get::<_, &str>(0), "workspace_id")?,
+                    seq_of(r.get(1)),
+                ))
+            })
+            .collect()
+    }
+
+    /// Up to `limit` events of `workspace` after `after`, with their seqs and the accounts
+    /// that pushed them (export, the projector, tests).
+    pub async fn events_after(
+        &self,
+        workspace: WorkspaceId,
+        after: u64,
+        limit: u64,
+    ) -> Result<Vec<(u64, StoredEvent, Option<String>)>, PgError> {
+        let client = self.db.client().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {COLUMNS}, seq, user_id FROM events \
+                     WHERE workspace_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+                ),
+                &[&workspace.to_string(), &as_i64(after), &as_i64(limit)],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| Ok((seq_of(r.get(10)), event_of(r)?, r.get(11))))
+            .collect()
+    }
+}
+
+/// The answer for a database failure: BUSY (retry later) when the database is out of reach,
+/// a wait ran out or a deadlock was broken; INTERNAL for anything else.
+fn answer_for(e: PgError, now: i64) -> SyncError {
+    let transient = match &e {
+        PgError::Pool(_) => true,
+        PgError::Sql(e) => {
+            e.is_closed()
+                || e.as_db_error().is_none()
+                || e.code().is_some_and(|c| {
+                    [
+                        SqlState::LOCK_NOT_AVAILABLE,
+                        SqlState::QUERY_CANCELED,
+                        SqlState::T_R_DEADLOCK_DETECTED,
+                        SqlState::T_R_SERIALIZATION_FAILURE,
+                        SqlState::TOO_MANY_CONNECTIONS,
+                        SqlState::ADMIN_SHUTDOWN,
+                        SqlState::CANNOT_CONNECT_NOW,
+                    ]
+                    .contains(c)
+                })
+        }
+        _ => false,
+    };
+    if transient {
+        busy(&format!("the database is busy or out of reach: {e}"), now)
+    } else {
+        SyncError::new(ErrorCode::Internal, e.to_string()).at(now)
+    }
+}
+
+/// The workspace's key among advisory locks (one-key form; the migrations' lock uses the
+/// two-key form, which never meets it). Two workspaces sharing a key only wait for each
+/// other.
+pub fn lock_key(workspace: WorkspaceId) -> i64 {
+    let bytes = workspace.as_uuid().as_u128().to_be_bytes();
+    let mut high = [0u8; 8];
+    high.copy_from_slice(&bytes[8..]);
+    i64::from_be_bytes(high)
+}
+
+fn as_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn seq_of(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+async fn head_in(
+    client: &(impl GenericClient + Sync),
+    workspace: WorkspaceId,
+) -> Result<u64, PgError> {
+    let row = client
+        .query_opt(
+            "SELECT head FROM heads WHERE workspace_id = $1",
+            &[&workspace.to_string()],
+        )
+        .await?;
+    Ok(row.map_or(0, |r| seq_of(r.get(0))))
+}
+
+/// Each named aggregate's current version.
+type Versions = HashMap<AggregateId, u64>;
+
+/// What the push's checks need, in two queries sent together (one round trip). Each
+/// aggregate's home and current version come from one statement, so they agree: an
+/// aggregate another workspace made meanwhile is either seen with its home (refused as
+/// that workspace's) or not at all (its version 1 then collides with the other's).
+async fn read(tx: &Transaction<'_>, push: &Push<'_>) -> Result<(Read, Versions), PgError> {
+    let named: Vec<String> = push.named().iter().map(ToString::to_string).collect();
+    let ids: Vec<String> = push.event_ids().iter().map(ToString::to_string).collect();
+    let aggregates_query = "SELECT aggregate_id, min(workspace_id) FILTER (WHERE version = 1), \
+                            max(version) FROM events WHERE aggregate_id = ANY($1) \
+                            GROUP BY aggregate_id";
+    let stored_query = format!("SELECT {COLUMNS}, seq FROM events WHERE event_id = ANY($1)");
+    let (aggregates, stored, head) = tokio::try_join!(
+        async {
+            tx.query(aggregates_query, &[&named])
+                .await
+                .map_err(PgError::from)
+        },
+        async {
+            tx.query(&stored_query, &[&ids])
+                .await
+                .map_err(PgError::from)
+        },
+        head_in(tx, push.workspace()),
+    )?;
+    let mut homes = HashMap::new();
+    let mut versions = HashMap::new();
+    for r in &aggregates {
+        let aggregate: AggregateId = parse(r.get(0), "aggregate_id")?;
+        if let Some(home) = r.get::<_, Option<&str>>(1) {
+            homes.insert(aggregate, parse(home, "workspace_id")?);
+        }
+        versions.insert(aggregate, seq_of(r.get(2)));
+    }
+    let read = Read {
+        homes,
+        stored: stored
+            .iter()
+            .map(|r| {
+                let event = event_of(r)?;
+                Ok((event.event_id, (seq_of(r.get(10)), event)))
+            })
+            .collect::<Result<HashMap<_, _>, PgError>>()?,
+        head,
+    };
+    Ok((read, versions))
+}
+
+/// How an append ended without seqs.
+enum Appended {
+    /// Refused by the versions read: the answer's reason.
+    Refused(AppendError),
+    /// Another workspace's push stored one of these events or aggregates meanwhile (a
+    /// unique key said so, or a deadlock between the two was broken).
+    Race,
+}
+
+/// Appends checked events of one workspace after `head` (the workspace locked): each after
+/// its aggregate's version as read with the checks, seqs `head + 1…`, the head moved.
+async fn append(
+    tx: &Transaction<'_>,
+    events: &[StoredEvent],
+    user: Option<&str>,
+    head: u64,
+    mut versions: Versions,
+) -> Result<Vec<u64>, Appended> {
+    let failed = |e: tokio_postgres::Error| {
+        if is_race(&e) {
+            Appended::Race
+        } else {
+            Appended::Refused(AppendError::Failed(Box::new(e)))
+        }
+    };
+    let Some(first) = events.first() else {
+        return Ok(vec![]);
+    };
+    for e in events {
+        let current = versions.entry(e.aggregate_id).or_insert(0);
+        if e.version != *current + 1 {
+            return Err(Appended::Refused(AppendError::VersionConflict {
+                aggregate: e.aggregate_id,
+                expected: e.version.saturating_sub(1),
+                actual: *current,
+            }));
+        }
+        *current = e.version;
+    }
+    let seqs: Vec<u64> = (1..=events.len() as u64).map(|i| head + i).collect();
+    let column = |f: &dyn Fn(&StoredEvent) -> String| events.iter().map(f).collect::<Vec<_>>();
+    let event_ids = column(&|e| e.event_id.to_string());
+    let workspaces = column(&|e| e.workspace_id.to_string());
+    let aggregate_ids = column(&|e| e.aggregate_id.to_string());
+    let types = column(&|e| e.event_type.clone());
+    let data = column(&|e| e.event_data.clone());
+    let stamps = column(&|e| e.hlc_timestamp.to_string());
+    let devices = column(&|e| e.device_id.to_string());
+    let seq_column: Vec<i64> = seqs.iter().map(|s| as_i64(*s)).collect();
+    let version_column: Vec<i64> = events.iter().map(|e| as_i64(e.version)).collect();
+    let schema_versions: Vec<i32> = events
+        .iter()
+        .map(|e| i32::try_from(e.schema_version).unwrap_or(i32::MAX))
+        .collect();
+    let created: Vec<i64> = events.iter().map(|e| e.created_at).collect();
+    let users: Vec<Option<&str>> = vec![user; events.len()];
+    tx.execute(
+        "INSERT INTO events (event_id, workspace_id, seq, aggregate_id, version, event_type, \
+         schema_version, event_data, hlc_timestamp, device_id, created_at, user_id) \
+         SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::int8[], \
+         $6::text[], $7::int4[], $8::text[], $9::text[], $10::text[], $11::int8[], $12::text[])",
+        &[
+            &event_ids,
+            &workspaces,
+            &seq_column,
+            &aggregate_ids,
+            &version_column,
+            &types,
+            &schema_versions,
+            &data,
+            &stamps,
+            &devices,
+            &created,
+            &users,
+        ],
+    )
+    .await
+    .map_err(failed)?;
+    let last = seqs.last().copied().unwrap_or(head);
+    tx.execute(
+        "INSERT INTO heads (workspace_id, head) VALUES ($1, $2) \
+         ON CONFLICT (workspace_id) DO UPDATE SET head = excluded.head",
+        &[&first.workspace_id.to_string(), &as_i64(last)],
+    )
+    .await
+    .map_err(failed)?;
+    Ok(seqs)
+}
+
+/// Whether a failed statement lost a race with another workspace's push: a unique key (the
+/// same event id, or the same version of an aggregate) or a broken deadlock between the two.
+/// Under the workspace's lock nothing else races this push, so the push is tried again and
+/// its checks then see what the other stored.
+fn is_race(e: &tokio_postgres::Error) -> bool {
+    e.code().is_some_and(|c| {
+        *c == SqlState::UNIQUE_VIOLATION
+            || *c == SqlState::T_R_DEADLOCK_DETECTED
+            || *c == SqlState::T_R_SERIALIZATION_FAILURE
+    })
+}
+
+/// The event in a row's first ten columns ([`COLUMNS`]).
+fn event_of(r: &Row) -> Result<StoredEvent, PgError> {
+    let version: i64 = r.get(8);
+    let schema_version: i32 = r.get(4);
+    Ok(StoredEvent {
+        event_id: parse(r.get(0), "event_id")?,
+        workspace_id: parse(r.get(1), "workspace_id")?,
+        aggregate_id: parse(r.get(2), "aggregate_id")?,
+        event_type: r.get(3),
+        schema_version: u32::try_from(schema_version)
+            .map_err(|_| PgError::Corrupt(format!("schema_version {schema_version}")))?,
+        event_data: r.get(5),
+        hlc_timestamp: parse(r.get(6), "hlc_timestamp")?,
+        device_id: parse(r.get(7), "device_id")?,
+        version: u64::try_from(version)
+            .map_err(|_| PgError::Corrupt(format!("version {version}")))?,
+        created_at: r.get(9),
+    })
+}

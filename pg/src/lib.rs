@@ -1,0 +1,103 @@
+//! Tandem's central store on PostgreSQL (`server serve --database postgres://…`): the same
+//! log, with the same rules, as the SQLite default, shared by any number of server processes
+//! (ARCHITECTURE.md, "Storage").
+//!
+//! - [`Database`]: a pool of connections (deadpool-postgres over tokio-postgres) and the
+//!   schema's migrations, run at start under a lock so that processes starting together apply
+//!   each one once.
+//! - [`central::PgCentral`]: push and pull. A push holds its workspace's lock (a transaction
+//!   advisory lock) from its first read to its commit: the checks of DESIGN.md rule 13
+//!   (shared with SQLite: `tandem_store::push`) see exactly what the append builds on, seqs
+//!   are dense, and a reader never sees seq N+1 before N (they commit in order under the lock).
+
+pub mod central;
+pub mod migrate;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::NoTls;
+
+pub use central::PgCentral;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PgError {
+    #[error("the database URL is not usable: {0}")]
+    Url(String),
+    #[error("cannot reach the database: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    #[error("the database failed: {0}")]
+    Sql(#[from] tokio_postgres::Error),
+    #[error(
+        "the database is at schema version {found}, newer than this build's {known}: run a newer build"
+    )]
+    Newer { found: i32, known: i32 },
+    #[error("the log holds something this build cannot read: {0}")]
+    Corrupt(String),
+    #[error(
+        "the database's encoding is {0}, not UTF8: create it with `CREATE DATABASE … ENCODING 'UTF8'`"
+    )]
+    Encoding(String),
+}
+
+/// A PostgreSQL database holding Tandem's central store.
+#[derive(Clone)]
+pub struct Database {
+    pool: Pool,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the URL: it may carry a password.
+        f.debug_struct("Database")
+            .field("size", &self.pool.status().max_size)
+            .finish()
+    }
+}
+
+impl Database {
+    /// A pool of at most `size` connections to `url` (`postgres://user:pass@host:port/db`).
+    /// Nothing is connected until first used.
+    pub fn connect(url: &str, size: usize) -> Result<Self, PgError> {
+        let config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e: tokio_postgres::Error| PgError::Url(e.to_string()))?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                // Only whether the connection is closed: a transaction dropped unfinished
+                // (a request that failed midway) has already queued its ROLLBACK.
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        // Bounded waits (DESIGN.md rule 22): for a free connection, and for a new one.
+        let wait = Some(std::time::Duration::from_secs(5));
+        let pool = Pool::builder(manager)
+            .max_size(size.max(1))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(wait)
+            .create_timeout(wait)
+            .build()
+            .map_err(|e| PgError::Url(e.to_string()))?;
+        Ok(Self { pool })
+    }
+
+    /// A connection from the pool (waits for one to be free).
+    pub async fn client(&self) -> Result<deadpool_postgres::Object, PgError> {
+        Ok(self.pool.get().await?)
+    }
+
+    /// Brings the schema to this build's version ([`migrate::run`]); the versions applied.
+    pub async fn migrate(&self) -> Result<Vec<i32>, PgError> {
+        let mut client = self.client().await?;
+        migrate::run(&mut client).await
+    }
+}
+
+/// A row's text column parsed as an id or stamp, or why not.
+pub(crate) fn parse<T: std::str::FromStr>(text: &str, what: &str) -> Result<T, PgError>
+where
+    T::Err: std::fmt::Display,
+{
+    text.parse()
+        .map_err(|e: T::Err| PgError::Corrupt(format!("{what} {text:?}: {e}")))
+}
