@@ -11,6 +11,7 @@
 //!   are dense, and a reader never sees seq N+1 before N (they commit in order under the lock).
 
 pub mod central;
+pub mod listen;
 pub mod migrate;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -42,6 +43,8 @@ pub enum PgError {
 #[derive(Clone)]
 pub struct Database {
     pool: Pool,
+    /// For connections of their own (the heads listener's).
+    config: tokio_postgres::Config,
 }
 
 impl std::fmt::Debug for Database {
@@ -61,7 +64,7 @@ impl Database {
             .parse()
             .map_err(|e: tokio_postgres::Error| PgError::Url(e.to_string()))?;
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 // Only whether the connection is closed: a transaction dropped unfinished
@@ -78,7 +81,12 @@ impl Database {
             .create_timeout(wait)
             .build()
             .map_err(|e| PgError::Url(e.to_string()))?;
-        Ok(Self { pool })
+        Ok(Self { pool, config })
+    }
+
+    /// The connection settings (never logged: they may carry a password).
+    pub fn config(&self) -> &tokio_postgres::Config {
+        &self.config
     }
 
     /// A connection from the pool (waits for one to be free).

@@ -534,3 +534,73 @@ async fn migrations_are_applied_once_by_processes_starting_together() {
         "{err}"
     );
 }
+
+/// The next thing a listener heard (deadline 10 s).
+async fn next<T>(heard: &mut tokio::sync::mpsc::UnboundedReceiver<T>) -> Option<T> {
+    tokio::time::timeout(std::time::Duration::from_secs(10), heard.recv())
+        .await
+        .expect("heard in time")
+}
+
+/// A push through one process reaches the heads listener of another (NOTIFY on commit); a
+/// listener whose connection is cut connects again, says so, and hears later pushes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_through_one_process_is_heard_by_another_even_after_its_connection_is_cut() {
+    use tandem_pg::listen::{listen_heads, HeadsListener};
+    use tokio::sync::mpsc;
+
+    struct Forward(mpsc::UnboundedSender<Option<(WorkspaceId, u64)>>);
+    impl HeadsListener for Forward {
+        fn head(&self, workspace: WorkspaceId, head: u64) {
+            let _ = self.0.send(Some((workspace, head)));
+        }
+        fn connected(&self) {
+            let _ = self.0.send(None);
+        }
+    }
+    let url = common::fresh_url().await;
+    let a = Database::connect(&url, 2).unwrap();
+    a.migrate().await.unwrap();
+    let b = Database::connect(&url, 2).unwrap();
+    let pusher = central(a.clone()).await;
+    let (tx, mut heard) = mpsc::unbounded_channel();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let listening = tokio::spawn(listen_heads(b.clone(), Forward(tx), stopped));
+    assert_eq!(next(&mut heard).await, Some(None), "listening");
+    let events = workload(41, 1, 5, 0);
+    let workspace = events[0].workspace_id;
+    let push = |from: usize, to: usize, cursor: u64| PushRequest {
+        device_id: events[0].device_id.to_string(),
+        workspace_id: workspace.to_string(),
+        cursor,
+        events: events[from..to].iter().map(to_wire).collect(),
+    };
+    pusher.push_as(&push(0, 3, 0), &by_user()).await.unwrap();
+    assert_eq!(next(&mut heard).await, Some(Some((workspace, 3))));
+    // An acknowledged repeat appends nothing and announces nothing; a refusal neither.
+    pusher.push_as(&push(0, 3, 0), &by_user()).await.unwrap();
+    pusher
+        .push_as(&push(4, 5, 0), &by_user())
+        .await
+        .unwrap_err();
+    // The listener's connection is cut (a restart of the database, a proxy's timeout).
+    let admin = a.client().await.unwrap();
+    let cut: i64 = admin
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE query LIKE 'LISTEN %' AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(cut, 1);
+    assert_eq!(next(&mut heard).await, Some(None), "listening again");
+    pusher.push_as(&push(3, 5, 3), &by_user()).await.unwrap();
+    assert_eq!(next(&mut heard).await, Some(Some((workspace, 5))));
+    stop.send(true).unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(5), listening)
+        .await
+        .expect("stops when told")
+        .unwrap();
+}

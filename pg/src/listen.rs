@@ -1,0 +1,155 @@
+//! New heads from every process: a connection of its own `LISTEN`s on
+//! [`crate::central::HEADS_CHANNEL`] (each push's transaction sends `NOTIFY` on commit, so a
+//! notice never names a head before it can be pulled), and each notice is handed to the
+//! server's live hub. A lost connection is made again, after a pause that grows (with jitter,
+//! capped); notices sent meanwhile are lost, so each (re)connection is reported: the caller
+//! heals from the heads themselves, and clients' periodic pulls heal the rest (LESSONS.md:
+//! live is never trusted alone).
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tandem_events::ids::WorkspaceId;
+use tokio_postgres::AsyncMessage;
+
+use crate::central::HEADS_CHANNEL;
+use crate::Database;
+
+/// The pause before connecting again: from this, doubling, up to [`MAX_PAUSE`].
+const FIRST_PAUSE: Duration = Duration::from_millis(100);
+const MAX_PAUSE: Duration = Duration::from_secs(5);
+
+/// What the listener tells its owner.
+pub trait HeadsListener: Send + Sync + 'static {
+    /// A workspace's head moved to `head` (in any process). Called on the listener's task:
+    /// must not block.
+    fn head(&self, workspace: WorkspaceId, head: u64);
+    /// Listening (again): notices from before may have been missed.
+    fn connected(&self);
+}
+
+/// A notice's payload, `<workspace_id> <head>`; `None` for anything else (a notice on the
+/// channel from elsewhere is ignored, never trusted).
+pub fn parse_notice(payload: &str) -> Option<(WorkspaceId, u64)> {
+    let (workspace, head) = payload.split_once(' ')?;
+    Some((workspace.parse().ok()?, head.parse().ok()?))
+}
+
+/// Listens until `stop` says so, connecting again whenever the connection ends.
+pub async fn listen_heads(
+    db: Database,
+    listener: impl HeadsListener,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut pause = FIRST_PAUSE;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        tokio::select! {
+            ended = listen_once(&db, &listener) => {
+                match ended {
+                    // It listened before ending: start the pauses again.
+                    Ok(()) => pause = FIRST_PAUSE,
+                    Err(e) => tracing::warn!(error = %e, "cannot listen for new heads"),
+                }
+            }
+            _ = stop.changed() => return,
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(jittered(pause)) => {}
+            _ = stop.changed() => return,
+        }
+        pause = (pause * 2).min(MAX_PAUSE);
+    }
+}
+
+/// One connection's life: LISTEN, then every notice until the connection ends. `Ok` when it
+/// listened at all.
+async fn listen_once(db: &Database, listener: &impl HeadsListener) -> Result<(), crate::PgError> {
+    let (client, mut connection) = db.config().connect(tokio_postgres::NoTls).await?;
+    // The connection's messages (the notices among them) are read as they come; LISTEN's own
+    // answer arrives through the same connection, so it is read concurrently.
+    let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+    let listen = format!("LISTEN {HEADS_CHANNEL}");
+    {
+        let listening = client.batch_execute(&listen);
+        tokio::pin!(listening);
+        loop {
+            tokio::select! {
+                result = &mut listening => {
+                    result?;
+                    break;
+                }
+                message = messages.next() => match message {
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return Err(e.into()),
+                    None => return Ok(()),
+                },
+            }
+        }
+    }
+    listener.connected();
+    while let Some(message) = messages.next().await {
+        match message {
+            Ok(AsyncMessage::Notification(n)) if n.channel() == HEADS_CHANNEL => {
+                if let Some((workspace, head)) = parse_notice(n.payload()) {
+                    listener.head(workspace, head);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "the heads listener's connection failed");
+                break;
+            }
+        }
+    }
+    drop(client);
+    Ok(())
+}
+
+/// `pause` ± a quarter, so that processes that lost the database together do not come back
+/// in step.
+fn jittered(pause: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let quarter = pause / 4;
+    let spread = quarter.as_nanos().max(1) as u64;
+    pause - quarter + Duration::from_nanos(u64::from(nanos) % (2 * spread))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notices_are_read_strictly() {
+        let ws = "0190f5a2-7c3e-7b4a-9d2e-1234567890ab";
+        assert_eq!(
+            parse_notice(&format!("{ws} 42")).map(|(w, h)| (w.to_string(), h)),
+            Some((ws.to_string(), 42))
+        );
+        for bad in [
+            "",
+            "42",
+            ws,
+            &format!("{ws} -1"),
+            "x 1",
+            &format!("{ws}  1"),
+        ] {
+            assert_eq!(parse_notice(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn pauses_stay_within_a_quarter() {
+        for _ in 0..100 {
+            let p = jittered(Duration::from_millis(400));
+            assert!(
+                p >= Duration::from_millis(300) && p <= Duration::from_millis(500),
+                "{p:?}"
+            );
+        }
+    }
+}
