@@ -6,8 +6,9 @@
 
 use tandem_protocol::sync::{ErrorCode, SyncError};
 
-use crate::db::{Accounts, AccountsError, Principal, NOT_A_MEMBER};
+use crate::db::{AccountsError, Principal, NOT_A_MEMBER};
 use crate::names::Role;
+use crate::store::AccountStore;
 
 /// What the server made of a request's credentials (a request extension).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,9 +55,10 @@ pub fn refusal(e: AccountsError) -> SyncError {
         AccountsError::TooMany(_) => ErrorCode::TooLarge,
         AccountsError::Name(crate::names::NameError::WeakPassword) => ErrorCode::WeakPassword,
         AccountsError::Name(_) => ErrorCode::Malformed,
-        AccountsError::Db(_) | AccountsError::Open(_) | AccountsError::Corrupt(_) => {
-            ErrorCode::Internal
-        }
+        AccountsError::Db(_)
+        | AccountsError::Open(_)
+        | AccountsError::Corrupt(_)
+        | AccountsError::Backend(_) => ErrorCode::Internal,
     };
     SyncError::new(code, e.to_string())
 }
@@ -64,7 +66,7 @@ pub fn refusal(e: AccountsError) -> SyncError {
 /// The caller's role in `workspace_id` (checked to be a UUID by the caller): 401 without a
 /// principal, 403 — the same for absent and foreign workspaces — without a membership.
 pub fn member(
-    accounts: &Accounts,
+    accounts: &dyn AccountStore,
     caller: &Caller,
     workspace_id: &str,
 ) -> Result<(Principal, Role), SyncError> {
@@ -77,7 +79,7 @@ pub fn member(
 
 /// As [`member`], for a write: a reader is refused.
 pub fn writer(
-    accounts: &Accounts,
+    accounts: &dyn AccountStore,
     caller: &Caller,
     workspace_id: &str,
 ) -> Result<(Principal, Role), SyncError> {

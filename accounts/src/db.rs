@@ -16,6 +16,7 @@ use serde::Serialize;
 use tandem_store::rusqlite::{self, params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::names::{NameError, Role};
+use crate::store::AccountStore;
 
 /// A session lasts this long after its last use (CONTRACT.md: 30 days).
 pub const SESSION_IDLE_MS: i64 = 30 * 24 * 60 * 60 * 1_000;
@@ -56,6 +57,9 @@ pub enum AccountsError {
     Name(#[from] NameError),
     #[error("accounts.db holds a value this build cannot read: {0}")]
     Corrupt(String),
+    /// The accounts' database failed (PostgreSQL's; SQLite's failures are [`Self::Db`]).
+    #[error("the accounts database: {0}")]
+    Backend(String),
 }
 
 /// The one answer for a workspace one may not touch, whether it exists or not.
@@ -247,10 +251,12 @@ impl Accounts {
             Ok(out)
         })
     }
+}
 
+impl AccountStore for Accounts {
     /// A number that grows whenever access was taken away (here or by the command line while
     /// the server runs): the socket watcher re-checks open sockets when it moves.
-    pub fn revocations(&self) -> Result<i64, AccountsError> {
+    fn revocations(&self) -> Result<i64, AccountsError> {
         self.with(|c| {
             Ok(
                 c.prepare_cached("SELECT count FROM revocations WHERE id = 1")?
@@ -260,7 +266,7 @@ impl Accounts {
     }
 
     /// Deletes sessions idle past their life and expired tokens; returns how many.
-    pub fn sweep(&self, now: i64) -> Result<usize, AccountsError> {
+    fn sweep(&self, now: i64) -> Result<usize, AccountsError> {
         self.write(|tx| {
             let n = tx.execute(
                 "DELETE FROM sessions WHERE last_used_at <= ?1",
@@ -287,13 +293,13 @@ impl Accounts {
     // ---- users ----
 
     /// How many accounts were ever made (deleted ones too).
-    pub fn user_count(&self) -> Result<i64, AccountsError> {
+    fn user_count(&self) -> Result<i64, AccountsError> {
         self.with(|c| Ok(c.query_row("SELECT count(*) FROM users", [], |r| r.get(0))?))
     }
 
     /// Makes an account with its own workspace (and, for the first account, the log's
     /// workspaces without an owner), claiming the invite that allowed it.
-    pub fn create_account(&self, new: &NewAccount<'_>) -> Result<UserRecord, AccountsError> {
+    fn create_account(&self, new: &NewAccount<'_>) -> Result<UserRecord, AccountsError> {
         crate::names::username(new.username)?;
         self.write(|tx| {
             let first: bool =
@@ -357,7 +363,7 @@ impl Accounts {
     }
 
     /// The account's workspaces still waiting for their "Inbox" list.
-    pub fn inbox_pending(&self, user_id: &str) -> Result<Vec<String>, AccountsError> {
+    fn inbox_pending(&self, user_id: &str) -> Result<Vec<String>, AccountsError> {
         self.with(|c| {
             let mut stmt = c.prepare_cached(
                 "SELECT workspace_id FROM workspaces WHERE created_by = ?1 AND needs_inbox = 1 AND deleted_at IS NULL",
@@ -368,7 +374,7 @@ impl Accounts {
     }
 
     /// Notes that the workspace's "Inbox" list is in the log.
-    pub fn inbox_written(&self, workspace_id: &str) -> Result<(), AccountsError> {
+    fn inbox_written(&self, workspace_id: &str) -> Result<(), AccountsError> {
         self.with(|c| {
             c.execute(
                 "UPDATE workspaces SET needs_inbox = 0 WHERE workspace_id = ?1",
@@ -378,7 +384,7 @@ impl Accounts {
         })
     }
 
-    pub fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>, AccountsError> {
+    fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>, AccountsError> {
         self.with(|c| {
             Ok(c.query_row(
                 "SELECT user_id, username, password_hash, is_admin, disabled, deleted, created_at \
@@ -390,7 +396,7 @@ impl Accounts {
         })
     }
 
-    pub fn user_by_id(&self, user_id: &str) -> Result<Option<UserRecord>, AccountsError> {
+    fn user_by_id(&self, user_id: &str) -> Result<Option<UserRecord>, AccountsError> {
         self.with(|c| {
             Ok(c.query_row(
                 "SELECT user_id, username, password_hash, is_admin, disabled, deleted, created_at \
@@ -402,7 +408,7 @@ impl Accounts {
         })
     }
 
-    pub fn users(&self) -> Result<Vec<UserRecord>, AccountsError> {
+    fn users(&self) -> Result<Vec<UserRecord>, AccountsError> {
         self.with(|c| {
             let mut stmt = c.prepare(
                 "SELECT user_id, username, password_hash, is_admin, disabled, deleted, created_at \
@@ -414,7 +420,7 @@ impl Accounts {
     }
 
     /// Every account id (deleted ones too), for `server verify`.
-    pub fn user_ids(&self) -> Result<HashSet<String>, AccountsError> {
+    fn user_ids(&self) -> Result<HashSet<String>, AccountsError> {
         self.with(|c| {
             let mut stmt = c.prepare("SELECT user_id FROM users")?;
             let rows = stmt.query_map([], |r| r.get(0))?;
@@ -423,7 +429,7 @@ impl Accounts {
     }
 
     /// Names of accounts (deleted ones keep theirs), for showing who made an event.
-    pub fn usernames(&self, ids: &[String]) -> Result<Vec<User>, AccountsError> {
+    fn usernames(&self, ids: &[String]) -> Result<Vec<User>, AccountsError> {
         self.with(|c| {
             let mut stmt = c.prepare_cached("SELECT username FROM users WHERE user_id = ?1")?;
             let mut out = Vec::new();
@@ -440,7 +446,7 @@ impl Accounts {
     }
 
     /// A new password: every session and token of the account ends.
-    pub fn set_password(&self, user_id: &str, hash: &str) -> Result<(), AccountsError> {
+    fn set_password(&self, user_id: &str, hash: &str) -> Result<(), AccountsError> {
         self.write(|tx| {
             let n = tx.execute(
                 "UPDATE users SET password_hash = ?2 WHERE user_id = ?1 AND deleted = 0",
@@ -455,7 +461,7 @@ impl Accounts {
     }
 
     /// A new password, keeping one session (the one that changed it).
-    pub fn change_password(
+    fn change_password(
         &self,
         user_id: &str,
         hash: &str,
@@ -476,7 +482,7 @@ impl Accounts {
     }
 
     /// Disables (or enables) an account by name; disabling ends its sessions and tokens.
-    pub fn set_disabled(&self, username: &str, disabled: bool) -> Result<User, AccountsError> {
+    fn set_disabled(&self, username: &str, disabled: bool) -> Result<User, AccountsError> {
         self.write(|tx| {
             let user = tx
                 .query_row(
@@ -506,7 +512,7 @@ impl Accounts {
     /// Deletes an account: it leaves every workspace (a workspace it alone is in is deleted;
     /// one where it is the last owner beside others refuses with LAST_OWNER), its sessions and
     /// tokens end, and its row stays with its name (History shows it; nobody takes it over).
-    pub fn delete_user(&self, user_id: &str, now: i64) -> Result<(), AccountsError> {
+    fn delete_user(&self, user_id: &str, now: i64) -> Result<(), AccountsError> {
         self.write(|tx| {
             let workspaces: Vec<(String, String)> = {
                 let mut stmt =
@@ -541,7 +547,7 @@ impl Accounts {
 
     /// Records a new session. `replaces`: the digest of a session cookie the request carried,
     /// which ends now (a signed-in person signing in again gets a fresh id: no fixation).
-    pub fn create_session(
+    fn create_session(
         &self,
         user_id: &str,
         session: &NewSession<'_>,
@@ -578,11 +584,7 @@ impl Accounts {
     /// the account is disabled or deleted. Notes the use (at most once a minute).
     /// The flag says whether the use was written now (the caller sends the cookie again, so
     /// it lives 30 days from the last use too).
-    pub fn session(
-        &self,
-        digest: &str,
-        now: i64,
-    ) -> Result<Option<(Principal, bool)>, AccountsError> {
+    fn session(&self, digest: &str, now: i64) -> Result<Option<(Principal, bool)>, AccountsError> {
         let found = self.with(|c| {
             Ok(c.prepare_cached(
                 "SELECT u.user_id, u.username, u.is_admin, s.session_id, s.last_used_at \
@@ -621,7 +623,7 @@ impl Accounts {
     }
 
     /// Ends the session with this digest (sign-out). Returns whether one ended.
-    pub fn end_session(&self, digest: &str) -> Result<bool, AccountsError> {
+    fn end_session(&self, digest: &str) -> Result<bool, AccountsError> {
         self.write(|tx| {
             let ended = tx.execute("DELETE FROM sessions WHERE session_hash = ?1", [digest])? > 0;
             if ended {
@@ -632,11 +634,7 @@ impl Accounts {
     }
 
     /// Ends one of the account's sessions by its public id.
-    pub fn end_session_by_id(
-        &self,
-        user_id: &str,
-        session_id: &str,
-    ) -> Result<bool, AccountsError> {
+    fn end_session_by_id(&self, user_id: &str, session_id: &str) -> Result<bool, AccountsError> {
         self.write(|tx| {
             let ended = tx.execute(
                 "DELETE FROM sessions WHERE user_id = ?1 AND session_id = ?2",
@@ -650,7 +648,7 @@ impl Accounts {
     }
 
     /// Ends every session of the account (sign out everywhere).
-    pub fn end_sessions(&self, user_id: &str) -> Result<usize, AccountsError> {
+    fn end_sessions(&self, user_id: &str) -> Result<usize, AccountsError> {
         self.write(|tx| {
             let n = tx.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])?;
             if n > 0 {
@@ -660,7 +658,7 @@ impl Accounts {
         })
     }
 
-    pub fn sessions(&self, user_id: &str, now: i64) -> Result<Vec<SessionInfo>, AccountsError> {
+    fn sessions(&self, user_id: &str, now: i64) -> Result<Vec<SessionInfo>, AccountsError> {
         self.with(|c| {
             let mut stmt = c.prepare(
                 "SELECT session_id, created_at, last_used_at, user_agent FROM sessions \
@@ -679,7 +677,7 @@ impl Accounts {
     }
 
     /// Ends every session and token of every account (`server restore`).
-    pub fn end_all_credentials(&self) -> Result<(), AccountsError> {
+    fn end_all_credentials(&self) -> Result<(), AccountsError> {
         self.write(|tx| {
             tx.execute("DELETE FROM sessions", [])?;
             tx.execute("DELETE FROM tokens", [])?;
@@ -689,7 +687,7 @@ impl Accounts {
 
     // ---- tokens ----
 
-    pub fn create_token(
+    fn create_token(
         &self,
         user_id: &str,
         token_id: &str,
@@ -721,7 +719,7 @@ impl Accounts {
 
     /// The account behind an API token's digest (none when unknown, expired, or the account
     /// is disabled or deleted).
-    pub fn token(&self, digest: &str, now: i64) -> Result<Option<Principal>, AccountsError> {
+    fn token(&self, digest: &str, now: i64) -> Result<Option<Principal>, AccountsError> {
         let found = self.with(|c| {
             Ok(c.prepare_cached(
                 "SELECT u.user_id, u.username, u.is_admin, t.token_id, t.last_used_at \
@@ -759,7 +757,7 @@ impl Accounts {
         Ok(Some(principal))
     }
 
-    pub fn tokens(&self, user_id: &str) -> Result<Vec<TokenInfo>, AccountsError> {
+    fn tokens(&self, user_id: &str) -> Result<Vec<TokenInfo>, AccountsError> {
         self.with(|c| {
             let mut stmt = c.prepare(
                 "SELECT token_id, name, created_at, expires_at, last_used_at FROM tokens \
@@ -779,7 +777,7 @@ impl Accounts {
     }
 
     /// Deletes one of the account's tokens; false when it has none of that id.
-    pub fn delete_token(&self, user_id: &str, token_id: &str) -> Result<bool, AccountsError> {
+    fn delete_token(&self, user_id: &str, token_id: &str) -> Result<bool, AccountsError> {
         self.write(|tx| {
             let deleted = tx.execute(
                 "DELETE FROM tokens WHERE user_id = ?1 AND token_id = ?2",
@@ -793,7 +791,7 @@ impl Accounts {
     }
 
     /// Whether a principal's credential still holds (sockets are re-checked with it).
-    pub fn still_valid(&self, principal: &Principal, now: i64) -> Result<bool, AccountsError> {
+    fn still_valid(&self, principal: &Principal, now: i64) -> Result<bool, AccountsError> {
         self.with(|c| {
             let ok: bool = match &principal.credential {
                 Credential::Session { session_id } => c.query_row(
@@ -817,7 +815,7 @@ impl Accounts {
     // ---- workspaces ----
 
     /// Every workspace id with a row (deleted ones too), for `server verify`.
-    pub fn workspace_ids(&self) -> Result<HashSet<String>, AccountsError> {
+    fn workspace_ids(&self) -> Result<HashSet<String>, AccountsError> {
         self.with(|c| {
             let mut stmt = c.prepare("SELECT workspace_id FROM workspaces")?;
             let rows = stmt.query_map([], |r| r.get(0))?;
@@ -828,7 +826,7 @@ impl Accounts {
     /// Makes a workspace owned by `user_id`. The same call again by its owner is `Ok(false)`
     /// (nothing new); an id that is anyone else's — or a workspace of the log nobody owns — is
     /// FORBIDDEN.
-    pub fn create_workspace(
+    fn create_workspace(
         &self,
         user_id: &str,
         workspace_id: &str,
@@ -889,7 +887,7 @@ impl Accounts {
     }
 
     /// The workspaces an account is a member of, by name.
-    pub fn workspaces_of(&self, user_id: &str) -> Result<Vec<WorkspaceInfo>, AccountsError> {
+    fn workspaces_of(&self, user_id: &str) -> Result<Vec<WorkspaceInfo>, AccountsError> {
         self.with(|c| {
             let mut stmt = c.prepare_cached(
                 "SELECT w.workspace_id, w.name, m.role FROM members m \
@@ -908,17 +906,13 @@ impl Accounts {
 
     /// The account's role in a live workspace; FORBIDDEN (the same for an absent, deleted or
     /// foreign workspace) when it has none.
-    pub fn role(&self, user_id: &str, workspace_id: &str) -> Result<Role, AccountsError> {
+    fn role(&self, user_id: &str, workspace_id: &str) -> Result<Role, AccountsError> {
         self.with(|c| role_in(c, user_id, workspace_id))?
             .ok_or_else(forbidden)
     }
 
     /// The workspace's name, for a member.
-    pub fn workspace(
-        &self,
-        user_id: &str,
-        workspace_id: &str,
-    ) -> Result<WorkspaceInfo, AccountsError> {
+    fn workspace(&self, user_id: &str, workspace_id: &str) -> Result<WorkspaceInfo, AccountsError> {
         self.with(|c| {
             let found: Option<(String, String)> = c
                 .prepare_cached(
@@ -936,7 +930,7 @@ impl Accounts {
         })
     }
 
-    pub fn rename_workspace(
+    fn rename_workspace(
         &self,
         user_id: &str,
         workspace_id: &str,
@@ -959,7 +953,7 @@ impl Accounts {
 
     /// Deletes a workspace (its owner): every membership and invite ends; its events stay in
     /// the log (rule 4) and nobody reaches them. Returns the former members.
-    pub fn delete_workspace(
+    fn delete_workspace(
         &self,
         user_id: &str,
         workspace_id: &str,
@@ -976,7 +970,7 @@ impl Accounts {
     // ---- members ----
 
     /// A workspace's members (for any member).
-    pub fn members(&self, user_id: &str, workspace_id: &str) -> Result<Vec<Member>, AccountsError> {
+    fn members(&self, user_id: &str, workspace_id: &str) -> Result<Vec<Member>, AccountsError> {
         self.with(|c| {
             role_in(c, user_id, workspace_id)?.ok_or_else(forbidden)?;
             let mut stmt = c.prepare(
@@ -992,7 +986,7 @@ impl Accounts {
     }
 
     /// Changes a member's role (owners only). The last owner cannot stop being one.
-    pub fn set_role(
+    fn set_role(
         &self,
         actor: &str,
         workspace_id: &str,
@@ -1018,7 +1012,7 @@ impl Accounts {
 
     /// Removes a member (an owner removing anyone, or anyone leaving). The last owner cannot
     /// leave or be removed.
-    pub fn remove_member(
+    fn remove_member(
         &self,
         actor: &str,
         workspace_id: &str,
@@ -1047,7 +1041,7 @@ impl Accounts {
     // ---- invites ----
 
     #[allow(clippy::too_many_arguments)]
-    pub fn create_invite(
+    fn create_invite(
         &self,
         actor: &str,
         workspace_id: &str,
@@ -1080,7 +1074,7 @@ impl Accounts {
     }
 
     /// A workspace's pending invites (owners only): not revoked, not expired, uses left.
-    pub fn invites(
+    fn invites(
         &self,
         actor: &str,
         workspace_id: &str,
@@ -1122,7 +1116,7 @@ impl Accounts {
     }
 
     /// Revokes an invite of the workspace by its id or its token's digest (owners only).
-    pub fn revoke_invite(
+    fn revoke_invite(
         &self,
         actor: &str,
         workspace_id: &str,
@@ -1144,7 +1138,7 @@ impl Accounts {
     }
 
     /// What an invite token leads to (the invite page; sign-up's policy check).
-    pub fn check_invite(&self, digest: &str, now: i64) -> Result<InviteCheck, AccountsError> {
+    fn check_invite(&self, digest: &str, now: i64) -> Result<InviteCheck, AccountsError> {
         self.with(|c| {
             let Some(invite_id) = usable_invite(c, digest, now)? else {
                 return Ok(InviteCheck::Gone);
@@ -1169,7 +1163,7 @@ impl Accounts {
 
     /// Joins the invite's workspace. A member already keeps their role and uses nothing; the
     /// person who signed up with this invite joins on the use they already claimed.
-    pub fn accept_invite(
+    fn accept_invite(
         &self,
         user_id: &str,
         digest: &str,
@@ -1239,12 +1233,7 @@ impl Accounts {
 
     /// Binds a device id to the account that first syncs with it; FORBIDDEN when it is
     /// another account's.
-    pub fn bind_device(
-        &self,
-        device_id: &str,
-        user_id: &str,
-        now: i64,
-    ) -> Result<(), AccountsError> {
+    fn bind_device(&self, device_id: &str, user_id: &str, now: i64) -> Result<(), AccountsError> {
         let owner: Option<String> = self.with(|c| {
             Ok(
                 c.prepare_cached("SELECT user_id FROM devices WHERE device_id = ?1")?
@@ -1280,7 +1269,7 @@ impl Accounts {
     }
 
     /// The account a device id is bound to, if any.
-    pub fn device_owner(&self, device_id: &str) -> Result<Option<String>, AccountsError> {
+    fn device_owner(&self, device_id: &str) -> Result<Option<String>, AccountsError> {
         self.with(|c| {
             Ok(
                 c.prepare_cached("SELECT user_id FROM devices WHERE device_id = ?1")?
@@ -1291,7 +1280,7 @@ impl Accounts {
     }
 
     /// Events stored today (`day`: days since the epoch, UTC) and bytes stored in all.
-    pub fn usage(&self, user_id: &str, day: i64) -> Result<(i64, i64), AccountsError> {
+    fn usage(&self, user_id: &str, day: i64) -> Result<(i64, i64), AccountsError> {
         self.with(|c| {
             Ok(c.prepare_cached(
                 "SELECT coalesce(sum(CASE WHEN day = ?2 THEN events END), 0), coalesce(sum(bytes), 0) \
@@ -1301,7 +1290,7 @@ impl Accounts {
         })
     }
 
-    pub fn add_usage(
+    fn add_usage(
         &self,
         user_id: &str,
         day: i64,
@@ -1320,12 +1309,7 @@ impl Accounts {
 
     /// Gives the log's workspaces that have no row to `owner` (the first account; `import
     /// --owner`). Returns how many it adopted.
-    pub fn adopt(
-        &self,
-        owner: &str,
-        workspaces: &[String],
-        now: i64,
-    ) -> Result<usize, AccountsError> {
+    fn adopt(&self, owner: &str, workspaces: &[String], now: i64) -> Result<usize, AccountsError> {
         self.write(|tx| {
             let mut adopted = 0;
             for ws in workspaces {

@@ -5,13 +5,17 @@
 //! log never does). Native only: the browser never holds accounts.
 //!
 //! `names` and `secret` are pure; `password` hashes with argon2id (CPU-bound: callers run it
-//! off the async runtime); `db` is the SQLite adapter. Time is passed in, never read here.
+//! off the async runtime); `store` is what the server asks of accounts, `db` its SQLite adapter (PostgreSQL's is in
+//! `tandem-pg`), `suite` the tests both pass. Time is passed in, never read here.
 
 pub mod access;
 pub mod db;
 pub mod names;
 pub mod password;
 pub mod secret;
+pub mod store;
+#[cfg(any(test, feature = "suite"))]
+pub mod suite;
 
 pub use access::Caller;
 pub use db::{
@@ -19,3 +23,4 @@ pub use db::{
     Principal, SessionInfo, TokenInfo, User, UserRecord, WorkspaceInfo, NOT_A_MEMBER,
 };
 pub use names::{NameError, Role};
+pub use store::AccountStore;

@@ -110,7 +110,7 @@ mod ssr {
         }
         // A workspace named: access first (rule 23's order), before the views are touched.
         if let (None, Some(ws)) = (&list_id, &workspace_id) {
-            access::member(&service.accounts, caller, ws)?;
+            access::member(&*service.accounts, caller, ws)?;
         }
         let server_views = service.views()?;
         let views = server_views.views();
@@ -132,7 +132,7 @@ mod ssr {
             (Some(list), _) => {
                 let home = changes::list_workspace(conn, list).map_err(|e| internal(&e))?;
                 match home {
-                    Some(ws) if access::member(&service.accounts, caller, &ws).is_ok() => Some(ws),
+                    Some(ws) if access::member(&*service.accounts, caller, &ws).is_ok() => Some(ws),
                     _ => first()?,
                 }
             }
@@ -145,7 +145,7 @@ mod ssr {
                 ..Snapshot::default()
             });
         };
-        let (_, role) = access::member(&service.accounts, caller, &workspace)?;
+        let (_, role) = access::member(&*service.accounts, caller, &workspace)?;
         let ws: WorkspaceId = workspace.parse().map_err(|e| internal(&e))?;
         let view = changes::snapshot(conn, &workspace, list_id).map_err(|e| internal(&e))?;
         let head = views.checkpoint(ws).map_err(|e| internal(&e))?;

@@ -75,7 +75,7 @@ pub mod ssr {
 
     use leptos::prelude::*;
     use tandem_accounts::access::{self, refusal};
-    use tandem_accounts::{Accounts, Caller};
+    use tandem_accounts::{AccountStore, Caller};
     use tandem_events::ids::{DeviceId, WorkspaceId};
     use tandem_protocol::sync::{
         ErrorCode, PullRequest, PullResponse, PushRequest, PushResponse, SyncError,
@@ -101,7 +101,7 @@ pub mod ssr {
         reading: Arc<Semaphore>,
         announce: Announce,
         /// Who may touch which workspace (DESIGN.md rule 23).
-        pub accounts: Arc<Accounts>,
+        pub accounts: Arc<dyn AccountStore>,
         quotas: Quotas,
     }
 
@@ -130,7 +130,7 @@ pub mod ssr {
             readers: Arc<Readers>,
             concurrent_pulls: usize,
             announce: Announce,
-            accounts: Arc<Accounts>,
+            accounts: Arc<dyn AccountStore>,
             quotas: Quotas,
         ) -> Self {
             let reading = Arc::new(Semaphore::new(readers.len()));
@@ -173,7 +173,7 @@ pub mod ssr {
                     ),
                 ));
             }
-            let (principal, _) = access::writer(&self.accounts, caller, &workspace.to_string())?;
+            let (principal, _) = access::writer(&*self.accounts, caller, &workspace.to_string())?;
             let user = principal.user.user_id.as_str();
             // A device id is its first pusher's: another account's is refused here; it is
             // bound once a push of it stores events (an empty push binds nothing).
@@ -315,7 +315,7 @@ pub mod ssr {
         // Transport, then access (rule 13), before anything is read.
         let accounts = Arc::clone(&service.accounts);
         let checked = tokio::task::spawn_blocking(move || {
-            pull_access(&accounts, &caller, &request).map(|()| request)
+            pull_access(&*accounts, &caller, &request).map(|()| request)
         })
         .await
         .unwrap_or_else(|e| {
@@ -375,7 +375,7 @@ pub mod ssr {
     /// A pull's transport and access checks: the ids parse; the caller is a member; the device
     /// is not another account's.
     fn pull_access(
-        accounts: &Accounts,
+        accounts: &dyn AccountStore,
         caller: &Caller,
         request: &PullRequest,
     ) -> Result<(), SyncError> {

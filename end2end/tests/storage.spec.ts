@@ -98,7 +98,7 @@ async function withoutWorker(page: Page, context: BrowserContext, url: string) {
   await expect(page.getByRole("alert")).toContainText("cannot keep your to-dos");
 }
 
-test("damaged views are built again from the log, unsent changes included", async ({ page, context }) => {
+test("damaged views are built again from the log, unsent changes included", async ({ page, context, browser }) => {
   const list = await freshList(page);
   await addTodos(page, "sent");
   await expect(syncStatus(page)).toHaveAttribute("data-pending", "0", { timeout: 10_000 });
@@ -116,12 +116,21 @@ test("damaged views are built again from the log, unsent changes included", asyn
   await page.reload();
   await expect(rebuilt).resolves.toContain("not a database");
   await ready(page);
+  // The unsent change is in the rebuilt views: they were built from the outbox too.
   await expect(items(page).locator("label")).toHaveText(["sent", "not sent yet"]);
-  await expect(syncStatus(page)).toHaveAttribute("data-pending", "1");
   await expect(page.getByRole("alert")).toHaveCount(0);
+  // It is still waiting — unless the new worker's very first push slipped past the route:
+  // Chromium attaches request interception to a dedicated worker only once it has started,
+  // and on a loaded machine its first request can go out before (it did once in CI). So the
+  // proof that the outbox survived is that the change reaches the server, once.
   await context.unroute("**/api/sync/push");
   await page.getByRole("button", { name: "Sync now" }).click();
   await expect(syncStatus(page)).toHaveAttribute("data-pending", "0", { timeout: 10_000 });
+  const other = await device(browser);
+  await other.page.goto(list);
+  await ready(other.page);
+  await expect(items(other.page).locator("label")).toHaveText(["sent", "not sent yet"]);
+  await other.context.close();
 });
 
 test("a damaged log is said once, and starting afresh downloads the server's copy", async ({ page, context }) => {

@@ -10,6 +10,7 @@
 //!   (shared with SQLite: `tandem_store::push`) see exactly what the append builds on, seqs
 //!   are dense, and a reader never sees seq N+1 before N (they commit in order under the lock).
 
+pub mod accounts;
 pub mod central;
 pub mod listen;
 pub mod migrate;
@@ -17,6 +18,7 @@ pub mod migrate;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
+pub use accounts::PgAccounts;
 pub use central::PgCentral;
 
 #[derive(Debug, thiserror::Error)]
@@ -25,7 +27,7 @@ pub enum PgError {
     Url(String),
     #[error("cannot reach the database: {0}")]
     Pool(#[from] deadpool_postgres::PoolError),
-    #[error("the database failed: {0}")]
+    #[error("the database failed: {}", describe(.0))]
     Sql(#[from] tokio_postgres::Error),
     #[error(
         "the database is at schema version {found}, newer than this build's {known}: run a newer build"
@@ -98,6 +100,15 @@ impl Database {
     pub async fn migrate(&self) -> Result<Vec<i32>, PgError> {
         let mut client = self.client().await?;
         migrate::run(&mut client).await
+    }
+}
+
+/// What went wrong, with the database's own words when it answered (tokio-postgres's
+/// `Display` says only "db error").
+pub fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => db.to_string(),
+        None => e.to_string(),
     }
 }
 

@@ -12,8 +12,10 @@ use crate::PgError;
 
 /// Each version: its number, a name, its SQL. Never edited once released: a change is a new
 /// version.
-const MIGRATIONS: &[(i32, &str, &str)] =
-    &[(1, "central log", include_str!("sql/0001_central_log.sql"))];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "central log", include_str!("sql/0001_central_log.sql")),
+    (2, "accounts", include_str!("sql/0002_accounts.sql")),
+];
 
 /// The advisory lock the runner holds (two-key form: apart from the workspaces' one-key locks).
 const LOCK: (i32, i32) = (0x7a6d_6467, 1);

@@ -13,7 +13,7 @@ use tandem_store::wire::{from_wire, logged, logged_by};
 use tandem_store::{EventLog, Views};
 
 use crate::databases::{now_ms, ACCOUNTS_FILE};
-use tandem_accounts::Accounts;
+use tandem_accounts::{AccountStore, Accounts};
 
 /// The log, read-only (works beside a running server, and on a read-only copy).
 fn read_log(data_dir: &Path) -> anyhow::Result<EventLog> {

@@ -17,7 +17,7 @@ use serde_json::json;
 use tandem_accounts::access::refusal;
 use tandem_accounts::secret::{self, digest, well_formed};
 use tandem_accounts::{
-    password, Accounts, Caller, Credential, InviteCheck, NewAccount, NewSession, Principal,
+    password, AccountStore, Caller, Credential, InviteCheck, NewAccount, NewSession, Principal,
 };
 use tandem_protocol::sync::{ErrorCode, SyncError};
 use tandem_store::Central;
@@ -160,7 +160,7 @@ impl Hashing {
 
 /// Everything the accounts endpoints need.
 pub struct Auth {
-    pub accounts: Arc<Accounts>,
+    pub accounts: Arc<dyn AccountStore>,
     pub site: Site,
     pub sign_up: SignUp,
     pub metrics_token: Option<String>,
@@ -200,7 +200,7 @@ pub struct AuthSettings {
 
 impl Auth {
     pub fn new(
-        accounts: Arc<Accounts>,
+        accounts: Arc<dyn AccountStore>,
         settings: AuthSettings,
         central: Arc<Mutex<Central>>,
         hub: Arc<Hub>,
@@ -425,10 +425,10 @@ impl Auth {
     /// Runs `f` on accounts.db off the async runtime; its refusals are the contract's errors.
     pub async fn with_accounts<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Accounts) -> Result<T, tandem_accounts::AccountsError> + Send + 'static,
+        f: impl FnOnce(&dyn AccountStore) -> Result<T, tandem_accounts::AccountsError> + Send + 'static,
     ) -> Result<T, ApiError> {
         let accounts = Arc::clone(&self.accounts);
-        blocking(move || f(&accounts).map_err(|e| ApiError(refusal(e)))).await
+        blocking(move || f(&*accounts).map_err(|e| ApiError(refusal(e)))).await
     }
 
     /// The workspaces that hold events in the log.
@@ -896,7 +896,7 @@ pub async fn create_token(
         return Err(api(ErrorCode::Forbidden, "a token cannot make tokens"));
     }
     let (token_id, token) = make_token(
-        &auth.accounts,
+        &*auth.accounts,
         &p.user.user_id,
         &body.name,
         body.expires_in_s,
@@ -910,7 +910,7 @@ pub async fn create_token(
 
 /// Makes an API token for `user_id` (also `server token create`); returns its id and secret.
 pub fn make_token(
-    accounts: &Accounts,
+    accounts: &dyn AccountStore,
     user_id: &str,
     name: &str,
     expires_in_s: Option<u64>,

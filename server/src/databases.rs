@@ -48,7 +48,7 @@ pub struct Databases {
     /// Read-only connections for pulls and live connects (never under the writer's lock).
     pub readers: Arc<Readers>,
     /// Accounts, sessions, workspaces and members (accounts.db).
-    pub accounts: Arc<tandem_accounts::Accounts>,
+    pub accounts: Arc<dyn tandem_accounts::AccountStore>,
 }
 
 /// The store's limits from the configuration.

@@ -55,7 +55,7 @@ pub enum ServeError {
 /// line took it away while serving): polls accounts.db's revocation counter every 250 ms and
 /// re-checks every socket when it moves — and every 30 s anyway, for credentials that
 /// expired. Sweeps ended sessions and tokens hourly. Stops with the hub.
-fn watch_access(accounts: Arc<tandem_accounts::Accounts>, hub: Arc<live::Hub>) {
+fn watch_access(accounts: Arc<dyn tandem_accounts::AccountStore>, hub: Arc<live::Hub>) {
     let hub = Arc::downgrade(&hub);
     tokio::spawn(async move {
         let mut seen = None;
@@ -77,7 +77,7 @@ fn watch_access(accounts: Arc<tandem_accounts::Accounts>, hub: Arc<live::Hub>) {
                 }
                 let count = accounts.revocations().ok();
                 if due || (count.is_some() && count != previous) {
-                    hub.revalidate(&accounts, now);
+                    hub.revalidate(&*accounts, now);
                 }
                 count
             })

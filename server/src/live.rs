@@ -15,7 +15,7 @@ use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use serde::Deserialize;
-use tandem_accounts::{Accounts, Caller, Principal};
+use tandem_accounts::{AccountStore, Caller, Principal};
 use tandem_events::ids::WorkspaceId;
 use tandem_protocol::sync::{ErrorCode, LiveMessage, LoggedEvent, SyncError};
 use tokio::sync::{broadcast, watch};
@@ -178,7 +178,7 @@ impl Hub {
     /// Re-checks every open socket against accounts.db (after access was taken away, here or
     /// by the command line, and now and then for credentials that expired): a socket whose
     /// credentials ended or whose account is no longer a member is closed.
-    pub fn revalidate(&self, accounts: &Accounts, now: i64) {
+    pub fn revalidate(&self, accounts: &dyn AccountStore, now: i64) {
         let owners: Vec<(u64, Arc<SocketOwner>)> = {
             let sockets = self.sockets.lock().unwrap_or_else(|p| p.into_inner());
             sockets
@@ -267,7 +267,7 @@ pub type HeadReader = Arc<dyn Fn(WorkspaceId) -> Result<(u64, String), SyncError
 pub struct LiveState {
     pub hub: Arc<Hub>,
     pub head: HeadReader,
-    pub accounts: Arc<Accounts>,
+    pub accounts: Arc<dyn AccountStore>,
     /// Sockets one account may hold at once.
     pub per_account: usize,
 }
@@ -302,7 +302,7 @@ pub async fn upgrade(
     // Access (DESIGN.md rule 23), before anything is read.
     let accounts = Arc::clone(&state.accounts);
     let checked = tokio::task::spawn_blocking(move || {
-        tandem_accounts::access::member(&accounts, &caller, &workspace.to_string())
+        tandem_accounts::access::member(&*accounts, &caller, &workspace.to_string())
     })
     .await;
     let principal = match checked {

@@ -6,6 +6,7 @@
 mod common;
 
 use std::time::{Duration, Instant};
+use tandem_accounts::AccountStore as _;
 
 use common::{client, sign_up, start_open, Running};
 use futures_util::StreamExt;

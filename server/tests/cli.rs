@@ -3,6 +3,7 @@
 mod common;
 
 use std::process::Command;
+use tandem_accounts::AccountStore as _;
 
 use common::start;
 use serde_json::json;

@@ -12,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tandem_accounts::AccountStore as _;
 
 use common::free_port;
 use serde_json::{json, Value};

@@ -4,6 +4,7 @@
 mod common;
 
 use std::time::Duration;
+use tandem_accounts::AccountStore as _;
 
 use common::{client, start, sync_until_idle, wall_ms, HttpTransport};
 use futures_util::StreamExt;

@@ -6,6 +6,7 @@ mod common;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use tandem_accounts::AccountStore as _;
 
 use common::free_port;
 use serde_json::json;

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use std::time::{Duration, Instant};
+use tandem_accounts::AccountStore as _;
 
 use server::config::Limits;
 use server::Config;
