@@ -51,6 +51,10 @@ pub const CASES: &[Case] = &[
         "a_device_belongs_to_the_first_account_that_syncs_it",
         a_device_belongs_to_the_first_account_that_syncs_it,
     ),
+    (
+        "credentials_end_as_asked_and_usage_adds_up",
+        credentials_end_as_asked_and_usage_adds_up,
+    ),
 ];
 
 /// Runs every case, each on a store `make` returns (with whatever must live beside it).
@@ -448,4 +452,70 @@ pub fn a_device_belongs_to_the_first_account_that_syncs_it(a: &dyn AccountStore)
         a.bind_device("d1", "u2", 2),
         Err(AccountsError::Forbidden(_))
     ));
+}
+
+pub fn credentials_end_as_asked_and_usage_adds_up(a: &dyn AccountStore) {
+    a.create_account(&account("u1", "ann", "w1")).unwrap();
+    a.create_account(&account("u2", "Bob", "w2")).unwrap();
+    let s = |d: &'static str, id: &'static str| NewSession {
+        digest: d,
+        session_id: id,
+        user_agent: "test",
+    };
+    for (d, id) in [("h1", "s1"), ("h2", "s2"), ("h3", "s3")] {
+        a.create_session("u1", &s(d, id), None, DAY).unwrap();
+    }
+    a.create_token("u1", "t1", &digest("tok"), "ci", None, DAY)
+        .unwrap();
+    let (p1, _) = a.session("h1", DAY).unwrap().unwrap();
+    assert!(a.still_valid(&p1, DAY).unwrap());
+    assert_eq!(a.sessions("u1", DAY).unwrap().len(), 3);
+    assert_eq!(a.tokens("u1").unwrap().len(), 1);
+    // A password change keeps the session that made it, and only that one.
+    a.change_password("u1", "$argon2id$new", Some("s1"))
+        .unwrap();
+    assert!(a.session("h1", DAY).unwrap().is_some());
+    assert!(a.session("h2", DAY).unwrap().is_none());
+    assert!(a.tokens("u1").unwrap().is_empty(), "tokens end too");
+    // Without one to keep, every session ends.
+    a.create_session("u1", &s("h4", "s4"), None, DAY).unwrap();
+    a.change_password("u1", "$argon2id$newer", None).unwrap();
+    assert!(a.sessions("u1", DAY).unwrap().is_empty());
+    assert!(!a.still_valid(&p1, DAY).unwrap());
+    // One session by its public id, then all of them.
+    a.create_session("u1", &s("h5", "s5"), None, DAY).unwrap();
+    a.create_session("u1", &s("h6", "s6"), None, DAY).unwrap();
+    assert!(!a.end_session_by_id("u2", "s5").unwrap(), "not Bob's");
+    assert!(a.end_session_by_id("u1", "s5").unwrap());
+    assert_eq!(a.end_sessions("u1").unwrap(), 1);
+    a.create_session("u2", &s("h7", "s7"), None, DAY).unwrap();
+    a.end_all_credentials().unwrap();
+    assert!(a.session("h7", DAY).unwrap().is_none());
+    // Sessions idle past their life and expired tokens are swept.
+    a.create_session("u1", &s("h8", "s8"), None, DAY).unwrap();
+    a.create_token("u1", "t2", &digest("old"), "old", Some(2 * DAY), DAY)
+        .unwrap();
+    assert_eq!(a.sweep(40 * DAY).unwrap(), 2);
+    // Accounts in order of making, names NOCASE; a rename by the owner only.
+    let names: Vec<String> = a
+        .users()
+        .unwrap()
+        .into_iter()
+        .map(|u| u.user.username)
+        .collect();
+    assert_eq!(names, ["ann", "Bob"]);
+    assert!(a.rename_workspace("u2", "w1", "Mine").is_err());
+    assert_eq!(a.rename_workspace("u1", "w1", "Home").unwrap().name, "Home");
+    assert_eq!(a.workspace("u1", "w1").unwrap().name, "Home");
+    // Adopting gives only workspaces without a row.
+    let ws = vec!["w1".to_string(), "old".to_string()];
+    assert_eq!(a.adopt("u1", &ws, DAY).unwrap(), 1);
+    assert_eq!(a.role("u1", "old").unwrap(), Role::Owner);
+    // Usage: events per day, bytes in all.
+    a.add_usage("u1", 3, 10, 1_000).unwrap();
+    a.add_usage("u1", 3, 5, 500).unwrap();
+    a.add_usage("u1", 4, 1, 100).unwrap();
+    assert_eq!(a.usage("u1", 3).unwrap(), (15, 1_600));
+    assert_eq!(a.usage("u1", 5).unwrap(), (0, 1_600));
+    assert_eq!(a.usage("u2", 3).unwrap(), (0, 0));
 }

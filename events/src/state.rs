@@ -309,6 +309,18 @@ impl Aggregate {
     }
 }
 
+/// Every field a conflict row may name, in the order [`Aggregate::rows`] lists them (a stored
+/// row's field maps back to one of these).
+pub const CONFLICT_FIELDS: &[&str] = &[
+    "name",
+    "title",
+    "notes",
+    "due_date",
+    "completed",
+    "position",
+    "list",
+];
+
 fn json_str(s: &str) -> String {
     serde_json::Value::String(s.to_string()).to_string()
 }

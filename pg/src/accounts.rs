@@ -20,7 +20,7 @@ use tandem_accounts::{
 };
 use tokio::runtime::Handle;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{GenericClient, Row, Transaction};
+use tokio_postgres::{GenericClient, IsolationLevel, Row, Transaction};
 
 use crate::{Database, PgError};
 
@@ -92,7 +92,17 @@ impl PgAccounts {
     ) -> Result<T, AccountsError> {
         self.run(async {
             let mut client = self.db.client().await.map_err(pool)?;
-            let tx = client.transaction().await.map_err(pg)?;
+            // READ COMMITTED whatever the database's default: each statement after the lock
+            // sees what the writer before committed. A lock held too long is given up.
+            let tx = client
+                .build_transaction()
+                .isolation_level(IsolationLevel::ReadCommitted)
+                .start()
+                .await
+                .map_err(pg)?;
+            tx.batch_execute("SET LOCAL lock_timeout = '5s'")
+                .await
+                .map_err(pg)?;
             tx.execute(
                 "SELECT pg_advisory_xact_lock($1, $2)",
                 &[&WRITES.0, &WRITES.1],
@@ -181,7 +191,7 @@ impl AccountStore for PgAccounts {
             };
             let taken: bool = tx
                 .query_one(
-                    "SELECT count(*) > 0 FROM users WHERE lower(username) = lower($1)",
+                    "SELECT count(*) > 0 FROM users WHERE lower(username COLLATE \"C\") = lower($1::text COLLATE \"C\")",
                     &[&new.username],
                 )
                 .await
@@ -270,7 +280,7 @@ impl AccountStore for PgAccounts {
         self.read(async |c| {
             let row = c
                 .query_opt(
-                    &format!("SELECT {USER} FROM users WHERE lower(username) = lower($1)"),
+                    &format!("SELECT {USER} FROM users WHERE lower(username COLLATE \"C\") = lower($1::text COLLATE \"C\")"),
                     &[&username],
                 )
                 .await
@@ -296,7 +306,7 @@ impl AccountStore for PgAccounts {
         self.read(async |c| {
             let rows = c
                 .query(
-                    &format!("SELECT {USER} FROM users ORDER BY created_at, username"),
+                    &format!("SELECT {USER} FROM users ORDER BY created_at, lower(username COLLATE \"C\")"),
                     &[],
                 )
                 .await
@@ -385,7 +395,7 @@ impl AccountStore for PgAccounts {
         self.write(async |tx| {
             let row = tx
                 .query_opt(
-                    "SELECT user_id, username FROM users WHERE lower(username) = lower($1) \
+                    "SELECT user_id, username FROM users WHERE lower(username COLLATE \"C\") = lower($1::text COLLATE \"C\") \
                      AND NOT deleted",
                     &[&username],
                 )
@@ -831,7 +841,7 @@ impl AccountStore for PgAccounts {
                 .query(
                     "SELECT w.workspace_id, w.name, m.role FROM members m \
                      JOIN workspaces w ON w.workspace_id = m.workspace_id \
-                     WHERE m.user_id = $1 AND w.deleted_at IS NULL ORDER BY m.joined_at, w.name",
+                     WHERE m.user_id = $1 AND w.deleted_at IS NULL ORDER BY m.joined_at, w.name COLLATE \"C\"",
                     &[&user_id],
                 )
                 .await
@@ -909,7 +919,7 @@ impl AccountStore for PgAccounts {
             owner_only(tx, user_id, workspace_id).await?;
             let rows = tx
                 .query(
-                    "SELECT user_id FROM members WHERE workspace_id = $1",
+                    "SELECT user_id FROM members WHERE workspace_id = $1 ORDER BY user_id",
                     &[&workspace_id],
                 )
                 .await
@@ -929,7 +939,7 @@ impl AccountStore for PgAccounts {
                 .query(
                     "SELECT m.user_id, u.username, m.role FROM members m \
                      JOIN users u ON u.user_id = m.user_id \
-                     WHERE m.workspace_id = $1 ORDER BY m.joined_at, u.username",
+                     WHERE m.workspace_id = $1 ORDER BY m.joined_at, lower(u.username COLLATE \"C\")",
                     &[&workspace_id],
                 )
                 .await

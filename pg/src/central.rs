@@ -23,7 +23,8 @@ use crate::{parse, Database, PgError};
 pub const HEADS_CHANNEL: &str = "tandem_heads";
 
 /// The columns of an event, in the order [`event_of`] reads them.
-const COLUMNS: &str = "event_id, workspace_id, aggregate_id, event_type, schema_version, \
+pub(crate) const COLUMNS: &str =
+    "event_id, workspace_id, aggregate_id, event_type, schema_version, \
                        event_data, hlc_timestamp, device_id, version, created_at";
 
 /// How many times a push is tried again after losing a race to another workspace's push
@@ -140,7 +141,14 @@ impl PgCentral {
         let failed = |e: PgError| Try::Answer(answer_for(e, self.now()));
         let mut client = self.db.client().await.map_err(failed)?;
         let sql = |e: tokio_postgres::Error| failed(PgError::Sql(e));
-        let tx = client.transaction().await.map_err(sql)?;
+        // READ COMMITTED whatever the database's default: the reads after the lock see every
+        // push that held it before.
+        let tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::ReadCommitted)
+            .start()
+            .await
+            .map_err(sql)?;
         tx.batch_execute(PUSH_SETTINGS).await.map_err(sql)?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&lock_key(workspace)])
             .await
@@ -509,7 +517,7 @@ fn is_race(e: &tokio_postgres::Error) -> bool {
 }
 
 /// The event in a row's first ten columns ([`COLUMNS`]).
-fn event_of(r: &Row) -> Result<StoredEvent, PgError> {
+pub(crate) fn event_of(r: &Row) -> Result<StoredEvent, PgError> {
     let version: i64 = r.get(8);
     let schema_version: i32 = r.get(4);
     Ok(StoredEvent {

@@ -14,12 +14,14 @@ pub mod accounts;
 pub mod central;
 pub mod listen;
 pub mod migrate;
+pub mod views;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
 pub use accounts::PgAccounts;
 pub use central::PgCentral;
+pub use views::PgViews;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PgError {

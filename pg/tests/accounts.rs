@@ -103,4 +103,11 @@ fn racing_writes_keep_the_rules_that_depend_on_the_data() {
         .map(|t| t.join().unwrap())
         .collect();
     assert_eq!(joins.iter().filter(|j| j.is_ok()).count(), 1, "{joins:?}");
+    assert!(
+        joins
+            .iter()
+            .filter_map(|j| j.as_ref().err())
+            .all(|e| matches!(e, AccountsError::InviteGone)),
+        "{joins:?}"
+    );
 }

@@ -37,6 +37,28 @@ fn write_log(data_dir: &Path, what: &str) -> anyhow::Result<(EventLog, crate::lo
     Ok((log, lock))
 }
 
+/// `server migrate` on a data dir: opens each of its databases as serve does, which applies
+/// what this build's schema adds (the log's migrations, the accounts' tables, the views
+/// rebuilt when their projection changed), with the data dir's lock held.
+pub fn migrate(data_dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(data_dir)?;
+    let _lock = crate::lock::lock(data_dir, "migrate")?;
+    crate::databases::Databases::open(data_dir, &crate::config::Limits::default())?;
+    Ok(())
+}
+
+/// `server migrate --database URL`: applies the PostgreSQL schema's versions the database
+/// lacks; the versions applied.
+pub fn migrate_database(url: &str) -> anyhow::Result<Vec<i32>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let db = tandem_pg::Database::connect(url, 1)?;
+        Ok(db.migrate().await?)
+    })
+}
+
 /// Drops the views and replays the log into them.
 pub fn rebuild(data_dir: &Path) -> anyhow::Result<()> {
     let (log, _lock) = write_log(data_dir, "rebuild")?;

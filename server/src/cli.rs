@@ -29,6 +29,11 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Drop the server's views (views.db) and rebuild them by replaying the log.
     Rebuild(DataArgs),
+    /// Bring the data dir's databases — or, with --database, a PostgreSQL database — to this
+    /// build's schema, then exit (serve does it at start too; this does it ahead of a
+    /// deploy). A database of a newer build is refused, untouched. Refuses while a server runs
+    /// on the data dir.
+    Migrate(MigrateArgs),
     /// Print events of the log as JSON lines, filtered.
     Inspect(InspectArgs),
     /// Check the log's invariants: dense seqs per workspace, dense versions per aggregate,
@@ -151,6 +156,21 @@ pub struct DoctorArgs {
     /// TLS client; for https it says what to open in a browser)
     #[arg(long, value_name = "URL")]
     pub through: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// A PostgreSQL database to migrate instead of the data dir:
+    /// postgres://USER:PASSWORD@HOST:PORT/DATABASE
+    #[arg(
+        long,
+        env = "TANDEM_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -28,6 +28,25 @@ fn main() -> ExitCode {
             .map_err(Into::into)
             .and_then(|dir| admin::verify(&dir))
             .map(|n| println!("ok: {n} events, every invariant holds")),
+        Command::Migrate(args) => match args.database {
+            Some(url) => admin::migrate_database(&url).map(|applied| match applied.as_slice() {
+                [] => println!(
+                    "the database is at this build's schema (version {}) already",
+                    tandem_pg::migrate::latest()
+                ),
+                versions => println!(
+                    "the database is at this build's schema: applied version(s) {versions:?}"
+                ),
+            }),
+            None => args.data.resolve().map_err(Into::into).and_then(|dir| {
+                admin::migrate(&dir)?;
+                println!(
+                    "{} is at this build's schema (events.db, views.db, accounts.db)",
+                    dir.display()
+                );
+                Ok(())
+            }),
+        },
         Command::Inspect(args) => inspect(args),
         Command::Export(args) => export(args),
         Command::Import(args) => import(args),

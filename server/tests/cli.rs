@@ -241,6 +241,41 @@ async fn verify_export_import_inspect_and_rebuild() {
     assert!(ok && out.is_empty(), "nothing imported: {out}");
 }
 
+/// `server migrate` brings a new data dir, and a new PostgreSQL database, to this build's
+/// schema; a second run has nothing to do; a database it cannot reach, or a URL that is not
+/// one, is refused with what is wrong. (A database of a newer build: pg/tests/central.rs.)
+#[test]
+fn migrate_brings_a_data_dir_or_a_postgres_database_to_this_builds_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (ok, out, err) = server(&["migrate", "--data-dir", data.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.contains("at this build's schema"), "{out}");
+    for file in ["events.db", "views.db", "accounts.db"] {
+        assert!(data.join(file).exists(), "{file}");
+    }
+    let url = common::fresh_pg_url();
+    let (ok, out, err) = server(&["migrate", "--database", &url]);
+    assert!(ok, "{err}");
+    assert!(out.contains("applied version(s) [1, 2, 3]"), "{out}");
+    let (ok, out, err) = server(&["migrate", "--database", &url]);
+    assert!(ok, "{err}");
+    assert!(out.contains("already"), "{out}");
+    // The URL may carry a password: never echoed into --help.
+    let (ok, help, _) = server(&["migrate", "--help"]);
+    assert!(ok && help.contains("TANDEM_DATABASE_URL"), "{help}");
+    let (ok, _, err) = server(&[
+        "migrate",
+        "--database",
+        "postgres://nobody@127.0.0.1:1/none",
+    ]);
+    assert!(!ok);
+    assert!(err.contains("cannot reach the database"), "{err}");
+    let (ok, _, err) = server(&["migrate", "--database", "not a url"]);
+    assert!(!ok);
+    assert!(err.contains("database URL"), "{err}");
+}
+
 #[test]
 fn verify_names_the_first_violation() {
     let dir = tempfile::tempdir().unwrap();

@@ -11,8 +11,9 @@ CREATE TABLE users (
     deleted       boolean NOT NULL DEFAULT false,
     created_at    bigint  NOT NULL
 );
--- Unique without regard to case, as SQLite's NOCASE (usernames are ASCII).
-CREATE UNIQUE INDEX users_username ON users (lower(username));
+-- Unique without regard to ASCII case, as SQLite's NOCASE (in the "C" collation lower()
+-- folds ASCII only, whatever the database's locale).
+CREATE UNIQUE INDEX users_username ON users (lower(username COLLATE "C"));
 
 CREATE TABLE sessions (
     session_hash text COLLATE "C" PRIMARY KEY,

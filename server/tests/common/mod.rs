@@ -465,3 +465,30 @@ pub async fn metric(base: &str, name: &str) -> i64 {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("{name} in {text}"))
 }
+
+/// A new, empty database in the PostgreSQL cluster `TANDEM_TEST_PG` names (`make test` starts
+/// a throwaway one: scripts/pg-cluster.sh); its URL.
+#[allow(dead_code)]
+pub fn fresh_pg_url() -> String {
+    let cluster = std::env::var("TANDEM_TEST_PG").unwrap_or_else(|_| {
+        panic!(
+            "TANDEM_TEST_PG names the PostgreSQL the tests run on; start a throwaway one with \
+             `eval \"$(scripts/pg-cluster.sh start)\"` (make test does)"
+        )
+    });
+    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let db = tandem_pg::Database::connect(&cluster, 1).unwrap();
+        let client = db.client().await.expect("the test cluster answers");
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+    });
+    let (base, _) = cluster.rsplit_once('/').expect("a URL with a database");
+    format!("{base}/{name}")
+}

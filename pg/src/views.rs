@@ -1,0 +1,515 @@
+//! The server's views on PostgreSQL: projected from the log by whichever process holds the
+//! projector's lock, read by every process (ARCHITECTURE.md, "Storage").
+//!
+//! A pass goes through each workspace's events after its checkpoint, a batch per
+//! transaction: every aggregate a batch touches is folded again from all its events in the
+//! log (the pure fold of `tandem_events::state`, the same as SQLite's views and the
+//! browser's), its rows rewritten, the batch's history lines added, the checkpoint moved. A
+//! pass writes nothing that depends on what it wrote before, so a batch applied twice (two
+//! processes, a crash between commit and answer) changes nothing; the lock keeps two
+//! processes from doing the same work, and makes the later writer fold what the earlier
+//! committed.
+
+use std::collections::{BTreeSet, HashMap};
+
+use tandem_events::event::StoredEvent;
+use tandem_events::ids::{AggregateId, WorkspaceId};
+use tandem_events::state::{Aggregate, AllRows, HistoryRow, Rows};
+use tokio_postgres::{GenericClient, IsolationLevel, Transaction};
+
+use tandem_store::views::PROJECTION_VERSION;
+
+use crate::central::{event_of, COLUMNS};
+use crate::{parse, Database, PgError};
+
+/// The columns of [`COLUMNS`] on the table aliased `alias`.
+fn prefixed(alias: &str) -> String {
+    COLUMNS
+        .split(',')
+        .map(|c| format!("{alias}.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The projector's lock (two-key form; a transaction lock, taken without waiting).
+const PROJECTOR: (i32, i32) = (0x7a6d_6467, 3);
+
+/// The server's views in a PostgreSQL database (its schema current).
+#[derive(Debug, Clone)]
+pub struct PgViews {
+    db: Database,
+}
+
+impl PgViews {
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+
+    /// One projection pass, `batch` events per transaction: the events applied, or `None`
+    /// when another process holds the projector's lock (it projects; ask again later).
+    pub async fn project(&self, batch: u64) -> Result<Option<u64>, PgError> {
+        let mut client = self.db.client().await?;
+        if !self.made_by_this_build(&mut client).await? {
+            return Ok(None);
+        }
+        let heads = client
+            .query(
+                "SELECT h.workspace_id, h.head, coalesce(c.seq, 0) FROM heads h \
+                 LEFT JOIN view_checkpoints c ON c.workspace_id = h.workspace_id \
+                 WHERE h.head > coalesce(c.seq, 0) ORDER BY h.workspace_id",
+                &[],
+            )
+            .await?;
+        let mut applied = 0;
+        for row in &heads {
+            let workspace: WorkspaceId = parse(row.get(0), "workspace_id")?;
+            let head = u64::try_from(row.get::<_, i64>(1)).unwrap_or(0);
+            loop {
+                // READ COMMITTED whatever the database's default: the reads after the lock see
+                // what the projector before committed.
+                let tx = client
+                    .build_transaction()
+                    .isolation_level(IsolationLevel::ReadCommitted)
+                    .start()
+                    .await?;
+                let locked: bool = tx
+                    .query_one(
+                        "SELECT pg_try_advisory_xact_lock($1, $2)",
+                        &[&PROJECTOR.0, &PROJECTOR.1],
+                    )
+                    .await?
+                    .get(0);
+                if !locked {
+                    return Ok(None);
+                }
+                // Read under the lock: what another projector committed is seen.
+                let from = checkpoint_in(&*tx, workspace).await?;
+                if from >= head {
+                    break;
+                }
+                let done = apply_batch(&tx, workspace, from, batch.max(1)).await?;
+                tx.commit().await?;
+                if done == 0 {
+                    // A head beyond the log's last event (never written so by a push): what
+                    // there is has been applied.
+                    break;
+                }
+                applied += done;
+            }
+        }
+        Ok(Some(applied))
+    }
+
+    /// Empties the views when this build's fold would make them otherwise — another
+    /// projection version, or an event they skip as unknown that this build decodes — so the
+    /// pass projects them again from the start (as SQLite's views are rebuilt). `false` when
+    /// another process holds the projector's lock.
+    async fn made_by_this_build(
+        &self,
+        client: &mut deadpool_postgres::Object,
+    ) -> Result<bool, PgError> {
+        let tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::ReadCommitted)
+            .start()
+            .await?;
+        let locked: bool = tx
+            .query_one(
+                "SELECT pg_try_advisory_xact_lock($1, $2)",
+                &[&PROJECTOR.0, &PROJECTOR.1],
+            )
+            .await?
+            .get(0);
+        if !locked {
+            return Ok(false);
+        }
+        let version: Option<i64> = tx
+            .query_opt("SELECT version FROM view_meta WHERE name = 'server'", &[])
+            .await?
+            .map(|r| r.get(0));
+        let mut stale = version != Some(PROJECTION_VERSION);
+        if !stale {
+            let unknown = tx
+                .query(
+                    &format!(
+                        "SELECT {} FROM view_skipped_events s JOIN events e \
+                         ON e.event_id = s.event_id WHERE s.unknown",
+                        prefixed("e")
+                    ),
+                    &[],
+                )
+                .await?;
+            for row in &unknown {
+                stale |= event_of(row)?.decode().is_ok();
+            }
+        }
+        if stale {
+            tracing::info!(
+                ?version,
+                current = PROJECTION_VERSION,
+                "projecting the server's views again from the start"
+            );
+            tx.batch_execute(
+                "DELETE FROM view_lists; DELETE FROM view_todos; DELETE FROM view_devices; \
+                 DELETE FROM view_conflicts; DELETE FROM view_history; \
+                 DELETE FROM view_skipped_events; DELETE FROM view_checkpoints;",
+            )
+            .await?;
+            tx.execute(
+                "INSERT INTO view_meta (name, version) VALUES ('server', $1) \
+                 ON CONFLICT (name) DO UPDATE SET version = excluded.version",
+                &[&PROJECTION_VERSION],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// A workspace's checkpoint: the greatest log seq its views hold (0: none).
+    pub async fn checkpoint(&self, workspace: WorkspaceId) -> Result<u64, PgError> {
+        let client = self.db.client().await?;
+        checkpoint_in(&**client, workspace).await
+    }
+
+    /// Every row of the views, sorted as [`tandem_events::state::Model::rows`] sorts them (the
+    /// canonical dump of DESIGN.md rule 20: tests compare it with the fold of the log).
+    pub async fn all_rows(&self) -> Result<AllRows, PgError> {
+        let client = self.db.client().await?;
+        let stamp = |r: &tokio_postgres::Row, i: usize| parse(r.get::<_, &str>(i), "stamp");
+        let mut all = AllRows::default();
+        for r in client
+            .query(
+                "SELECT list_id, workspace_id, name, name_hlc, created_hlc, created_at, deleted \
+                 FROM view_lists ORDER BY list_id",
+                &[],
+            )
+            .await?
+        {
+            all.lists.push(tandem_events::state::ListRow {
+                list_id: parse(r.get(0), "list_id")?,
+                workspace_id: parse(r.get(1), "workspace_id")?,
+                name: r.get(2),
+                name_hlc: stamp(&r, 3)?,
+                created_hlc: stamp(&r, 4)?,
+                created_at: r.get(5),
+                deleted: r.get(6),
+            });
+        }
+        for r in client
+            .query(
+                "SELECT todo_id, workspace_id, list_id, title, notes, due_date, completed, \
+                 position, created_hlc, created_at, title_hlc, notes_hlc, due_date_hlc, \
+                 completed_hlc, position_hlc, list_hlc, deleted FROM view_todos ORDER BY todo_id",
+                &[],
+            )
+            .await?
+        {
+            all.todos.push(tandem_events::state::TodoRow {
+                todo_id: parse(r.get(0), "todo_id")?,
+                workspace_id: parse(r.get(1), "workspace_id")?,
+                list_id: parse(r.get(2), "list_id")?,
+                title: r.get(3),
+                notes: r.get(4),
+                due_date: r.get(5),
+                completed: r.get(6),
+                position: r.get(7),
+                created_hlc: stamp(&r, 8)?,
+                created_at: r.get(9),
+                title_hlc: stamp(&r, 10)?,
+                notes_hlc: stamp(&r, 11)?,
+                due_date_hlc: stamp(&r, 12)?,
+                completed_hlc: stamp(&r, 13)?,
+                position_hlc: stamp(&r, 14)?,
+                list_hlc: stamp(&r, 15)?,
+                deleted: r.get(16),
+            });
+        }
+        for r in client
+            .query(
+                "SELECT aggregate_id, device_id, workspace_id, name, name_hlc FROM view_devices \
+                 ORDER BY aggregate_id",
+                &[],
+            )
+            .await?
+        {
+            all.devices.push(tandem_events::state::DeviceRow {
+                aggregate_id: parse(r.get(0), "aggregate_id")?,
+                device_id: parse(r.get(1), "device_id")?,
+                workspace_id: parse(r.get(2), "workspace_id")?,
+                name: r.get(3),
+                name_hlc: stamp(&r, 4)?,
+            });
+        }
+        for r in client
+            .query(
+                "SELECT aggregate_id, field, hlc, event_id, device_id, value FROM view_conflicts \
+                 ORDER BY aggregate_id, field, hlc, event_id",
+                &[],
+            )
+            .await?
+        {
+            all.conflicts.push(tandem_events::state::ConflictRow {
+                aggregate_id: parse(r.get(0), "aggregate_id")?,
+                field: field_name(r.get(1))?,
+                hlc: stamp(&r, 2)?,
+                event_id: parse(r.get(3), "event_id")?,
+                device_id: parse(r.get(4), "device_id")?,
+                value: r.get(5),
+            });
+        }
+        // As the fold lists them: by aggregate, then field in the fold's order.
+        all.conflicts.sort_by_key(|c| {
+            let field = tandem_events::state::CONFLICT_FIELDS
+                .iter()
+                .position(|f| *f == c.field);
+            (c.aggregate_id, field, c.hlc, c.event_id)
+        });
+        for r in client
+            .query(
+                "SELECT aggregate_id, hlc, event_id, event_type, device_id, created_at, data \
+                 FROM view_history ORDER BY aggregate_id, hlc, event_id",
+                &[],
+            )
+            .await?
+        {
+            all.history.push(HistoryRow {
+                aggregate_id: parse(r.get(0), "aggregate_id")?,
+                hlc: stamp(&r, 1)?,
+                event_id: parse(r.get(2), "event_id")?,
+                event_type: event_type_name(r.get(3))?,
+                device_id: parse(r.get(4), "device_id")?,
+                created_at: r.get(5),
+                data: r.get(6),
+            });
+        }
+        Ok(all)
+    }
+}
+
+/// The `&'static str` a conflict row's field is (the fold names fields by constants).
+fn field_name(field: &str) -> Result<&'static str, PgError> {
+    tandem_events::state::CONFLICT_FIELDS
+        .iter()
+        .find(|f| **f == field)
+        .copied()
+        .ok_or_else(|| PgError::Corrupt(format!("conflict field {field:?}")))
+}
+
+/// The `&'static str` a history row's event type is.
+fn event_type_name(event_type: &str) -> Result<&'static str, PgError> {
+    tandem_events::domain::EVENT_TYPES
+        .iter()
+        .map(|(name, _)| *name)
+        .find(|name| *name == event_type)
+        .ok_or_else(|| PgError::Corrupt(format!("event type {event_type:?}")))
+}
+
+async fn checkpoint_in(
+    client: &(impl GenericClient + Sync),
+    workspace: WorkspaceId,
+) -> Result<u64, PgError> {
+    let row = client
+        .query_opt(
+            "SELECT seq FROM view_checkpoints WHERE workspace_id = $1",
+            &[&workspace.to_string()],
+        )
+        .await?;
+    Ok(row.map_or(0, |r| u64::try_from(r.get::<_, i64>(0)).unwrap_or(0)))
+}
+
+/// Applies the workspace's next `batch` events after `from`; how many.
+async fn apply_batch(
+    tx: &Transaction<'_>,
+    workspace: WorkspaceId,
+    from: u64,
+    batch: u64,
+) -> Result<u64, PgError> {
+    let as_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    let rows = tx
+        .query(
+            &format!(
+                "SELECT {COLUMNS}, seq FROM events WHERE workspace_id = $1 AND seq > $2 \
+                 ORDER BY seq LIMIT $3"
+            ),
+            &[&workspace.to_string(), &as_i64(from), &as_i64(batch)],
+        )
+        .await?;
+    let Some(last) = rows
+        .last()
+        .map(|r| u64::try_from(r.get::<_, i64>(10)).unwrap_or(0))
+    else {
+        return Ok(0);
+    };
+    let events: Vec<StoredEvent> = rows.iter().map(event_of).collect::<Result<_, _>>()?;
+    let touched: BTreeSet<AggregateId> = events.iter().map(|e| e.aggregate_id).collect();
+    // Each touched aggregate folded again from all its events (a batch applied twice, or
+    // after another projector's, comes out the same).
+    let ids: Vec<String> = touched.iter().map(ToString::to_string).collect();
+    let history = tx
+        .query(
+            &format!(
+                "SELECT {COLUMNS} FROM events WHERE aggregate_id = ANY($1) \
+                 ORDER BY aggregate_id, version"
+            ),
+            &[&ids],
+        )
+        .await?;
+    let mut states: HashMap<AggregateId, Aggregate> = HashMap::new();
+    for row in &history {
+        let stored = event_of(row)?;
+        if let Ok(event) = stored.decode() {
+            states.entry(stored.aggregate_id).or_default().apply(&event);
+        }
+    }
+    for id in &touched {
+        let rows = states.get(id).map(|s| s.rows(*id)).unwrap_or_default();
+        write_aggregate(tx, *id, &rows).await?;
+    }
+    for stored in &events {
+        match stored.decode() {
+            Ok(event) => write_history(tx, &HistoryRow::of(stored, &event)).await?,
+            Err(err) => {
+                let unknown = matches!(
+                    err,
+                    tandem_events::event::DecodeError::UnknownType { .. }
+                        | tandem_events::event::DecodeError::UnknownVersion { .. }
+                );
+                tx.execute(
+                    "INSERT INTO view_skipped_events (event_id, aggregate_id, event_type, \
+                     schema_version, unknown, reason) VALUES ($1, $2, $3, $4, $5, $6) \
+                     ON CONFLICT (event_id) DO UPDATE SET unknown = excluded.unknown, \
+                     reason = excluded.reason",
+                    &[
+                        &stored.event_id.to_string(),
+                        &stored.aggregate_id.to_string(),
+                        &stored.event_type,
+                        &i32::try_from(stored.schema_version).unwrap_or(i32::MAX),
+                        &unknown,
+                        &err.to_string(),
+                    ],
+                )
+                .await?;
+            }
+        }
+    }
+    tx.execute(
+        "INSERT INTO view_checkpoints (workspace_id, seq) VALUES ($1, $2) \
+         ON CONFLICT (workspace_id) DO UPDATE \
+         SET seq = GREATEST(view_checkpoints.seq, excluded.seq)",
+        &[&workspace.to_string(), &as_i64(last)],
+    )
+    .await?;
+    Ok(events.len() as u64)
+}
+
+async fn write_aggregate(
+    tx: &Transaction<'_>,
+    id: AggregateId,
+    rows: &Rows,
+) -> Result<(), PgError> {
+    let key = id.to_string();
+    for table in ["view_lists WHERE list_id", "view_todos WHERE todo_id"] {
+        tx.execute(&format!("DELETE FROM {table} = $1"), &[&key])
+            .await?;
+    }
+    for table in ["view_conflicts", "view_devices"] {
+        tx.execute(
+            &format!("DELETE FROM {table} WHERE aggregate_id = $1"),
+            &[&key],
+        )
+        .await?;
+    }
+    if let Some(l) = &rows.list {
+        tx.execute(
+            "INSERT INTO view_lists (list_id, workspace_id, name, name_hlc, created_hlc, \
+             created_at, deleted) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                &l.list_id.to_string(),
+                &l.workspace_id.to_string(),
+                &l.name,
+                &l.name_hlc.encode(),
+                &l.created_hlc.encode(),
+                &l.created_at,
+                &l.deleted,
+            ],
+        )
+        .await?;
+    }
+    if let Some(t) = &rows.todo {
+        tx.execute(
+            "INSERT INTO view_todos (todo_id, workspace_id, list_id, title, notes, due_date, \
+             completed, position, created_hlc, created_at, title_hlc, notes_hlc, due_date_hlc, \
+             completed_hlc, position_hlc, list_hlc, deleted) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+            &[
+                &t.todo_id.to_string(),
+                &t.workspace_id.to_string(),
+                &t.list_id.to_string(),
+                &t.title,
+                &t.notes,
+                &t.due_date,
+                &t.completed,
+                &t.position,
+                &t.created_hlc.encode(),
+                &t.created_at,
+                &t.title_hlc.encode(),
+                &t.notes_hlc.encode(),
+                &t.due_date_hlc.encode(),
+                &t.completed_hlc.encode(),
+                &t.position_hlc.encode(),
+                &t.list_hlc.encode(),
+                &t.deleted,
+            ],
+        )
+        .await?;
+    }
+    for c in &rows.conflicts {
+        tx.execute(
+            "INSERT INTO view_conflicts (aggregate_id, field, hlc, event_id, device_id, value) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                &c.aggregate_id.to_string(),
+                &c.field,
+                &c.hlc.encode(),
+                &c.event_id.to_string(),
+                &c.device_id.to_string(),
+                &c.value,
+            ],
+        )
+        .await?;
+    }
+    if let Some(d) = &rows.device {
+        tx.execute(
+            "INSERT INTO view_devices (aggregate_id, device_id, workspace_id, name, name_hlc) \
+             VALUES ($1, $2, $3, $4, $5)",
+            &[
+                &d.aggregate_id.to_string(),
+                &d.device_id.to_string(),
+                &d.workspace_id.to_string(),
+                &d.name,
+                &d.name_hlc.encode(),
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+async fn write_history(tx: &Transaction<'_>, h: &HistoryRow) -> Result<(), PgError> {
+    tx.execute(
+        "INSERT INTO view_history (aggregate_id, hlc, event_id, event_type, device_id, \
+         created_at, data) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        &[
+            &h.aggregate_id.to_string(),
+            &h.hlc.encode(),
+            &h.event_id.to_string(),
+            &h.event_type,
+            &h.device_id.to_string(),
+            &h.created_at,
+            &h.data,
+        ],
+    )
+    .await?;
+    Ok(())
+}
