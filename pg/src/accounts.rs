@@ -469,13 +469,7 @@ impl AccountStore for PgAccounts {
     ) -> Result<(), AccountsError> {
         self.write(async |tx| {
             if let Some(old) = replaces {
-                let ended = tx
-                    .execute("DELETE FROM sessions WHERE session_hash = $1", &[&old])
-                    .await
-                    .map_err(pg)?;
-                if ended > 0 {
-                    revoked(tx).await?;
-                }
+                revoking(tx, "DELETE FROM sessions WHERE session_hash = $1", &[&old]).await?;
             }
             let agent: String = session
                 .user_agent
@@ -489,18 +483,15 @@ impl AccountStore for PgAccounts {
             )
             .await
             .map_err(pg)?;
-            let dropped = tx
-                .execute(
-                    "DELETE FROM sessions WHERE user_id = $1 AND session_hash NOT IN \
-                     (SELECT session_hash FROM sessions WHERE user_id = $1 \
-                      ORDER BY last_used_at DESC, created_at DESC LIMIT $2)",
-                    &[&user_id, &MAX_SESSIONS_PER_USER],
-                )
-                .await
-                .map_err(pg)?;
-            if dropped > 0 {
-                revoked(tx).await?;
-            }
+            // An account keeps its newest sessions only (rule 22).
+            revoking(
+                tx,
+                "DELETE FROM sessions WHERE user_id = $1 AND session_hash NOT IN \
+                 (SELECT session_hash FROM sessions WHERE user_id = $1 \
+                  ORDER BY last_used_at DESC, created_at DESC LIMIT $2)",
+                &[&user_id, &MAX_SESSIONS_PER_USER],
+            )
+            .await?;
             Ok(())
         })
     }
@@ -546,45 +537,22 @@ impl AccountStore for PgAccounts {
 
     fn end_session(&self, digest: &str) -> Result<bool, AccountsError> {
         self.write(async |tx| {
-            let ended = tx
-                .execute("DELETE FROM sessions WHERE session_hash = $1", &[&digest])
-                .await
-                .map_err(pg)?
-                > 0;
-            if ended {
-                revoked(tx).await?;
-            }
-            Ok(ended)
+            let sql = "DELETE FROM sessions WHERE session_hash = $1";
+            Ok(revoking(tx, sql, &[&digest]).await? > 0)
         })
     }
 
     fn end_session_by_id(&self, user_id: &str, session_id: &str) -> Result<bool, AccountsError> {
         self.write(async |tx| {
-            let ended = tx
-                .execute(
-                    "DELETE FROM sessions WHERE user_id = $1 AND session_id = $2",
-                    &[&user_id, &session_id],
-                )
-                .await
-                .map_err(pg)?
-                > 0;
-            if ended {
-                revoked(tx).await?;
-            }
-            Ok(ended)
+            let sql = "DELETE FROM sessions WHERE user_id = $1 AND session_id = $2";
+            Ok(revoking(tx, sql, &[&user_id, &session_id]).await? > 0)
         })
     }
 
     fn end_sessions(&self, user_id: &str) -> Result<usize, AccountsError> {
         self.write(async |tx| {
-            let n = tx
-                .execute("DELETE FROM sessions WHERE user_id = $1", &[&user_id])
-                .await
-                .map_err(pg)?;
-            if n > 0 {
-                revoked(tx).await?;
-            }
-            Ok(n as usize)
+            let sql = "DELETE FROM sessions WHERE user_id = $1";
+            Ok(revoking(tx, sql, &[&user_id]).await? as usize)
         })
     }
 
@@ -719,18 +687,8 @@ impl AccountStore for PgAccounts {
 
     fn delete_token(&self, user_id: &str, token_id: &str) -> Result<bool, AccountsError> {
         self.write(async |tx| {
-            let deleted = tx
-                .execute(
-                    "DELETE FROM tokens WHERE user_id = $1 AND token_id = $2",
-                    &[&user_id, &token_id],
-                )
-                .await
-                .map_err(pg)?
-                > 0;
-            if deleted {
-                revoked(tx).await?;
-            }
-            Ok(deleted)
+            let sql = "DELETE FROM tokens WHERE user_id = $1 AND token_id = $2";
+            Ok(revoking(tx, sql, &[&user_id, &token_id]).await? > 0)
         })
     }
 
@@ -1466,6 +1424,21 @@ async fn end_credentials(c: &impl GenericClient, user_id: &str) -> Result<(), Ac
     revoked(c).await
 }
 
+/// Runs `sql`, which takes access away, and notes the revocation when it changed a row; how
+/// many it changed.
+async fn revoking(
+    c: &impl GenericClient,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<u64, AccountsError> {
+    let n = c.execute(sql, params).await.map_err(pg)?;
+    if n > 0 {
+        revoked(c).await?;
+    }
+    Ok(n)
+}
+
+/// Notes, in the caller's transaction, that access was taken away (sockets are re-checked).
 async fn revoked(c: &impl GenericClient) -> Result<(), AccountsError> {
     c.execute("UPDATE revocations SET count = count + 1 WHERE id = 1", &[])
         .await

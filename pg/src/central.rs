@@ -4,15 +4,19 @@
 use std::collections::HashMap;
 
 use futures_util::TryStreamExt;
+use tandem_events::domain::{DomainEvent, ListCreated};
+use tandem_events::event::Event;
 use tandem_events::event::StoredEvent;
-use tandem_events::ids::{AggregateId, WorkspaceId};
+use tandem_events::hlc::Clock;
+use tandem_events::ids::{AggregateId, DeviceId, EventId, WorkspaceId};
 use tandem_protocol::sync::{ErrorCode, PullRequest, PullResponse, PushRequest, SyncError};
 use tandem_store::central::{
-    busy, pull_limit, pull_target, PushOutcome, Pusher, SyncLimits, ENVELOPE_BYTES,
+    busy, pull_target, pull_window, PushOutcome, Pusher, SyncLimits, ENVELOPE_BYTES,
 };
+use tandem_store::log::LoggedBy;
 use tandem_store::push::{self, AppendError, Checked, Push, Read};
 use tandem_store::wire::logged_by;
-use tandem_store::PhysicalClock;
+use tandem_store::{PhysicalClock, Violation};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{GenericClient, IsolationLevel, Row, Transaction};
@@ -45,6 +49,10 @@ pub struct PgCentral {
     limits: SyncLimits,
     log_id: String,
     clock: PhysicalClock,
+    /// This process's own clock for the events it authors (a first list), under a node id of
+    /// its own: processes never issue the same stamp, and a restarted one needs no saved
+    /// state (its node is new).
+    stamps: std::sync::Arc<std::sync::Mutex<Clock>>,
 }
 
 impl std::fmt::Debug for PgCentral {
@@ -90,7 +98,60 @@ impl PgCentral {
             limits,
             log_id,
             clock,
+            stamps: std::sync::Arc::new(std::sync::Mutex::new(Clock::new(DeviceId::from_uuid(
+                uuid::Uuid::new_v4(),
+            )))),
         })
+    }
+
+    /// Makes a workspace's first list when the workspace holds no events yet (a new
+    /// account's "Inbox"), authored by this process and recorded as `user`'s; the list's id
+    /// when it made one. Two processes doing it at once make one list.
+    pub async fn ensure_first_list(
+        &self,
+        workspace: WorkspaceId,
+        name: &str,
+        list_id: AggregateId,
+        event_id: EventId,
+        user: Option<&str>,
+    ) -> Result<Option<AggregateId>, SyncError> {
+        let now = self.now();
+        let internal =
+            |e: &dyn std::fmt::Display| SyncError::new(ErrorCode::Internal, e.to_string()).at(now);
+        if self.head(workspace).await.map_err(|e| internal(&e))? > 0 {
+            return Ok(None);
+        }
+        let (hlc, node) = {
+            let mut clock = self.stamps.lock().unwrap_or_else(|p| p.into_inner());
+            let stamp = clock
+                .tick(u64::try_from(now).unwrap_or(0))
+                .map_err(|e| internal(&e))?;
+            (stamp, stamp.node)
+        };
+        let event = Event {
+            event_id,
+            workspace_id: workspace,
+            aggregate_id: list_id,
+            hlc,
+            device_id: node,
+            version: 1,
+            created_at: now,
+            body: DomainEvent::ListCreated(ListCreated {
+                name: name.to_string(),
+            }),
+        };
+        let request = PushRequest {
+            device_id: node.to_string(),
+            workspace_id: workspace.to_string(),
+            cursor: 0,
+            events: vec![tandem_store::wire::to_wire(&event.to_stored())],
+        };
+        match self.push_as(&request, &Pusher { user, quota: None }).await {
+            Ok(_) => Ok(Some(list_id)),
+            // Another process (or device) wrote first: the workspace has its events.
+            Err(e) if e.code == ErrorCode::PullRequired => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     fn now(&self) -> i64 {
@@ -163,7 +224,8 @@ impl PgCentral {
                 Ok(outcome)
             }
             Checked::Append(appending) => {
-                let result = append(&tx, appending.events(), pusher.user, head, versions).await;
+                let users = vec![pusher.user.map(str::to_string); appending.events().len()];
+                let result = append(&tx, appending.events(), &users, head, versions).await;
                 let result = match result {
                     Err(Appended::Race) => return Err(Try::Race),
                     Err(Appended::Refused(e)) => Err(e),
@@ -196,18 +258,7 @@ impl PgCentral {
             .await
             .map_err(|e| failed(e.into()))?;
         let head = head_in(&*tx, workspace).await.map_err(failed)?;
-        if request.cursor > head {
-            return Err(SyncError::new(
-                ErrorCode::CursorAhead,
-                format!(
-                    "cursor {} is beyond the workspace head {head}",
-                    request.cursor
-                ),
-            )
-            .with_head(head)
-            .at(now));
-        }
-        let limit = pull_limit(&self.limits, request);
+        let limit = pull_window(&self.limits, request, head, now)?;
         let (workspace_id, cursor, rows) = (
             workspace.to_string(),
             as_i64(request.cursor),
@@ -301,6 +352,250 @@ impl PgCentral {
         rows.iter()
             .map(|r| Ok((seq_of(r.get(10)), event_of(r)?, r.get(11))))
             .collect()
+    }
+}
+
+impl PgCentral {
+    /// Imports exported events with their seqs (`server import`), all or nothing, as
+    /// `EventLog::import_logged` does on SQLite: every event already in the log must be in the
+    /// import with the same seq and content (an import only adds: it never shifts a seq); the
+    /// others must continue their workspace's seqs densely. Runs beside serving processes:
+    /// it holds each workspace's push lock. `(imported, skipped)`.
+    pub async fn import(&self, events: &[LoggedBy]) -> Result<(usize, usize), PgError> {
+        let refused = |why: String| Err(PgError::Import(why));
+        let mut sorted: Vec<&LoggedBy> = events.iter().collect();
+        sorted.sort_by_key(|(seq, e, _)| (e.workspace_id, *seq));
+        let mut client = self.db.client().await?;
+        let tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::ReadCommitted)
+            .start()
+            .await?;
+        tx.batch_execute(PUSH_SETTINGS).await?;
+        let mut workspaces: Vec<WorkspaceId> =
+            sorted.iter().map(|(_, e, _)| e.workspace_id).collect();
+        workspaces.dedup();
+        // In one order, so that two imports never wait for each other in a circle.
+        let mut keys: Vec<i64> = workspaces.iter().map(|w| lock_key(*w)).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        for key in keys {
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&key])
+                .await?;
+        }
+        let stored: i64 = tx
+            .query_one("SELECT count(*) FROM events", &[])
+            .await?
+            .get(0);
+        let ids: Vec<String> = sorted
+            .iter()
+            .map(|(_, e, _)| e.event_id.to_string())
+            .collect();
+        let found: HashMap<String, (u64, StoredEvent)> = tx
+            .query(
+                &format!("SELECT {COLUMNS}, seq FROM events WHERE event_id = ANY($1)"),
+                &[&ids],
+            )
+            .await?
+            .iter()
+            .map(|r| Ok((r.get::<_, String>(0), (seq_of(r.get(10)), event_of(r)?))))
+            .collect::<Result<_, PgError>>()?;
+        let mut skipped = 0usize;
+        let mut fresh: Vec<(WorkspaceId, u64, &StoredEvent, Option<String>)> = Vec::new();
+        let mut heads: HashMap<WorkspaceId, u64> = HashMap::new();
+        for (seq, e, user) in sorted {
+            if let Some((at, stored)) = found.get(&e.event_id.to_string()) {
+                if !stored.same_content(e) {
+                    return refused(format!(
+                        "event {} is stored here with other content",
+                        e.event_id
+                    ));
+                }
+                if at != seq {
+                    return refused(format!(
+                        "event {} is at seq {at} here but at seq {seq} in the import",
+                        e.event_id
+                    ));
+                }
+                skipped += 1;
+                continue;
+            }
+            let head = match heads.get(&e.workspace_id) {
+                Some(h) => *h,
+                None => head_in(&*tx, e.workspace_id).await?,
+            };
+            if *seq != head + 1 {
+                return refused(format!(
+                    "event {} has seq {seq} but workspace {} is at seq {head} here (an import only adds events after the log's)",
+                    e.event_id, e.workspace_id
+                ));
+            }
+            heads.insert(e.workspace_id, *seq);
+            fresh.push((e.workspace_id, *seq, e, user.clone()));
+        }
+        if (skipped as i64) < stored {
+            return refused(format!(
+                "the database holds {stored} events but only {skipped} of them are in the import: an import into a non-empty database only adds"
+            ));
+        }
+        let imported = fresh.len();
+        for workspace in workspaces {
+            let (events, users): (Vec<StoredEvent>, Vec<Option<String>>) = fresh
+                .iter()
+                .filter(|(w, _, _, _)| *w == workspace)
+                .map(|(_, _, e, u)| ((*e).clone(), u.clone()))
+                .unzip();
+            let Some(first) = fresh.iter().find(|(w, _, _, _)| *w == workspace) else {
+                continue;
+            };
+            let aggregates: Vec<String> =
+                events.iter().map(|e| e.aggregate_id.to_string()).collect();
+            let versions: Versions = tx
+                .query(
+                    "SELECT aggregate_id, max(version) FROM events WHERE aggregate_id = ANY($1) \
+                     GROUP BY aggregate_id",
+                    &[&aggregates],
+                )
+                .await?
+                .iter()
+                .map(|r| Ok((parse(r.get(0), "aggregate_id")?, seq_of(r.get(1)))))
+                .collect::<Result<_, PgError>>()?;
+            match append(&tx, &events, &users, first.1 - 1, versions).await {
+                Ok(_) => {}
+                Err(Appended::Race) => {
+                    return refused("another push stored one of these events meanwhile".into())
+                }
+                Err(Appended::Refused(e)) => return refused(e.to_string()),
+            }
+        }
+        tx.commit().await?;
+        Ok((imported, skipped))
+    }
+
+    /// Checks the log's invariants as `EventLog::verify` does on SQLite: seqs dense from 1 per
+    /// workspace, versions dense from 1 per aggregate, every event readable and decodable and
+    /// of its aggregate's kind, the heads agreeing with the log, an aggregate (and a todo's
+    /// list) in one workspace (rule 21), the immutability triggers present. The events
+    /// checked, or the first violation.
+    pub async fn verify(&self) -> Result<u64, Violation> {
+        let failed = |e: &dyn std::fmt::Display| Violation(format!("cannot read the log: {e}"));
+        let mut client = self.db.client().await.map_err(|e| failed(&e))?;
+        let tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(|e| failed(&crate::describe(&e)))?;
+        let sql = |e: tokio_postgres::Error| failed(&crate::describe(&e));
+        let stream = tx
+            .query_raw(
+                &format!("SELECT {COLUMNS}, seq FROM events ORDER BY workspace_id, seq"),
+                std::iter::empty::<&(dyn ToSql + Sync)>(),
+            )
+            .await
+            .map_err(sql)?;
+        let mut stream = Box::pin(stream);
+        let mut heads: HashMap<WorkspaceId, u64> = HashMap::new();
+        let mut checked = 0u64;
+        while let Some(row) = stream.try_next().await.map_err(sql)? {
+            let seq: i64 = row.get(10);
+            let event = event_of(&row)
+                .map_err(|e| Violation(format!("event at seq {seq} is unreadable: {e}")))?;
+            let head = heads.entry(event.workspace_id).or_default();
+            if u64::try_from(seq).ok() != Some(*head + 1) {
+                return Err(Violation(format!(
+                    "workspace {}: seq {seq} follows seq {head} (seqs must be dense from 1)",
+                    event.workspace_id
+                )));
+            }
+            *head += 1;
+            if let Err(e) = event.decode() {
+                return Err(Violation(format!(
+                    "event {} (seq {seq}) does not decode: {e}",
+                    event.event_id
+                )));
+            }
+            if let Err(e) = event.check_aggregate_kind() {
+                return Err(Violation(format!(
+                    "event {} (seq {seq}): {e}",
+                    event.event_id
+                )));
+            }
+            checked += 1;
+        }
+        drop(stream);
+        let first = |query: &'static str| {
+            let tx = &tx;
+            async move { tx.query_opt(query, &[]).await.map_err(sql) }
+        };
+        if let Some(r) = first(
+            "SELECT aggregate_id, count(*), min(version), max(version) FROM events \
+             GROUP BY aggregate_id HAVING min(version) <> 1 OR max(version) <> count(*) LIMIT 1",
+        )
+        .await?
+        {
+            let (aggregate, count, min, max): (String, i64, i64, i64) =
+                (r.get(0), r.get(1), r.get(2), r.get(3));
+            return Err(Violation(format!(
+                "aggregate {aggregate}: {count} events with versions {min}..={max} (versions must be dense from 1)"
+            )));
+        }
+        if let Some(r) = first(
+            "SELECT coalesce(w.workspace_id, h.workspace_id) FROM \
+             (SELECT workspace_id, max(seq) AS top FROM events GROUP BY workspace_id) w \
+             FULL JOIN heads h ON h.workspace_id = w.workspace_id \
+             WHERE h.head IS DISTINCT FROM w.top LIMIT 1",
+        )
+        .await?
+        {
+            let workspace: String = r.get(0);
+            return Err(Violation(format!(
+                "workspace {workspace}: the heads table disagrees with the log's greatest seq"
+            )));
+        }
+        if let Some(r) = first(
+            "SELECT aggregate_id FROM events GROUP BY aggregate_id \
+             HAVING count(DISTINCT workspace_id) > 1 LIMIT 1",
+        )
+        .await?
+        {
+            let aggregate: String = r.get(0);
+            return Err(Violation(format!(
+                "aggregate {aggregate} has events in more than one workspace (an aggregate belongs to one workspace)"
+            )));
+        }
+        if let Some(r) = first(
+            "SELECT t.event_id, l.workspace_id FROM events t \
+             JOIN events l ON l.aggregate_id = (t.event_data::jsonb ->> 'list_id') \
+             WHERE t.event_type IN ('TodoCreated', 'TodoListChanged') \
+             AND l.workspace_id <> t.workspace_id LIMIT 1",
+        )
+        .await?
+        {
+            let (event, workspace): (String, String) = (r.get(0), r.get(1));
+            return Err(Violation(format!(
+                "todo event {event} names a list of workspace {workspace}, another workspace (rule 21)"
+            )));
+        }
+        for trigger in ["events_no_update_or_delete", "events_no_truncate"] {
+            let present: bool = tx
+                .query_one(
+                    "SELECT count(*) = 1 FROM pg_trigger WHERE tgname = $1 \
+                     AND tgrelid = 'events'::regclass AND tgenabled <> 'D'",
+                    &[&trigger],
+                )
+                .await
+                .map_err(sql)?
+                .get(0);
+            if !present {
+                return Err(Violation(format!(
+                    "the immutability trigger {trigger} is missing or disabled"
+                )));
+            }
+        }
+        tx.commit().await.map_err(sql)?;
+        Ok(checked)
     }
 }
 
@@ -429,7 +724,7 @@ enum Appended {
 async fn append(
     tx: &Transaction<'_>,
     events: &[StoredEvent],
-    user: Option<&str>,
+    users: &[Option<String>],
     head: u64,
     mut versions: Versions,
 ) -> Result<Vec<u64>, Appended> {
@@ -470,7 +765,9 @@ async fn append(
         .map(|e| i32::try_from(e.schema_version).unwrap_or(i32::MAX))
         .collect();
     let created: Vec<i64> = events.iter().map(|e| e.created_at).collect();
-    let users: Vec<Option<&str>> = vec![user; events.len()];
+    let users: Vec<Option<&str>> = (0..events.len())
+        .map(|i| users.get(i).and_then(|u| u.as_deref()))
+        .collect();
     tx.execute(
         "INSERT INTO events (event_id, workspace_id, seq, aggregate_id, version, event_type, \
          schema_version, event_data, hlc_timestamp, device_id, created_at, user_id) \

@@ -14,6 +14,7 @@ pub mod accounts;
 pub mod central;
 pub mod listen;
 pub mod migrate;
+pub mod rate;
 pub mod views;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -37,6 +38,8 @@ pub enum PgError {
     Newer { found: i32, known: i32 },
     #[error("the log holds something this build cannot read: {0}")]
     Corrupt(String),
+    #[error("the import was refused, nothing stored: {0}")]
+    Import(String),
     #[error(
         "the database's encoding is {0}, not UTF8: create it with `CREATE DATABASE … ENCODING 'UTF8'`"
     )]

@@ -16,6 +16,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "central log", include_str!("sql/0001_central_log.sql")),
     (2, "accounts", include_str!("sql/0002_accounts.sql")),
     (3, "server views", include_str!("sql/0003_views.sql")),
+    (4, "rate limits", include_str!("sql/0004_rate_limits.sql")),
 ];
 
 /// The advisory lock the runner holds (two-key form: apart from the workspaces' one-key locks).

@@ -17,6 +17,7 @@ use tandem_events::ids::{AggregateId, WorkspaceId};
 use tandem_events::state::{Aggregate, AllRows, HistoryRow, Rows};
 use tokio_postgres::{GenericClient, IsolationLevel, Transaction};
 
+use tandem_protocol::data::{Counts, ListCounts, ListSnapshot};
 use tandem_store::views::PROJECTION_VERSION;
 
 use crate::central::{event_of, COLUMNS};
@@ -65,23 +66,9 @@ impl PgViews {
             let workspace: WorkspaceId = parse(row.get(0), "workspace_id")?;
             let head = u64::try_from(row.get::<_, i64>(1)).unwrap_or(0);
             loop {
-                // READ COMMITTED whatever the database's default: the reads after the lock see
-                // what the projector before committed.
-                let tx = client
-                    .build_transaction()
-                    .isolation_level(IsolationLevel::ReadCommitted)
-                    .start()
-                    .await?;
-                let locked: bool = tx
-                    .query_one(
-                        "SELECT pg_try_advisory_xact_lock($1, $2)",
-                        &[&PROJECTOR.0, &PROJECTOR.1],
-                    )
-                    .await?
-                    .get(0);
-                if !locked {
+                let Some(tx) = locked(&mut client).await? else {
                     return Ok(None);
-                }
+                };
                 // Read under the lock: what another projector committed is seen.
                 let from = checkpoint_in(&*tx, workspace).await?;
                 if from >= head {
@@ -108,21 +95,9 @@ impl PgViews {
         &self,
         client: &mut deadpool_postgres::Object,
     ) -> Result<bool, PgError> {
-        let tx = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::ReadCommitted)
-            .start()
-            .await?;
-        let locked: bool = tx
-            .query_one(
-                "SELECT pg_try_advisory_xact_lock($1, $2)",
-                &[&PROJECTOR.0, &PROJECTOR.1],
-            )
-            .await?
-            .get(0);
-        if !locked {
+        let Some(tx) = locked(client).await? else {
             return Ok(false);
-        }
+        };
         let version: Option<i64> = tx
             .query_opt("SELECT version FROM view_meta WHERE name = 'server'", &[])
             .await?
@@ -170,6 +145,128 @@ impl PgViews {
     pub async fn checkpoint(&self, workspace: WorkspaceId) -> Result<u64, PgError> {
         let client = self.db.client().await?;
         checkpoint_in(&**client, workspace).await
+    }
+
+    /// The workspace a list lives in, by the views (none for an unknown list).
+    pub async fn list_workspace(&self, list_id: &str) -> Result<Option<String>, PgError> {
+        let client = self.db.client().await?;
+        Ok(client
+            .query_opt(
+                "SELECT workspace_id FROM view_lists WHERE list_id = $1",
+                &[&list_id],
+            )
+            .await?
+            .map(|r| r.get(0)))
+    }
+
+    /// What a server-rendered page shows (as `tandem_store::changes::snapshot` reads it from
+    /// SQLite): the workspace's live lists oldest first with their counts, and the live todos
+    /// of `list_id` (or the first list) in display order — with the checkpoint they are at,
+    /// all read in one snapshot.
+    pub async fn snapshot(
+        &self,
+        workspace: WorkspaceId,
+        list_id: Option<String>,
+    ) -> Result<(ListSnapshot, u64), PgError> {
+        let mut client = self.db.client().await?;
+        let tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?;
+        let ws = workspace.to_string();
+        let lists: Vec<tandem_protocol::data::ListRow> = tx
+            .query(
+                "SELECT l.list_id, l.name, l.name_hlc, l.created_hlc, \
+                 (SELECT count(DISTINCT c.field) FROM view_conflicts c \
+                  WHERE c.aggregate_id = l.list_id) \
+                 FROM view_lists l WHERE l.workspace_id = $1 AND NOT l.deleted \
+                 ORDER BY l.created_hlc, l.list_id",
+                &[&ws],
+            )
+            .await?
+            .iter()
+            .map(|r| tandem_protocol::data::ListRow {
+                id: r.get(0),
+                name: r.get(1),
+                name_hlc: r.get(2),
+                created_hlc: r.get(3),
+                conflicts: count(r.get(4)),
+            })
+            .collect();
+        let mut counts: HashMap<String, Counts> = tx
+            .query(
+                "SELECT list_id, count(*) FILTER (WHERE NOT completed), \
+                 count(*) FILTER (WHERE completed) FROM view_todos \
+                 WHERE workspace_id = $1 AND NOT deleted GROUP BY list_id",
+                &[&ws],
+            )
+            .await?
+            .iter()
+            .map(|r| {
+                let counts = Counts {
+                    active: count(r.get(1)),
+                    completed: count(r.get(2)),
+                };
+                (r.get(0), counts)
+            })
+            .collect();
+        let list_counts = lists
+            .iter()
+            .map(|l| ListCounts {
+                list_id: l.id.clone(),
+                counts: counts.remove(&l.id).unwrap_or_default(),
+            })
+            .collect();
+        let list_id = list_id.or_else(|| lists.first().map(|l| l.id.clone()));
+        let list_known = list_id
+            .as_ref()
+            .is_some_and(|id| lists.iter().any(|l| &l.id == id));
+        let todos = match (&list_id, list_known) {
+            (Some(id), true) => tx
+                .query(
+                    "SELECT t.todo_id, t.list_id, t.title, t.title_hlc, t.notes, t.notes_hlc, \
+                     t.completed, t.completed_hlc, t.due_date, t.due_date_hlc, t.position, \
+                     (SELECT count(DISTINCT c.field) FROM view_conflicts c \
+                      WHERE c.aggregate_id = t.todo_id AND c.field <> 'position') \
+                     FROM view_todos t WHERE t.list_id = $1 AND NOT t.deleted \
+                     ORDER BY t.position, t.todo_id",
+                    &[id],
+                )
+                .await?
+                .iter()
+                .map(|r| tandem_protocol::data::TodoRow {
+                    id: r.get(0),
+                    list_id: r.get(1),
+                    title: r.get(2),
+                    title_hlc: r.get(3),
+                    notes: r.get(4),
+                    notes_hlc: r.get(5),
+                    completed: r.get(6),
+                    completed_hlc: r.get(7),
+                    due_date: r.get(8),
+                    due_date_hlc: r.get(9),
+                    position: r.get(10),
+                    conflicts: count(r.get(11)),
+                    // Its list is live: the todo is shown.
+                    deleted: false,
+                })
+                .collect(),
+            _ => vec![],
+        };
+        let checkpoint = checkpoint_in(&*tx, workspace).await?;
+        tx.commit().await?;
+        Ok((
+            ListSnapshot {
+                lists,
+                list_counts,
+                list_id,
+                list_known,
+                todos,
+            },
+            checkpoint,
+        ))
     }
 
     /// Every row of the views, sorted as [`tandem_events::state::Model::rows`] sorts them (the
@@ -287,6 +384,11 @@ impl PgViews {
     }
 }
 
+/// A SQL count as the protocol holds it.
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
 /// The `&'static str` a conflict row's field is (the fold names fields by constants).
 fn field_name(field: &str) -> Result<&'static str, PgError> {
     tandem_events::state::CONFLICT_FIELDS
@@ -303,6 +405,27 @@ fn event_type_name(event_type: &str) -> Result<&'static str, PgError> {
         .map(|(name, _)| *name)
         .find(|name| *name == event_type)
         .ok_or_else(|| PgError::Corrupt(format!("event type {event_type:?}")))
+}
+
+/// A transaction holding the projector's lock, or `None` when another process holds it. READ
+/// COMMITTED whatever the database's default: its reads see what the projector before
+/// committed.
+async fn locked(
+    client: &mut deadpool_postgres::Object,
+) -> Result<Option<deadpool_postgres::Transaction<'_>>, PgError> {
+    let tx = client
+        .build_transaction()
+        .isolation_level(IsolationLevel::ReadCommitted)
+        .start()
+        .await?;
+    let locked: bool = tx
+        .query_one(
+            "SELECT pg_try_advisory_xact_lock($1, $2)",
+            &[&PROJECTOR.0, &PROJECTOR.1],
+        )
+        .await?
+        .get(0);
+    Ok(locked.then_some(tx))
 }
 
 async fn checkpoint_in(

@@ -604,3 +604,172 @@ async fn a_push_through_one_process_is_heard_by_another_even_after_its_connectio
         .expect("stops when told")
         .unwrap();
 }
+
+/// `verify` on PostgreSQL finds what the SQLite log's finds: a log written by pushes holds
+/// every invariant; each kind of damage written around the server is named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_holds_for_pushed_events_and_names_each_kind_of_damage() {
+    let events = workload(51, 2, 6, 6);
+    let copy_last = |seq: &str, version: &str, workspace: &str| {
+        format!(
+            "INSERT INTO events (event_id, workspace_id, seq, aggregate_id, version, event_type, \
+             schema_version, event_data, hlc_timestamp, device_id, created_at, user_id) \
+             SELECT gen_random_uuid()::text, {workspace}, {seq}, aggregate_id, {version}, \
+             event_type, schema_version, event_data, hlc_timestamp, device_id, created_at, \
+             user_id FROM events ORDER BY seq DESC LIMIT 1"
+        )
+    };
+    let split = format!(
+        "{}; INSERT INTO heads SELECT workspace_id, 1 FROM events WHERE seq = 1 \
+         AND workspace_id <> (SELECT min(workspace_id) FROM heads) \
+         ON CONFLICT DO NOTHING",
+        copy_last("1", "version + 1", "gen_random_uuid()::text")
+    );
+    let damage = [
+        (None, ""),
+        (
+            Some(copy_last("seq + 2", "version + 1", "workspace_id")),
+            "seqs must be dense",
+        ),
+        (
+            Some(format!(
+                "{}; UPDATE heads SET head = head + 1",
+                copy_last("seq + 1", "version + 2", "workspace_id")
+            )),
+            "versions must be dense",
+        ),
+        (
+            Some("UPDATE heads SET head = head + 1".to_string()),
+            "heads table disagrees",
+        ),
+        (Some(split), "more than one workspace"),
+        (
+            Some("ALTER TABLE events DISABLE TRIGGER events_no_truncate".to_string()),
+            "events_no_truncate is missing or disabled",
+        ),
+    ];
+    for (harm, named) in damage {
+        let db = common::fresh().await;
+        let pg = central(db.clone()).await;
+        pg.push_as(
+            &PushRequest {
+                device_id: events[0].device_id.to_string(),
+                workspace_id: events[0].workspace_id.to_string(),
+                cursor: 0,
+                events: events.iter().map(to_wire).collect(),
+            },
+            &by_user(),
+        )
+        .await
+        .unwrap();
+        match harm {
+            None => assert_eq!(pg.verify().await.unwrap(), events.len() as u64),
+            Some(harm) => {
+                db.client()
+                    .await
+                    .unwrap()
+                    .batch_execute(&harm)
+                    .await
+                    .unwrap();
+                let violation = pg.verify().await.unwrap_err();
+                assert!(violation.0.contains(named), "{harm}: {violation}");
+            }
+        }
+    }
+}
+
+/// Export and import between PostgreSQL databases: an import into an empty one reproduces
+/// every seq and the pushing accounts; again, it stores nothing; an import that would shift
+/// a seq or leave out stored events is refused with nothing stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_reproduces_every_seq_and_refuses_what_would_shift_one() {
+    let source = central(common::fresh().await).await;
+    let (one, two) = (workload(61, 2, 5, 5), workload(62, 1, 4, 4));
+    for events in [&one, &two] {
+        source
+            .push_as(
+                &PushRequest {
+                    device_id: events[0].device_id.to_string(),
+                    workspace_id: events[0].workspace_id.to_string(),
+                    cursor: 0,
+                    events: events.iter().map(to_wire).collect(),
+                },
+                &by_user(),
+            )
+            .await
+            .unwrap();
+    }
+    let mut exported = Vec::new();
+    for (workspace, _) in source.heads().await.unwrap() {
+        exported.extend(source.events_after(workspace, 0, 10_000).await.unwrap());
+    }
+    assert_eq!(exported.len(), one.len() + two.len());
+    let target = central(common::fresh().await).await;
+    assert_eq!(target.import(&exported).await.unwrap(), (exported.len(), 0));
+    for (workspace, head) in source.heads().await.unwrap() {
+        assert_eq!(
+            target.events_after(workspace, 0, 10_000).await.unwrap(),
+            source.events_after(workspace, 0, 10_000).await.unwrap()
+        );
+        assert_eq!(target.head(workspace).await.unwrap(), head);
+    }
+    assert_eq!(target.import(&exported).await.unwrap(), (0, exported.len()));
+    target.verify().await.unwrap();
+    // Into a database that holds events the import lacks: refused.
+    let partial: Vec<_> = exported.iter().skip(1).cloned().collect();
+    let e = target.import(&partial).await.unwrap_err();
+    assert!(e.to_string().contains("only adds"), "{e}");
+    // A seq gap: refused, and nothing of the import stored.
+    let fresh = central(common::fresh().await).await;
+    let mut gap = exported.clone();
+    let last = gap.iter_mut().max_by_key(|(seq, _, _)| *seq).unwrap();
+    last.0 += 1;
+    let e = fresh.import(&gap).await.unwrap_err();
+    assert!(
+        e.to_string().contains("only adds events after the log's"),
+        "{e}"
+    );
+    assert!(fresh.heads().await.unwrap().is_empty(), "nothing stored");
+}
+
+/// A new account's first list, made by the server: once, even when two processes try at
+/// once, stamped by each process's own node, and nothing when the workspace has events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_making_a_workspaces_first_list_make_one() {
+    let url = common::fresh_url().await;
+    let a = Database::connect(&url, 2).unwrap();
+    a.migrate().await.unwrap();
+    let (one, two) = (
+        Arc::new(central(a).await),
+        Arc::new(central(Database::connect(&url, 2).unwrap()).await),
+    );
+    let workspace = WorkspaceId::from_uuid(uuid::Uuid::new_v4());
+    let make = |pg: Arc<PgCentral>| {
+        tokio::spawn(async move {
+            pg.ensure_first_list(
+                workspace,
+                "Inbox",
+                tandem_events::ids::AggregateId::from_uuid(uuid::Uuid::new_v4()),
+                tandem_events::ids::EventId::from_uuid(uuid::Uuid::new_v4()),
+                Some(USER),
+            )
+            .await
+        })
+    };
+    let (x, y) = (make(Arc::clone(&one)), make(Arc::clone(&two)));
+    let made: Vec<_> = [x.await.unwrap().unwrap(), y.await.unwrap().unwrap()]
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(made.len(), 1, "one list");
+    let events = one.events_after(workspace, 0, 10).await.unwrap();
+    assert_eq!(events.len(), 1);
+    let (_, list, user) = &events[0];
+    assert_eq!(list.aggregate_id, made[0]);
+    assert_eq!(list.event_type, "ListCreated");
+    assert_eq!(user.as_deref(), Some(USER));
+    assert_eq!(list.hlc_timestamp.node, list.device_id);
+    // The workspace has events: nothing more.
+    assert_eq!(make(two).await.unwrap().unwrap(), None);
+    assert_eq!(one.head(workspace).await.unwrap(), 1);
+}

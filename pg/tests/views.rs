@@ -175,3 +175,62 @@ async fn two_projectors_at_once_leave_the_views_the_fold_of_the_log() {
     assert_eq!(views.project(5).await.unwrap(), Some(0));
     assert_eq!(views.all_rows().await.unwrap(), reference(&events));
 }
+
+/// What a server-rendered page shows — the lists with their counts and a list's todos — is
+/// the same read from the PostgreSQL views as from SQLite's, for every list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_snapshot_reads_the_same_as_from_sqlite() {
+    let db = common::fresh().await;
+    let events = events(14);
+    let pg = central(db.clone(), &events).await;
+    push(&pg, &events).await;
+    let views = PgViews::new(db);
+    views.project(100).await.unwrap();
+    // The same events through SQLite's central log and its server views.
+    let dir = tempfile::tempdir().unwrap();
+    let latest = events.iter().map(|e| e.hlc_timestamp.ms).max().unwrap_or(0);
+    let mut sqlite = tandem_store::Central::open(
+        dir.path(),
+        tandem_events::ids::DeviceId::from_uuid(uuid::Uuid::new_v4()),
+        Arc::new(move || latest),
+        SyncLimits::default(),
+    )
+    .unwrap();
+    for e in &events {
+        let head = sqlite.log().head(e.workspace_id).unwrap();
+        sqlite
+            .push(&PushRequest {
+                device_id: e.device_id.to_string(),
+                workspace_id: e.workspace_id.to_string(),
+                cursor: head,
+                events: vec![to_wire(e)],
+            })
+            .unwrap();
+    }
+    let mut server_views = tandem_store::ServerViews::open(dir.path(), |_| {}).unwrap();
+    server_views.project().unwrap();
+    let conn = server_views.views().connection();
+    let workspace = events[0].workspace_id;
+    let first = tandem_store::changes::snapshot(conn, &workspace.to_string(), None).unwrap();
+    let (got, checkpoint) = views.snapshot(workspace, None).await.unwrap();
+    assert_eq!(got, first);
+    assert_eq!(checkpoint, pg.head(workspace).await.unwrap());
+    assert!(first.lists.len() > 3 && first.todos.len() > 2, "{first:?}");
+    let mut shown = 0;
+    for list in first
+        .lists
+        .iter()
+        .map(|l| l.id.clone())
+        .chain(["no-such-list".into()])
+    {
+        let expected =
+            tandem_store::changes::snapshot(conn, &workspace.to_string(), Some(list.clone()))
+                .unwrap();
+        let (got, _) = views.snapshot(workspace, Some(list.clone())).await.unwrap();
+        assert_eq!(got, expected, "{list}");
+        shown += got.todos.len();
+        let home = tandem_store::changes::list_workspace(conn, &list).unwrap();
+        assert_eq!(views.list_workspace(&list).await.unwrap(), home);
+    }
+    assert!(shown > 10);
+}

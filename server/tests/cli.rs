@@ -257,7 +257,7 @@ fn migrate_brings_a_data_dir_or_a_postgres_database_to_this_builds_schema() {
     let url = common::fresh_pg_url();
     let (ok, out, err) = server(&["migrate", "--database", &url]);
     assert!(ok, "{err}");
-    assert!(out.contains("applied version(s) [1, 2, 3]"), "{out}");
+    assert!(out.contains("applied version(s) [1, 2, 3, 4]"), "{out}");
     let (ok, out, err) = server(&["migrate", "--database", &url]);
     assert!(ok, "{err}");
     assert!(out.contains("already"), "{out}");

@@ -270,18 +270,7 @@ pub fn pull_from(
         .unchecked_transaction()
         .map_err(|e| internal(&e))?;
     let head = log.head(workspace).map_err(|e| internal(&e))?;
-    if request.cursor > head {
-        return Err(SyncError::new(
-            ErrorCode::CursorAhead,
-            format!(
-                "cursor {} is beyond the workspace head {head}",
-                request.cursor
-            ),
-        )
-        .with_head(head)
-        .at(now));
-    }
-    let limit = pull_limit(limits, request);
+    let limit = pull_window(limits, request, head, now)?;
     let (events, has_more) = log
         .events_after_within(
             workspace,
@@ -319,12 +308,29 @@ pub fn pull_target(request: &PullRequest, now: i64) -> Result<WorkspaceId, SyncE
     Ok(workspace)
 }
 
-/// How many events a pull answers at most: its limit within the server's bounds.
-pub fn pull_limit(limits: &SyncLimits, request: &PullRequest) -> u64 {
-    request
+/// How many events a pull at `head` answers at most (its limit within the server's bounds);
+/// CURSOR_AHEAD for a cursor beyond the head.
+pub fn pull_window(
+    limits: &SyncLimits,
+    request: &PullRequest,
+    head: u64,
+    now: i64,
+) -> Result<u64, SyncError> {
+    if request.cursor > head {
+        return Err(SyncError::new(
+            ErrorCode::CursorAhead,
+            format!(
+                "cursor {} is beyond the workspace head {head}",
+                request.cursor
+            ),
+        )
+        .with_head(head)
+        .at(now));
+    }
+    Ok(request
         .limit
         .unwrap_or(limits.pull_limit_default)
-        .clamp(1, limits.pull_limit_max)
+        .clamp(1, limits.pull_limit_max))
 }
 
 /// What an event's envelope (ids, stamp, type, numbers, JSON punctuation) adds to its data on
