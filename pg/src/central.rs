@@ -13,7 +13,7 @@ use tandem_protocol::sync::{ErrorCode, PullRequest, PullResponse, PushRequest, S
 use tandem_store::central::{
     busy, pull_target, pull_window, PushOutcome, Pusher, SyncLimits, ENVELOPE_BYTES,
 };
-use tandem_store::log::LoggedBy;
+use tandem_store::log::{EventChecks, LoggedBy};
 use tandem_store::push::{self, AppendError, Checked, Push, Read};
 use tandem_store::wire::logged_by;
 use tandem_store::{PhysicalClock, Violation};
@@ -496,33 +496,12 @@ impl PgCentral {
             .await
             .map_err(sql)?;
         let mut stream = Box::pin(stream);
-        let mut heads: HashMap<WorkspaceId, u64> = HashMap::new();
-        let mut checked = 0u64;
+        let mut checks = EventChecks::default();
         while let Some(row) = stream.try_next().await.map_err(sql)? {
             let seq: i64 = row.get(10);
             let event = event_of(&row)
                 .map_err(|e| Violation(format!("event at seq {seq} is unreadable: {e}")))?;
-            let head = heads.entry(event.workspace_id).or_default();
-            if u64::try_from(seq).ok() != Some(*head + 1) {
-                return Err(Violation(format!(
-                    "workspace {}: seq {seq} follows seq {head} (seqs must be dense from 1)",
-                    event.workspace_id
-                )));
-            }
-            *head += 1;
-            if let Err(e) = event.decode() {
-                return Err(Violation(format!(
-                    "event {} (seq {seq}) does not decode: {e}",
-                    event.event_id
-                )));
-            }
-            if let Err(e) = event.check_aggregate_kind() {
-                return Err(Violation(format!(
-                    "event {} (seq {seq}): {e}",
-                    event.event_id
-                )));
-            }
-            checked += 1;
+            checks.check(seq, &event)?;
         }
         drop(stream);
         let first = |query: &'static str| {
@@ -595,7 +574,7 @@ impl PgCentral {
             }
         }
         tx.commit().await.map_err(sql)?;
-        Ok(checked)
+        Ok(checks.checked())
     }
 }
 

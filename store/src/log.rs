@@ -65,6 +65,48 @@ pub enum LogError {
     Sql(#[from] rusqlite::Error),
 }
 
+/// The checks of `verify` on each event, read in log order (by workspace, then seq): seqs
+/// dense from 1 per workspace, every event decodable and of its aggregate's kind. The SQLite
+/// log and PostgreSQL's (`tandem-pg`) both run them.
+#[derive(Debug, Default)]
+pub struct EventChecks {
+    heads: HashMap<WorkspaceId, u64>,
+    checked: u64,
+}
+
+impl EventChecks {
+    /// Checks the event read at `seq`.
+    pub fn check(&mut self, seq: i64, event: &StoredEvent) -> Result<(), Violation> {
+        let head = self.heads.entry(event.workspace_id).or_default();
+        if u64::try_from(seq).ok() != Some(*head + 1) {
+            return Err(Violation(format!(
+                "workspace {}: seq {seq} follows seq {head} (seqs must be dense from 1)",
+                event.workspace_id
+            )));
+        }
+        *head += 1;
+        if let Err(e) = event.decode() {
+            return Err(Violation(format!(
+                "event {} (seq {seq}) does not decode: {e}",
+                event.event_id
+            )));
+        }
+        if let Err(e) = event.check_aggregate_kind() {
+            return Err(Violation(format!(
+                "event {} (seq {seq}): {e}",
+                event.event_id
+            )));
+        }
+        self.checked += 1;
+        Ok(())
+    }
+
+    /// How many events passed.
+    pub fn checked(&self) -> u64 {
+        self.checked
+    }
+}
+
 /// A broken log invariant, described.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -1422,8 +1464,7 @@ impl EventLog {
             ))
             .map_err(sql)?;
         let mut rows = stmt.query([]).map_err(sql)?;
-        let mut heads: HashMap<WorkspaceId, u64> = HashMap::new();
-        let mut checked = 0u64;
+        let mut checks = EventChecks::default();
         while let Some(row) = rows.next().map_err(sql)? {
             let seq: i64 = row.get(10).map_err(sql)?;
             let event = match read_event(row) {
@@ -1433,27 +1474,7 @@ impl EventLog {
                 }
                 Err(e) => return Err(sql(e)),
             };
-            let head = heads.entry(event.workspace_id).or_default();
-            if seq as u64 != *head + 1 {
-                return Err(Violation(format!(
-                    "workspace {}: seq {seq} follows seq {head} (seqs must be dense from 1)",
-                    event.workspace_id
-                )));
-            }
-            *head = seq as u64;
-            if let Err(e) = event.decode() {
-                return Err(Violation(format!(
-                    "event {} (seq {seq}) does not decode: {e}",
-                    event.event_id
-                )));
-            }
-            if let Err(e) = event.check_aggregate_kind() {
-                return Err(Violation(format!(
-                    "event {} (seq {seq}): {e}",
-                    event.event_id
-                )));
-            }
-            checked += 1;
+            checks.check(seq, &event)?;
         }
         let mut stmt = self
             .conn
@@ -1540,7 +1561,7 @@ impl EventLog {
                 )));
             }
         }
-        Ok(checked)
+        Ok(checks.checked())
     }
 
     /// Drops the log's secondary indexes (by time and by type: only the inspector's filters
