@@ -43,10 +43,14 @@ lint: setup
 	cargo clippy $(WASM) -- -D warnings
 
 # The crash test runs against the release server, after the build (target crash). The
-# PostgreSQL tests run on a throwaway cluster started for the run and removed after it.
+# PostgreSQL tests run on a throwaway cluster started for the run and removed after it; the
+# server's integration tests that reach it only through HTTP, WebSockets and the command
+# line's code run a second time with their servers on PostgreSQL.
+PG_SERVER_TESTS := --test serve --test access --test live --test sync_protocol --test fuzz
 test-rust: setup
 	eval "$$(scripts/pg-cluster.sh start)"; trap 'scripts/pg-cluster.sh stop "$$TANDEM_TEST_PG_DIR"' EXIT; \
-	cargo test $(NATIVE) -- --skip killed_at_random
+	cargo test $(NATIVE) -- --skip killed_at_random && \
+	TANDEM_TEST_BACKEND=postgres cargo test -p server --features app/ssr,tandem-events/testkit $(PG_SERVER_TESTS)
 
 # kill -9 under push load, 3 rounds (make bench: 20), against the release server.
 crash: build

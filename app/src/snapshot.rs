@@ -44,7 +44,6 @@ mod ssr {
     use tandem_accounts::access;
     use tandem_events::ids::{AggregateId, WorkspaceId};
     use tandem_protocol::sync::{ErrorCode, SyncError};
-    use tandem_store::changes;
 
     use super::Snapshot;
     use crate::sync::ssr::SyncService;
@@ -112,9 +111,7 @@ mod ssr {
         if let (None, Some(ws)) = (&list_id, &workspace_id) {
             access::member(&*service.accounts, caller, ws)?;
         }
-        let server_views = service.views()?;
-        let views = server_views.views();
-        let conn = views.connection();
+        let backend = &service.backend;
         // The workspace: the list's own when the caller is a member there; else (a list that
         // does not exist here, or is in a workspace the caller is not in — the same answer for
         // both, DESIGN.md rule 23) the caller's first workspace, where the list is "not here
@@ -130,7 +127,7 @@ mod ssr {
         };
         let workspace = match (&list_id, workspace_id) {
             (Some(list), _) => {
-                let home = changes::list_workspace(conn, list).map_err(|e| internal(&e))?;
+                let home = backend.list_workspace(list)?;
                 match home {
                     Some(ws) if access::member(&*service.accounts, caller, &ws).is_ok() => Some(ws),
                     _ => first()?,
@@ -141,18 +138,17 @@ mod ssr {
         };
         let Some(workspace) = workspace else {
             return Ok(Snapshot {
-                log_id: Some(service.readers().log_id().to_string()),
+                log_id: Some(backend.log_id()),
                 ..Snapshot::default()
             });
         };
         let (_, role) = access::member(&*service.accounts, caller, &workspace)?;
         let ws: WorkspaceId = workspace.parse().map_err(|e| internal(&e))?;
-        let view = changes::snapshot(conn, &workspace, list_id).map_err(|e| internal(&e))?;
-        let head = views.checkpoint(ws).map_err(|e| internal(&e))?;
+        let (view, head) = backend.snapshot(ws, list_id)?;
         Ok(Snapshot {
             view,
             head,
-            log_id: Some(service.readers().log_id().to_string()),
+            log_id: Some(backend.log_id()),
             local: false,
             workspace_id: Some(workspace),
             role: Some(role.as_str().to_string()),

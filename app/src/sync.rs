@@ -68,20 +68,22 @@ pub async fn pull(
 
 #[cfg(feature = "ssr")]
 pub mod ssr {
-    //! The server side: the central log behind a mutex (one writer), provided as context.
+    //! The server side: the central log and its views behind [`Backend`] (SQLite in the data
+    //! dir, or PostgreSQL for several processes: the server provides one), given as context.
 
-    use std::sync::{Arc, Mutex, MutexGuard};
+    use std::sync::Arc;
     use std::time::Duration;
 
     use leptos::prelude::*;
     use tandem_accounts::access::{self, refusal};
     use tandem_accounts::{AccountStore, Caller};
-    use tandem_events::ids::{DeviceId, WorkspaceId};
+    use tandem_events::ids::{AggregateId, DeviceId, EventId, WorkspaceId};
+    use tandem_protocol::data::ListSnapshot;
     use tandem_protocol::sync::{
         ErrorCode, PullRequest, PullResponse, PushRequest, PushResponse, SyncError,
     };
     use tandem_store::central::busy;
-    use tandem_store::{Central, PushOutcome, Pusher, Readers, ServerViews};
+    use tandem_store::{PushOutcome, Pusher, SyncLimits};
     use tokio::sync::Semaphore;
 
     use super::SyncFnError;
@@ -89,12 +91,59 @@ pub mod ssr {
     /// Called after every push that stored events (the live broadcast, metrics).
     pub type Announce = Arc<dyn Fn(&PushOutcome) + Send + Sync>;
 
+    /// The central log and the server's views, whichever database holds them. Every method
+    /// blocks (SQLite is synchronous; PostgreSQL's are waited for on the calling thread): call
+    /// them on a blocking thread. Every rule of DESIGN.md holds behind both.
+    pub trait Backend: Send + Sync + 'static {
+        /// The sync limits the log enforces.
+        fn limits(&self) -> SyncLimits;
+        /// The log's identity (a client that sees another one starts over).
+        fn log_id(&self) -> String;
+        /// Pulls read at once (the rest wait their turn, briefly).
+        fn read_slots(&self) -> usize;
+        /// A push by an account whose access is checked (DESIGN.md rule 13's log checks, all
+        /// or nothing, acknowledged once durable).
+        fn push_as(
+            &self,
+            request: &PushRequest,
+            pusher: &Pusher<'_>,
+        ) -> Result<PushOutcome, SyncError>;
+        /// A pull's answer (access checked by the caller).
+        fn pull(&self, request: &PullRequest, now: i64) -> Result<PullResponse, SyncError>;
+        /// A workspace's head (0: no events).
+        fn head(&self, workspace: WorkspaceId, now: i64) -> Result<u64, SyncError>;
+        /// Every workspace that holds events, with its head.
+        fn heads(&self) -> Result<Vec<(WorkspaceId, u64)>, SyncError>;
+        /// A workspace's first list when it holds no events yet (a new account's Inbox),
+        /// authored by the server and recorded as `user`'s.
+        fn ensure_first_list(
+            &self,
+            workspace: WorkspaceId,
+            name: &str,
+            list_id: AggregateId,
+            event_id: EventId,
+            user: Option<&str>,
+        ) -> Result<Option<AggregateId>, SyncError>;
+        /// The workspace a list lives in, by the views.
+        fn list_workspace(&self, list_id: &str) -> Result<Option<String>, SyncError>;
+        /// What a server-rendered page shows of a workspace (and `list_id`, else its first
+        /// list), with the checkpoint the views were at.
+        fn snapshot(
+            &self,
+            workspace: WorkspaceId,
+            list_id: Option<String>,
+        ) -> Result<(ListSnapshot, u64), SyncError>;
+        /// Brings the views up to the log (or leaves it to the process that is doing so).
+        fn project(&self) -> Result<u64, SyncError>;
+        /// Whether the databases answer (`/healthz`).
+        fn check(&self) -> Result<(), String>;
+    }
+
     /// What the sync server functions need, provided by the server as context.
     #[derive(Clone)]
     pub struct SyncService {
-        central: Arc<Mutex<Central>>,
-        views: Arc<Mutex<ServerViews>>,
-        readers: Arc<Readers>,
+        /// The log and its views.
+        pub backend: Arc<dyn Backend>,
         /// Pulls served or waiting (DESIGN.md rule 22): past it, BUSY.
         pulls: Arc<Semaphore>,
         /// One permit per read connection.
@@ -103,6 +152,8 @@ pub mod ssr {
         /// Who may touch which workspace (DESIGN.md rule 23).
         pub accounts: Arc<dyn AccountStore>,
         quotas: Quotas,
+        /// Held from a push's quota check to its usage being recorded, while a quota applies.
+        quota_turn: Arc<std::sync::Mutex<()>>,
     }
 
     /// Per-account quotas (CONTRACT.md; 0: none, the default).
@@ -110,6 +161,12 @@ pub mod ssr {
     pub struct Quotas {
         pub events_per_day: u64,
         pub bytes: u64,
+    }
+
+    impl Quotas {
+        fn applies(&self) -> bool {
+            self.events_per_day > 0 || self.bytes > 0
+        }
     }
 
     /// What the server made of the request's credentials (the `Caller` its front layer put in
@@ -125,24 +182,21 @@ pub mod ssr {
 
     impl SyncService {
         pub fn new(
-            central: Arc<Mutex<Central>>,
-            views: Arc<Mutex<ServerViews>>,
-            readers: Arc<Readers>,
+            backend: Arc<dyn Backend>,
             concurrent_pulls: usize,
             announce: Announce,
             accounts: Arc<dyn AccountStore>,
             quotas: Quotas,
         ) -> Self {
-            let reading = Arc::new(Semaphore::new(readers.len()));
+            let reading = Arc::new(Semaphore::new(backend.read_slots().max(1)));
             Self {
-                central,
-                views,
-                readers,
+                backend,
                 pulls: Arc::new(Semaphore::new(concurrent_pulls.max(1))),
                 reading,
                 announce,
                 accounts,
                 quotas,
+                quota_turn: Arc::new(std::sync::Mutex::new(())),
             }
         }
 
@@ -163,7 +217,7 @@ pub mod ssr {
                 .device_id
                 .parse()
                 .map_err(|e| SyncError::new(ErrorCode::Malformed, format!("device_id: {e}")))?;
-            let limit = self.central()?.limits().events_per_push;
+            let limit = self.backend.limits().events_per_push;
             if request.events.len() > limit {
                 return Err(SyncError::new(
                     ErrorCode::TooLarge,
@@ -190,11 +244,20 @@ pub mod ssr {
                 }
             }
             let day = now.div_euclid(24 * 60 * 60 * 1_000);
-            let quota = |events: usize, bytes: usize| self.check_quota(user, day, events, bytes);
-            // The central lock is held until the usage is recorded, so two pushes of one
-            // account cannot both pass the quota check on the same usage.
-            let mut central = self.central()?;
-            let outcome = central.push_as(
+            // Pushes are serialised while a quota applies, so two of them cannot both pass
+            // the quota check on the same usage; the usage is read before the push (the log's
+            // check runs inside its transaction, where the accounts cannot be waited for).
+            let _one_at_a_time = self.quotas.applies().then(|| {
+                self.quota_turn
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+            });
+            let usage = match self.quotas.applies() {
+                true => self.accounts.usage(user, day).map_err(refusal)?,
+                false => (0, 0),
+            };
+            let quota = |events: usize, bytes: usize| self.check_quota(usage, day, events, bytes);
+            let outcome = self.backend.push_as(
                 request,
                 &Pusher {
                     user: Some(user),
@@ -217,7 +280,7 @@ pub mod ssr {
                     tracing::warn!(error = %e, "cannot record the account's usage");
                 }
             }
-            drop(central);
+            drop(_one_at_a_time);
             self.announce(&outcome);
             let mut response = outcome.response;
             response.pusher = Some(tandem_protocol::sync::Person {
@@ -227,9 +290,11 @@ pub mod ssr {
             Ok(response)
         }
 
+        /// Whether `events` more events of `bytes` fit the quotas, the account having stored
+        /// `usage` (events today, bytes in all).
         fn check_quota(
             &self,
-            user: &str,
+            usage: (i64, i64),
             day: i64,
             events: usize,
             bytes: usize,
@@ -241,7 +306,7 @@ pub mod ssr {
             if events == 0 || (events_per_day == 0 && max_bytes == 0) {
                 return Ok(());
             }
-            let (today, stored) = self.accounts.usage(user, day).map_err(refusal)?;
+            let (today, stored) = usage;
             let over_events = events_per_day > 0
                 && (today.max(0) as u64).saturating_add(events as u64) > events_per_day;
             let over_bytes =
@@ -262,31 +327,6 @@ pub mod ssr {
                 return Err(e);
             }
             Ok(())
-        }
-
-        /// The read-only connections (live connects read heads through them).
-        pub fn readers(&self) -> &Arc<Readers> {
-            &self.readers
-        }
-
-        /// The server's views, caught up with the log first (reads never see stale views).
-        pub fn views(&self) -> Result<MutexGuard<'_, ServerViews>, SyncError> {
-            let mut views = self.views.lock().map_err(|_| {
-                SyncError::new(ErrorCode::Internal, "the projector panicked earlier")
-            })?;
-            views
-                .project()
-                .map_err(|e| SyncError::new(ErrorCode::Internal, e.to_string()))?;
-            Ok(views)
-        }
-
-        pub fn central(&self) -> Result<MutexGuard<'_, Central>, SyncError> {
-            self.central.lock().map_err(|_| {
-                SyncError::new(
-                    ErrorCode::Internal,
-                    "the central log is poisoned by an earlier panic",
-                )
-            })
         }
 
         pub fn announce(&self, outcome: &PushOutcome) {
@@ -336,11 +376,11 @@ pub mod ssr {
         let Ok(Ok(permit)) = reading else {
             return answer(Err(busy("no read connection came free in time", now())));
         };
-        let readers = Arc::clone(&service.readers);
+        let backend = Arc::clone(&service.backend);
         let accounts = Arc::clone(&service.accounts);
         let result = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let mut response = readers.pull(&request, now())?;
+            let mut response = backend.pull(&request, now())?;
             // The names of the accounts the page's events name.
             let mut ids: Vec<String> = response
                 .events

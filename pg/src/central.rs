@@ -232,7 +232,11 @@ impl PgCentral {
                     Ok(seqs) => Ok(seqs),
                 };
                 let outcome = appending.finish(result).map_err(Try::Answer)?;
-                let notice = format!("{workspace} {}", outcome.response.head);
+                let notice = format!(
+                    "{workspace} {} {}",
+                    outcome.response.head,
+                    outcome.appended.len()
+                );
                 tx.execute("SELECT pg_notify($1, $2)", &[&HEADS_CHANNEL, &notice])
                     .await
                     .map_err(sql)?;
@@ -310,6 +314,22 @@ impl PgCentral {
     pub async fn head(&self, workspace: WorkspaceId) -> Result<u64, PgError> {
         let client = self.db.client().await?;
         head_in(&**client, workspace).await
+    }
+
+    /// Each account that pushed events, with one of its events (`server verify`: every
+    /// account an event names must exist).
+    pub async fn event_users(&self) -> Result<Vec<(EventId, String)>, PgError> {
+        let client = self.db.client().await?;
+        let rows = client
+            .query(
+                "SELECT min(event_id), user_id FROM events WHERE user_id IS NOT NULL \
+                 GROUP BY user_id ORDER BY user_id",
+                &[],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| Ok((parse(r.get::<_, &str>(0), "event_id")?, r.get(1))))
+            .collect()
     }
 
     /// Every workspace's head.

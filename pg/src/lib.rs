@@ -22,6 +22,8 @@ use tokio_postgres::NoTls;
 
 pub use accounts::PgAccounts;
 pub use central::PgCentral;
+/// The driver, for callers that run their own statements (`server query`).
+pub use tokio_postgres;
 pub use views::PgViews;
 
 #[derive(Debug, thiserror::Error)]

@@ -21,18 +21,27 @@ const MAX_PAUSE: Duration = Duration::from_secs(5);
 
 /// What the listener tells its owner.
 pub trait HeadsListener: Send + Sync + 'static {
-    /// A workspace's head moved to `head` (in any process). Called on the listener's task:
-    /// must not block.
-    fn head(&self, workspace: WorkspaceId, head: u64);
+    /// A workspace's head moved to `head` by a push of `appended` events (in any process).
+    /// Called on the listener's task: must not block.
+    fn head(&self, workspace: WorkspaceId, head: u64, appended: u64);
     /// Listening (again): notices from before may have been missed.
     fn connected(&self);
 }
 
-/// A notice's payload, `<workspace_id> <head>`; `None` for anything else (a notice on the
-/// channel from elsewhere is ignored, never trusted).
-pub fn parse_notice(payload: &str) -> Option<(WorkspaceId, u64)> {
-    let (workspace, head) = payload.split_once(' ')?;
-    Some((workspace.parse().ok()?, head.parse().ok()?))
+/// A notice's payload, `<workspace_id> <head> <appended>`: the workspace, its new head, and
+/// how many events the push appended; `None` for anything else (a notice on the channel from
+/// elsewhere is ignored, never trusted).
+pub fn parse_notice(payload: &str) -> Option<(WorkspaceId, u64, u64)> {
+    let mut parts = payload.split(' ');
+    let notice = (
+        parts.next()?.parse().ok()?,
+        parts.next()?.parse().ok()?,
+        parts.next()?.parse().ok()?,
+    );
+    match parts.next() {
+        None if notice.2 <= notice.1 => Some(notice),
+        _ => None,
+    }
 }
 
 /// Listens until `stop` says so, connecting again whenever the connection ends.
@@ -93,8 +102,8 @@ async fn listen_once(db: &Database, listener: &impl HeadsListener) -> Result<(),
     while let Some(message) = messages.next().await {
         match message {
             Ok(AsyncMessage::Notification(n)) if n.channel() == HEADS_CHANNEL => {
-                if let Some((workspace, head)) = parse_notice(n.payload()) {
-                    listener.head(workspace, head);
+                if let Some((workspace, head, appended)) = parse_notice(n.payload()) {
+                    listener.head(workspace, head, appended);
                 }
             }
             Ok(_) => {}
@@ -127,16 +136,19 @@ mod tests {
     fn notices_are_read_strictly() {
         let ws = "0190f5a2-7c3e-7b4a-9d2e-1234567890ab";
         assert_eq!(
-            parse_notice(&format!("{ws} 42")).map(|(w, h)| (w.to_string(), h)),
-            Some((ws.to_string(), 42))
+            parse_notice(&format!("{ws} 42 3")).map(|(w, h, n)| (w.to_string(), h, n)),
+            Some((ws.to_string(), 42, 3))
         );
         for bad in [
             "",
             "42",
             ws,
-            &format!("{ws} -1"),
-            "x 1",
-            &format!("{ws}  1"),
+            &format!("{ws} 42"),
+            &format!("{ws} -1 1"),
+            &format!("{ws} 4 5"),
+            &format!("{ws} 4 1 1"),
+            "x 1 1",
+            &format!("{ws}  1 1"),
         ] {
             assert_eq!(parse_notice(bad), None, "{bad:?}");
         }

@@ -49,8 +49,18 @@ impl PgViews {
     /// One projection pass, `batch` events per transaction: the events applied, or `None`
     /// when another process holds the projector's lock (it projects; ask again later).
     pub async fn project(&self, batch: u64) -> Result<Option<u64>, PgError> {
+        self.pass(batch, false).await
+    }
+
+    /// Catches the views up with the log before they are read: waits (at most 5 s) for a
+    /// projector at work in another process to finish its batch, then projects what is left.
+    pub async fn catch_up(&self, batch: u64) -> Result<u64, PgError> {
+        Ok(self.pass(batch, true).await?.unwrap_or_default())
+    }
+
+    async fn pass(&self, batch: u64, wait: bool) -> Result<Option<u64>, PgError> {
         let mut client = self.db.client().await?;
-        if !self.made_by_this_build(&mut client).await? {
+        if !self.made_by_this_build(&mut client, wait).await? {
             return Ok(None);
         }
         let heads = client
@@ -66,7 +76,7 @@ impl PgViews {
             let workspace: WorkspaceId = parse(row.get(0), "workspace_id")?;
             let head = u64::try_from(row.get::<_, i64>(1)).unwrap_or(0);
             loop {
-                let Some(tx) = locked(&mut client).await? else {
+                let Some(tx) = locked(&mut client, wait).await? else {
                     return Ok(None);
                 };
                 // Read under the lock: what another projector committed is seen.
@@ -94,8 +104,9 @@ impl PgViews {
     async fn made_by_this_build(
         &self,
         client: &mut deadpool_postgres::Object,
+        wait: bool,
     ) -> Result<bool, PgError> {
-        let Some(tx) = locked(client).await? else {
+        let Some(tx) = locked(client, wait).await? else {
             return Ok(false);
         };
         let version: Option<i64> = tx
@@ -410,14 +421,26 @@ fn event_type_name(event_type: &str) -> Result<&'static str, PgError> {
 /// A transaction holding the projector's lock, or `None` when another process holds it. READ
 /// COMMITTED whatever the database's default: its reads see what the projector before
 /// committed.
+/// A transaction holding the projector's lock; `None` when another holds it and `wait` is
+/// false (with `wait`, it waits at most 5 s, then fails).
 async fn locked(
     client: &mut deadpool_postgres::Object,
+    wait: bool,
 ) -> Result<Option<deadpool_postgres::Transaction<'_>>, PgError> {
     let tx = client
         .build_transaction()
         .isolation_level(IsolationLevel::ReadCommitted)
         .start()
         .await?;
+    if wait {
+        tx.batch_execute("SET LOCAL lock_timeout = '5s'").await?;
+        tx.execute(
+            "SELECT pg_advisory_xact_lock($1, $2)",
+            &[&PROJECTOR.0, &PROJECTOR.1],
+        )
+        .await?;
+        return Ok(Some(tx));
+    }
     let locked: bool = tx
         .query_one(
             "SELECT pg_try_advisory_xact_lock($1, $2)",

@@ -549,10 +549,10 @@ async fn a_push_through_one_process_is_heard_by_another_even_after_its_connectio
     use tandem_pg::listen::{listen_heads, HeadsListener};
     use tokio::sync::mpsc;
 
-    struct Forward(mpsc::UnboundedSender<Option<(WorkspaceId, u64)>>);
+    struct Forward(mpsc::UnboundedSender<Option<(WorkspaceId, u64, u64)>>);
     impl HeadsListener for Forward {
-        fn head(&self, workspace: WorkspaceId, head: u64) {
-            let _ = self.0.send(Some((workspace, head)));
+        fn head(&self, workspace: WorkspaceId, head: u64, appended: u64) {
+            let _ = self.0.send(Some((workspace, head, appended)));
         }
         fn connected(&self) {
             let _ = self.0.send(None);
@@ -576,7 +576,7 @@ async fn a_push_through_one_process_is_heard_by_another_even_after_its_connectio
         events: events[from..to].iter().map(to_wire).collect(),
     };
     pusher.push_as(&push(0, 3, 0), &by_user()).await.unwrap();
-    assert_eq!(next(&mut heard).await, Some(Some((workspace, 3))));
+    assert_eq!(next(&mut heard).await, Some(Some((workspace, 3, 3))));
     // An acknowledged repeat appends nothing and announces nothing; a refusal neither.
     pusher.push_as(&push(0, 3, 0), &by_user()).await.unwrap();
     pusher
@@ -597,7 +597,7 @@ async fn a_push_through_one_process_is_heard_by_another_even_after_its_connectio
     assert_eq!(cut, 1);
     assert_eq!(next(&mut heard).await, Some(None), "listening again");
     pusher.push_as(&push(3, 5, 3), &by_user()).await.unwrap();
-    assert_eq!(next(&mut heard).await, Some(Some((workspace, 5))));
+    assert_eq!(next(&mut heard).await, Some(Some((workspace, 5, 2))));
     stop.send(true).unwrap();
     tokio::time::timeout(std::time::Duration::from_secs(5), listening)
         .await

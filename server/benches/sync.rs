@@ -156,7 +156,16 @@ fn access_check_cost(events: &[tandem_events::event::StoredEvent]) {
     let plain = server::Databases::open(plain_dir.path(), &Limits::default()).unwrap();
     let t = Instant::now();
     for (i, chunk) in events.chunks(BATCH).enumerate() {
-        plain.central.lock().unwrap().push(&push(i, chunk)).unwrap();
+        plain
+            .backend
+            .push_as(
+                &push(i, chunk),
+                &tandem_store::Pusher {
+                    user: None,
+                    quota: None,
+                },
+            )
+            .unwrap();
     }
     let without = t.elapsed();
     // With: the service a push goes through.
@@ -174,9 +183,7 @@ fn access_check_cost(events: &[tandem_events::event::StoredEvent]) {
         )
         .unwrap();
     let service = SyncService::new(
-        Arc::clone(&dbs.central),
-        Arc::clone(&dbs.views),
-        Arc::clone(&dbs.readers),
+        Arc::clone(&dbs.backend),
         4,
         Arc::new(|_| {}),
         Arc::clone(&dbs.accounts),

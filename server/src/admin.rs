@@ -1,7 +1,10 @@
 //! The maintenance subcommands: `rebuild`, `inspect`, `verify`, `export`, `import`, `backup`,
-//! `restore`, `query`. Those that only read (`inspect`, `verify`, `export`, `query`, `backup`)
-//! open the log read-only and work beside a running server; those that write (`import`,
-//! `rebuild`, `restore`) take the data dir's lock and refuse while a server holds it.
+//! `restore`, `query`, and the accounts'. Those that only read (`inspect`, `verify`, `export`,
+//! `query`, `backup`) open the log read-only and work beside a running server; those that
+//! write (`import`, `rebuild`, `restore`) take the data dir's lock and refuse while a server
+//! holds it. `verify`, `export`, `import`, `query`, `migrate` and the account commands work on
+//! a PostgreSQL database too ([`Storage::Postgres`]), beside serving processes (an import
+//! holds each workspace's push lock; account writes take the accounts' lock).
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -14,6 +17,122 @@ use tandem_store::{EventLog, Views};
 
 use crate::databases::{now_ms, ACCOUNTS_FILE};
 use tandem_accounts::{AccountStore, Accounts};
+
+/// Where a command finds the server's state, as `serve` was told.
+#[derive(Debug, Clone)]
+pub enum Storage {
+    /// A data dir's SQLite databases.
+    Dir(PathBuf),
+    /// A PostgreSQL database.
+    Postgres(crate::config::DatabaseUrl),
+}
+
+impl From<&Path> for Storage {
+    fn from(dir: &Path) -> Self {
+        Self::Dir(dir.to_path_buf())
+    }
+}
+
+impl From<&PathBuf> for Storage {
+    fn from(dir: &PathBuf) -> Self {
+        Self::Dir(dir.clone())
+    }
+}
+
+/// A PostgreSQL database opened for one command, its schema brought to this build's. It has
+/// a runtime of its own: the accounts' methods wait on it from the command's thread (never
+/// call these from inside another runtime's task; the tests use `spawn_blocking`).
+pub struct PgSession {
+    central: tandem_pg::PgCentral,
+    accounts: tandem_pg::PgAccounts,
+    // Last: dropped after what runs on it.
+    runtime: tokio::runtime::Runtime,
+}
+
+impl PgSession {
+    pub fn open(url: &crate::config::DatabaseUrl) -> anyhow::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?;
+        let (central, accounts) = runtime.block_on(async {
+            let db = tandem_pg::Database::connect(&url.0, 2)?;
+            db.migrate().await?;
+            let central = tandem_pg::PgCentral::open(
+                db.clone(),
+                crate::databases::sync_limits(&crate::config::Limits::default()),
+                &uuid::Uuid::new_v4().to_string(),
+                Arc::new(now_ms),
+            )
+            .await?;
+            let accounts = tandem_pg::PgAccounts::new(db, tokio::runtime::Handle::current());
+            Ok::<_, tandem_pg::PgError>((central, accounts))
+        })?;
+        Ok(Self {
+            central,
+            accounts,
+            runtime,
+        })
+    }
+
+    fn wait<T>(&self, work: impl std::future::Future<Output = T>) -> T {
+        self.runtime.block_on(work)
+    }
+
+    /// The workspaces that hold events.
+    fn workspaces(&self) -> anyhow::Result<Vec<String>> {
+        Ok(self
+            .wait(self.central.heads())?
+            .into_iter()
+            .map(|(ws, _)| ws.to_string())
+            .collect())
+    }
+}
+
+/// The accounts a command works on.
+enum AccountsAt {
+    Sqlite(Accounts),
+    Postgres(Box<PgSession>),
+}
+
+impl std::ops::Deref for AccountsAt {
+    type Target = dyn AccountStore;
+
+    fn deref(&self) -> &Self::Target {
+        match self {
+            Self::Sqlite(accounts) => accounts,
+            Self::Postgres(session) => &session.accounts,
+        }
+    }
+}
+
+/// The accounts at `at`; in a data dir, `create` makes accounts.db when missing (else it
+/// must exist).
+fn accounts_at(at: &Storage, create: bool) -> anyhow::Result<AccountsAt> {
+    Ok(match at {
+        Storage::Dir(dir) if create => AccountsAt::Sqlite(open_accounts(dir)?),
+        Storage::Dir(dir) => AccountsAt::Sqlite(read_accounts(dir)?),
+        Storage::Postgres(url) => AccountsAt::Postgres(Box::new(PgSession::open(url)?)),
+    })
+}
+
+/// Runs `f` on the accounts at `at` (which must exist). Blocks: on PostgreSQL, call it off
+/// any async runtime (the command line; `spawn_blocking` in tests).
+pub fn with_accounts<T>(
+    at: impl Into<Storage>,
+    f: impl FnOnce(&dyn AccountStore) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    f(&*accounts_at(&at.into(), false)?)
+}
+
+/// The workspaces that hold events at `at`.
+fn workspaces_at(at: &Storage, accounts: &AccountsAt) -> anyhow::Result<Vec<String>> {
+    match (at, accounts) {
+        (_, AccountsAt::Postgres(session)) => session.workspaces(),
+        (Storage::Dir(dir), _) => log_workspaces(dir),
+        (Storage::Postgres(url), _) => PgSession::open(url)?.workspaces(),
+    }
+}
 
 /// The log, read-only (works beside a running server, and on a read-only copy).
 fn read_log(data_dir: &Path) -> anyhow::Result<EventLog> {
@@ -76,25 +195,44 @@ fn progress(p: tandem_store::Progress) {
 
 /// Checks the log's invariants, and that every event's workspace exists (an account made it)
 /// and every account an event names exists; the error names the first violation.
-pub fn verify(data_dir: &Path) -> anyhow::Result<u64> {
-    let log = read_log(data_dir)?;
-    let checked = log
-        .verify()
-        .map_err(|v| anyhow::anyhow!("invariant violated: {v}"))?;
-    let (workspaces, users) = if data_dir.join(ACCOUNTS_FILE).exists() {
-        let accounts = read_accounts(data_dir)?;
-        (accounts.workspace_ids()?, accounts.user_ids()?)
-    } else {
-        Default::default()
+pub fn verify(at: impl Into<Storage>) -> anyhow::Result<u64> {
+    let at = at.into();
+    let (checked, heads, event_users, (workspaces, users)) = match &at {
+        Storage::Dir(data_dir) => {
+            let log = read_log(data_dir)?;
+            let checked = log
+                .verify()
+                .map_err(|v| anyhow::anyhow!("invariant violated: {v}"))?;
+            let known = if data_dir.join(ACCOUNTS_FILE).exists() {
+                let accounts = read_accounts(data_dir)?;
+                (accounts.workspace_ids()?, accounts.user_ids()?)
+            } else {
+                Default::default()
+            };
+            (checked, log.heads()?, log.event_users()?, known)
+        }
+        Storage::Postgres(url) => {
+            let session = PgSession::open(url)?;
+            let checked = session
+                .wait(session.central.verify())
+                .map_err(|v| anyhow::anyhow!("invariant violated: {v}"))?;
+            let heads = session.wait(session.central.heads())?;
+            let users = session.wait(session.central.event_users())?;
+            let known = (
+                session.accounts.workspace_ids()?,
+                session.accounts.user_ids()?,
+            );
+            (checked, heads, users, known)
+        }
     };
-    for (workspace, _) in log.heads()? {
+    for (workspace, _) in heads {
         if !workspaces.contains(&workspace.to_string()) {
             bail!(
                 "invariant violated: workspace {workspace} has events but no owner (a data dir from before accounts: make the first account with `server user add NAME`; after an import: `server import --owner NAME`)"
             );
         }
     }
-    for (event, user) in log.event_users()? {
+    for (event, user) in event_users {
         if !users.contains(&user) {
             bail!("invariant violated: event {event} names account {user}, which does not exist");
         }
@@ -137,15 +275,16 @@ fn log_workspaces(data_dir: &Path) -> anyhow::Result<Vec<String>> {
 /// `server user add NAME`: makes an account with its own workspace (its "Inbox" list is
 /// written by the server at the first sign-in). The first account is the admin and owns the
 /// log's workspaces from before accounts. Returns whether it is the first.
-pub fn user_add(data_dir: &Path, username: &str, password: &str) -> anyhow::Result<bool> {
+pub fn user_add(at: impl Into<Storage>, username: &str, password: &str) -> anyhow::Result<bool> {
+    let at = at.into();
     tandem_accounts::names::username(username)?;
     tandem_accounts::names::password(password)?;
-    let accounts = open_accounts(data_dir)?;
+    let accounts = accounts_at(&at, true)?;
     if accounts.user_by_name(username)?.is_some() {
         bail!("the username {username:?} is taken");
     }
     let hash = tandem_accounts::password::hash(password)?;
-    let adopt = log_workspaces(data_dir)?;
+    let adopt = workspaces_at(&at, &accounts)?;
     let user_id = uuid::Uuid::new_v4().to_string();
     let workspace_id = uuid::Uuid::new_v4().to_string();
     let record = accounts.create_account(&tandem_accounts::NewAccount {
@@ -163,8 +302,8 @@ pub fn user_add(data_dir: &Path, username: &str, password: &str) -> anyhow::Resu
 }
 
 /// `server user list`: name, id, and state, one account a line.
-pub fn user_list(data_dir: &Path, out: &mut impl Write) -> anyhow::Result<usize> {
-    let accounts = read_accounts(data_dir)?;
+pub fn user_list(at: impl Into<Storage>, out: &mut impl Write) -> anyhow::Result<usize> {
+    let accounts = accounts_at(&at.into(), false)?;
     let users = accounts.users()?;
     for u in &users {
         let state = if u.deleted {
@@ -186,15 +325,15 @@ pub fn user_list(data_dir: &Path, out: &mut impl Write) -> anyhow::Result<usize>
 
 /// `server user disable NAME` (or enable): a disabled account's sessions and tokens end and
 /// its sockets close within a second.
-pub fn user_disable(data_dir: &Path, username: &str, disabled: bool) -> anyhow::Result<()> {
-    read_accounts(data_dir)?.set_disabled(username, disabled)?;
+pub fn user_disable(at: impl Into<Storage>, username: &str, disabled: bool) -> anyhow::Result<()> {
+    accounts_at(&at.into(), false)?.set_disabled(username, disabled)?;
     Ok(())
 }
 
 /// `server user reset NAME`: a new password; every session and token of the account ends.
-pub fn user_reset(data_dir: &Path, username: &str, password: &str) -> anyhow::Result<()> {
+pub fn user_reset(at: impl Into<Storage>, username: &str, password: &str) -> anyhow::Result<()> {
     tandem_accounts::names::password(password)?;
-    let accounts = read_accounts(data_dir)?;
+    let accounts = accounts_at(&at.into(), false)?;
     let user = accounts
         .user_by_name(username)?
         .filter(|u| !u.deleted)
@@ -206,17 +345,17 @@ pub fn user_reset(data_dir: &Path, username: &str, password: &str) -> anyhow::Re
 
 /// `server token create --user NAME`: an API token (printed once).
 pub fn token_create(
-    data_dir: &Path,
+    at: impl Into<Storage>,
     username: &str,
     name: &str,
     expires_in_s: Option<u64>,
 ) -> anyhow::Result<(String, String)> {
-    let accounts = read_accounts(data_dir)?;
+    let accounts = accounts_at(&at.into(), false)?;
     let user = accounts
         .user_by_name(username)?
         .filter(|u| !u.deleted && !u.disabled)
         .with_context(|| format!("no active account {username:?}"))?;
-    crate::auth::make_token(&accounts, &user.user.user_id, name, expires_in_s)
+    crate::auth::make_token(&*accounts, &user.user.user_id, name, expires_in_s)
         .map_err(|e| anyhow::anyhow!("{}", e.0.message))
 }
 
@@ -280,13 +419,26 @@ pub fn inspect(data_dir: &Path, filter: &Filter, out: &mut impl Write) -> anyhow
 }
 
 /// Writes every event as JSON lines, by workspace then seq.
-pub fn export(data_dir: &Path, out: &mut impl Write) -> anyhow::Result<u64> {
-    let log = read_log(data_dir)?;
+pub fn export(at: impl Into<Storage>, out: &mut impl Write) -> anyhow::Result<u64> {
+    let at = at.into();
+    let log = match &at {
+        Storage::Dir(dir) => Ok(read_log(dir)?),
+        Storage::Postgres(url) => Err(PgSession::open(url)?),
+    };
+    let heads = match &log {
+        Ok(log) => log.heads()?,
+        Err(session) => session.wait(session.central.heads())?,
+    };
     let mut written = 0;
-    for (workspace, head) in log.heads()? {
+    for (workspace, head) in heads {
         let mut after = 0;
         while after < head {
-            let page = log.events_after_by(workspace, after, 5_000)?;
+            let page = match &log {
+                Ok(log) => log.events_after_by(workspace, after, 5_000)?,
+                Err(session) => {
+                    session.wait(session.central.events_after(workspace, after, 5_000))?
+                }
+            };
             let Some((last, _, _)) = page.last() else {
                 break;
             };
@@ -308,37 +460,47 @@ pub fn export(data_dir: &Path, out: &mut impl Write) -> anyhow::Result<u64> {
 /// seq and content, and new ones must follow each workspace's head densely — or it refuses.
 /// Idempotent, all or nothing. Returns `(imported, skipped)`.
 pub fn import(
-    data_dir: &Path,
+    at: impl Into<Storage>,
     input: impl BufRead,
     owner: Option<&str>,
 ) -> anyhow::Result<(usize, usize)> {
-    let lock = crate::lock::lock(data_dir, "import")?;
-    let accounts = match owner {
-        Some(_) => Some(open_accounts(data_dir)?),
-        None if data_dir.join(ACCOUNTS_FILE).exists() => Some(read_accounts(data_dir)?),
-        None => None,
-    };
-    let owner_id = match (owner, &accounts) {
-        (Some(name), Some(accounts)) => Some(
-            accounts
-                .user_by_name(name)?
-                .filter(|u| !u.deleted)
-                .with_context(|| format!("no account {name:?} to own the imported workspaces"))?
-                .user
-                .user_id,
-        ),
-        _ => None,
-    };
-    let known_users = match &accounts {
-        Some(a) => a.user_ids()?,
-        None => Default::default(),
-    };
-    let fresh = !data_dir.join("events.db").exists();
-    let mut log = EventLog::open(
-        data_dir.join("events.db"),
-        DeviceId::from_uuid(uuid::Uuid::new_v4()),
-        Arc::new(now_ms),
-    )?;
+    match at.into() {
+        Storage::Dir(dir) => import_dir(&dir, input, owner),
+        Storage::Postgres(url) => {
+            let session = PgSession::open(&url)?;
+            let owner_id = match owner {
+                Some(name) => Some(owner_of(&session.accounts, name)?),
+                None => None,
+            };
+            let events = read_export(input, &session.accounts.user_ids()?)?;
+            let counts = session.wait(session.central.import(&events))?;
+            if let Some(owner) = &owner_id {
+                let adopted = session
+                    .accounts
+                    .adopt(owner, &session.workspaces()?, now())?;
+                eprintln!("{adopted} workspaces now belong to the owner");
+            }
+            Ok(counts)
+        }
+    }
+}
+
+/// The account that is to own imported workspaces.
+fn owner_of(accounts: &dyn AccountStore, name: &str) -> anyhow::Result<String> {
+    Ok(accounts
+        .user_by_name(name)?
+        .filter(|u| !u.deleted)
+        .with_context(|| format!("no account {name:?} to own the imported workspaces"))?
+        .user
+        .user_id)
+}
+
+/// Reads exported JSON lines: each event checked and decodable; an account this server does
+/// not have is not kept (the event's content is; who pushed it is not part of it).
+fn read_export(
+    input: impl BufRead,
+    known_users: &std::collections::HashSet<String>,
+) -> anyhow::Result<Vec<tandem_store::log::LoggedBy>> {
     let mut events = Vec::new();
     for (n, line) in input.lines().enumerate() {
         let line = line.with_context(|| format!("cannot read line {}", n + 1))?;
@@ -352,11 +514,38 @@ pub fn import(
         event
             .decode()
             .with_context(|| format!("line {}: event {} does not decode", n + 1, event.event_id))?;
-        // An account this server does not have is not kept (the event's content is; who
-        // pushed it is not part of it).
         let user = logged.user_id.filter(|u| known_users.contains(u));
         events.push((logged.seq, event, user));
     }
+    Ok(events)
+}
+
+fn import_dir(
+    data_dir: &Path,
+    input: impl BufRead,
+    owner: Option<&str>,
+) -> anyhow::Result<(usize, usize)> {
+    let lock = crate::lock::lock(data_dir, "import")?;
+    let accounts = match owner {
+        Some(_) => Some(open_accounts(data_dir)?),
+        None if data_dir.join(ACCOUNTS_FILE).exists() => Some(read_accounts(data_dir)?),
+        None => None,
+    };
+    let owner_id = match (owner, &accounts) {
+        (Some(name), Some(accounts)) => Some(owner_of(accounts, name)?),
+        _ => None,
+    };
+    let known_users = match &accounts {
+        Some(a) => a.user_ids()?,
+        None => Default::default(),
+    };
+    let fresh = !data_dir.join("events.db").exists();
+    let mut log = EventLog::open(
+        data_dir.join("events.db"),
+        DeviceId::from_uuid(uuid::Uuid::new_v4()),
+        Arc::new(now_ms),
+    )?;
+    let events = read_export(input, &known_users)?;
     let counts = log.import_logged(&events)?;
     if let (Some(owner), Some(accounts)) = (&owner_id, &accounts) {
         let workspaces: Vec<String> = log
@@ -596,8 +785,12 @@ pub fn restore(data_dir: &Path, input: &Path) -> anyhow::Result<u64> {
 
 /// Runs one read-only SQL statement on the log and prints its rows as JSON arrays (one per
 /// line, the column names first). A statement that would write is refused before it runs.
-pub fn query(data_dir: &Path, sql: &str, out: &mut impl Write) -> anyhow::Result<usize> {
-    let log = read_log(data_dir)?;
+pub fn query(at: impl Into<Storage>, sql: &str, out: &mut impl Write) -> anyhow::Result<usize> {
+    let data_dir = match at.into() {
+        Storage::Dir(dir) => dir,
+        Storage::Postgres(url) => return query_postgres(&url, sql, out),
+    };
+    let log = read_log(&data_dir)?;
     let conn = log.connection();
     conn.pragma_update(None, "query_only", true)?;
     let mut stmt = conn
@@ -625,6 +818,52 @@ pub fn query(data_dir: &Path, sql: &str, out: &mut impl Write) -> anyhow::Result
         }
         writeln!(out, "{}", serde_json::Value::Array(values))?;
         n += 1;
+    }
+    Ok(n)
+}
+
+/// `query` on PostgreSQL: the statement runs in a READ ONLY transaction (the database refuses
+/// any write) that is rolled back; values are printed as the database writes them as text,
+/// numbers as JSON numbers.
+fn query_postgres(
+    url: &crate::config::DatabaseUrl,
+    sql: &str,
+    out: &mut impl Write,
+) -> anyhow::Result<usize> {
+    use tandem_pg::tokio_postgres::SimpleQueryMessage;
+    let session = PgSession::open(url)?;
+    let messages = session.wait(async {
+        let mut client = session.central.database().client().await?;
+        let tx = client.build_transaction().read_only(true).start().await?;
+        let messages = tx
+            .simple_query(sql)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", tandem_pg::describe(&e)))?;
+        tx.rollback().await?;
+        Ok::<_, anyhow::Error>(messages)
+    })?;
+    let mut n = 0;
+    for message in &messages {
+        match message {
+            SimpleQueryMessage::RowDescription(columns) => {
+                let names: Vec<&str> = columns.iter().map(|c| c.name()).collect();
+                writeln!(out, "{}", serde_json::to_string(&names)?)?;
+            }
+            SimpleQueryMessage::Row(row) => {
+                let values: Vec<serde_json::Value> = (0..row.len())
+                    .map(|i| match row.get(i) {
+                        None => serde_json::Value::Null,
+                        Some(text) => text
+                            .parse::<i64>()
+                            .map(Into::into)
+                            .unwrap_or_else(|_| text.into()),
+                    })
+                    .collect();
+                writeln!(out, "{}", serde_json::Value::Array(values))?;
+                n += 1;
+            }
+            _ => {}
+        }
     }
     Ok(n)
 }

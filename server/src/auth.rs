@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use app::sync::ssr::Backend;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -20,7 +21,6 @@ use tandem_accounts::{
     password, AccountStore, Caller, Credential, InviteCheck, NewAccount, NewSession, Principal,
 };
 use tandem_protocol::sync::{ErrorCode, SyncError};
-use tandem_store::Central;
 use tokio::sync::Semaphore;
 
 use crate::config::SignUp;
@@ -170,7 +170,7 @@ pub struct Auth {
     limiter: Limiter,
     /// The one-time setup token's digest, while no account exists.
     setup: Mutex<Option<String>>,
-    central: Arc<Mutex<Central>>,
+    backend: Arc<dyn Backend>,
     pub hub: Arc<Hub>,
     pub quota_events_per_day: u64,
     pub quota_bytes: u64,
@@ -202,7 +202,7 @@ impl Auth {
     pub fn new(
         accounts: Arc<dyn AccountStore>,
         settings: AuthSettings,
-        central: Arc<Mutex<Central>>,
+        backend: Arc<dyn Backend>,
         hub: Arc<Hub>,
     ) -> Result<Self, AuthError> {
         Ok(Self {
@@ -214,7 +214,7 @@ impl Auth {
             hashing: Hashing::new(settings.password_hashes)?,
             limiter: Limiter::default(),
             setup: Mutex::new(None),
-            central,
+            backend,
             hub,
             quota_events_per_day: settings.quota_events_per_day,
             quota_bytes: settings.quota_bytes,
@@ -390,7 +390,7 @@ impl Auth {
     /// device; a workspace that holds events already is left as it is).
     pub async fn ensure_inbox(&self, user_id: &str) -> Result<(), ApiError> {
         let accounts = Arc::clone(&self.accounts);
-        let central = Arc::clone(&self.central);
+        let backend = Arc::clone(&self.backend);
         let user = user_id.to_string();
         blocking(move || {
             for ws in accounts
@@ -400,10 +400,7 @@ impl Auth {
                 let Ok(workspace) = ws.parse::<tandem_events::ids::WorkspaceId>() else {
                     continue;
                 };
-                let mut central = central
-                    .lock()
-                    .map_err(|_| internal("the central log is poisoned"))?;
-                central
+                backend
                     .ensure_first_list(
                         workspace,
                         crate::databases::DEFAULT_LIST_NAME,
@@ -412,7 +409,6 @@ impl Auth {
                         Some(&user),
                     )
                     .map_err(ApiError)?;
-                drop(central);
                 accounts
                     .inbox_written(&ws)
                     .map_err(|e| ApiError(refusal(e)))?;
@@ -432,33 +428,36 @@ impl Auth {
     }
 
     /// The workspaces that hold events in the log.
-    fn log_workspaces(&self) -> Result<Vec<String>, ApiError> {
-        let central = self
-            .central
-            .lock()
-            .map_err(|_| internal("the central log is poisoned"))?;
-        Ok(central
-            .log()
-            .heads()
-            .map_err(internal)?
-            .into_iter()
-            .map(|(ws, _)| ws.to_string())
-            .collect())
+    async fn log_workspaces(&self) -> Result<Vec<String>, ApiError> {
+        let backend = Arc::clone(&self.backend);
+        blocking(move || {
+            Ok(backend
+                .heads()
+                .map_err(ApiError)?
+                .into_iter()
+                .map(|(ws, _)| ws.to_string())
+                .collect())
+        })
+        .await
     }
 
     /// Whether the log holds events of `workspace_id`.
-    pub fn in_log(&self, workspace_id: tandem_events::ids::WorkspaceId) -> Result<bool, ApiError> {
-        let central = self
-            .central
-            .lock()
-            .map_err(|_| internal("the central log is poisoned"))?;
-        Ok(central.log().head(workspace_id).map_err(internal)? > 0)
+    pub async fn in_log(
+        &self,
+        workspace_id: tandem_events::ids::WorkspaceId,
+    ) -> Result<bool, ApiError> {
+        let backend = Arc::clone(&self.backend);
+        blocking(move || Ok(backend.head(workspace_id, now()).map_err(ApiError)? > 0)).await
     }
 
     /// Whether a request may make the first account through the page (CONTRACT.md): the
     /// server listens on loopback, the request came straight from loopback to a loopback name
     /// (no proxy in between, no public URL elsewhere), and the log holds no workspace.
-    fn first_account_here(&self, headers: &HeaderMap, client: &ClientIp) -> Result<bool, ApiError> {
+    async fn first_account_here(
+        &self,
+        headers: &HeaderMap,
+        client: &ClientIp,
+    ) -> Result<bool, ApiError> {
         let local_host = headers
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())
@@ -477,7 +476,7 @@ impl Auth {
             && local_host
             && public_local
             && direct
-            && self.log_workspaces()?.is_empty())
+            && self.log_workspaces().await?.is_empty())
     }
 }
 
@@ -557,7 +556,7 @@ pub async fn sign_up(
     if first {
         let setup = auth.setup.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let with_setup = invite.is_some() && invite == setup;
-        if !with_setup && !auth.first_account_here(&headers, &client)? {
+        if !with_setup && !auth.first_account_here(&headers, &client).await? {
             return Err(api(
                 ErrorCode::SignUpClosed,
                 "the first account is made with `server user add NAME` or the setup link the server printed at start",
@@ -606,7 +605,7 @@ pub async fn sign_up(
     auth.limiter.sign_ups.hit(&address, at);
     let hash = auth.hashing.hash(&address, &body.password).await?;
     let adopt = if first {
-        auth.log_workspaces()?
+        auth.log_workspaces().await?
     } else {
         vec![]
     };
@@ -895,12 +894,10 @@ pub async fn create_token(
     if p.is_token() {
         return Err(api(ErrorCode::Forbidden, "a token cannot make tokens"));
     }
-    let (token_id, token) = make_token(
-        &*auth.accounts,
-        &p.user.user_id,
-        &body.name,
-        body.expires_in_s,
-    )?;
+    let accounts = Arc::clone(&auth.accounts);
+    let (token_id, token) =
+        blocking(move || make_token(&*accounts, &p.user.user_id, &body.name, body.expires_in_s))
+            .await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "token_id": token_id, "token": token })),

@@ -162,15 +162,6 @@ pub struct DoctorArgs {
 pub struct MigrateArgs {
     #[command(flatten)]
     pub data: DataArgs,
-    /// A PostgreSQL database to migrate instead of the data dir:
-    /// postgres://USER:PASSWORD@HOST:PORT/DATABASE
-    #[arg(
-        long,
-        env = "TANDEM_DATABASE_URL",
-        value_name = "URL",
-        hide_env_values = true
-    )]
-    pub database: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -192,16 +183,39 @@ pub struct DataArgs {
     /// Runtime config file [default: ./Leptos.toml when present]
     #[arg(long, env = "TANDEM_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// A PostgreSQL database instead of the data dir (as `serve --database`):
+    /// postgres://USER:PASSWORD@HOST:PORT/DATABASE
+    #[arg(
+        long,
+        env = "TANDEM_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database: Option<String>,
 }
 
 impl DataArgs {
+    /// The data dir, for the commands that only work on one (refused with `--database`).
     pub fn resolve(self) -> Result<PathBuf, ConfigError> {
+        if self.database.as_deref().is_some_and(|url| !url.is_empty()) {
+            return Err(ConfigError::DataDirOnly);
+        }
         let serve = ServeArgs {
             data_dir: self.data_dir,
             config: self.config,
             ..ServeArgs::default()
         };
         Ok(serve.resolve()?.data_dir)
+    }
+
+    /// Where the command works: the PostgreSQL database when one is named, else the data dir.
+    pub fn storage(mut self) -> Result<crate::admin::Storage, ConfigError> {
+        match self.database.take().filter(|url| !url.is_empty()) {
+            Some(url) => Ok(crate::admin::Storage::Postgres(crate::config::DatabaseUrl(
+                url,
+            ))),
+            None => self.resolve().map(crate::admin::Storage::Dir),
+        }
     }
 }
 
@@ -293,6 +307,15 @@ pub struct ServeArgs {
     /// Who may make an account: invite (with an invite link, the default), open or closed
     #[arg(long, env = "TANDEM_SIGN_UP", value_name = "POLICY")]
     pub sign_up: Option<crate::config::SignUp>,
+    /// Keep everything in this PostgreSQL database instead of the data dir, so that several
+    /// server processes can serve it: postgres://USER:PASSWORD@HOST:PORT/DATABASE
+    #[arg(
+        long,
+        env = "TANDEM_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database: Option<String>,
     #[command(flatten)]
     pub limits: LimitArgs,
 }
@@ -411,6 +434,7 @@ impl ServeArgs {
                 trusted_proxy: self.trusted_proxy,
                 metrics_token: self.metrics_token,
                 sign_up: self.sign_up,
+                database: self.database,
             },
             leptos_env,
             file,

@@ -15,6 +15,19 @@ pub struct Config {
     pub site_root: PathBuf,
     pub limits: Limits,
     pub access: Access,
+    /// A PostgreSQL database to keep everything in instead of the data dir (several
+    /// processes may serve one).
+    pub database: Option<DatabaseUrl>,
+}
+
+/// A PostgreSQL URL; never printed (it may carry a password).
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(pub String);
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DatabaseUrl(..)")
+    }
 }
 
 /// Accounts and the outside world (CONTRACT.md "Serving", "Sign-up").
@@ -145,6 +158,7 @@ pub struct Overrides {
     pub trusted_proxy: Vec<String>,
     pub metrics_token: Option<String>,
     pub sign_up: Option<SignUp>,
+    pub database: Option<String>,
 }
 
 /// Limits given by flags or environment (each beats the config file's).
@@ -223,6 +237,10 @@ pub enum ConfigError {
         value: String,
         message: String,
     },
+    #[error(
+        "this command works on a data dir, and --database / TANDEM_DATABASE_URL names a PostgreSQL database: there, back up with pg_dump and restore with pg_restore (docs/self-host.md), look at events with `server query`; the serving processes keep the views up to date"
+    )]
+    DataDirOnly,
 }
 
 impl FileConfig {
@@ -339,6 +357,10 @@ pub fn resolve(
                 sign_up: file.server.sign_up,
             },
         )?,
+        database: overrides
+            .database
+            .filter(|url| !url.is_empty())
+            .map(DatabaseUrl),
     })
 }
 

@@ -16,6 +16,7 @@ mod json;
 pub mod live;
 pub mod lock;
 mod metrics;
+pub mod postgres;
 mod pwa;
 pub mod rate;
 mod routes;
@@ -104,8 +105,15 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let lock = lock::lock(&config.data_dir, "server")?;
-    let databases = Databases::open(&config.data_dir, &config.limits)?;
+    // On PostgreSQL the data dir holds nothing of the server's: no lock (several processes
+    // share the database; its own locks keep them apart).
+    let (lock, databases) = match &config.database {
+        None => (
+            Some(lock::lock(&config.data_dir, "server")?),
+            Databases::open(&config.data_dir, &config.limits)?,
+        ),
+        Some(url) => (None, Databases::connect(&url.0, &config.limits).await?),
+    };
     let hub = live::Hub::new(config.limits.live_sockets);
     let local_addr = listener.local_addr()?;
     let auth = Arc::new(auth::Auth::new(
@@ -119,10 +127,16 @@ pub async fn run(
             quota_events_per_day: config.limits.quota_events_per_day,
             quota_bytes: config.limits.quota_bytes,
         },
-        Arc::clone(&databases.central),
+        Arc::clone(&databases.backend),
         Arc::clone(&hub),
     )?);
-    if let Some(token) = auth.mint_setup_token()? {
+    let setup = tokio::task::spawn_blocking({
+        let auth = Arc::clone(&auth);
+        move || auth.mint_setup_token()
+    })
+    .await
+    .map_err(|e| std::io::Error::other(format!("the setup check failed: {e}")))?;
+    if let Some(token) = setup? {
         // Shown to the operator once, on purpose, outside the log (no token is ever logged).
         let base = config
             .access
@@ -141,14 +155,34 @@ pub async fn run(
         tracing::warn!("{missing}");
     }
     let site = files.origin().to_string();
-    let router = routes::router(&config, databases.clone(), Arc::clone(&hub), auth, files);
+    let projector = routes::Projector::start(&databases.backend);
+    let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
+    if let Some(postgres) = &databases.postgres {
+        tokio::spawn(tandem_pg::listen::listen_heads(
+            postgres.database().clone(),
+            postgres::HubListener {
+                hub: Arc::clone(&hub),
+                postgres: postgres.clone(),
+                projector: projector.waker(),
+            },
+            stopping.clone(),
+        ));
+    }
+    let router = routes::router(
+        &config,
+        databases.clone(),
+        Arc::clone(&hub),
+        auth,
+        files,
+        projector,
+    );
     tracing::info!(
         addr = %listener.local_addr()?,
+        storage = if databases.postgres.is_some() { "PostgreSQL" } else { "SQLite" },
         data_dir = %config.data_dir.display(),
         site = %site,
         "Tandem is serving"
     );
-    let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
     let signalled = async move {
         shutdown.await;
         // Open WebSockets would hold the graceful shutdown forever: close them first.
@@ -195,22 +229,10 @@ pub async fn run(
             tracing::warn!("the views' last catch-up is slow; they catch up at the next start")
         }
     }
-    // The projector may still hold the views for a moment (a catch-up in flight): wait for it,
-    // so that the read connection closes before the writer, which then removes the WAL.
-    let views = databases.views;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(300);
-    while Arc::strong_count(&views) > 1 && std::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
-    drop(views);
-    // Read-only connections close before the writer, which then removes the WAL.
-    drop(databases.readers);
-    // The router (and its clones of the databases) is gone once serving ends; dropping the
-    // last handle closes both connections, checkpointing the WAL.
-    match Arc::try_unwrap(databases.central) {
-        Ok(central) => drop(central),
-        Err(_) => tracing::warn!("the central log is still referenced at shutdown; closed on drop"),
-    }
+    // The projector may still hold the views for a moment (a catch-up in flight): waited
+    // for, so that the read connections close before the writer, which then removes the WAL.
+    // (The router and its clones of the databases are gone once serving ends.)
+    databases.close(std::time::Duration::from_millis(300)).await;
     drop(lock);
     tracing::info!("Tandem stopped");
     Ok(())

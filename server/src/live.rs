@@ -113,6 +113,14 @@ impl Hub {
         self.clients.load(Ordering::Relaxed)
     }
 
+    /// Whether a socket here follows `workspace`.
+    pub fn follows(&self, workspace: WorkspaceId) -> bool {
+        self.channels
+            .lock()
+            .map(|c| c.contains_key(&workspace))
+            .unwrap_or(false)
+    }
+
     /// Live channels (workspaces with at least one socket).
     pub fn channels(&self) -> usize {
         self.channels.lock().map(|c| c.len()).unwrap_or(0)

@@ -24,27 +24,28 @@ fn main() -> ExitCode {
             .map_err(Into::into)
             .and_then(|dir| admin::rebuild(&dir)),
         Command::Verify(args) => args
-            .resolve()
+            .storage()
             .map_err(Into::into)
-            .and_then(|dir| admin::verify(&dir))
+            .and_then(admin::verify)
             .map(|n| println!("ok: {n} events, every invariant holds")),
-        Command::Migrate(args) => match args.database {
-            Some(url) => admin::migrate_database(&url).map(|applied| match applied.as_slice() {
-                [] => println!(
-                    "the database is at this build's schema (version {}) already",
-                    tandem_pg::migrate::latest()
-                ),
-                versions => println!(
-                    "the database is at this build's schema: applied version(s) {versions:?}"
-                ),
-            }),
-            None => args.data.resolve().map_err(Into::into).and_then(|dir| {
-                admin::migrate(&dir)?;
+        Command::Migrate(args) => match args.data.storage() {
+            Err(e) => Err(e.into()),
+            Ok(admin::Storage::Postgres(url)) => {
+                admin::migrate_database(&url.0).map(|applied| match applied.as_slice() {
+                    [] => println!(
+                        "the database is at this build's schema (version {}) already",
+                        tandem_pg::migrate::latest()
+                    ),
+                    versions => println!(
+                        "the database is at this build's schema: applied version(s) {versions:?}"
+                    ),
+                })
+            }
+            Ok(admin::Storage::Dir(dir)) => admin::migrate(&dir).map(|()| {
                 println!(
                     "{} is at this build's schema (events.db, views.db, accounts.db)",
                     dir.display()
-                );
-                Ok(())
+                )
             }),
         },
         Command::Inspect(args) => inspect(args),
@@ -80,16 +81,16 @@ fn main() -> ExitCode {
         Command::User { command } => user(command),
         Command::Token {
             command: server::cli::TokenCommand::Create(args),
-        } => args.data.resolve().map_err(Into::into).and_then(|dir| {
+        } => args.data.storage().map_err(Into::into).and_then(|at| {
             let (token_id, token) =
-                admin::token_create(&dir, &args.user, &args.name, args.expires_in_s)?;
+                admin::token_create(at, &args.user, &args.name, args.expires_in_s)?;
             eprintln!("token {token_id} for {}; it is shown only now:", args.user);
             println!("{token}");
             Ok(())
         }),
         Command::Doctor(args) => doctor(*args),
-        Command::Query(args) => args.data.resolve().map_err(Into::into).and_then(|dir| {
-            let n = admin::query(&dir, &args.sql, &mut std::io::stdout().lock())?;
+        Command::Query(args) => args.data.storage().map_err(Into::into).and_then(|at| {
+            let n = admin::query(at, &args.sql, &mut std::io::stdout().lock())?;
             eprintln!("{n} rows");
             Ok(())
         }),
@@ -151,12 +152,12 @@ fn user(command: server::cli::UserCommand) -> anyhow::Result<()> {
     use server::cli::UserCommand;
     match command {
         UserCommand::Add(args) => {
-            let dir = args.data.resolve()?;
+            let at = args.data.storage()?;
             let password = password_from_stdin()?;
-            let first = admin::user_add(&dir, &args.name, &password)?;
+            let first = admin::user_add(at, &args.name, &password)?;
             if first {
                 eprintln!(
-                    "made {} (the first account: admin, owner of the data dir's workspaces)",
+                    "made {} (the first account: admin, owner of the log's workspaces)",
                     args.name
                 );
             } else {
@@ -165,24 +166,23 @@ fn user(command: server::cli::UserCommand) -> anyhow::Result<()> {
             Ok(())
         }
         UserCommand::List(data) => {
-            let dir = data.resolve()?;
-            admin::user_list(&dir, &mut std::io::stdout().lock())?;
+            admin::user_list(data.storage()?, &mut std::io::stdout().lock())?;
             Ok(())
         }
         UserCommand::Disable(args) => {
-            admin::user_disable(&args.data.resolve()?, &args.name, true)?;
+            admin::user_disable(args.data.storage()?, &args.name, true)?;
             eprintln!("disabled {}: its sessions and tokens ended", args.name);
             Ok(())
         }
         UserCommand::Enable(args) => {
-            admin::user_disable(&args.data.resolve()?, &args.name, false)?;
+            admin::user_disable(args.data.storage()?, &args.name, false)?;
             eprintln!("enabled {}", args.name);
             Ok(())
         }
         UserCommand::Reset(args) => {
-            let dir = args.data.resolve()?;
+            let at = args.data.storage()?;
             let password = password_from_stdin()?;
-            admin::user_reset(&dir, &args.name, &password)?;
+            admin::user_reset(at, &args.name, &password)?;
             eprintln!(
                 "new password for {}: its sessions and tokens ended",
                 args.name
@@ -225,28 +225,28 @@ fn inspect(args: server::cli::InspectArgs) -> anyhow::Result<()> {
 }
 
 fn export(args: server::cli::ExportArgs) -> anyhow::Result<()> {
-    let dir = args.data.resolve()?;
+    let at = args.data.storage()?;
     let written = match &args.output {
         Some(path) => {
             let file = std::fs::File::create(path)
                 .with_context(|| format!("cannot create {}", path.display()))?;
-            admin::export(&dir, &mut std::io::BufWriter::new(file))?
+            admin::export(at, &mut std::io::BufWriter::new(file))?
         }
-        None => admin::export(&dir, &mut std::io::stdout().lock())?,
+        None => admin::export(at, &mut std::io::stdout().lock())?,
     };
     eprintln!("exported {written} events");
     Ok(())
 }
 
 fn import(args: server::cli::ImportArgs) -> anyhow::Result<()> {
-    let dir = args.data.resolve()?;
+    let at = args.data.storage()?;
     let (imported, skipped) = match &args.input {
         Some(path) => {
             let file = std::fs::File::open(path)
                 .with_context(|| format!("cannot open {}", path.display()))?;
-            admin::import(&dir, std::io::BufReader::new(file), args.owner.as_deref())?
+            admin::import(at, std::io::BufReader::new(file), args.owner.as_deref())?
         }
-        None => admin::import(&dir, std::io::stdin().lock(), args.owner.as_deref())?,
+        None => admin::import(at, std::io::stdin().lock(), args.owner.as_deref())?,
     };
     eprintln!("imported {imported} events; {skipped} were already there");
     Ok(())

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use app::sync::ssr::SyncService;
+use app::sync::ssr::{Backend, SyncService};
 use app::{shell, App, OUTPUT_NAME};
 use axum::extract::{DefaultBodyLimit, FromRef, State};
 use axum::http::StatusCode;
@@ -55,35 +55,37 @@ impl FromRef<AppState> for LeptosOptions {
 }
 
 /// Keeps the server's views caught up with the log off the push path: woken after each push
-/// that stored events, it waits a moment so that one catch-up covers a burst of pushes.
+/// that stored events (here, or on PostgreSQL in any process), it waits a moment so that one
+/// catch-up covers a burst of pushes; and every few seconds anyway (on PostgreSQL another
+/// process may have held the projector's lock when this one was woken, and then stopped).
 #[derive(Clone)]
-struct Projector {
+pub struct Projector {
     wake: Arc<tokio::sync::Notify>,
 }
 
 impl Projector {
     const DEBOUNCE: Duration = Duration::from_millis(200);
+    const EVERY: Duration = Duration::from_secs(5);
 
-    fn start(databases: &Databases) -> Self {
+    pub fn start(backend: &Arc<dyn Backend>) -> Self {
         let wake = Arc::new(tokio::sync::Notify::new());
         let woken = Arc::clone(&wake);
         // Weak: the projector must not keep the databases open after the server stops.
-        let views = Arc::downgrade(&databases.views);
+        let backend = Arc::downgrade(backend);
         tokio::spawn(async move {
             loop {
-                woken.notified().await;
-                tokio::time::sleep(Self::DEBOUNCE).await;
-                let Some(views) = views.upgrade() else { return };
-                let done = tokio::task::spawn_blocking(move || {
-                    let mut views = views
-                        .lock()
-                        .map_err(|_| "the projector panicked".to_string())?;
-                    views.project().map_err(|e| e.to_string())
-                })
-                .await;
-                match done {
+                tokio::select! {
+                    () = woken.notified() => tokio::time::sleep(Self::DEBOUNCE).await,
+                    () = tokio::time::sleep(Self::EVERY) => {}
+                }
+                let Some(backend) = backend.upgrade() else {
+                    return;
+                };
+                match tokio::task::spawn_blocking(move || backend.project()).await {
                     Ok(Ok(_)) => {}
-                    Ok(Err(e)) => tracing::error!(error = %e, "projecting the views failed"),
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e.message, "projecting the views failed")
+                    }
                     Err(e) => tracing::error!(error = %e, "the projector crashed"),
                 }
             }
@@ -93,6 +95,11 @@ impl Projector {
 
     fn wake(&self) {
         self.wake.notify_one();
+    }
+
+    /// What wakes it (the PostgreSQL heads listener holds one).
+    pub fn waker(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.wake)
     }
 }
 
@@ -137,6 +144,7 @@ pub fn router(
     hub: Arc<Hub>,
     auth: Arc<Auth>,
     files: SiteFiles,
+    projector: Projector,
 ) -> Router {
     let metrics = Metrics::new(Arc::clone(&hub));
     let leptos = LeptosOptions::builder()
@@ -148,11 +156,8 @@ pub fn router(
         .build();
     let announce_hub = Arc::clone(&hub);
     let announce_metrics = Arc::clone(&metrics);
-    let projector = Projector::start(&databases);
     let sync = SyncService::new(
-        Arc::clone(&databases.central),
-        Arc::clone(&databases.views),
-        Arc::clone(&databases.readers),
+        Arc::clone(&databases.backend),
         config.limits.concurrent_pulls,
         Arc::new(move |outcome| {
             projector.wake();
@@ -173,16 +178,16 @@ pub fn router(
             bytes: config.limits.quota_bytes,
         },
     );
-    let readers = Arc::clone(&databases.readers);
+    let backend = Arc::clone(&databases.backend);
     let live = LiveState {
         hub,
         accounts: Arc::clone(&databases.accounts),
         per_account: config.limits.live_sockets_per_account,
         head: Arc::new(move |workspace| {
             let now = i64::try_from(crate::databases::now_ms()).unwrap_or(i64::MAX);
-            readers
+            backend
                 .head(workspace, now)
-                .map(|head| (head, readers.log_id().to_string()))
+                .map(|head| (head, backend.log_id()))
         }),
     };
     let pwa = Arc::new(Pwa::new(&files));

@@ -58,7 +58,7 @@ pub async fn create(
         Some(text) => workspace_id(text)?,
         None => WorkspaceId::from_uuid(uuid::Uuid::new_v4()),
     };
-    let in_log = auth.in_log(id)?;
+    let in_log = auth.in_log(id).await?;
     let (info, made) = auth
         .with_accounts(move |accounts| {
             accounts.create_workspace(&user, &id.to_string(), &body.name, in_log, now())

@@ -6,7 +6,6 @@
 mod common;
 
 use std::time::{Duration, Instant};
-use tandem_accounts::AccountStore as _;
 
 use common::{client, sign_up, start_open, Running};
 use futures_util::StreamExt;
@@ -1401,9 +1400,12 @@ async fn an_owner_removed_cannot_come_back_on_an_invite_of_their_own() {
 async fn a_sign_out_with_a_made_up_cookie_writes_nothing() {
     let server = start_open().await;
     person(&server, "ann").await;
-    let accounts =
-        tandem_accounts::Accounts::open(server.data_dir.path().join("accounts.db")).unwrap();
-    let before = accounts.revocations().unwrap();
+    let revocations = || {
+        common::admin(server.data_dir.path(), |at| {
+            server::admin::with_accounts(at, |a| Ok(a.revocations()?))
+        })
+    };
+    let before = revocations().await.unwrap();
     for cookie in [
         "tandem_session=x",
         &format!("tandem_session={}", "B".repeat(43)),
@@ -1416,7 +1418,7 @@ async fn a_sign_out_with_a_made_up_cookie_writes_nothing() {
         );
     }
     assert_eq!(
-        accounts.revocations().unwrap(),
+        revocations().await.unwrap(),
         before,
         "no socket re-check was caused"
     );

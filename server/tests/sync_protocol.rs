@@ -474,7 +474,9 @@ async fn an_aggregate_belongs_to_the_workspace_of_its_first_event() {
     );
     assert_eq!(home.head().await, head, "the home workspace is untouched");
     let (_, data_dir) = server.stop().await;
-    server::admin::verify(data_dir.path()).expect("the log keeps rule 21");
+    common::admin(data_dir.path(), server::admin::verify)
+        .await
+        .expect("the log keeps rule 21");
 }
 
 #[tokio::test]
@@ -541,7 +543,9 @@ async fn a_device_names_only_itself() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(peer.head().await, 2);
     let (_, data_dir) = server.stop().await;
-    server::admin::verify(data_dir.path()).expect("a named device keeps the log's rules");
+    common::admin(data_dir.path(), server::admin::verify)
+        .await
+        .expect("a named device keeps the log's rules");
 }
 
 #[tokio::test]

@@ -379,6 +379,11 @@ impl Readers {
         self.conns.is_empty()
     }
 
+    /// The limits its pulls keep to.
+    pub fn limits(&self) -> SyncLimits {
+        self.limits
+    }
+
     /// Runs `f` on a free connection; BUSY when none is free.
     pub fn with<T>(
         &self,

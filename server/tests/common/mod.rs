@@ -2,7 +2,6 @@
 #![allow(dead_code)]
 
 use std::time::{Duration, Instant};
-use tandem_accounts::AccountStore as _;
 
 use server::config::Limits;
 use server::Config;
@@ -83,12 +82,66 @@ pub async fn start_on(
     start_full(addr, data_dir, limits, Default::default()).await
 }
 
+/// Whether the tests' servers keep their state in PostgreSQL (`TANDEM_TEST_BACKEND=postgres`,
+/// on the cluster `TANDEM_TEST_PG` names: `make test` runs the server's tests both ways).
+pub fn on_postgres() -> bool {
+    match std::env::var("TANDEM_TEST_BACKEND").as_deref() {
+        Ok("postgres") => true,
+        Ok("sqlite") | Err(_) => false,
+        Ok(other) => panic!("TANDEM_TEST_BACKEND is postgres or sqlite, not {other:?}"),
+    }
+}
+
+/// The file in a test's data dir that remembers its PostgreSQL database (a restart over the
+/// same data dir serves the same database).
+const DATABASE_FILE: &str = "test-database-url";
+
+/// Where a test server over `dir` keeps its state: its data dir, or on PostgreSQL the
+/// database made for it (made on first use).
+pub async fn storage(dir: &std::path::Path) -> server::admin::Storage {
+    if !on_postgres() {
+        return server::admin::Storage::Dir(dir.to_path_buf());
+    }
+    let remembered = dir.join(DATABASE_FILE);
+    if let Ok(url) = std::fs::read_to_string(&remembered) {
+        return server::admin::Storage::Postgres(server::config::DatabaseUrl(url));
+    }
+    let cluster = std::env::var("TANDEM_TEST_PG")
+        .expect("TANDEM_TEST_PG names the test cluster (scripts/pg-cluster.sh start)");
+    let db = tandem_pg::Database::connect(&cluster, 1).unwrap();
+    let name = format!("s_{}", uuid::Uuid::new_v4().simple());
+    db.client()
+        .await
+        .expect("the test cluster answers")
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    let (base, _) = cluster.rsplit_once('/').expect("a URL with a database");
+    let url = format!("{base}/{name}");
+    std::fs::write(&remembered, &url).unwrap();
+    server::admin::Storage::Postgres(server::config::DatabaseUrl(url))
+}
+
+/// Runs an accounts or maintenance command on a test server's storage, off the async runtime
+/// (on PostgreSQL the commands wait on a runtime of their own).
+pub async fn admin<T: Send + 'static>(
+    dir: &std::path::Path,
+    f: impl FnOnce(server::admin::Storage) -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    let at = storage(dir).await;
+    tokio::task::spawn_blocking(move || f(at)).await.unwrap()
+}
+
 pub async fn start_full(
     addr: std::net::SocketAddr,
     data_dir: tempfile::TempDir,
     limits: Limits,
     access: server::config::Access,
 ) -> Running {
+    let database = match storage(data_dir.path()).await {
+        server::admin::Storage::Postgres(url) => Some(url),
+        server::admin::Storage::Dir(_) => None,
+    };
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let config = Config {
@@ -97,6 +150,7 @@ pub async fn start_full(
         site_root: data_dir.path().join("site"),
         limits,
         access,
+        database,
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(server::run(listener, config, async {
@@ -121,11 +175,22 @@ pub const TESTER_PASSWORD: &str = "tester's password";
 /// command line's code when missing — no "Inbox" is written for it: it never signs in), which
 /// is made a member of the default workspace the older tests sync.
 pub async fn tester_token(dir: &std::path::Path, base: &str) -> String {
-    let accounts = tandem_accounts::Accounts::open(dir.join("accounts.db")).unwrap();
-    if accounts.user_by_name(TESTER).unwrap().is_none() {
-        server::admin::user_add(dir, TESTER, TESTER_PASSWORD).unwrap();
-    }
-    let (_, token) = server::admin::token_create(dir, TESTER, "tests", None).unwrap();
+    let (_, token) = admin(dir, |at| {
+        let exists = match server::admin::with_accounts(at.clone(), |a| {
+            Ok(a.user_by_name(TESTER)?.is_some())
+        }) {
+            Ok(exists) => exists,
+            // A data dir without accounts.db yet.
+            Err(_) if matches!(at, server::admin::Storage::Dir(_)) => false,
+            Err(e) => return Err(e),
+        };
+        if !exists {
+            server::admin::user_add(at.clone(), TESTER, TESTER_PASSWORD)?;
+        }
+        server::admin::token_create(at, TESTER, "tests", None)
+    })
+    .await
+    .unwrap();
     let response = client()
         .post(format!("{base}/api/workspaces"))
         .bearer_auth(&token)

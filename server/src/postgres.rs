@@ -1,0 +1,234 @@
+//! The server on PostgreSQL (`serve --database URL`): the log, its views, the accounts and
+//! the rate limits in one database that any number of server processes share
+//! (ARCHITECTURE.md, "Storage"). Each process announces the pushes it stores to its own
+//! sockets at once and hears every process's through LISTEN ([`listen_heads`]); the views
+//! are projected by whichever process holds the projector's lock, and read by all.
+//!
+//! The trait methods block (as SQLite's do): each waits for its queries on the server's
+//! runtime, so they are called on blocking threads, as the server calls SQLite.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use app::sync::ssr::Backend;
+use tandem_events::ids::{AggregateId, EventId, WorkspaceId};
+use tandem_pg::{Database, PgAccounts, PgCentral, PgError, PgViews};
+use tandem_protocol::data::ListSnapshot;
+use tandem_protocol::sync::{ErrorCode, PullRequest, PullResponse, PushRequest, SyncError};
+use tandem_store::{PushOutcome, Pusher, SyncLimits};
+use tokio::runtime::Handle;
+
+use crate::config::Limits;
+use crate::databases::{now_ms, sync_limits};
+
+/// Events applied per projection transaction.
+const PROJECTION_BATCH: u64 = 500;
+
+/// Connections besides the pulls' for pushes, accounts and the projector.
+const OTHER_CONNECTIONS: usize = 8;
+
+/// The shared database, as this process uses it.
+#[derive(Clone)]
+pub struct Postgres {
+    db: Database,
+    central: PgCentral,
+    views: PgViews,
+    accounts: Arc<PgAccounts>,
+    handle: Handle,
+    read_slots: usize,
+}
+
+fn internal(e: impl std::fmt::Display) -> SyncError {
+    SyncError::new(ErrorCode::Internal, e.to_string())
+}
+
+impl Postgres {
+    /// Connects to `url`, bringing the schema to this build's (under the migrations' lock:
+    /// processes starting together apply each version once). Call inside the runtime that
+    /// serves.
+    pub async fn connect(url: &str, limits: &Limits) -> Result<Self, PgError> {
+        let read_slots = limits.read_connections.max(1);
+        let db = Database::connect(url, read_slots + OTHER_CONNECTIONS)?;
+        let applied = db.migrate().await?;
+        if !applied.is_empty() {
+            tracing::info!(?applied, "PostgreSQL schema versions applied");
+        }
+        let central = PgCentral::open(
+            db.clone(),
+            sync_limits(limits),
+            &uuid::Uuid::new_v4().to_string(),
+            Arc::new(now_ms),
+        )
+        .await?;
+        tracing::info!(log_id = %central.log_id(), "the log (PostgreSQL)");
+        let handle = Handle::current();
+        Ok(Self {
+            views: PgViews::new(db.clone()),
+            accounts: Arc::new(PgAccounts::new(db.clone(), handle.clone())),
+            db,
+            central,
+            handle,
+            read_slots,
+        })
+    }
+
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    pub fn accounts(&self) -> Arc<dyn tandem_accounts::AccountStore> {
+        Arc::clone(&self.accounts) as Arc<dyn tandem_accounts::AccountStore>
+    }
+
+    /// The views caught up with the log, waiting for another process's projector if need be.
+    fn catch_up(&self) -> Result<u64, SyncError> {
+        self.wait(self.views.catch_up(PROJECTION_BATCH))
+            .map_err(internal)
+    }
+
+    /// Waits for `work` on the server's runtime (from a blocking thread).
+    fn wait<T>(&self, work: impl Future<Output = T>) -> T {
+        self.handle.block_on(work)
+    }
+}
+
+impl Backend for Postgres {
+    fn limits(&self) -> SyncLimits {
+        self.central.limits()
+    }
+
+    fn log_id(&self) -> String {
+        self.central.log_id().to_string()
+    }
+
+    fn read_slots(&self) -> usize {
+        self.read_slots
+    }
+
+    fn push_as(
+        &self,
+        request: &PushRequest,
+        pusher: &Pusher<'_>,
+    ) -> Result<PushOutcome, SyncError> {
+        self.wait(self.central.push_as(request, pusher))
+    }
+
+    fn pull(&self, request: &PullRequest, _now: i64) -> Result<PullResponse, SyncError> {
+        self.wait(self.central.pull(request))
+    }
+
+    fn head(&self, workspace: WorkspaceId, now: i64) -> Result<u64, SyncError> {
+        self.wait(self.central.head(workspace))
+            .map_err(|e| internal(e).at(now))
+    }
+
+    fn heads(&self) -> Result<Vec<(WorkspaceId, u64)>, SyncError> {
+        self.wait(self.central.heads()).map_err(internal)
+    }
+
+    fn ensure_first_list(
+        &self,
+        workspace: WorkspaceId,
+        name: &str,
+        list_id: AggregateId,
+        event_id: EventId,
+        user: Option<&str>,
+    ) -> Result<Option<AggregateId>, SyncError> {
+        self.wait(
+            self.central
+                .ensure_first_list(workspace, name, list_id, event_id, user),
+        )
+    }
+
+    fn list_workspace(&self, list_id: &str) -> Result<Option<String>, SyncError> {
+        self.catch_up()?;
+        self.wait(self.views.list_workspace(list_id))
+            .map_err(internal)
+    }
+
+    /// The views caught up with the log first (reads never see stale views).
+    fn snapshot(
+        &self,
+        workspace: WorkspaceId,
+        list_id: Option<String>,
+    ) -> Result<(ListSnapshot, u64), SyncError> {
+        self.catch_up()?;
+        self.wait(self.views.snapshot(workspace, list_id))
+            .map_err(internal)
+    }
+
+    /// One pass when this process gets the projector's lock; 0 when another has it.
+    fn project(&self) -> Result<u64, SyncError> {
+        self.wait(self.views.project(PROJECTION_BATCH))
+            .map(Option::unwrap_or_default)
+            .map_err(internal)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        self.wait(async {
+            let client = self.db.client().await?;
+            client.query_one("SELECT 1", &[]).await?;
+            Ok::<_, PgError>(())
+        })
+        .map_err(|e| format!("PostgreSQL: {e}"))
+    }
+}
+
+/// Hands every process's new heads to this process's sockets, and wakes the projector.
+pub struct HubListener {
+    pub hub: Arc<crate::live::Hub>,
+    pub postgres: Postgres,
+    pub projector: Arc<tokio::sync::Notify>,
+}
+
+impl tandem_pg::listen::HeadsListener for HubListener {
+    /// The head goes out with the push's events (read once here for all of this process's
+    /// sockets on the workspace, so none of them has to pull), as a push through this
+    /// process announces them — whichever of the two comes first, a socket skips the other.
+    fn head(&self, workspace: WorkspaceId, head: u64, appended: u64) {
+        self.projector.notify_one();
+        if !self.hub.follows(workspace) {
+            return;
+        }
+        let hub = Arc::clone(&self.hub);
+        if appended == 0 || appended > crate::live::MAX_EVENTS_PER_MESSAGE as u64 {
+            hub.publish(workspace, head, &[]);
+            return;
+        }
+        let central = self.postgres.central.clone();
+        tokio::spawn(async move {
+            let events = match central
+                .events_after(workspace, head - appended, appended)
+                .await
+            {
+                Ok(events) => events
+                    .iter()
+                    .map(|(seq, event, user)| {
+                        tandem_store::wire::logged_by(*seq, event, user.clone())
+                    })
+                    .collect(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read a notice's events; announcing the head alone");
+                    vec![]
+                }
+            };
+            hub.publish(workspace, head, &events);
+        });
+    }
+
+    /// Notices sent while not listening are lost: every workspace's head is announced again
+    /// (a socket behind pulls; one at the head skips it).
+    fn connected(&self) {
+        let backend = self.postgres.clone();
+        let hub = Arc::clone(&self.hub);
+        self.projector.notify_one();
+        tokio::task::spawn_blocking(move || match backend.heads() {
+            Ok(heads) => {
+                for (workspace, head) in heads {
+                    hub.publish(workspace, head, &[]);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e.message, "cannot read the heads to heal"),
+        });
+    }
+}
