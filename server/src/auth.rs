@@ -167,7 +167,7 @@ pub struct Auth {
     /// The server listens on a loopback address (the first account may sign up on the page).
     pub loopback: bool,
     hashing: Hashing,
-    limiter: Limiter,
+    pub limiter: Limiter,
     /// The one-time setup token's digest, while no account exists.
     setup: Mutex<Option<String>>,
     backend: Arc<dyn Backend>,
@@ -189,6 +189,8 @@ pub enum AuthError {
 
 /// How the server was started, for [`Auth::new`].
 pub struct AuthSettings {
+    /// The rate limits' counters (in the database on PostgreSQL).
+    pub limiter: Limiter,
     pub site: Site,
     pub sign_up: SignUp,
     pub metrics_token: Option<String>,
@@ -212,7 +214,7 @@ impl Auth {
             metrics_token: settings.metrics_token,
             loopback: settings.loopback,
             hashing: Hashing::new(settings.password_hashes)?,
-            limiter: Limiter::default(),
+            limiter: settings.limiter,
             setup: Mutex::new(None),
             backend,
             hub,
@@ -540,7 +542,7 @@ pub async fn sign_up(
 ) -> Result<Response, ApiError> {
     let address = address_key(client.0);
     let at = now();
-    if let Some(wait) = auth.limiter.sign_ups.blocked(&address, at) {
+    if let Some(wait) = auth.limiter.sign_ups.blocked(&address, at).await? {
         return Err(rate_limited(wait, "sign-ups from this address"));
     }
     // The policy, then the invite (CONTRACT.md), then the name.
@@ -602,7 +604,7 @@ pub async fn sign_up(
     if taken.is_some() {
         return Err(api(ErrorCode::UsernameTaken, "that username is taken"));
     }
-    auth.limiter.sign_ups.hit(&address, at);
+    auth.limiter.sign_ups.hit(&address, at).await?;
     let hash = auth.hashing.hash(&address, &body.password).await?;
     let adopt = if first {
         auth.log_workspaces().await?
@@ -667,12 +669,11 @@ pub async fn sign_in(
     let address = address_key(client.0);
     let key = Limiter::account_key(&body.username, &address);
     let at = now();
-    if let Some(wait) = auth
-        .limiter
-        .account_failures
-        .blocked(&key, at)
-        .or_else(|| auth.limiter.address_failures.blocked(&address, at))
-    {
+    let blocked = match auth.limiter.account_failures.blocked(&key, at).await? {
+        Some(wait) => Some(wait),
+        None => auth.limiter.address_failures.blocked(&address, at).await?,
+    };
+    if let Some(wait) = blocked {
         return Err(rate_limited(wait, "failed sign-ins"));
     }
     let user = if body.username.len() <= 64
@@ -700,14 +701,14 @@ pub async fn sign_in(
     let ok = auth.hashing.verify(&address, password, stored).await?;
     let Some(user) = active.filter(|_| ok) else {
         let at = now();
-        auth.limiter.account_failures.hit(&key, at);
-        auth.limiter.address_failures.hit(&address, at);
+        auth.limiter.account_failures.hit(&key, at).await?;
+        auth.limiter.address_failures.hit(&address, at).await?;
         return Err(api(
             ErrorCode::Unauthenticated,
             "wrong username or password",
         ));
     };
-    auth.limiter.account_failures.clear(&key);
+    auth.limiter.account_failures.clear(&key).await?;
     auth.ensure_inbox(&user.user.user_id).await?;
     let cookie = auth
         .new_session(user.user.user_id.clone(), &headers)
@@ -793,7 +794,7 @@ pub async fn change_password(
     let p = session_only(&caller)?;
     let address = address_key(client.0);
     let key = Limiter::account_key(&p.user.username, &address);
-    if let Some(wait) = auth.limiter.account_failures.blocked(&key, now()) {
+    if let Some(wait) = auth.limiter.account_failures.blocked(&key, now()).await? {
         return Err(rate_limited(wait, "wrong passwords"));
     }
     tandem_accounts::names::password(&body.new).map_err(|e| ApiError(refusal(e.into())))?;
@@ -806,7 +807,7 @@ pub async fn change_password(
         .verify(&address, &body.old, record.map(|r| r.password_hash))
         .await?;
     if !ok {
-        auth.limiter.account_failures.hit(&key, now());
+        auth.limiter.account_failures.hit(&key, now()).await?;
         return Err(api(ErrorCode::Forbidden, "the old password is wrong"));
     }
     let hash = auth.hashing.hash(&address, &body.new).await?;

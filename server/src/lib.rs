@@ -98,6 +98,21 @@ fn watch_access(accounts: Arc<dyn tandem_accounts::AccountStore>, hub: Arc<live:
     });
 }
 
+/// Forgets the rate limits' old tries hourly (those kept in the database; memory forgets as
+/// it goes). Stops with the server.
+fn sweep_rate_limits(auth: std::sync::Weak<auth::Auth>) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(3_600)).await;
+            let Some(auth) = auth.upgrade() else { return };
+            let now = i64::try_from(databases::now_ms()).unwrap_or(i64::MAX);
+            if let Err(e) = auth.limiter.sweep(now).await {
+                tracing::warn!(error = %e.0.message, "cannot sweep the rate limits' old tries");
+            }
+        }
+    });
+}
+
 /// Serves Tandem on `listener` until `shutdown` resolves, then finishes in-flight requests and
 /// closes the databases.
 pub async fn run(
@@ -119,6 +134,10 @@ pub async fn run(
     let auth = Arc::new(auth::Auth::new(
         Arc::clone(&databases.accounts),
         auth::AuthSettings {
+            limiter: match &databases.postgres {
+                Some(postgres) => rate::Limiter::shared(postgres.database()),
+                None => rate::Limiter::default(),
+            },
             site: config.access.site.clone(),
             sign_up: config.access.sign_up,
             metrics_token: config.access.metrics_token.clone(),
@@ -150,6 +169,7 @@ pub async fn run(
         );
     }
     watch_access(Arc::clone(&databases.accounts), Arc::clone(&hub));
+    sweep_rate_limits(Arc::downgrade(&auth));
     let files = files::SiteFiles::load(&config.site_root)?;
     if let Some(missing) = files.missing_page(app::OUTPUT_NAME) {
         tracing::warn!("{missing}");

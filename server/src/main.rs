@@ -11,8 +11,11 @@ use tracing_subscriber::EnvFilter;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        // Colour only on a terminal: journald and log files show escape codes raw.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        // Logs go to standard error: standard output is the commands' answer (a token, an
+        // export, query rows), which logs would spoil. Colour only on a terminal: journald and
+        // log files show escape codes raw.
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )

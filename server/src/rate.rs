@@ -9,6 +9,8 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 
+use crate::errors::{internal, ApiError};
+
 /// A sliding-window counter per key: at most `limit` events per `window_ms`.
 pub struct Window {
     limit: usize,
@@ -84,28 +86,114 @@ pub fn address_key(ip: Option<IpAddr>) -> String {
     }
 }
 
+/// One rate limit's counter: in this process's memory (SQLite: one process serves), or in
+/// the PostgreSQL database, shared by every process (N processes do not allow N times the
+/// tries).
+pub enum Counter {
+    Memory(Window),
+    Shared(Box<tandem_pg::rate::PgWindow>),
+}
+
+impl Counter {
+    /// When the key is over its limit: how long until it is not (ms).
+    pub async fn blocked(&self, key: &str, now: i64) -> Result<Option<i64>, ApiError> {
+        match self {
+            Self::Memory(window) => Ok(window.blocked(key, now)),
+            Self::Shared(window) => window.blocked(key, now).await.map_err(internal),
+        }
+    }
+
+    /// Counts one event for the key.
+    pub async fn hit(&self, key: &str, now: i64) -> Result<(), ApiError> {
+        match self {
+            Self::Memory(window) => {
+                window.hit(key, now);
+                Ok(())
+            }
+            Self::Shared(window) => window.hit(key, now).await.map_err(internal),
+        }
+    }
+
+    /// Forgets a key.
+    pub async fn clear(&self, key: &str) -> Result<(), ApiError> {
+        match self {
+            Self::Memory(window) => {
+                window.clear(key);
+                Ok(())
+            }
+            Self::Shared(window) => window.clear(key).await.map_err(internal),
+        }
+    }
+
+    /// Forgets what left the window (memory forgets as it goes).
+    async fn sweep(&self, now: i64) -> Result<(), ApiError> {
+        match self {
+            Self::Memory(_) => Ok(()),
+            Self::Shared(window) => window.sweep(now).await.map(|_| ()).map_err(internal),
+        }
+    }
+}
+
 /// The limits of the accounts endpoints.
 pub struct Limiter {
     /// 10 failed sign-ins per account per address per 15 min (CONTRACT.md).
-    pub account_failures: Window,
+    pub account_failures: Counter,
     /// 100 failed sign-ins per address per 15 min, whatever the accounts (password spraying).
-    pub address_failures: Window,
+    pub address_failures: Counter,
     /// Sign-ups per address per hour: at least 100 are allowed (CONTRACT.md).
-    pub sign_ups: Window,
+    pub sign_ups: Counter,
 }
 
+const FIFTEEN_MIN: i64 = 15 * 60 * 1_000;
+const HOUR: i64 = 60 * 60 * 1_000;
+const ACCOUNT_FAILURES: usize = 10;
+const ADDRESS_FAILURES: usize = 100;
+const SIGN_UPS: usize = 120;
+
 impl Default for Limiter {
+    /// In memory (SQLite's one process).
     fn default() -> Self {
-        const FIFTEEN_MIN: i64 = 15 * 60 * 1_000;
         Self {
-            account_failures: Window::new(10, FIFTEEN_MIN, 100_000),
-            address_failures: Window::new(100, FIFTEEN_MIN, 100_000),
-            sign_ups: Window::new(120, 60 * 60 * 1_000, 100_000),
+            account_failures: Counter::Memory(Window::new(ACCOUNT_FAILURES, FIFTEEN_MIN, 100_000)),
+            address_failures: Counter::Memory(Window::new(ADDRESS_FAILURES, FIFTEEN_MIN, 100_000)),
+            sign_ups: Counter::Memory(Window::new(SIGN_UPS, HOUR, 100_000)),
         }
     }
 }
 
 impl Limiter {
+    /// In the PostgreSQL database, shared by every process.
+    pub fn shared(db: &tandem_pg::Database) -> Self {
+        use tandem_pg::rate::PgWindow;
+        Self {
+            account_failures: Counter::Shared(Box::new(PgWindow::new(
+                db.clone(),
+                "sign_in_account",
+                ACCOUNT_FAILURES,
+                FIFTEEN_MIN,
+            ))),
+            address_failures: Counter::Shared(Box::new(PgWindow::new(
+                db.clone(),
+                "sign_in_address",
+                ADDRESS_FAILURES,
+                FIFTEEN_MIN,
+            ))),
+            sign_ups: Counter::Shared(Box::new(PgWindow::new(
+                db.clone(),
+                "sign_up_address",
+                SIGN_UPS,
+                HOUR,
+            ))),
+        }
+    }
+
+    /// Forgets what left the windows (hourly).
+    pub async fn sweep(&self, now: i64) -> Result<(), ApiError> {
+        self.account_failures.sweep(now).await?;
+        self.address_failures.sweep(now).await?;
+        self.sign_ups.sweep(now).await
+    }
+
     /// The key of (account, address): a digest of the name (compared without case), so a
     /// key is small whatever the name sent (rule 22: 100,000 keys of 64 KiB names would not be).
     pub fn account_key(username: &str, address: &str) -> String {

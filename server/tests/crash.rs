@@ -15,13 +15,8 @@ use std::time::Duration;
 use tandem_accounts::AccountStore as _;
 
 use common::free_port;
-use serde_json::{json, Value};
-use tandem_events::domain::{DomainEvent, ListCreated};
-use tandem_events::event::Event;
-use tandem_events::hlc::Stamp;
-use tandem_events::ids::{AggregateId, DeviceId, EventId, WorkspaceId};
+use tandem_events::ids::WorkspaceId;
 use tandem_events::testkit::Rng;
-use tandem_store::wire::to_wire;
 
 fn server_bin() -> String {
     std::env::var("TANDEM_SERVER_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_server").into())
@@ -43,95 +38,6 @@ fn start(data: &std::path::Path, port: u16) -> Child {
         .unwrap();
     common::wait_healthy(&mut child, port, 30);
     child
-}
-
-/// One device pushing new lists, one event per push, until the server dies. Returns the ids it
-/// saw acknowledged.
-fn pusher(
-    port: u16,
-    token: &str,
-    device: u128,
-    counter: Arc<Mutex<u64>>,
-    dead: Arc<AtomicBool>,
-) -> Vec<String> {
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert(
-        reqwest::header::AUTHORIZATION,
-        format!("Bearer {token}").parse().unwrap(),
-    );
-    let http = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .default_headers(headers)
-        .build()
-        .unwrap();
-    let node = DeviceId::from_uuid(uuid::Uuid::from_u128(device));
-    let mut acked = vec![];
-    let mut cursor = 0u64;
-    let mut pending: Option<Value> = None;
-    while !dead.load(Ordering::SeqCst) {
-        let body = match pending.take() {
-            Some(body) => body,
-            None => {
-                let n = {
-                    let mut c = counter.lock().unwrap();
-                    *c += 1;
-                    *c
-                };
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_millis() as u64;
-                let event = Event {
-                    event_id: EventId::from_uuid(uuid::Uuid::from_u128((device << 64) + n as u128)),
-                    workspace_id: WorkspaceId::DEFAULT,
-                    aggregate_id: AggregateId::from_uuid(uuid::Uuid::from_u128(
-                        (device << 64) + (1 << 40) + n as u128,
-                    )),
-                    hlc: Stamp {
-                        ms: now,
-                        counter: (n % 1_000_000) as u32,
-                        node,
-                    },
-                    device_id: node,
-                    version: 1,
-                    created_at: now as i64,
-                    body: DomainEvent::ListCreated(ListCreated {
-                        name: format!("list {n}"),
-                    }),
-                }
-                .to_stored();
-                json!({
-                    "device_id": node.to_string(),
-                    "workspace_id": WorkspaceId::DEFAULT.to_string(),
-                    "cursor": cursor,
-                    "events": [to_wire(&event)],
-                })
-            }
-        };
-        let mut body = body;
-        body["cursor"] = json!(cursor);
-        let answer = http
-            .post(format!("http://127.0.0.1:{port}/api/sync/push"))
-            .json(&body)
-            .send();
-        let Ok(answer) = answer else { return acked };
-        let status = answer.status().as_u16();
-        let Ok(reply) = answer.json::<Value>() else {
-            return acked;
-        };
-        match status {
-            200 => {
-                acked.push(body["events"][0]["event_id"].as_str().unwrap().to_string());
-                cursor = reply["head"].as_u64().unwrap();
-            }
-            409 if reply["code"] == "PULL_REQUIRED" => {
-                cursor = reply["head"].as_u64().unwrap();
-                pending = Some(body);
-            }
-            other => panic!("push answered {other}: {reply}"),
-        }
-    }
-    acked
 }
 
 #[test]
@@ -178,7 +84,17 @@ fn killed_at_random_under_push_load_loses_nothing_acknowledged() {
             .map(|d| {
                 let (counter, dead) = (Arc::clone(&counter), Arc::clone(&dead));
                 let token = token.clone();
-                std::thread::spawn(move || pusher(port, &token, 0x100 + d, counter, dead))
+                std::thread::spawn(move || {
+                    common::push_lists(
+                        port,
+                        &token,
+                        WorkspaceId::DEFAULT,
+                        0x100 + d,
+                        counter,
+                        dead,
+                        usize::MAX,
+                    )
+                })
             })
             .collect();
         std::thread::sleep(Duration::from_millis(100 + rng.below(600) as u64));

@@ -3,6 +3,13 @@
 
 use std::time::{Duration, Instant};
 
+use serde_json::{json, Value};
+use tandem_events::domain::{DomainEvent, ListCreated};
+use tandem_events::event::Event;
+use tandem_events::hlc::Stamp;
+use tandem_events::ids::{AggregateId, DeviceId, EventId, WorkspaceId};
+use tandem_store::wire::to_wire;
+
 use server::config::Limits;
 use server::Config;
 use tokio::sync::oneshot;
@@ -106,18 +113,7 @@ pub async fn storage(dir: &std::path::Path) -> server::admin::Storage {
     if let Ok(url) = std::fs::read_to_string(&remembered) {
         return server::admin::Storage::Postgres(server::config::DatabaseUrl(url));
     }
-    let cluster = std::env::var("TANDEM_TEST_PG")
-        .expect("TANDEM_TEST_PG names the test cluster (scripts/pg-cluster.sh start)");
-    let db = tandem_pg::Database::connect(&cluster, 1).unwrap();
-    let name = format!("s_{}", uuid::Uuid::new_v4().simple());
-    db.client()
-        .await
-        .expect("the test cluster answers")
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
-    let (base, _) = cluster.rsplit_once('/').expect("a URL with a database");
-    let url = format!("{base}/{name}");
+    let url = new_pg_database().await;
     std::fs::write(&remembered, &url).unwrap();
     server::admin::Storage::Postgres(server::config::DatabaseUrl(url))
 }
@@ -533,8 +529,16 @@ pub async fn metric(base: &str, name: &str) -> i64 {
 
 /// A new, empty database in the PostgreSQL cluster `TANDEM_TEST_PG` names (`make test` starts
 /// a throwaway one: scripts/pg-cluster.sh); its URL.
-#[allow(dead_code)]
 pub fn fresh_pg_url() -> String {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(new_pg_database())
+}
+
+/// [`fresh_pg_url`] inside a runtime.
+pub async fn new_pg_database() -> String {
     let cluster = std::env::var("TANDEM_TEST_PG").unwrap_or_else(|_| {
         panic!(
             "TANDEM_TEST_PG names the PostgreSQL the tests run on; start a throwaway one with \
@@ -542,18 +546,103 @@ pub fn fresh_pg_url() -> String {
         )
     });
     let name = format!("t_{}", uuid::Uuid::new_v4().simple());
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
+    let db = tandem_pg::Database::connect(&cluster, 1).unwrap();
+    let client = db.client().await.expect("the test cluster answers");
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
         .unwrap();
-    runtime.block_on(async {
-        let db = tandem_pg::Database::connect(&cluster, 1).unwrap();
-        let client = db.client().await.expect("the test cluster answers");
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap();
-    });
     let (base, _) = cluster.rsplit_once('/').expect("a URL with a database");
     format!("{base}/{name}")
+}
+
+/// One device pushing new lists into `workspace`, one event per push, until the server dies
+/// (or `dead` is set, or `most` pushes were acknowledged). Returns the ids it saw acknowledged.
+pub fn push_lists(
+    port: u16,
+    token: &str,
+    workspace: WorkspaceId,
+    device: u128,
+    counter: std::sync::Arc<std::sync::Mutex<u64>>,
+    dead: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    most: usize,
+) -> Vec<String> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
+    let http = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .default_headers(headers)
+        .build()
+        .unwrap();
+    let node = DeviceId::from_uuid(uuid::Uuid::from_u128(device));
+    let mut acked = vec![];
+    let mut cursor = 0u64;
+    let mut pending: Option<Value> = None;
+    while !dead.load(std::sync::atomic::Ordering::SeqCst) && acked.len() < most {
+        let body = match pending.take() {
+            Some(body) => body,
+            None => {
+                let n = {
+                    let mut c = counter.lock().unwrap();
+                    *c += 1;
+                    *c
+                };
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_millis() as u64;
+                let event = Event {
+                    event_id: EventId::from_uuid(uuid::Uuid::from_u128((device << 64) + n as u128)),
+                    workspace_id: workspace,
+                    aggregate_id: AggregateId::from_uuid(uuid::Uuid::from_u128(
+                        (device << 64) + (1 << 40) + n as u128,
+                    )),
+                    hlc: Stamp {
+                        ms: now,
+                        counter: (n % 1_000_000) as u32,
+                        node,
+                    },
+                    device_id: node,
+                    version: 1,
+                    created_at: now as i64,
+                    body: DomainEvent::ListCreated(ListCreated {
+                        name: format!("list {n}"),
+                    }),
+                }
+                .to_stored();
+                json!({
+                    "device_id": node.to_string(),
+                    "workspace_id": workspace.to_string(),
+                    "cursor": cursor,
+                    "events": [to_wire(&event)],
+                })
+            }
+        };
+        let mut body = body;
+        body["cursor"] = json!(cursor);
+        let answer = http
+            .post(format!("http://127.0.0.1:{port}/api/sync/push"))
+            .json(&body)
+            .send();
+        let Ok(answer) = answer else { return acked };
+        let status = answer.status().as_u16();
+        let Ok(reply) = answer.json::<Value>() else {
+            return acked;
+        };
+        match status {
+            200 => {
+                acked.push(body["events"][0]["event_id"].as_str().unwrap().to_string());
+                cursor = reply["head"].as_u64().unwrap();
+            }
+            409 if reply["code"] == "PULL_REQUIRED" => {
+                cursor = reply["head"].as_u64().unwrap();
+                pending = Some(body);
+            }
+            other => panic!("push answered {other}: {reply}"),
+        }
+    }
+    acked
 }
