@@ -15,15 +15,15 @@ SERVER := $(CARGO_TARGET_DIR)/release/server
 
 # Native crates checked and tested together (the page's `frontend` needs `hydrate`, which
 # excludes `ssr`: it is checked on wasm32 instead).
-NATIVE := -p tandem-events -p tandem-store -p tandem-protocol -p tandem-accounts -p tandem-pg -p worker -p app -p server --features app/ssr,tandem-events/testkit
+NATIVE := -p tandem-events -p tandem-store -p tandem-protocol -p tandem-accounts -p tandem-pg -p tandem-load -p worker -p app -p server --features app/ssr,tandem-events/testkit
 WASM := -p tandem-events -p tandem-store -p worker -p frontend --target wasm32-unknown-unknown
 
-.PHONY: run test setup worker build lint test-rust test-sim check-wasm crash fuzz e2e sizes bench bench-browser clean
+.PHONY: run test setup worker build lint test-rust test-sim check-wasm crash scale-smoke bench-scale fuzz e2e sizes bench bench-browser clean
 
 run: build
 	$(SERVER) serve --addr $(ADDR) --data-dir $(DATA_DIR)
 
-test: setup lint test-rust check-wasm build crash e2e
+test: setup lint test-rust check-wasm build crash scale-smoke e2e
 
 setup:
 	@scripts/setup.sh
@@ -56,6 +56,17 @@ test-rust: setup
 crash: build
 	TANDEM_SERVER_BIN=$(SERVER) CRASH_ROUNDS=$${CRASH_ROUNDS:-3} cargo test $(NATIVE) --test crash -- --nocapture
 
+# The load harness (load/): real server processes on SQLite, PostgreSQL, and two on PostgreSQL;
+# 1,000 WebSocket clients, ingest, 10,000 idle sockets; each figure beside its goal, appended to
+# docs/benchmarks.md. `make test` runs a short smoke of it (no figure is judged there).
+bench-scale: build
+	eval "$$(scripts/pg-cluster.sh start)"; trap 'scripts/pg-cluster.sh stop "$$TANDEM_TEST_PG_DIR"' EXIT; \
+	cargo run --release -p tandem-load -- --server $(SERVER) --record docs/benchmarks.md $(SCALE_ARGS)
+
+scale-smoke: build
+	eval "$$(scripts/pg-cluster.sh start)"; trap 'scripts/pg-cluster.sh stop "$$TANDEM_TEST_PG_DIR"' EXIT; \
+	cargo run -p tandem-load -- --server $(SERVER) --smoke
+
 # The sync simulation with 10,000 random schedules (the seed is printed; SIM_SEED replays)
 # instead of make test's 1,000 fixed ones.
 test-sim: setup
@@ -73,8 +84,10 @@ check-wasm: setup
 	cargo build -p tandem-events -p tandem-store --target wasm32-unknown-unknown
 
 # Against the release server, on its own port, with a fresh data dir removed afterwards.
+# processes.spec.ts runs two server processes on a throwaway PostgreSQL cluster.
 e2e: build
-	data=$$(mktemp -d); trap 'rm -rf "$$data"' EXIT; \
+	data=$$(mktemp -d); eval "$$(scripts/pg-cluster.sh start)"; \
+	trap 'rm -rf "$$data"; scripts/pg-cluster.sh stop "$$TANDEM_TEST_PG_DIR"' EXIT; \
 	cd end2end && TANDEM_SERVER_BIN=$(SERVER) E2E_DATA_DIR=$$data npx playwright test
 
 # The browser benchmarks in Chromium (end2end/bench/bench.mjs): Enter -> render, a toggle in a
