@@ -24,6 +24,8 @@ use crate::errors;
 
 /// At most this many events ride along with a head message; more, and clients pull.
 pub const MAX_EVENTS_PER_MESSAGE: usize = 50;
+/// Bytes a socket reads at a time (clients send only pings, pongs and close).
+const LIVE_READ_BUFFER: usize = 4 * 1024;
 /// Messages a slow socket may fall behind before it is told to pull and dropped.
 const CHANNEL_CAPACITY: usize = 64;
 
@@ -383,7 +385,12 @@ pub async fn upgrade(
             ));
         }
     };
+    // Small buffers: tungstenite's defaults (128 KiB to read and 128 KiB to gather writes)
+    // cost ~140 KB per socket, 1.4 GB for 10,000 idle ones (docs/benchmarks.md, "Scale").
+    // Messages here are small; a write goes out at once.
     ws.max_message_size(64 * 1024)
+        .read_buffer_size(LIVE_READ_BUFFER)
+        .write_buffer_size(0)
         .on_upgrade(move |socket| serve(socket, seat, frames, kicked, head, log_id))
         .into_response()
 }
