@@ -88,7 +88,7 @@ check-wasm: setup
 e2e: build
 	data=$$(mktemp -d); eval "$$(scripts/pg-cluster.sh start)"; \
 	trap 'rm -rf "$$data"; scripts/pg-cluster.sh stop "$$TANDEM_TEST_PG_DIR"' EXIT; \
-	cd end2end && TANDEM_SERVER_BIN=$(SERVER) E2E_DATA_DIR=$$data npx playwright test
+	(cd end2end && TANDEM_SERVER_BIN=$(SERVER) E2E_DATA_DIR=$$data npx playwright test)
 
 # The browser benchmarks in Chromium (end2end/bench/bench.mjs): Enter -> render, a toggle in a
 # list of 10,000, a fresh device's pull of 100,000 events, boot, shipped sizes; each beside a

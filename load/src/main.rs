@@ -165,6 +165,8 @@ struct Run {
     p99: f64,
     deliveries: usize,
     writes: usize,
+    /// Pulls answered 503 BUSY in the broadcast phase (waited out and tried again).
+    busy: u64,
     ingest: f64,
     idle_rss_mb: f64,
     idle_sockets: usize,
@@ -492,16 +494,26 @@ async fn run(args: &Args, bin: &str, storage: Storage, processes: usize) -> anyh
     }
     let pids: Vec<u32> = servers.iter().map(Server::pid).collect();
     let errors = Arc::new(AtomicU64::new(0));
+    let busy = Arc::new(AtomicU64::new(0));
 
     // Broadcast: clients on B, writers through A.
     let ((latencies, writes), broadcast_usage) = measured(
         &pids,
-        broadcast(args, &http, &a, &b, &token, Arc::clone(&errors)),
+        broadcast(
+            args,
+            &http,
+            &a,
+            &b,
+            &token,
+            Arc::clone(&errors),
+            Arc::clone(&busy),
+        ),
     )
     .await;
+    let busy = busy.load(Ordering::Relaxed);
     let (p50, p95, p99) = percentiles(&latencies);
     println!(
-        "broadcast: {} clients in {} workspaces, {writes} writes through the first process, {} deliveries pulled on the {}: p50 {p50:.1} ms, p95 {p95:.1} ms, p99 {p99:.1} ms",
+        "broadcast: {} clients in {} workspaces, {writes} writes through the first process, {} deliveries pulled on the {}: p50 {p50:.1} ms, p95 {p95:.1} ms, p99 {p99:.1} ms; {busy} pulls answered BUSY (retried)",
         args.clients,
         args.workspaces,
         latencies.len(),
@@ -557,6 +569,7 @@ async fn run(args: &Args, bin: &str, storage: Storage, processes: usize) -> anyh
         p99,
         deliveries: latencies.len(),
         writes,
+        busy,
         ingest: ingest_rate,
         idle_rss_mb: idle_rss,
         idle_sockets: idle_open,
@@ -584,6 +597,7 @@ async fn broadcast(
     b: &str,
     token: &str,
     errors: Arc<AtomicU64>,
+    busy: Arc<AtomicU64>,
 ) -> (Vec<f64>, usize) {
     let origin = Instant::now();
     let acked: Arc<Mutex<HashMap<String, f64>>> = Arc::default();
@@ -595,12 +609,13 @@ async fn broadcast(
     for i in 0..args.clients {
         let ws = workspace(i % args.workspaces);
         let (b, token, http) = (b.to_string(), token.to_string(), http.clone());
-        let (pulled, stop, ready, errors, connecting) = (
+        let (pulled, stop, ready, errors, connecting, busy) = (
             Arc::clone(&pulled),
             Arc::clone(&stop),
             Arc::clone(&ready),
             Arc::clone(&errors),
             Arc::clone(&connecting),
+            Arc::clone(&busy),
         );
         clients.push(tokio::spawn(async move {
             let socket = {
@@ -645,7 +660,7 @@ async fn broadcast(
                 if head <= from {
                     continue;
                 }
-                match pull(&http, &b, ws, device, from).await {
+                match pull(&http, &b, ws, device, from, &busy).await {
                     Some((ids, new_head)) => {
                         let at = origin.elapsed().as_secs_f64() * 1_000.0;
                         let mut pulled = pulled.lock().unwrap_or_else(|p| p.into_inner());
@@ -739,15 +754,18 @@ async fn connect(base: &str, token: &str, ws: WorkspaceId) -> Option<Socket> {
         .map(|(s, _)| s)
 }
 
-/// Pulls everything after `cursor`: the event ids and the new head.
+/// Pulls everything after `cursor`: the event ids and the new head. A 503 BUSY is waited out
+/// as a client does (its Retry-After) and counted in `busy`.
 async fn pull(
     http: &reqwest::Client,
     base: &str,
     ws: WorkspaceId,
     device: u128,
     mut cursor: u64,
+    busy: &AtomicU64,
 ) -> Option<(Vec<String>, u64)> {
     let mut ids = vec![];
+    let mut tries = 0;
     loop {
         let response = http
             .post(format!("{base}/api/sync/pull"))
@@ -759,6 +777,18 @@ async fn pull(
             .send()
             .await
             .ok()?;
+        if response.status() == 503 && tries < 10 {
+            tries += 1;
+            busy.fetch_add(1, Ordering::Relaxed);
+            let wait = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(1);
+            tokio::time::sleep(Duration::from_secs(wait)).await;
+            continue;
+        }
         if response.status() != 200 {
             return None;
         }
@@ -915,9 +945,9 @@ fn report(args: &Args, runs: &[Run]) -> String {
         "< 150 ms",
     ));
     out.push_str(&row(
-        "writes / deliveries measured",
+        "writes / deliveries measured / pulls answered BUSY",
         runs.iter()
-            .map(|r| format!("{} / {}", r.writes, r.deliveries))
+            .map(|r| format!("{} / {} / {}", r.writes, r.deliveries, r.busy))
             .collect(),
         "",
     ));

@@ -20,6 +20,7 @@ use tandem_accounts::{
 };
 use tokio::runtime::Handle;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{GenericClient, IsolationLevel, Row, Transaction};
 
 use crate::{Database, PgError};
@@ -60,6 +61,54 @@ fn role_of(text: &str) -> Result<Role, AccountsError> {
         .map_err(|_| AccountsError::Corrupt(format!("role {text:?}")))
 }
 
+/// A pooled connection whose statements go through its statement cache: each is prepared
+/// once per connection, and then a call is one round trip instead of two (prepare, then run).
+/// Every request runs some of these (its credentials, the member check, the device's owner).
+struct Cached<'a>(&'a deadpool_postgres::ClientWrapper);
+
+impl Cached<'_> {
+    async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, tokio_postgres::Error> {
+        let statement = self.0.prepare_cached(sql).await?;
+        self.0.query(&statement, params).await
+    }
+
+    async fn query_opt(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, tokio_postgres::Error> {
+        let statement = self.0.prepare_cached(sql).await?;
+        self.0.query_opt(&statement, params).await
+    }
+
+    async fn query_one(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, tokio_postgres::Error> {
+        let statement = self.0.prepare_cached(sql).await?;
+        self.0.query_one(&statement, params).await
+    }
+
+    async fn execute(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, tokio_postgres::Error> {
+        let statement = self.0.prepare_cached(sql).await?;
+        self.0.execute(&statement, params).await
+    }
+
+    /// The connection itself (for the helpers shared with transactions).
+    fn raw(&self) -> &tokio_postgres::Client {
+        self.0
+    }
+}
+
 impl PgAccounts {
     /// The accounts in `db`, their queries run on `handle`'s runtime.
     pub fn new(db: Database, handle: Handle) -> Self {
@@ -74,14 +123,14 @@ impl PgAccounts {
         self.handle.block_on(work)
     }
 
-    /// Runs `f` on a connection.
+    /// Runs `f` on a connection, its statements through the connection's statement cache.
     fn read<T>(
         &self,
-        f: impl AsyncFnOnce(&tokio_postgres::Client) -> Result<T, AccountsError>,
+        f: impl AsyncFnOnce(&Cached<'_>) -> Result<T, AccountsError>,
     ) -> Result<T, AccountsError> {
         self.run(async {
             let client = self.db.client().await.map_err(pool)?;
-            f(&**client).await
+            f(&Cached(&client)).await
         })
     }
 
@@ -817,8 +866,15 @@ impl AccountStore for PgAccounts {
     }
 
     fn role(&self, user_id: &str, workspace_id: &str) -> Result<Role, AccountsError> {
-        self.read(async |c| role_in(c, user_id, workspace_id).await)?
-            .ok_or_else(forbidden)
+        // Every request into a workspace asks this: through the statement cache.
+        self.read(async |c| {
+            c.query_opt(ROLE, &[&user_id, &workspace_id])
+                .await
+                .map_err(pg)?
+                .map(|r| role_of(r.get(0)))
+                .transpose()
+        })?
+        .ok_or_else(forbidden)
     }
 
     fn workspace(&self, user_id: &str, workspace_id: &str) -> Result<WorkspaceInfo, AccountsError> {
@@ -890,7 +946,7 @@ impl AccountStore for PgAccounts {
 
     fn members(&self, user_id: &str, workspace_id: &str) -> Result<Vec<Member>, AccountsError> {
         self.read(async |c| {
-            role_in(c, user_id, workspace_id)
+            role_in(c.raw(), user_id, workspace_id)
                 .await?
                 .ok_or_else(forbidden)?;
             let rows = c
@@ -1029,7 +1085,7 @@ impl AccountStore for PgAccounts {
         now: i64,
     ) -> Result<Vec<Invite>, AccountsError> {
         self.read(async |c| {
-            owner_only(c, actor, workspace_id).await?;
+            owner_only(c.raw(), actor, workspace_id).await?;
             let rows = c
                 .query(
                     "SELECT i.invite_id, i.role, i.max_uses, \
@@ -1084,7 +1140,7 @@ impl AccountStore for PgAccounts {
 
     fn check_invite(&self, digest: &str, now: i64) -> Result<InviteCheck, AccountsError> {
         self.read(async |c| {
-            let Some(invite_id) = usable_invite(c, digest, now).await? else {
+            let Some(invite_id) = usable_invite(c.raw(), digest, now).await? else {
                 return Ok(InviteCheck::Gone);
             };
             let row = c
@@ -1331,19 +1387,19 @@ async fn insert_workspace(
     Ok(())
 }
 
+/// A member's role in a live workspace, while the account is active.
+const ROLE: &str = "SELECT m.role FROM members m JOIN workspaces w \
+                    ON w.workspace_id = m.workspace_id JOIN users u ON u.user_id = m.user_id \
+                    WHERE m.user_id = $1 AND m.workspace_id = $2 AND w.deleted_at IS NULL \
+                    AND NOT u.disabled AND NOT u.deleted";
+
 async fn role_in(
     c: &impl GenericClient,
     user_id: &str,
     workspace_id: &str,
 ) -> Result<Option<Role>, AccountsError> {
     let row = c
-        .query_opt(
-            "SELECT m.role FROM members m JOIN workspaces w ON w.workspace_id = m.workspace_id \
-             JOIN users u ON u.user_id = m.user_id \
-             WHERE m.user_id = $1 AND m.workspace_id = $2 AND w.deleted_at IS NULL \
-             AND NOT u.disabled AND NOT u.deleted",
-            &[&user_id, &workspace_id],
-        )
+        .query_opt(ROLE, &[&user_id, &workspace_id])
         .await
         .map_err(pg)?;
     row.map(|r| role_of(r.get(0))).transpose()

@@ -31,6 +31,29 @@ pub(crate) const COLUMNS: &str =
     "event_id, workspace_id, aggregate_id, event_type, schema_version, \
                        event_data, hlc_timestamp, device_id, version, created_at";
 
+/// `COLUMNS` of the table aliased `alias`.
+pub(crate) fn prefixed(alias: &str) -> String {
+    COLUMNS
+        .split(',')
+        .map(|c| format!("{alias}.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A pull in one statement — one snapshot (the head and the events agree: the push that moved
+/// the head committed its events with it) and one round trip (through the connection's
+/// statement cache): the events after the cursor ($2), at most $3 of them, each row with the
+/// head; with none, one row whose event columns are NULL.
+static PULL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT {}, e.seq, e.user_id, octet_length(e.event_data), h.head \
+         FROM (SELECT coalesce((SELECT head FROM heads WHERE workspace_id = $1), 0) AS head) h \
+         LEFT JOIN LATERAL (SELECT * FROM events WHERE workspace_id = $1 AND seq > $2 \
+         ORDER BY seq LIMIT $3) e ON true",
+        prefixed("e")
+    )
+});
+
 /// How many times a push is tried again after losing a race to another workspace's push
 /// (the same event or aggregate appended by both at once) before answering BUSY.
 const RACE_RETRIES: usize = 3;
@@ -253,16 +276,13 @@ impl PgCentral {
         let now = self.now();
         let workspace = pull_target(request, now)?;
         let failed = |e: PgError| answer_for(e, now);
-        let mut client = self.db.client().await.map_err(failed)?;
-        let tx = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
+        // The limit (the cursor is checked against the head once it is read).
+        let limit = pull_window(&self.limits, request, u64::MAX, now)?;
+        let client = self.db.client().await.map_err(failed)?;
+        let statement = client
+            .prepare_cached(&PULL)
             .await
             .map_err(|e| failed(e.into()))?;
-        let head = head_in(&*tx, workspace).await.map_err(failed)?;
-        let limit = pull_window(&self.limits, request, head, now)?;
         let (workspace_id, cursor, rows) = (
             workspace.to_string(),
             as_i64(request.cursor),
@@ -270,24 +290,22 @@ impl PgCentral {
         );
         let params: [&(dyn ToSql + Sync); 3] = [&workspace_id, &cursor, &rows];
         // Row by row: the byte budget stops the reading, as SQLite's does.
-        let stream = tx
-            .query_raw(
-                &format!(
-                    "SELECT {COLUMNS}, seq, user_id, octet_length(event_data) FROM events \
-                     WHERE workspace_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
-                ),
-                params,
-            )
+        let stream = client
+            .query_raw(&statement, params)
             .await
             .map_err(|e| failed(e.into()))?;
-        // Boxed so that it can be dropped before the commit: a stream left unread would
-        // hold up the connection.
         let mut stream = Box::pin(stream);
+        let mut head = None;
         let mut events = Vec::new();
         let mut used = 0usize;
         let mut has_more = false;
         while let Some(row) = stream.try_next().await.map_err(|e| failed(e.into()))? {
-            let size = usize::try_from(row.get::<_, i32>(12)).unwrap_or(0) + ENVELOPE_BYTES;
+            head.get_or_insert(seq_of(row.get(13)));
+            // No event after the cursor: one row, its event columns NULL.
+            let Some(bytes) = row.get::<_, Option<i32>>(12) else {
+                break;
+            };
+            let size = usize::try_from(bytes).unwrap_or(0) + ENVELOPE_BYTES;
             if events.len() as u64 == limit
                 || (!events.is_empty() && used.saturating_add(size) > self.limits.pull_bytes)
             {
@@ -299,7 +317,8 @@ impl PgCentral {
             events.push(logged_by(seq_of(row.get(10)), &event, row.get(11)));
         }
         drop(stream);
-        tx.commit().await.map_err(|e| failed(e.into()))?;
+        let head = head.unwrap_or(0);
+        pull_window(&self.limits, request, head, now)?;
         Ok(PullResponse {
             people: vec![],
             events,

@@ -20,17 +20,8 @@ use tokio_postgres::{GenericClient, IsolationLevel, Transaction};
 use tandem_protocol::data::{Counts, ListCounts, ListSnapshot};
 use tandem_store::views::PROJECTION_VERSION;
 
-use crate::central::{event_of, COLUMNS};
+use crate::central::{event_of, prefixed, COLUMNS};
 use crate::{parse, Database, PgError};
-
-/// The columns of [`COLUMNS`] on the table aliased `alias`.
-fn prefixed(alias: &str) -> String {
-    COLUMNS
-        .split(',')
-        .map(|c| format!("{alias}.{}", c.trim()))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
 
 /// The projector's lock (two-key form; a transaction lock, taken without waiting).
 const PROJECTOR: (i32, i32) = (0x7a6d_6467, 3);

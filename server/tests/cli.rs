@@ -21,6 +21,7 @@ fn server_with_input(args: &[&str], input: &str) -> (bool, String, String) {
         .args(args)
         .env_remove("TANDEM_DATA_DIR")
         .env_remove("TANDEM_CONFIG")
+        .env_remove("TANDEM_DATABASE_URL")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -274,6 +275,100 @@ fn migrate_brings_a_data_dir_or_a_postgres_database_to_this_builds_schema() {
     let (ok, _, err) = server(&["migrate", "--database", "not a url"]);
     assert!(!ok);
     assert!(err.contains("database URL"), "{err}");
+}
+
+/// The maintenance commands on PostgreSQL: a data dir's export imported into a database
+/// (all of it once, nothing again), exported from there byte for byte as it came, verified,
+/// queried read-only; backup, restore and rebuild refuse and say what to use instead.
+#[test]
+fn export_import_verify_and_query_work_on_a_postgres_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let events = workload(31, 2, 4, 6);
+    {
+        let mut log = tandem_store::EventLog::open(
+            data.join("events.db"),
+            events[0].device_id,
+            std::sync::Arc::new(|| 1_800_000_000_000),
+        )
+        .unwrap();
+        log.append_batch(&events).unwrap();
+    }
+    let export = dir.path().join("export.jsonl");
+    let (ok, _, err) = server(&[
+        "export",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--output",
+        export.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let url = common::fresh_pg_url();
+    let (ok, _, err) = server_with_input(
+        &["user", "add", "ann", "--database", &url],
+        "ann's password\n",
+    );
+    assert!(ok, "{err}");
+    let import = |what: &str| {
+        let (ok, _, err) = server(&[
+            "import",
+            "--database",
+            &url,
+            "--input",
+            export.to_str().unwrap(),
+            "--owner",
+            "ann",
+        ]);
+        assert!(ok, "{what}: {err}");
+        err
+    };
+    let n = events.len();
+    assert!(import("first").contains(&format!("imported {n} events; 0 were already there")));
+    assert!(import("again").contains(&format!("imported 0 events; {n} were already there")));
+    let (ok, out, err) = server(&["export", "--database", &url]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        out,
+        std::fs::read_to_string(&export).unwrap(),
+        "the same lines"
+    );
+    let (ok, out, err) = server(&["verify", "--database", &url]);
+    assert!(ok, "{err}");
+    assert!(out.contains(&format!("ok: {n} events")), "{out}");
+    let (ok, out, err) = server(&[
+        "query",
+        "--database",
+        &url,
+        "SELECT event_type, count(*) FROM events GROUP BY 1 ORDER BY 1",
+    ]);
+    assert!(ok, "{err}");
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some(r#"["event_type","count"]"#));
+    let counted: i64 = lines
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()[1]
+                .as_i64()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(counted as usize, n);
+    let (ok, _, err) = server(&["query", "--database", &url, "DELETE FROM events"]);
+    assert!(!ok);
+    assert!(err.contains("read-only transaction"), "{err}");
+    for command in [
+        vec!["backup", "--output", "/tmp/never.backup"],
+        vec!["restore", "--input", "/tmp/never.backup"],
+        vec!["rebuild"],
+    ] {
+        let mut args = command.clone();
+        args.extend(["--database", &url]);
+        let (ok, _, err) = server(&args);
+        assert!(!ok, "{command:?}");
+        assert!(err.contains("pg_dump"), "{command:?}: {err}");
+    }
+    let (ok, out, _) = server(&["export", "--database", &url]);
+    assert!(ok && out.lines().count() == n, "nothing changed");
 }
 
 #[test]

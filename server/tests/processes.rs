@@ -324,11 +324,10 @@ fn processes_on_one_database_share_the_log_live_updates_limits_and_access() {
     let disabled_at = Instant::now();
     cli(&url, &["user", "disable", "ann"], "");
     for socket in &mut sockets {
-        assert_eq!(
-            runtime.block_on(next_message(socket)),
-            None,
-            "the socket closed"
-        );
+        // Heads may still come first (another process's last pushes); then it closes.
+        while let Some(message) = runtime.block_on(next_message(socket)) {
+            assert_eq!(message["type"], "head", "{message}");
+        }
     }
     assert!(disabled_at.elapsed() < Duration::from_secs(5));
     println!(
