@@ -496,6 +496,21 @@ async fn run(args: &Args, bin: &str, storage: Storage, processes: usize) -> anyh
     let errors = Arc::new(AtomicU64::new(0));
     let busy = Arc::new(AtomicU64::new(0));
 
+    // Idle sockets on the first process, first: what a process holding them takes (the
+    // later phases leave their own memory behind).
+    let (idle_rss, idle_open) = if args.idle > 0 {
+        let before = usage_of(pids[0]).0;
+        let (open, held) = idle(args.idle, &a, &token, spaces, Arc::clone(&errors)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let after = usage_of(pids[0]).0;
+        drop(held);
+        println!(
+            "idle: {open} sockets open on one process: RSS {after:.0} MB ({before:.0} MB before)"
+        );
+        (after, open)
+    } else {
+        (0.0, 0)
+    };
     // Broadcast: clients on B, writers through A.
     let ((latencies, writes), broadcast_usage) = measured(
         &pids,
@@ -531,20 +546,6 @@ async fn run(args: &Args, bin: &str, storage: Storage, processes: usize) -> anyh
         args.pushers * processes
     );
 
-    // Idle sockets on the first process.
-    let (idle_rss, idle_open) = if args.idle > 0 {
-        let before = usage_of(pids[0]).0;
-        let (open, held) = idle(args.idle, &a, &token, spaces, Arc::clone(&errors)).await;
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let after = usage_of(pids[0]).0;
-        drop(held);
-        println!(
-            "idle: {open} sockets open on one process: RSS {after:.0} MB ({before:.0} MB before)"
-        );
-        (after, open)
-    } else {
-        (0.0, 0)
-    };
     let usage = broadcast_usage
         .iter()
         .zip(&ingest_usage)
@@ -602,16 +603,17 @@ async fn broadcast(
     let origin = Instant::now();
     let acked: Arc<Mutex<HashMap<String, f64>>> = Arc::default();
     let pulled: Arc<Mutex<Vec<(String, f64)>>> = Arc::default();
-    let stop = Arc::new(tokio::sync::Notify::new());
+    // A flag, not a notice: a client busy pulling when the phase ends sees it afterwards.
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let ready = Arc::new(tokio::sync::Semaphore::new(0));
     let mut clients = vec![];
     let connecting = Arc::new(tokio::sync::Semaphore::new(64));
     for i in 0..args.clients {
         let ws = workspace(i % args.workspaces);
         let (b, token, http) = (b.to_string(), token.to_string(), http.clone());
-        let (pulled, stop, ready, errors, connecting, busy) = (
+        let (pulled, mut stop, ready, errors, connecting, busy) = (
             Arc::clone(&pulled),
-            Arc::clone(&stop),
+            stop.clone(),
             Arc::clone(&ready),
             Arc::clone(&errors),
             Arc::clone(&connecting),
@@ -632,7 +634,7 @@ async fn broadcast(
             loop {
                 let message = tokio::select! {
                     m = socket.next() => m,
-                    () = stop.notified() => break,
+                    _ = stop.wait_for(|stopped| *stopped) => break,
                 };
                 let text = match message {
                     Some(Ok(Message::Text(text))) => text,
@@ -722,7 +724,7 @@ async fn broadcast(
     }
     // Let the last writes arrive.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    stop.notify_waiters();
+    let _ = stop_tx.send(true);
     for c in clients {
         let _ = c.await;
     }
@@ -748,10 +750,14 @@ async fn connect(base: &str, token: &str, ws: WorkspaceId) -> Option<Socket> {
     request
         .headers_mut()
         .insert("authorization", format!("Bearer {token}").parse().ok()?);
-    tokio_tungstenite::connect_async(request)
-        .await
-        .ok()
-        .map(|(s, _)| s)
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio_tungstenite::connect_async(request),
+    )
+    .await
+    .ok()?
+    .ok()
+    .map(|(s, _)| s)
 }
 
 /// Pulls everything after `cursor`: the event ids and the new head. A 503 BUSY is waited out
