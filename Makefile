@@ -48,7 +48,7 @@ lint: setup
 # line's code run a second time with their servers on PostgreSQL.
 PG_SERVER_TESTS := --test serve --test access --test live --test sync_protocol --test fuzz
 test-rust: setup
-	eval "$$(scripts/pg-cluster.sh start)"; trap 'scripts/pg-cluster.sh stop "$$TANDEM_TEST_PG_DIR"' EXIT; \
+	pg=$$(scripts/pg-cluster.sh start) || exit 1; eval "$$pg"; trap 'scripts/pg-cluster.sh stop "$$TANDEM_TEST_PG_DIR"' EXIT; \
 	cargo test $(NATIVE) -- --skip killed_at_random && \
 	TANDEM_TEST_BACKEND=postgres cargo test -p server --features app/ssr,tandem-events/testkit $(PG_SERVER_TESTS)
 
@@ -60,11 +60,11 @@ crash: build
 # 1,000 WebSocket clients, ingest, 10,000 idle sockets; each figure beside its goal, appended to
 # docs/benchmarks.md. `make test` runs a short smoke of it (no figure is judged there).
 bench-scale: build
-	eval "$$(scripts/pg-cluster.sh start)"; trap 'scripts/pg-cluster.sh stop "$$TANDEM_TEST_PG_DIR"' EXIT; \
+	pg=$$(scripts/pg-cluster.sh start) || exit 1; eval "$$pg"; trap 'scripts/pg-cluster.sh stop "$$TANDEM_TEST_PG_DIR"' EXIT; \
 	cargo run --release -p tandem-load -- --server $(SERVER) --record docs/benchmarks.md $(SCALE_ARGS)
 
 scale-smoke: build
-	eval "$$(scripts/pg-cluster.sh start)"; trap 'scripts/pg-cluster.sh stop "$$TANDEM_TEST_PG_DIR"' EXIT; \
+	pg=$$(scripts/pg-cluster.sh start) || exit 1; eval "$$pg"; trap 'scripts/pg-cluster.sh stop "$$TANDEM_TEST_PG_DIR"' EXIT; \
 	cargo run -p tandem-load -- --server $(SERVER) --smoke
 
 # The sync simulation with 10,000 random schedules (the seed is printed; SIM_SEED replays)
@@ -86,7 +86,7 @@ check-wasm: setup
 # Against the release server, on its own port, with a fresh data dir removed afterwards.
 # processes.spec.ts runs two server processes on a throwaway PostgreSQL cluster.
 e2e: build
-	data=$$(mktemp -d); eval "$$(scripts/pg-cluster.sh start)"; \
+	data=$$(mktemp -d); pg=$$(scripts/pg-cluster.sh start) || exit 1; eval "$$pg"; \
 	trap 'rm -rf "$$data"; scripts/pg-cluster.sh stop "$$TANDEM_TEST_PG_DIR"' EXIT; \
 	(cd end2end && TANDEM_SERVER_BIN=$(SERVER) E2E_DATA_DIR=$$data npx playwright test)
 

@@ -110,6 +110,7 @@ async fn main() -> anyhow::Result<()> {
             runs.push(run(&args, &bin, Storage::Postgres(cluster.clone()), 1).await?);
             runs.push(run(&args, &bin, Storage::Postgres(cluster.clone()), 2).await?);
         }
+        None if args.smoke => bail!("the smoke run measures PostgreSQL too: --pg / TANDEM_TEST_PG"),
         None => println!("no --pg / TANDEM_TEST_PG: PostgreSQL not measured"),
     }
     let table = report(&args, &runs);
@@ -125,6 +126,18 @@ async fn main() -> anyhow::Result<()> {
     let errors: u64 = runs.iter().map(|r| r.errors).sum();
     if args.smoke && errors > 0 {
         bail!("{errors} errors during the smoke run");
+    }
+    // A smoke that measured nothing proves nothing: every run wrote, and its writes reached
+    // the clients (on the other process, with two).
+    for run in &runs {
+        if args.smoke && (run.writes == 0 || run.deliveries < run.writes) {
+            bail!(
+                "{}: {} writes, {} deliveries: the clients did not get the writes",
+                run.name,
+                run.writes,
+                run.deliveries
+            );
+        }
     }
     Ok(())
 }

@@ -46,7 +46,28 @@ impl PgViews {
     /// Catches the views up with the log before they are read: waits (at most 5 s) for a
     /// projector at work in another process to finish its batch, then projects what is left.
     pub async fn catch_up(&self, batch: u64) -> Result<u64, PgError> {
+        if self.current().await? {
+            return Ok(0);
+        }
         Ok(self.pass(batch, true).await?.unwrap_or_default())
+    }
+
+    /// Whether the views are this build's and hold every event — read without the
+    /// projector's lock (a page render that finds them current takes no lock at all).
+    async fn current(&self) -> Result<bool, PgError> {
+        let client = self.db.client().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT (SELECT version FROM view_meta WHERE name = 'server') \
+                 IS NOT DISTINCT FROM $1 AND NOT EXISTS (SELECT 1 FROM heads h \
+                 LEFT JOIN view_checkpoints c ON c.workspace_id = h.workspace_id \
+                 WHERE h.head > coalesce(c.seq, 0))",
+            )
+            .await?;
+        Ok(client
+            .query_one(&statement, &[&PROJECTION_VERSION])
+            .await?
+            .get(0))
     }
 
     async fn pass(&self, batch: u64, wait: bool) -> Result<Option<u64>, PgError> {

@@ -50,14 +50,33 @@ pub struct PgSession {
 }
 
 impl PgSession {
-    pub fn open(url: &crate::config::DatabaseUrl) -> anyhow::Result<Self> {
+    /// Opens the database; `migrate` brings its schema to this build's first (the commands
+    /// that make things: `user add`, `import`), otherwise it must be at this build's already
+    /// (a command that reads never changes the schema under serving processes, nor makes
+    /// Tandem's tables in a database named by mistake).
+    pub fn open(url: &crate::config::DatabaseUrl, migrate: bool) -> anyhow::Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()?;
         let (central, accounts) = runtime.block_on(async {
             let db = tandem_pg::Database::connect(&url.0, 2)?;
-            db.migrate().await?;
+            if migrate {
+                db.migrate().await?;
+            } else {
+                let found = tandem_pg::migrate::current(&**db.client().await?).await?;
+                let known = tandem_pg::migrate::latest();
+                if found == 0 {
+                    anyhow::bail!(
+                        "the database holds no Tandem schema (a server serving it, or `server migrate --database`, makes it)"
+                    );
+                }
+                if found != known {
+                    anyhow::bail!(
+                        "the database is at schema version {found}, this build's is {known}: run the matching build, or `server migrate --database` first"
+                    );
+                }
+            }
             let central = tandem_pg::PgCentral::open(
                 db.clone(),
                 crate::databases::sync_limits(&crate::config::Limits::default()),
@@ -66,7 +85,7 @@ impl PgSession {
             )
             .await?;
             let accounts = tandem_pg::PgAccounts::new(db, tokio::runtime::Handle::current());
-            Ok::<_, tandem_pg::PgError>((central, accounts))
+            Ok::<_, anyhow::Error>((central, accounts))
         })?;
         Ok(Self {
             central,
@@ -112,7 +131,7 @@ fn accounts_at(at: &Storage, create: bool) -> anyhow::Result<AccountsAt> {
     Ok(match at {
         Storage::Dir(dir) if create => AccountsAt::Sqlite(open_accounts(dir)?),
         Storage::Dir(dir) => AccountsAt::Sqlite(read_accounts(dir)?),
-        Storage::Postgres(url) => AccountsAt::Postgres(Box::new(PgSession::open(url)?)),
+        Storage::Postgres(url) => AccountsAt::Postgres(Box::new(PgSession::open(url, create)?)),
     })
 }
 
@@ -130,7 +149,7 @@ fn workspaces_at(at: &Storage, accounts: &AccountsAt) -> anyhow::Result<Vec<Stri
     match (at, accounts) {
         (_, AccountsAt::Postgres(session)) => session.workspaces(),
         (Storage::Dir(dir), _) => log_workspaces(dir),
-        (Storage::Postgres(url), _) => PgSession::open(url)?.workspaces(),
+        (Storage::Postgres(url), _) => PgSession::open(url, false)?.workspaces(),
     }
 }
 
@@ -212,7 +231,7 @@ pub fn verify(at: impl Into<Storage>) -> anyhow::Result<u64> {
             (checked, log.heads()?, log.event_users()?, known)
         }
         Storage::Postgres(url) => {
-            let session = PgSession::open(url)?;
+            let session = PgSession::open(url, false)?;
             let checked = session
                 .wait(session.central.verify())
                 .map_err(|v| anyhow::anyhow!("invariant violated: {v}"))?;
@@ -423,7 +442,7 @@ pub fn export(at: impl Into<Storage>, out: &mut impl Write) -> anyhow::Result<u6
     let at = at.into();
     let log = match &at {
         Storage::Dir(dir) => Ok(read_log(dir)?),
-        Storage::Postgres(url) => Err(PgSession::open(url)?),
+        Storage::Postgres(url) => Err(PgSession::open(url, false)?),
     };
     let heads = match &log {
         Ok(log) => log.heads()?,
@@ -467,7 +486,7 @@ pub fn import(
     match at.into() {
         Storage::Dir(dir) => import_dir(&dir, input, owner),
         Storage::Postgres(url) => {
-            let session = PgSession::open(&url)?;
+            let session = PgSession::open(&url, true)?;
             let owner_id = match owner {
                 Some(name) => Some(owner_of(&session.accounts, name)?),
                 None => None,
@@ -831,10 +850,15 @@ fn query_postgres(
     out: &mut impl Write,
 ) -> anyhow::Result<usize> {
     use tandem_pg::tokio_postgres::SimpleQueryMessage;
-    let session = PgSession::open(url)?;
+    let session = PgSession::open(url, false)?;
     let messages = session.wait(async {
         let mut client = session.central.database().client().await?;
         let tx = client.build_transaction().read_only(true).start().await?;
+        // One statement: preparing it refuses several (the simple protocol below would run
+        // "COMMIT; DELETE …" past the read-only transaction).
+        tx.prepare(sql)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", tandem_pg::describe(&e)))?;
         let messages = tx
             .simple_query(sql)
             .await

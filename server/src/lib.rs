@@ -180,11 +180,7 @@ pub async fn run(
     if let Some(postgres) = &databases.postgres {
         tokio::spawn(tandem_pg::listen::listen_heads(
             postgres.database().clone(),
-            postgres::HubListener {
-                hub: Arc::clone(&hub),
-                postgres: postgres.clone(),
-                projector: projector.waker(),
-            },
+            postgres::HubListener::new(Arc::clone(&hub), postgres.clone(), projector.waker()),
             stopping.clone(),
         ));
     }

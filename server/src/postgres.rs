@@ -176,9 +176,30 @@ impl Backend for Postgres {
 
 /// Hands every process's new heads to this process's sockets, and wakes the projector.
 pub struct HubListener {
-    pub hub: Arc<crate::live::Hub>,
-    pub postgres: Postgres,
-    pub projector: Arc<tokio::sync::Notify>,
+    hub: Arc<crate::live::Hub>,
+    postgres: Postgres,
+    projector: Arc<tokio::sync::Notify>,
+    /// Notices whose events are being read (bounded: past it a head goes out alone, and its
+    /// sockets pull; the pool stays for requests — DESIGN.md rule 22).
+    fetching: Arc<tokio::sync::Semaphore>,
+}
+
+/// Notices whose events are read at once, at most.
+const FETCHES: usize = 2;
+
+impl HubListener {
+    pub fn new(
+        hub: Arc<crate::live::Hub>,
+        postgres: Postgres,
+        projector: Arc<tokio::sync::Notify>,
+    ) -> Self {
+        Self {
+            hub,
+            postgres,
+            projector,
+            fetching: Arc::new(tokio::sync::Semaphore::new(FETCHES)),
+        }
+    }
 }
 
 impl tandem_pg::listen::HeadsListener for HubListener {
@@ -191,12 +212,17 @@ impl tandem_pg::listen::HeadsListener for HubListener {
             return;
         }
         let hub = Arc::clone(&self.hub);
-        if appended == 0 || appended > crate::live::MAX_EVENTS_PER_MESSAGE as u64 {
+        let fits = (1..=crate::live::MAX_EVENTS_PER_MESSAGE as u64).contains(&appended);
+        let permit = fits
+            .then(|| Arc::clone(&self.fetching).try_acquire_owned().ok())
+            .flatten();
+        let Some(permit) = permit else {
             hub.publish(workspace, head, &[]);
             return;
-        }
+        };
         let central = self.postgres.central.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             let events = match central
                 .events_after(workspace, head - appended, appended)
                 .await

@@ -356,6 +356,17 @@ fn export_import_verify_and_query_work_on_a_postgres_database() {
     let (ok, _, err) = server(&["query", "--database", &url, "DELETE FROM events"]);
     assert!(!ok);
     assert!(err.contains("read-only transaction"), "{err}");
+    // Several statements are refused: the second could end the read-only transaction.
+    for sql in ["COMMIT; DELETE FROM events", "SELECT 1; SELECT 2"] {
+        let (ok, _, err) = server(&["query", "--database", &url, sql]);
+        assert!(!ok, "{sql}");
+        assert!(err.contains("multiple commands"), "{sql}: {err}");
+    }
+    // A command that reads never makes or changes a schema.
+    let empty = common::fresh_pg_url();
+    let (ok, _, err) = server(&["export", "--database", &empty]);
+    assert!(!ok);
+    assert!(err.contains("holds no Tandem schema"), "{err}");
     for command in [
         vec!["backup", "--output", "/tmp/never.backup"],
         vec!["restore", "--input", "/tmp/never.backup"],

@@ -153,6 +153,13 @@ pub async fn start_full(
         let _ = stopped.await;
     }));
     let base = format!("http://{addr}");
+    // Answered once the server serves (its databases open, a PostgreSQL schema migrated).
+    let up = client()
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(up.status(), 200);
     let token = tester_token(data_dir.path(), &base).await;
     Running {
         base,
