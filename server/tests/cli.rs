@@ -16,29 +16,13 @@ fn server(args: &[&str]) -> (bool, String, String) {
 
 /// Runs the binary with `input` on its standard input.
 fn server_with_input(args: &[&str], input: &str) -> (bool, String, String) {
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_server"));
+    command
         .args(args)
         .env_remove("TANDEM_DATA_DIR")
         .env_remove("TANDEM_CONFIG")
-        .env_remove("TANDEM_DATABASE_URL")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+        .env_remove("TANDEM_DATABASE_URL");
+    common::output_of(command, input)
 }
 
 #[test]

@@ -10,7 +10,6 @@
 
 mod common;
 
-use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -73,29 +72,15 @@ impl Drop for Process {
 /// Runs a command-line subcommand on the database (`stdin` as its standard input); its
 /// standard output. Fails the test when it fails.
 fn cli(url: &str, args: &[&str], stdin: &str) -> String {
-    let mut child = Command::new(server_bin())
+    let mut command = Command::new(server_bin());
+    command
         .args(args)
         .env("TANDEM_DATABASE_URL", url)
         .env_remove("TANDEM_CONFIG")
-        .env_remove("TANDEM_DATA_DIR")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "server {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+        .env_remove("TANDEM_DATA_DIR");
+    let (ok, out, err) = common::output_of(command, stdin);
+    assert!(ok, "server {args:?}: {err}");
+    out
 }
 
 fn blocking_client(token: &str) -> reqwest::blocking::Client {
