@@ -281,13 +281,14 @@ pub mod ssr {
                 }
             }
             drop(_one_at_a_time);
-            self.announce(&outcome);
-            let mut response = outcome.response;
-            response.pusher = Some(tandem_protocol::sync::Person {
+            // The pusher's name goes with the answer and with the live message.
+            let mut outcome = outcome;
+            outcome.response.pusher = Some(tandem_protocol::sync::Person {
                 user_id: principal.user.user_id.clone(),
                 username: principal.user.username.clone(),
             });
-            Ok(response)
+            self.announce(&outcome);
+            Ok(outcome.response)
         }
 
         /// Whether `events` more events of `bytes` fit the quotas, the account having stored

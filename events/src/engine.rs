@@ -62,6 +62,11 @@ pub enum Input {
     HeadAnnounced {
         head: u64,
     },
+    /// The events a live message carried, continuing the cursor exactly, were stored (by the
+    /// driver, between requests): the cursor is now `cursor`. No pull is owed for them.
+    Applied {
+        cursor: u64,
+    },
     /// Periodic timer: heal anything the live channel missed.
     Tick,
     /// Try now (the user pressed "Sync now", the network came back): ends a backoff early,
@@ -240,6 +245,10 @@ impl Engine {
                 if self.phase == Phase::Pulling {
                     self.heard_while_pulling = self.heard_while_pulling.max(head);
                 }
+            }
+            Input::Applied { cursor } => {
+                self.cursor = self.cursor.max(cursor);
+                self.known_head = self.known_head.max(cursor);
             }
             Input::Pulled {
                 cursor,
@@ -736,5 +745,33 @@ mod tests {
         assert_eq!(e.next(0), Action::Idle, "an old head changes nothing");
         e.on(Input::HeadAnnounced { head: 6 }, 0, 0);
         assert_eq!(e.next(0), Action::Pull { cursor: 4 });
+    }
+
+    #[test]
+    fn events_applied_from_a_live_message_owe_no_pull_and_keep_a_backoff() {
+        let mut e = engine(4, 0);
+        e.next(0);
+        pulled(&mut e, 4);
+        e.on(Input::HeadAnnounced { head: 6 }, 0, 0);
+        e.on(Input::Applied { cursor: 6 }, 0, 0);
+        assert_eq!(e.cursor(), 6);
+        assert_eq!(e.next(0), Action::Idle, "the announced head is held");
+        e.on(Input::Applied { cursor: 5 }, 0, 0);
+        assert_eq!(e.cursor(), 6, "the cursor never goes back");
+        // Applied while backing off (the push failed): the wait stands, the push follows.
+        e.set_pending(1);
+        assert_eq!(
+            e.next(0),
+            Action::Push {
+                cursor: 6,
+                limit: 500
+            }
+        );
+        e.on(Input::Failed(Failure::Transport), 100, 999);
+        let wake = e.wake_at();
+        e.on(Input::Applied { cursor: 8 }, 150, 0);
+        assert_eq!(e.phase(), Phase::BackingOff);
+        assert_eq!(e.next(150), Action::Wait { until_ms: wake });
+        assert_eq!(e.next(wake), Action::Pull { cursor: 8 });
     }
 }

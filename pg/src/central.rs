@@ -23,7 +23,8 @@ use tokio_postgres::{GenericClient, IsolationLevel, Row, Transaction};
 
 use crate::{parse, Database, PgError};
 
-/// The channel a new head is announced on: payload `<workspace_id> <head>`.
+/// The channel a new head is announced on: payload `<workspace_id> <head> <appended>
+/// <origin>` (see [`crate::listen::parse_notice`]).
 pub const HEADS_CHANNEL: &str = "tandem_heads";
 
 /// The columns of an event, in the order [`event_of`] reads them.
@@ -76,6 +77,8 @@ pub struct PgCentral {
     /// its own: processes never issue the same stamp, and a restarted one needs no saved
     /// state (its node is new).
     stamps: std::sync::Arc<std::sync::Mutex<Clock>>,
+    /// This process's name in its pushes' notices (see [`Self::origin`]).
+    origin: std::sync::Arc<str>,
 }
 
 impl std::fmt::Debug for PgCentral {
@@ -124,7 +127,14 @@ impl PgCentral {
             stamps: std::sync::Arc::new(std::sync::Mutex::new(Clock::new(DeviceId::from_uuid(
                 uuid::Uuid::new_v4(),
             )))),
+            origin: uuid::Uuid::new_v4().simple().to_string().into(),
         })
+    }
+
+    /// A name of this process (of this `PgCentral` and its clones) that its pushes' notices
+    /// carry, so its own heads listener can tell the pushes it announced itself.
+    pub fn origin(&self) -> &str {
+        &self.origin
     }
 
     /// Makes a workspace's first list when the workspace holds no events yet (a new
@@ -256,9 +266,10 @@ impl PgCentral {
                 };
                 let outcome = appending.finish(result).map_err(Try::Answer)?;
                 let notice = format!(
-                    "{workspace} {} {}",
+                    "{workspace} {} {} {}",
                     outcome.response.head,
-                    outcome.appended.len()
+                    outcome.appended.len(),
+                    self.origin
                 );
                 tx.execute("SELECT pg_notify($1, $2)", &[&HEADS_CHANNEL, &notice])
                     .await
@@ -395,6 +406,51 @@ impl PgCentral {
 }
 
 impl PgCentral {
+    /// A notice's events (as [`Self::events_after`]) and the names of the accounts that
+    /// pushed them, in one statement (the live message carries both).
+    #[allow(clippy::type_complexity)]
+    pub async fn announced(
+        &self,
+        workspace: WorkspaceId,
+        after: u64,
+        limit: u64,
+    ) -> Result<
+        (
+            Vec<(u64, StoredEvent, Option<String>)>,
+            Vec<(String, String)>,
+        ),
+        PgError,
+    > {
+        let client = self.db.client().await?;
+        let columns = prefixed("e");
+        let statement = client
+            .prepare_cached(&format!(
+                "SELECT {columns}, e.seq, e.user_id, u.username FROM events e \
+                 LEFT JOIN users u ON u.user_id = e.user_id \
+                 WHERE e.workspace_id = $1 AND e.seq > $2 ORDER BY e.seq LIMIT $3"
+            ))
+            .await?;
+        let rows = client
+            .query(
+                &statement,
+                &[&workspace.to_string(), &as_i64(after), &as_i64(limit)],
+            )
+            .await?;
+        let mut events = Vec::with_capacity(rows.len());
+        let mut people: Vec<(String, String)> = vec![];
+        for r in &rows {
+            let user: Option<String> = r.get(11);
+            let name: Option<String> = r.get(12);
+            if let (Some(user), Some(name)) = (&user, name) {
+                if !people.iter().any(|(u, _)| u == user) {
+                    people.push((user.clone(), name));
+                }
+            }
+            events.push((seq_of(r.get(10)), event_of(r)?, user));
+        }
+        Ok((events, people))
+    }
+
     /// Imports exported events with their seqs (`server import`), all or nothing, as
     /// `EventLog::import_logged` does on SQLite: every event already in the log must be in the
     /// import with the same seq and content (an import only adds: it never shifts a seq); the

@@ -21,25 +21,47 @@ const MAX_PAUSE: Duration = Duration::from_secs(5);
 
 /// What the listener tells its owner.
 pub trait HeadsListener: Send + Sync + 'static {
-    /// A workspace's head moved to `head` by a push of `appended` events (in any process).
+    /// A workspace's head moved (a push in any process; [`Notice::origin`] says which).
     /// Called on the listener's task: must not block.
-    fn head(&self, workspace: WorkspaceId, head: u64, appended: u64);
+    fn head(&self, notice: Notice);
     /// Listening (again): notices from before may have been missed.
     fn connected(&self);
 }
 
-/// A notice's payload, `<workspace_id> <head> <appended>`: the workspace, its new head, and
-/// how many events the push appended; `None` for anything else (a notice on the channel from
-/// elsewhere is ignored, never trusted).
-pub fn parse_notice(payload: &str) -> Option<(WorkspaceId, u64, u64)> {
+/// A new head, as a push's `NOTIFY` told it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub workspace: WorkspaceId,
+    pub head: u64,
+    /// How many events the push appended.
+    pub appended: u64,
+    /// The [`crate::central::PgCentral::origin`] of the process that pushed (none from a
+    /// build before it was sent): a process has announced its own pushes already.
+    pub origin: Option<String>,
+}
+
+/// A notice's payload, `<workspace_id> <head> <appended> [<origin>]`; `None` for anything
+/// else (a notice on the channel from elsewhere is ignored, never trusted).
+pub fn parse_notice(payload: &str) -> Option<Notice> {
     let mut parts = payload.split(' ');
-    let notice = (
-        parts.next()?.parse().ok()?,
-        parts.next()?.parse().ok()?,
-        parts.next()?.parse().ok()?,
-    );
+    let mut notice = Notice {
+        workspace: parts.next()?.parse().ok()?,
+        head: parts.next()?.parse().ok()?,
+        appended: parts.next()?.parse().ok()?,
+        origin: None,
+    };
+    if let Some(origin) = parts.next() {
+        let fits = (1..=64).contains(&origin.len())
+            && origin
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if !fits {
+            return None;
+        }
+        notice.origin = Some(origin.to_string());
+    }
     match parts.next() {
-        None if notice.2 <= notice.1 => Some(notice),
+        None if notice.appended <= notice.head => Some(notice),
         _ => None,
     }
 }
@@ -102,8 +124,8 @@ async fn listen_once(db: &Database, listener: &impl HeadsListener) -> Result<(),
     while let Some(message) = messages.next().await {
         match message {
             Ok(AsyncMessage::Notification(n)) if n.channel() == HEADS_CHANNEL => {
-                if let Some((workspace, head, appended)) = parse_notice(n.payload()) {
-                    listener.head(workspace, head, appended);
+                if let Some(notice) = parse_notice(n.payload()) {
+                    listener.head(notice);
                 }
             }
             Ok(_) => {}
@@ -135,10 +157,18 @@ mod tests {
     #[test]
     fn notices_are_read_strictly() {
         let ws = "0190f5a2-7c3e-7b4a-9d2e-1234567890ab";
+        let read = |payload: &str| {
+            parse_notice(payload).map(|n| (n.workspace.to_string(), n.head, n.appended, n.origin))
+        };
         assert_eq!(
-            parse_notice(&format!("{ws} 42 3")).map(|(w, h, n)| (w.to_string(), h, n)),
-            Some((ws.to_string(), 42, 3))
+            read(&format!("{ws} 42 3")),
+            Some((ws.to_string(), 42, 3, None))
         );
+        assert_eq!(
+            read(&format!("{ws} 42 3 4f2a-9b")),
+            Some((ws.to_string(), 42, 3, Some("4f2a-9b".to_string())))
+        );
+        let long = "a".repeat(65);
         for bad in [
             "",
             "42",
@@ -146,7 +176,10 @@ mod tests {
             &format!("{ws} 42"),
             &format!("{ws} -1 1"),
             &format!("{ws} 4 5"),
-            &format!("{ws} 4 1 1"),
+            &format!("{ws} 4 1 a b"),
+            &format!("{ws} 4 1 a;b"),
+            &format!("{ws} 4 1 {long}"),
+            &format!("{ws} 4 1 "),
             "x 1 1",
             &format!("{ws}  1 1"),
         ] {

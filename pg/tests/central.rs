@@ -551,8 +551,12 @@ async fn a_push_through_one_process_is_heard_by_another_even_after_its_connectio
 
     struct Forward(mpsc::UnboundedSender<Option<(WorkspaceId, u64, u64)>>);
     impl HeadsListener for Forward {
-        fn head(&self, workspace: WorkspaceId, head: u64, appended: u64) {
-            let _ = self.0.send(Some((workspace, head, appended)));
+        fn head(&self, notice: tandem_pg::listen::Notice) {
+            // Every notice names the pushing process.
+            let origin = notice.origin.filter(|o| o.len() == 32);
+            let _ = self
+                .0
+                .send(origin.map(|_| (notice.workspace, notice.head, notice.appended)));
         }
         fn connected(&self) {
             let _ = self.0.send(None);
@@ -598,6 +602,12 @@ async fn a_push_through_one_process_is_heard_by_another_even_after_its_connectio
     assert_eq!(next(&mut heard).await, Some(None), "listening again");
     pusher.push_as(&push(3, 5, 3), &by_user()).await.unwrap();
     assert_eq!(next(&mut heard).await, Some(Some((workspace, 5, 2))));
+    assert_eq!(pusher.origin().len(), 32);
+    assert_ne!(
+        pusher.origin(),
+        central(b.clone()).await.origin(),
+        "one per process"
+    );
     stop.send(true).unwrap();
     tokio::time::timeout(std::time::Duration::from_secs(5), listening)
         .await

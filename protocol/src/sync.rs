@@ -262,6 +262,9 @@ pub enum LiveMessage {
         log_id: Option<String>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         events: Vec<LoggedEvent>,
+        /// The names of the accounts the events' `user_id`s name (as a pull's `people`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        people: Vec<Person>,
     },
 }
 

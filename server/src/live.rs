@@ -17,7 +17,7 @@ use axum::Extension;
 use serde::Deserialize;
 use tandem_accounts::{AccountStore, Caller, Principal};
 use tandem_events::ids::WorkspaceId;
-use tandem_protocol::sync::{ErrorCode, LiveMessage, LoggedEvent, SyncError};
+use tandem_protocol::sync::{ErrorCode, LiveMessage, LoggedEvent, Person, SyncError};
 use tokio::sync::{broadcast, watch};
 
 use crate::errors;
@@ -148,7 +148,14 @@ impl Hub {
     }
 
     /// Announces a new head (after a push stored events) to the workspace's sockets, if any.
-    pub fn publish(&self, workspace: WorkspaceId, head: u64, events: &[LoggedEvent]) {
+    /// `people`: the names of the accounts the events name.
+    pub fn publish(
+        &self,
+        workspace: WorkspaceId,
+        head: u64,
+        events: &[LoggedEvent],
+        people: &[Person],
+    ) {
         let sender = {
             let channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
             match channels.get(&workspace) {
@@ -156,12 +163,12 @@ impl Hub {
                 None => return,
             }
         };
-        let events = if events.len() <= MAX_EVENTS_PER_MESSAGE {
-            events.to_vec()
+        let (events, people) = if events.len() <= MAX_EVENTS_PER_MESSAGE {
+            (events.to_vec(), people.to_vec())
         } else {
-            vec![]
+            (vec![], vec![])
         };
-        let text = head_message(workspace, head, events);
+        let text = head_message(workspace, head, events, people);
         // A socket that left meanwhile is not an error.
         let _ = sender.send(Frame {
             head,
@@ -249,12 +256,18 @@ impl Hub {
     }
 }
 
-fn head_message(workspace: WorkspaceId, head: u64, events: Vec<LoggedEvent>) -> String {
+fn head_message(
+    workspace: WorkspaceId,
+    head: u64,
+    events: Vec<LoggedEvent>,
+    people: Vec<Person>,
+) -> String {
     encode(LiveMessage::Head {
         workspace_id: workspace.to_string(),
         head,
         log_id: None,
         events,
+        people,
     })
 }
 
@@ -450,6 +463,7 @@ async fn serve(
         head,
         log_id: Some(log_id),
         events: vec![],
+        people: vec![],
     });
     let timing = seat.hub.timing;
     let limit = timing.send_timeout;
@@ -488,7 +502,7 @@ async fn serve(
                         while let Ok(frame) = frames.try_recv() {
                             latest = latest.max(frame.head);
                         }
-                        let text = head_message(workspace, latest, vec![]);
+                        let text = head_message(workspace, latest, vec![], vec![]);
                         let _ = send(&mut socket, Message::Text(text.into()), limit).await;
                         let _ = send(&mut socket, Message::Close(None), limit).await;
                         break;

@@ -179,67 +179,103 @@ pub struct HubListener {
     hub: Arc<crate::live::Hub>,
     postgres: Postgres,
     projector: Arc<tokio::sync::Notify>,
-    /// Notices whose events are being read (bounded: past it a head goes out alone, and its
-    /// sockets pull; the pool stays for requests — DESIGN.md rule 22).
-    fetching: Arc<tokio::sync::Semaphore>,
+    /// Other processes' notices whose events are to be read, in the order heard (read one at
+    /// a time, so a workspace's messages go out in order and the reading holds one pooled
+    /// connection at most; bounded: past it a head goes out alone and its sockets pull —
+    /// DESIGN.md rule 22).
+    fetching: tokio::sync::mpsc::Sender<tandem_pg::listen::Notice>,
 }
 
-/// Notices whose events are read at once, at most.
-const FETCHES: usize = 2;
+/// Notices waiting for their events to be read, at most.
+const FETCH_QUEUE: usize = 1_024;
+
+/// How long reading a notice's events may take before its head goes out alone.
+const FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl HubListener {
+    /// Starts the reader of notices' events (on the current runtime).
     pub fn new(
         hub: Arc<crate::live::Hub>,
         postgres: Postgres,
         projector: Arc<tokio::sync::Notify>,
     ) -> Self {
+        let (fetching, notices) = tokio::sync::mpsc::channel(FETCH_QUEUE);
+        tokio::spawn(announce_notices(
+            Arc::clone(&hub),
+            postgres.central.clone(),
+            notices,
+        ));
         Self {
             hub,
             postgres,
             projector,
-            fetching: Arc::new(tokio::sync::Semaphore::new(FETCHES)),
+            fetching,
         }
     }
 }
 
-impl tandem_pg::listen::HeadsListener for HubListener {
-    /// The head goes out with the push's events (read once here for all of this process's
-    /// sockets on the workspace, so none of them has to pull), as a push through this
-    /// process announces them — whichever of the two comes first, a socket skips the other.
-    fn head(&self, workspace: WorkspaceId, head: u64, appended: u64) {
-        self.projector.notify_one();
-        if !self.hub.follows(workspace) {
-            return;
-        }
-        let hub = Arc::clone(&self.hub);
-        let fits = (1..=crate::live::MAX_EVENTS_PER_MESSAGE as u64).contains(&appended);
-        let permit = fits
-            .then(|| Arc::clone(&self.fetching).try_acquire_owned().ok())
-            .flatten();
-        let Some(permit) = permit else {
-            hub.publish(workspace, head, &[]);
-            return;
-        };
-        let central = self.postgres.central.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            let events = match central
-                .events_after(workspace, head - appended, appended)
-                .await
-            {
-                Ok(events) => events
+/// Reads each queued notice's events and their pushers' names (once for all of this
+/// process's sockets on the workspace, so none of them has to pull) and announces them.
+async fn announce_notices(
+    hub: Arc<crate::live::Hub>,
+    central: PgCentral,
+    mut notices: tokio::sync::mpsc::Receiver<tandem_pg::listen::Notice>,
+) {
+    while let Some(notice) = notices.recv().await {
+        let (workspace, head) = (notice.workspace, notice.head);
+        let read = tokio::time::timeout(
+            FETCH_TIMEOUT,
+            central.announced(workspace, head - notice.appended, notice.appended),
+        )
+        .await;
+        let (events, people) = match read {
+            Ok(Ok((events, people))) => (
+                events
                     .iter()
                     .map(|(seq, event, user)| {
                         tandem_store::wire::logged_by(*seq, event, user.clone())
                     })
                     .collect(),
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot read a notice's events; announcing the head alone");
-                    vec![]
-                }
-            };
-            hub.publish(workspace, head, &events);
-        });
+                people
+                    .into_iter()
+                    .map(|(user_id, username)| tandem_protocol::sync::Person { user_id, username })
+                    .collect(),
+            ),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot read a notice's events; announcing the head alone");
+                (vec![], vec![])
+            }
+            Err(_) => {
+                tracing::warn!(
+                    "reading a notice's events took too long; announcing the head alone"
+                );
+                (vec![], vec![])
+            }
+        };
+        hub.publish(workspace, head, &events, &people);
+    }
+}
+
+impl tandem_pg::listen::HeadsListener for HubListener {
+    /// Another process's push: its head goes out with its events (queued for
+    /// [`announce_notices`]). This process's own pushes were announced by their answers.
+    fn head(&self, notice: tandem_pg::listen::Notice) {
+        self.projector.notify_one();
+        if notice.origin.as_deref() == Some(self.postgres.central.origin()) {
+            return;
+        }
+        if !self.hub.follows(notice.workspace) {
+            return;
+        }
+        let fits = (1..=crate::live::MAX_EVENTS_PER_MESSAGE as u64).contains(&notice.appended);
+        if !fits {
+            self.hub.publish(notice.workspace, notice.head, &[], &[]);
+            return;
+        }
+        if let Err(full) = self.fetching.try_send(notice) {
+            let notice = full.into_inner();
+            self.hub.publish(notice.workspace, notice.head, &[], &[]);
+        }
     }
 
     /// Notices sent while not listening are lost: every workspace's head is announced again
@@ -251,7 +287,7 @@ impl tandem_pg::listen::HeadsListener for HubListener {
         tokio::task::spawn_blocking(move || match backend.heads() {
             Ok(heads) => {
                 for (workspace, head) in heads {
-                    hub.publish(workspace, head, &[]);
+                    hub.publish(workspace, head, &[], &[]);
                 }
             }
             Err(e) => tracing::warn!(error = %e.message, "cannot read the heads to heal"),

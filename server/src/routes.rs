@@ -170,7 +170,14 @@ pub fn router(
             announce_metrics
                 .events_appended
                 .inc_by(outcome.appended.len() as u64);
-            announce_hub.publish(outcome.workspace, outcome.response.head, &outcome.appended);
+            // Every appended event is the pusher's: its name goes with them.
+            let pusher: Vec<_> = outcome.response.pusher.iter().cloned().collect();
+            announce_hub.publish(
+                outcome.workspace,
+                outcome.response.head,
+                &outcome.appended,
+                &pusher,
+            );
         }),
         Arc::clone(&databases.accounts),
         app::sync::ssr::Quotas {

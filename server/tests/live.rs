@@ -78,6 +78,13 @@ async fn subscribers_hear_new_heads_with_the_events() {
         news["events"][0]["event_id"],
         events[0].event_id.to_string()
     );
+    // With the pusher's name, so a client stores them without pulling (docs/protocol.md).
+    let pusher = news["events"][0]["user_id"].as_str().unwrap();
+    assert_eq!(
+        news["people"],
+        json!([{"user_id": pusher, "username": common::TESTER}]),
+        "{news}"
+    );
 
     // A second subscriber joining later is told the head right away.
     let (mut late, _) = tokio_tungstenite::connect_async(url()).await.unwrap();
@@ -431,7 +438,7 @@ async fn a_push_while_a_socket_connects_is_never_missed() {
     let state = LiveState {
         hub: std::sync::Arc::clone(&hub),
         head: std::sync::Arc::new(move |workspace| {
-            announcer.publish(workspace, 2, &[]);
+            announcer.publish(workspace, 2, &[], &[]);
             Ok((1, "log".to_string()))
         }),
         accounts,
@@ -593,7 +600,7 @@ async fn a_socket_too_slow_to_take_its_messages_is_dropped() {
             "the slow socket was never dropped"
         );
         head += 1;
-        hub.publish(ws, head, &events);
+        hub.publish(ws, head, &events, &[]);
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     gone(&hub, "the slow socket").await;

@@ -207,6 +207,11 @@ fn processes_on_one_database_share_the_log_live_updates_limits_and_access() {
         heard["events"][0]["event_id"], acked[0],
         "the push's events ride along: {heard}"
     );
+    assert_eq!(
+        heard["people"][0]["username"], "ann",
+        "and their pusher's name: {heard}"
+    );
+    assert_eq!(heard["people"][0]["user_id"], heard["events"][0]["user_id"]);
     assert!(
         live_after < Duration::from_secs(2),
         "live on the other process after {live_after:?}"

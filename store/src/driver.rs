@@ -17,7 +17,8 @@ use std::rc::Rc;
 use tandem_events::engine::{Action, Engine, Failure, Input, Phase, Settings};
 use tandem_events::ids::{EventId, WorkspaceId};
 use tandem_protocol::sync::{
-    ErrorCode, PullRequest, PullResponse, PushRequest, PushResponse, SyncError, WireEvent,
+    ErrorCode, LoggedEvent, Person, PullRequest, PullResponse, PushRequest, PushResponse,
+    SyncError, WireEvent,
 };
 
 use crate::replica::{Replica, ReplicaError};
@@ -64,11 +65,51 @@ pub type SharedReplica = Rc<RefCell<Replica>>;
 #[derive(Clone, Default)]
 pub struct Notifier {
     inputs: Rc<RefCell<Vec<Input>>>,
+    /// Live messages with events, oldest first (see [`Self::live`]).
+    lives: Rc<RefCell<Vec<Live>>>,
 }
+
+/// A live message: the workspace's head and the events it carried (docs/protocol.md, "Live").
+struct Live {
+    /// The `log_id` of the socket's first message.
+    log_id: String,
+    head: u64,
+    events: Vec<LoggedEvent>,
+    /// The names of the accounts the events name.
+    people: Vec<Person>,
+}
+
+/// Live messages with events kept for the client's next step at most; past it the oldest
+/// keeps its head only (a pull takes its events).
+const LIVE_QUEUE: usize = 64;
 
 impl Notifier {
     pub fn notify(&self, input: Input) {
         self.inputs.borrow_mut().push(input);
+    }
+
+    /// A live message from the socket of this client's workspace; `log_id`: the one its
+    /// socket's first message named. Its events are stored at the client's next step when
+    /// they come from the log this device syncs with and continue the cursor exactly; else
+    /// the head is announced and pulled.
+    pub fn live(&self, log_id: &str, head: u64, events: Vec<LoggedEvent>, people: Vec<Person>) {
+        if events.is_empty() {
+            self.notify(Input::HeadAnnounced { head });
+            return;
+        }
+        let mut lives = self.lives.borrow_mut();
+        if lives.len() >= LIVE_QUEUE {
+            let oldest = lives.remove(0);
+            drop(lives);
+            self.notify(Input::HeadAnnounced { head: oldest.head });
+            lives = self.lives.borrow_mut();
+        }
+        lives.push(Live {
+            log_id: log_id.to_string(),
+            head,
+            events,
+            people,
+        });
     }
 }
 
@@ -200,6 +241,15 @@ impl<T: Transport> SyncClient<T> {
             let inputs: Vec<Input> = std::mem::take(&mut *self.notifier.inputs.borrow_mut());
             for input in inputs {
                 self.engine.on(input, now(), random());
+            }
+            let lives: Vec<Live> = std::mem::take(&mut *self.notifier.lives.borrow_mut());
+            for live in lives {
+                let head = live.head;
+                self.engine
+                    .on(Input::HeadAnnounced { head }, now(), random());
+                if let Some(cursor) = self.take_live(live) {
+                    self.engine.on(Input::Applied { cursor }, now(), random());
+                }
             }
             let pending = self.replica.borrow().pending_len();
             match pending {
@@ -342,6 +392,74 @@ impl<T: Transport> SyncClient<T> {
                 let _ = replica.project();
                 drop(replica);
                 self.local(e)
+            }
+        }
+    }
+
+    /// Stores a live message's events when they continue the cursor exactly (one synchronous
+    /// step, between requests), so a change made elsewhere shows without a pull's round trip.
+    /// Anything else — a gap, an account whose name this device does not know yet, an event
+    /// it cannot decode, a stopped engine, a failure to store — leaves them to a pull: the
+    /// message then only announces its head (docs/protocol.md: messages are hints).
+    /// Returns the cursor after storing them.
+    fn take_live(&mut self, live: Live) -> Option<u64> {
+        if self.engine.busy() || self.engine.phase() == Phase::Stopped || self.log_changed.is_some()
+        {
+            return None;
+        }
+        // Only from the log this device synced with (a pull checks a new one, rule 9's log_id).
+        let known = self.replica.borrow().log().server_log_id(self.workspace);
+        if live.log_id.is_empty() || !matches!(known, Ok(Some(known)) if known == live.log_id) {
+            return None;
+        }
+        let cursor = self.engine.cursor();
+        let fresh: Vec<&LoggedEvent> = live.events.iter().filter(|e| e.seq > cursor).collect();
+        let continues = fresh
+            .iter()
+            .enumerate()
+            .all(|(i, e)| e.seq == cursor + 1 + i as u64);
+        if fresh.is_empty() || !continues || cursor + fresh.len() as u64 != live.head {
+            return None;
+        }
+        let mut pulled = Vec::with_capacity(fresh.len());
+        let mut users = std::collections::HashMap::new();
+        for logged in &fresh {
+            let event = from_wire(&logged.event).ok()?;
+            if event.workspace_id != self.workspace {
+                return None;
+            }
+            if let Some(user) = &logged.user_id {
+                users.insert(event.event_id, user.clone());
+            }
+            pulled.push((logged.seq, event));
+        }
+        let mut replica = self.replica.borrow_mut();
+        if !live.people.is_empty() {
+            let people: Vec<(String, String)> = live
+                .people
+                .iter()
+                .filter(|p| users.values().any(|u| *u == p.user_id))
+                .map(|p| (p.user_id.clone(), p.username.clone()))
+                .collect();
+            // Names are for showing; failing to note them leaves the events to a pull.
+            let _ = replica.log().remember_people(&people);
+        }
+        if !matches!(
+            replica
+                .log()
+                .knows_people(users.values().map(String::as_str)),
+            Ok(true)
+        ) {
+            return None;
+        }
+        match replica
+            .store_pulled_by(&pulled, &users, true)
+            .and_then(|_| replica.cursor(self.workspace))
+        {
+            Ok(stored) => Some(stored),
+            Err(_) => {
+                let _ = replica.project();
+                None
             }
         }
     }

@@ -1234,6 +1234,23 @@ impl EventLog {
         Ok(())
     }
 
+    /// Whether the log knows the name of every account in `users` (a live message's events
+    /// carry ids only; a pull brings the names).
+    pub fn knows_people<'a>(
+        &self,
+        users: impl IntoIterator<Item = &'a str>,
+    ) -> Result<bool, LogError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM people WHERE user_id = ?1)")?;
+        for user in users {
+            if !stmt.query_row([user], |r| r.get::<_, bool>(0))? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// Who made each of an aggregate's events (by event id), where the log knows the account
     /// and its name.
     pub fn people_of(&self, aggregate: AggregateId) -> Result<HashMap<String, String>, LogError> {

@@ -68,8 +68,10 @@ impl Server {
     }
 
     fn over(log: EventLog, limits: SyncLimits, time: Arc<AtomicU64>) -> Rc<RefCell<Self>> {
+        let mut central = Central::assemble(log, limits);
+        central.ensure_log_id("log-of-the-test-server").unwrap();
         Rc::new(RefCell::new(Self {
-            central: Central::assemble(log, limits),
+            central,
             time,
             fates: VecDeque::new(),
             delayed: vec![],
@@ -986,4 +988,168 @@ fn verify_names_an_aggregate_split_across_workspaces_and_a_todo_in_a_foreign_lis
         .unwrap();
     let v = foreign.verify().unwrap_err();
     assert!(v.0.contains("names a list of workspace"), "{v}");
+}
+
+impl Server {
+    /// The live message the server would send for its head, with the events after `cursor`
+    /// (and its socket's log_id).
+    fn live_after(&self, cursor: u64) -> (u64, Vec<tandem_protocol::sync::LoggedEvent>, String) {
+        let answer = self
+            .central
+            .pull(&PullRequest {
+                device_id: DeviceId::from_uuid(uuid::Uuid::from_u128(0x77)).to_string(),
+                workspace_id: WS.to_string(),
+                cursor,
+                limit: None,
+            })
+            .unwrap();
+        (answer.head, answer.events, answer.log_id)
+    }
+}
+
+#[test]
+fn a_live_message_continuing_the_cursor_is_stored_without_a_pull() {
+    let server = Server::new(SyncLimits::default());
+    let mut a = device(&server, 1, Settings::default());
+    let mut b = device(&server, 2, Settings::default());
+    a.list(agg(1), "first");
+    a.settle();
+    b.settle();
+    a.rename(agg(1), "renamed on a");
+    a.settle();
+    let pulls = server.borrow().pulled.len();
+    let (head, events, log_id) = server.borrow().live_after(1);
+    assert_eq!((head, events.len()), (2, 1));
+    b.client.notifier().live(&log_id, head, events, vec![]);
+    assert_eq!(b.run(), Action::Idle);
+    assert_eq!(b.name(agg(1)).0, "renamed on a", "shown from the message");
+    assert_eq!(b.client.engine().cursor(), 2);
+    assert_eq!(server.borrow().pulled.len(), pulls, "no pull was needed");
+    // The same message again (a reconnect's overlap) changes nothing and pulls nothing.
+    let (head, events, log_id) = server.borrow().live_after(0);
+    b.client.notifier().live(&log_id, head, events, vec![]);
+    assert_eq!(b.run(), Action::Idle);
+    assert_eq!(server.borrow().pulled.len(), pulls);
+    assert_eq!(b.client.replica().log().len().unwrap(), 2);
+}
+
+#[test]
+fn a_live_message_with_a_gap_or_a_stranger_is_left_to_a_pull() {
+    let server = Server::new(SyncLimits::default());
+    let mut a = device(&server, 1, Settings::default());
+    let mut b = device(&server, 2, Settings::default());
+    a.list(agg(1), "first");
+    a.settle();
+    b.settle();
+    a.rename(agg(1), "second");
+    a.rename(agg(1), "third");
+    a.settle();
+    // Only the last event (a message lost before it): a gap after b's cursor → a pull.
+    let (head, events, log_id) = server.borrow().live_after(2);
+    b.client.notifier().live(&log_id, head, events, vec![]);
+    let pulls = server.borrow().pulled.len();
+    assert_eq!(b.run(), Action::Idle);
+    assert_eq!(
+        server.borrow().pulled[pulls..],
+        [1],
+        "pulled from its cursor"
+    );
+    assert_eq!(b.name(agg(1)).0, "third");
+
+    // An event pushed by an account whose name b does not know: the pull brings the name.
+    a.rename(agg(1), "fourth");
+    a.settle();
+    let (head, mut events, log_id) = server.borrow().live_after(3);
+    events[0].user_id = Some("someone-new".into());
+    b.client
+        .notifier()
+        .live(&log_id, head, events.clone(), vec![]);
+    let pulls = server.borrow().pulled.len();
+    assert_eq!(b.run(), Action::Idle);
+    assert_eq!(server.borrow().pulled[pulls..], [3]);
+    // Named in the message, the same kind of message is taken as it comes, and the name
+    // noted (a name of an account its events do not name is not).
+    a.rename(agg(1), "fifth");
+    a.settle();
+    let (head, mut events, log_id) = server.borrow().live_after(4);
+    events[0].user_id = Some("someone-new".into());
+    let person = |user: &str, name: &str| tandem_protocol::sync::Person {
+        user_id: user.into(),
+        username: name.into(),
+    };
+    b.client.notifier().live(
+        &log_id,
+        head,
+        events,
+        vec![
+            person("someone-new", "Someone"),
+            person("bystander", "Nobody"),
+        ],
+    );
+    let pulls = server.borrow().pulled.len();
+    assert_eq!(b.run(), Action::Idle);
+    assert_eq!(server.borrow().pulled.len(), pulls);
+    assert_eq!(b.name(agg(1)).0, "fifth");
+    let replica = b.client.replica();
+    assert!(replica.log().knows_people(["someone-new"]).unwrap());
+    assert!(!replica.log().knows_people(["bystander"]).unwrap());
+    drop(replica);
+
+    // Another workspace's events (a confused or hostile server) are never stored from a
+    // message: the pull, which the server answers for this workspace, brings the real ones.
+    a.rename(agg(1), "sixth");
+    a.settle();
+    let (head, mut events, log_id) = server.borrow().live_after(5);
+    events[0].event.workspace_id = WorkspaceId::from_uuid(uuid::Uuid::from_u128(9)).to_string();
+    b.client.notifier().live(&log_id, head, events, vec![]);
+    let pulls = server.borrow().pulled.len();
+    assert_eq!(b.run(), Action::Idle);
+    assert_eq!(server.borrow().pulled[pulls..], [5]);
+    assert_eq!(b.name(agg(1)).0, "sixth");
+
+    // A socket of another log (the server restored; the socket's first message said so):
+    // nothing stored from it; the pull finds the change of log.
+    a.rename(agg(1), "seventh");
+    a.settle();
+    let (head, events, _) = server.borrow().live_after(6);
+    b.client
+        .notifier()
+        .live("another-log", head, events, vec![]);
+    let pulls = server.borrow().pulled.len();
+    assert_eq!(b.run(), Action::Idle);
+    assert_eq!(server.borrow().pulled[pulls..], [6]);
+}
+
+#[test]
+fn a_live_message_acknowledges_a_push_whose_answer_was_lost() {
+    let server = Server::new(SyncLimits::default());
+    let mut a = device(&server, 1, Settings::default());
+    let mut b = device(&server, 2, Settings::default());
+    a.list(agg(1), "first");
+    a.settle();
+    b.settle();
+    b.list(agg(2), "b's own");
+    // The push reaches the server late; b hears nothing and backs off.
+    server.borrow_mut().fates.push_back(Fate::Delay);
+    assert!(matches!(b.run(), Action::Wait { .. }));
+    assert_eq!(b.client.replica().pending_len().unwrap(), 1);
+    let stored = server.borrow_mut().deliver_delayed();
+    assert_eq!(stored, [Ok(1)]);
+    // The announcement of b's own event is its acknowledgement: taken from the outbox into
+    // the log at its seq, during the backoff, without a request.
+    let (head, events, log_id) = server.borrow().live_after(1);
+    assert_eq!(head, 2);
+    let requests = (server.borrow().pulled.len(), server.borrow().pushes.len());
+    b.client.notifier().live(&log_id, head, events, vec![]);
+    assert!(matches!(b.run(), Action::Wait { .. }), "the backoff stands");
+    assert_eq!(
+        (server.borrow().pulled.len(), server.borrow().pushes.len()),
+        requests
+    );
+    assert_eq!(b.client.replica().pending_len().unwrap(), 0);
+    assert_eq!(b.client.replica().log().len().unwrap(), 2);
+    assert_eq!(b.client.engine().cursor(), 2);
+    b.settle();
+    assert_eq!(server.borrow().log().len(), 2, "stored once");
+    assert_eq!(b.name(agg(2)).0, "b's own");
 }

@@ -1369,6 +1369,8 @@ impl App {
         };
         let on_message = {
             let space = Rc::clone(&space);
+            // The log this socket speaks for, as its first message said.
+            let mut log_id = String::new();
             Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
                 let Some(text) = event.data().as_string() else {
                     return;
@@ -1382,13 +1384,25 @@ impl App {
                         )
                         .into(),
                     );
+                    // Something happened all the same: a pull finds out what.
+                    space.notifier.notify(Input::Tick);
+                    space.wake.wake();
                     return;
                 }
-                if let Ok(LiveMessage::Head { head, .. }) =
-                    serde_json::from_str::<LiveMessage>(&text)
+                if let Ok(LiveMessage::Head {
+                    head,
+                    log_id: first,
+                    events,
+                    people,
+                    ..
+                }) = serde_json::from_str::<LiveMessage>(&text)
                 {
+                    if let Some(first) = first {
+                        log_id = first;
+                    }
                     space.live_attempts.set(0);
-                    space.notifier.notify(Input::HeadAnnounced { head });
+                    // Events continuing the cursor are stored as they come; else a pull.
+                    space.notifier.live(&log_id, head, events, people);
                     space.wake.wake();
                 }
             })
