@@ -9,11 +9,21 @@ import { expect, test, addTodos, device, freePort, freshList, healthy, items, re
 test("two devices see each other's edits live within 2 s", async ({ browser, page }) => {
   const list = await freshList(page);
   const other = await device(browser);
+  // B's pulls, counted (its worker's requests go through its context).
+  let pulls = 0;
+  await other.context.route("**/api/sync/pull", (route) => {
+    pulls += 1;
+    return route.continue();
+  });
   await other.page.goto(list);
   await ready(other.page);
 
+  const pullsBefore = pulls;
+  expect(pullsBefore, "B's first sync pulled (the count sees the worker's requests)").toBeGreaterThan(0);
   await addTodos(page, "from A");
   await expect(items(other.page).locator("label")).toHaveText(["from A"], { timeout: 2_000 });
+  // The live message carried the event: B stored it without a pull (docs/protocol.md, "Live").
+  expect(pulls).toBe(pullsBefore);
 
   await addTodos(other.page, "from B");
   await expect(items(page).locator("label")).toHaveText(["from A", "from B"], { timeout: 2_000 });
