@@ -1797,17 +1797,14 @@ fn append_in(
     events: &[StoredEvent],
     user: &dyn Fn(usize) -> Option<String>,
 ) -> Result<Vec<Appended>, LogError> {
-    let mut versions: HashMap<AggregateId, u64> = HashMap::new();
+    let mut versions = versions_in(tx, events.iter().map(|e| e.aggregate_id))?;
     let mut heads: HashMap<WorkspaceId, u64> = HashMap::new();
     let mut appended = Vec::with_capacity(events.len());
     let mut insert = tx.prepare_cached(&format!(
         "INSERT INTO events (seq, {COLUMNS}, user_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
     ))?;
     for (i, e) in events.iter().enumerate() {
-        let current = match versions.get(&e.aggregate_id) {
-            Some(v) => *v,
-            None => version_in(tx, e.aggregate_id)?,
-        };
+        let current = versions.get(&e.aggregate_id).copied().unwrap_or(0);
         if e.version != current + 1 {
             return Err(LogError::VersionConflict {
                 aggregate: e.aggregate_id,
@@ -2001,6 +1998,33 @@ fn version_in(conn: &Connection, aggregate: AggregateId) -> Result<u64, LogError
         )?
         .query_row([&id], |r| r.get(0))?;
     Ok(v as u64)
+}
+
+/// [`version_in`] of each of `ids`, in one statement (a push's aggregates: one read, not one
+/// per event); an aggregate without events is 0.
+fn versions_in(
+    conn: &Connection,
+    ids: impl Iterator<Item = AggregateId>,
+) -> Result<HashMap<AggregateId, u64>, LogError> {
+    let mut distinct: Vec<String> = ids.map(|id| id.to_string()).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let list = serde_json::to_string(&distinct)
+        .map_err(|e| LogError::Corrupt(format!("cannot list aggregate ids: {e}")))?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT a.value, max(coalesce((SELECT max(version) FROM events WHERE aggregate_id = a.value), 0), \
+                            coalesce((SELECT max(version) FROM outbox WHERE aggregate_id = a.value), 0)) \
+         FROM json_each(?1) a",
+    )?;
+    let rows = stmt.query_map([list], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+    })?;
+    let mut out = HashMap::with_capacity(distinct.len());
+    for row in rows {
+        let (id, version) = row?;
+        out.insert(parse_id(&id)?, version.max(0) as u64);
+    }
+    Ok(out)
 }
 
 fn head_in(conn: &Connection, workspace: WorkspaceId) -> Result<u64, LogError> {

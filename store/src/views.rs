@@ -396,6 +396,28 @@ impl Views {
         for id in &touched {
             before.push(self.cache.get(id).map(|(_, state)| state.rows(*id)));
         }
+        // An aggregate made in these events (its version 1 among them) has no history to read:
+        // its state starts empty — unless the outbox holds events of it too (then the log's
+        // and the outbox's are read as for any other). Bulk creations (an import, a first
+        // list of lists) skip a read per aggregate.
+        if decoded
+            .iter()
+            .any(|(_, e)| e.version == 1 && !self.cache.contains_key(&e.aggregate_id))
+            && log.outbox_len()? == 0
+        {
+            let mut seen = BTreeSet::new();
+            for (_, e) in &decoded {
+                if seen.insert(e.aggregate_id)
+                    && e.version == 1
+                    && !self.cache.contains_key(&e.aggregate_id)
+                {
+                    if self.cache.len() >= self.cache_limit {
+                        self.evict();
+                    }
+                    self.cache.insert(e.aggregate_id, (0, fold(&[])));
+                }
+            }
+        }
         for (_, e) in &decoded {
             self.load(log, e.aggregate_id)?.apply(e);
         }

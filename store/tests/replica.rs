@@ -479,3 +479,59 @@ fn views_held_open_after_a_command_catch_up_at_the_next_open_when_never_committe
     drop(r);
     assert_eq!(committed(dir.path()), ["milk", "eggs"]);
 }
+
+/// A pulled creation of an aggregate whose later edit waits in the outbox (the push's answer
+/// was lost, and the views' cache is cold after a reopen): the views fold the outbox's edit
+/// too — the projector's shortcut for new aggregates (no history to read) must not apply here.
+#[test]
+fn a_pulled_creation_keeps_the_outboxs_later_edit_in_the_views() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = WorkspaceId::DEFAULT;
+    let list = AggregateId::from_uuid(uuid::Uuid::from_u128(0x31));
+    let made = {
+        let mut r = open(dir.path(), 5_000);
+        r.execute_list(
+            ws,
+            list,
+            ListCommand::Create {
+                name: "draft".into(),
+            },
+        )
+        .unwrap()
+    };
+    {
+        let mut r = open(dir.path(), 6_000);
+        r.execute_list(
+            ws,
+            list,
+            ListCommand::Rename {
+                name: "final".into(),
+                resolving: false,
+                shown: None,
+            },
+        )
+        .unwrap();
+    }
+    // The creation comes back from the server with seq 1, to views whose cache is cold.
+    let mut log = tandem_store::EventLog::open(
+        dir.path().join("events.db"),
+        DeviceId::from_uuid(uuid::Uuid::from_u128(0xd1)),
+        Arc::new(|| 1_750_000_000_000),
+    )
+    .unwrap();
+    let (mut views, _) =
+        tandem_store::Views::open_current(dir.path().join("views.db"), &log, |_| {}).unwrap();
+    assert_eq!(views.cached(), 0, "a cold cache");
+    log.accept(&[(1, made[0].clone())], &[]).unwrap();
+    assert_eq!(log.outbox_len().unwrap(), 1, "the rename still waits");
+    views.catch_up(&log, 100).unwrap();
+    let name: String = views
+        .connection()
+        .query_row(
+            "SELECT name FROM lists WHERE list_id = ?1",
+            [list.to_string()],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(name, "final");
+}
