@@ -19,7 +19,7 @@ use tandem_store::wire::logged_by;
 use tandem_store::{PhysicalClock, Violation};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{GenericClient, IsolationLevel, Row, Transaction};
+use tokio_postgres::{GenericClient, IsolationLevel, Row};
 
 use crate::{parse, Database, PgError};
 
@@ -244,7 +244,13 @@ impl PgCentral {
             .await
             .map_err(sql)?;
         tx.batch_execute(PUSH_SETTINGS).await.map_err(sql)?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&lock_key(workspace)])
+        // Every statement of a push through the connection's statement cache: one round trip
+        // each, parsed and planned once per connection.
+        let lock = tx
+            .prepare_cached("SELECT pg_advisory_xact_lock($1)")
+            .await
+            .map_err(sql)?;
+        tx.execute(&lock, &[&lock_key(workspace)])
             .await
             .map_err(sql)?;
         // The answer's time is the time the push was handled, after the waits.
@@ -271,7 +277,11 @@ impl PgCentral {
                     outcome.appended.len(),
                     self.origin
                 );
-                tx.execute("SELECT pg_notify($1, $2)", &[&HEADS_CHANNEL, &notice])
+                let notify = tx
+                    .prepare_cached("SELECT pg_notify($1, $2)")
+                    .await
+                    .map_err(sql)?;
+                tx.execute(&notify, &[&HEADS_CHANNEL, &notice])
                     .await
                     .map_err(sql)?;
                 tx.commit().await.map_err(sql)?;
@@ -741,26 +751,34 @@ type Versions = HashMap<AggregateId, u64>;
 /// aggregate's home and current version come from one statement, so they agree: an
 /// aggregate another workspace made meanwhile is either seen with its home (refused as
 /// that workspace's) or not at all (its version 1 then collides with the other's).
-async fn read(tx: &Transaction<'_>, push: &Push<'_>) -> Result<(Read, Versions), PgError> {
+async fn read(
+    tx: &deadpool_postgres::Transaction<'_>,
+    push: &Push<'_>,
+) -> Result<(Read, Versions), PgError> {
     let named: Vec<String> = push.named().iter().map(ToString::to_string).collect();
     let ids: Vec<String> = push.event_ids().iter().map(ToString::to_string).collect();
     let aggregates_query = "SELECT aggregate_id, min(workspace_id) FILTER (WHERE version = 1), \
                             max(version) FROM events WHERE aggregate_id = ANY($1) \
                             GROUP BY aggregate_id";
     let stored_query = format!("SELECT {COLUMNS}, seq FROM events WHERE event_id = ANY($1)");
-    let (aggregates, stored, head) = tokio::try_join!(
-        async {
-            tx.query(aggregates_query, &[&named])
-                .await
-                .map_err(PgError::from)
-        },
-        async {
-            tx.query(&stored_query, &[&ids])
-                .await
-                .map_err(PgError::from)
-        },
-        head_in(tx, push.workspace()),
+    let head_query = "SELECT head FROM heads WHERE workspace_id = $1";
+    let (aggregates_query, stored_query, head_query) = tokio::try_join!(
+        tx.prepare_cached(aggregates_query),
+        tx.prepare_cached(&stored_query),
+        tx.prepare_cached(head_query),
     )?;
+    let workspace = push.workspace().to_string();
+    let (by_aggregate, by_id, by_workspace): (
+        [&(dyn ToSql + Sync); 1],
+        [&(dyn ToSql + Sync); 1],
+        [&(dyn ToSql + Sync); 1],
+    ) = ([&named], [&ids], [&workspace]);
+    let (aggregates, stored, head) = tokio::try_join!(
+        tx.query(&aggregates_query, &by_aggregate),
+        tx.query(&stored_query, &by_id),
+        tx.query_opt(&head_query, &by_workspace),
+    )?;
+    let head = head.map_or(0, |r| seq_of(r.get(0)));
     let mut homes = HashMap::new();
     let mut versions = HashMap::new();
     for r in &aggregates {
@@ -796,7 +814,7 @@ enum Appended {
 /// Appends checked events of one workspace after `head` (the workspace locked): each after
 /// its aggregate's version as read with the checks, seqs `head + 1…`, the head moved.
 async fn append(
-    tx: &Transaction<'_>,
+    tx: &deadpool_postgres::Transaction<'_>,
     events: &[StoredEvent],
     users: &[Option<String>],
     head: u64,
@@ -842,11 +860,21 @@ async fn append(
     let users: Vec<Option<&str>> = (0..events.len())
         .map(|i| users.get(i).and_then(|u| u.as_deref()))
         .collect();
+    let (insert, set_head) = tokio::try_join!(
+        tx.prepare_cached(
+            "INSERT INTO events (event_id, workspace_id, seq, aggregate_id, version, event_type, \
+             schema_version, event_data, hlc_timestamp, device_id, created_at, user_id) \
+             SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::int8[], \
+             $6::text[], $7::int4[], $8::text[], $9::text[], $10::text[], $11::int8[], $12::text[])"
+        ),
+        tx.prepare_cached(
+            "INSERT INTO heads (workspace_id, head) VALUES ($1, $2) \
+             ON CONFLICT (workspace_id) DO UPDATE SET head = excluded.head"
+        ),
+    )
+    .map_err(failed)?;
     tx.execute(
-        "INSERT INTO events (event_id, workspace_id, seq, aggregate_id, version, event_type, \
-         schema_version, event_data, hlc_timestamp, device_id, created_at, user_id) \
-         SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::int8[], \
-         $6::text[], $7::int4[], $8::text[], $9::text[], $10::text[], $11::int8[], $12::text[])",
+        &insert,
         &[
             &event_ids,
             &workspaces,
@@ -865,13 +893,9 @@ async fn append(
     .await
     .map_err(failed)?;
     let last = seqs.last().copied().unwrap_or(head);
-    tx.execute(
-        "INSERT INTO heads (workspace_id, head) VALUES ($1, $2) \
-         ON CONFLICT (workspace_id) DO UPDATE SET head = excluded.head",
-        &[&first.workspace_id.to_string(), &as_i64(last)],
-    )
-    .await
-    .map_err(failed)?;
+    tx.execute(&set_head, &[&first.workspace_id.to_string(), &as_i64(last)])
+        .await
+        .map_err(failed)?;
     Ok(seqs)
 }
 
