@@ -582,6 +582,17 @@ async fn run(args: &Args, bin: &str, storage: Storage, processes: usize) -> anyh
     println!("errors: {errors}");
     for mut server in servers {
         let _ = server.child.kill().await;
+        let _ = server.child.wait().await;
+    }
+    // The run's database goes with it (runs after it start on an equal footing).
+    if let (Storage::Postgres(cluster), Some(url)) = (&storage, at.get(1)) {
+        if let Some((_, name)) = url.rsplit_once('/') {
+            let db = tandem_pg::Database::connect(cluster, 1)?;
+            db.client()
+                .await?
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await?;
+        }
     }
     Ok(Run {
         name,
