@@ -1007,14 +1007,20 @@ impl Server {
     }
 }
 
-#[test]
-fn a_live_message_continuing_the_cursor_is_stored_without_a_pull() {
+/// A server and two devices, both holding a list `a` made ("first", seq 1).
+fn two_devices_sharing_a_list() -> (Rc<RefCell<Server>>, Device, Device) {
     let server = Server::new(SyncLimits::default());
     let mut a = device(&server, 1, Settings::default());
     let mut b = device(&server, 2, Settings::default());
     a.list(agg(1), "first");
     a.settle();
     b.settle();
+    (server, a, b)
+}
+
+#[test]
+fn a_live_message_continuing_the_cursor_is_stored_without_a_pull() {
+    let (server, mut a, mut b) = two_devices_sharing_a_list();
     a.rename(agg(1), "renamed on a");
     a.settle();
     let pulls = server.borrow().pulled.len();
@@ -1035,12 +1041,7 @@ fn a_live_message_continuing_the_cursor_is_stored_without_a_pull() {
 
 #[test]
 fn a_live_message_with_a_gap_or_a_stranger_is_left_to_a_pull() {
-    let server = Server::new(SyncLimits::default());
-    let mut a = device(&server, 1, Settings::default());
-    let mut b = device(&server, 2, Settings::default());
-    a.list(agg(1), "first");
-    a.settle();
-    b.settle();
+    let (server, mut a, mut b) = two_devices_sharing_a_list();
     a.rename(agg(1), "second");
     a.rename(agg(1), "third");
     a.settle();
@@ -1122,12 +1123,7 @@ fn a_live_message_with_a_gap_or_a_stranger_is_left_to_a_pull() {
 
 #[test]
 fn a_live_message_acknowledges_a_push_whose_answer_was_lost() {
-    let server = Server::new(SyncLimits::default());
-    let mut a = device(&server, 1, Settings::default());
-    let mut b = device(&server, 2, Settings::default());
-    a.list(agg(1), "first");
-    a.settle();
-    b.settle();
+    let (server, _a, mut b) = two_devices_sharing_a_list();
     b.list(agg(2), "b's own");
     // The push reaches the server late; b hears nothing and backs off.
     server.borrow_mut().fates.push_back(Fate::Delay);
