@@ -113,6 +113,36 @@ impl Notifier {
     }
 }
 
+/// Pulled or announced events as the replica stores them: each with its seq, in order, and
+/// the account that pushed each (by event id) where the server named one.
+type Decoded = (
+    Vec<(u64, tandem_events::event::StoredEvent)>,
+    std::collections::HashMap<EventId, String>,
+);
+
+fn decode_logged<'a>(
+    events: impl IntoIterator<Item = &'a LoggedEvent>,
+) -> Result<Decoded, crate::wire::WireError> {
+    let mut pulled = Vec::new();
+    let mut users = std::collections::HashMap::new();
+    for logged in events {
+        let event = from_wire(&logged.event)?;
+        if let Some(user) = &logged.user_id {
+            users.insert(event.event_id, user.clone());
+        }
+        pulled.push((logged.seq, event));
+    }
+    Ok((pulled, users))
+}
+
+/// Accounts' names as the log notes them: (user id, name).
+fn name_pairs(people: &[Person]) -> Vec<(String, String)> {
+    people
+        .iter()
+        .map(|p| (p.user_id.clone(), p.username.clone()))
+        .collect()
+}
+
 /// Something the user should be told, beside the sync state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notice {
@@ -341,35 +371,19 @@ impl<T: Transport> SyncClient<T> {
         if let Some(stop) = self.check_log(&response.log_id) {
             return stop;
         }
-        let mut pulled = Vec::with_capacity(response.events.len());
-        let mut users = std::collections::HashMap::new();
-        for logged in &response.events {
-            match from_wire(&logged.event) {
-                Ok(event) => {
-                    if let Some(user) = &logged.user_id {
-                        users.insert(event.event_id, user.clone());
-                    }
-                    pulled.push((logged.seq, event))
-                }
-                Err(e) => {
-                    let _ = self.replica.borrow_mut().project();
-                    return self.fail(
-                        Failure::Refused,
-                        format!("the server sent an event this device cannot store: {e}"),
-                    );
-                }
+        let (pulled, users) = match decode_logged(&response.events) {
+            Ok(decoded) => decoded,
+            Err(e) => {
+                let _ = self.replica.borrow_mut().project();
+                return self.fail(
+                    Failure::Refused,
+                    format!("the server sent an event this device cannot store: {e}"),
+                );
             }
-        }
+        };
         let mut replica = self.replica.borrow_mut();
-        if !response.people.is_empty() {
-            let people: Vec<(String, String)> = response
-                .people
-                .iter()
-                .map(|p| (p.user_id.clone(), p.username.clone()))
-                .collect();
-            // Names are for showing; failing to note them must not fail the pull.
-            let _ = replica.log().remember_people(&people);
-        }
+        // Names are for showing; failing to note them must not fail the pull.
+        let _ = replica.log().remember_people(&name_pairs(&response.people));
         // Pages of a long pull are stored as they come and projected after the last one (one
         // catch-up, in bulk when the backlog is large).
         let stored = replica
@@ -421,29 +435,19 @@ impl<T: Transport> SyncClient<T> {
         if fresh.is_empty() || !continues || cursor + fresh.len() as u64 != live.head {
             return None;
         }
-        let mut pulled = Vec::with_capacity(fresh.len());
-        let mut users = std::collections::HashMap::new();
-        for logged in &fresh {
-            let event = from_wire(&logged.event).ok()?;
-            if event.workspace_id != self.workspace {
-                return None;
-            }
-            if let Some(user) = &logged.user_id {
-                users.insert(event.event_id, user.clone());
-            }
-            pulled.push((logged.seq, event));
+        let (pulled, users) = decode_logged(fresh).ok()?;
+        if pulled.iter().any(|(_, e)| e.workspace_id != self.workspace) {
+            return None;
         }
         let mut replica = self.replica.borrow_mut();
-        if !live.people.is_empty() {
-            let people: Vec<(String, String)> = live
-                .people
-                .iter()
-                .filter(|p| users.values().any(|u| *u == p.user_id))
-                .map(|p| (p.user_id.clone(), p.username.clone()))
-                .collect();
-            // Names are for showing; failing to note them leaves the events to a pull.
-            let _ = replica.log().remember_people(&people);
-        }
+        // Only the names of the events' pushers; failing to note them leaves the events to a
+        // pull.
+        let named: Vec<Person> = live
+            .people
+            .into_iter()
+            .filter(|p| users.values().any(|u| *u == p.user_id))
+            .collect();
+        let _ = replica.log().remember_people(&name_pairs(&named));
         if !matches!(
             replica
                 .log()

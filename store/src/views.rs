@@ -400,22 +400,17 @@ impl Views {
         // its state starts empty — unless the outbox holds events of it too (then the log's
         // and the outbox's are read as for any other). Bulk creations (an import, a first
         // list of lists) skip a read per aggregate.
-        if decoded
+        let made: Vec<AggregateId> = decoded
             .iter()
-            .any(|(_, e)| e.version == 1 && !self.cache.contains_key(&e.aggregate_id))
-            && log.outbox_len()? == 0
-        {
-            let mut seen = BTreeSet::new();
-            for (_, e) in &decoded {
-                if seen.insert(e.aggregate_id)
-                    && e.version == 1
-                    && !self.cache.contains_key(&e.aggregate_id)
-                {
-                    if self.cache.len() >= self.cache_limit {
-                        self.evict();
-                    }
-                    self.cache.insert(e.aggregate_id, (0, fold(&[])));
+            .filter(|(_, e)| e.version == 1 && !self.cache.contains_key(&e.aggregate_id))
+            .map(|(_, e)| e.aggregate_id)
+            .collect();
+        if !made.is_empty() && log.outbox_len()? == 0 {
+            for id in made {
+                if self.cache.len() >= self.cache_limit {
+                    self.evict();
                 }
+                self.cache.insert(id, (0, fold(&[])));
             }
         }
         for (_, e) in &decoded {
