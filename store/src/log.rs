@@ -1302,6 +1302,32 @@ impl EventLog {
         Ok(n.max(0) as usize)
     }
 
+    /// How many events the log holds of each of `ids` (the outbox's not counted), in one
+    /// statement; an aggregate without events is 0.
+    pub fn aggregate_counts(
+        &self,
+        ids: impl Iterator<Item = AggregateId>,
+    ) -> Result<HashMap<AggregateId, u64>, LogError> {
+        let mut distinct: Vec<String> = ids.map(|id| id.to_string()).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let list = serde_json::to_string(&distinct)
+            .map_err(|e| LogError::Corrupt(format!("cannot list aggregate ids: {e}")))?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT a.value, (SELECT count(*) FROM events WHERE aggregate_id = a.value) \
+             FROM json_each(?1) a",
+        )?;
+        let rows = stmt.query_map([list], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })?;
+        let mut out = HashMap::with_capacity(distinct.len());
+        for row in rows {
+            let (id, n) = row?;
+            out.insert(parse_id(&id)?, n.max(0) as u64);
+        }
+        Ok(out)
+    }
+
     pub fn outbox_len(&self) -> Result<usize, LogError> {
         let n: i64 = self
             .conn

@@ -396,22 +396,13 @@ impl Views {
         for id in &touched {
             before.push(self.cache.get(id).map(|(_, state)| state.rows(*id)));
         }
-        // An aggregate made in these events (its version 1 among them) has no history to read:
-        // its state starts empty — unless the outbox holds events of it too (then the log's
-        // and the outbox's are read as for any other). Bulk creations (an import, a first
-        // list of lists) skip a read per aggregate.
-        let made: Vec<AggregateId> = decoded
-            .iter()
-            .filter(|(_, e)| e.version == 1 && !self.cache.contains_key(&e.aggregate_id))
-            .map(|(_, e)| e.aggregate_id)
-            .collect();
-        if !made.is_empty() && log.outbox_len()? == 0 {
-            for id in made {
-                if self.cache.len() >= self.cache_limit {
-                    self.evict();
-                }
-                self.cache.insert(id, (0, fold(&[])));
+        // An aggregate made in these events has no history to read: its state starts empty.
+        // Bulk creations (an import, a first list of lists) skip a read per aggregate.
+        for id in made_here(log, &decoded, &self.cache)? {
+            if self.cache.len() >= self.cache_limit {
+                self.evict();
             }
+            self.cache.insert(id, (0, fold(&[])));
         }
         for (_, e) in &decoded {
             self.load(log, e.aggregate_id)?.apply(e);
@@ -823,6 +814,54 @@ fn decode_known(events: &[StoredEvent]) -> Decoded<'_> {
     (known, skipped)
 }
 
+/// The aggregates made in `decoded` whose state can start empty instead of being read from
+/// the log: not cached, their events here are versions 1, 2, … n in that order, and the log
+/// holds exactly n events of them (no other version, none this build cannot decode), with an
+/// empty outbox (an edit waiting there is read as for any other aggregate). A server's pull
+/// whose versions are out of seq order, or that skips one, takes the read.
+fn made_here(
+    log: &EventLog,
+    decoded: &[(&StoredEvent, Event)],
+    cache: &HashMap<AggregateId, (u64, Aggregate)>,
+) -> Result<Vec<AggregateId>, ViewsError> {
+    let candidates = fresh_runs(
+        decoded.iter().map(|(_, e)| (e.aggregate_id, e.version)),
+        cache,
+    );
+    if candidates.is_empty() || log.outbox_len()? > 0 {
+        return Ok(Vec::new());
+    }
+    let counts = log.aggregate_counts(candidates.keys().copied())?;
+    Ok(candidates
+        .into_iter()
+        .filter(|(id, n)| counts.get(id) == Some(n))
+        .map(|(id, _)| id)
+        .collect())
+}
+
+/// Of `(aggregate, version)` in order, the aggregates not in `cache` whose versions run 1, 2,
+/// … n without a gap or a repeat, with their n.
+fn fresh_runs<V>(
+    events: impl Iterator<Item = (AggregateId, u64)>,
+    cache: &HashMap<AggregateId, V>,
+) -> HashMap<AggregateId, u64> {
+    // None: seen out of order (never made here).
+    let mut runs: HashMap<AggregateId, Option<u64>> = HashMap::new();
+    for (id, version) in events {
+        if cache.contains_key(&id) {
+            continue;
+        }
+        let run = runs.entry(id).or_insert(Some(0));
+        *run = match *run {
+            Some(n) if version == n + 1 => Some(version),
+            _ => None,
+        };
+    }
+    runs.into_iter()
+        .filter_map(|(id, n)| Some((id, n?)))
+        .collect()
+}
+
 /// The fold of `events`, leaving out those this build cannot decode.
 pub(crate) fn fold(events: &[StoredEvent]) -> Aggregate {
     let mut state = Aggregate::default();
@@ -969,4 +1008,32 @@ fn insert_history(insert: &mut rusqlite::Statement<'_>, h: &HistoryRow) -> rusql
         h.data,
     ])?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u128) -> AggregateId {
+        AggregateId::from_uuid(uuid::Uuid::from_u128(n))
+    }
+
+    #[test]
+    fn only_runs_from_version_one_in_order_start_empty() {
+        let cached: HashMap<AggregateId, ()> = [(id(5), ())].into();
+        let events = [
+            (id(1), 1),
+            (id(2), 2),
+            (id(1), 2),
+            (id(3), 1),
+            (id(3), 3),
+            (id(4), 2),
+            (id(4), 1),
+            (id(5), 1),
+            (id(6), 1),
+            (id(6), 1),
+        ];
+        let runs = fresh_runs(events.into_iter(), &cached);
+        assert_eq!(runs, [(id(1), 2)].into(), "{runs:?}");
+    }
 }

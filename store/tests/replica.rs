@@ -535,3 +535,71 @@ fn a_pulled_creation_keeps_the_outboxs_later_edit_in_the_views() {
         .unwrap();
     assert_eq!(name, "final");
 }
+
+/// A server's pull is not trusted to hand an aggregate's versions out in order: a creation
+/// arriving after its own later edit (a hostile or broken server) reaches cold views, which
+/// must not start that aggregate empty and lose the edit already in the log.
+#[test]
+fn a_creation_pulled_after_its_own_edit_keeps_the_edit_in_the_views() {
+    let ws = WorkspaceId::DEFAULT;
+    let list = AggregateId::from_uuid(uuid::Uuid::from_u128(0x41));
+    let author = tempfile::tempdir().unwrap();
+    let mut made = {
+        let mut r = open(author.path(), 7_000);
+        r.execute_list(
+            ws,
+            list,
+            ListCommand::Create {
+                name: "draft".into(),
+            },
+        )
+        .unwrap()
+    };
+    {
+        let mut r = open(author.path(), 8_000);
+        made.extend(
+            r.execute_list(
+                ws,
+                list,
+                ListCommand::Rename {
+                    name: "final".into(),
+                    resolving: false,
+                    shown: None,
+                },
+            )
+            .unwrap(),
+        );
+    }
+    assert_eq!(made.len(), 2);
+    let dir = tempfile::tempdir().unwrap();
+    let log_of = || {
+        tandem_store::EventLog::open(
+            dir.path().join("events.db"),
+            DeviceId::from_uuid(uuid::Uuid::from_u128(0xd2)),
+            Arc::new(|| 1_750_000_000_000),
+        )
+        .unwrap()
+    };
+    let mut log = log_of();
+    // The rename (version 2) comes as seq 1, the creation (version 1) as seq 2.
+    log.accept(&[(1, made[1].clone())], &[]).unwrap();
+    {
+        let (mut views, _) =
+            tandem_store::Views::open_current(dir.path().join("views.db"), &log, |_| {}).unwrap();
+        views.catch_up(&log, 100).unwrap();
+    }
+    log.accept(&[(2, made[0].clone())], &[]).unwrap();
+    let (mut views, _) =
+        tandem_store::Views::open_current(dir.path().join("views.db"), &log, |_| {}).unwrap();
+    assert_eq!(views.cached(), 0, "a cold cache");
+    views.catch_up(&log, 100).unwrap();
+    let name: String = views
+        .connection()
+        .query_row(
+            "SELECT name FROM lists WHERE list_id = ?1",
+            [list.to_string()],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(name, "final", "the edit the log already held");
+}
