@@ -264,6 +264,14 @@ pub mod ssr {
                     quota: Some(&quota),
                 },
             )?;
+            // The pusher's name goes with the answer and with the live message. The events
+            // are stored: they are announced now, whatever happens to the rest of the request.
+            let mut outcome = outcome;
+            outcome.response.pusher = Some(tandem_protocol::sync::Person {
+                user_id: principal.user.user_id.clone(),
+                username: principal.user.username.clone(),
+            });
+            self.announce(&outcome);
             if !outcome.appended.is_empty() {
                 self.accounts
                     .bind_device(&device.to_string(), user, now)
@@ -281,13 +289,6 @@ pub mod ssr {
                 }
             }
             drop(_one_at_a_time);
-            // The pusher's name goes with the answer and with the live message.
-            let mut outcome = outcome;
-            outcome.response.pusher = Some(tandem_protocol::sync::Person {
-                user_id: principal.user.user_id.clone(),
-                username: principal.user.username.clone(),
-            });
-            self.announce(&outcome);
             Ok(outcome.response)
         }
 

@@ -393,6 +393,7 @@ impl Auth {
     pub async fn ensure_inbox(&self, user_id: &str) -> Result<(), ApiError> {
         let accounts = Arc::clone(&self.accounts);
         let backend = Arc::clone(&self.backend);
+        let hub = Arc::clone(&self.hub);
         let user = user_id.to_string();
         blocking(move || {
             for ws in accounts
@@ -402,7 +403,7 @@ impl Auth {
                 let Ok(workspace) = ws.parse::<tandem_events::ids::WorkspaceId>() else {
                     continue;
                 };
-                backend
+                let made = backend
                     .ensure_first_list(
                         workspace,
                         crate::databases::DEFAULT_LIST_NAME,
@@ -411,6 +412,12 @@ impl Auth {
                         Some(&user),
                     )
                     .map_err(ApiError)?;
+                if made.is_some() {
+                    // A socket may follow the workspace already (a token's client): its
+                    // head goes out alone (the clients pull the list).
+                    let head = backend.head(workspace, now()).map_err(ApiError)?;
+                    hub.publish(workspace, head, &[], &[]);
+                }
                 accounts
                     .inbox_written(&ws)
                     .map_err(|e| ApiError(refusal(e)))?;

@@ -80,11 +80,17 @@ struct Registered {
     kick: watch::Sender<Kick>,
 }
 
+/// A workspace's broadcast channel, and the greatest head published on it.
+struct Channel {
+    sender: broadcast::Sender<Frame>,
+    announced: u64,
+}
+
 /// The broadcast channels, one per workspace with sockets, removed when its last socket
 /// leaves (DESIGN.md rule 22: naming a workspace makes nothing that outlives the socket), and
 /// the open sockets with their owners, so access taken away closes them at once.
 pub struct Hub {
-    channels: Mutex<HashMap<WorkspaceId, broadcast::Sender<Frame>>>,
+    channels: Mutex<HashMap<WorkspaceId, Channel>>,
     sockets: Mutex<HashMap<u64, Registered>>,
     next_socket: AtomicU64,
     stop: watch::Sender<bool>,
@@ -123,6 +129,16 @@ impl Hub {
             .unwrap_or(false)
     }
 
+    /// The greatest head announced to `workspace`'s sockets since the first of them came
+    /// (None: no socket here follows it).
+    pub fn announced(&self, workspace: WorkspaceId) -> Option<u64> {
+        self.channels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&workspace)
+            .map(|c| c.announced)
+    }
+
     /// Live channels (workspaces with at least one socket).
     pub fn channels(&self) -> usize {
         self.channels.lock().map(|c| c.len()).unwrap_or(0)
@@ -132,7 +148,11 @@ impl Hub {
         let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         channels
             .entry(workspace)
-            .or_insert_with(|| broadcast::channel(CHANNEL_CAPACITY).0)
+            .or_insert_with(|| Channel {
+                sender: broadcast::channel(CHANNEL_CAPACITY).0,
+                announced: 0,
+            })
+            .sender
             .subscribe()
     }
 
@@ -141,7 +161,7 @@ impl Hub {
         let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         if channels
             .get(&workspace)
-            .is_some_and(|sender| sender.receiver_count() == 0)
+            .is_some_and(|c| c.sender.receiver_count() == 0)
         {
             channels.remove(&workspace);
         }
@@ -157,9 +177,12 @@ impl Hub {
         people: &[Person],
     ) {
         let sender = {
-            let channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
-            match channels.get(&workspace) {
-                Some(sender) => sender.clone(),
+            let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+            match channels.get_mut(&workspace) {
+                Some(c) => {
+                    c.announced = c.announced.max(head);
+                    c.sender.clone()
+                }
                 None => return,
             }
         };

@@ -9,6 +9,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use app::sync::ssr::Backend;
 use tandem_events::ids::{AggregateId, EventId, WorkspaceId};
@@ -183,14 +184,25 @@ pub struct HubListener {
     /// a time, so a workspace's messages go out in order and the reading holds one pooled
     /// connection at most; bounded: past it a head goes out alone and its sockets pull —
     /// DESIGN.md rule 22).
-    fetching: tokio::sync::mpsc::Sender<tandem_pg::listen::Notice>,
+    fetching: tokio::sync::mpsc::Sender<(Instant, tandem_pg::listen::Notice)>,
+    /// This process's own notices, checked after [`OWN_GRACE`]: a push whose answer did not
+    /// announce its head (its request failed after the commit, or a path that announces
+    /// nothing, such as a new account's Inbox) is announced then, the head alone.
+    own: tokio::sync::mpsc::Sender<(Instant, tandem_pg::listen::Notice)>,
 }
 
 /// Notices waiting for their events to be read, at most.
 const FETCH_QUEUE: usize = 1_024;
 
 /// How long reading a notice's events may take before its head goes out alone.
-const FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+const FETCH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A notice that waited this long in the queue goes out as its head alone (its sockets pull):
+/// a backlog of reads must not hold heads back past the broadcast goal (docs/benchmarks.md).
+const FETCH_STALE: Duration = Duration::from_millis(200);
+
+/// How long a push's own answer has to announce its head before its notice does.
+const OWN_GRACE: Duration = Duration::from_secs(1);
 
 impl HubListener {
     /// Starts the reader of notices' events (on the current runtime).
@@ -205,11 +217,14 @@ impl HubListener {
             postgres.central.clone(),
             notices,
         ));
+        let (own, own_notices) = tokio::sync::mpsc::channel(FETCH_QUEUE);
+        tokio::spawn(announce_unannounced(Arc::clone(&hub), own_notices));
         Self {
             hub,
             postgres,
             projector,
             fetching,
+            own,
         }
     }
 }
@@ -219,10 +234,14 @@ impl HubListener {
 async fn announce_notices(
     hub: Arc<crate::live::Hub>,
     central: PgCentral,
-    mut notices: tokio::sync::mpsc::Receiver<tandem_pg::listen::Notice>,
+    mut notices: tokio::sync::mpsc::Receiver<(Instant, tandem_pg::listen::Notice)>,
 ) {
-    while let Some(notice) = notices.recv().await {
+    while let Some((heard, notice)) = notices.recv().await {
         let (workspace, head) = (notice.workspace, notice.head);
+        if heard.elapsed() > FETCH_STALE {
+            hub.publish(workspace, head, &[], &[]);
+            continue;
+        }
         let read = tokio::time::timeout(
             FETCH_TIMEOUT,
             central.announced(workspace, head - notice.appended, notice.appended),
@@ -256,15 +275,39 @@ async fn announce_notices(
     }
 }
 
+/// Announces each of this process's own notices whose head its sockets have not been told of
+/// [`OWN_GRACE`] after it was heard (in the order heard, so one wait at a time).
+async fn announce_unannounced(
+    hub: Arc<crate::live::Hub>,
+    mut notices: tokio::sync::mpsc::Receiver<(Instant, tandem_pg::listen::Notice)>,
+) {
+    while let Some((heard, notice)) = notices.recv().await {
+        tokio::time::sleep_until((heard + OWN_GRACE).into()).await;
+        if needs_announcing(hub.announced(notice.workspace), notice.head) {
+            hub.publish(notice.workspace, notice.head, &[], &[]);
+        }
+    }
+}
+
+/// Whether a head must still be announced to a workspace's sockets, given the greatest head
+/// announced to them (None: no socket follows it).
+fn needs_announcing(announced: Option<u64>, head: u64) -> bool {
+    announced.is_some_and(|announced| announced < head)
+}
+
 impl tandem_pg::listen::HeadsListener for HubListener {
     /// Another process's push: its head goes out with its events (queued for
-    /// [`announce_notices`]). This process's own pushes were announced by their answers.
+    /// [`announce_notices`]). This process's own pushes are announced by their answers (with
+    /// their events); their notices are checked for one that was not.
     fn head(&self, notice: tandem_pg::listen::Notice) {
         self.projector.notify_one();
-        if notice.origin.as_deref() == Some(self.postgres.central.origin()) {
+        if !self.hub.follows(notice.workspace) {
             return;
         }
-        if !self.hub.follows(notice.workspace) {
+        if notice.origin.as_deref() == Some(self.postgres.central.origin()) {
+            // Full: a thousand of this process's pushes in a second, announced by their
+            // answers; a head missed meanwhile comes with the sockets' periodic pull.
+            let _ = self.own.try_send((Instant::now(), notice));
             return;
         }
         let fits = (1..=crate::live::MAX_EVENTS_PER_MESSAGE as u64).contains(&notice.appended);
@@ -272,8 +315,8 @@ impl tandem_pg::listen::HeadsListener for HubListener {
             self.hub.publish(notice.workspace, notice.head, &[], &[]);
             return;
         }
-        if let Err(full) = self.fetching.try_send(notice) {
-            let notice = full.into_inner();
+        if let Err(full) = self.fetching.try_send((Instant::now(), notice)) {
+            let (_, notice) = full.into_inner();
             self.hub.publish(notice.workspace, notice.head, &[], &[]);
         }
     }
@@ -292,5 +335,21 @@ impl tandem_pg::listen::HeadsListener for HubListener {
             }
             Err(e) => tracing::warn!(error = %e.message, "cannot read the heads to heal"),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::needs_announcing;
+
+    #[test]
+    fn an_own_head_is_announced_only_to_followers_not_told_of_it() {
+        assert!(!needs_announcing(None, 5), "nobody follows");
+        assert!(
+            needs_announcing(Some(4), 5),
+            "the answer never announced it"
+        );
+        assert!(!needs_announcing(Some(5), 5), "announced by the answer");
+        assert!(!needs_announcing(Some(9), 5), "a later head was");
     }
 }

@@ -107,6 +107,44 @@ async fn subscribers_hear_new_heads_with_the_events() {
     assert!(closed.is_ok(), "closed within {:?}", started.elapsed());
 }
 
+/// A path that stores events without a push's answer — a new account's "Inbox", written at
+/// its first request — still announces its head to a socket already following the workspace
+/// (a client holding a token made on the command line). On PostgreSQL a process's own pushes
+/// are not announced again by their notices: the path announces it.
+#[tokio::test]
+async fn a_new_accounts_inbox_is_announced_to_a_socket_already_there() {
+    let server = start().await;
+    let (token, ws) = common::admin(server.data_dir.path(), |at| {
+        server::admin::user_add(at.clone(), "newbie", "newbie's password")?;
+        let (_, token) = server::admin::token_create(at.clone(), "newbie", "phone", None)?;
+        let workspaces = server::admin::with_accounts(at, |a| {
+            let user = a.user_by_name("newbie")?.expect("just made");
+            Ok(a.workspaces_of(&user.user.user_id)?)
+        })?;
+        Ok((token, workspaces[0].workspace_id.clone()))
+    })
+    .await
+    .unwrap();
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async(common::live_request(&server.base, &token, &ws))
+            .await
+            .unwrap();
+    assert_eq!(next_json(&mut socket).await["head"], 0, "no Inbox yet");
+    let me = common::authorized(&token)
+        .get(format!("{}/api/auth/me", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+    let news = next_json(&mut socket).await;
+    assert_eq!(
+        (&news["type"], &news["head"]),
+        (&json!("head"), &json!(1)),
+        "{news}"
+    );
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn a_bad_live_request_gets_the_error_shape() {
     let server = start().await;
