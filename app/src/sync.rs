@@ -177,6 +177,10 @@ pub mod ssr {
             .unwrap_or(Caller::Anonymous)
     }
 
+    /// A push taking longer is logged, with where its time went (access checks, the log's
+    /// transaction, the accounts' bookkeeping after it).
+    const SLOW_PUSH: Duration = Duration::from_millis(100);
+
     /// How long a pull may wait for a read connection before it is answered BUSY.
     const READ_WAIT: Duration = Duration::from_secs(5);
 
@@ -208,6 +212,7 @@ pub mod ssr {
             caller: &Caller,
             request: &PushRequest,
         ) -> Result<PushResponse, SyncError> {
+            let began = std::time::Instant::now();
             let now = now();
             let workspace: WorkspaceId = request
                 .workspace_id
@@ -257,6 +262,7 @@ pub mod ssr {
                 false => (0, 0),
             };
             let quota = |events: usize, bytes: usize| self.check_quota(usage, day, events, bytes);
+            let checked = began.elapsed();
             let outcome = self.backend.push_as(
                 request,
                 &Pusher {
@@ -272,6 +278,7 @@ pub mod ssr {
                 username: principal.user.username.clone(),
             });
             self.announce(&outcome);
+            let logged = began.elapsed();
             if !outcome.appended.is_empty() {
                 self.accounts
                     .bind_device(&device.to_string(), user, now)
@@ -289,6 +296,17 @@ pub mod ssr {
                 }
             }
             drop(_one_at_a_time);
+            let took = began.elapsed();
+            if took > SLOW_PUSH {
+                tracing::warn!(
+                    took_ms = took.as_millis() as u64,
+                    access_ms = checked.as_millis() as u64,
+                    log_ms = (logged - checked).as_millis() as u64,
+                    accounts_ms = (took - logged).as_millis() as u64,
+                    events = request.events.len(),
+                    "a slow push"
+                );
+            }
             Ok(outcome.response)
         }
 

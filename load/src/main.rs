@@ -78,6 +78,10 @@ struct Args {
     /// Clients pull on every head instead of storing the events a live message carries
     #[arg(long)]
     pull_always: bool,
+    /// Append the servers' standard error (warnings: slow pushes, with where the time went)
+    /// to this file
+    #[arg(long)]
+    server_log: Option<std::path::PathBuf>,
 }
 
 const PASSWORD: &str = "load harness password";
@@ -242,7 +246,12 @@ async fn cli(bin: &str, at: &[String], args: &[&str], stdin: &str) -> anyhow::Re
     Ok(String::from_utf8(out.stdout)?)
 }
 
-async fn start_server(bin: &str, at: &[String], sockets: usize) -> anyhow::Result<Server> {
+async fn start_server(
+    bin: &str,
+    at: &[String],
+    sockets: usize,
+    log: Option<&std::path::Path>,
+) -> anyhow::Result<Server> {
     let dir = tempfile::tempdir()?;
     let port = free_port()?;
     let limit = (sockets + 1_000).to_string();
@@ -259,7 +268,15 @@ async fn start_server(bin: &str, at: &[String], sockets: usize) -> anyhow::Resul
         .env_remove("TANDEM_CONFIG")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(match log {
+            Some(path) => Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)?,
+            ),
+            None => Stdio::null(),
+        })
         .kill_on_drop(true);
     if at.is_empty() {
         command.arg("--data-dir").arg(dir.path());
@@ -472,7 +489,7 @@ async fn run(args: &Args, bin: &str, storage: Storage, processes: usize) -> anyh
     println!("\n== {name} ==");
     let sockets = args.clients.max(args.idle);
     // The first process makes the data dir (SQLite), or the schema (PostgreSQL).
-    let mut servers = vec![start_server(bin, &at, sockets).await?];
+    let mut servers = vec![start_server(bin, &at, sockets, args.server_log.as_deref()).await?];
     let at_cli = match &storage {
         Storage::Sqlite => vec![
             "--data-dir".to_string(),
@@ -497,7 +514,7 @@ async fn run(args: &Args, bin: &str, storage: Storage, processes: usize) -> anyh
     .trim()
     .to_string();
     for _ in 1..processes {
-        servers.push(start_server(bin, &at, sockets).await?);
+        servers.push(start_server(bin, &at, sockets, args.server_log.as_deref()).await?);
     }
     let http = client(&token);
     let a = servers[0].base();
@@ -634,7 +651,8 @@ async fn broadcast(
     busy: Arc<AtomicU64>,
 ) -> (Vec<f64>, usize, usize) {
     let origin = Instant::now();
-    let acked: Arc<Mutex<HashMap<String, f64>>> = Arc::default();
+    // event id → (when its write was sent, when the push's answer came)
+    let acked: Arc<Mutex<HashMap<String, (f64, f64)>>> = Arc::default();
     // (event id, when the client held it, whether by a pull)
     let pulled: Arc<Mutex<Vec<(String, f64, bool)>>> = Arc::default();
     // A flag, not a notice: a client busy pulling when the phase ends sees it afterwards.
@@ -731,6 +749,9 @@ async fn broadcast(
     }
     // Every client connected before the writes begin.
     let _ = ready.acquire_many(args.clients as u32).await;
+    let steal_before = cpu_times();
+    let harness_before = usage_of(std::process::id()).1;
+    let began = Instant::now();
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let mut writers = vec![];
     for w in 0..args.writers {
@@ -764,10 +785,11 @@ async fn broadcast(
                     .await
                     .is_some()
                 {
+                    let answered = origin.elapsed().as_secs_f64() * 1_000.0;
                     acked
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
-                        .insert(id, at);
+                        .insert(id, (at, answered));
                 } else {
                     errors.fetch_add(1, Ordering::Relaxed);
                 }
@@ -786,12 +808,92 @@ async fn broadcast(
     }
     let acked = acked.lock().unwrap_or_else(|p| p.into_inner());
     let pulled = pulled.lock().unwrap_or_else(|p| p.into_inner());
-    let latencies = pulled
+    let latencies: Vec<f64> = pulled
         .iter()
-        .filter_map(|(id, at, _)| acked.get(id).map(|ack| (at - ack).max(0.0)))
+        .filter_map(|(id, at, _)| acked.get(id).map(|(sent, _)| (at - sent).max(0.0)))
         .collect();
+    explain_tail(
+        &acked,
+        &pulled,
+        steal_before,
+        harness_before,
+        (origin, began),
+    );
     let by_pull = pulled.iter().filter(|(_, _, by_pull)| *by_pull).count();
     (latencies, acked.len(), by_pull)
+}
+
+/// Where the slow deliveries' time went, printed beside the figures: the pushes' round trips
+/// (a slow one is the writing process's or the database's), the deliveries over the p99 goal
+/// whose push alone took most of it, and the phase's share of the machine's time the
+/// hypervisor kept (steal) and the harness itself used (a stall of the whole machine shows
+/// in both sides).
+fn explain_tail(
+    acked: &HashMap<String, (f64, f64)>,
+    held: &[(String, f64, bool)],
+    before: Option<(u64, u64)>,
+    harness_before: f64,
+    (origin, began): (Instant, Instant),
+) {
+    let round_trips: Vec<f64> = acked
+        .values()
+        .map(|(sent, answered)| answered - sent)
+        .collect();
+    let (rt50, _, rt99) = percentiles(&round_trips);
+    // (total, the push's round trip, when sent)
+    let slow: Vec<(f64, f64, f64)> = held
+        .iter()
+        .filter_map(|(id, at, _)| {
+            acked
+                .get(id)
+                .map(|(sent, answered)| (at - sent, answered - sent, *sent))
+        })
+        .filter(|(total, _, _)| *total > GOAL_P99_MS)
+        .collect();
+    let by_push = slow
+        .iter()
+        .filter(|(total, push, _)| *push > total / 2.0)
+        .count();
+    // Slow deliveries bunched in a few moments are a stall, spread ones a steady cost.
+    let moments: std::collections::BTreeSet<i64> = slow
+        .iter()
+        .map(|(_, _, sent)| (sent / 250.0).floor() as i64)
+        .collect();
+    let steal = match (before, cpu_times()) {
+        (Some((steal0, total0)), Some((steal1, total1))) if total1 > total0 => {
+            format!(
+                "{:.1}%",
+                100.0 * (steal1 - steal0) as f64 / (total1 - total0) as f64
+            )
+        }
+        _ => "unknown".into(),
+    };
+    let wall = began.elapsed().as_secs_f64().max(0.001);
+    let phase_began = (began - origin).as_secs_f64();
+    let harness = 100.0 * (usage_of(std::process::id()).1 - harness_before) / wall;
+    println!(
+        "  tail: push round trip p50 {rt50:.1} ms, p99 {rt99:.1} ms; {} deliveries over {GOAL_P99_MS} ms (of writes sent in {} quarter-seconds: {:?} s into the phase), {by_push} of them mostly the push's round trip; steal {steal}; the harness {harness:.0}% CPU",
+        slow.len(),
+        moments.len(),
+        moments
+            .iter()
+            .take(8)
+            .map(|m| *m as f64 / 4.0 - phase_began)
+            .collect::<Vec<_>>()
+    );
+}
+
+/// The machine's CPU time the hypervisor kept (steal) and all of it, in clock ticks, from
+/// /proc/stat (None where it cannot be read).
+fn cpu_times() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    Some((*ticks.get(7)?, ticks.iter().take(8).sum()))
 }
 
 /// The event ids a live message carries when the client may store them as they are (the

@@ -18,6 +18,9 @@ pub const ACCOUNTS_FILE: &str = "accounts.db";
 
 /// The name of the list every new account's workspace starts with.
 pub const DEFAULT_LIST_NAME: &str = "Inbox";
+
+/// A write to the central log taking longer (waiting for the writer, then writing) is logged.
+const SLOW_WRITE: std::time::Duration = std::time::Duration::from_millis(50);
 use tandem_store::{Central, CentralError, Readers, ServerViews, SyncLimits};
 
 use crate::config::Limits;
@@ -210,7 +213,19 @@ impl Backend for SqliteLog {
         request: &PushRequest,
         pusher: &Pusher<'_>,
     ) -> Result<PushOutcome, SyncError> {
-        self.central()?.push_as(request, pusher)
+        let waiting = std::time::Instant::now();
+        let mut central = self.central()?;
+        let waited = waiting.elapsed();
+        let outcome = central.push_as(request, pusher);
+        let took = waiting.elapsed();
+        if took > SLOW_WRITE {
+            tracing::warn!(
+                waited_ms = waited.as_millis() as u64,
+                wrote_ms = (took - waited).as_millis() as u64,
+                "a slow write to the central log"
+            );
+        }
+        outcome
     }
 
     fn pull(&self, request: &PullRequest, now: i64) -> Result<PullResponse, SyncError> {
