@@ -12,10 +12,11 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use deadpool_postgres::Transaction;
 use tandem_events::event::StoredEvent;
 use tandem_events::ids::{AggregateId, WorkspaceId};
 use tandem_events::state::{Aggregate, AllRows, HistoryRow, Rows};
-use tokio_postgres::{GenericClient, IsolationLevel, Transaction};
+use tokio_postgres::{GenericClient, IsolationLevel};
 
 use tandem_protocol::data::{Counts, ListCounts, ListSnapshot};
 use tandem_store::views::PROJECTION_VERSION;
@@ -444,6 +445,11 @@ async fn locked(
         .isolation_level(IsolationLevel::ReadCommitted)
         .start()
         .await?;
+    // The projector reads and rewrites rows by key, as a push does.
+    tx.batch_execute(
+        "SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL enable_seqscan = off",
+    )
+    .await?;
     if wait {
         tx.batch_execute("SET LOCAL lock_timeout = '5s'").await?;
         tx.execute(
@@ -520,9 +526,22 @@ async fn apply_batch(
             states.entry(stored.aggregate_id).or_default().apply(&event);
         }
     }
+    // The touched aggregates' old rows go in one statement per table; their new rows and the
+    // history lines through the connection's statement cache (parsed once per connection).
+    for table in [
+        "view_lists WHERE list_id",
+        "view_todos WHERE todo_id",
+        "view_conflicts WHERE aggregate_id",
+        "view_devices WHERE aggregate_id",
+    ] {
+        let delete = tx
+            .prepare_cached(&format!("DELETE FROM {table} = ANY($1)"))
+            .await?;
+        tx.execute(&delete, &[&ids]).await?;
+    }
     for id in &touched {
         let rows = states.get(id).map(|s| s.rows(*id)).unwrap_or_default();
-        write_aggregate(tx, *id, &rows).await?;
+        write_aggregate(tx, &rows).await?;
     }
     for stored in &events {
         match stored.decode() {
@@ -561,27 +580,15 @@ async fn apply_batch(
     Ok(events.len() as u64)
 }
 
-async fn write_aggregate(
-    tx: &Transaction<'_>,
-    id: AggregateId,
-    rows: &Rows,
-) -> Result<(), PgError> {
-    let key = id.to_string();
-    for table in ["view_lists WHERE list_id", "view_todos WHERE todo_id"] {
-        tx.execute(&format!("DELETE FROM {table} = $1"), &[&key])
-            .await?;
-    }
-    for table in ["view_conflicts", "view_devices"] {
-        tx.execute(
-            &format!("DELETE FROM {table} WHERE aggregate_id = $1"),
-            &[&key],
-        )
-        .await?;
-    }
+/// Inserts an aggregate's rows (its old ones deleted by the caller).
+async fn write_aggregate(tx: &Transaction<'_>, rows: &Rows) -> Result<(), PgError> {
     if let Some(l) = &rows.list {
         tx.execute(
-            "INSERT INTO view_lists (list_id, workspace_id, name, name_hlc, created_hlc, \
+            &tx.prepare_cached(
+                "INSERT INTO view_lists (list_id, workspace_id, name, name_hlc, created_hlc, \
              created_at, deleted) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .await?,
             &[
                 &l.list_id.to_string(),
                 &l.workspace_id.to_string(),
@@ -596,10 +603,13 @@ async fn write_aggregate(
     }
     if let Some(t) = &rows.todo {
         tx.execute(
-            "INSERT INTO view_todos (todo_id, workspace_id, list_id, title, notes, due_date, \
+            &tx.prepare_cached(
+                "INSERT INTO view_todos (todo_id, workspace_id, list_id, title, notes, due_date, \
              completed, position, created_hlc, created_at, title_hlc, notes_hlc, due_date_hlc, \
              completed_hlc, position_hlc, list_hlc, deleted) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+            )
+            .await?,
             &[
                 &t.todo_id.to_string(),
                 &t.workspace_id.to_string(),
@@ -624,8 +634,8 @@ async fn write_aggregate(
     }
     for c in &rows.conflicts {
         tx.execute(
-            "INSERT INTO view_conflicts (aggregate_id, field, hlc, event_id, device_id, value) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            &tx.prepare_cached("INSERT INTO view_conflicts (aggregate_id, field, hlc, event_id, device_id, value) \
+             VALUES ($1, $2, $3, $4, $5, $6)").await?,
             &[
                 &c.aggregate_id.to_string(),
                 &c.field,
@@ -639,8 +649,11 @@ async fn write_aggregate(
     }
     if let Some(d) = &rows.device {
         tx.execute(
-            "INSERT INTO view_devices (aggregate_id, device_id, workspace_id, name, name_hlc) \
+            &tx.prepare_cached(
+                "INSERT INTO view_devices (aggregate_id, device_id, workspace_id, name, name_hlc) \
              VALUES ($1, $2, $3, $4, $5)",
+            )
+            .await?,
             &[
                 &d.aggregate_id.to_string(),
                 &d.device_id.to_string(),
@@ -656,8 +669,11 @@ async fn write_aggregate(
 
 async fn write_history(tx: &Transaction<'_>, h: &HistoryRow) -> Result<(), PgError> {
     tx.execute(
-        "INSERT INTO view_history (aggregate_id, hlc, event_id, event_type, device_id, \
+        &tx.prepare_cached(
+            "INSERT INTO view_history (aggregate_id, hlc, event_id, event_type, device_id, \
          created_at, data) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        )
+        .await?,
         &[
             &h.aggregate_id.to_string(),
             &h.hlc.encode(),
