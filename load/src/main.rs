@@ -197,6 +197,8 @@ struct Run {
     idle_sockets: usize,
     /// Per process: (peak RSS MB, CPU % of one core) in the broadcast and ingest phases.
     usage: Vec<(f64, f64, f64, f64)>,
+    /// The share of the machine's CPU time the hypervisor kept (%), broadcast and ingest.
+    steal: (Option<f64>, Option<f64>),
     errors: u64,
 }
 
@@ -353,8 +355,9 @@ fn usage_of(pid: u32) -> (f64, f64) {
 async fn measured<T>(
     pids: &[u32],
     work: impl std::future::Future<Output = T>,
-) -> (T, Vec<(f64, f64)>) {
+) -> (T, Vec<(f64, f64)>, Option<f64>) {
     let began = Instant::now();
+    let machine = cpu_times();
     let cpu0: Vec<f64> = pids.iter().map(|p| usage_of(*p).1).collect();
     let peaks = Arc::new(Mutex::new(vec![0.0f64; pids.len()]));
     let sampler = {
@@ -379,7 +382,7 @@ async fn measured<T>(
         .enumerate()
         .map(|(i, pid)| (peaks[i], 100.0 * (usage_of(*pid).1 - cpu0[i]) / wall))
         .collect();
-    (out, usage)
+    (out, usage, steal_since(machine))
 }
 
 fn client(token: &str) -> reqwest::Client {
@@ -550,7 +553,7 @@ async fn run(args: &Args, bin: &str, storage: Storage, processes: usize) -> anyh
         (0.0, 0)
     };
     // Broadcast: clients on B, writers through A.
-    let ((latencies, writes, by_pull), broadcast_usage) = measured(
+    let ((latencies, writes, by_pull), broadcast_usage, broadcast_steal) = measured(
         &pids,
         broadcast(
             args,
@@ -575,7 +578,7 @@ async fn run(args: &Args, bin: &str, storage: Storage, processes: usize) -> anyh
 
     // Ingest: pushers spread over the processes.
     let bases: Vec<String> = servers.iter().map(Server::base).collect();
-    let (ingested, ingest_usage) =
+    let (ingested, ingest_usage, ingest_steal) =
         measured(&pids, ingest(args, &http, &bases, Arc::clone(&errors))).await;
     let ingest_rate = ingested as f64 / args.ingest_seconds as f64;
     println!(
@@ -625,6 +628,7 @@ async fn run(args: &Args, bin: &str, storage: Storage, processes: usize) -> anyh
         idle_rss_mb: idle_rss,
         idle_sockets: idle_open,
         usage,
+        steal: (broadcast_steal, ingest_steal),
         errors,
     })
 }
@@ -859,15 +863,7 @@ fn explain_tail(
         .iter()
         .map(|(_, _, sent)| (sent / 250.0).floor() as i64)
         .collect();
-    let steal = match (before, cpu_times()) {
-        (Some((steal0, total0)), Some((steal1, total1))) if total1 > total0 => {
-            format!(
-                "{:.1}%",
-                100.0 * (steal1 - steal0) as f64 / (total1 - total0) as f64
-            )
-        }
-        _ => "unknown".into(),
-    };
+    let steal = steal_since(before).map_or("unknown".into(), |s| format!("{s:.1}%"));
     let wall = began.elapsed().as_secs_f64().max(0.001);
     let phase_began = (began - origin).as_secs_f64();
     let harness = 100.0 * (usage_of(std::process::id()).1 - harness_before) / wall;
@@ -881,6 +877,15 @@ fn explain_tail(
             .map(|m| *m as f64 / 4.0 - phase_began)
             .collect::<Vec<_>>()
     );
+}
+
+/// The share (%) of the machine's CPU time since `before` (from [`cpu_times`]) that the
+/// hypervisor kept.
+fn steal_since(before: Option<(u64, u64)>) -> Option<f64> {
+    let (steal0, total0) = before?;
+    let (steal1, total1) = cpu_times()?;
+    (total1 > total0)
+        .then(|| 100.0 * steal1.saturating_sub(steal0) as f64 / (total1 - total0) as f64)
 }
 
 /// The machine's CPU time the hypervisor kept (steal) and all of it, in clock ticks, from
@@ -1204,6 +1209,16 @@ fn report(args: &Args, runs: &[Run]) -> String {
             })
             .collect(),
         "10,000 sockets < 200 MB",
+    ));
+    out.push_str(&row(
+        "CPU time the hypervisor kept (steal: broadcast; ingest)",
+        runs.iter()
+            .map(|r| {
+                let pct = |s: Option<f64>| s.map_or("?".into(), |s| format!("{s:.1}%"));
+                format!("{}; {}", pct(r.steal.0), pct(r.steal.1))
+            })
+            .collect(),
+        "",
     ));
     out.push_str(&row(
         "per process: peak RSS, CPU (broadcast; ingest)",
