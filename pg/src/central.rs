@@ -483,7 +483,9 @@ impl PgCentral {
             .isolation_level(IsolationLevel::ReadCommitted)
             .start()
             .await?;
+        // A push's bounds; the whole log is counted below, so sequential scans stay priced in.
         tx.batch_execute(PUSH_SETTINGS).await?;
+        tx.batch_execute("SET LOCAL enable_seqscan = on").await?;
         let mut workspaces: Vec<WorkspaceId> =
             sorted.iter().map(|(_, e, _)| e.workspace_id).collect();
         workspaces.dedup();

@@ -414,9 +414,12 @@ impl Auth {
                     .map_err(ApiError)?;
                 if made.is_some() {
                     // A socket may follow the workspace already (a token's client): its
-                    // head goes out alone (the clients pull the list).
-                    let head = backend.head(workspace, now()).map_err(ApiError)?;
-                    hub.publish(workspace, head, &[], &[]);
+                    // head goes out alone (the clients pull the list). The list is written
+                    // whatever comes of this: an unread head waits for the periodic pull.
+                    match backend.head(workspace, now()) {
+                        Ok(head) => hub.publish(workspace, head, &[], &[]),
+                        Err(e) => tracing::warn!(error = %e.message, "cannot announce a new Inbox"),
+                    }
                 }
                 accounts
                     .inbox_written(&ws)
