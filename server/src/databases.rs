@@ -18,12 +18,12 @@ pub const ACCOUNTS_FILE: &str = "accounts.db";
 
 /// The name of the list every new account's workspace starts with.
 pub const DEFAULT_LIST_NAME: &str = "Inbox";
-
-/// A write to the central log taking longer (waiting for the writer, then writing) is logged.
-const SLOW_WRITE: std::time::Duration = std::time::Duration::from_millis(50);
 use tandem_store::{Central, CentralError, Readers, ServerViews, SyncLimits};
 
 use crate::config::Limits;
+
+/// A write to the central log taking longer (waiting for the writer, then writing) is logged.
+const SLOW_WRITE: std::time::Duration = std::time::Duration::from_millis(50);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DatabaseError {

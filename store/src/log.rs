@@ -1308,24 +1308,12 @@ impl EventLog {
         &self,
         ids: impl Iterator<Item = AggregateId>,
     ) -> Result<HashMap<AggregateId, u64>, LogError> {
-        let mut distinct: Vec<String> = ids.map(|id| id.to_string()).collect();
-        distinct.sort_unstable();
-        distinct.dedup();
-        let list = serde_json::to_string(&distinct)
-            .map_err(|e| LogError::Corrupt(format!("cannot list aggregate ids: {e}")))?;
-        let mut stmt = self.conn.prepare_cached(
+        per_aggregate(
+            &self.conn,
+            ids,
             "SELECT a.value, (SELECT count(*) FROM events WHERE aggregate_id = a.value) \
              FROM json_each(?1) a",
-        )?;
-        let rows = stmt.query_map([list], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-        })?;
-        let mut out = HashMap::with_capacity(distinct.len());
-        for row in rows {
-            let (id, n) = row?;
-            out.insert(parse_id(&id)?, n.max(0) as u64);
-        }
-        Ok(out)
+        )
     }
 
     pub fn outbox_len(&self) -> Result<usize, LogError> {
@@ -2032,23 +2020,35 @@ fn versions_in(
     conn: &Connection,
     ids: impl Iterator<Item = AggregateId>,
 ) -> Result<HashMap<AggregateId, u64>, LogError> {
+    per_aggregate(
+        conn,
+        ids,
+        "SELECT a.value, max(coalesce((SELECT max(version) FROM events WHERE aggregate_id = a.value), 0), \
+                            coalesce((SELECT max(version) FROM outbox WHERE aggregate_id = a.value), 0)) \
+         FROM json_each(?1) a",
+    )
+}
+
+/// One number for each of `ids` (each once), in one statement: `sql` reads the ids as the JSON
+/// array `?1` (`json_each(?1) a`) and yields `(a.value, number)` rows.
+fn per_aggregate(
+    conn: &Connection,
+    ids: impl Iterator<Item = AggregateId>,
+    sql: &str,
+) -> Result<HashMap<AggregateId, u64>, LogError> {
     let mut distinct: Vec<String> = ids.map(|id| id.to_string()).collect();
     distinct.sort_unstable();
     distinct.dedup();
     let list = serde_json::to_string(&distinct)
         .map_err(|e| LogError::Corrupt(format!("cannot list aggregate ids: {e}")))?;
-    let mut stmt = conn.prepare_cached(
-        "SELECT a.value, max(coalesce((SELECT max(version) FROM events WHERE aggregate_id = a.value), 0), \
-                            coalesce((SELECT max(version) FROM outbox WHERE aggregate_id = a.value), 0)) \
-         FROM json_each(?1) a",
-    )?;
+    let mut stmt = conn.prepare_cached(sql)?;
     let rows = stmt.query_map([list], |r| {
         Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
     })?;
     let mut out = HashMap::with_capacity(distinct.len());
     for row in rows {
-        let (id, version) = row?;
-        out.insert(parse_id(&id)?, version.max(0) as u64);
+        let (id, n) = row?;
+        out.insert(parse_id(&id)?, n.max(0) as u64);
     }
     Ok(out)
 }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use tandem_events::decide::{DomainError, ListCommand, TodoCommand, TodoEdit};
+use tandem_events::event::StoredEvent;
 use tandem_events::ids::{AggregateId, DeviceId, WorkspaceId};
 use tandem_store::{Replica, ReplicaError, Summary};
 
@@ -480,28 +481,25 @@ fn views_held_open_after_a_command_catch_up_at_the_next_open_when_never_committe
     assert_eq!(committed(dir.path()), ["milk", "eggs"]);
 }
 
-/// A pulled creation of an aggregate whose later edit waits in the outbox (the push's answer
-/// was lost, and the views' cache is cold after a reopen): the views fold the outbox's edit
-/// too — the projector's shortcut for new aggregates (no history to read) must not apply here.
-#[test]
-fn a_pulled_creation_keeps_the_outboxs_later_edit_in_the_views() {
-    let dir = tempfile::tempdir().unwrap();
+/// A list made as "draft" and then renamed "final" on the device at `dir`, each command in a
+/// replica of its own (ids from `first_id`), both left in its outbox: the two commands' events.
+fn draft_then_final(
+    dir: &std::path::Path,
+    list: AggregateId,
+    first_id: u128,
+) -> (Vec<StoredEvent>, Vec<StoredEvent>) {
     let ws = WorkspaceId::DEFAULT;
-    let list = AggregateId::from_uuid(uuid::Uuid::from_u128(0x31));
-    let made = {
-        let mut r = open(dir.path(), 5_000);
-        r.execute_list(
+    let made = open(dir, first_id)
+        .execute_list(
             ws,
             list,
             ListCommand::Create {
                 name: "draft".into(),
             },
         )
-        .unwrap()
-    };
-    {
-        let mut r = open(dir.path(), 6_000);
-        r.execute_list(
+        .unwrap();
+    let renamed = open(dir, first_id + 1_000)
+        .execute_list(
             ws,
             list,
             ListCommand::Rename {
@@ -511,29 +509,52 @@ fn a_pulled_creation_keeps_the_outboxs_later_edit_in_the_views() {
             },
         )
         .unwrap();
-    }
-    // The creation comes back from the server with seq 1, to views whose cache is cold.
-    let mut log = tandem_store::EventLog::open(
-        dir.path().join("events.db"),
-        DeviceId::from_uuid(uuid::Uuid::from_u128(0xd1)),
+    (made, renamed)
+}
+
+/// events.db in `dir`, opened as `device`'s log.
+fn log_in(dir: &std::path::Path, device: u128) -> tandem_store::EventLog {
+    tandem_store::EventLog::open(
+        dir.join("events.db"),
+        DeviceId::from_uuid(uuid::Uuid::from_u128(device)),
         Arc::new(|| 1_750_000_000_000),
     )
-    .unwrap();
-    let (mut views, _) =
-        tandem_store::Views::open_current(dir.path().join("views.db"), &log, |_| {}).unwrap();
+    .unwrap()
+}
+
+/// Views over `log` from views.db in `dir`, their cache cold.
+fn cold_views(dir: &std::path::Path, log: &tandem_store::EventLog) -> tandem_store::Views {
+    let (views, _) = tandem_store::Views::open_current(dir.join("views.db"), log, |_| {}).unwrap();
     assert_eq!(views.cached(), 0, "a cold cache");
-    log.accept(&[(1, made[0].clone())], &[]).unwrap();
-    assert_eq!(log.outbox_len().unwrap(), 1, "the rename still waits");
-    views.catch_up(&log, 100).unwrap();
-    let name: String = views
+    views
+}
+
+fn list_name(views: &tandem_store::Views, list: AggregateId) -> String {
+    views
         .connection()
         .query_row(
             "SELECT name FROM lists WHERE list_id = ?1",
             [list.to_string()],
             |row| row.get(0),
         )
-        .unwrap();
-    assert_eq!(name, "final");
+        .unwrap()
+}
+
+/// A pulled creation of an aggregate whose later edit waits in the outbox (the push's answer
+/// was lost, and the views' cache is cold after a reopen): the views fold the outbox's edit
+/// too — the projector's shortcut for new aggregates (no history to read) must not apply here.
+#[test]
+fn a_pulled_creation_keeps_the_outboxs_later_edit_in_the_views() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = AggregateId::from_uuid(uuid::Uuid::from_u128(0x31));
+    let (made, _) = draft_then_final(dir.path(), list, 5_000);
+    // The creation comes back from the server with seq 1, to views whose cache is cold.
+    let mut log = log_in(dir.path(), 0xd1);
+    let mut views = cold_views(dir.path(), &log);
+    log.accept(&[(1, made[0].clone())], &[]).unwrap();
+    assert_eq!(log.outbox_len().unwrap(), 1, "the rename still waits");
+    views.catch_up(&log, 100).unwrap();
+    assert_eq!(list_name(&views, list), "final");
 }
 
 /// A server's pull is not trusted to hand an aggregate's versions out in order: a creation
@@ -541,65 +562,21 @@ fn a_pulled_creation_keeps_the_outboxs_later_edit_in_the_views() {
 /// must not start that aggregate empty and lose the edit already in the log.
 #[test]
 fn a_creation_pulled_after_its_own_edit_keeps_the_edit_in_the_views() {
-    let ws = WorkspaceId::DEFAULT;
     let list = AggregateId::from_uuid(uuid::Uuid::from_u128(0x41));
     let author = tempfile::tempdir().unwrap();
-    let mut made = {
-        let mut r = open(author.path(), 7_000);
-        r.execute_list(
-            ws,
-            list,
-            ListCommand::Create {
-                name: "draft".into(),
-            },
-        )
-        .unwrap()
-    };
-    {
-        let mut r = open(author.path(), 8_000);
-        made.extend(
-            r.execute_list(
-                ws,
-                list,
-                ListCommand::Rename {
-                    name: "final".into(),
-                    resolving: false,
-                    shown: None,
-                },
-            )
-            .unwrap(),
-        );
-    }
-    assert_eq!(made.len(), 2);
+    let (made, renamed) = draft_then_final(author.path(), list, 7_000);
+    assert_eq!((made.len(), renamed.len()), (1, 1));
     let dir = tempfile::tempdir().unwrap();
-    let log_of = || {
-        tandem_store::EventLog::open(
-            dir.path().join("events.db"),
-            DeviceId::from_uuid(uuid::Uuid::from_u128(0xd2)),
-            Arc::new(|| 1_750_000_000_000),
-        )
-        .unwrap()
-    };
-    let mut log = log_of();
+    let mut log = log_in(dir.path(), 0xd2);
     // The rename (version 2) comes as seq 1, the creation (version 1) as seq 2.
-    log.accept(&[(1, made[1].clone())], &[]).unwrap();
-    {
-        let (mut views, _) =
-            tandem_store::Views::open_current(dir.path().join("views.db"), &log, |_| {}).unwrap();
-        views.catch_up(&log, 100).unwrap();
-    }
+    log.accept(&[(1, renamed[0].clone())], &[]).unwrap();
+    cold_views(dir.path(), &log).catch_up(&log, 100).unwrap();
     log.accept(&[(2, made[0].clone())], &[]).unwrap();
-    let (mut views, _) =
-        tandem_store::Views::open_current(dir.path().join("views.db"), &log, |_| {}).unwrap();
-    assert_eq!(views.cached(), 0, "a cold cache");
+    let mut views = cold_views(dir.path(), &log);
     views.catch_up(&log, 100).unwrap();
-    let name: String = views
-        .connection()
-        .query_row(
-            "SELECT name FROM lists WHERE list_id = ?1",
-            [list.to_string()],
-            |row| row.get(0),
-        )
-        .unwrap();
-    assert_eq!(name, "final", "the edit the log already held");
+    assert_eq!(
+        list_name(&views, list),
+        "final",
+        "the edit the log already held"
+    );
 }
