@@ -122,8 +122,9 @@ fn theme_color(colour: &'static str, media: &'static str) -> impl IntoView {
 
 /// The page's start: its JS module and wasm fetched early, then the wasm hydrating the
 /// server's HTML. (Leptos's `HydrationScripts` does the same with the files' bare names; these
-/// name their content, so they are cached for good.) The inline script runs by the page's
-/// nonce (the content security policy allows no other).
+/// name their content, so they are cached for good.) First, the browser's install offer is
+/// kept for the page ([`pwa::KEEP_INSTALL_OFFER`]). The inline scripts run by the page's nonce
+/// (the content security policy allows no other).
 #[component]
 fn PageScripts(script: String, wasm: String) -> impl IntoView {
     let nonce = leptos::nonce::use_nonce();
@@ -134,6 +135,7 @@ fn PageScripts(script: String, wasm: String) -> impl IntoView {
         quoted(&wasm)
     );
     view! {
+        <script nonce=nonce.clone()>{pwa::KEEP_INSTALL_OFFER}</script>
         <link rel="modulepreload" href=script/>
         <link rel="preload" href=wasm r#as="fetch" r#type="application/wasm" crossorigin="anonymous"/>
         <script type="module" nonce=nonce>{start}</script>

@@ -6,6 +6,21 @@
 
 use leptos::prelude::*;
 
+/// The global the document's first script keeps the browser's install offer in, and the event
+/// it sends when it does ([`KEEP_INSTALL_OFFER`]).
+#[cfg(any(feature = "hydrate", test))]
+const OFFER: &str = "tandemInstallOffer";
+#[cfg(any(feature = "hydrate", test))]
+const OFFERED: &str = "tandem-install-offer";
+
+/// Keeps the browser's install offer (`beforeinstallprompt`) from the document's start: the
+/// server's page runs it inline, the offline shell in `/mount.js`. Chromium makes the offer
+/// 100–200 ms after the load event, once per page, and a page's wasm can start later than that
+/// (a slow device, a busy machine): a listener of the wasm's own would miss it and "Install"
+/// would never show. The wasm takes the offer from `window.tandemInstallOffer` when it starts
+/// and on `tandem-install-offer` afterwards.
+pub const KEEP_INSTALL_OFFER: &str = "addEventListener(\"beforeinstallprompt\",function(e){e.preventDefault();self.tandemInstallOffer=e;dispatchEvent(new Event(\"tandem-install-offer\"))});";
+
 /// What the page knows of its service worker and the browser's install prompt.
 #[derive(Clone, Copy)]
 pub struct Pwa {
@@ -85,13 +100,11 @@ mod browser {
     use wasm_bindgen_futures::JsFuture;
     use web_sys::{MessageEvent, ServiceWorkerContainer, ServiceWorkerRegistration};
 
-    use super::Pwa;
+    use super::{Pwa, OFFER, OFFERED};
 
     thread_local! {
         /// The registration, once made.
         static REGISTRATION: RefCell<Option<ServiceWorkerRegistration>> = const { RefCell::new(None) };
-        /// The browser's install prompt, kept for the "Install" button.
-        static PROMPT: RefCell<Option<JsValue>> = const { RefCell::new(None) };
     }
 
     fn container() -> Option<ServiceWorkerContainer> {
@@ -175,23 +188,20 @@ mod browser {
         }
     }
 
+    /// The install offer the document's first script kept ([`super::KEEP_INSTALL_OFFER`]),
+    /// made before this wasm ran or since.
     fn follow_install_prompt(pwa: Pwa) {
         let Some(window) = web_sys::window() else {
             return;
         };
-        let on_prompt = Closure::<dyn Fn(web_sys::Event)>::new(move |event: web_sys::Event| {
-            // Kept for the button instead of the browser's own mini bar.
-            event.prevent_default();
-            PROMPT.with_borrow_mut(|p| *p = Some(event.into()));
-            pwa.can_install.set(true);
+        let on_offer = Closure::<dyn Fn()>::new(move || {
+            pwa.can_install.set(kept_offer().is_some());
         });
-        let _ = window.add_event_listener_with_callback(
-            "beforeinstallprompt",
-            on_prompt.as_ref().unchecked_ref(),
-        );
-        on_prompt.forget();
+        let _ = window.add_event_listener_with_callback(OFFERED, on_offer.as_ref().unchecked_ref());
+        on_offer.forget();
+        pwa.can_install.set(kept_offer().is_some());
         let on_installed = Closure::<dyn Fn()>::new(move || {
-            PROMPT.with_borrow_mut(|p| *p = None);
+            forget_offer();
             pwa.can_install.set(false);
         });
         let _ = window.add_event_listener_with_callback(
@@ -201,18 +211,47 @@ mod browser {
         on_installed.forget();
     }
 
+    fn kept_offer() -> Option<JsValue> {
+        let window = web_sys::window()?;
+        js_sys::Reflect::get(&window, &OFFER.into())
+            .ok()
+            .filter(|offer| offer.is_object())
+    }
+
+    fn forget_offer() {
+        if let Some(window) = web_sys::window() {
+            let _ = js_sys::Reflect::delete_property(&window, &OFFER.into());
+        }
+    }
+
     /// "Install": the browser's prompt (it can be shown once).
     pub fn prompt_install(pwa: Pwa) {
-        let Some(prompt) = PROMPT.with_borrow_mut(|p| p.take()) else {
+        let Some(offer) = kept_offer() else {
             return;
         };
+        forget_offer();
         pwa.can_install.set(false);
-        let shown = js_sys::Reflect::get(&prompt, &"prompt".into())
+        let shown = js_sys::Reflect::get(&offer, &"prompt".into())
             .ok()
             .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
-            .map(|f| f.call0(&prompt));
+            .map(|f| f.call0(&offer));
         if !matches!(shown, Some(Ok(_))) {
             leptos::logging::warn!("tandem: the browser's install prompt could not be shown");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_script_keeps_the_offer_where_the_wasm_looks_for_it() {
+        assert!(KEEP_INSTALL_OFFER.starts_with("addEventListener(\"beforeinstallprompt\""));
+        assert!(KEEP_INSTALL_OFFER.contains("e.preventDefault()"));
+        assert!(KEEP_INSTALL_OFFER.contains(&format!("self.{OFFER}=e;")));
+        assert!(KEEP_INSTALL_OFFER.contains(&format!("new Event(\"{OFFERED}\")")));
+        // Inline in the page: nothing the HTML text would escape or end early.
+        assert!(!KEEP_INSTALL_OFFER.contains(['<', '>', '&']));
     }
 }

@@ -5,5 +5,8 @@
 // with another's wasm. (The server fills in the URLs, each also naming its file's content.)
 import init, { mount } from "__TANDEM_PAGE_JS__";
 
+// The browser's install offer, kept for the page before its wasm runs (app/src/pwa.rs).
+__TANDEM_KEEP_INSTALL_OFFER__
+
 await init({ module_or_path: "__TANDEM_PAGE_WASM__" });
 mount();

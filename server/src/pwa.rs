@@ -78,6 +78,10 @@ impl Pwa {
             mount: MOUNT
                 .replace("__TANDEM_PAGE_JS__", &of_build(&page.script, build))
                 .replace("__TANDEM_PAGE_WASM__", &of_build(&page.wasm, build))
+                .replace(
+                    "__TANDEM_KEEP_INSTALL_OFFER__",
+                    app::pwa::KEEP_INSTALL_OFFER,
+                )
                 .into(),
             // The page's build goes on at run time (the page names it when it starts the
             // worker: docs/protocol.md "Builds").
@@ -216,6 +220,8 @@ mod tests {
             mount.contains(&format!("\"{}&v={build}\"", page.wasm)),
             "{mount}"
         );
+        assert!(mount.contains(app::pwa::KEEP_INSTALL_OFFER), "{mount}");
+        assert!(!mount.contains("__TANDEM"), "{mount}");
         let shell = text(&pwa.shell);
         assert!(
             shell.contains(&format!("href=\"{}&amp;v={build}\"", page.stylesheet))

@@ -83,6 +83,19 @@ async fn every_page_names_its_own_nonce_in_its_policy() {
             html.contains(&format!("<script type=\"module\" nonce=\"{nonce}\">")),
             "{url}: the hydration script lacks the policy's nonce {nonce}: {html}"
         );
+        // The install offer is kept from the document's start, before the wasm runs.
+        let keep = format!(
+            "<script nonce=\"{nonce}\">{}</script>",
+            app::pwa::KEEP_INSTALL_OFFER
+        );
+        assert!(
+            html.contains(&keep),
+            "{url}: no script keeps the install offer: {html}"
+        );
+        assert!(
+            html.find(&keep) < html.find("<script type=\"module\""),
+            "{url}: the install offer is kept only after the page's module starts"
+        );
         assert!(nonces.insert(nonce), "{url}: a nonce used twice");
     }
     server.stop().await;
