@@ -472,7 +472,8 @@ impl PgCentral {
     /// `EventLog::import_logged` does on SQLite: every event already in the log must be in the
     /// import with the same seq and content (an import only adds: it never shifts a seq); the
     /// others must continue their workspace's seqs densely. Runs beside serving processes:
-    /// it holds each workspace's push lock. `(imported, skipped)`.
+    /// it holds each workspace's push lock, and notifies each new head as a push does.
+    /// `(imported, skipped)`.
     pub async fn import(&self, events: &[LoggedBy]) -> Result<(usize, usize), PgError> {
         let refused = |why: String| Err(PgError::Import(why));
         let mut sorted: Vec<&LoggedBy> = events.iter().collect();
@@ -581,6 +582,14 @@ impl PgCentral {
                 }
                 Err(Appended::Refused(e)) => return refused(e.to_string()),
             }
+        }
+        // Serving processes hear the new heads as they hear a push's (on commit): their
+        // sockets get the events now, not at their next periodic pull.
+        for (workspace, head) in &heads {
+            let appended = fresh.iter().filter(|(w, _, _, _)| w == workspace).count();
+            let notice = format!("{workspace} {head} {appended} {}", self.origin);
+            tx.execute("SELECT pg_notify($1, $2)", &[&HEADS_CHANNEL, &notice])
+                .await?;
         }
         tx.commit().await?;
         Ok((imported, skipped))
@@ -696,7 +705,7 @@ impl PgCentral {
 /// a wait ran out or a deadlock was broken; INTERNAL for anything else.
 fn answer_for(e: PgError, now: i64) -> SyncError {
     let transient = match &e {
-        PgError::Pool(_) => true,
+        PgError::Pool(_) | PgError::Unanswered(_) => true,
         PgError::Sql(e) => {
             e.is_closed()
                 || e.as_db_error().is_none()

@@ -40,6 +40,8 @@ pub enum PgError {
     Newer { found: i32, known: i32 },
     #[error("the log holds something this build cannot read: {0}")]
     Corrupt(String),
+    #[error("the database did not answer within {0:?}")]
+    Unanswered(std::time::Duration),
     #[error("the import was refused, nothing stored: {0}")]
     Import(String),
     #[error(

@@ -19,6 +19,27 @@ use crate::Database;
 const FIRST_PAUSE: Duration = Duration::from_millis(100);
 const MAX_PAUSE: Duration = Duration::from_secs(5);
 
+/// How the listener checks that its connection still carries notices: a query every
+/// `every`, answered within `wait`, else the connection is dropped and made again (and the
+/// owner told, so it heals). A connection can die without a reset — a proxy or NAT dropping
+/// an idle flow, a frozen host — and then its socket stays open and silent: TCP keepalive
+/// (two hours by default, and answered by a proxy's kernel even when the proxy forwards
+/// nothing) would leave the process deaf to the others meanwhile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heartbeat {
+    pub every: Duration,
+    pub wait: Duration,
+}
+
+impl Default for Heartbeat {
+    fn default() -> Self {
+        Self {
+            every: Duration::from_secs(15),
+            wait: Duration::from_secs(5),
+        }
+    }
+}
+
 /// What the listener tells its owner.
 pub trait HeadsListener: Send + Sync + 'static {
     /// A workspace's head moved (a push in any process; [`Notice::origin`] says which).
@@ -70,6 +91,7 @@ pub fn parse_notice(payload: &str) -> Option<Notice> {
 pub async fn listen_heads(
     db: Database,
     listener: impl HeadsListener,
+    heartbeat: Heartbeat,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut pause = FIRST_PAUSE;
@@ -78,7 +100,7 @@ pub async fn listen_heads(
             return;
         }
         tokio::select! {
-            ended = listen_once(&db, &listener) => {
+            ended = listen_once(&db, &listener, heartbeat) => {
                 match ended {
                     // It listened before ending: start the pauses again.
                     Ok(()) => pause = FIRST_PAUSE,
@@ -95,48 +117,109 @@ pub async fn listen_heads(
     }
 }
 
-/// One connection's life: LISTEN, then every notice until the connection ends. `Ok` when it
-/// listened at all.
-async fn listen_once(db: &Database, listener: &impl HeadsListener) -> Result<(), crate::PgError> {
+/// One connection's life: LISTEN, then every notice until the connection ends or misses a
+/// heartbeat. `Ok` when it listened at all.
+async fn listen_once(
+    db: &Database,
+    listener: &impl HeadsListener,
+    heartbeat: Heartbeat,
+) -> Result<(), crate::PgError> {
     let (client, mut connection) = db.config().connect(tokio_postgres::NoTls).await?;
-    // The connection's messages (the notices among them) are read as they come; LISTEN's own
-    // answer arrives through the same connection, so it is read concurrently.
+    // The connection's messages (the notices among them) are read as they come; the answers
+    // to LISTEN and to the heartbeat's query arrive through the same connection, so each is
+    // awaited while the messages are read (LISTEN, too, within the heartbeat's wait).
     let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
     let listen = format!("LISTEN {HEADS_CHANNEL}");
+    if let Answer::Ended = answered(
+        client.batch_execute(&listen),
+        &mut messages,
+        listener,
+        heartbeat.wait,
+    )
+    .await?
     {
-        let listening = client.batch_execute(&listen);
-        tokio::pin!(listening);
-        loop {
-            tokio::select! {
-                result = &mut listening => {
-                    result?;
-                    break;
-                }
-                message = messages.next() => match message {
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => return Err(e.into()),
-                    None => return Ok(()),
-                },
-            }
-        }
+        return Ok(());
     }
     listener.connected();
-    while let Some(message) = messages.next().await {
-        match message {
-            Ok(AsyncMessage::Notification(n)) if n.channel() == HEADS_CHANNEL => {
-                if let Some(notice) = parse_notice(n.payload()) {
-                    listener.head(notice);
+    let mut beats = tokio::time::interval_at(
+        tokio::time::Instant::now() + heartbeat.every,
+        heartbeat.every,
+    );
+    beats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            message = messages.next() => match message {
+                Some(Ok(message)) => deliver(message, listener),
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "the heads listener's connection failed");
+                    break;
                 }
-            }
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "the heads listener's connection failed");
-                break;
+                None => break,
+            },
+            _ = beats.tick() => {
+                let ping = client.simple_query("SELECT 1");
+                match answered(ping, &mut messages, listener, heartbeat.wait).await {
+                    Ok(Answer::Given) => {}
+                    Ok(Answer::Ended) => break,
+                    Err(e) => {
+                        tracing::warn!(
+                            error = %e,
+                            "the heads listener's connection missed a heartbeat; connecting again"
+                        );
+                        break;
+                    }
+                }
             }
         }
     }
     drop(client);
     Ok(())
+}
+
+/// How a request on the listener's connection ended.
+enum Answer {
+    Given,
+    /// The connection ended first.
+    Ended,
+}
+
+/// Awaits `request`'s answer (within `wait`) while handing on the notices that arrive
+/// meanwhile.
+async fn answered<T>(
+    request: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+    messages: &mut (impl futures_util::Stream<Item = Result<AsyncMessage, tokio_postgres::Error>>
+              + Unpin),
+    listener: &impl HeadsListener,
+    wait: Duration,
+) -> Result<Answer, crate::PgError> {
+    tokio::pin!(request);
+    let deadline = tokio::time::sleep(wait);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            result = &mut request => {
+                result?;
+                return Ok(Answer::Given);
+            }
+            message = messages.next() => match message {
+                Some(Ok(message)) => deliver(message, listener),
+                Some(Err(e)) => return Err(e.into()),
+                None => return Ok(Answer::Ended),
+            },
+            _ = &mut deadline => return Err(crate::PgError::Unanswered(wait)),
+        }
+    }
+}
+
+/// Hands a notice on the heads channel to the owner; anything else is ignored.
+fn deliver(message: AsyncMessage, listener: &impl HeadsListener) {
+    if let AsyncMessage::Notification(n) = message {
+        if n.channel() == HEADS_CHANNEL {
+            if let Some(notice) = parse_notice(n.payload()) {
+                listener.head(notice);
+            }
+        }
+    }
 }
 
 /// `pause` ± a quarter, so that processes that lost the database together do not come back

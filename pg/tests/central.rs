@@ -544,33 +544,62 @@ async fn next<T>(heard: &mut tokio::sync::mpsc::UnboundedReceiver<T>) -> Option<
 
 /// A push through one process reaches the heads listener of another (NOTIFY on commit); a
 /// listener whose connection is cut connects again, says so, and hears later pushes.
+/// What a heads listener heard: `None` when it (re)connected, else a notice's workspace, head
+/// and count — only from a notice that names its process, as every notice does.
+type Heard = Option<(WorkspaceId, u64, u64)>;
+
+struct Forward(tokio::sync::mpsc::UnboundedSender<Heard>);
+
+impl tandem_pg::listen::HeadsListener for Forward {
+    fn head(&self, notice: tandem_pg::listen::Notice) {
+        let origin = notice.origin.filter(|o| o.len() == 32);
+        let _ = self
+            .0
+            .send(origin.map(|_| (notice.workspace, notice.head, notice.appended)));
+    }
+    fn connected(&self) {
+        let _ = self.0.send(None);
+    }
+}
+
+/// A heads listener on `db`, listening when this returns: what it hears, and its stop.
+async fn listening(
+    db: &Database,
+    heartbeat: tandem_pg::listen::Heartbeat,
+) -> (
+    tokio::sync::mpsc::UnboundedReceiver<Heard>,
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (tx, mut heard) = tokio::sync::mpsc::unbounded_channel();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(tandem_pg::listen::listen_heads(
+        db.clone(),
+        Forward(tx),
+        heartbeat,
+        stopped,
+    ));
+    assert_eq!(next(&mut heard).await, Some(None), "listening");
+    (heard, stop, task)
+}
+
+/// Stops a listener started by [`listening`]; it must stop promptly.
+async fn stop_listening(stop: tokio::sync::watch::Sender<bool>, task: tokio::task::JoinHandle<()>) {
+    stop.send(true).unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(5), task)
+        .await
+        .expect("stops when told")
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_through_one_process_is_heard_by_another_even_after_its_connection_is_cut() {
-    use tandem_pg::listen::{listen_heads, HeadsListener};
-    use tokio::sync::mpsc;
-
-    struct Forward(mpsc::UnboundedSender<Option<(WorkspaceId, u64, u64)>>);
-    impl HeadsListener for Forward {
-        fn head(&self, notice: tandem_pg::listen::Notice) {
-            // Every notice names the pushing process.
-            let origin = notice.origin.filter(|o| o.len() == 32);
-            let _ = self
-                .0
-                .send(origin.map(|_| (notice.workspace, notice.head, notice.appended)));
-        }
-        fn connected(&self) {
-            let _ = self.0.send(None);
-        }
-    }
     let url = common::fresh_url().await;
     let a = Database::connect(&url, 2).unwrap();
     a.migrate().await.unwrap();
     let b = Database::connect(&url, 2).unwrap();
     let pusher = central(a.clone()).await;
-    let (tx, mut heard) = mpsc::unbounded_channel();
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let listening = tokio::spawn(listen_heads(b.clone(), Forward(tx), stopped));
-    assert_eq!(next(&mut heard).await, Some(None), "listening");
+    let (mut heard, stop, listener) = listening(&b, tandem_pg::listen::Heartbeat::default()).await;
     let events = workload(41, 1, 5, 0);
     let workspace = events[0].workspace_id;
     let push = |from: usize, to: usize, cursor: u64| PushRequest {
@@ -592,7 +621,8 @@ async fn a_push_through_one_process_is_heard_by_another_even_after_its_connectio
     let cut: i64 = admin
         .query_one(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-             WHERE query LIKE 'LISTEN %' AND pid <> pg_backend_pid()",
+             WHERE datname = current_database() AND query LIKE 'LISTEN %' \
+             AND pid <> pg_backend_pid()",
             &[],
         )
         .await
@@ -608,11 +638,44 @@ async fn a_push_through_one_process_is_heard_by_another_even_after_its_connectio
         central(b.clone()).await.origin(),
         "one per process"
     );
-    stop.send(true).unwrap();
-    tokio::time::timeout(std::time::Duration::from_secs(5), listening)
-        .await
-        .expect("stops when told")
-        .unwrap();
+    stop_listening(stop, listener).await;
+}
+
+/// A listener whose connection goes silent without being closed (a proxy that lost the flow)
+/// notices by its heartbeat, connects again and says so (its owner heals), and hears later
+/// pushes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_whose_connection_went_silent_connects_again() {
+    let relay = common::Relay::start().await;
+    let name = common::fresh_url().await;
+    let (_, database) = name.rsplit_once('/').unwrap();
+    let (through_relay, _) = relay.url.rsplit_once('/').unwrap();
+    let a = Database::connect(&name, 2).unwrap();
+    a.migrate().await.unwrap();
+    let b = Database::connect(&format!("{through_relay}/{database}"), 2).unwrap();
+    let pusher = central(a.clone()).await;
+    let heartbeat = tandem_pg::listen::Heartbeat {
+        every: std::time::Duration::from_millis(200),
+        wait: std::time::Duration::from_millis(500),
+    };
+    let (mut heard, stop, listener) = listening(&b, heartbeat).await;
+    let events = workload(42, 1, 5, 0);
+    let workspace = events[0].workspace_id;
+    let push = |from: usize, to: usize, cursor: u64| PushRequest {
+        device_id: events[0].device_id.to_string(),
+        workspace_id: workspace.to_string(),
+        cursor,
+        events: events[from..to].iter().map(to_wire).collect(),
+    };
+    pusher.push_as(&push(0, 2, 0), &by_user()).await.unwrap();
+    assert_eq!(next(&mut heard).await, Some(Some((workspace, 2, 2))));
+    relay.freeze();
+    // This notice is lost in the frozen connection; the owner hears that it must heal.
+    pusher.push_as(&push(2, 4, 2), &by_user()).await.unwrap();
+    assert_eq!(next(&mut heard).await, Some(None), "listening again");
+    pusher.push_as(&push(4, 6, 4), &by_user()).await.unwrap();
+    assert_eq!(next(&mut heard).await, Some(Some((workspace, 6, 2))));
+    stop_listening(stop, listener).await;
 }
 
 /// `verify` on PostgreSQL finds what the SQLite log's finds: a log written by pushes holds
@@ -740,6 +803,70 @@ async fn an_import_reproduces_every_seq_and_refuses_what_would_shift_one() {
         "{e}"
     );
     assert!(fresh.heads().await.unwrap().is_empty(), "nothing stored");
+}
+
+/// `server import` runs beside serving processes: they hear each imported workspace's new
+/// head with its count, as after a push, and an import that adds nothing is not heard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serving_processes_hear_an_import_as_they_hear_a_push() {
+    let source = central(common::fresh().await).await;
+    let (one, two) = (workload(63, 2, 3, 2), workload(64, 1, 4, 0));
+    for events in [&one, &two] {
+        source
+            .push_as(
+                &PushRequest {
+                    device_id: events[0].device_id.to_string(),
+                    workspace_id: events[0].workspace_id.to_string(),
+                    cursor: 0,
+                    events: events.iter().map(to_wire).collect(),
+                },
+                &by_user(),
+            )
+            .await
+            .unwrap();
+    }
+    let mut exported = Vec::new();
+    for (workspace, _) in source.heads().await.unwrap() {
+        exported.extend(source.events_after(workspace, 0, 10_000).await.unwrap());
+    }
+    let db = common::fresh().await;
+    let (mut heard, stop, listener) = listening(&db, tandem_pg::listen::Heartbeat::default()).await;
+    let target = central(db.clone()).await;
+    assert_eq!(target.import(&exported).await.unwrap(), (exported.len(), 0));
+    let mut notices = Vec::new();
+    for _ in 0..2 {
+        notices.push(next(&mut heard).await.expect("listening"));
+    }
+    notices.sort();
+    let mut expected: Vec<Heard> = [&one, &two]
+        .iter()
+        .map(|events| {
+            let n = events.len() as u64;
+            Some((events[0].workspace_id, n, n))
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(notices, expected);
+    // Again: nothing added, nothing announced — the next notice heard is a later push's.
+    assert_eq!(target.import(&exported).await.unwrap(), (0, exported.len()));
+    let more = workload(65, 1, 0, 0);
+    target
+        .push_as(
+            &PushRequest {
+                device_id: more[0].device_id.to_string(),
+                workspace_id: more[0].workspace_id.to_string(),
+                cursor: 0,
+                events: more.iter().map(to_wire).collect(),
+            },
+            &by_user(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        next(&mut heard).await,
+        Some(Some((more[0].workspace_id, 1, 1)))
+    );
+    stop_listening(stop, listener).await;
 }
 
 /// A new account's first list, made by the server: once, even when two processes try at

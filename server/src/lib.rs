@@ -181,6 +181,7 @@ pub async fn run(
         tokio::spawn(tandem_pg::listen::listen_heads(
             postgres.database().clone(),
             postgres::HubListener::new(Arc::clone(&hub), postgres.clone(), projector.waker()),
+            tandem_pg::listen::Heartbeat::default(),
             stopping.clone(),
         ));
     }
