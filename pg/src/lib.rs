@@ -30,7 +30,7 @@ pub use views::PgViews;
 pub enum PgError {
     #[error("the database URL is not usable: {0}")]
     Url(String),
-    #[error("cannot reach the database: {0}")]
+    #[error("cannot reach the database: {}", describe_pool(.0))]
     Pool(#[from] deadpool_postgres::PoolError),
     #[error("the database failed: {}", describe(.0))]
     Sql(#[from] tokio_postgres::Error),
@@ -118,6 +118,15 @@ pub fn describe(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => db.to_string(),
         None => e.to_string(),
+    }
+}
+
+/// A pool's failure in the database's own words when it answered (a wrong password, a
+/// database that does not exist), which the pool's message leaves out ("db error").
+fn describe_pool(e: &deadpool_postgres::PoolError) -> String {
+    match e {
+        deadpool_postgres::PoolError::Backend(e) => describe(e),
+        other => other.to_string(),
     }
 }
 

@@ -481,8 +481,9 @@ fn local_answer(local: &str, host: &str, answer: &Answer) -> Vec<Finding> {
         503 => out.push(Finding::new(
             Level::Problem,
             "server",
-            format!("{local}/healthz says the databases are not available: {}", String::from_utf8_lossy(&answer.body)),
-        )),
+            format!("{local}/healthz says the databases are not available"),
+        )
+        .fix("the server's log says why (\"the health check failed\")")),
         other => out.push(Finding::new(
             Level::Problem,
             "server",

@@ -374,28 +374,34 @@ fn constant_eq(a: &str, b: &str) -> bool {
             == 0
 }
 
-/// 200 when both databases answer; 503 with the contract's error shape otherwise.
+/// 200 when both databases answer; 503 with the contract's error shape otherwise. Anyone may
+/// ask, so the answer says only that they do not answer: the database's own words (a file's
+/// path, a database's or role's name, a host) go to the server's log.
 async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
     let databases = state.databases.clone();
     let checked = tokio::time::timeout(
-        Duration::from_secs(5),
+        HEALTH_WAIT,
         tokio::task::spawn_blocking(move || databases.check()),
     )
     .await;
-    match checked {
-        Ok(Ok(Ok(()))) => (StatusCode::OK, Json(json!({"status": "ok"}))),
-        Ok(Ok(Err(e))) => unavailable(e.to_string()),
-        Ok(Err(e)) => unavailable(format!("health check crashed: {e}")),
-        Err(_) => unavailable("the databases did not answer within 5 s".into()),
-    }
-}
-
-fn unavailable(message: String) -> (StatusCode, Json<serde_json::Value>) {
+    let why = match checked {
+        Ok(Ok(Ok(()))) => return (StatusCode::OK, Json(json!({"status": "ok"}))),
+        Ok(Ok(Err(e))) => e.to_string(),
+        Ok(Err(e)) => format!("the health check crashed: {e}"),
+        Err(_) => format!("the databases did not answer within {HEALTH_WAIT:?}"),
+    };
+    tracing::warn!(why = %why, "the health check failed");
     (
         StatusCode::SERVICE_UNAVAILABLE,
-        Json(json!({"code": "UNAVAILABLE", "message": message})),
+        Json(json!({
+            "code": "UNAVAILABLE",
+            "message": "the databases are not available; the server's log says why",
+        })),
     )
 }
+
+/// How long `/healthz` waits for the databases to answer.
+const HEALTH_WAIT: Duration = Duration::from_secs(5);
 
 /// The page's script nonce is the one the front layer minted for this request (and names in
 /// the Content-Security-Policy header), not one of the renderer's own.

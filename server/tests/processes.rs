@@ -46,7 +46,7 @@ impl Process {
             .env("TANDEM_DATABASE_URL", url)
             .env_remove("TANDEM_CONFIG")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("server.log")).unwrap())
             .spawn()
             .unwrap();
         common::wait_healthy(&mut child, port, 60);
@@ -59,6 +59,11 @@ impl Process {
 
     fn base(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// What the process has logged so far (its standard error).
+    fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("server.log")).unwrap_or_default()
     }
 }
 
@@ -324,4 +329,51 @@ fn processes_on_one_database_share_the_log_live_updates_limits_and_access() {
         "a disabled account's sockets on both processes closed after {:?}",
         disabled_at.elapsed()
     );
+}
+
+/// `/healthz` of a process whose database is gone: 503 in the contract's shape, saying only
+/// that the databases do not answer — anyone may ask, so the database's own words (its name,
+/// its role, its host) go to the server's log alone.
+#[test]
+fn a_process_whose_database_is_gone_says_so_and_logs_why() {
+    let url = common::fresh_pg_url();
+    let process = Process::start(&url);
+    let health = || reqwest::blocking::get(format!("{}/healthz", process.base())).unwrap();
+    assert_eq!(health().status(), 200);
+    let (cluster, name) = url.rsplit_once('/').unwrap();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let admin = tandem_pg::Database::connect(&format!("{cluster}/postgres"), 1).unwrap();
+            let client = admin.client().await.unwrap();
+            client
+                .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
+                .await
+                .unwrap();
+        });
+    let answer = health();
+    assert_eq!(answer.status(), 503);
+    let body: Value = answer.json().unwrap();
+    assert_eq!(
+        body,
+        json!({
+            "code": "UNAVAILABLE",
+            "message": "the databases are not available; the server's log says why",
+        })
+    );
+    // The log says why, in the database's words (a check may first meet a connection the
+    // drop cut; the next ones connect anew and are told the database does not exist).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let why = format!("database \"{name}\" does not exist");
+    let logged = |log: String| {
+        log.lines()
+            .any(|line| line.contains("the health check failed") && line.contains(&why))
+    };
+    while !logged(process.log()) {
+        assert!(Instant::now() < deadline, "logged: {}", process.log());
+        assert_eq!(health().status(), 503);
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
