@@ -53,6 +53,7 @@ pub fn refusal(e: AccountsError) -> SyncError {
         AccountsError::NotFound | AccountsError::NoSuchUser(_) => ErrorCode::NotFound,
         AccountsError::NotFirst => ErrorCode::SignUpClosed,
         AccountsError::TooMany(_) => ErrorCode::TooLarge,
+        AccountsError::Busy(_) => ErrorCode::Busy,
         AccountsError::Name(crate::names::NameError::WeakPassword) => ErrorCode::WeakPassword,
         AccountsError::Name(_) => ErrorCode::Malformed,
         AccountsError::Db(_)
@@ -60,7 +61,11 @@ pub fn refusal(e: AccountsError) -> SyncError {
         | AccountsError::Corrupt(_)
         | AccountsError::Backend(_) => ErrorCode::Internal,
     };
-    SyncError::new(code, e.to_string())
+    let mut refused = SyncError::new(code, e.to_string());
+    if code == ErrorCode::Busy {
+        refused.retry_after_ms = Some(1_000);
+    }
+    refused
 }
 
 /// The caller's role in `workspace_id` (checked to be a UUID by the caller): 401 without a

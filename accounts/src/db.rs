@@ -60,6 +60,9 @@ pub enum AccountsError {
     /// The accounts' database failed (PostgreSQL's; SQLite's failures are [`Self::Db`]).
     #[error("the accounts database: {0}")]
     Backend(String),
+    /// A wait ran out (another holder kept what this needed); the request may be tried again.
+    #[error("{0}")]
+    Busy(String),
 }
 
 /// The one answer for a workspace one may not touch, whether it exists or not.
@@ -194,6 +197,8 @@ pub struct NewSession<'a> {
 pub struct Accounts {
     conns: Vec<Mutex<Connection>>,
     next: AtomicUsize,
+    /// Quota turns: one process holds accounts.db (its data dir's lock), so they are in memory.
+    turns: crate::Turns,
 }
 
 fn is_unique_violation(e: &rusqlite::Error) -> bool {
@@ -221,6 +226,7 @@ impl Accounts {
         Ok(Self {
             conns,
             next: AtomicUsize::new(0),
+            turns: crate::Turns::default(),
         })
     }
 
@@ -1277,6 +1283,10 @@ impl AccountStore for Accounts {
                     .optional()?,
             )
         })
+    }
+
+    fn quota_turn(&self, user_id: &str) -> Result<crate::QuotaTurn, AccountsError> {
+        Ok(Box::new(self.turns.take(user_id, crate::store::TURN_WAIT)?))
     }
 
     /// Events stored today (`day`: days since the epoch, UTC) and bytes stored in all.

@@ -16,6 +16,7 @@ pub mod secret;
 pub mod store;
 #[cfg(any(test, feature = "suite"))]
 pub mod suite;
+pub mod turns;
 
 pub use access::Caller;
 pub use db::{
@@ -23,4 +24,5 @@ pub use db::{
     Principal, SessionInfo, TokenInfo, User, UserRecord, WorkspaceInfo, NOT_A_MEMBER,
 };
 pub use names::{NameError, Role};
-pub use store::AccountStore;
+pub use store::{AccountStore, QuotaTurn};
+pub use turns::{Turn, Turns};

@@ -11,6 +11,12 @@ use crate::db::{
 };
 use crate::names::Role;
 
+/// An account's quota turn ([`AccountStore::quota_turn`]): given back when dropped.
+pub type QuotaTurn = Box<dyn Send>;
+
+/// How long a push waits for its account's quota turn.
+pub const TURN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub trait AccountStore: Send + Sync {
     /// A number that grows whenever access was taken away (here or by the command line while
     /// the server runs): the socket watcher re-checks open sockets when it moves.
@@ -225,6 +231,13 @@ pub trait AccountStore: Send + Sync {
 
     /// The account a device id is bound to, if any.
     fn device_owner(&self, device_id: &str) -> Result<Option<String>, AccountsError>;
+
+    /// `user_id`'s quota turn, held until the returned value is dropped: a push reads the
+    /// account's usage, stores its events and records them while holding it, so that two pushes
+    /// of one account never both pass the quota on the same usage — in every process sharing
+    /// these accounts. Other accounts never wait. [`AccountsError::Busy`] when another holder
+    /// kept it for [`TURN_WAIT`].
+    fn quota_turn(&self, user_id: &str) -> Result<QuotaTurn, AccountsError>;
 
     /// Events stored today (`day`: days since the epoch, UTC) and bytes stored in all.
     fn usage(&self, user_id: &str, day: i64) -> Result<(i64, i64), AccountsError>;

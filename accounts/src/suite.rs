@@ -55,6 +55,10 @@ pub const CASES: &[Case] = &[
         "credentials_end_as_asked_and_usage_adds_up",
         credentials_end_as_asked_and_usage_adds_up,
     ),
+    (
+        "an_accounts_quota_turn_is_one_pushs_at_a_time",
+        an_accounts_quota_turn_is_one_pushs_at_a_time,
+    ),
 ];
 
 /// Runs every case, each on a store `make` returns (with whatever must live beside it).
@@ -518,4 +522,28 @@ pub fn credentials_end_as_asked_and_usage_adds_up(a: &dyn AccountStore) {
     assert_eq!(a.usage("u1", 3).unwrap(), (15, 1_600));
     assert_eq!(a.usage("u1", 5).unwrap(), (0, 1_600));
     assert_eq!(a.usage("u2", 3).unwrap(), (0, 0));
+}
+
+/// A push of an account holds its quota turn; another push of it waits until the turn is
+/// given back, and another account's takes its own meanwhile.
+pub fn an_accounts_quota_turn_is_one_pushs_at_a_time(a: &dyn AccountStore) {
+    a.create_account(&account("u1", "ann", "w1")).unwrap();
+    a.create_account(&account("u2", "bob", "w2")).unwrap();
+    let order = std::sync::Mutex::new(Vec::new());
+    let ann = a.quota_turn("u1").unwrap();
+    std::thread::scope(|scope| {
+        let waiter = scope.spawn(|| {
+            let turn = a.quota_turn("u1").unwrap();
+            order.lock().unwrap().push("taken again");
+            drop(turn);
+        });
+        let bob = a.quota_turn("u2").unwrap();
+        drop(bob);
+        order.lock().unwrap().push("given back");
+        drop(ann);
+        waiter.join().unwrap();
+    });
+    assert_eq!(*order.lock().unwrap(), ["given back", "taken again"]);
+    // Given back for good: taken again at once.
+    drop(a.quota_turn("u1").unwrap());
 }

@@ -152,8 +152,6 @@ pub mod ssr {
         /// Who may touch which workspace (DESIGN.md rule 23).
         pub accounts: Arc<dyn AccountStore>,
         quotas: Quotas,
-        /// Held from a push's quota check to its usage being recorded, while a quota applies.
-        quota_turn: Arc<std::sync::Mutex<()>>,
     }
 
     /// Per-account quotas (CONTRACT.md; 0: none, the default).
@@ -200,7 +198,6 @@ pub mod ssr {
                 announce,
                 accounts,
                 quotas,
-                quota_turn: Arc::new(std::sync::Mutex::new(())),
             }
         }
 
@@ -249,17 +246,16 @@ pub mod ssr {
                 }
             }
             let day = now.div_euclid(24 * 60 * 60 * 1_000);
-            // Pushes are serialised while a quota applies, so two of them cannot both pass
-            // the quota check on the same usage; the usage is read before the push (the log's
-            // check runs inside its transaction, where the accounts cannot be waited for).
-            let _one_at_a_time = self.quotas.applies().then(|| {
-                self.quota_turn
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner())
-            });
-            let usage = match self.quotas.applies() {
-                true => self.accounts.usage(user, day).map_err(refusal)?,
-                false => (0, 0),
+            // While a quota applies, an account's pushes take turns (in every process) from
+            // reading its usage to recording it, so two of them cannot both pass the quota on
+            // the same usage; the usage is read before the push (the log's check runs inside
+            // its transaction, where the accounts cannot be waited for).
+            let (_turn, usage) = match self.quotas.applies() {
+                true => {
+                    let turn = self.accounts.quota_turn(user).map_err(refusal)?;
+                    (Some(turn), self.accounts.usage(user, day).map_err(refusal)?)
+                }
+                false => (None, (0, 0)),
             };
             let quota = |events: usize, bytes: usize| self.check_quota(usage, day, events, bytes);
             let checked = began.elapsed();
@@ -295,7 +291,7 @@ pub mod ssr {
                     tracing::warn!(error = %e, "cannot record the account's usage");
                 }
             }
-            drop(_one_at_a_time);
+            drop(_turn);
             let took = began.elapsed();
             if took > SLOW_PUSH {
                 tracing::warn!(

@@ -24,9 +24,13 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{GenericClient, IsolationLevel, Row, Transaction};
 
 use crate::{Database, PgError};
+use tandem_accounts::store::TURN_WAIT;
 
 /// The advisory lock account writes hold (two-key form, apart from the workspaces' locks).
 const WRITES: (i32, i32) = (0x7a6d_6467, 2);
+/// The first key of the accounts' quota turns (two-key form: this, and the account id's
+/// `hashtext`; two accounts sharing a hash only take turns).
+const QUOTA_TURNS: i32 = 0x7a6d_6468;
 /// A session's or token's last use is written at most this often (as on SQLite).
 const TOUCH_EVERY_MS: i64 = 60_000;
 const MAX_USER_AGENT_CHARS: usize = 200;
@@ -36,6 +40,9 @@ const MAX_USER_AGENT_CHARS: usize = 200;
 pub struct PgAccounts {
     db: Database,
     handle: Handle,
+    /// This process's quota turns, taken before the database's (one connection per account
+    /// and process waits for the database's lock, not one per push).
+    turns: tandem_accounts::Turns,
 }
 
 impl std::fmt::Debug for PgAccounts {
@@ -112,7 +119,10 @@ impl Cached<'_> {
 impl PgAccounts {
     /// The accounts in `db`, their queries run on `handle`'s runtime.
     pub fn new(db: Database, handle: Handle) -> Self {
-        Self { db, handle }
+        // Half the pool at most waits in (or holds) quota turns: the pushes made in them
+        // need connections too.
+        let turns = tandem_accounts::Turns::at_most(db.max_size() / 2);
+        Self { db, handle, turns }
     }
 
     /// Runs `work` to its end (on a blocking thread: see the module's note).
@@ -1287,6 +1297,48 @@ impl AccountStore for PgAccounts {
         })
     }
 
+    /// This process's turn, then the database's: a transaction on a connection of its own
+    /// holding the account's advisory lock (every process's pushes of the account wait for it)
+    /// until the turn is dropped.
+    fn quota_turn(&self, user_id: &str) -> Result<tandem_accounts::QuotaTurn, AccountsError> {
+        let here = self.turns.take(user_id, TURN_WAIT)?;
+        let held = self.run(async {
+            let client = self.db.client().await.map_err(pool)?;
+            let locked = async {
+                client
+                    .batch_execute(&format!(
+                        "BEGIN; SET LOCAL lock_timeout = '{}ms'",
+                        TURN_WAIT.as_millis()
+                    ))
+                    .await?;
+                client
+                    .execute(
+                        "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+                        &[&QUOTA_TURNS, &user_id],
+                    )
+                    .await
+            }
+            .await;
+            match locked {
+                Ok(_) => Ok(client),
+                Err(e) => {
+                    end_turn(client).await;
+                    if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) {
+                        Err(tandem_accounts::turns::busy(TURN_WAIT))
+                    } else {
+                        Err(pg(e))
+                    }
+                }
+            }
+        })?;
+        let there = DatabaseTurn {
+            client: Some(held),
+            handle: self.handle.clone(),
+        };
+        // Dropped in this order: the database's turn, then this process's.
+        Ok(Box::new((there, here)))
+    }
+
     fn usage(&self, user_id: &str, day: i64) -> Result<(i64, i64), AccountsError> {
         self.read(async |c| {
             let row = c
@@ -1332,6 +1384,30 @@ impl AccountStore for PgAccounts {
             }
             Ok(adopted)
         })
+    }
+}
+
+/// An account's quota turn in the database: the transaction holding its advisory lock, ended
+/// when dropped (on a blocking thread, as every accounts call is).
+struct DatabaseTurn {
+    client: Option<deadpool_postgres::Object>,
+    handle: Handle,
+}
+
+impl Drop for DatabaseTurn {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            self.handle.block_on(end_turn(client));
+        }
+    }
+}
+
+/// Ends a turn's transaction (giving its lock back). A connection where that fails might
+/// still hold the lock: it is closed rather than given back to the pool.
+async fn end_turn(client: deadpool_postgres::Object) {
+    if let Err(e) = client.batch_execute("ROLLBACK").await {
+        tracing::warn!(error = %e, "cannot end a quota turn; closing its connection");
+        drop(deadpool_postgres::Object::take(client));
     }
 }
 

@@ -95,6 +95,11 @@ impl Database {
         Ok(Self { pool, config })
     }
 
+    /// The most connections the pool holds.
+    pub fn max_size(&self) -> usize {
+        self.pool.status().max_size
+    }
+
     /// The connection settings (never logged: they may carry a password).
     pub fn config(&self) -> &tokio_postgres::Config {
         &self.config

@@ -966,20 +966,27 @@ async fn sign_up_policies_and_their_answers() {
 
 /// A server with open sign-up where an account may push `events_per_day` events a day.
 async fn start_with_quota(events_per_day: u64) -> Running {
-    let access = server::config::Access {
-        sign_up: server::config::SignUp::Open,
-        ..Default::default()
-    };
     common::start_full(
         "127.0.0.1:0".parse().unwrap(),
         tempfile::tempdir().unwrap(),
-        server::config::Limits {
-            quota_events_per_day: events_per_day,
-            ..Default::default()
-        },
-        access,
+        quota(events_per_day),
+        open_sign_up(),
     )
     .await
+}
+
+fn quota(events_per_day: u64) -> server::config::Limits {
+    server::config::Limits {
+        quota_events_per_day: events_per_day,
+        ..Default::default()
+    }
+}
+
+fn open_sign_up() -> server::config::Access {
+    server::config::Access {
+        sign_up: server::config::SignUp::Open,
+        ..Default::default()
+    }
 }
 
 #[tokio::test]
@@ -1013,10 +1020,13 @@ async fn quotas_refuse_new_events_after_the_idempotency_check() {
 }
 
 /// Two pushes of one account at the same moment (two workspaces, so neither waits for the
-/// other's cursor) cannot both pass the quota on the same usage: exactly one is stored.
+/// other's cursor) cannot both pass the quota on the same usage: exactly one is stored. On
+/// PostgreSQL the second push goes through a second process on the same database.
 #[tokio::test]
 async fn concurrent_pushes_of_one_account_share_one_quota() {
     let server = start_with_quota(4).await;
+    let second_process = common::beside(&server, quota(4), open_sign_up()).await;
+    let other = second_process.as_ref().unwrap_or(&server);
     for round in 0..12u128 {
         let p = person(&server, &format!("racer{round}")).await;
         let second = uuid::Uuid::from_u128(0x5eed_0000 + round).to_string();
@@ -1037,7 +1047,7 @@ async fn concurrent_pushes_of_one_account_share_one_quota() {
             push_body(&p.workspace, 100 + round * 2, 1000 + round as u64 * 2, head),
         );
         let b = post(
-            &server,
+            other,
             "/api/sync/push",
             &p.cookie,
             push_body(&second, 101 + round * 2, 1001 + round as u64 * 2, 0),
@@ -1046,6 +1056,9 @@ async fn concurrent_pushes_of_one_account_share_one_quota() {
         let mut statuses = [sa, sb];
         statuses.sort();
         assert_eq!(statuses, [200, 429], "round {round}: {ba} / {bb}");
+    }
+    if let Some(second_process) = second_process {
+        second_process.stop().await;
     }
     server.stop().await;
 }

@@ -170,6 +170,26 @@ pub async fn start_full(
     }
 }
 
+/// On PostgreSQL, a second server on `running`'s database (another process, as far as the
+/// server can tell: its own pools, hub, limits and turns); `None` on SQLite, where one data
+/// dir serves one process.
+pub async fn beside(
+    running: &Running,
+    limits: Limits,
+    access: server::config::Access,
+) -> Option<Running> {
+    if !on_postgres() {
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        running.data_dir.path().join(DATABASE_FILE),
+        dir.path().join(DATABASE_FILE),
+    )
+    .unwrap();
+    Some(start_full("127.0.0.1:0".parse().unwrap(), dir, limits, access).await)
+}
+
 /// The tests' account.
 pub const TESTER: &str = "tester";
 pub const TESTER_PASSWORD: &str = "tester's password";
