@@ -56,7 +56,13 @@ impl Turns {
         while users.contains(user_id) || users.len() >= self.0.most {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(busy(wait));
+                return Err(match users.contains(user_id) {
+                    true => busy(wait),
+                    false => AccountsError::Busy(format!(
+                        "other accounts' pushes held every quota turn of this server for {} s; try again",
+                        wait.as_secs()
+                    )),
+                });
             }
             users = self
                 .0
@@ -73,10 +79,11 @@ impl Turns {
     }
 }
 
-/// The answer when another push of the account held its turn for all of `wait`.
+/// The answer when a quota turn was not had within `wait` (another push of the account
+/// held it, or the database's share of it could not be had).
 pub fn busy(wait: Duration) -> AccountsError {
     AccountsError::Busy(format!(
-        "another push of this account held its quota's turn for {} s; try again",
+        "this account's quota turn was not free within {} s; try again",
         wait.as_secs()
     ))
 }

@@ -1300,15 +1300,29 @@ impl AccountStore for PgAccounts {
     /// This process's turn, then the database's: a transaction on a connection of its own
     /// holding the account's advisory lock (every process's pushes of the account wait for it)
     /// until the turn is dropped.
+    /// The whole wait (both turns and a pooled connection) is bounded by [`TURN_WAIT`].
     fn quota_turn(&self, user_id: &str) -> Result<tandem_accounts::QuotaTurn, AccountsError> {
+        let deadline = std::time::Instant::now() + TURN_WAIT;
+        let left = || {
+            deadline
+                .saturating_duration_since(std::time::Instant::now())
+                .max(std::time::Duration::from_millis(1))
+        };
         let here = self.turns.take(user_id, TURN_WAIT)?;
         let held = self.run(async {
-            let client = self.db.client().await.map_err(pool)?;
+            let client = match tokio::time::timeout(left(), self.db.client()).await {
+                Ok(Ok(client)) => client,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "no connection for a quota turn");
+                    return Err(tandem_accounts::turns::busy(TURN_WAIT));
+                }
+                Err(_) => return Err(tandem_accounts::turns::busy(TURN_WAIT)),
+            };
             let locked = async {
                 client
                     .batch_execute(&format!(
                         "BEGIN; SET LOCAL lock_timeout = '{}ms'",
-                        TURN_WAIT.as_millis()
+                        left().as_millis()
                     ))
                     .await?;
                 client
@@ -1402,11 +1416,16 @@ impl Drop for DatabaseTurn {
     }
 }
 
-/// Ends a turn's transaction (giving its lock back). A connection where that fails might
-/// still hold the lock: it is closed rather than given back to the pool.
+/// Ends a turn's transaction (giving its lock back). A connection where that fails, or that
+/// does not answer within [`TURN_WAIT`], might still hold the lock: it is closed (which
+/// gives the lock back) rather than given back to the pool.
 async fn end_turn(client: deadpool_postgres::Object) {
-    if let Err(e) = client.batch_execute("ROLLBACK").await {
-        tracing::warn!(error = %e, "cannot end a quota turn; closing its connection");
+    let ended = tokio::time::timeout(TURN_WAIT, client.batch_execute("ROLLBACK")).await;
+    if let Err(why) = ended
+        .map_err(|_| "no answer".to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()))
+    {
+        tracing::warn!(error = %why, "cannot end a quota turn; closing its connection");
         drop(deadpool_postgres::Object::take(client));
     }
 }

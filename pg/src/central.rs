@@ -725,7 +725,8 @@ fn answer_for(e: PgError, now: i64) -> SyncError {
         _ => false,
     };
     if transient {
-        busy(&format!("the database is busy or out of reach: {e}"), now)
+        tracing::warn!(error = %e, "the central log's database is busy or out of reach");
+        busy("the database is busy or out of reach; try again", now)
     } else {
         SyncError::new(ErrorCode::Internal, e.to_string()).at(now)
     }

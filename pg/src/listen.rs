@@ -15,6 +15,9 @@ use tokio_postgres::AsyncMessage;
 use crate::central::HEADS_CHANNEL;
 use crate::Database;
 
+/// The listener's connection's `application_name`.
+pub const APPLICATION_NAME: &str = "tandem heads listener";
+
 /// The pause before connecting again: from this, doubling, up to [`MAX_PAUSE`].
 const FIRST_PAUSE: Duration = Duration::from_millis(100);
 const MAX_PAUSE: Duration = Duration::from_secs(5);
@@ -124,7 +127,14 @@ async fn listen_once(
     listener: &impl HeadsListener,
     heartbeat: Heartbeat,
 ) -> Result<(), crate::PgError> {
-    let (client, mut connection) = db.config().connect(tokio_postgres::NoTls).await?;
+    // Named, so that it can be told apart in `pg_stat_activity`; connecting is bounded too (a
+    // proxy may accept a connection and never answer it).
+    let mut config = db.config().clone();
+    config.application_name(APPLICATION_NAME);
+    let (client, mut connection) =
+        tokio::time::timeout(heartbeat.wait, config.connect(tokio_postgres::NoTls))
+            .await
+            .map_err(|_| crate::PgError::Unanswered(heartbeat.wait))??;
     // The connection's messages (the notices among them) are read as they come; the answers
     // to LISTEN and to the heartbeat's query arrive through the same connection, so each is
     // awaited while the messages are read (LISTEN, too, within the heartbeat's wait).

@@ -314,7 +314,7 @@ impl Auth {
                     Caller::Refused("the API token is unknown, expired or revoked".into()),
                     None,
                 ),
-                Err(e) => (Caller::Unavailable(e.0.message), None),
+                Err(e) => (unavailable(e), None),
             };
         }
         let Some(cookie) = self.session_cookie(headers) else {
@@ -344,7 +344,7 @@ impl Auth {
                 Caller::Refused("the session has ended: sign in again".into()),
                 None,
             ),
-            Err(e) => (Caller::Unavailable(e.0.message), None),
+            Err(e) => (unavailable(e), None),
         }
     }
 
@@ -1018,4 +1018,11 @@ pub async fn delete_account(
         StatusCode::NO_CONTENT.into_response(),
         auth.clear_cookie(),
     ))
+}
+
+/// A request whose credentials could not be checked: BUSY for the caller, who may be anyone,
+/// so the accounts database's own words go to the log only.
+fn unavailable(e: ApiError) -> Caller {
+    tracing::warn!(why = %e.0.message, "cannot check a request's credentials");
+    Caller::Unavailable("the accounts are not available; try again".into())
 }

@@ -363,6 +363,16 @@ fn a_process_whose_database_is_gone_says_so_and_logs_why() {
             "message": "the databases are not available; the server's log says why",
         })
     );
+    // Anyone's credentials, which cannot be checked now: BUSY, in the same few words.
+    let anyone = reqwest::blocking::Client::new()
+        .get(format!("{}/api/auth/me", process.base()))
+        .bearer_auth("A".repeat(43))
+        .send()
+        .unwrap();
+    assert_eq!(anyone.status(), 503);
+    let body: Value = anyone.json().unwrap();
+    assert_eq!(body["code"], "BUSY");
+    assert_eq!(body["message"], "the accounts are not available; try again");
     // The log says why, in the database's words (a check may first meet a connection the
     // drop cut; the next ones connect anew and are told the database does not exist).
     let deadline = Instant::now() + Duration::from_secs(10);
