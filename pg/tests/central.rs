@@ -752,6 +752,31 @@ async fn verify_holds_for_pushed_events_and_names_each_kind_of_damage() {
     }
 }
 
+/// Pushes `events` (one device's, into one empty workspace) in one push.
+async fn push_whole(central: &PgCentral, events: &[tandem_events::event::StoredEvent]) {
+    central
+        .push_as(
+            &PushRequest {
+                device_id: events[0].device_id.to_string(),
+                workspace_id: events[0].workspace_id.to_string(),
+                cursor: 0,
+                events: events.iter().map(to_wire).collect(),
+            },
+            &by_user(),
+        )
+        .await
+        .unwrap();
+}
+
+/// Every event of `central`'s log with its seq and pusher, as `server export` writes them.
+async fn export(central: &PgCentral) -> Vec<tandem_store::log::LoggedBy> {
+    let mut exported = Vec::new();
+    for (workspace, _) in central.heads().await.unwrap() {
+        exported.extend(central.events_after(workspace, 0, 10_000).await.unwrap());
+    }
+    exported
+}
+
 /// Export and import between PostgreSQL databases: an import into an empty one reproduces
 /// every seq and the pushing accounts; again, it stores nothing; an import that would shift
 /// a seq or leave out stored events is refused with nothing stored.
@@ -760,23 +785,9 @@ async fn an_import_reproduces_every_seq_and_refuses_what_would_shift_one() {
     let source = central(common::fresh().await).await;
     let (one, two) = (workload(61, 2, 5, 5), workload(62, 1, 4, 4));
     for events in [&one, &two] {
-        source
-            .push_as(
-                &PushRequest {
-                    device_id: events[0].device_id.to_string(),
-                    workspace_id: events[0].workspace_id.to_string(),
-                    cursor: 0,
-                    events: events.iter().map(to_wire).collect(),
-                },
-                &by_user(),
-            )
-            .await
-            .unwrap();
+        push_whole(&source, events).await;
     }
-    let mut exported = Vec::new();
-    for (workspace, _) in source.heads().await.unwrap() {
-        exported.extend(source.events_after(workspace, 0, 10_000).await.unwrap());
-    }
+    let exported = export(&source).await;
     assert_eq!(exported.len(), one.len() + two.len());
     let target = central(common::fresh().await).await;
     assert_eq!(target.import(&exported).await.unwrap(), (exported.len(), 0));
@@ -813,23 +824,9 @@ async fn serving_processes_hear_an_import_as_they_hear_a_push() {
     let source = central(common::fresh().await).await;
     let (one, two) = (workload(63, 2, 3, 2), workload(64, 1, 4, 0));
     for events in [&one, &two] {
-        source
-            .push_as(
-                &PushRequest {
-                    device_id: events[0].device_id.to_string(),
-                    workspace_id: events[0].workspace_id.to_string(),
-                    cursor: 0,
-                    events: events.iter().map(to_wire).collect(),
-                },
-                &by_user(),
-            )
-            .await
-            .unwrap();
+        push_whole(&source, events).await;
     }
-    let mut exported = Vec::new();
-    for (workspace, _) in source.heads().await.unwrap() {
-        exported.extend(source.events_after(workspace, 0, 10_000).await.unwrap());
-    }
+    let exported = export(&source).await;
     let db = common::fresh().await;
     let (mut heard, stop, listener) = listening(&db, tandem_pg::listen::Heartbeat::default()).await;
     let target = central(db.clone()).await;
@@ -851,18 +848,7 @@ async fn serving_processes_hear_an_import_as_they_hear_a_push() {
     // Again: nothing added, nothing announced — the next notice heard is a later push's.
     assert_eq!(target.import(&exported).await.unwrap(), (0, exported.len()));
     let more = workload(65, 1, 0, 0);
-    target
-        .push_as(
-            &PushRequest {
-                device_id: more[0].device_id.to_string(),
-                workspace_id: more[0].workspace_id.to_string(),
-                cursor: 0,
-                events: more.iter().map(to_wire).collect(),
-            },
-            &by_user(),
-        )
-        .await
-        .unwrap();
+    push_whole(&target, &more).await;
     assert_eq!(
         next(&mut heard).await,
         Some(Some((more[0].workspace_id, 1, 1)))
