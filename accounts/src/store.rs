@@ -235,8 +235,9 @@ pub trait AccountStore: Send + Sync {
     /// `user_id`'s quota turn, held until the returned value is dropped: a push reads the
     /// account's usage, stores its events and records them while holding it, so that two pushes
     /// of one account never both pass the quota on the same usage — in every process sharing
-    /// these accounts. Other accounts never wait. [`AccountsError::Busy`] when another holder
-    /// kept it for [`TURN_WAIT`].
+    /// these accounts. Other accounts wait only where a store bounds how many turns are held at
+    /// once (PostgreSQL's: half its pool). [`AccountsError::Busy`] when it was not had within
+    /// [`TURN_WAIT`].
     fn quota_turn(&self, user_id: &str) -> Result<QuotaTurn, AccountsError>;
 
     /// Events stored today (`day`: days since the epoch, UTC) and bytes stored in all.

@@ -1299,8 +1299,8 @@ impl AccountStore for PgAccounts {
 
     /// This process's turn, then the database's: a transaction on a connection of its own
     /// holding the account's advisory lock (every process's pushes of the account wait for it)
-    /// until the turn is dropped.
-    /// The whole wait (both turns and a pooled connection) is bounded by [`TURN_WAIT`].
+    /// until the turn is dropped. The whole wait (both turns and a pooled connection) is
+    /// bounded by [`TURN_WAIT`].
     fn quota_turn(&self, user_id: &str) -> Result<tandem_accounts::QuotaTurn, AccountsError> {
         let deadline = std::time::Instant::now() + TURN_WAIT;
         let left = || {
