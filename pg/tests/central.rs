@@ -602,12 +602,7 @@ async fn a_push_through_one_process_is_heard_by_another_even_after_its_connectio
     let (mut heard, stop, listener) = listening(&b, tandem_pg::listen::Heartbeat::default()).await;
     let events = workload(41, 1, 5, 0);
     let workspace = events[0].workspace_id;
-    let push = |from: usize, to: usize, cursor: u64| PushRequest {
-        device_id: events[0].device_id.to_string(),
-        workspace_id: workspace.to_string(),
-        cursor,
-        events: events[from..to].iter().map(to_wire).collect(),
-    };
+    let push = |from: usize, to: usize, cursor: u64| push_of(&events, from, to, cursor);
     pusher.push_as(&push(0, 3, 0), &by_user()).await.unwrap();
     assert_eq!(next(&mut heard).await, Some(Some((workspace, 3, 3))));
     // An acknowledged repeat appends nothing and announces nothing; a refusal neither.
@@ -662,12 +657,7 @@ async fn a_listener_whose_connection_went_silent_connects_again() {
     let (mut heard, stop, listener) = listening(&b, heartbeat).await;
     let events = workload(42, 1, 5, 0);
     let workspace = events[0].workspace_id;
-    let push = |from: usize, to: usize, cursor: u64| PushRequest {
-        device_id: events[0].device_id.to_string(),
-        workspace_id: workspace.to_string(),
-        cursor,
-        events: events[from..to].iter().map(to_wire).collect(),
-    };
+    let push = |from: usize, to: usize, cursor: u64| push_of(&events, from, to, cursor);
     pusher.push_as(&push(0, 2, 0), &by_user()).await.unwrap();
     assert_eq!(next(&mut heard).await, Some(Some((workspace, 2, 2))));
     relay.freeze();
@@ -752,18 +742,25 @@ async fn verify_holds_for_pushed_events_and_names_each_kind_of_damage() {
     }
 }
 
+/// The push of `events[from..to]` (one device's, into one workspace) made at `cursor`.
+fn push_of(
+    events: &[tandem_events::event::StoredEvent],
+    from: usize,
+    to: usize,
+    cursor: u64,
+) -> PushRequest {
+    PushRequest {
+        device_id: events[0].device_id.to_string(),
+        workspace_id: events[0].workspace_id.to_string(),
+        cursor,
+        events: events[from..to].iter().map(to_wire).collect(),
+    }
+}
+
 /// Pushes `events` (one device's, into one empty workspace) in one push.
 async fn push_whole(central: &PgCentral, events: &[tandem_events::event::StoredEvent]) {
     central
-        .push_as(
-            &PushRequest {
-                device_id: events[0].device_id.to_string(),
-                workspace_id: events[0].workspace_id.to_string(),
-                cursor: 0,
-                events: events.iter().map(to_wire).collect(),
-            },
-            &by_user(),
-        )
+        .push_as(&push_of(events, 0, events.len(), 0), &by_user())
         .await
         .unwrap();
 }

@@ -28,7 +28,7 @@ fn server_bin() -> String {
 struct Process {
     child: Child,
     port: u16,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Process {
@@ -50,11 +50,7 @@ impl Process {
             .spawn()
             .unwrap();
         common::wait_healthy(&mut child, port, 60);
-        Self {
-            child,
-            port,
-            _dir: dir,
-        }
+        Self { child, port, dir }
     }
 
     fn base(&self) -> String {
@@ -63,7 +59,7 @@ impl Process {
 
     /// What the process has logged so far (its standard error).
     fn log(&self) -> String {
-        std::fs::read_to_string(self._dir.path().join("server.log")).unwrap_or_default()
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
 }
 

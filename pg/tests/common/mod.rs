@@ -107,7 +107,6 @@ async fn pipe(
             _ => return,
         }
     }
-    // Frozen: both halves stay open, silent, until the test's runtime ends.
+    // Frozen: both halves (owned here) stay open, silent, until the test's runtime ends.
     std::future::pending::<()>().await;
-    drop((from, to));
 }
